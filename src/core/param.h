@@ -1,0 +1,28 @@
+// Environment knobs. Every tunable is declared once with NVRAR_PARAM(name, "ENV_VAR", default) and read
+// through param_<name>(), which parses the variable on first use and caches it. A malformed value is an
+// nvrar::Error naming the variable, never a silent default.
+#pragma once
+
+#include <cstdint>
+
+namespace nvrar::core {
+
+// Parses an integer environment variable; `fallback` when unset or empty. Throws nvrar::Error when malformed.
+int64_t read_env_int(const char* name, int64_t fallback);
+
+}  // namespace nvrar::core
+
+#define NVRAR_PARAM(name, env, default_value)                                            \
+  inline int64_t param_##name() {                                                        \
+    static const int64_t value = ::nvrar::core::read_env_int(env, default_value);        \
+    return value;                                                                        \
+  }
+
+namespace nvrar::core {
+// Ranks per (virtual) node; 0 means "take it from the launcher" (or all ranks, for the CPU executor).
+NVRAR_PARAM(GpusPerNode, "NVRAR_GPUS_PER_NODE", 0)
+// How long any wait for a peer may spin before the call fails with a message naming the peer.
+NVRAR_PARAM(TimeoutMs, "NVRAR_TIMEOUT_MS", 30000)
+// Units (16 bytes) per chunk in the CPU executor; the GPU kernels pick theirs from the launch shape.
+NVRAR_PARAM(HostChunkUnits, "NVRAR_HOST_CHUNK_UNITS", 64)
+}  // namespace nvrar::core
