@@ -44,7 +44,7 @@ struct HostCommunicator::State {
 
 namespace {
 
-constexpr int kSpinsBeforeYield = 64;
+constexpr int kSpinsBeforeYield = 4;
 
 // One call of the algorithm for element type T, on one rank.
 template <typename T>

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs NVRAR's build and test dependencies from Debian's packages (CI machine and developer machines).
+# CUDA comes from the toolkit in /usr/local/cuda when present; without it the CUDA parts are skipped.
+set -euo pipefail
+packages=(cmake ninja-build g++ python3 libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libopenmpi-dev
+          openmpi-bin)
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "install-deps: ok (${packages[*]})"

@@ -1,0 +1,243 @@
+// nvrar-bench: all-reduce latency and bandwidth over a sweep of message sizes, printed as an nccl-tests table
+// (and optionally JSON), for every algorithm a backend offers.
+//
+//   nvrar-bench --backend host --ranks 12 --gpus-per-node 4 --check
+//   nvrar-bench -b 4K -e 64M -d bf16 --algorithms nvrar,nccl --json out.json     (GPU backend, under mpirun)
+//
+// Exit status: 0 all good; 1 some element was wrong; 2 bad usage or a runtime error (message on stderr).
+// How the numbers are measured: ../shared/BENCHMARKING.md and the backend's own file.
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "bench/backend.h"
+#include "bench/report.h"
+#include "nvrar/types.h"
+
+namespace {
+
+using nvrar::DataType;
+using nvrar::Error;
+namespace bench = nvrar::bench;
+
+constexpr int kExitOk = 0;
+constexpr int kExitWrong = 1;
+constexpr int kExitError = 2;
+
+struct Options {
+  std::string backend = "auto";
+  int ranks = 8;
+  int gpus_per_node = 0;
+  std::string min_bytes = "4K";
+  std::string max_bytes;  // empty: the backend's default
+  int step_factor = 2;
+  std::string dtype = "bf16";
+  std::vector<std::string> algorithms;
+  int iters = 0;  // 0 (not given): the backend's default, likewise warmup and rounds
+  int warmup = -1;
+  int rounds = 0;
+  bool check = false;
+  std::string json;
+};
+
+// A byte count as nccl-tests takes it: digits with an optional K, M or G (powers of 1024), e.g. "4K", "64M".
+std::size_t parse_size(const std::string& text, const char* option) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const std::string suffix = text.substr(digits);
+  std::size_t shift = 0;
+  if (suffix.empty()) {
+    shift = 0;
+  } else if (suffix == "K" || suffix == "k") {
+    shift = 10;
+  } else if (suffix == "M" || suffix == "m") {
+    shift = 20;
+  } else if (suffix == "G" || suffix == "g") {
+    shift = 30;
+  } else {
+    digits = 0;  // reported below
+  }
+  if (digits == 0)
+    throw Error(
+        fmt::format("{}: '{}' is not a size (digits with an optional K, M or G suffix, e.g. 4K, 64M)", option, text));
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text.substr(0, digits));
+  } catch (const std::out_of_range&) {
+    value = std::numeric_limits<unsigned long long>::max();
+  }
+  if (value > (std::numeric_limits<std::size_t>::max() >> shift))
+    throw Error(fmt::format("{}: '{}' is too large", option, text));
+  return static_cast<std::size_t>(value) << shift;
+}
+
+DataType parse_dtype(const std::string& text) {
+  if (text == "bf16" || text == "bfloat16") return DataType::kBFloat16;
+  if (text == "fp16" || text == "half" || text == "float16") return DataType::kFloat16;
+  if (text == "fp32" || text == "float" || text == "float32") return DataType::kFloat32;
+  throw Error(fmt::format("--dtype: unknown type '{}' (bf16, fp16, fp32)", text));
+}
+
+// Message sizes min, min x f, ... <= max, each rounded down to whole elements; sizes that round to nothing or to
+// an earlier size are dropped.
+std::vector<std::size_t> sweep_counts(std::size_t min_bytes, std::size_t max_bytes, std::size_t factor,
+                                      std::size_t elem) {
+  std::vector<std::size_t> counts;
+  for (std::size_t bytes = min_bytes; bytes <= max_bytes;) {
+    const std::size_t count = bytes / elem;
+    if (count > 0 && (counts.empty() || counts.back() != count)) counts.push_back(count);
+    if (bytes > max_bytes / factor) break;  // the next step would pass max (or overflow)
+    bytes *= factor;
+  }
+  return counts;
+}
+
+int run_benchmark(const Options& opt) {
+  const DataType dtype = parse_dtype(opt.dtype);
+  const std::size_t elem = nvrar::dtype_size(dtype);
+  const std::string backend_name = bench::resolve_backend(opt.backend);
+  const bench::BackendDefaults defaults = bench::backend_defaults(backend_name);
+
+  const std::size_t min_bytes = parse_size(opt.min_bytes, "-b/--min-bytes");
+  const std::size_t max_bytes =
+      opt.max_bytes.empty() ? defaults.max_bytes : parse_size(opt.max_bytes, "-e/--max-bytes");
+  if (min_bytes > max_bytes)
+    throw Error(fmt::format("-b/--min-bytes ({}) is larger than -e/--max-bytes ({})", min_bytes, max_bytes));
+  const std::vector<std::size_t> counts =
+      sweep_counts(min_bytes, max_bytes, static_cast<std::size_t>(opt.step_factor), elem);
+  if (counts.empty())
+    throw Error(fmt::format("no message size between {} and {} bytes holds a whole {} element ({} bytes)", min_bytes,
+                            max_bytes, nvrar::dtype_name(dtype), elem));
+
+  bench::RunConfig config = defaults.config;
+  if (opt.iters > 0) config.iters = opt.iters;
+  if (opt.warmup >= 0) config.warmup = opt.warmup;
+  if (opt.rounds > 0) config.rounds = opt.rounds;
+  config.check = opt.check;
+
+  // Fail on an unwritable JSON path now, not after a long sweep (append mode: nothing is truncated yet).
+  if (!opt.json.empty()) {
+    std::ofstream probe(opt.json, std::ios::app);
+    if (!probe) throw Error(fmt::format("--json: cannot open '{}' for writing", opt.json));
+  }
+
+  bench::BackendOptions backend_options;
+  backend_options.ranks = opt.ranks;
+  backend_options.gpus_per_node = opt.gpus_per_node;
+  backend_options.max_bytes = counts.back() * elem;
+  const std::unique_ptr<bench::Backend> backend = bench::make_backend(backend_name, backend_options);
+
+  const std::vector<std::string> offered = backend->algorithms();
+  std::vector<std::string> algorithms;
+  for (const std::string& a : opt.algorithms.empty() ? offered : opt.algorithms) {
+    if (std::find(offered.begin(), offered.end(), a) == offered.end())
+      throw Error(fmt::format("--algorithms: the {} backend has no algorithm '{}' (it offers: {})", backend->name(), a,
+                              fmt::join(offered, ", ")));
+    if (std::find(algorithms.begin(), algorithms.end(), a) == algorithms.end()) algorithms.push_back(a);
+  }
+
+  bench::RunInfo info;
+  info.backend = backend->name();
+  info.device = backend->device();
+  info.ranks = backend->ranks();
+  info.nodes = backend->nodes();
+  info.gpus_per_node = backend->gpus_per_node();
+  info.dtype = dtype;
+  info.min_bytes = counts.front() * elem;
+  info.max_bytes = counts.back() * elem;
+  info.step_factor = static_cast<std::size_t>(opt.step_factor);
+  info.config = config;
+  info.algorithms = algorithms;
+  info.notes = backend->notes();
+  if (min_bytes % elem != 0 || max_bytes % elem != 0)
+    info.notes.push_back(fmt::format("sizes rounded down to whole {}-byte elements", elem));
+
+  const bool root = backend->is_root();
+  const std::string date = bench::iso8601_utc_now();
+  if (root) bench::print_header(stdout, info);
+
+  std::vector<bench::Result> results;
+  bool any_wrong = false;
+  for (const std::string& algorithm : algorithms) {
+    if (root) bench::print_section_begin(stdout, algorithm);
+    std::vector<bench::Result> rows;
+    for (std::size_t count : counts) {
+      const bench::Measurement m = backend->run(algorithm, count, dtype, config);
+      rows.push_back(bench::make_result(algorithm, count, dtype, info.ranks, m));
+      any_wrong = any_wrong || m.wrong > 0;
+      if (root) bench::print_row(stdout, info, rows.back());
+    }
+    if (root) bench::print_section_end(stdout, rows);
+    results.insert(results.end(), rows.begin(), rows.end());
+  }
+  if (root) bench::print_summary(stdout, info, results);
+  if (root && !opt.json.empty()) bench::write_json(opt.json, info, results, date);
+  return any_wrong ? kExitWrong : kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  CLI::App app{
+      "nvrar-bench: all-reduce latency and bandwidth per message size, printed as an nccl-tests table.\n"
+      "Exit status: 0 all good, 1 wrong elements found (--check), 2 usage or runtime error."};
+  app.add_option("--backend", opt.backend,
+                 "Where to run: host (CPU executor, ranks as threads), gpu, or auto "
+                 "(gpu when built with it and a GPU is present, else host)")
+      ->check(CLI::IsMember({"host", "gpu", "auto"}))
+      ->capture_default_str();
+  app.add_option("--ranks", opt.ranks, "Host backend: number of ranks (threads)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--gpus-per-node", opt.gpus_per_node,
+                 "Ranks per (virtual) node; 0 takes NVRAR_GPUS_PER_NODE, else all ranks on one node (host) or the "
+                 "launcher's local size (gpu)")
+      ->check(CLI::Range(0, 4096));
+  app.add_option("-b,--min-bytes", opt.min_bytes, "Smallest message in bytes; K, M, G suffixes (powers of 1024)")
+      ->capture_default_str();
+  app.add_option("-e,--max-bytes", opt.max_bytes,
+                 "Largest message in bytes (default: 4M on host, whose heaps take ranks x several times this in "
+                 "memory)");
+  app.add_option("-f,--step-factor", opt.step_factor, "Multiply the size by this much per step")
+      ->check(CLI::Range(2, 1 << 20))
+      ->capture_default_str();
+  app.add_option("-d,--dtype", opt.dtype, "Element type: bf16, fp16, fp32")
+      ->check(CLI::IsMember({"bf16", "bfloat16", "fp16", "half", "float16", "fp32", "float", "float32"}))
+      ->capture_default_str();
+  app.add_option("--algorithms", opt.algorithms, "Comma-separated algorithms (default: all the backend offers)")
+      ->delimiter(',');
+  app.add_option("-n,--iters", opt.iters, "Timed back-to-back calls per round (default: the backend's; host 3)")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("-w,--warmup", opt.warmup, "Untimed warm-up calls per size (default: the backend's; host 1)")
+      ->check(CLI::Range(0, 1000000));
+  app.add_option("--rounds", opt.rounds,
+                 "Timed rounds per size; time = max over ranks of the per-rank median (default: the backend's; host 3)")
+      ->check(CLI::Range(1, 1000000));
+  app.add_flag("--check", opt.check, "Verify one call per size against a float64 reference and rank 0's output");
+  app.add_option("--json", opt.json, "Also write the results as JSON to this file");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitError;
+  }
+
+  try {
+    return run_benchmark(opt);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nvrar-bench: error: %s\n", e.what());
+    return kExitError;
+  }
+}
