@@ -198,7 +198,7 @@ int main(int argc, char** argv) {
                  "(gpu when built with it and a GPU is present, else host)")
       ->check(CLI::IsMember({"host", "gpu", "auto"}))
       ->capture_default_str();
-  app.add_option("--ranks", opt.ranks, "Host backend: number of ranks (threads)")
+  app.add_option("--ranks", opt.ranks, "Host backend: number of ranks (threads); gpu takes them from the launcher")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   app.add_option("--gpus-per-node", opt.gpus_per_node,
@@ -208,8 +208,8 @@ int main(int argc, char** argv) {
   app.add_option("-b,--min-bytes", opt.min_bytes, "Smallest message in bytes; K, M, G suffixes (powers of 1024)")
       ->capture_default_str();
   app.add_option("-e,--max-bytes", opt.max_bytes,
-                 "Largest message in bytes (default: 4M on host, whose heaps take ranks x several times this in "
-                 "memory)");
+                 "Largest message in bytes (default: 64M on gpu; 4M on host, whose heaps take ranks x several times "
+                 "this in memory)");
   app.add_option("-f,--step-factor", opt.step_factor, "Multiply the size by this much per step")
       ->check(CLI::Range(2, 1 << 20))
       ->capture_default_str();
@@ -218,12 +218,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--algorithms", opt.algorithms, "Comma-separated algorithms (default: all the backend offers)")
       ->delimiter(',');
-  app.add_option("-n,--iters", opt.iters, "Timed back-to-back calls per round (default: the backend's; host 3)")
+  app.add_option("-n,--iters", opt.iters,
+                 "Timed back-to-back calls per round (gpu: calls per CUDA graph; default: gpu 20, host 3)")
       ->check(CLI::Range(1, 1000000));
-  app.add_option("-w,--warmup", opt.warmup, "Untimed warm-up calls per size (default: the backend's; host 1)")
+  app.add_option("-w,--warmup", opt.warmup,
+                 "Untimed warm-up calls per size (gpu: graph replays; default: gpu 3, host 1)")
       ->check(CLI::Range(0, 1000000));
   app.add_option("--rounds", opt.rounds,
-                 "Timed rounds per size; time = max over ranks of the per-rank median (default: the backend's; host 3)")
+                 "Timed rounds (gpu: graph replays) per size; time = max over ranks of the per-rank median "
+                 "(default: gpu 15, host 3)")
       ->check(CLI::Range(1, 1000000));
   app.add_flag("--check", opt.check, "Verify one call per size against a float64 reference and rank 0's output");
   app.add_option("--json", opt.json, "Also write the results as JSON to this file");
@@ -237,7 +240,10 @@ int main(int argc, char** argv) {
   try {
     return run_benchmark(opt);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "nvrar-bench: error: %s\n", e.what());
+    // The GPU backend's messages already start with the tool's name (they may also reach other callers).
+    std::string what = e.what();
+    if (what.rfind("nvrar-bench: ", 0) == 0) what.erase(0, std::string("nvrar-bench: ").size());
+    std::fprintf(stderr, "nvrar-bench: error: %s\n", what.c_str());
     return kExitError;
   }
 }

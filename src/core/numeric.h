@@ -75,7 +75,7 @@ NVRAR_HD Bf16 from_float<Bf16>(float f) {
   return Bf16{__bfloat16_as_ushort(__float2bfloat16_rn(f))};
 #else
   uint32_t u = float_bits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return Bf16{static_cast<uint16_t>((u >> 16) | 0x40u)};  // quiet NaN
+  if ((u & 0x7fffffffu) > 0x7f800000u) return Bf16{0x7fffu};  // canonical NaN, as the CUDA intrinsic gives
   u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest even on the 16 dropped bits
   return Bf16{static_cast<uint16_t>(u >> 16)};
 #endif
@@ -89,7 +89,8 @@ NVRAR_HD Fp16 from_float<Fp16>(float f) {
   uint32_t x = float_bits(f);
   const uint32_t sign = (x >> 16) & 0x8000u;
   x &= 0x7fffffffu;
-  if (x >= 0x7f800000u) return Fp16{static_cast<uint16_t>(sign | 0x7c00u | (x > 0x7f800000u ? 0x200u : 0u))};
+  if (x > 0x7f800000u) return Fp16{0x7fffu};  // canonical NaN, as the CUDA intrinsic gives
+  if (x == 0x7f800000u) return Fp16{static_cast<uint16_t>(sign | 0x7c00u)};
   if (x >= 0x477ff000u) return Fp16{static_cast<uint16_t>(sign | 0x7c00u)};  // >= 65520 rounds to infinity
   if (x < 0x38800000u) {
     // Result is subnormal (or zero): adding 0.5 puts the half's 2^-24 ulp at the float's last mantissa bit,

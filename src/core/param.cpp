@@ -19,4 +19,10 @@ int64_t read_env_int(const char* name, int64_t fallback) {
   return value;
 }
 
+std::string read_env_string(const char* name, const std::string& fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  return text;
+}
+
 }  // namespace nvrar::core

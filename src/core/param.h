@@ -4,11 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace nvrar::core {
 
 // Parses an integer environment variable; `fallback` when unset or empty. Throws nvrar::Error when malformed.
 int64_t read_env_int(const char* name, int64_t fallback);
+// The variable's text, or `fallback` when unset or empty.
+std::string read_env_string(const char* name, const std::string& fallback);
 
 }  // namespace nvrar::core
 
@@ -25,4 +28,11 @@ NVRAR_PARAM(GpusPerNode, "NVRAR_GPUS_PER_NODE", 0)
 NVRAR_PARAM(TimeoutMs, "NVRAR_TIMEOUT_MS", 30000)
 // Units (16 bytes) per chunk in the CPU executor; the GPU kernels pick theirs from the launch shape.
 NVRAR_PARAM(HostChunkUnits, "NVRAR_HOST_CHUNK_UNITS", 64)
+// GPU: most thread blocks a hierarchical call may use (0: the SM count, capped at gpu::kMaxBlocks).
+NVRAR_PARAM(MaxBlocks, "NVRAR_MAX_BLOCKS", 0)
+// GPU: 1 stores inter-node cells straight through an NVLink peer pointer when the partner has one (virtual
+// nodes on one host); 0 (default) always uses NVSHMEM puts, the path a real multi-node job takes.
+NVRAR_PARAM(InterNodeStores, "NVRAR_INTER_NODE_STORES", 0)
+// GPU, algorithm auto: largest message sent through the hierarchical kernel; NCCL above it.
+NVRAR_PARAM(AutoMaxBytes, "NVRAR_AUTO_MAX_BYTES", 4 << 20)
 }  // namespace nvrar::core

@@ -1,24 +1,30 @@
-// The backend factory. Adding the GPU backend (MPI processes, one GPU each) touches only this file and
-// tools/CMakeLists.txt:
-//   1. write tools/bench/gpu_backend.{h,cpp} (algorithms nvrar, hierarchical, nccl, nccl-symmetric);
-//   2. in tools/CMakeLists.txt, compile it and define NVRAR_BENCH_GPU when CUDA (and MPI) are available;
-//   3. fill in the three places marked "GPU BACKEND" below.
+// The backend factory: the host backend always, the GPU backend (bench/gpu_backend.{h,cpp}: one process per GPU)
+// when tools/CMakeLists.txt compiled it, which it does wherever CMake found CUDA and defines
+// NVRAR_BENCH_HAVE_GPU=1.
 #include "bench/backend.h"
 
 #include "bench/host_backend.h"
+#if defined(NVRAR_BENCH_HAVE_GPU)
+#include "bench/gpu_backend.h"
+#endif
 
 namespace nvrar::bench {
 
 namespace {
 
-// GPU BACKEND: return true when at least one CUDA device is visible (cudaGetDeviceCount), so that
-// --backend auto picks the GPU backend only where it can run.
-bool gpu_device_present() { return false; }
+// --backend auto picks the GPU backend only where it can run: at least one CUDA device visible.
+bool gpu_device_present() {
+#if defined(NVRAR_BENCH_HAVE_GPU)
+  return gpu_device_count() > 0;
+#else
+  return false;
+#endif
+}
 
 }  // namespace
 
 bool have_gpu_backend() {
-#if defined(NVRAR_BENCH_GPU)
+#if defined(NVRAR_BENCH_HAVE_GPU)
   return true;
 #else
   return false;
@@ -28,7 +34,7 @@ bool have_gpu_backend() {
 std::string resolve_backend(const std::string& requested) {
   if (requested == "host") return "host";
   if (requested == "gpu") {
-    if (!have_gpu_backend()) throw Error("this build has no GPU backend (built without CUDA/MPI); use --backend host");
+    if (!have_gpu_backend()) throw Error("this build has no GPU backend (CMake found no CUDA); use --backend host");
     return "gpu";
   }
   if (requested == "auto") return have_gpu_backend() && gpu_device_present() ? "gpu" : "host";
@@ -37,13 +43,17 @@ std::string resolve_backend(const std::string& requested) {
 
 BackendDefaults backend_defaults(const std::string& name) {
   if (name == "host") return host_backend_defaults();
-  // GPU BACKEND: return gpu_backend_defaults() (max 64M; 20 iterations per graph, 15 replays: BENCHMARKING.md).
+#if defined(NVRAR_BENCH_HAVE_GPU)
+  if (name == "gpu") return gpu_backend_defaults();
+#endif
   throw Error("no defaults for backend '" + name + "'");
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOptions& options) {
   if (name == "host") return std::make_unique<HostBackend>(options);
-  // GPU BACKEND: if (name == "gpu") return std::make_unique<GpuBackend>(options);
+#if defined(NVRAR_BENCH_HAVE_GPU)
+  if (name == "gpu") return std::make_unique<GpuBackend>(options);
+#endif
   throw Error("this build has no '" + name + "' backend");
 }
 

@@ -73,7 +73,7 @@ struct BackendOptions {
 };
 
 // ---------------------------------------------------------------------------------------------------------------
-// Backend factory: the one place that knows which backends exist. See backend.cpp to add the GPU backend.
+// Backend factory: the one place that knows which backends exist (backend.cpp).
 // ---------------------------------------------------------------------------------------------------------------
 
 // Whether this binary was built with a GPU backend.

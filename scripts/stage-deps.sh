@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Copies the files of NVRAR's Debian build dependencies (fmt, CLI11, nlohmann-json, GoogleTest) into .deps/,
+# laid out as an install prefix that CMake searches (cmake/NvrarDependencies.cmake). For machines that cannot
+# install packages but can receive the working tree, such as the GPU machine. .deps/ is git-ignored.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh >/dev/null
+rm -rf .deps && mkdir -p .deps
+for pkg in libfmt-dev libfmt9 libcli11-dev nlohmann-json3-dev libgtest-dev; do
+  dpkg -L "$pkg" | while read -r f; do
+    [ -f "$f" ] || continue
+    case "$f" in /usr/share/doc/*|/usr/src/*|/usr/share/man/*) continue ;; esac
+    dest=".deps/${f#/usr/}"
+    mkdir -p "$(dirname "$dest")"
+    cp -a "$f" "$dest"
+  done
+done
+# dpkg lists symlinks as paths too; copy the library links explicitly.
+cp -a /usr/lib/x86_64-linux-gnu/libfmt.so* .deps/lib/x86_64-linux-gnu/
+du -sh .deps

@@ -1,0 +1,83 @@
+#include "gpu/bootstrap.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "nvrar/types.h"
+
+namespace nvrar::gpu {
+
+void check_cuda(cudaError_t e, int rank, const char* what, const char* file, int line) {
+  if (e == cudaSuccess) return;
+  throw Error(fmt::format("nvrar: rank {} {} failed at {}:{}: {}", rank, what, file, line, cudaGetErrorString(e)));
+}
+
+void check_nccl(ncclResult_t r, int rank, const char* what, const char* file, int line) {
+  if (r == ncclSuccess) return;
+  throw Error(fmt::format("nvrar: rank {} {} failed at {}:{}: {} ({})", rank, what, file, line,
+                          ncclGetErrorString(r), ncclGetLastError(nullptr)));
+}
+
+NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
+  NcclBootstrap b;
+  ncclUniqueId id;
+  std::memset(&id, 0, sizeof(id));
+  const bool mpi_launcher = launch.launcher == "openmpi" || launch.launcher == "pmi" || launch.launcher == "slurm";
+  if (launch.size == 1) {
+    b.method = "single";
+    NVRAR_NCCL_CHECK(launch.rank, ncclGetUniqueId(&id));
+  } else if (mpi_launcher && mpi_supported()) {
+    b.method = "mpi";
+    if (launch.rank == 0) NVRAR_NCCL_CHECK(launch.rank, ncclGetUniqueId(&id));
+    mpi_broadcast_bytes(&id, sizeof(id));
+  } else {
+    b.method = "nccl-comm-id";
+    if (std::getenv("NCCL_COMM_ID") == nullptr) {
+      if (launch.master_addr.empty() || launch.master_port == 0)
+        throw Error(fmt::format(
+            "nvrar: rank {} bootstrap: launched by {} without MPI support in this build, and neither NCCL_COMM_ID "
+            "nor MASTER_ADDR/MASTER_PORT is set; set MASTER_ADDR and MASTER_PORT (torchrun does) to the address of "
+            "rank 0",
+            launch.rank, launch.launcher));
+      const std::string comm_id = fmt::format("{}:{}", launch.master_addr, launch.master_port);
+      setenv("NCCL_COMM_ID", comm_id.c_str(), 0);
+    }
+    // With NCCL_COMM_ID set, every rank gets the same id; rank 0's ncclCommInitRank listens at that address.
+    NVRAR_NCCL_CHECK(launch.rank, ncclGetUniqueId(&id));
+  }
+  NVRAR_NCCL_CHECK(launch.rank, ncclCommInitRank(&b.comm, launch.size, id, launch.rank));
+  return b;
+}
+
+void nccl_broadcast_bytes(ncclComm_t comm, int rank, void* data, std::size_t bytes, int root) {
+  void* d = nullptr;
+  cudaStream_t stream = nullptr;
+  NVRAR_CUDA_CHECK(rank, cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  NVRAR_CUDA_CHECK(rank, cudaMalloc(&d, bytes));
+  NVRAR_CUDA_CHECK(rank, cudaMemcpy(d, data, bytes, cudaMemcpyHostToDevice));
+  NVRAR_NCCL_CHECK(rank, ncclBroadcast(d, d, bytes, ncclUint8, root, comm, stream));
+  NVRAR_CUDA_CHECK(rank, cudaStreamSynchronize(stream));
+  NVRAR_CUDA_CHECK(rank, cudaMemcpy(data, d, bytes, cudaMemcpyDeviceToHost));
+  cudaFree(d);
+  cudaStreamDestroy(stream);
+}
+
+std::vector<uint64_t> nccl_allgather_u64(ncclComm_t comm, int rank, int nranks, uint64_t value) {
+  uint64_t* d = nullptr;
+  cudaStream_t stream = nullptr;
+  std::vector<uint64_t> all(static_cast<std::size_t>(nranks));
+  NVRAR_CUDA_CHECK(rank, cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  NVRAR_CUDA_CHECK(rank, cudaMalloc(&d, sizeof(uint64_t) * nranks));
+  NVRAR_CUDA_CHECK(rank, cudaMemcpy(d + rank, &value, sizeof(uint64_t), cudaMemcpyHostToDevice));
+  NVRAR_NCCL_CHECK(rank, ncclAllGather(d + rank, d, 1, ncclUint64, comm, stream));
+  NVRAR_CUDA_CHECK(rank, cudaStreamSynchronize(stream));
+  NVRAR_CUDA_CHECK(rank, cudaMemcpy(all.data(), d, sizeof(uint64_t) * nranks, cudaMemcpyDeviceToHost));
+  cudaFree(d);
+  cudaStreamDestroy(stream);
+  return all;
+}
+
+}  // namespace nvrar::gpu

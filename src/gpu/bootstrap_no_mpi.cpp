@@ -1,0 +1,14 @@
+// Stand-in for builds without MPI: the bootstrap then always goes through NCCL_COMM_ID.
+#include "gpu/bootstrap.h"
+#include "nvrar/types.h"
+
+namespace nvrar::gpu {
+
+bool mpi_supported() { return false; }
+
+void mpi_broadcast_bytes(void*, std::size_t) {
+  throw Error("nvrar: bootstrap: this build has no MPI support (configure with MPI installed, or launch with "
+              "MASTER_ADDR/MASTER_PORT set)");
+}
+
+}  // namespace nvrar::gpu

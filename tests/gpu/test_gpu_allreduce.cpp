@@ -1,0 +1,833 @@
+// nvrar::Communicator::allreduce on GPUs, one process per GPU under mpirun, against a float64 reference, against
+// ncclAllReduce and bit for bit across ranks. Not GoogleTest: the ranks are processes and every check that needs
+// the others goes through the communicator's NCCL communicator.
+//
+//   mpirun -np 4 -x NVRAR_GPUS_PER_NODE=2 test_gpu_allreduce [--suite correctness|timeout|sanitizer]
+//                                                             [--max-bytes 64MiB]
+//
+// --suite correctness (default)
+//   matrix      counts 1, 2, 3, 5, 7, G-1, G+1, primes up to 1048579 and the largest counts of 64 MiB (and of
+//               max_bytes) x fp32/bf16/fp16 x hierarchical/auto, in-place for every other count, and a few counts
+//               with input and output one element off their alignment. Each call: float64 reference, within the
+//               same tolerance of ncclAllReduce's result, guard bytes around the output untouched, input untouched,
+//               output bytes identical on every rank.
+//   eager       2000 back-to-back calls of random sizes, types, algorithms and placements on one stream with no
+//               synchronisation in between, each with its own buffers; verified after one final synchronize.
+//   graph       100 such calls captured into one CUDA graph, replayed 20 times with fresh inputs, each replay verified.
+// --suite timeout (>= 2 ranks)
+//   the last rank never calls; every other rank must get an nvrar::Error from synchronize() within a few seconds
+//   that says "timed out" and names the rank it waited for.
+// --suite sanitizer
+//   three small bf16 hierarchical calls eager and in a graph, 1 MiB capacity: quick under compute-sanitizer.
+//
+// Exit status: 0 when every case passed on every rank, 1 otherwise or on an error, 77 (skipped) without a CUDA
+// device (or, for the timeout suite, with one rank or without the hierarchical algorithm).
+//
+// Errors end the process with std::_Exit after printing: a failed communicator must not run NVSHMEM's collective
+// finalisation, which would wait for peers that are gone or stuck (mpirun then ends the other ranks).
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <random>
+#include <regex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "check/verify.h"
+#include "nvrar/launch.h"
+#include "nvrar/nvrar.h"
+#include "nvrar/types.h"
+
+namespace {
+
+using nvrar::Algorithm;
+using nvrar::DataType;
+using Clock = std::chrono::steady_clock;
+
+// The rank named in error messages: the launcher's until the communicator exists, then the communicator's.
+int g_rank = 0;
+
+[[noreturn]] void hard_exit(int code) {
+  // _Exit flushes nothing itself.
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(code);
+}
+
+// The timeout suite's way out. The communicator is left alone (its destructor would finalise NVSHMEM, a collective
+// a failed communicator must not enter), but std::exit still runs the atexit handlers, among them the MPI_Finalize
+// of an MPI bootstrap: under Open MPI a process that initialised MPI and ends with _Exit counts as "exiting
+// improperly", which makes mpirun fail the job and kill the ranks that have not printed yet. Should anything at exit
+// wait for a peer that never comes, the guard thread ends the process regardless.
+[[noreturn]] void leave(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::thread([code] {
+    std::this_thread::sleep_for(std::chrono::seconds(15));
+    std::fputs("test_gpu_allreduce: exit handlers still running after 15 s; leaving without them\n", stderr);
+    hard_exit(code);
+  }).detach();
+  std::exit(code);
+}
+
+[[noreturn]] void throw_cuda(cudaError_t e, const char* call, const char* file, int line) {
+  throw nvrar::Error(fmt::format("test_gpu_allreduce: rank {} {} failed at {}:{}: {} ({})", g_rank, call, file, line,
+                                 cudaGetErrorString(e), cudaGetErrorName(e)));
+}
+
+[[noreturn]] void throw_nccl(ncclResult_t r, const char* call, const char* file, int line) {
+  throw nvrar::Error(fmt::format("test_gpu_allreduce: rank {} {} failed at {}:{}: {} ({})", g_rank, call, file, line,
+                                 ncclGetErrorString(r), ncclGetLastError(nullptr)));
+}
+
+// Every CUDA and NCCL call: a failure throws nvrar::Error naming the rank, the call, file:line and the cause.
+#define CHECK_CUDA(call)                                                                     \
+  do {                                                                                       \
+    const cudaError_t check_cuda_e_ = (call);                                                \
+    if (check_cuda_e_ != cudaSuccess) throw_cuda(check_cuda_e_, #call, __FILE__, __LINE__);  \
+  } while (0)
+
+#define CHECK_NCCL(call)                                                                     \
+  do {                                                                                       \
+    const ncclResult_t check_nccl_r_ = (call);                                               \
+    if (check_nccl_r_ != ncclSuccess) throw_nccl(check_nccl_r_, #call, __FILE__, __LINE__);  \
+  } while (0)
+
+// ---- RAII for device resources ----
+// While an exception unwinds, the process is on its way to hard_exit: releasing would synchronise with kernels that
+// may never end (a stuck NCCL kernel), so the destructors leave everything to process exit then.
+
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
+    if (bytes_ > 0) CHECK_CUDA(cudaMalloc(&ptr_, bytes_));
+  }
+  DeviceBuffer(DeviceBuffer&& other) noexcept
+      : ptr_(std::exchange(other.ptr_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    std::swap(ptr_, other.ptr_);
+    std::swap(bytes_, other.bytes_);
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (ptr_ != nullptr && std::uncaught_exceptions() == 0) cudaFree(ptr_);
+  }
+  unsigned char* get() const { return static_cast<unsigned char*>(ptr_); }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
+class Stream {
+ public:
+  Stream() { CHECK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  ~Stream() {
+    if (std::uncaught_exceptions() == 0) cudaStreamDestroy(stream_);
+  }
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+class Graph {
+ public:
+  Graph() = default;
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  ~Graph() {
+    if (std::uncaught_exceptions() != 0) return;
+    if (exec != nullptr) cudaGraphExecDestroy(exec);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+  }
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+};
+
+// ---- small helpers ----
+
+constexpr DataType kTypes[] = {DataType::kFloat32, DataType::kBFloat16, DataType::kFloat16};
+// Poisoned bytes before and after every output: a write out of bounds shows up as a changed guard. 256 is
+// cudaMalloc's alignment, so an output placed after a guard keeps the alignment its case asks for.
+constexpr std::size_t kGuard = 256;
+constexpr unsigned char kPoison = 0xFF;  // all-ones is a NaN in fp32, bf16 and fp16: an unwritten element is wrong
+constexpr int kMaxFailureLines = 20;
+constexpr std::size_t k64MiB = std::size_t{64} << 20;
+
+std::size_t esize(DataType dtype) { return nvrar::dtype_size(dtype); }
+
+std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+ncclDataType_t nccl_type(DataType dtype) {
+  switch (dtype) {
+    case DataType::kFloat32:
+      return ncclFloat32;
+    case DataType::kBFloat16:
+      return ncclBfloat16;
+    case DataType::kFloat16:
+      return ncclFloat16;
+  }
+  throw nvrar::Error(fmt::format("test_gpu_allreduce: rank {}: no NCCL type for dtype {}", g_rank,
+                                 static_cast<int>(dtype)));
+}
+
+uint64_t fnv1a64(const unsigned char* p, std::size_t n) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64-bit offset basis
+  for (std::size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ull;  // FNV-1a 64-bit prime
+  }
+  return h;
+}
+
+bool all_bytes_are(const unsigned char* p, std::size_t n, unsigned char value) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (p[i] != value) return false;
+  return true;
+}
+
+// What every rank needs to run and check calls.
+struct Ctx {
+  nvrar::Communicator* comm = nullptr;
+  cudaStream_t stream = nullptr;
+  int rank = 0;
+  int size = 1;
+  int roundings = 1;          // hierarchical_roundings(nodes): the error bound against the float64 reference
+  bool hierarchical = true;   // this build has NVSHMEM (otherwise every call goes to NCCL)
+};
+
+// One all-reduce call of a case list. Offsets are filled in by whoever lays out the buffers.
+struct Call {
+  std::size_t count = 0;
+  DataType dtype = DataType::kFloat32;
+  Algorithm algorithm = Algorithm::kAuto;
+  bool in_place = false;
+  bool misaligned = false;  // input and output one element past an aligned address
+  std::size_t in_at = 0;     // byte offset of the input in the input arena (out-of-place calls of a batch)
+  std::size_t out_slot = 0;  // byte offset of the output slot [guard | (element) | data | guard] in the output arena
+
+  std::size_t bytes() const { return count * esize(dtype); }
+  std::size_t shift() const { return misaligned ? esize(dtype) : 0; }
+  std::size_t slot_bytes() const { return kGuard + shift() + bytes() + kGuard; }
+  std::size_t out_data() const { return out_slot + kGuard + shift(); }
+};
+
+std::string describe(const Call& c) {
+  return fmt::format("{} x {} {} {}{}", c.count, nvrar::dtype_name(c.dtype), nvrar::algorithm_name(c.algorithm),
+                     c.in_place ? "in-place" : "out-of-place", c.misaligned ? " misaligned" : "");
+}
+
+// ---- per-case bookkeeping ----
+// A case is one all-reduce call checked on every rank. It passes when every check passed on every rank. The final
+// counts are taken on rank 0 after an NCCL sum of the per-case failure flags, so they count cases, not rank-cases.
+
+struct CaseRecord {
+  std::string label;
+  std::vector<std::string> problems;  // this rank's; empty: passed here
+  uint64_t hash = 0;                  // FNV-1a of the output bytes, compared across ranks
+};
+
+struct Section {
+  explicit Section(std::string section_name) : name(std::move(section_name)) {}
+  std::string name;
+  std::vector<CaseRecord> cases;
+  Clock::time_point start = Clock::now();
+};
+
+struct Totals {
+  long passed = 0;
+  long failed = 0;
+  int lines = 0;  // failure lines printed by this rank so far
+};
+
+// Compares every case's output hash across ranks, sums the failure flags over ranks, and prints: rank 0 one line
+// per failed case (the first kMaxFailureLines of the run) and the section summary; the other ranks their own
+// problems, on stderr (rank 0 only knows that a case failed there, not why).
+void finish_section(const Ctx& ctx, Section& s, Totals& totals) {
+  const std::size_t n = s.cases.size();
+  const int P = ctx.size;
+  std::vector<int32_t> fails_on(n, 0);
+  if (n > 0) {
+    std::vector<uint64_t> hashes(n);
+    for (std::size_t i = 0; i < n; ++i) hashes[i] = s.cases[i].hash;
+    DeviceBuffer d_hash(n * sizeof(uint64_t));
+    DeviceBuffer d_all(n * P * sizeof(uint64_t));
+    CHECK_CUDA(cudaMemcpyAsync(d_hash.get(), hashes.data(), n * sizeof(uint64_t), cudaMemcpyHostToDevice, ctx.stream));
+    CHECK_NCCL(ncclAllGather(d_hash.get(), d_all.get(), n, ncclUint64, ctx.comm->nccl(), ctx.stream));
+    std::vector<uint64_t> all(n * P);
+    CHECK_CUDA(cudaMemcpyAsync(all.data(), d_all.get(), all.size() * sizeof(uint64_t), cudaMemcpyDeviceToHost,
+                               ctx.stream));
+    CHECK_CUDA(cudaStreamSynchronize(ctx.stream));
+    for (std::size_t i = 0; i < n; ++i) {
+      bool same = true;
+      for (int r = 1; r < P; ++r) same = same && all[r * n + i] == all[i];
+      if (same) continue;
+      std::string h;
+      for (int r = 0; r < P && r < 8; ++r)
+        h += fmt::format("{}rank {}: {:016x}", r == 0 ? "" : ", ", r, all[r * n + i]);
+      s.cases[i].problems.push_back("output bytes differ across ranks (" + h + ")");
+    }
+
+    for (std::size_t i = 0; i < n; ++i) fails_on[i] = s.cases[i].problems.empty() ? 0 : 1;
+    DeviceBuffer d_flags(n * sizeof(int32_t));
+    CHECK_CUDA(cudaMemcpyAsync(d_flags.get(), fails_on.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice,
+                               ctx.stream));
+    CHECK_NCCL(ncclAllReduce(d_flags.get(), d_flags.get(), n, ncclInt32, ncclSum, ctx.comm->nccl(), ctx.stream));
+    CHECK_CUDA(cudaMemcpyAsync(fails_on.data(), d_flags.get(), n * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                               ctx.stream));
+    CHECK_CUDA(cudaStreamSynchronize(ctx.stream));
+  }
+
+  long failed = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (fails_on[i] == 0) continue;
+    ++failed;
+    const CaseRecord& c = s.cases[i];
+    if (totals.lines >= kMaxFailureLines) continue;
+    std::string mine;
+    for (const std::string& p : c.problems) mine += (mine.empty() ? "" : "; ") + p;
+    if (ctx.rank == 0) {
+      ++totals.lines;
+      fmt::print("  FAIL [{}] #{} {}: failed on {} of {} ranks; rank 0: {}\n", s.name, i, c.label, fails_on[i], P,
+                 mine.empty() ? "passed (see the failing ranks' stderr)" : mine);
+    } else if (!c.problems.empty()) {
+      ++totals.lines;
+      fmt::print(stderr, "  rank {} FAIL [{}] #{} {}: {}\n", ctx.rank, s.name, i, c.label, mine);
+    }
+  }
+  const long passed = static_cast<long>(n) - failed;
+  totals.passed += passed;
+  totals.failed += failed;
+  if (ctx.rank == 0) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - s.start).count();
+    fmt::print("[{}] {} cases: {} passed, {} failed ({:.1f} s)\n", s.name, n, passed, failed, seconds);
+    std::fflush(stdout);
+  }
+}
+
+// ---- checks of one output ----
+
+// Regenerates every rank's input of a call (fill_random with each rank's id) into `inputs` and returns the float64
+// reference. O(P x count) host work.
+nvrar::check::Reference all_inputs_and_reference(const Ctx& ctx, const Call& c, uint64_t seed,
+                                                 std::vector<std::vector<unsigned char>>& inputs) {
+  inputs.resize(ctx.size);
+  std::vector<const void*> ptrs;
+  for (int r = 0; r < ctx.size; ++r) {
+    if (inputs[r].size() < c.bytes()) inputs[r].resize(c.bytes());
+    nvrar::check::fill_random(inputs[r].data(), c.count, c.dtype, seed, r);
+    ptrs.push_back(inputs[r].data());
+  }
+  return nvrar::check::reference_sum(ptrs, c.count, c.dtype);
+}
+
+// First element outside tolerance of `want` (element i of want_at), for the failure message.
+template <typename Want>
+std::string first_outside(const void* out, Want want_at, const std::vector<double>& abs_sum, const Call& c,
+                          int roundings, int nranks) {
+  for (std::size_t i = 0; i < c.count; ++i) {
+    const double got = nvrar::check::element_as_double(out, i, c.dtype);
+    const double want = want_at(i);
+    const double tol = nvrar::check::tolerance(abs_sum[i], c.dtype, roundings, nranks);
+    if (!(std::fabs(got - want) <= tol))
+      return fmt::format("first at [{}]: got {:.9g}, want {:.9g} (tolerance {:.3g})", i, got, want, tol);
+  }
+  return "";
+}
+
+// Checks an output slot as copied back ([guard | shift | data | guard]) against the reference and its guards.
+void check_output(const Ctx& ctx, const Call& c, const unsigned char* slot, const nvrar::check::Reference& ref,
+                  std::vector<std::string>& problems) {
+  const unsigned char* out = slot + kGuard + c.shift();
+  const std::size_t wrong = nvrar::check::count_wrong(out, ref, c.count, c.dtype, ctx.roundings, ctx.size);
+  if (wrong != 0) {
+    const std::string first = first_outside(
+        out, [&](std::size_t i) { return ref.sum[i]; }, ref.abs_sum, c, ctx.roundings, ctx.size);
+    problems.push_back(fmt::format("{} of {} elements off the float64 reference (roundings {}), {}", wrong, c.count,
+                                   ctx.roundings, first));
+  }
+  if (!all_bytes_are(slot, kGuard + c.shift(), kPoison)) problems.push_back("bytes before the output were written");
+  if (!all_bytes_are(out + c.bytes(), kGuard, kPoison)) problems.push_back("bytes after the output were written");
+}
+
+// NVRAR's result against NCCL's, within the tolerance of both errors: hierarchical roundings + P (a ring's).
+void check_against_nccl(const Ctx& ctx, const Call& c, const unsigned char* out, const unsigned char* nccl_out,
+                        const nvrar::check::Reference& ref, std::vector<std::string>& problems) {
+  const int roundings = ctx.roundings + ctx.size;
+  std::size_t outside = 0;
+  for (std::size_t i = 0; i < c.count; ++i) {
+    const double got = nvrar::check::element_as_double(out, i, c.dtype);
+    const double want = nvrar::check::element_as_double(nccl_out, i, c.dtype);
+    if (!(std::fabs(got - want) <= nvrar::check::tolerance(ref.abs_sum[i], c.dtype, roundings, ctx.size))) ++outside;
+  }
+  if (outside == 0) return;
+  const std::string first = first_outside(
+      out, [&](std::size_t i) { return nvrar::check::element_as_double(nccl_out, i, c.dtype); }, ref.abs_sum, c,
+      roundings, ctx.size);
+  problems.push_back(fmt::format("{} of {} elements off ncclAllReduce's result (roundings {}), {}", outside, c.count,
+                                 roundings, first));
+}
+
+// ---- one call at a time, with its own synchronisation (the correctness matrix, the sanitizer's eager part) ----
+
+class SingleCaseRunner {
+ public:
+  // Room for the largest call, one element of misalignment and the guards.
+  SingleCaseRunner(const Ctx& ctx, std::size_t max_bytes)
+      : ctx_(ctx),
+        d_in_(max_bytes + 2 * kGuard + 4),
+        d_out_(max_bytes + 2 * kGuard + 4),
+        d_nccl_(max_bytes + 2 * kGuard + 4) {}
+
+  void run(Section& s, const Call& c, uint64_t seed, bool compare_nccl) {
+    const std::size_t bytes = c.bytes();
+    const nvrar::check::Reference ref = all_inputs_and_reference(ctx_, c, seed, inputs_);
+    const unsigned char* mine = inputs_[ctx_.rank].data();
+    unsigned char* in = d_in_.get() + kGuard + c.shift();
+    unsigned char* out = d_out_.get() + kGuard + c.shift();
+    unsigned char* nccl_out = d_nccl_.get() + kGuard + c.shift();
+    cudaStream_t stream = ctx_.stream;
+
+    // Every copy is on the test's stream: it is non-blocking, so nothing on the legacy default stream orders with it.
+    CHECK_CUDA(cudaMemcpyAsync(in, mine, bytes, cudaMemcpyHostToDevice, stream));
+    CHECK_CUDA(cudaMemsetAsync(d_out_.get(), kPoison, c.slot_bytes(), stream));
+    if (c.in_place) CHECK_CUDA(cudaMemcpyAsync(out, in, bytes, cudaMemcpyDeviceToDevice, stream));
+    ctx_.comm->allreduce(c.in_place ? out : in, out, c.count, c.dtype, stream, c.algorithm);
+    if (compare_nccl) {
+      CHECK_CUDA(cudaMemsetAsync(nccl_out, kPoison, bytes, stream));
+      CHECK_NCCL(ncclAllReduce(in, nccl_out, c.count, nccl_type(c.dtype), ncclSum, ctx_.comm->nccl(), stream));
+    }
+    ctx_.comm->synchronize(stream);
+
+    h_slot_.resize(std::max(h_slot_.size(), c.slot_bytes()));
+    h_in_after_.resize(std::max(h_in_after_.size(), bytes));
+    CHECK_CUDA(cudaMemcpyAsync(h_slot_.data(), d_out_.get(), c.slot_bytes(), cudaMemcpyDeviceToHost, stream));
+    CHECK_CUDA(cudaMemcpyAsync(h_in_after_.data(), in, bytes, cudaMemcpyDeviceToHost, stream));
+    if (compare_nccl) {
+      h_nccl_.resize(std::max(h_nccl_.size(), bytes));
+      CHECK_CUDA(cudaMemcpyAsync(h_nccl_.data(), nccl_out, bytes, cudaMemcpyDeviceToHost, stream));
+    }
+    CHECK_CUDA(cudaStreamSynchronize(stream));
+
+    CaseRecord rec;
+    rec.label = describe(c);
+    check_output(ctx_, c, h_slot_.data(), ref, rec.problems);
+    // In-place calls never see d_in; it must be untouched all the same.
+    if (std::memcmp(h_in_after_.data(), mine, bytes) != 0)
+      rec.problems.push_back(c.in_place ? "a buffer the call was not given was modified" : "the input was modified");
+    if (compare_nccl)
+      check_against_nccl(ctx_, c, h_slot_.data() + kGuard + c.shift(), h_nccl_.data(), ref, rec.problems);
+    rec.hash = fnv1a64(h_slot_.data() + kGuard + c.shift(), bytes);
+    s.cases.push_back(std::move(rec));
+  }
+
+ private:
+  const Ctx& ctx_;
+  DeviceBuffer d_in_, d_out_, d_nccl_;
+  std::vector<std::vector<unsigned char>> inputs_;
+  std::vector<unsigned char> h_slot_, h_nccl_, h_in_after_;
+};
+
+// ---- many calls, each with its own buffers carved from two arenas (eager and graph suites) ----
+
+class Batch {
+ public:
+  Batch(const Ctx& ctx, std::vector<Call> calls) : ctx_(ctx), calls_(std::move(calls)) {
+    std::size_t in_bytes = 0, out_bytes = 0;
+    for (Call& c : calls_) {
+      if (!c.in_place) {
+        c.in_at = in_bytes + c.shift();
+        in_bytes = align_up(c.in_at + c.bytes(), kGuard);
+      }
+      c.out_slot = out_bytes;
+      out_bytes = align_up(out_bytes + c.slot_bytes(), kGuard);
+    }
+    in_bytes = std::max(in_bytes, kGuard);
+    d_in_ = DeviceBuffer(in_bytes);
+    d_out_ = DeviceBuffer(out_bytes);
+    h_in_.assign(in_bytes, 0);
+    h_in_after_.assign(in_bytes, 0);
+    h_out_.assign(out_bytes, kPoison);
+    h_res_.assign(out_bytes, 0);
+  }
+
+  const std::vector<Call>& calls() const { return calls_; }
+  std::size_t device_bytes() const { return d_in_.bytes() + d_out_.bytes(); }
+
+  // This rank's input of call i (seed seed_base + i) goes to its input buffer, or for an in-place call into its
+  // output slot; every other output byte is poison. Enqueues the upload of both arenas on the stream.
+  void upload_inputs(uint64_t seed_base) {
+    std::fill(h_in_.begin(), h_in_.end(), 0);
+    std::fill(h_out_.begin(), h_out_.end(), kPoison);
+    for (std::size_t i = 0; i < calls_.size(); ++i) {
+      const Call& c = calls_[i];
+      unsigned char* dst = c.in_place ? h_out_.data() + c.out_data() : h_in_.data() + c.in_at;
+      nvrar::check::fill_random(dst, c.count, c.dtype, seed_base + i, ctx_.rank);
+    }
+    CHECK_CUDA(cudaMemcpyAsync(d_in_.get(), h_in_.data(), h_in_.size(), cudaMemcpyHostToDevice, ctx_.stream));
+    CHECK_CUDA(cudaMemcpyAsync(d_out_.get(), h_out_.data(), h_out_.size(), cudaMemcpyHostToDevice, ctx_.stream));
+  }
+
+  // Every call, back to back, nothing in between.
+  void enqueue_calls() {
+    for (const Call& c : calls_) {
+      unsigned char* out = d_out_.get() + c.out_data();
+      const unsigned char* in = c.in_place ? out : d_in_.get() + c.in_at;
+      ctx_.comm->allreduce(in, out, c.count, c.dtype, ctx_.stream, c.algorithm);
+    }
+  }
+
+  // After the calls have completed: copies both arenas back and adds one case per call to `s`.
+  void verify(Section& s, uint64_t seed_base, const std::string& label_prefix) {
+    CHECK_CUDA(cudaMemcpyAsync(h_res_.data(), d_out_.get(), h_res_.size(), cudaMemcpyDeviceToHost, ctx_.stream));
+    CHECK_CUDA(cudaMemcpyAsync(h_in_after_.data(), d_in_.get(), h_in_after_.size(), cudaMemcpyDeviceToHost,
+                               ctx_.stream));
+    CHECK_CUDA(cudaStreamSynchronize(ctx_.stream));
+    for (std::size_t i = 0; i < calls_.size(); ++i) {
+      const Call& c = calls_[i];
+      const nvrar::check::Reference ref = all_inputs_and_reference(ctx_, c, seed_base + i, inputs_);
+      CaseRecord rec;
+      rec.label = fmt::format("{}call {}: {}", label_prefix, i, describe(c));
+      check_output(ctx_, c, h_res_.data() + c.out_slot, ref, rec.problems);
+      if (!c.in_place && std::memcmp(h_in_after_.data() + c.in_at, h_in_.data() + c.in_at, c.bytes()) != 0)
+        rec.problems.push_back("the input was modified");
+      rec.hash = fnv1a64(h_res_.data() + c.out_data(), c.bytes());
+      s.cases.push_back(std::move(rec));
+    }
+  }
+
+ private:
+  const Ctx& ctx_;
+  std::vector<Call> calls_;
+  DeviceBuffer d_in_, d_out_;
+  std::vector<unsigned char> h_in_, h_out_, h_res_, h_in_after_;
+  std::vector<std::vector<unsigned char>> inputs_;
+};
+
+// The same sequence on every rank: drawn from a generator seeded identically everywhere. Counts are log-uniform in
+// [1, max_count] (and within capacity), types uniform, half in-place, one in eight misaligned.
+std::vector<Call> random_calls(const Ctx& ctx, int n, uint64_t seed, std::size_t max_count) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> log_count(0.0, std::log(static_cast<double>(max_count) + 1.0));
+  std::vector<Call> calls;
+  for (int i = 0; i < n; ++i) {
+    Call c;
+    c.dtype = kTypes[rng() % 3];
+    const std::size_t capacity = ctx.comm->max_bytes() / esize(c.dtype);
+    c.count = static_cast<std::size_t>(std::exp(log_count(rng)));
+    c.count = std::clamp<std::size_t>(c.count, 1, std::min(max_count, capacity));
+    const bool hierarchical = rng() % 2 == 0;
+    c.algorithm = hierarchical && ctx.hierarchical ? Algorithm::kHierarchical : Algorithm::kAuto;
+    c.in_place = rng() % 2 == 0;
+    c.misaligned = rng() % 8 == 0;
+    calls.push_back(c);
+  }
+  return calls;
+}
+
+void run_eager(const Ctx& ctx, Section& s, std::vector<Call> calls, uint64_t seed_base) {
+  Batch batch(ctx, std::move(calls));
+  batch.upload_inputs(seed_base);
+  batch.enqueue_calls();
+  ctx.comm->synchronize(ctx.stream);
+  batch.verify(s, seed_base, "");
+}
+
+// Captures the calls into one graph (global capture mode: any unsafe CUDA call during capture is an error), then
+// replays it `replays` times, each with fresh inputs (seed_base + 1000 x replay) uploaded on the same stream.
+void run_graph(const Ctx& ctx, Section& s, std::vector<Call> calls, int replays, uint64_t seed_base) {
+  Batch batch(ctx, std::move(calls));
+  Graph g;
+  CHECK_CUDA(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeGlobal));
+  batch.enqueue_calls();
+  CHECK_CUDA(cudaStreamEndCapture(ctx.stream, &g.graph));
+  CHECK_CUDA(cudaGraphInstantiate(&g.exec, g.graph, 0));
+  for (int k = 0; k < replays; ++k) {
+    const uint64_t seed = seed_base + 1000 * static_cast<uint64_t>(k);
+    batch.upload_inputs(seed);
+    CHECK_CUDA(cudaGraphLaunch(g.exec, ctx.stream));
+    ctx.comm->synchronize(ctx.stream);
+    batch.verify(s, seed, fmt::format("replay {} ", k));
+  }
+}
+
+// ---- suites ----
+
+std::vector<Algorithm> algorithms(const Ctx& ctx) {
+  if (ctx.hierarchical) return {Algorithm::kHierarchical, Algorithm::kAuto};
+  return {Algorithm::kAuto};
+}
+
+// Counts of the matrix for one type: tiny ones, G +- 1 (uneven slices), primes, and the largest of 64 MiB and of
+// the communicator's capacity (and 3 below them: a ragged last chunk). Over capacity or 0: left out.
+std::vector<std::size_t> matrix_counts(const Ctx& ctx, DataType dtype) {
+  const std::size_t G = static_cast<std::size_t>(ctx.comm->gpus_per_node());
+  const std::size_t big = k64MiB / esize(dtype);
+  const std::size_t capacity = ctx.comm->max_bytes() / esize(dtype);
+  std::vector<std::size_t> counts = {1, 2, 3, 5, 7, G - 1, G + 1, 31, 97, 1000, 4097, 65537, 1048579, big - 3, big};
+  counts.push_back(capacity);
+  if (capacity > 3) counts.push_back(capacity - 3);
+  std::erase_if(counts, [&](std::size_t n) { return n == 0 || n > capacity; });
+  std::sort(counts.begin(), counts.end());
+  counts.erase(std::unique(counts.begin(), counts.end()), counts.end());
+  return counts;
+}
+
+int run_correctness(const Ctx& ctx, Totals& totals) {
+  // 1. The matrix.
+  {
+    Section s{"matrix"};
+    SingleCaseRunner runner(ctx, ctx.comm->max_bytes());
+    uint64_t seed = 1'000'000;
+    for (Algorithm a : algorithms(ctx)) {
+      for (DataType dt : kTypes) {
+        const std::vector<std::size_t> counts = matrix_counts(ctx, dt);
+        for (std::size_t i = 0; i < counts.size(); ++i) {
+          Call c;
+          c.count = counts[i];
+          c.dtype = dt;
+          c.algorithm = a;
+          c.in_place = i % 2 == 1;
+          runner.run(s, c, seed++, /*compare_nccl=*/true);
+        }
+        // Misaligned input and output: a tiny count, primes, and the largest that still fits with the shift.
+        const std::size_t capacity = ctx.comm->max_bytes() / esize(dt);
+        const std::size_t misaligned_counts[] = {3, 97, 4097, 1048579, std::min(k64MiB / esize(dt), capacity) - 3};
+        int j = 0;
+        for (std::size_t n : misaligned_counts) {
+          if (n == 0 || n > capacity) continue;
+          Call c;
+          c.count = n;
+          c.dtype = dt;
+          c.algorithm = a;
+          c.in_place = j++ % 2 == 1;
+          c.misaligned = true;
+          runner.run(s, c, seed++, /*compare_nccl=*/true);
+        }
+      }
+    }
+    finish_section(ctx, s, totals);
+  }
+  // 2. Back-to-back eager calls.
+  {
+    Section s{"eager"};
+    run_eager(ctx, s, random_calls(ctx, 2000, /*seed=*/20250501, /*max_count=*/262144), 2'000'000);
+    finish_section(ctx, s, totals);
+  }
+  // 3. A CUDA graph of 100 calls, 20 replays.
+  {
+    Section s{"graph"};
+    run_graph(ctx, s, random_calls(ctx, 100, /*seed=*/20250502, /*max_count=*/262144), 20, 3'000'000);
+    finish_section(ctx, s, totals);
+  }
+  return 0;
+}
+
+int run_sanitizer(const Ctx& ctx, Totals& totals) {
+  if (!ctx.hierarchical) {
+    if (ctx.rank == 0) fmt::print("test_gpu_allreduce: SKIPPED (no NVSHMEM in this build: no NVRAR kernel to check)\n");
+    return 77;
+  }
+  std::vector<Call> calls;
+  for (std::size_t n : {std::size_t{1}, std::size_t{1000}, std::size_t{65537}}) {
+    Call c;
+    c.count = n;
+    c.dtype = DataType::kBFloat16;
+    c.algorithm = Algorithm::kHierarchical;
+    c.in_place = n == 1000;
+    calls.push_back(c);
+  }
+  {
+    Section s{"sanitizer eager"};
+    SingleCaseRunner runner(ctx, ctx.comm->max_bytes());
+    uint64_t seed = 4'000'000;
+    // No ncclAllReduce comparison: the sanitizer run is about NVRAR's kernels.
+    for (const Call& c : calls) runner.run(s, c, seed++, /*compare_nccl=*/false);
+    finish_section(ctx, s, totals);
+  }
+  {
+    Section s{"sanitizer graph"};
+    run_graph(ctx, s, calls, /*replays=*/2, 5'000'000);
+    finish_section(ctx, s, totals);
+  }
+  return 0;
+}
+
+// The last rank never calls. Every other rank must see synchronize() throw nvrar::Error within kLimit, saying
+// "timed out" and naming a rank other than itself (the one it waited for). No NCCL or NVSHMEM collective may follow
+// (the communicator is unusable), so each rank prints its own verdict and leaves (see leave()): the exit statuses
+// are the result (mpirun's is non-zero if any rank's is), and rank 0's final line counts rank 0's case only.
+[[noreturn]] void run_timeout(const Ctx& ctx) {
+  const int skipper = ctx.size - 1;
+  if (ctx.rank == skipper) {
+    fmt::print("test_gpu_allreduce: rank {} skips its call on purpose\n", ctx.rank);
+    std::fflush(stdout);
+    // Long enough for the others to time out (300 ms) and report before this process goes.
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    leave(0);
+  }
+  // 300 ms timeout; the rest is kernel launch and first-call module loading, with a wide margin.
+  constexpr auto kLimit = std::chrono::seconds(10);
+  // A hang is the failure this suite exists to rule out: report it instead of waiting for the job's time limit.
+  static std::atomic<bool> done{false};
+  std::thread([rank = ctx.rank] {
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (!done.load() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (done.load()) return;
+    fmt::print("  FAIL [timeout] rank {}: still waiting 60 s after the call: the missing peer was never detected\n",
+               rank);
+    if (rank == 0) fmt::print("test_gpu_allreduce: 0 passed, 1 failed\n");
+    hard_exit(1);
+  }).detach();
+
+  const std::size_t count = 4096;  // every rank owns a slice
+  DeviceBuffer buf(count * sizeof(float));
+  CHECK_CUDA(cudaMemsetAsync(buf.get(), 0, buf.bytes(), ctx.stream));
+  const auto t0 = Clock::now();
+  bool got_error = false;
+  std::string message;
+  try {
+    ctx.comm->allreduce(buf.get(), buf.get(), count, DataType::kFloat32, ctx.stream, Algorithm::kHierarchical);
+    ctx.comm->synchronize(ctx.stream);
+  } catch (const nvrar::Error& e) {
+    got_error = true;
+    message = e.what();
+  } catch (const std::exception& e) {
+    message = fmt::format("(not an nvrar::Error) {}", e.what());
+  }
+  const auto elapsed = Clock::now() - t0;
+  done.store(true);
+  const long ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
+
+  int named_peer = -1;
+  const std::regex rank_re("rank (\\d+)");
+  for (auto it = std::sregex_iterator(message.begin(), message.end(), rank_re); it != std::sregex_iterator(); ++it) {
+    const int r = std::stoi((*it)[1].str());
+    if (r != ctx.rank) {
+      named_peer = r;
+      break;
+    }
+  }
+  std::vector<std::string> problems;
+  if (!got_error) problems.push_back(message.empty() ? "no error reported" : message);
+  if (got_error && message.find("timed out") == std::string::npos) problems.push_back("message lacks \"timed out\"");
+  if (got_error && named_peer < 0) problems.push_back("message names no other rank");
+  if (elapsed > kLimit) problems.push_back(fmt::format("reported after {} ms (limit {} s)", ms, kLimit.count()));
+  std::string why;
+  for (const std::string& p : problems) why += (why.empty() ? "" : "; ") + p;
+  if (problems.empty())
+    fmt::print("  rank {} PASS [timeout] reported after {} ms, naming rank {}: {}\n", ctx.rank, ms, named_peer,
+               message);
+  else
+    fmt::print("  rank {} FAIL [timeout] {}; message: {}\n", ctx.rank, why, message.empty() ? "(none)" : message);
+  if (ctx.rank == 0)
+    fmt::print("test_gpu_allreduce: {} passed, {} failed\n", problems.empty() ? 1 : 0, problems.empty() ? 0 : 1);
+  leave(problems.empty() ? 0 : 1);
+}
+
+int run_suite(const std::string& suite, nvrar::Communicator& comm) {
+  Stream stream;
+  Ctx ctx;
+  ctx.comm = &comm;
+  ctx.stream = stream.get();
+  ctx.rank = comm.rank();
+  ctx.size = comm.size();
+  ctx.roundings = nvrar::check::hierarchical_roundings(comm.nodes());
+  ctx.hierarchical = nvrar::built_with_nvshmem();
+
+  if (ctx.rank == 0) {
+    int device = 0;
+    cudaDeviceProp prop{};
+    CHECK_CUDA(cudaGetDevice(&device));
+    CHECK_CUDA(cudaGetDeviceProperties(&prop, device));
+    fmt::print("test_gpu_allreduce: suite {}; {}; max_bytes {}; {}\n", suite, comm.describe(), comm.max_bytes(),
+               prop.name);
+    if (!ctx.hierarchical)
+      fmt::print("test_gpu_allreduce: NOTE: no NVSHMEM in this build: hierarchical cases left out, auto runs NCCL\n");
+    std::fflush(stdout);
+  }
+
+  if (suite == "timeout") {
+    if (ctx.size < 2 || !ctx.hierarchical) {
+      if (ctx.rank == 0)
+        fmt::print("test_gpu_allreduce: SKIPPED (the timeout suite needs >= 2 ranks and the hierarchical algorithm)\n");
+      return 77;
+    }
+    run_timeout(ctx);
+  }
+
+  Totals totals;
+  const int rc = suite == "sanitizer" ? run_sanitizer(ctx, totals) : run_correctness(ctx, totals);
+  if (rc == 77) return rc;
+  // Counted over cases (a case fails if it failed on any rank), the same on every rank after finish_section's sums.
+  if (ctx.rank == 0) fmt::print("test_gpu_allreduce: {} passed, {} failed\n", totals.passed, totals.failed);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  return totals.failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Multi-process GPU test of nvrar::Communicator::allreduce (run under mpirun, one process per GPU)"};
+  std::string suite = "correctness";
+  std::size_t max_bytes = 0;
+  app.add_option("--suite", suite, "correctness (default), timeout (>= 2 ranks) or sanitizer")
+      ->check(CLI::IsMember({"correctness", "timeout", "sanitizer"}));
+  CLI::Option* max_bytes_opt =
+      app.add_option("--max-bytes", max_bytes, "communicator capacity, e.g. 64MiB (default 64 MiB; sanitizer 1 MiB)")
+          ->transform(CLI::AsSizeValue(false));
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    g_rank = nvrar::detect_launch().rank;
+  } catch (const std::exception&) {
+    // A malformed launcher environment is create()'s to report.
+  }
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    fmt::print("test_gpu_allreduce: SKIPPED (no CUDA device)\n");
+    return 77;
+  }
+
+  nvrar::Options options;
+  options.max_bytes = suite == "sanitizer" ? std::size_t{1} << 20 : k64MiB;
+  if (*max_bytes_opt) options.max_bytes = max_bytes;
+  if (suite == "timeout") options.timeout_ms = 300;
+
+  // Outside the try: on an error the communicator is never destroyed (see hard_exit).
+  std::unique_ptr<nvrar::Communicator> comm;
+  int rc = 1;
+  try {
+    comm = nvrar::Communicator::create(options);
+    g_rank = comm->rank();
+    rc = run_suite(suite, *comm);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "test_gpu_allreduce: rank {}: error: {}\n", g_rank, e.what());
+    hard_exit(1);
+  }
+  comm.reset();
+  return rc;
+}

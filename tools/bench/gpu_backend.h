@@ -1,0 +1,102 @@
+// nvrar-bench on GPUs: one process per GPU (started by mpirun, srun or torchrun), one nvrar::Communicator over
+// all of them. Algorithms: nvrar (NVRAR's own choice), hierarchical (the fused NVSHMEM kernel), nccl
+// (ncclAllReduce on cudaMalloc buffers) and nccl-symmetric (ncclAllReduce on ncclMemAlloc buffers registered as
+// NCCL_WIN_COLL_SYMMETRIC windows), all on the communicator's NCCL communicator.
+//
+// Every member below except the accessors is collective: all ranks call it in the same order with the same
+// arguments (the driver guarantees this by running the same sweep on every rank).
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bench/backend.h"
+#include "check/verify.h"
+#include "nvrar/nvrar.h"
+
+namespace nvrar::bench {
+
+// 4 KB to 64 MB (BENCHMARKING.md), 20 calls per CUDA graph, 15 timed replays after 3 warm-up replays.
+BackendDefaults gpu_backend_defaults();
+
+// CUDA devices this process can see; 0 when there are none or the runtime cannot start (no driver). `why`, when
+// given, receives the reason for 0.
+int gpu_device_count(std::string* why = nullptr);
+
+class GpuBackend : public Backend {
+ public:
+  // Throws nvrar::Error when no CUDA device is visible, before touching the launcher or NCCL.
+  explicit GpuBackend(const BackendOptions& options);
+  ~GpuBackend() override;
+  GpuBackend(const GpuBackend&) = delete;
+  GpuBackend& operator=(const GpuBackend&) = delete;
+
+  std::string name() const override { return "gpu"; }
+  std::string device() const override { return device_; }
+  int ranks() const override { return comm_->size(); }
+  int gpus_per_node() const override { return comm_->gpus_per_node(); }
+  int nodes() const override { return comm_->nodes(); }
+  std::size_t max_bytes() const override { return max_bytes_; }
+  std::vector<std::string> algorithms() const override;
+  bool is_root() const override { return comm_->rank() == 0; }
+  std::vector<std::string> notes() const override { return notes_; }
+
+  Measurement run(const std::string& algorithm, std::size_t count, DataType dtype, const RunConfig& config) override;
+
+ private:
+  enum class Algo { kNvrar, kHierarchical, kNccl, kNcclSymmetric };
+
+  Measurement measure(Algo algo, std::size_t count, DataType dtype, const RunConfig& config);
+  // Enqueues one all-reduce of `algo` on stream_ (eagerly or into a capture).
+  void enqueue(Algo algo, const void* in, void* out, std::size_t count, DataType dtype);
+  // One eager, verified call; returns the wrong elements summed over ranks.
+  std::size_t checked_call(Algo algo, const void* in, void* out, std::size_t count, DataType dtype,
+                           const RunConfig& config);
+  // The float64 reference of the check input for (count, dtype), built once and kept for the other algorithms.
+  const check::Reference& reference(std::size_t count, DataType dtype, uint64_t seed);
+  // Waits for stream_, turning an NCCL asynchronous error or an NVRAR kernel failure into an nvrar::Error.
+  void wait();
+  void allocate_symmetric();
+  // Frees everything. collective = false (after a failure, peers may be gone) skips the calls that need every
+  // rank (window deregistration, communicator teardown) and leaks what they guard; the process is about to exit.
+  void release(bool collective) noexcept;
+
+  // NCCL collectives on the small scratch buffer, for the numbers every rank must agree on.
+  double max_over_ranks(double value);
+  uint64_t sum_over_ranks(uint64_t value);
+  std::vector<uint64_t> all_gather(uint64_t value);
+
+  std::unique_ptr<Communicator> comm_;
+  int rank_ = 0;  // for messages; the launcher's rank until the communicator exists
+  std::size_t max_bytes_ = 0;
+  std::string device_;
+  std::vector<std::string> notes_;
+  bool failed_ = false;  // a collective failed on this rank: tear down locally only
+
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t start_ = nullptr;
+  cudaEvent_t stop_ = nullptr;
+  void* in_ = nullptr;  // cudaMalloc, max_bytes_: nvrar, hierarchical, nccl
+  void* out_ = nullptr;
+  void* scratch_ = nullptr;  // cudaMalloc, scratch_bytes_: device names, hashes, max and sum over ranks
+  std::size_t scratch_bytes_ = 0;
+  void* symmetric_in_ = nullptr;  // ncclMemAlloc, symmetric_bytes_, registered on first use of nccl-symmetric
+  void* symmetric_out_ = nullptr;
+  ncclWindow_t symmetric_in_window_ = nullptr;
+  ncclWindow_t symmetric_out_window_ = nullptr;
+  std::size_t symmetric_bytes_ = 0;
+
+  std::vector<std::byte> host_in_;
+  std::vector<std::byte> host_out_;
+  std::map<std::pair<std::size_t, DataType>, check::Reference> references_;
+};
+
+}  // namespace nvrar::bench
