@@ -361,12 +361,14 @@ std::string first_outside(const void* out, Want want_at, const std::vector<doubl
 void check_output(const Ctx& ctx, const Call& c, const unsigned char* slot, const nvrar::check::Reference& ref,
                   std::vector<std::string>& problems) {
   const unsigned char* out = slot + kGuard + c.shift();
-  const std::size_t wrong = nvrar::check::count_wrong(out, ref, c.count, c.dtype, ctx.roundings, ctx.size);
+  // Auto sends large messages to NCCL, whose ring rounds once per hop: allow P roundings there.
+  const int roundings = c.algorithm == Algorithm::kAuto ? std::max(ctx.roundings, ctx.size) : ctx.roundings;
+  const std::size_t wrong = nvrar::check::count_wrong(out, ref, c.count, c.dtype, roundings, ctx.size);
   if (wrong != 0) {
     const std::string first = first_outside(
-        out, [&](std::size_t i) { return ref.sum[i]; }, ref.abs_sum, c, ctx.roundings, ctx.size);
+        out, [&](std::size_t i) { return ref.sum[i]; }, ref.abs_sum, c, roundings, ctx.size);
     problems.push_back(fmt::format("{} of {} elements off the float64 reference (roundings {}), {}", wrong, c.count,
-                                   ctx.roundings, first));
+                                   roundings, first));
   }
   if (!all_bytes_are(slot, kGuard + c.shift(), kPoison)) problems.push_back("bytes before the output were written");
   if (!all_bytes_are(out + c.bytes(), kGuard, kPoison)) problems.push_back("bytes after the output were written");
