@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [unit] [correct] [timeout] [sanitize] [bench] [all]
-# Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
+# CORRECT_CFGS / BENCH_CFGS: 'ranks:gpus_per_node ...' to run a subset. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
 # (the device tool's output folder) or ./out. Prints a short summary last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -44,8 +44,8 @@ run_split() {  # ranks gpus_per_node log args...
 }
 
 if want correct; then
-  for cfg in "1 1" "2 2" "2 1" "4 4" "4 2" "4 1"; do
-    set -- $cfg
+  for cfg in ${CORRECT_CFGS:-1:1 2:2 2:1 4:4 4:2 4:1}; do
+    set -- ${cfg/:/ }
     [ "$1" -le "$NGPU" ] || continue
     rc=$(run_split "$1" "$2" "$OUT/correct_np$1_g$2.log" $BUILD/tests/test_gpu_allreduce --suite correctness)
     note "correctness np=$1 G=$2: rc=$rc $(grep -E 'passed, .* failed' "$OUT/correct_np$1_g$2.log" | tail -1)"
@@ -66,8 +66,8 @@ if want sanitize; then
 fi
 
 if want bench; then
-  for cfg in "2 2" "2 1" "4 4" "4 2" "4 1"; do
-    set -- $cfg
+  for cfg in ${BENCH_CFGS:-2:2 2:1 4:4 4:2 4:1}; do
+    set -- ${cfg/:/ }
     [ "$1" -le "$NGPU" ] || continue
     rc=$(run_split "$1" "$2" "$OUT/bench_np$1_g$2.log" $BUILD/tools/nvrar-bench --backend gpu --check \
          --json "$OUT/bench_np$1_g$2.json")
