@@ -20,7 +20,7 @@ summary=()
 note() { summary+=("$1"); echo "== $1"; }
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS
         -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH -x NVRAR_GPUS_PER_NODE -x NVRAR_TIMEOUT_MS
-        -x NVRAR_INTER_NODE_STORES -x NVRAR_AUTO_MAX_BYTES -x NVRAR_MAX_BLOCKS)
+        -x NVRAR_INTER_NODE_STORES -x NVRAR_AUTO_MAX_BYTES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS)
 
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
@@ -62,6 +62,16 @@ if want sanitize; then
     rc=$(run_split 2 1 "$OUT/sanitize_$tool.log" compute-sanitizer --tool $tool --error-exitcode 9 \
          $BUILD/tests/test_gpu_allreduce --suite sanitizer)
     note "compute-sanitizer $tool np=2 (2 virtual nodes): rc=$rc $(grep -E 'ERROR SUMMARY' "$OUT/sanitize_$tool.log" | sort | uniq -c | tr '\n' ' ')"
+    grep -E -A4 '^========= (Invalid|Race|Error|Program hit)' "$OUT/sanitize_$tool.log" | head -40
+  done
+fi
+
+if want chunks; then  # chunk-size sweep of the hierarchical kernel (threads per block), 4 GPUs as 1 x 4
+  for cu in ${CHUNK_LIST:-0 64 128 256 512}; do
+    NVRAR_CHUNK_UNITS=$cu run_split 4 4 "$OUT/chunks_$cu.log" $BUILD/tools/nvrar-bench --backend gpu \
+      --algorithms hierarchical -e 4M > /dev/null
+    echo "== NVRAR_CHUNK_UNITS=$cu (1x4, hierarchical, us):" \
+      "$(grep -E '^ +[0-9]+ ' "$OUT/chunks_$cu.log" | awk '{printf "%s:%s ", $1, $6}')"
   done
 fi
 

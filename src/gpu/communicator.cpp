@@ -136,8 +136,11 @@ class GpuCommunicator final : public Communicator {
     HierarchicalParams p = params_;
     p.in = in;
     p.out = out;
+    const int64_t units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
+    const int chunk_units = hierarchical_chunk_units(core::ceil_div(units, topo_.gpus_per_node), max_blocks_,
+                                                     static_cast<int>(core::param_ChunkUnits()));
     p.shape = core::make_call_shape(static_cast<int64_t>(count), static_cast<int>(dtype_size(dtype)),
-                                    topo_.gpus_per_node, kThreadsPerBlock);
+                                    topo_.gpus_per_node, chunk_units);
     const int blocks = hierarchical_blocks(p.shape, max_blocks_);
     NVRAR_CUDA_CHECK(rank_, launch_hierarchical(p, dtype, blocks, stream));
   }

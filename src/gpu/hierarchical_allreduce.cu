@@ -12,7 +12,8 @@
 //      in the staging region) and polling the partner's cells; both partners add the same two operands;
 //      then push the final cells to every local peer (all_gather(parity, my local rank)) and write my output;
 //   3. all-gather receive: poll every other slice's final cells and write them to the output.
-// Launch: grid = min(chunks of the largest slice, max blocks), 512 threads; thread t handles unit t of each
+// Launch: grid = min(chunks of the largest slice, max blocks), chunk_units threads (32..512, chosen so the
+//   largest slice spreads over up to max blocks); thread t handles unit t of each
 //   chunk; chunk c of every slice belongs to block c % gridDim.x on every rank, so a block only ever waits for
 //   the same block index of other ranks, and in-place calls are safe (a unit is read and later written by the
 //   same thread).
@@ -228,7 +229,7 @@ __device__ __forceinline__ void send_step(const HierarchicalParams& p, const Cal
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreadsPerBlock) hierarchical_allreduce_kernel(const HierarchicalParams p) {
+__global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_kernel(const HierarchicalParams p) {
   const core::Topology& t = p.topo;
   const core::CallShape& s = p.shape;
   const core::HeapLayout& h = p.layout;
@@ -348,6 +349,14 @@ __global__ void __launch_bounds__(kThreadsPerBlock) hierarchical_allreduce_kerne
 
 }  // namespace
 
+int hierarchical_chunk_units(int64_t slice_units, int max_blocks, int forced) {
+  int64_t units = forced > 0 ? forced : core::ceil_div(slice_units, max_blocks);
+  units = core::ceil_div(units, kMinChunkUnits) * kMinChunkUnits;
+  if (units < kMinChunkUnits) units = kMinChunkUnits;
+  if (units > kMaxThreadsPerBlock) units = kMaxThreadsPerBlock;
+  return static_cast<int>(units);
+}
+
 int hierarchical_blocks(const core::CallShape& shape, int max_blocks) {
   const int64_t chunks = shape.max_chunks();
   const int limit = max_blocks < kMaxBlocks ? max_blocks : kMaxBlocks;
@@ -355,15 +364,16 @@ int hierarchical_blocks(const core::CallShape& shape, int max_blocks) {
 }
 
 cudaError_t launch_hierarchical(const HierarchicalParams& params, DataType dtype, int blocks, cudaStream_t stream) {
+  const int threads = static_cast<int>(params.shape.chunk_units);
   switch (dtype) {
     case DataType::kFloat32:
-      hierarchical_allreduce_kernel<float><<<blocks, kThreadsPerBlock, 0, stream>>>(params);
+      hierarchical_allreduce_kernel<float><<<blocks, threads, 0, stream>>>(params);
       break;
     case DataType::kBFloat16:
-      hierarchical_allreduce_kernel<core::Bf16><<<blocks, kThreadsPerBlock, 0, stream>>>(params);
+      hierarchical_allreduce_kernel<core::Bf16><<<blocks, threads, 0, stream>>>(params);
       break;
     case DataType::kFloat16:
-      hierarchical_allreduce_kernel<core::Fp16><<<blocks, kThreadsPerBlock, 0, stream>>>(params);
+      hierarchical_allreduce_kernel<core::Fp16><<<blocks, threads, 0, stream>>>(params);
       break;
   }
   return cudaGetLastError();

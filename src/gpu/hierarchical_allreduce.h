@@ -45,13 +45,18 @@ struct HierarchicalParams {
   long long timeout_ns;
 };
 
-// Threads per block: one 16-byte unit per thread per chunk, so chunk_units == kThreadsPerBlock.
-constexpr int kThreadsPerBlock = 512;
+// One 16-byte unit per thread per chunk: a block has shape.chunk_units threads, at most kMaxThreadsPerBlock.
+constexpr int kMaxThreadsPerBlock = 512;
+constexpr int kMinChunkUnits = 32;  // one warp
+
+// Chunk size for a call: `forced` (NVRAR_CHUNK_UNITS) when positive, else the smallest multiple of a warp that
+// spreads the largest slice over at most max_blocks blocks (more blocks keep more NVLink stores in flight).
+int hierarchical_chunk_units(int64_t slice_units, int max_blocks, int forced);
 
 // Blocks for a call of this shape: one per chunk of the largest slice, at most max_blocks.
 int hierarchical_blocks(const core::CallShape& shape, int max_blocks);
 
-// Enqueues the kernel on `stream`. Returns the launch error, if any.
+// Enqueues the kernel on `stream` with shape.chunk_units threads per block. Returns the launch error, if any.
 cudaError_t launch_hierarchical(const HierarchicalParams& params, DataType dtype, int blocks, cudaStream_t stream);
 
 }  // namespace nvrar::gpu
