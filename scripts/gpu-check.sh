@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
-#   bash scripts/gpu-check.sh [build] [unit] [correct] [timeout] [sanitize] [bench] [all]
+#   bash scripts/gpu-check.sh [build] [unit] [correct] [timeout] [sanitize] [chunks] [sleep] [bench] [all]
 # CORRECT_CFGS / BENCH_CFGS: 'ranks:gpus_per_node ...' to run a subset. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
 # (the device tool's output folder) or ./out. Prints a short summary last.
 set -uo pipefail
@@ -20,7 +20,7 @@ summary=()
 note() { summary+=("$1"); echo "== $1"; }
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS
         -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH -x NVRAR_GPUS_PER_NODE -x NVRAR_TIMEOUT_MS
-        -x NVRAR_INTER_NODE_STORES -x NVRAR_AUTO_MAX_BYTES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS)
+        -x NVRAR_INTER_NODE_STORES -x NVRAR_AUTO_MAX_BYTES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS)
 
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
@@ -57,12 +57,15 @@ if want timeout; then
   note "timeout suite np=2: rc=$rc $(grep -E 'passed, .* failed' "$OUT/timeout.log" | tail -1)"
 fi
 
-if want sanitize; then
+if want sanitize; then  # compute-sanitizer on the small suite: 1 x 2 (intra-node phases) and 2 x 1 (puts)
   for tool in memcheck racecheck; do
-    rc=$(run_split 2 1 "$OUT/sanitize_$tool.log" compute-sanitizer --tool $tool --error-exitcode 9 \
-         $BUILD/tests/test_gpu_allreduce --suite sanitizer)
-    note "compute-sanitizer $tool np=2 (2 virtual nodes): rc=$rc $(grep -E 'ERROR SUMMARY' "$OUT/sanitize_$tool.log" | sort | uniq -c | tr '\n' ' ')"
-    grep -E -A4 '^========= (Invalid|Race|Error|Program hit)' "$OUT/sanitize_$tool.log" | head -40
+    for g in 2 1; do
+      log="$OUT/sanitize_${tool}_g$g.log"
+      rc=$(run_split 2 $g "$log" compute-sanitizer --tool $tool --report-api-errors no --error-exitcode 9 \
+           $BUILD/tests/test_gpu_allreduce --suite sanitizer)
+      note "compute-sanitizer $tool np=2 G=$g: rc=$rc $(grep -E 'ERROR SUMMARY|passed, .* failed' "$log" | sort | uniq -c | tr '\n' ' ')"
+      grep -E -A4 '^========= (Invalid|Race|Error|Program hit)' "$log" | head -20
+    done
   done
 fi
 
@@ -72,6 +75,17 @@ if want chunks; then  # chunk-size sweep of the hierarchical kernel (threads per
       --algorithms hierarchical -e 4M > /dev/null
     echo "== NVRAR_CHUNK_UNITS=$cu (1x4, hierarchical, us):" \
       "$(grep -E '^ +[0-9]+ ' "$OUT/chunks_$cu.log" | awk '{printf "%s:%s ", $1, $6}')"
+  done
+fi
+
+if want sleep; then  # poll back-off sweep of the hierarchical kernel, 1 x 4 and 4 x 1
+  for g in 4 1; do
+    for ns in ${SLEEP_LIST:-0 32 128 512}; do
+      NVRAR_POLL_SLEEP_NS=$ns run_split 4 $g "$OUT/sleep_g${g}_$ns.log" $BUILD/tools/nvrar-bench --backend gpu \
+        --algorithms hierarchical -e 4M > /dev/null
+      echo "== G=$g NVRAR_POLL_SLEEP_NS=$ns (hierarchical, us):" \
+        "$(grep -E '^ +[0-9]+ ' "$OUT/sleep_g${g}_$ns.log" | awk '{printf "%s:%s ", $1, $6}')"
+    done
   done
 fi
 

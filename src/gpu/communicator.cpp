@@ -228,6 +228,7 @@ class GpuCommunicator final : public Communicator {
     params_.abort_flag = abort_flag_;
     params_.error = error_device_;
     params_.timeout_ns = static_cast<long long>(timeout_ms_) * 1000000LL;
+    params_.poll_sleep_ns = static_cast<int>(core::param_PollSleepNs());
     for (int s = 0; s < kMaxInterSteps; ++s) params_.inter_pe[s] = -1;
     if (!shmem::available()) return;  // NCCL only
     if (core::inter_step_count(topo_) > kMaxInterSteps)

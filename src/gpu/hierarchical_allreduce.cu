@@ -186,6 +186,7 @@ __device__ __forceinline__ bool poll_unit(const HierarchicalParams& p, const cha
       w[3] = b.z;
       return true;
     }
+    if (p.poll_sleep_ns > 0 && tries > 2) __nanosleep(p.poll_sleep_ns);
     if (tries % kPollsPerClockCheck == 0) {
       if (*reinterpret_cast<volatile int*>(p.abort_flag) != 0) return false;
       const unsigned long long now = global_timer_ns();

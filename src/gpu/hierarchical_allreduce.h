@@ -43,6 +43,7 @@ struct HierarchicalParams {
   int* abort_flag;                           // device word: set when any wait timed out
   ErrorRecord* error;                        // mapped host memory
   long long timeout_ns;
+  int poll_sleep_ns;  // back-off between failed polls (0: spin), so waiting threads leave L2 to incoming data
 };
 
 // One 16-byte unit per thread per chunk: a block has shape.chunk_units threads, at most kMaxThreadsPerBlock.
