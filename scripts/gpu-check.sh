@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
-#   bash scripts/gpu-check.sh [build] [unit] [correct] [timeout] [sanitize] [chunks] [sleep] [bench] [all]
+#   bash scripts/gpu-check.sh [build] [unit] [correct] [timeout] [sanitize] [chunks] [sleep] [bulk] [bench] [all]
 # CORRECT_CFGS / BENCH_CFGS: 'ranks:gpus_per_node ...' to run a subset. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
 # (the device tool's output folder) or ./out. Prints a short summary last.
 set -uo pipefail
@@ -20,7 +20,7 @@ summary=()
 note() { summary+=("$1"); echo "== $1"; }
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS
         -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH -x NVRAR_GPUS_PER_NODE -x NVRAR_TIMEOUT_MS
-        -x NVRAR_INTER_NODE_STORES -x NVRAR_AUTO_MAX_BYTES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS)
+        -x NVRAR_INTER_NODE_STORES -x NVRAR_AUTO_MAX_BYTES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS -x NVRAR_BULK_MIN_BYTES)
 
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
@@ -85,6 +85,17 @@ if want sleep; then  # poll back-off sweep of the hierarchical kernel, 1 x 4 and
         --algorithms hierarchical -e 4M > /dev/null
       echo "== G=$g NVRAR_POLL_SLEEP_NS=$ns (hierarchical, us):" \
         "$(grep -E '^ +[0-9]+ ' "$OUT/sleep_g${g}_$ns.log" | awk '{printf "%s:%s ", $1, $6}')"
+    done
+  done
+fi
+
+if want bulk; then  # cells everywhere vs bulk form everywhere, hierarchical, 4 GPUs as 1 x 4 and 1 x 2
+  for g in 4 2; do
+    for b in 1099511627776 0; do
+      NVRAR_BULK_MIN_BYTES=$b run_split $g $g "$OUT/bulk_g${g}_$b.log" $BUILD/tools/nvrar-bench --backend gpu \
+        --algorithms hierarchical,nccl -e 4M --check > /dev/null
+      echo "== 1x$g NVRAR_BULK_MIN_BYTES=$b (hierarchical us | nccl us):" \
+        "$(grep -E '^ +[0-9]+ ' "$OUT/bulk_g${g}_$b.log" | awk '{printf "%s:%s/#%s ", $1, $6, $9}')"
     done
   done
 fi

@@ -1,5 +1,6 @@
 // The hierarchical all-reduce on the CPU executor, against a float64 reference, on every rank.
 //
+// Both forms of the intra-node phases (flagged cells; bulk data + chunk flags) run, mixed back to back.
 // Matrix: every (N nodes, G GPUs per node) with P = N x G <= 64 (N and G not powers of two included); counts
 // 1, 2, 3, G-1, G+1, primes and larger; fp32, bf16, fp16; bitwise equality across ranks. Then millions of
 // elements on a few topologies, 1000 back-to-back calls of random sizes without any barrier, and bad input.
@@ -112,6 +113,7 @@ TEST_P(AllTopologies, MatchesReferenceOnEveryRankForEverySplit) {
     opt.gpus_per_node = G;
     opt.max_bytes = 16411 * 4;
     opt.chunk_units = (P + G) % 3 == 0 ? 1 : 7;  // vary the chunking: one unit per chunk exercises many chunks
+    opt.bulk_min_bytes = 2000;  // calls of 2000+ bytes in bulk form, smaller ones in cells, mixed back to back
     HostGroup group(opt);
     const auto failures = run_and_verify(group, cases, 1000 + P * 100 + G);
     EXPECT_TRUE(failures.empty()) << "P=" << P << " G=" << G << ": " << failures.size() << " failures, first: "
@@ -145,7 +147,7 @@ TEST_P(LargeCounts, MillionsOfElements) {
   opt.ranks = lc.ranks;
   opt.gpus_per_node = lc.gpus_per_node;
   opt.max_bytes = count * 4;
-  opt.chunk_units = 256;
+  opt.chunk_units = 256;  // bulk form (default threshold 512 KiB) for all three calls
   HostGroup group(opt);
   std::vector<Case> cases = {{count, DataType::kFloat32, false}, {count, DataType::kBFloat16, true},
                              {count / 2 + 1, DataType::kFloat16, false}};
@@ -189,6 +191,7 @@ TEST_P(BackToBackCalls, ThousandRandomSizesWithoutBarrier) {
   opt.gpus_per_node = b.gpus_per_node;
   opt.max_bytes = max_count * 4;
   opt.chunk_units = 5;
+  opt.bulk_min_bytes = 4096;  // about half the calls in bulk form, interleaved with cell-form calls
   opt.async_puts = b.async_puts;
   HostGroup group(opt);
   // Each rank keeps its inputs and outputs of all calls and checks them only after the last call.

@@ -41,6 +41,9 @@ struct CallShape {
   int64_t units = 0;       // ceil(count * elem_bytes / 16)
   int64_t chunk_units = 1;  // units per chunk (>= 1)
   int gpus_per_node = 1;
+  // Intra-node phases in bulk form: plain 16-byte units plus one flag per chunk, written after the chunk's data
+  // (half the bytes of cells, one more fence and flag round trip). Inter-node steps always use cells.
+  bool bulk = false;
 
   NVRAR_HD int elems_per_unit() const { return kUnitBytes / elem_bytes; }
   // Units of slice s (may be empty when units < G).
@@ -62,8 +65,15 @@ struct CallShape {
   NVRAR_HD int64_t max_chunks() const { return num_chunks(0); }
 };
 
-NVRAR_HD CallShape make_call_shape(int64_t count, int elem_bytes, int gpus_per_node, int64_t chunk_units) {
+// A call moves its intra-node phases in bulk form from bulk_min_bytes of payload up.
+NVRAR_HD bool use_bulk(int64_t bytes, int64_t bulk_min_bytes) { return bytes >= bulk_min_bytes; }
+
+constexpr int64_t kNeverBulk = INT64_MAX;
+
+NVRAR_HD CallShape make_call_shape(int64_t count, int elem_bytes, int gpus_per_node, int64_t chunk_units,
+                                   int64_t bulk_min_bytes = kNeverBulk) {
   CallShape s;
+  s.bulk = use_bulk(count * elem_bytes, bulk_min_bytes);
   s.count = count;
   s.elem_bytes = elem_bytes;
   s.units = ceil_div(count * elem_bytes, kUnitBytes);
@@ -84,12 +94,28 @@ NVRAR_HD int fold_out_step(const Topology& t) { return t.doubling_steps + 1; }
 //   all_gather(p, src):     cells of slice src sent by its owner, local rank src
 //   inter(p, step):         cells from my inter-node partner for that step
 //   staging(p, step):       cells I build before putting them to a remote partner (put needs a local source)
+// and, for calls in bulk form, separate regions (a stale cell must never be read as plain data, nor the reverse):
+//   bulk_reduce_scatter(p, src), bulk_all_gather(p, src): the slice's units as plain data, then one 8-byte flag
+//   per chunk (bulk_flag) that the sender writes after the chunk's data.
 struct HeapLayout {
   int64_t slice_units_capacity = 1;  // most units any slice of an accepted call can have
   int gpus_per_node = 1;
   int inter_steps = 2;
   std::size_t slot_bytes = kUnitCellBytes;
+  std::size_t bulk_base = 0;
+  std::size_t bulk_slot_bytes = kUnitBytes + 8;
   std::size_t total_bytes = 0;
+
+  NVRAR_HD std::size_t bulk_reduce_scatter(int parity, int src) const {
+    return bulk_base + (static_cast<std::size_t>(parity) * gpus_per_node + src) * bulk_slot_bytes;
+  }
+  NVRAR_HD std::size_t bulk_all_gather(int parity, int src) const {
+    return bulk_base + (static_cast<std::size_t>(2 + parity) * gpus_per_node + src) * bulk_slot_bytes;
+  }
+  // Flag of chunk c in a bulk region (chunks are at least one unit, so a slot holds one flag per unit).
+  NVRAR_HD std::size_t bulk_flag(std::size_t region, int64_t chunk) const {
+    return region + static_cast<std::size_t>(slice_units_capacity) * kUnitBytes + 8 * static_cast<std::size_t>(chunk);
+  }
 
   NVRAR_HD std::size_t reduce_scatter(int parity, int src) const {
     return (static_cast<std::size_t>(parity) * gpus_per_node + src) * slot_bytes;
@@ -116,8 +142,10 @@ NVRAR_HD HeapLayout make_heap_layout(const Topology& t, std::size_t max_bytes) {
   h.gpus_per_node = t.gpus_per_node;
   h.inter_steps = inter_step_count(t);
   h.slot_bytes = static_cast<std::size_t>(h.slice_units_capacity) * kUnitCellBytes;
-  h.total_bytes = (static_cast<std::size_t>(4) * t.gpus_per_node + static_cast<std::size_t>(4) * h.inter_steps) *
-                  h.slot_bytes;
+  h.bulk_base = (static_cast<std::size_t>(4) * t.gpus_per_node + static_cast<std::size_t>(4) * h.inter_steps) *
+                h.slot_bytes;
+  h.bulk_slot_bytes = static_cast<std::size_t>(h.slice_units_capacity) * (kUnitBytes + 8);
+  h.total_bytes = h.bulk_base + static_cast<std::size_t>(4) * t.gpus_per_node * h.bulk_slot_bytes;
   return h;
 }
 

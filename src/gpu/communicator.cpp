@@ -140,7 +140,7 @@ class GpuCommunicator final : public Communicator {
     const int chunk_units = hierarchical_chunk_units(core::ceil_div(units, topo_.gpus_per_node), max_blocks_,
                                                      static_cast<int>(core::param_ChunkUnits()));
     p.shape = core::make_call_shape(static_cast<int64_t>(count), static_cast<int>(dtype_size(dtype)),
-                                    topo_.gpus_per_node, chunk_units);
+                                    topo_.gpus_per_node, chunk_units, core::param_BulkMinBytes());
     const int blocks = hierarchical_blocks(p.shape, max_blocks_);
     NVRAR_CUDA_CHECK(rank_, launch_hierarchical(p, dtype, blocks, stream));
   }

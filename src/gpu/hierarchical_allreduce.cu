@@ -12,6 +12,10 @@
 //      in the staging region) and polling the partner's cells; both partners add the same two operands;
 //      then push the final cells to every local peer (all_gather(parity, my local rank)) and write my output;
 //   3. all-gather receive: poll every other slice's final cells and write them to the output.
+//   Bulk form (calls of NVRAR_BULK_MIN_BYTES and more): phases 1 and 3 move plain 16-byte units instead of
+//   cells (half the bytes); after a block's stores, each thread fences (system scope), the block synchronises,
+//   and flags (one per chunk and peer) are stored with release; receivers poll the flag with one thread
+//   (acquire), synchronise the block and read the units through L2. Inter-node steps always use cells.
 // Launch: grid = min(chunks of the largest slice, max blocks), chunk_units threads (32..512, chosen so the
 //   largest slice spreads over up to max blocks); thread t handles unit t of each
 //   chunk; chunk c of every slice belongs to block c % gridDim.x on every rank, so a block only ever waits for
@@ -200,6 +204,55 @@ __device__ __forceinline__ bool poll_unit(const HierarchicalParams& p, const cha
   }
 }
 
+// ---- bulk form: plain 16-byte units, then one flag per chunk written with release after the chunk's data ----
+
+__device__ __forceinline__ void store_plain_v4(char* p, const uint32_t w[4]) {
+  *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// Reads through L2 (.cv): a peer wrote these bytes since this SM may last have cached the line.
+__device__ __forceinline__ void load_l2_v4(const char* p, uint32_t w[4]) {
+  const uint4 v = __ldcv(reinterpret_cast<const uint4*>(p));
+  w[0] = v.x;
+  w[1] = v.y;
+  w[2] = v.z;
+  w[3] = v.w;
+}
+
+__device__ __forceinline__ void store_flag_release(char* p, unsigned long long v) {
+  asm volatile("st.release.sys.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
+__device__ __forceinline__ unsigned long long load_flag_acquire(const char* p) {
+  unsigned long long v;
+  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// Polls a chunk flag until it holds `flag`; false on timeout or abort (as poll_unit).
+__device__ bool poll_flag(const HierarchicalParams& p, const char* addr, uint32_t flag, int peer, Phase phase,
+                          int slice, int64_t chunk, unsigned long long seq) {
+  unsigned long long start = 0;
+  for (int tries = 1;; ++tries) {
+    if (load_flag_acquire(addr) == flag) return true;
+    if (tries % kPollsPerClockCheck == 0) {
+      if (*reinterpret_cast<volatile int*>(p.abort_flag) != 0) return false;
+      const unsigned long long now = global_timer_ns();
+      if (start == 0) {
+        start = now;
+      } else if (static_cast<long long>(now - start) > p.timeout_ns) {
+        report_timeout(p, peer, phase, 0, slice, chunk, seq);
+        return false;
+      }
+    }
+  }
+}
+
+// Number of chunks of a slice with `chunks` chunks that this block handles (c = blockIdx.x + j * gridDim.x).
+__device__ __forceinline__ int64_t block_chunk_count(int64_t chunks) {
+  return chunks > blockIdx.x ? (chunks - 1 - blockIdx.x) / gridDim.x + 1 : 0;
+}
+
 struct CallState {
   unsigned long long seq;
   uint32_t flag;
@@ -244,11 +297,14 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
   const bool out_aligned = (reinterpret_cast<uintptr_t>(out) & 15) == 0;
   const int G = t.gpus_per_node;
   bool ok = true;
+  __shared__ int s_ok;  // bulk form: cleared when the block's flag-waiting thread timed out
+  if (threadIdx.x == 0) s_ok = 1;
+  __syncthreads();
 
   // 1. Reduce-scatter push: slice sl of my input to its owner. Start at my right neighbour to spread traffic.
   for (int i = 1; i < G; ++i) {
     const int sl = (t.local + i) % G;
-    char* dst = p.local_heaps[sl] + h.reduce_scatter(cs.parity, t.local);
+    char* dst = p.local_heaps[sl] + (s.bulk ? h.bulk_reduce_scatter(cs.parity, t.local) : h.reduce_scatter(cs.parity, t.local));
     const Range su = s.slice_units(sl);
     const int64_t chunks = s.num_chunks(sl);
     for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
@@ -257,8 +313,23 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
       if (u < ch.end) {
         uint32_t w[4];
         load_input_unit(in, s.count, u < su.size() ? su.begin + u : -1, in_aligned, w);
-        store_unit_cells(dst + static_cast<std::size_t>(u) * core::kUnitCellBytes, w, cs.flag);
+        if (s.bulk)
+          store_plain_v4(dst + static_cast<std::size_t>(u) * core::kUnitBytes, w);
+        else
+          store_unit_cells(dst + static_cast<std::size_t>(u) * core::kUnitCellBytes, w, cs.flag);
       }
+    }
+  }
+  if (s.bulk) {
+    // Every thread's data is visible system-wide before any flag of this block is (fence, then barrier).
+    __threadfence_system();
+    __syncthreads();
+    for (int i = 1; i < G; ++i) {
+      const int sl = (t.local + i) % G;
+      char* region = p.local_heaps[sl] + h.bulk_reduce_scatter(cs.parity, t.local);
+      const int64_t mine = block_chunk_count(s.num_chunks(sl));
+      for (int64_t j = threadIdx.x; j < mine; j += blockDim.x)
+        store_flag_release(region + (h.bulk_flag(0, blockIdx.x + j * gridDim.x)), cs.flag);
     }
   }
 
@@ -273,6 +344,15 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
     const std::size_t unit_offset = static_cast<std::size_t>(u) * core::kUnitCellBytes;
     const int64_t my_unit = u < mine.size() ? mine.begin + u : -1;
     uint32_t part[4] = {0, 0, 0, 0};
+    if (s.bulk) {  // one thread waits for the G-1 peers' flags of this chunk, the block reads after the barrier
+      if (threadIdx.x == 0)
+        for (int src = 0; src < G && s_ok; ++src)
+          if (src != t.local && !poll_flag(p, p.heap + h.bulk_flag(h.bulk_reduce_scatter(cs.parity, src), c), cs.flag,
+                                           t.rank_of(t.node, src), Phase::kReduceScatter, t.local, c, cs.seq))
+            s_ok = 0;
+      __syncthreads();
+      ok = ok && s_ok;
+    }
     if (active) {
       constexpr int kElems = core::kUnitBytes / sizeof(T);
       float acc[kElems];
@@ -282,6 +362,8 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
         uint32_t w[4];
         if (src == t.local) {
           load_input_unit(in, s.count, my_unit, in_aligned, w);
+        } else if (s.bulk) {
+          load_l2_v4(p.heap + h.bulk_reduce_scatter(cs.parity, src) + static_cast<std::size_t>(u) * core::kUnitBytes, w);
         } else if (ok) {
           ok = poll_unit(p, p.heap + h.reduce_scatter(cs.parity, src) + unit_offset, cs.flag, w, t.rank_of(t.node, src),
                          Phase::kReduceScatter, 0, t.local, u, cs.seq);
@@ -321,14 +403,47 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
     if (active) {
       for (int i = 1; i < G; ++i) {
         const int l = (t.local + i) % G;
-        store_unit_cells(p.local_heaps[l] + h.all_gather(cs.parity, t.local) + unit_offset, part, cs.flag);
+        if (s.bulk)
+          store_plain_v4(p.local_heaps[l] + h.bulk_all_gather(cs.parity, t.local) + static_cast<std::size_t>(u) * core::kUnitBytes,
+                         part);
+        else
+          store_unit_cells(p.local_heaps[l] + h.all_gather(cs.parity, t.local) + unit_offset, part, cs.flag);
       }
       store_output_unit(out, s.count, my_unit, out_aligned, part);
+    }
+    if (s.bulk) {
+      __threadfence_system();
+      __syncthreads();
+      if (threadIdx.x < G - 1) {
+        const int l = (t.local + 1 + threadIdx.x) % G;
+        store_flag_release(p.local_heaps[l] + h.bulk_flag(h.bulk_all_gather(cs.parity, t.local), c), cs.flag);
+      }
     }
   }
 
   // 3. All-gather receive: every other slice from its owner.
-  for (int i = 1; i < G && ok; ++i) {
+  if (s.bulk) {
+    for (int i = 1; i < G; ++i) {
+      const int sl = (t.local + G - i) % G;
+      const char* region = p.heap + h.bulk_all_gather(cs.parity, sl);
+      const Range su = s.slice_units(sl);
+      const int64_t chunks = s.num_chunks(sl);
+      for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
+        if (threadIdx.x == 0 && s_ok &&
+            !poll_flag(p, region + h.bulk_flag(0, c), cs.flag, t.rank_of(t.node, sl), Phase::kAllGather, sl, c, cs.seq))
+          s_ok = 0;
+        __syncthreads();
+        const Range ch = s.chunk(sl, c);
+        const int64_t u = ch.begin + threadIdx.x;
+        if (s_ok && u < ch.end) {
+          uint32_t w[4];
+          load_l2_v4(region + static_cast<std::size_t>(u) * core::kUnitBytes, w);
+          store_output_unit(out, s.count, u < su.size() ? su.begin + u : -1, out_aligned, w);
+        }
+      }
+    }
+  }
+  for (int i = 1; i < G && ok && !s.bulk; ++i) {
     const int sl = (t.local + G - i) % G;
     const Range su = s.slice_units(sl);
     const int64_t chunks = s.num_chunks(sl);

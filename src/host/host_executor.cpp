@@ -1,7 +1,8 @@
 // CPU executor of the hierarchical all-reduce: one rank per thread over a HostTransport heap.
 //
 // It follows the GPU kernel's structure with a single "thread block":
-//   1. reduce-scatter push: cells of every other local rank's slice go straight into that rank's heap;
+//   1. reduce-scatter push: cells of every other local rank's slice go straight into that rank's heap (in bulk
+//      form, large calls: plain units and then one flag per chunk);
 //   2. per chunk of the owned slice: wait for the G-1 peers' cells and sum in local-rank order (fp32), round;
 //      inter-node fold-in / recursive doubling / fold-out with cells put to the partner; push the final chunk
 //      to every local peer and write it to the output;
@@ -38,6 +39,7 @@ struct HostCommunicator::State {
   std::size_t max_bytes = 0;
   int timeout_ms = 0;
   int chunk_units = 1;
+  int64_t bulk_min_bytes = core::kNeverBulk;
   uint64_t seq = 0;                // sequence number of the last call
   std::string failure;             // set once a call failed: the protocol state is then unknown
 };
@@ -52,7 +54,7 @@ class HostAllReduce {
  public:
   HostAllReduce(HostCommunicator::State& st, const T* in, T* out, int64_t count)
       : st_(st), t_(st.topo), h_(st.layout), in_(in), out_(out),
-        shape_(core::make_call_shape(count, sizeof(T), st.topo.gpus_per_node, st.chunk_units)),
+        shape_(core::make_call_shape(count, sizeof(T), st.topo.gpus_per_node, st.chunk_units, st.bulk_min_bytes)),
         seq_(st.seq + 1), flag_(core::epoch_flag(seq_)), parity_(core::epoch_parity(seq_)),
         timeout_(std::chrono::milliseconds(st.timeout_ms)) {}
 
@@ -62,9 +64,9 @@ class HostAllReduce {
     for (int64_t c = 0; c < my_chunks; ++c) {
       const Range chunk = shape_.chunk(t_.local, c);
       std::vector<uint32_t> partial(static_cast<std::size_t>(chunk.size()) * core::kCellsPerUnit);
-      reduce_chunk(chunk, partial);
+      reduce_chunk(c, chunk, partial);
       inter_node_chunk(chunk, partial);
-      push_all_gather_chunk(chunk, partial);
+      push_all_gather_chunk(c, chunk, partial);
     }
     receive_all_gather();
   }
@@ -117,6 +119,24 @@ class HostAllReduce {
     }
   }
 
+  // Spins until the 64-bit flag at `offset` of this rank's heap holds this call's flag (bulk form).
+  void wait_flag(std::size_t offset, int peer, Phase phase, int s, int64_t chunk) const {
+    if (st_.transport->load_cell(t_.rank, offset) == flag_) return;
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (int spins = 1; st_.transport->load_cell(t_.rank, offset) != flag_; ++spins) {
+      if (spins % kSpinsBeforeYield == 0) {
+        if (std::chrono::steady_clock::now() > deadline) fail_timeout(peer, phase, 0, s, shape_.chunk(s, chunk).begin);
+        std::this_thread::yield();
+      }
+    }
+  }
+
+  // Reads unit u of a bulk region of this rank's heap.
+  void read_bulk_unit(std::size_t region, int64_t u, uint32_t words[core::kCellsPerUnit]) const {
+    std::memcpy(words, st_.transport->heap(t_.rank) + region + static_cast<std::size_t>(u) * core::kUnitBytes,
+                core::kUnitBytes);
+  }
+
   [[noreturn]] void fail_timeout(int peer, Phase phase, int step, int s, int64_t u) const {
     const std::string step_text = phase == Phase::kDoubling ? fmt::format(" step {}", step) : std::string();
     throw Error(fmt::format(
@@ -143,6 +163,20 @@ class HostAllReduce {
     for (int s = 0; s < t_.gpus_per_node; ++s) {
       if (s == t_.local) continue;
       const int owner = t_.rank_of(t_.node, s);
+      if (shape_.bulk) {
+        const std::size_t region = h_.bulk_reduce_scatter(parity_, t_.local);
+        for (int64_t c = 0; c < shape_.num_chunks(s); ++c) {
+          const Range chunk = shape_.chunk(s, c);
+          for (int64_t u = chunk.begin; u < chunk.end; ++u) {
+            uint32_t words[core::kCellsPerUnit];
+            load_input_unit(s, u, words);
+            st_.transport->store_bytes(owner, region + static_cast<std::size_t>(u) * core::kUnitBytes, words,
+                                       core::kUnitBytes);
+          }
+          st_.transport->store_flag(owner, h_.bulk_flag(region, c), flag_);
+        }
+        continue;
+      }
       const std::size_t region = h_.reduce_scatter(parity_, t_.local);
       for (int64_t u = 0; u < shape_.exchanged_units(s); ++u) {
         uint32_t words[core::kCellsPerUnit];
@@ -155,13 +189,20 @@ class HostAllReduce {
   }
 
   // Phase 1, owner side: node-wide sum of the chunk, summed in local-rank order 0..G-1 on every node.
-  void reduce_chunk(Range chunk, std::vector<uint32_t>& partial) const {
+  void reduce_chunk(int64_t c, Range chunk, std::vector<uint32_t>& partial) const {
+    if (shape_.bulk)  // each peer's flag covers the whole chunk
+      for (int src = 0; src < t_.gpus_per_node; ++src)
+        if (src != t_.local)
+          wait_flag(h_.bulk_flag(h_.bulk_reduce_scatter(parity_, src), c), t_.rank_of(t_.node, src),
+                    Phase::kReduceScatter, t_.local, c);
     for (int64_t u = chunk.begin; u < chunk.end; ++u) {
       float acc[kElemsPerUnit] = {};
       for (int src = 0; src < t_.gpus_per_node; ++src) {
         uint32_t words[core::kCellsPerUnit];
         if (src == t_.local) {
           load_input_unit(t_.local, u, words);
+        } else if (shape_.bulk) {
+          read_bulk_unit(h_.bulk_reduce_scatter(parity_, src), u, words);
         } else {
           wait_unit(h_.reduce_scatter(parity_, src) + unit_offset(u), t_.rank_of(t_.node, src), Phase::kReduceScatter,
                     0, t_.local, u, words);
@@ -220,7 +261,20 @@ class HostAllReduce {
   }
 
   // Phase 3, sending side: the final chunk to every local peer's all-gather slot [my local rank], and to my output.
-  void push_all_gather_chunk(Range chunk, const std::vector<uint32_t>& partial) const {
+  void push_all_gather_chunk(int64_t c, Range chunk, const std::vector<uint32_t>& partial) const {
+    if (shape_.bulk) {
+      const std::size_t region = h_.bulk_all_gather(parity_, t_.local);
+      const std::size_t first = static_cast<std::size_t>(chunk.begin) * core::kUnitBytes;
+      for (int l = 0; l < t_.gpus_per_node; ++l) {
+        if (l == t_.local) continue;
+        const int peer = t_.rank_of(t_.node, l);
+        st_.transport->store_bytes(peer, region + first, partial.data(), partial.size() * sizeof(uint32_t));
+        st_.transport->store_flag(peer, h_.bulk_flag(region, c), flag_);
+      }
+      for (int64_t u = chunk.begin; u < chunk.end; ++u)
+        store_output_unit(t_.local, u, &partial[static_cast<std::size_t>(u - chunk.begin) * core::kCellsPerUnit]);
+      return;
+    }
     const std::size_t region = h_.all_gather(parity_, t_.local);
     for (int64_t u = chunk.begin; u < chunk.end; ++u) {
       const uint32_t* words = &partial[static_cast<std::size_t>(u - chunk.begin) * core::kCellsPerUnit];
@@ -238,6 +292,19 @@ class HostAllReduce {
   void receive_all_gather() const {
     for (int s = 0; s < t_.gpus_per_node; ++s) {
       if (s == t_.local) continue;
+      if (shape_.bulk) {
+        const std::size_t region = h_.bulk_all_gather(parity_, s);
+        for (int64_t c = 0; c < shape_.num_chunks(s); ++c) {
+          wait_flag(h_.bulk_flag(region, c), t_.rank_of(t_.node, s), Phase::kAllGather, s, c);
+          const Range chunk = shape_.chunk(s, c);
+          for (int64_t u = chunk.begin; u < chunk.end; ++u) {
+            uint32_t words[core::kCellsPerUnit];
+            read_bulk_unit(region, u, words);
+            store_output_unit(s, u, words);
+          }
+        }
+        continue;
+      }
       for (int64_t u = 0; u < shape_.exchanged_units(s); ++u) {
         uint32_t words[core::kCellsPerUnit];
         wait_unit(h_.all_gather(parity_, s) + unit_offset(u), t_.rank_of(t_.node, s), Phase::kAllGather, 0, s, u,
@@ -314,6 +381,8 @@ HostGroup::HostGroup(const HostGroupOptions& options) : impl_(std::make_unique<I
   const int chunk_units =
       options.chunk_units > 0 ? options.chunk_units : static_cast<int>(core::param_HostChunkUnits());
   if (timeout_ms <= 0) throw Error("nvrar: host executor: timeout must be positive (NVRAR_TIMEOUT_MS)");
+  const int64_t bulk_min_bytes = options.bulk_min_bytes > 0 ? static_cast<int64_t>(options.bulk_min_bytes)
+                                                            : core::param_BulkMinBytes();
   if (chunk_units <= 0) throw Error("nvrar: host executor: chunk units must be positive (NVRAR_HOST_CHUNK_UNITS)");
 
   impl_->topo0 = core::make_topology(options.ranks, gpus_per_node, 0);  // validates P = N x G
@@ -328,6 +397,7 @@ HostGroup::HostGroup(const HostGroupOptions& options) : impl_(std::make_unique<I
     st->max_bytes = options.max_bytes;
     st->timeout_ms = timeout_ms;
     st->chunk_units = chunk_units;
+    st->bulk_min_bytes = bulk_min_bytes;
     impl_->comms.push_back(HostCommunicator(st.get()));
     impl_->states.push_back(std::move(st));
   }

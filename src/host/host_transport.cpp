@@ -51,11 +51,19 @@ HostTransport::~HostTransport() {
 
 void HostTransport::store_cells(int dst, std::size_t offset, const uint64_t* cells, std::size_t n) {
   std::byte* base = heap(dst);
-  for (std::size_t i = 0; i < n; ++i) word_at(base, offset + 8 * i).store(cells[i], std::memory_order_relaxed);
+  for (std::size_t i = 0; i < n; ++i) word_at(base, offset + 8 * i).store(cells[i], std::memory_order_release);
 }
 
 uint64_t HostTransport::load_cell(int rank, std::size_t offset) {
-  return word_at(heap(rank), offset).load(std::memory_order_relaxed);
+  return word_at(heap(rank), offset).load(std::memory_order_acquire);
+}
+
+void HostTransport::store_bytes(int dst, std::size_t offset, const void* src, std::size_t bytes) {
+  std::memcpy(heap(dst) + offset, src, bytes);
+}
+
+void HostTransport::store_flag(int dst, std::size_t offset, uint64_t value) {
+  word_at(heap(dst), offset).store(value, std::memory_order_release);
 }
 
 void HostTransport::put(int dst, std::size_t dst_offset, const void* src, std::size_t bytes) {

@@ -35,10 +35,16 @@ class HostTransport {
   std::size_t heap_bytes() const { return heap_bytes_; }
   std::byte* heap(int rank) { return heaps_[rank].get(); }
 
-  // Direct (NVLink-like) stores of n cells into rank dst's heap at byte offset (8-byte aligned).
+  // Direct (NVLink-like) stores of n cells into rank dst's heap at byte offset (8-byte aligned). Release
+  // stores, paired with load_cell's acquire, so that a reader's earlier reads of a region happen before the
+  // writer's next use of it in ThreadSanitizer's eyes (on GPUs, kernel boundaries give that order).
   void store_cells(int dst, std::size_t offset, const uint64_t* cells, std::size_t n);
-  // Reads one cell of `rank`'s heap (relaxed: a cell carries its own flag).
+  // Reads one 64-bit word (a cell or a flag) of `rank`'s heap, with acquire.
   uint64_t load_cell(int rank, std::size_t offset);
+  // Direct plain stores of bytes into rank dst's heap; readers learn of them through a later flag.
+  void store_bytes(int dst, std::size_t offset, const void* src, std::size_t bytes);
+  // Release store of a 64-bit flag into rank dst's heap: visible only after this thread's earlier stores.
+  void store_flag(int dst, std::size_t offset, uint64_t value);
 
   // One-sided put of bytes into rank dst's heap. When bytes and offset are multiples of 8, the data lands as
   // whole 64-bit words, so flagged cells can travel by put.
