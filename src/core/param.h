@@ -33,8 +33,10 @@ NVRAR_PARAM(MaxBlocks, "NVRAR_MAX_BLOCKS", 0)
 // GPU: 16-byte units per chunk (= threads per block, 32..512); 0 picks by size (hierarchical_chunk_units).
 NVRAR_PARAM(ChunkUnits, "NVRAR_CHUNK_UNITS", 0)
 // Calls of at least this many bytes move their intra-node phases in bulk form: plain 16-byte units plus a flag
-// per chunk (half the bytes of flagged cells, one more fence). Both executors.
-NVRAR_PARAM(BulkMinBytes, "NVRAR_BULK_MIN_BYTES", 512 << 10)
+// per chunk (half the bytes of flagged cells, one more fence). Both executors. Off by default (2^50): on 4 x H100
+// the bulk form measured slower than cells at every size up to 2 MiB (fixed cost ~22 vs ~10 us; see
+// docs/perf-notes.md, v3).
+NVRAR_PARAM(BulkMinBytes, "NVRAR_BULK_MIN_BYTES", int64_t{1} << 50)
 // GPU: nanoseconds a waiting thread sleeps between failed polls of a cell (0: spin).
 NVRAR_PARAM(PollSleepNs, "NVRAR_POLL_SLEEP_NS", 0)
 // GPU: 1 stores inter-node cells straight through an NVLink peer pointer when the partner has one (virtual

@@ -1,0 +1,77 @@
+// Calibration of the cost model (model/cost_model.h) from nvrar-bench JSON reports (tools/bench/report.cpp).
+//
+// Only single-node runs with G >= 2 are used: there the inter-node parameters play no part, so the intra-node ones
+// can be read off the measurements. Runs with several (virtual) nodes on one host are skipped: their "inter-node"
+// steps ran over NVLink, not a network.
+//  - NVRAR's NVLink link (intra.alpha_us, intra.message_us, intra.bandwidth_gbs) from the "hierarchical" rows (the
+//    forced kernel; "nvrar" rows when there are none): one node costs
+//      launch + 2 (poll + alpha + (G-2) message) + 2 f (M/G) max(G-1, r) beta    (r = bandwidth / peer bandwidth),
+//    linear in (alpha, message, beta): weighted least squares on relative error. The per-message cost needs runs
+//    with two or more GPU counts; latencies that fit below zero are pinned at zero.
+//  - NCCL's one-node bus bandwidth (nccl.intra_bus_bw_gbs) from the "nccl" rows: the one parameter of NCCL's model
+//    that its topology search, not its tuning tables, sets; a 1-D search minimising the squared relative error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/cost_model.h"
+
+namespace nvrar::model {
+
+// One row of a report, with the run's shape.
+struct BenchPoint {
+  std::string algorithm;
+  int nodes = 1;
+  int gpus_per_node = 1;
+  double bytes = 0;
+  double time_us = 0;
+};
+
+struct BenchReport {
+  std::string origin;  // file name (or what the caller called the text), for messages
+  std::string device;
+  int ranks = 1;
+  int nodes = 1;
+  int gpus_per_node = 1;
+  std::vector<BenchPoint> points;
+};
+
+// Parses an nvrar-bench JSON report. Throws nvrar::Error naming `origin` and the missing or malformed field.
+BenchReport parse_bench_report(const std::string& json_text, const std::string& origin);
+// Reads and parses a report file; throws nvrar::Error naming the file when it cannot be read.
+BenchReport read_bench_report(const std::string& path);
+
+struct FitQuality {
+  int points = 0;
+  double rms_relative = 0;  // sqrt(mean(((model - measured) / measured)^2))
+  double max_relative = 0;  // largest |model - measured| / measured
+  double worst_bytes = 0;   // where the largest error is
+  int worst_gpus = 0;
+};
+
+struct Calibration {
+  bool intra_fitted = false;
+  std::string intra_algorithm;  // the rows the NVLink link was fitted to
+  double intra_alpha_us = 0;
+  double intra_message_us = 0;
+  double intra_bandwidth_gbs = 0;
+  FitQuality intra_fit;
+  bool nccl_fitted = false;
+  double nccl_intra_bus_bw_gbs = 0;
+  FitQuality nccl_fit;
+  std::vector<std::string> notes;  // what was skipped or clamped, and why
+};
+
+struct CalibrationOptions {
+  double min_bytes = 0;
+  // Fits stop at 4 MiB by default: the decode range, and below where the hierarchical kernel loses bandwidth.
+  double max_bytes = 4.0 * 1024 * 1024;
+};
+
+// Fits the intra-node parameters of `preset` to the reports' single-node rows and writes them into it.
+// Parameters without usable rows are left as they were (a note says so). Throws nvrar::Error when a fit is
+// degenerate (e.g. all points at one size).
+Calibration calibrate(const std::vector<BenchReport>& reports, Preset& preset, const CalibrationOptions& options = {});
+
+}  // namespace nvrar::model

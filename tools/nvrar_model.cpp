@@ -1,0 +1,350 @@
+// nvrar-model: predicted all-reduce latency of NVRAR and of the algorithms it competes with (NCCL ring and tree,
+// flat recursive doubling, one-shot, two-shot) on N nodes of a cluster preset, and NVRAR's predicted speedup over
+// NCCL. The model is src/model/cost_model.h; --calibrate fits its intra-node parameters to nvrar-bench JSON.
+//
+//   nvrar-model --preset h100-ndr400 --nodes 1,2,4,8 --sizes 128K..2M
+//   nvrar-model --preset h100-ndr400 --calibrate bench/results/2026-11-27-h100/bench_np4_g4.json --json out.json
+//   python3 scripts/plot_model_heatmap.py out.json        (speedup heatmap by GPU count and message size)
+//
+// Exit status: 0 done; 2 bad usage or an error (message on stderr).
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "model/calibrate.h"
+#include "model/cost_model.h"
+#include "nvrar/types.h"
+
+namespace {
+
+using nvrar::Error;
+namespace model = nvrar::model;
+
+constexpr int kExitOk = 0;
+constexpr int kExitError = 2;
+
+// A parameter override, applied to the preset only when given on the command line.
+struct Override {
+  const char* flag;
+  const char* help;
+  std::function<void(model::Preset&, double)> apply;
+  double value = 0;
+  CLI::Option* option = nullptr;
+};
+
+struct Options {
+  std::string preset = "h100-ndr400";
+  bool list_presets = false;
+  std::string nodes = "1,2,3,4,6,8,12,16,32,64";
+  std::string sizes = "4K..64M";
+  std::vector<std::string> calibrate;
+  std::string calibrate_min = "0";
+  std::string calibrate_max = "4M";
+  bool no_ll128 = false;
+  std::string json;
+};
+
+// "4096", "4K", "64M", "1G" (powers of 1024), for sizes; plain integers for node counts.
+long long parse_count(const std::string& token, bool allow_suffix, const char* option) {
+  std::size_t end = 0;
+  while (end < token.size() && std::isdigit(static_cast<unsigned char>(token[end]))) ++end;
+  int shift = -1;
+  const std::string suffix = token.substr(end);
+  if (suffix.empty()) shift = 0;
+  if (allow_suffix && suffix.size() == 1) {
+    const char s = static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0])));
+    shift = s == 'K' ? 10 : s == 'M' ? 20 : s == 'G' ? 30 : -1;
+  }
+  if (end == 0 || end > 12 || shift < 0)
+    throw Error(fmt::format("{}: '{}' is not {}", option, token,
+                            allow_suffix ? "a size (digits with an optional K, M or G)" : "a whole number"));
+  return std::stoll(token.substr(0, end)) << shift;
+}
+
+// A comma list whose items are values or doubling ranges "a..b" (a, 2a, 4a, ... up to b); sorted, unique.
+std::vector<long long> parse_list(const std::string& text, bool allow_suffix, const char* option) {
+  std::vector<long long> out;
+  std::size_t begin = 0;
+  while (begin <= text.size()) {
+    std::size_t comma = text.find(',', begin);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(begin, comma - begin);
+    const std::size_t dots = item.find("..");
+    if (dots == std::string::npos) {
+      out.push_back(parse_count(item, allow_suffix, option));
+    } else {
+      const long long lo = parse_count(item.substr(0, dots), allow_suffix, option);
+      const long long hi = parse_count(item.substr(dots + 2), allow_suffix, option);
+      if (lo <= 0 || hi < lo) throw Error(fmt::format("{}: range '{}' must run from a positive value up", option, item));
+      for (long long v = lo; v <= hi; v *= 2) out.push_back(v);
+    }
+    begin = comma + 1;
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string human_size(double bytes) {
+  const char* units[] = {"B", "K", "M", "G"};
+  int u = 0;
+  while (u < 3 && bytes >= 1024 && std::fmod(bytes, 1024) == 0) {
+    bytes /= 1024;
+    ++u;
+  }
+  return fmt::format("{:g}{}", bytes, units[u]);
+}
+
+std::string format_us(double us) {
+  if (us >= 10000) return fmt::format("{:.0f}", us);
+  if (us >= 100) return fmt::format("{:.1f}", us);
+  return fmt::format("{:.2f}", us);
+}
+
+const char* arch_name(model::GpuArch a) { return a == model::GpuArch::kAmpere ? "Ampere" : "Hopper"; }
+const char* cpu_name(model::CpuVendor c) {
+  return c == model::CpuVendor::kIntel ? "Intel" : c == model::CpuVendor::kAmd ? "AMD" : "Arm";
+}
+
+void print_preset(std::FILE* out, const model::Preset& p, bool with_sources) {
+  fmt::print(out, "# preset {}: {}\n", p.name, p.description);
+  fmt::print(out, "#   {} GPUs and {} NICs per node; NVLink alpha {:.2f} us, {:.1f} GB/s per GPU (one peer: {:.1f}), "
+                  "{:.2f} us per extra message\n",
+             p.gpus_per_node, p.nics_per_node, p.intra.alpha_us, p.intra.bandwidth_gbs,
+             1e-3 / p.intra.peer_beta_us_per_byte(), p.intra.message_us);
+  fmt::print(out, "#   network alpha {:.2f} us, {:.1f} GB/s per NIC ({:.1f} per GPU with all sending), {:.2f} us per "
+                  "extra message\n",
+             p.inter.alpha_us, p.inter.bandwidth_gbs, p.net_bandwidth_per_gpu_gbs(), p.inter.message_us);
+  fmt::print(out, "#   kernel launch {:.2f} us, flag poll {:.2f} us per step, flag factor {:g} (wire bytes per payload "
+                  "byte)\n",
+             p.launch_us, p.poll_us, p.flag_factor);
+  fmt::print(out, "#   NCCL: {} constants, {} CPU, {} channels, one-node bus bandwidth {:.1f} GB/s, net plugin latency "
+                  "{:.2f} us, LL128 {}\n",
+             arch_name(p.nccl.arch), cpu_name(p.nccl.cpu), p.nccl.channels, p.nccl.intra_bus_bw_gbs,
+             p.nccl.inter_latency_us, p.nccl.ll128 ? "on" : "off");
+  if (with_sources)
+    for (const std::string& s : p.sources) fmt::print(out, "#   source: {}\n", s);
+}
+
+void print_calibration(std::FILE* out, const model::Calibration& c) {
+  auto quality = [](const model::FitQuality& q) {
+    return fmt::format("{} points, rms error {:.1f}%, max {:.1f}% (G={} at {})", q.points, 100 * q.rms_relative,
+                       100 * q.max_relative, q.worst_gpus, human_size(q.worst_bytes));
+  };
+  if (c.intra_fitted)
+    fmt::print(out, "# calibrated NVLink link from '{}' rows: alpha {:.2f} us, {:.2f} us per extra message, {:.1f} GB/s; "
+                    "{}\n",
+               c.intra_algorithm, c.intra_alpha_us, c.intra_message_us, c.intra_bandwidth_gbs, quality(c.intra_fit));
+  if (c.nccl_fitted)
+    fmt::print(out, "# calibrated NCCL one-node bus bandwidth from 'nccl' rows: {:.1f} GB/s; {}\n",
+               c.nccl_intra_bus_bw_gbs, quality(c.nccl_fit));
+  for (const std::string& n : c.notes) fmt::print(out, "# calibration note: {}\n", n);
+}
+
+nlohmann::ordered_json preset_json(const model::Preset& p) {
+  auto link = [](const model::LinkParams& l) {
+    return nlohmann::ordered_json{{"alpha_us", l.alpha_us},
+                                  {"bandwidth_gbs", l.bandwidth_gbs},
+                                  {"peer_bandwidth_gbs", l.peer_bandwidth_gbs},
+                                  {"message_us", l.message_us}};
+  };
+  return {{"name", p.name},
+          {"description", p.description},
+          {"gpus_per_node", p.gpus_per_node},
+          {"nics_per_node", p.nics_per_node},
+          {"intra", link(p.intra)},
+          {"inter", link(p.inter)},
+          {"launch_us", p.launch_us},
+          {"poll_us", p.poll_us},
+          {"flag_factor", p.flag_factor},
+          {"nccl",
+           {{"arch", arch_name(p.nccl.arch)},
+            {"cpu", cpu_name(p.nccl.cpu)},
+            {"channels", p.nccl.channels},
+            {"intra_bus_bw_gbs", p.nccl.intra_bus_bw_gbs},
+            {"inter_latency_us", p.nccl.inter_latency_us},
+            {"ll128", p.nccl.ll128}}},
+          {"sources", p.sources}};
+}
+
+int run(const Options& opt, const std::vector<Override>& overrides) {
+  if (opt.list_presets) {
+    for (const model::Preset& p : model::presets()) {
+      print_preset(stdout, p, true);
+      fmt::print("#\n");
+    }
+    return kExitOk;
+  }
+  model::Preset preset = model::find_preset(opt.preset);
+  for (const Override& o : overrides)
+    if (o.option->count() > 0) o.apply(preset, o.value);
+  if (opt.no_ll128) preset.nccl.ll128 = false;
+  model::validate_preset(preset);
+
+  std::optional<model::Calibration> calibration;
+  if (!opt.calibrate.empty()) {
+    std::vector<model::BenchReport> reports;
+    for (const std::string& path : opt.calibrate) reports.push_back(model::read_bench_report(path));
+    model::CalibrationOptions co;
+    co.min_bytes = static_cast<double>(parse_count(opt.calibrate_min, true, "--calibrate-min-bytes"));
+    co.max_bytes = static_cast<double>(parse_count(opt.calibrate_max, true, "--calibrate-max-bytes"));
+    calibration = model::calibrate(reports, preset, co);
+  }
+
+  const std::vector<long long> nodes = parse_list(opt.nodes, false, "--nodes");
+  const std::vector<long long> sizes = parse_list(opt.sizes, true, "--sizes");
+  if (nodes.front() < 1) throw Error("--nodes: node counts start at 1");
+
+  fmt::print("# nvrar-model: predicted all-reduce time per call (us); alpha-beta model, NCCL by its own tuning model\n");
+  print_preset(stdout, preset, false);
+  if (calibration) print_calibration(stdout, *calibration);
+  fmt::print("# nccl-best = min(nccl-ring, nccl-tree) with the algorithm/protocol NCCL would pick; speedup = "
+             "nccl-best / nvrar\n");
+  const std::vector<model::Algorithm>& algorithms = model::all_algorithms();
+  std::string head = fmt::format("{:>6} {:>6} {:>6}", "nodes", "GPUs", "size");
+  for (model::Algorithm a : algorithms) head += fmt::format(" {:>9}", model::algorithm_name(a));
+  head += fmt::format(" {:>9} {:>12} {:>8}", "nccl-best", "nccl-pick", "speedup");
+  fmt::print("#{}\n", head.substr(1));
+
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  for (long long n : nodes) {
+    for (long long bytes : sizes) {
+      const int node_count = static_cast<int>(n);
+      const double b = static_cast<double>(bytes);
+      std::string line =
+          fmt::format("{:>6} {:>6} {:>6}", n, n * preset.gpus_per_node, human_size(b));
+      nlohmann::ordered_json times;
+      double t_nvrar = 0;
+      for (model::Algorithm a : algorithms) {
+        const double t = model::predict_us(a, preset, node_count, b);
+        if (a == model::Algorithm::kNvrar) t_nvrar = t;
+        times[model::algorithm_name(a)] = t;
+        line += fmt::format(" {:>9}", format_us(t));
+      }
+      const model::NcclEstimate ring = model::predict_nccl(model::Algorithm::kNcclRing, preset, node_count, b);
+      const model::NcclEstimate tree = model::predict_nccl(model::Algorithm::kNcclTree, preset, node_count, b);
+      const bool tree_wins = tree.time_us < ring.time_us;
+      const model::NcclEstimate& best = tree_wins ? tree : ring;
+      const std::string pick = fmt::format("{}/{}", tree_wins ? "tree" : "ring", model::nccl_protocol_name(best.protocol));
+      const double speedup = best.time_us / t_nvrar;
+      line += fmt::format(" {:>9} {:>12} {:>8.2f}", format_us(best.time_us), pick, speedup);
+      fmt::print("{}\n", line);
+      rows.push_back({{"nodes", n},
+                      {"gpus_per_node", preset.gpus_per_node},
+                      {"gpus", n * preset.gpus_per_node},
+                      {"bytes", bytes},
+                      {"time_us", times},
+                      {"nccl_best_us", best.time_us},
+                      {"nccl_pick", pick},
+                      {"speedup", speedup}});
+    }
+  }
+
+  if (!opt.json.empty()) {
+    nlohmann::ordered_json j;
+    j["tool"] = "nvrar-model";
+    j["preset"] = preset_json(preset);
+    if (calibration) {
+      j["calibration"] = {{"files", opt.calibrate},
+                          {"intra_fitted", calibration->intra_fitted},
+                          {"intra_algorithm", calibration->intra_algorithm},
+                          {"intra_rms_relative_error", calibration->intra_fit.rms_relative},
+                          {"nccl_fitted", calibration->nccl_fitted},
+                          {"nccl_rms_relative_error", calibration->nccl_fit.rms_relative},
+                          {"notes", calibration->notes}};
+    }
+    j["speedup"] = "nccl_best_us / time_us.nvrar";
+    j["rows"] = std::move(rows);
+    std::ofstream file(opt.json, std::ios::trunc);
+    if (!file) throw Error(fmt::format("--json: cannot open '{}' for writing", opt.json));
+    file << j.dump(2) << '\n';
+    file.close();
+    if (!file) throw Error(fmt::format("--json: error writing '{}'", opt.json));
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  CLI::App app{
+      "nvrar-model: predicted all-reduce latency per algorithm on N nodes of a cluster preset, and NVRAR's speedup "
+      "over NCCL.\nExit status: 0 done, 2 usage or runtime error."};
+  app.add_option("--preset", opt.preset, "Cluster preset (--list-presets)")->capture_default_str();
+  app.add_flag("--list-presets", opt.list_presets, "Print the presets with their parameters and sources, and exit");
+  app.add_option("--nodes", opt.nodes,
+                 "Node counts: a comma list of numbers and doubling ranges a..b (1..64 = 1,2,4,...,64)")
+      ->capture_default_str();
+  app.add_option("--sizes", opt.sizes,
+                 "Message sizes in bytes, K/M/G suffixes (powers of 1024): a comma list of sizes and doubling ranges "
+                 "(4K..64M)")
+      ->capture_default_str();
+  auto set = [](double model::Preset::*field) {
+    return [field](model::Preset& p, double v) { p.*field = v; };
+  };
+  auto set_link = [](model::LinkParams model::Preset::*link, double model::LinkParams::*field) {
+    return [link, field](model::Preset& p, double v) { (p.*link).*field = v; };
+  };
+  using P = model::Preset;
+  using L = model::LinkParams;
+  // Applied in this order: --nics-per-node after --gpus-per-node, which scales the NIC count with it.
+  std::vector<Override> overrides = {
+      {"--gpus-per-node", "GPUs per node (NICs per node scale with it unless --nics-per-node is given)",
+       [](P& p, double v) {
+         const int g = static_cast<int>(v);
+         p.nics_per_node = std::max(1, p.nics_per_node * g / p.gpus_per_node);
+         p.gpus_per_node = g;
+       }},
+      {"--nics-per-node", "NICs per node (GPUs share them when fewer than GPUs)",
+       [](P& p, double v) { p.nics_per_node = static_cast<int>(v); }},
+      {"--intra-alpha-us", "NVLink: latency of a step, us", set_link(&P::intra, &L::alpha_us)},
+      {"--intra-bw-gbs", "NVLink: bandwidth per GPU, one direction, GB/s", set_link(&P::intra, &L::bandwidth_gbs)},
+      {"--intra-peer-bw-gbs", "NVLink: most one peer can take, GB/s (0: all of it)",
+       set_link(&P::intra, &L::peer_bandwidth_gbs)},
+      {"--intra-message-us", "NVLink: cost of each further message in a step, us", set_link(&P::intra, &L::message_us)},
+      {"--inter-alpha-us", "Network: latency of a step, us", set_link(&P::inter, &L::alpha_us)},
+      {"--inter-bw-gbs", "Network: bandwidth of one NIC, one direction, GB/s", set_link(&P::inter, &L::bandwidth_gbs)},
+      {"--inter-message-us", "Network: cost of each further message (put) in a step, us",
+       set_link(&P::inter, &L::message_us)},
+      {"--launch-us", "Kernel launch inside a CUDA graph, us", set(&P::launch_us)},
+      {"--poll-us", "Flag poll per step, us", set(&P::poll_us)},
+      {"--flag-factor", "Wire bytes per payload byte of NVRAR's cells (2: 4 B payload + 4 B flag)",
+       set(&P::flag_factor)},
+      {"--nccl-channels", "NCCL channels", [](P& p, double v) { p.nccl.channels = static_cast<int>(v); }},
+      {"--nccl-bus-bw-gbs", "NCCL bus bandwidth on one node, GB/s",
+       [](P& p, double v) { p.nccl.intra_bus_bw_gbs = v; }},
+      {"--nccl-net-latency-us", "NCCL net plugin latency (latencyInter), us",
+       [](P& p, double v) { p.nccl.inter_latency_us = v; }}};
+  for (Override& o : overrides) o.option = app.add_option(o.flag, o.value, o.help);
+  app.add_flag("--nccl-no-ll128", opt.no_ll128, "NCCL without the LL128 protocol");
+  app.add_option("--calibrate", opt.calibrate,
+                 "nvrar-bench JSON report to fit the intra-node parameters to (repeatable; single-node runs only)");
+  app.add_option("--calibrate-min-bytes", opt.calibrate_min, "Smallest message the fit uses")->capture_default_str();
+  app.add_option("--calibrate-max-bytes", opt.calibrate_max, "Largest message the fit uses")->capture_default_str();
+  app.add_option("--json", opt.json, "Also write the preset, calibration and predictions as JSON to this file");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitError;
+  }
+  try {
+    return run(opt, overrides);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (what.rfind("nvrar-model: ", 0) == 0) what.erase(0, std::string("nvrar-model: ").size());
+    std::fprintf(stderr, "nvrar-model: error: %s\n", what.c_str());
+    return kExitError;
+  }
+}
