@@ -70,6 +70,9 @@ class Communicator {
   virtual std::string describe() const = 0;
 };
 
+// NCCL's type for an NVRAR element type; throws nvrar::Error for an invalid value.
+ncclDataType_t nccl_data_type(DataType dtype);
+
 // True when this build has the NVSHMEM transport (the GPU hierarchical algorithm).
 bool built_with_nvshmem();
 

@@ -14,6 +14,15 @@ namespace nvrar::check {
 // only on (seed, rank), so every process can regenerate any rank's input.
 void fill_random(void* out, std::size_t count, DataType dtype, uint64_t seed, int rank);
 
+// splitmix64 finaliser: turns (base seed, size, stage, ...) into well-spread seeds, so that no two points or
+// rounds share an input stream.
+inline uint64_t mix_seed(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
 // Element i of a typed buffer as double.
 double element_as_double(const void* data, std::size_t i, DataType dtype);
 

@@ -48,10 +48,7 @@ Algorithm parse_algorithm(const std::string& name) {
 
 bool built_with_nvshmem() { return gpu::shmem::available(); }
 
-namespace gpu {
-namespace {
-
-ncclDataType_t nccl_type(DataType dtype) {
+ncclDataType_t nccl_data_type(DataType dtype) {
   switch (dtype) {
     case DataType::kFloat32:
       return ncclFloat32;
@@ -60,8 +57,11 @@ ncclDataType_t nccl_type(DataType dtype) {
     case DataType::kFloat16:
       return ncclFloat16;
   }
-  return ncclFloat32;
+  throw Error("nvrar: no NCCL type for dtype value " + std::to_string(static_cast<int>(dtype)));
 }
+
+namespace gpu {
+namespace {
 
 uint64_t host_hash() {
   char name[256] = {};
@@ -126,7 +126,7 @@ class GpuCommunicator final : public Communicator {
     const std::size_t bytes = count * dtype_size(dtype);
     const Algorithm chosen = choose(algorithm, bytes);
     if (chosen == Algorithm::kNccl) {
-      NVRAR_NCCL_CHECK(rank_, ncclAllReduce(in, out, count, nccl_type(dtype), ncclSum, nccl_, stream));
+      NVRAR_NCCL_CHECK(rank_, ncclAllReduce(in, out, count, nccl_data_type(dtype), ncclSum, nccl_, stream));
       return;
     }
     if (count > max_bytes_ / dtype_size(dtype))

@@ -174,6 +174,22 @@ __device__ void report_timeout(const HierarchicalParams& p, int peer, Phase phas
   __threadfence_system();
 }
 
+// Called every kPollsPerClockCheck failed polls: false once the call is aborted (here: after reporting a
+// timeout that this thread detected).
+__device__ __forceinline__ bool still_waiting(const HierarchicalParams& p, unsigned long long& start, int peer,
+                                              Phase phase, int step, int slice, int64_t unit,
+                                              unsigned long long seq) {
+  if (*reinterpret_cast<volatile int*>(p.abort_flag) != 0) return false;
+  const unsigned long long now = global_timer_ns();
+  if (start == 0) {
+    start = now;
+  } else if (static_cast<long long>(now - start) > p.timeout_ns) {
+    report_timeout(p, peer, phase, step, slice, unit, seq);
+    return false;
+  }
+  return true;
+}
+
 // Polls the four cells at `addr` until all carry `flag`; false when the call was aborted (timeout here or in
 // another block).
 __device__ __forceinline__ bool poll_unit(const HierarchicalParams& p, const char* addr, uint32_t flag,
@@ -191,16 +207,7 @@ __device__ __forceinline__ bool poll_unit(const HierarchicalParams& p, const cha
       return true;
     }
     if (p.poll_sleep_ns > 0 && tries > 2) __nanosleep(p.poll_sleep_ns);
-    if (tries % kPollsPerClockCheck == 0) {
-      if (*reinterpret_cast<volatile int*>(p.abort_flag) != 0) return false;
-      const unsigned long long now = global_timer_ns();
-      if (start == 0) {
-        start = now;
-      } else if (static_cast<long long>(now - start) > p.timeout_ns) {
-        report_timeout(p, peer, phase, step, slice, unit, seq);
-        return false;
-      }
-    }
+    if (tries % kPollsPerClockCheck == 0 && !still_waiting(p, start, peer, phase, step, slice, unit, seq)) return false;
   }
 }
 
@@ -235,16 +242,7 @@ __device__ bool poll_flag(const HierarchicalParams& p, const char* addr, uint32_
   unsigned long long start = 0;
   for (int tries = 1;; ++tries) {
     if (load_flag_acquire(addr) == flag) return true;
-    if (tries % kPollsPerClockCheck == 0) {
-      if (*reinterpret_cast<volatile int*>(p.abort_flag) != 0) return false;
-      const unsigned long long now = global_timer_ns();
-      if (start == 0) {
-        start = now;
-      } else if (static_cast<long long>(now - start) > p.timeout_ns) {
-        report_timeout(p, peer, phase, 0, slice, chunk, seq);
-        return false;
-      }
-    }
+    if (tries % kPollsPerClockCheck == 0 && !still_waiting(p, start, peer, phase, 0, slice, chunk, seq)) return false;
   }
 }
 

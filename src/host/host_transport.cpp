@@ -67,23 +67,16 @@ void HostTransport::store_flag(int dst, std::size_t offset, uint64_t value) {
 }
 
 void HostTransport::put(int dst, std::size_t dst_offset, const void* src, std::size_t bytes) {
-  PendingPut p{dst, dst_offset, std::vector<std::byte>(bytes), false, 0, 0};
-  std::memcpy(p.data.data(), src, bytes);
-  if (!async_) {
-    deliver(p);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_.push_back(std::move(p));
-  }
-  cv_work_.notify_one();
+  enqueue(PendingPut{dst, dst_offset, std::vector<std::byte>(bytes), false, 0, 0}, src);
 }
 
 void HostTransport::put_signal(int dst, std::size_t dst_offset, const void* src, std::size_t bytes,
                                std::size_t sig_offset, uint64_t value) {
-  PendingPut p{dst, dst_offset, std::vector<std::byte>(bytes), true, sig_offset, value};
-  std::memcpy(p.data.data(), src, bytes);
+  enqueue(PendingPut{dst, dst_offset, std::vector<std::byte>(bytes), true, sig_offset, value}, src);
+}
+
+void HostTransport::enqueue(PendingPut p, const void* src) {
+  std::memcpy(p.data.data(), src, p.data.size());  // the source is reusable when put returns
   if (!async_) {
     deliver(p);
     return;

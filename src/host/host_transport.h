@@ -67,6 +67,8 @@ class HostTransport {
     std::size_t sig_offset;
     uint64_t sig_value;
   };
+  // Copies the source into p and delivers it now (sync) or hands it to the delivery thread.
+  void enqueue(PendingPut p, const void* src);
   void deliver(const PendingPut& p);
   void delivery_loop();
 

@@ -180,19 +180,6 @@ std::size_t esize(DataType dtype) { return nvrar::dtype_size(dtype); }
 
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
-ncclDataType_t nccl_type(DataType dtype) {
-  switch (dtype) {
-    case DataType::kFloat32:
-      return ncclFloat32;
-    case DataType::kBFloat16:
-      return ncclBfloat16;
-    case DataType::kFloat16:
-      return ncclFloat16;
-  }
-  throw nvrar::Error(fmt::format("test_gpu_allreduce: rank {}: no NCCL type for dtype {}", g_rank,
-                                 static_cast<int>(dtype)));
-}
-
 uint64_t fnv1a64(const unsigned char* p, std::size_t n) {
   uint64_t h = 14695981039346656037ull;  // FNV-1a 64-bit offset basis
   for (std::size_t i = 0; i < n; ++i) {
@@ -419,7 +406,7 @@ class SingleCaseRunner {
     ctx_.comm->allreduce(c.in_place ? out : in, out, c.count, c.dtype, stream, c.algorithm);
     if (compare_nccl) {
       CHECK_CUDA(cudaMemsetAsync(nccl_out, kPoison, bytes, stream));
-      CHECK_NCCL(ncclAllReduce(in, nccl_out, c.count, nccl_type(c.dtype), ncclSum, ctx_.comm->nccl(), stream));
+      CHECK_NCCL(ncclAllReduce(in, nccl_out, c.count, nvrar::nccl_data_type(c.dtype), ncclSum, ctx_.comm->nccl(), stream));
     }
     ctx_.comm->synchronize(stream);
 

@@ -67,17 +67,9 @@ std::string nccl_cause(ncclResult_t result) {
 
 namespace {
 
-// splitmix64 finaliser, as in the host backend: well-spread seeds per (base, size, dtype, stage).
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 // One input per (size, dtype), the same for every algorithm, so that one float64 reference serves them all.
 uint64_t input_seed(uint64_t base, std::size_t count, DataType dtype) {
-  return mix(mix(mix(base) ^ count) ^ (static_cast<uint64_t>(dtype) << 32));
+  return check::mix_seed(check::mix_seed(check::mix_seed(base) ^ count) ^ (static_cast<uint64_t>(dtype) << 32));
 }
 
 // 64-bit FNV-1a: the published offset basis and prime.
@@ -88,18 +80,6 @@ uint64_t fnv1a(const std::byte* data, std::size_t bytes) {
     h *= 0x100000001B3ull;
   }
   return h;
-}
-
-ncclDataType_t nccl_type(DataType dtype) {
-  switch (dtype) {
-    case DataType::kFloat32:
-      return ncclFloat32;
-    case DataType::kBFloat16:
-      return ncclBfloat16;
-    case DataType::kFloat16:
-      return ncclFloat16;
-  }
-  throw Error(fmt::format("nvrar-bench: invalid dtype value {}", static_cast<int>(dtype)));
 }
 
 double median(std::vector<double> v) {
@@ -364,7 +344,7 @@ void GpuBackend::enqueue(Algo algo, const void* in, void* out, std::size_t count
       return;
     case Algo::kNccl:
     case Algo::kNcclSymmetric:
-      BENCH_NCCL_CHECK(rank_, ncclAllReduce(in, out, count, nccl_type(dtype), ncclSum, comm_->nccl(), stream_));
+      BENCH_NCCL_CHECK(rank_, ncclAllReduce(in, out, count, nccl_data_type(dtype), ncclSum, comm_->nccl(), stream_));
       return;
   }
 }

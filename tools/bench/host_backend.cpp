@@ -33,17 +33,8 @@ namespace nvrar::bench {
 
 namespace {
 
-// splitmix64 finaliser: turns (base seed, size, stage) into well-spread seeds, so that no two points or rounds
-// share an input stream.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 uint64_t derive_seed(uint64_t base, std::size_t count, DataType dtype, uint64_t stage) {
-  return mix(mix(mix(base) ^ count) ^ (static_cast<uint64_t>(dtype) << 32 | stage));
+  return check::mix_seed(check::mix_seed(check::mix_seed(base) ^ count) ^ (static_cast<uint64_t>(dtype) << 32 | stage));
 }
 
 // Seed stages: warm-up input, checked call, then one per timed round.
