@@ -7,19 +7,19 @@
 //   python3 scripts/plot_model_heatmap.py out.json        (speedup heatmap by GPU count and message size)
 //
 // Exit status: 0 done; 2 bad usage or an error (message on stderr).
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "model/calibrate.h"
 #include "model/cost_model.h"
@@ -85,7 +85,8 @@ std::vector<long long> parse_list(const std::string& text, bool allow_suffix, co
     } else {
       const long long lo = parse_count(item.substr(0, dots), allow_suffix, option);
       const long long hi = parse_count(item.substr(dots + 2), allow_suffix, option);
-      if (lo <= 0 || hi < lo) throw Error(fmt::format("{}: range '{}' must run from a positive value up", option, item));
+      if (lo <= 0 || hi < lo)
+        throw Error(fmt::format("{}: range '{}' must run from a positive value up", option, item));
       for (long long v = lo; v <= hi; v *= 2) out.push_back(v);
     }
     begin = comma + 1;
@@ -118,18 +119,22 @@ const char* cpu_name(model::CpuVendor c) {
 
 void print_preset(std::FILE* out, const model::Preset& p, bool with_sources) {
   fmt::print(out, "# preset {}: {}\n", p.name, p.description);
-  fmt::print(out, "#   {} GPUs and {} NICs per node; NVLink alpha {:.2f} us, {:.1f} GB/s per GPU (one peer: {:.1f}), "
-                  "{:.2f} us per extra message\n",
+  fmt::print(out,
+             "#   {} GPUs and {} NICs per node; NVLink alpha {:.2f} us, {:.1f} GB/s per GPU (one peer: {:.1f}), "
+             "{:.2f} us per extra message\n",
              p.gpus_per_node, p.nics_per_node, p.intra.alpha_us, p.intra.bandwidth_gbs,
              1e-3 / p.intra.peer_beta_us_per_byte(), p.intra.message_us);
-  fmt::print(out, "#   network alpha {:.2f} us, {:.1f} GB/s per NIC ({:.1f} per GPU with all sending), {:.2f} us per "
-                  "extra message\n",
+  fmt::print(out,
+             "#   network alpha {:.2f} us, {:.1f} GB/s per NIC ({:.1f} per GPU with all sending), {:.2f} us per "
+             "extra message\n",
              p.inter.alpha_us, p.inter.bandwidth_gbs, p.net_bandwidth_per_gpu_gbs(), p.inter.message_us);
-  fmt::print(out, "#   kernel launch {:.2f} us, flag poll {:.2f} us per step, flag factor {:g} (wire bytes per payload "
-                  "byte)\n",
+  fmt::print(out,
+             "#   kernel launch {:.2f} us, flag poll {:.2f} us per step, flag factor {:g} (wire bytes per payload "
+             "byte)\n",
              p.launch_us, p.poll_us, p.flag_factor);
-  fmt::print(out, "#   NCCL: {} constants, {} CPU, {} channels, one-node bus bandwidth {:.1f} GB/s, net plugin latency "
-                  "{:.2f} us, LL128 {}\n",
+  fmt::print(out,
+             "#   NCCL: {} constants, {} CPU, {} channels, one-node bus bandwidth {:.1f} GB/s, net plugin latency "
+             "{:.2f} us, LL128 {}\n",
              arch_name(p.nccl.arch), cpu_name(p.nccl.cpu), p.nccl.channels, p.nccl.intra_bus_bw_gbs,
              p.nccl.inter_latency_us, p.nccl.ll128 ? "on" : "off");
   if (with_sources)
@@ -142,8 +147,9 @@ void print_calibration(std::FILE* out, const model::Calibration& c) {
                        100 * q.max_relative, q.worst_gpus, human_size(q.worst_bytes));
   };
   if (c.intra_fitted)
-    fmt::print(out, "# calibrated NVLink link from '{}' rows: alpha {:.2f} us, {:.2f} us per extra message, {:.1f} GB/s; "
-                    "{}\n",
+    fmt::print(out,
+               "# calibrated NVLink link from '{}' rows: alpha {:.2f} us, {:.2f} us per extra message, {:.1f} GB/s; "
+               "{}\n",
                c.intra_algorithm, c.intra_alpha_us, c.intra_message_us, c.intra_bandwidth_gbs, quality(c.intra_fit));
   if (c.nccl_fitted)
     fmt::print(out, "# calibrated NCCL one-node bus bandwidth from 'nccl' rows: {:.1f} GB/s; {}\n",
@@ -203,13 +209,16 @@ int run(const Options& opt, const std::vector<Override>& overrides) {
 
   const std::vector<long long> nodes = parse_list(opt.nodes, false, "--nodes");
   const std::vector<long long> sizes = parse_list(opt.sizes, true, "--sizes");
-  if (nodes.front() < 1) throw Error("--nodes: node counts start at 1");
+  if (nodes.front() < 1 || nodes.back() > (1 << 20))
+    throw Error(fmt::format("--nodes: node counts run from 1 to {}", 1 << 20));
 
-  fmt::print("# nvrar-model: predicted all-reduce time per call (us); alpha-beta model, NCCL by its own tuning model\n");
+  fmt::print(
+      "# nvrar-model: predicted all-reduce time per call (us); alpha-beta model, NCCL by its own tuning model\n");
   print_preset(stdout, preset, false);
   if (calibration) print_calibration(stdout, *calibration);
-  fmt::print("# nccl-best = min(nccl-ring, nccl-tree) with the algorithm/protocol NCCL would pick; speedup = "
-             "nccl-best / nvrar\n");
+  fmt::print(
+      "# nccl-best = min(nccl-ring, nccl-tree) with the algorithm/protocol NCCL would pick; speedup = "
+      "nccl-best / nvrar\n");
   const std::vector<model::Algorithm>& algorithms = model::all_algorithms();
   std::string head = fmt::format("{:>6} {:>6} {:>6}", "nodes", "GPUs", "size");
   for (model::Algorithm a : algorithms) head += fmt::format(" {:>9}", model::algorithm_name(a));
@@ -221,8 +230,7 @@ int run(const Options& opt, const std::vector<Override>& overrides) {
     for (long long bytes : sizes) {
       const int node_count = static_cast<int>(n);
       const double b = static_cast<double>(bytes);
-      std::string line =
-          fmt::format("{:>6} {:>6} {:>6}", n, n * preset.gpus_per_node, human_size(b));
+      std::string line = fmt::format("{:>6} {:>6} {:>6}", n, n * preset.gpus_per_node, human_size(b));
       nlohmann::ordered_json times;
       double t_nvrar = 0;
       for (model::Algorithm a : algorithms) {
@@ -235,7 +243,8 @@ int run(const Options& opt, const std::vector<Override>& overrides) {
       const model::NcclEstimate tree = model::predict_nccl(model::Algorithm::kNcclTree, preset, node_count, b);
       const bool tree_wins = tree.time_us < ring.time_us;
       const model::NcclEstimate& best = tree_wins ? tree : ring;
-      const std::string pick = fmt::format("{}/{}", tree_wins ? "tree" : "ring", model::nccl_protocol_name(best.protocol));
+      const std::string pick =
+          fmt::format("{}/{}", tree_wins ? "tree" : "ring", model::nccl_protocol_name(best.protocol));
       const double speedup = best.time_us / t_nvrar;
       line += fmt::format(" {:>9} {:>12} {:>8.2f}", format_us(best.time_us), pick, speedup);
       fmt::print("{}\n", line);
@@ -290,24 +299,26 @@ int main(int argc, char** argv) {
                  "Message sizes in bytes, K/M/G suffixes (powers of 1024): a comma list of sizes and doubling ranges "
                  "(4K..64M)")
       ->capture_default_str();
-  auto set = [](double model::Preset::*field) {
-    return [field](model::Preset& p, double v) { p.*field = v; };
-  };
+  auto set = [](double model::Preset::*field) { return [field](model::Preset& p, double v) { p.*field = v; }; };
   auto set_link = [](model::LinkParams model::Preset::*link, double model::LinkParams::*field) {
     return [link, field](model::Preset& p, double v) { (p.*link).*field = v; };
   };
   using P = model::Preset;
   using L = model::LinkParams;
+  auto whole = [](double v, const char* flag) {
+    if (v != std::floor(v) || v < 1 || v > 1e6) throw Error(fmt::format("{}: {} is not a whole number >= 1", flag, v));
+    return static_cast<int>(v);
+  };
   // Applied in this order: --nics-per-node after --gpus-per-node, which scales the NIC count with it.
   std::vector<Override> overrides = {
       {"--gpus-per-node", "GPUs per node (NICs per node scale with it unless --nics-per-node is given)",
-       [](P& p, double v) {
-         const int g = static_cast<int>(v);
+       [whole](P& p, double v) {
+         const int g = whole(v, "--gpus-per-node");
          p.nics_per_node = std::max(1, p.nics_per_node * g / p.gpus_per_node);
          p.gpus_per_node = g;
        }},
       {"--nics-per-node", "NICs per node (GPUs share them when fewer than GPUs)",
-       [](P& p, double v) { p.nics_per_node = static_cast<int>(v); }},
+       [whole](P& p, double v) { p.nics_per_node = whole(v, "--nics-per-node"); }},
       {"--intra-alpha-us", "NVLink: latency of a step, us", set_link(&P::intra, &L::alpha_us)},
       {"--intra-bw-gbs", "NVLink: bandwidth per GPU, one direction, GB/s", set_link(&P::intra, &L::bandwidth_gbs)},
       {"--intra-peer-bw-gbs", "NVLink: most one peer can take, GB/s (0: all of it)",
@@ -321,7 +332,7 @@ int main(int argc, char** argv) {
       {"--poll-us", "Flag poll per step, us", set(&P::poll_us)},
       {"--flag-factor", "Wire bytes per payload byte of NVRAR's cells (2: 4 B payload + 4 B flag)",
        set(&P::flag_factor)},
-      {"--nccl-channels", "NCCL channels", [](P& p, double v) { p.nccl.channels = static_cast<int>(v); }},
+      {"--nccl-channels", "NCCL channels", [whole](P& p, double v) { p.nccl.channels = whole(v, "--nccl-channels"); }},
       {"--nccl-bus-bw-gbs", "NCCL bus bandwidth on one node, GB/s",
        [](P& p, double v) { p.nccl.intra_bus_bw_gbs = v; }},
       {"--nccl-net-latency-us", "NCCL net plugin latency (latencyInter), us",

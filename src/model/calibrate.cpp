@@ -1,15 +1,15 @@
 #include "model/calibrate.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <sstream>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "nvrar/types.h"
 
@@ -73,7 +73,8 @@ struct Row {
   double y;
   double w;
 };
-bool weighted_least_squares(const std::vector<Row>& rows, const std::array<bool, 3>& free, std::array<double, 3>& theta) {
+bool weighted_least_squares(const std::vector<Row>& rows, const std::array<bool, 3>& free,
+                            std::array<double, 3>& theta) {
   std::vector<int> cols;
   for (int k = 0; k < 3; ++k)
     if (free[k]) cols.push_back(k);
@@ -140,17 +141,19 @@ void fit_intra(const std::vector<BenchReport>& reports, Preset& preset, const Ca
   // A latency cannot be negative: a column whose fit goes below 0 is pinned there and the rest refitted.
   for (;;) {
     if (!weighted_least_squares(rows, free, theta))
-      throw Error(fmt::format("nvrar-model: calibration: the {} '{}' rows cannot separate latency from bandwidth "
-                              "(one message size?)",
-                              points.size(), algorithm));
+      throw Error(
+          fmt::format("nvrar-model: calibration: the {} '{}' rows cannot separate latency from bandwidth "
+                      "(one message size?)",
+                      points.size(), algorithm));
     const char* names[] = {"alpha", "per-message cost"};
     int negative = -1;
     for (int k = 0; k < 2; ++k)
       if (free[k] && theta[k] < 0) negative = k;
     if (negative < 0) break;
-    c.notes.push_back(fmt::format("NVLink {} clamped to 0 (the fit wanted {:.2f} us; launch + 2 x poll = {:.2f} us "
-                                  "may be too high)",
-                                  names[negative], theta[negative], fixed));
+    c.notes.push_back(
+        fmt::format("NVLink {} clamped to 0 (the fit wanted {:.2f} us; launch + 2 x poll = {:.2f} us "
+                    "may be too high)",
+                    names[negative], theta[negative], fixed));
     free[negative] = false;
     theta[negative] = 0;
   }
@@ -229,7 +232,8 @@ BenchReport parse_bench_report(const std::string& json_text, const std::string& 
   } catch (const Json::exception& e) {
     throw Error(fmt::format("nvrar-model: {}: not JSON ({})", origin, e.what()));
   }
-  if (!j.is_object()) throw Error(fmt::format("nvrar-model: {}: not an nvrar-bench report (no top-level object)", origin));
+  if (!j.is_object())
+    throw Error(fmt::format("nvrar-model: {}: not an nvrar-bench report (no top-level object)", origin));
   BenchReport r;
   r.origin = origin;
   r.device = j.value("device", std::string());
@@ -270,9 +274,10 @@ Calibration calibrate(const std::vector<BenchReport>& reports, Preset& preset, c
   for (const BenchReport& r : reports)
     if (r.nodes > 1) multi_node += static_cast<int>(r.points.size());
   if (multi_node > 0)
-    c.notes.push_back(fmt::format("{} rows of runs with several nodes not used (virtual nodes on one host: their "
-                                  "inter-node steps ran over NVLink)",
-                                  multi_node));
+    c.notes.push_back(
+        fmt::format("{} rows of runs with several nodes not used (virtual nodes on one host: their "
+                    "inter-node steps ran over NVLink)",
+                    multi_node));
   fit_intra(reports, preset, options, c);
   fit_nccl(reports, preset, options, c);
   return c;

@@ -1,10 +1,11 @@
 #include "model/cost_model.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
-
-#include <fmt/format.h>
+#include <utility>
 
 #include "core/protocol.h"
 #include "nvrar/types.h"
@@ -24,9 +25,9 @@ constexpr double kNcclNetLatencyRing[3] = {2.7, 4.0, 14.0};
 
 // Bandwidth caps by GPU generation, GB/s; index = node bucket (1 node, 2 nodes, more).
 struct NcclArchCaps {
-  double ll_max_single_node;      // llMaxBws, one node: by GPU generation
-  double ring_ll128_per_channel;  // perChMaxRingLL128Bws
-  double tree_per_channel[3];     // perChMaxTreeBws
+  double ll_max_single_node;         // llMaxBws, one node: by GPU generation
+  double ring_ll128_per_channel;     // perChMaxRingLL128Bws
+  double tree_per_channel[3];        // perChMaxTreeBws
   double tree_ll128_per_channel[3];  // perChMaxTreeLL128Bws
 };
 constexpr NcclArchCaps kNcclAmpere = {87.7, 20.0, {24.0, 23.6, 17.8}, {20.0, 20.0, 20.0}};
@@ -43,13 +44,13 @@ constexpr double kNcclTreeCorrection[3][kNcclTreeCorrectionSizes] = {
     {.9, .9, .9, .9, .9, .9, .9, .8, .7, .6, .6, .5, .5, .5, .5, .6, .7, .8, .7, .7, .8, .9, .9}};
 
 // Protocol bandwidth factors of ncclTopoTuneModel.
-constexpr double kNcclLLRingFactor = 0.5;   // LL lines carry 4 bytes of data per 8
-constexpr double kNcclLL128Factor = 0.92;   // LL128 lines carry 120 bytes of data per 128
+constexpr double kNcclLLRingFactor = 0.5;  // LL lines carry 4 bytes of data per 8
+constexpr double kNcclLL128Factor = 0.92;  // LL128 lines carry 120 bytes of data per 128
 constexpr double kNcclTreeFactor = 0.92;
 constexpr double kNcclLLTreeDivisor = 3.8;
 constexpr double kNcclLL128TreeOneNode = 7.0 / 9.0;
 constexpr double kNcclLL128TreeMultiNode = 120.0 / 128.0;
-constexpr double kNcclRingPlateau = 1.4;    // Simple ring, several nodes, >= 64 bytes per channel and rank (sm80+)
+constexpr double kNcclRingPlateau = 1.4;  // Simple ring, several nodes, >= 64 bytes per channel and rank (sm80+)
 // getNetOverhead: the network post cost NCCL charges each ring step, microseconds (x3 for Simple).
 constexpr double kNcclNetOverheadIntel = 1.0;
 constexpr double kNcclNetOverheadAmd = 2.0;
@@ -83,7 +84,9 @@ double flat_recursive_doubling_us(const Preset& p, int nodes, double bytes) {
   const int g = p.gpus_per_node;
   const int ranks = nodes * g;
   const int pow2 = 1 << floor_log2(ranks);
-  auto step = [&](bool crosses) { return crosses ? exchange_step_us(p, 0, 1, bytes) : exchange_step_us(p, 1, 0, bytes); };
+  auto step = [&](bool crosses) {
+    return crosses ? exchange_step_us(p, 0, 1, bytes) : exchange_step_us(p, 1, 0, bytes);
+  };
   double t = p.launch_us;
   for (int bit = 1; bit < pow2; bit <<= 1) {
     bool crosses = false;
@@ -112,7 +115,8 @@ void validate_preset(const Preset& p) {
   if (p.nics_per_node < 1) fail("nics_per_node", p.nics_per_node, "must be at least 1");
   const std::pair<const char*, const LinkParams*> links[] = {{"intra", &p.intra}, {"inter", &p.inter}};
   for (const auto& [name, link] : links) {
-    if (!(link->bandwidth_gbs > 0)) fail(fmt::format("{}.bandwidth_gbs", name).c_str(), link->bandwidth_gbs, "must be > 0");
+    if (!(link->bandwidth_gbs > 0))
+      fail(fmt::format("{}.bandwidth_gbs", name).c_str(), link->bandwidth_gbs, "must be > 0");
     if (!(link->peer_bandwidth_gbs >= 0))
       fail(fmt::format("{}.peer_bandwidth_gbs", name).c_str(), link->peer_bandwidth_gbs, "must be >= 0");
     if (!(link->alpha_us >= 0)) fail(fmt::format("{}.alpha_us", name).c_str(), link->alpha_us, "must be >= 0");
@@ -131,84 +135,77 @@ void validate_preset(const Preset& p) {
 // Bandwidths are per direction. Latencies are not measured on these machines: they are picked inside the range of
 // published one-way small-message latencies (NVLink about 1-2 us including a store becoming visible; InfiniBand and
 // Slingshot 1.5-3 us GPU to GPU; a kernel launch inside a CUDA graph 2-3 us) and are meant to be overridden or
-// calibrated. The 4 x H100 measurements in bench/results/2026-11-27-h100 agree with the H100 intra-node latencies to
-// about 1 us (README, "nvrar-model: projections").
+// calibrated. On one node of 4 x H100 (bench/results/2026-11-27-h100) the h100 preset's totals at 128-256 KB are
+// within 1 us of the measured ones; larger messages need the calibrated NVLink bandwidth (README, "nvrar-model").
 const std::vector<Preset>& presets() {
-  static const std::vector<Preset> kPresets = [] {
-    std::vector<Preset> v;
-    const double flag_factor = static_cast<double>(core::kCellBytes) / core::kCellPayloadBytes;
-
-    Preset a100;
-    a100.name = "a100-slingshot11";
-    a100.description = "4x A100 + 4x Slingshot-11 (200 Gb/s) per node, like NERSC Perlmutter's GPU nodes";
-    a100.gpus_per_node = 4;
-    a100.nics_per_node = 4;
-    // NVLink3: 12 links x 25 GB/s = 300 GB/s per direction (600 GB/s bidirectional). The four GPUs are wired
-    // to each other directly, 4 links (100 GB/s) per pair, so one peer can take a third of it.
-    a100.intra = LinkParams{1.5, 300.0, 100.0, 0.0};
-    // Slingshot-11 Cassini NIC: 200 Gb/s = 25 GB/s. NVSHMEM reaches it through libfabric and a CPU proxy thread,
-    // hence the higher latency than InfiniBand's; each extra put is one more request through that proxy.
-    a100.inter = LinkParams{3.0, 25.0, 0.0, 0.3};
-    a100.launch_us = 2.5;
-    a100.poll_us = 0.5;
-    a100.flag_factor = flag_factor;
-    // AMD EPYC 7763 host; NCCL's NVLink bandwidth for sm80 is 20.0 GB/s per link, 12 links (src/graph/topo.h).
-    a100.nccl = NcclParams{GpuArch::kAmpere, CpuVendor::kAmd, 8, 12 * 20.0, 0.0, true};
-    a100.sources = {
-        "NERSC 'Perlmutter Architecture': GPU node = 1x AMD EPYC 7763, 4x NVIDIA A100, 4x HPE Slingshot 11 NICs",
-        "NVIDIA A100 datasheet: NVLink 600 GB/s (12 third-generation links) = 300 GB/s per direction",
-        "NERSC 'Node Types' figure: each GPU is connected to each other GPU (4 of 12 links per pair = 100 GB/s)",
-        "HPE Slingshot-11 Cassini NIC: 200 Gb/s = 25 GB/s per direction (G. Lockwood, 'Slingshot' notes)",
-        "NCCL 2.30 tuning.cc Ampere constants, AMD CPU net overhead 2 us; topo.h SM80_NVLINK_BW 20.0 GB/s x 12",
-        "assumed: NVLink alpha 1.5 us, network alpha 3.0 us, 0.3 us per extra put, launch 2.5 us, poll 0.5 us, "
-        "8 NCCL channels"};
-    v.push_back(a100);
-
-    Preset gh200;
-    gh200.name = "gh200-ndr400";
-    gh200.description = "1x GH200 + 1x InfiniBand NDR (400 Gb/s) per node, like TACC Vista's GH nodes";
-    gh200.gpus_per_node = 1;
-    gh200.nics_per_node = 1;
-    // No GPU peer inside the node; H100 NVLink4 values keep --gpus-per-node overrides meaningful.
-    gh200.intra = LinkParams{2.0, 450.0, 0.0, 0.0};
-    // NDR InfiniBand: 400 Gb/s = 50 GB/s per direction.
-    gh200.inter = LinkParams{2.0, 50.0, 0.0, 0.3};
-    gh200.launch_us = 2.5;
-    gh200.poll_us = 0.5;
-    gh200.flag_factor = flag_factor;
-    // Grace is an Arm CPU: NCCL treats it as "not AMD" (1 us net overhead, the Intel LL caps).
-    gh200.nccl = NcclParams{GpuArch::kHopper, CpuVendor::kArm, 4, 18 * 20.6, 0.0, true};
-    gh200.sources = {
-        "Cornell Virtual Workshop 'Vista: System Components' (TACC): GH node = 1 Grace CPU + 1 Hopper GPU, "
-        "NVIDIA NDR InfiniBand switches",
-        "InfiniBand NDR: 400 Gb/s = 50 GB/s per direction; one NIC per node (assumed: the page names NDR, not the "
-        "per-node rate)",
-        "NCCL 2.30 tuning.cc Hopper constants, 1 GPU per node (ppn = 1 uses the tree's network latency)",
-        "assumed: network alpha 2.0 us, 0.3 us per extra put, launch 2.5 us, poll 0.5 us, 4 NCCL channels"};
-    v.push_back(gh200);
-
-    Preset h100;
-    h100.name = "h100-ndr400";
-    h100.description = "8x H100 SXM (NVSwitch) + 8x ConnectX-7 NDR400 per node, like a DGX/HGX H100 cluster";
-    h100.gpus_per_node = 8;
-    h100.nics_per_node = 8;
-    // NVLink4: 18 links, 900 GB/s bidirectional = 450 GB/s per direction, through NVSwitch (one peer can take all).
-    h100.intra = LinkParams{2.0, 450.0, 0.0, 0.0};
-    h100.inter = LinkParams{2.0, 50.0, 0.0, 0.3};
-    h100.launch_us = 2.5;
-    h100.poll_us = 0.5;
-    h100.flag_factor = flag_factor;
-    // DGX H100 hosts are Intel Xeon Platinum 8480C; NCCL's sm90 NVLink bandwidth is 20.6 GB/s per link, 18 links.
-    h100.nccl = NcclParams{GpuArch::kHopper, CpuVendor::kIntel, 16, 18 * 20.6, 0.0, true};
-    h100.sources = {
-        "NVIDIA H100 SXM datasheet: NVLink 900 GB/s (18 fourth-generation links) = 450 GB/s per direction",
-        "NVIDIA DGX H100 user guide: 8x ConnectX-7 400 Gb/s (NDR) compute NICs, 2x Xeon Platinum 8480C",
-        "NCCL 2.30 tuning.cc Hopper constants, Intel net overhead 1 us; topo.h SM90_NVLINK_BW 20.6 GB/s x 18",
-        "assumed: NVLink alpha 2.0 us, network alpha 2.0 us, 0.3 us per extra put, launch 2.5 us, poll 0.5 us, "
-        "16 NCCL channels"};
-    v.push_back(h100);
-    return v;
-  }();
+  constexpr double kFlagFactor = static_cast<double>(core::kCellBytes) / core::kCellPayloadBytes;
+  constexpr double kLaunchUs = 2.5;  // one kernel launch inside a CUDA graph
+  constexpr double kPollUs = 0.5;    // a spinning thread seeing a flagged cell land
+  static const std::vector<Preset> kPresets = {
+      Preset{
+          .name = "a100-slingshot11",
+          .description = "4x A100 + 4x Slingshot-11 (200 Gb/s) per node, like NERSC Perlmutter's GPU nodes",
+          .gpus_per_node = 4,
+          .nics_per_node = 4,
+          // NVLink3: 12 links x 25 GB/s = 300 GB/s per direction (600 GB/s bidirectional). The four GPUs are
+          // wired to each other directly, 4 links (100 GB/s) per pair, so one peer can take a third of it.
+          .intra = {.alpha_us = 1.5, .bandwidth_gbs = 300.0, .peer_bandwidth_gbs = 100.0},
+          // Slingshot-11 Cassini NIC: 200 Gb/s = 25 GB/s. NVSHMEM reaches it through libfabric and a CPU proxy
+          // thread, hence more latency than InfiniBand's; each extra put is one more request through that proxy.
+          .inter = {.alpha_us = 3.0, .bandwidth_gbs = 25.0, .message_us = 0.3},
+          .launch_us = kLaunchUs,
+          .poll_us = kPollUs,
+          .flag_factor = kFlagFactor,
+          // AMD EPYC 7763 host; NCCL's NVLink bandwidth for sm80 is 20.0 GB/s per link, 12 links (topo.h).
+          .nccl = {.arch = GpuArch::kAmpere, .cpu = CpuVendor::kAmd, .channels = 8, .intra_bus_bw_gbs = 12 * 20.0},
+          .sources =
+              {"NERSC 'Perlmutter Architecture': GPU node = 1x AMD EPYC 7763, 4x NVIDIA A100, 4x HPE Slingshot 11 NICs",
+               "NVIDIA A100 datasheet: NVLink 600 GB/s (12 third-generation links) = 300 GB/s per direction",
+               "NERSC 'Node Types' figure: each GPU is connected to each other GPU (4 of 12 links per pair = 100 GB/s)",
+               "HPE Slingshot-11 Cassini NIC: 200 Gb/s = 25 GB/s per direction (G. Lockwood, 'Slingshot' notes)",
+               "NCCL 2.30 tuning.cc Ampere constants, AMD CPU net overhead 2 us; topo.h SM80_NVLINK_BW 20.0 GB/s x 12",
+               "assumed: NVLink alpha 1.5 us, network alpha 3.0 us, 0.3 us per extra put, launch 2.5 us, poll 0.5 us, "
+               "8 NCCL channels"}},
+      Preset{.name = "gh200-ndr400",
+             .description = "1x GH200 + 1x InfiniBand NDR (400 Gb/s) per node, like TACC Vista's GH nodes",
+             .gpus_per_node = 1,
+             .nics_per_node = 1,
+             // No GPU peer inside the node; H100 NVLink4 values keep --gpus-per-node overrides meaningful.
+             .intra = {.alpha_us = 2.0, .bandwidth_gbs = 450.0},
+             // NDR InfiniBand: 400 Gb/s = 50 GB/s per direction.
+             .inter = {.alpha_us = 2.0, .bandwidth_gbs = 50.0, .message_us = 0.3},
+             .launch_us = kLaunchUs,
+             .poll_us = kPollUs,
+             .flag_factor = kFlagFactor,
+             // Grace is an Arm CPU: NCCL treats it as "not AMD" (1 us net overhead, the Intel LL caps).
+             .nccl = {.arch = GpuArch::kHopper, .cpu = CpuVendor::kArm, .channels = 4, .intra_bus_bw_gbs = 18 * 20.6},
+             .sources =
+                 {"Cornell Virtual Workshop 'Vista: System Components' (TACC): GH node = 1 Grace CPU + 1 Hopper "
+                  "GPU, NVIDIA NDR InfiniBand switches",
+                  "InfiniBand NDR: 400 Gb/s = 50 GB/s per direction; one NIC per node (assumed: the page names NDR, "
+                  "not the per-node rate)",
+                  "NCCL 2.30 tuning.cc Hopper constants, 1 GPU per node (ppn = 1 uses the tree's network latency)",
+                  "assumed: network alpha 2.0 us, 0.3 us per extra put, launch 2.5 us, poll 0.5 us, 4 NCCL channels"}},
+      Preset{
+          .name = "h100-ndr400",
+          .description = "8x H100 SXM (NVSwitch) + 8x ConnectX-7 NDR400 per node, like a DGX/HGX H100 cluster",
+          .gpus_per_node = 8,
+          .nics_per_node = 8,
+          // NVLink4: 18 links, 900 GB/s bidirectional = 450 GB/s per direction, through NVSwitch (one peer can
+          // take all of it).
+          .intra = {.alpha_us = 2.0, .bandwidth_gbs = 450.0},
+          .inter = {.alpha_us = 2.0, .bandwidth_gbs = 50.0, .message_us = 0.3},
+          .launch_us = kLaunchUs,
+          .poll_us = kPollUs,
+          .flag_factor = kFlagFactor,
+          // DGX H100 hosts are Intel Xeon Platinum 8480C; NCCL's sm90 NVLink bandwidth is 20.6 GB/s per link, 18 links.
+          .nccl = {.arch = GpuArch::kHopper, .cpu = CpuVendor::kIntel, .channels = 16, .intra_bus_bw_gbs = 18 * 20.6},
+          .sources = {
+              "NVIDIA H100 SXM datasheet: NVLink 900 GB/s (18 fourth-generation links) = 450 GB/s per direction",
+              "NVIDIA DGX H100 user guide: 8x ConnectX-7 400 Gb/s (NDR) compute NICs, 2x Xeon Platinum 8480C",
+              "NCCL 2.30 tuning.cc Hopper constants, Intel net overhead 1 us; topo.h SM90_NVLINK_BW 20.6 GB/s x 18",
+              "assumed: NVLink alpha 2.0 us, network alpha 2.0 us, 0.3 us per extra put, launch 2.5 us, "
+              "poll 0.5 us, 16 NCCL channels"}}};
   return kPresets;
 }
 
@@ -224,9 +221,9 @@ const Preset& find_preset(const std::string& name) {
 // ---- algorithms ----
 
 const std::vector<Algorithm>& all_algorithms() {
-  static const std::vector<Algorithm> kAll = {Algorithm::kNvrar,   Algorithm::kNcclRing, Algorithm::kNcclTree,
-                                              Algorithm::kFlatRecursiveDoubling, Algorithm::kOneShot,
-                                              Algorithm::kTwoShot};
+  static const std::vector<Algorithm> kAll = {Algorithm::kNvrar,    Algorithm::kNcclRing,
+                                              Algorithm::kNcclTree, Algorithm::kFlatRecursiveDoubling,
+                                              Algorithm::kOneShot,  Algorithm::kTwoShot};
   return kAll;
 }
 
@@ -263,8 +260,8 @@ const char* nccl_protocol_name(NcclProtocol p) {
 double exchange_step_us(const Preset& p, int intra_peers, int inter_peers, double bytes_per_peer) {
   const double wire = p.flag_factor * bytes_per_peer;
   const double net_beta = 1e-3 / p.net_bandwidth_per_gpu_gbs();
-  const double intra = link_part_us(p.intra, p.intra.beta_us_per_byte(), p.intra.peer_beta_us_per_byte(),
-                                    intra_peers, wire);
+  const double intra =
+      link_part_us(p.intra, p.intra.beta_us_per_byte(), p.intra.peer_beta_us_per_byte(), intra_peers, wire);
   // A message to one remote peer goes through one NIC at most: the per-GPU share already bounds it.
   const double inter = link_part_us(p.inter, net_beta, net_beta, inter_peers, wire);
   return p.poll_us + std::max(intra, inter);
@@ -303,13 +300,13 @@ NcclEstimate predict_nccl(Algorithm algorithm, const Preset& p, int nodes, doubl
   const NcclParams& n = p.nccl;
   const NcclArchCaps& caps = n.arch == GpuArch::kAmpere ? kNcclAmpere : kNcclHopper;
   const int bucket = nodes <= 2 ? nodes - 1 : 2;
-  const double ll_max = nodes == 1                   ? caps.ll_max_single_node
+  const double ll_max = nodes == 1                 ? caps.ll_max_single_node
                         : n.cpu == CpuVendor::kAmd ? kNcclLlMaxMultiNodeAmd[bucket - 1]
                                                    : kNcclLlMaxMultiNodeIntel[bucket - 1];
   // Bus bandwidth of all channels: NVLink inside one node; across nodes the node's NICs bound it too. (NCCL takes
   // both from its topology search; this is what the search finds on rail-optimised clusters.)
-  const double bus = nodes == 1 ? n.intra_bus_bw_gbs
-                                : std::min(n.intra_bus_bw_gbs, p.nics_per_node * p.inter.bandwidth_gbs);
+  const double bus =
+      nodes == 1 ? n.intra_bus_bw_gbs : std::min(n.intra_bus_bw_gbs, p.nics_per_node * p.inter.bandwidth_gbs);
   const double net_overhead = nodes == 1 ? 0.0 : n.cpu == CpuVendor::kAmd ? kNcclNetOverheadAmd : kNcclNetOverheadIntel;
   const double channels = n.channels;
 
@@ -340,8 +337,7 @@ NcclEstimate predict_nccl(Algorithm algorithm, const Preset& p, int nodes, doubl
         bw = std::min(bw * (nodes == 1 ? kNcclLL128TreeOneNode : kNcclLL128TreeMultiNode),
                       channels * caps.tree_ll128_per_channel[bucket]);
       bw *= 0.5;  // up the tree and down again
-      lat = kNcclBaseLatencyTree[proto] +
-            2 * ((g - 1) * kNcclNvlinkLatencyTree[proto] + floor_log2(nodes) * inter_lat);
+      lat = kNcclBaseLatencyTree[proto] + 2 * ((g - 1) * kNcclNvlinkLatencyTree[proto] + floor_log2(nodes) * inter_lat);
       const int log_size = floor_log2(static_cast<long long>(bytes) >> 6);
       if (log_size >= 0 && log_size < kNcclTreeCorrectionSizes) bw *= kNcclTreeCorrection[proto][log_size];
     }

@@ -44,10 +44,10 @@ enum class CpuVendor { kIntel, kAmd, kArm };
 struct NcclParams {
   GpuArch arch = GpuArch::kHopper;
   CpuVendor cpu = CpuVendor::kIntel;
-  int channels = 16;               // rings/trees NCCL runs side by side (only its per-channel caps use it)
+  int channels = 16;                // rings/trees NCCL runs side by side (only its per-channel caps use it)
   double intra_bus_bw_gbs = 370.8;  // one node: NVLink links x NCCL's per-link bandwidth (src/graph/topo.h)
-  double inter_latency_us = 0;     // the net plugin's reported latency (graph latencyInter; 0 for IB verbs)
-  bool ll128 = true;               // LL128 enabled (NCCL enables it on NVLink + Ampere/Hopper)
+  double inter_latency_us = 0;      // the net plugin's reported latency (graph latencyInter; 0 for IB verbs)
+  bool ll128 = true;                // LL128 enabled (NCCL enables it on NVLink + Ampere/Hopper)
 };
 
 struct Preset {
@@ -55,11 +55,11 @@ struct Preset {
   std::string description;
   int gpus_per_node = 1;
   int nics_per_node = 1;
-  LinkParams intra;         // NVLink, per GPU
-  LinkParams inter;         // one NIC
-  double launch_us = 0;     // one kernel launch inside a CUDA graph (NVRAR, flat-rd, one-shot, two-shot: 1 each)
-  double poll_us = 0;       // per step: seeing the last flagged cell arrive and moving on
-  double flag_factor = 2;   // wire bytes per payload byte of NVRAR's cells (kCellBytes / kCellPayloadBytes)
+  LinkParams intra;        // NVLink, per GPU
+  LinkParams inter;        // one NIC
+  double launch_us = 0;    // one kernel launch inside a CUDA graph (NVRAR, flat-rd, one-shot, two-shot: 1 each)
+  double poll_us = 0;      // per step: seeing the last flagged cell arrive and moving on
+  double flag_factor = 2;  // wire bytes per payload byte of NVRAR's cells (kCellBytes / kCellPayloadBytes)
   NcclParams nccl;
   std::vector<std::string> sources;  // where each number comes from, for --list-presets and the README
 
