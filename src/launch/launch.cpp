@@ -80,41 +80,50 @@ EnvLookup process_env() {
   };
 }
 
+namespace {
+
+// A launcher that names all four numbers in its own variables.
+struct LauncherVars {
+  const char* launcher;
+  const char* label;  // for messages
+  const char* detect_a;
+  const char* detect_b;  // nullptr: detect_a alone identifies the launcher
+  const char* rank;
+  const char* size;
+  const char* local_rank;
+  const char* local_size;  // nullptr: derived (Slurm)
+};
+
+// Checked in this order: an MPI launcher inside a Slurm allocation sets both families of variables.
+constexpr LauncherVars kLaunchers[] = {
+    {"openmpi", "OpenMPI", "OMPI_COMM_WORLD_RANK", nullptr, "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
+     "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"},
+    {"slurm", "Slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", nullptr},
+    {"pmi", "PMI", "PMI_RANK", nullptr, "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"},
+    {"torchrun", "torchrun", "RANK", "WORLD_SIZE", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"},
+};
+
+// Slurm gives the local size as SLURM_NTASKS_PER_NODE, or only as the SLURM_TASKS_PER_NODE list.
+int slurm_local_size(const EnvLookup& env) {
+  if (auto n = get_int(env, "SLURM_NTASKS_PER_NODE")) return *n;
+  if (auto t = env("SLURM_TASKS_PER_NODE")) return slurm_tasks_per_node(*t);
+  throw Error("nvrar: launch: Slurm launch detected but neither SLURM_NTASKS_PER_NODE nor SLURM_TASKS_PER_NODE "
+              "is set");
+}
+
+}  // namespace
+
 LaunchInfo detect_launch(const EnvLookup& env) {
   LaunchInfo info;
-  if (env("OMPI_COMM_WORLD_RANK")) {
-    info.launcher = "openmpi";
-    info.rank = require_int(env, "OMPI_COMM_WORLD_RANK", "OpenMPI");
-    info.size = require_int(env, "OMPI_COMM_WORLD_SIZE", "OpenMPI");
-    info.local_rank = require_int(env, "OMPI_COMM_WORLD_LOCAL_RANK", "OpenMPI");
-    info.local_size = require_int(env, "OMPI_COMM_WORLD_LOCAL_SIZE", "OpenMPI");
-  } else if (env("SLURM_PROCID") && env("SLURM_NTASKS")) {
-    info.launcher = "slurm";
-    info.rank = require_int(env, "SLURM_PROCID", "Slurm");
-    info.size = require_int(env, "SLURM_NTASKS", "Slurm");
-    info.local_rank = require_int(env, "SLURM_LOCALID", "Slurm");
-    if (auto n = get_int(env, "SLURM_NTASKS_PER_NODE")) {
-      info.local_size = *n;
-    } else if (auto t = env("SLURM_TASKS_PER_NODE")) {
-      info.local_size = slurm_tasks_per_node(*t);
-    } else {
-      throw Error("nvrar: launch: Slurm launch detected but neither SLURM_NTASKS_PER_NODE nor SLURM_TASKS_PER_NODE "
-                  "is set");
-    }
-  } else if (env("PMI_RANK")) {
-    info.launcher = "pmi";
-    info.rank = require_int(env, "PMI_RANK", "PMI");
-    info.size = require_int(env, "PMI_SIZE", "PMI");
-    info.local_rank = require_int(env, "MPI_LOCALRANKID", "PMI");
-    info.local_size = require_int(env, "MPI_LOCALNRANKS", "PMI");
-  } else if (env("RANK") && env("WORLD_SIZE")) {
-    info.launcher = "torchrun";
-    info.rank = require_int(env, "RANK", "torchrun");
-    info.size = require_int(env, "WORLD_SIZE", "torchrun");
-    info.local_rank = require_int(env, "LOCAL_RANK", "torchrun");
-    info.local_size = require_int(env, "LOCAL_WORLD_SIZE", "torchrun");
-  } else {
-    info.launcher = "single";
+  info.launcher = "single";
+  for (const LauncherVars& l : kLaunchers) {
+    if (!env(l.detect_a) || (l.detect_b != nullptr && !env(l.detect_b))) continue;
+    info.launcher = l.launcher;
+    info.rank = require_int(env, l.rank, l.label);
+    info.size = require_int(env, l.size, l.label);
+    info.local_rank = require_int(env, l.local_rank, l.label);
+    info.local_size = l.local_size != nullptr ? require_int(env, l.local_size, l.label) : slurm_local_size(env);
+    break;
   }
   if (auto addr = env("MASTER_ADDR")) info.master_addr = *addr;
   if (auto port = get_int(env, "MASTER_PORT")) info.master_port = *port;
