@@ -18,6 +18,7 @@ target_link_libraries(nvrar_nccl INTERFACE ${NVRAR_NCCL_LIB})
 # The GPU library: communicator, bootstrap, kernels. Shared, so NVSHMEM's device code is linked (device link)
 # once into it, next to the host calls that initialise it.
 set(_gpu_sources src/gpu/communicator.cpp src/gpu/nvshmem_runtime.cu src/gpu/hierarchical_allreduce.cu
+                 src/gpu/oneshot_allreduce.cu
                  src/gpu/bootstrap.cpp)
 if(NVRAR_HAVE_MPI)
   list(APPEND _gpu_sources src/gpu/bootstrap_mpi.cpp)
@@ -30,6 +31,8 @@ target_include_directories(nvrar_gpu
   PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>
   PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(nvrar_gpu PUBLIC nvrar CUDA::cudart nvrar_nccl PRIVATE fmt::fmt)
+# Tuning tables shipped with NVRAR (NVRAR_TUNING_DIR overrides at run time).
+target_compile_definitions(nvrar_gpu PRIVATE NVRAR_DEFAULT_TUNING_DIR="${CMAKE_CURRENT_SOURCE_DIR}/tuning")
 if(NVRAR_HAVE_MPI)
   target_link_libraries(nvrar_gpu PRIVATE MPI::MPI_CXX)
 endif()

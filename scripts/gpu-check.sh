@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
-#   bash scripts/gpu-check.sh [build] [unit] [correct] [timeout] [sanitize] [chunks] [sleep] [bulk] [bench] [all]
-# CORRECT_CFGS / BENCH_CFGS: 'ranks:gpus_per_node ...' to run a subset. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
+#   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [shapes] [tune] [bench] [torch]
+#                             [all]
+# CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
 # (the device tool's output folder) or ./out. Prints a short summary last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,8 @@ summary=()
 note() { summary+=("$1"); echo "== $1"; }
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS
         -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH -x NVRAR_GPUS_PER_NODE -x NVRAR_TIMEOUT_MS
-        -x NVRAR_INTER_NODE_STORES -x NVRAR_AUTO_MAX_BYTES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS -x NVRAR_BULK_MIN_BYTES)
+        -x NVRAR_INTER_NODE_STORES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS -x NVRAR_BULK_MIN_BYTES
+        -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO)
 
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
@@ -69,34 +71,30 @@ if want sanitize; then  # compute-sanitizer on the small suite: 1 x 2 (intra-nod
   done
 fi
 
-if want chunks; then  # chunk-size sweep of the hierarchical kernel (threads per block), 4 GPUs as 1 x 4
-  for cu in ${CHUNK_LIST:-0 64 128 256 512}; do
-    NVRAR_CHUNK_UNITS=$cu run_split 4 4 "$OUT/chunks_$cu.log" $BUILD/tools/nvrar-bench --backend gpu \
-      --algorithms hierarchical -e 4M > /dev/null
-    echo "== NVRAR_CHUNK_UNITS=$cu (1x4, hierarchical, us):" \
-      "$(grep -E '^ +[0-9]+ ' "$OUT/chunks_$cu.log" | awk '{printf "%s:%s ", $1, $6}')"
+if want launch; then  # the other launch paths: torchrun (NCCL bootstrap, no MPI) and from_nccl adoption
+  NVRAR_GPUS_PER_NODE=2 timeout "${RUN_TIMEOUT:-240}" python3 -m torch.distributed.run --no-python --nproc-per-node 4 \
+    $BUILD/tests/test_gpu_allreduce --suite sanitizer > "$OUT/launch_torchrun.log" 2>&1
+  note "torchrun --no-python 4 ranks G=2: rc=$? $(grep -E 'passed, .* failed' "$OUT/launch_torchrun.log" | tail -1)"
+  rc=$(run_split 4 4 "$OUT/launch_from_nccl.log" $BUILD/tests/test_gpu_allreduce --suite sanitizer --from-nccl)
+  note "from_nccl 1x4: rc=$rc $(grep -E 'passed, .* failed' "$OUT/launch_from_nccl.log" | tail -1)"
+fi
+
+if want shapes; then  # every algorithm and launch shape side by side (what --tune chooses from)
+  for g in ${SHAPE_GPUS:-4}; do
+    run_split $g $g "$OUT/shapes_g$g.log" $BUILD/tools/nvrar-bench --backend gpu -e 4M --json "$OUT/shapes_g$g.json" \
+      --algorithms oneshot:t64,oneshot:t128,oneshot:t256,oneshot:t512,hierarchical:cells,hierarchical:bulk,nccl > /dev/null
+    python3 scripts/compare_bench.py "$OUT/shapes_g$g.json"
   done
 fi
 
-if want sleep; then  # poll back-off sweep of the hierarchical kernel, 1 x 4 and 4 x 1
-  for g in 4 1; do
-    for ns in ${SLEEP_LIST:-0 32 128 512}; do
-      NVRAR_POLL_SLEEP_NS=$ns run_split 4 $g "$OUT/sleep_g${g}_$ns.log" $BUILD/tools/nvrar-bench --backend gpu \
-        --algorithms hierarchical -e 4M > /dev/null
-      echo "== G=$g NVRAR_POLL_SLEEP_NS=$ns (hierarchical, us):" \
-        "$(grep -E '^ +[0-9]+ ' "$OUT/sleep_g${g}_$ns.log" | awk '{printf "%s:%s ", $1, $6}')"
-    done
-  done
-fi
-
-if want bulk; then  # cells everywhere vs bulk form everywhere, hierarchical, 4 GPUs as 1 x 4 and 1 x 2
-  for g in 4 2; do
-    for b in 1099511627776 0; do
-      NVRAR_BULK_MIN_BYTES=$b run_split $g $g "$OUT/bulk_g${g}_$b.log" $BUILD/tools/nvrar-bench --backend gpu \
-        --algorithms hierarchical,nccl -e 4M --check > /dev/null
-      echo "== 1x$g NVRAR_BULK_MIN_BYTES=$b (hierarchical us | nccl us):" \
-        "$(grep -E '^ +[0-9]+ ' "$OUT/bulk_g${g}_$b.log" | awk '{printf "%s:%s/#%s ", $1, $6, $9}')"
-    done
+if want tune; then  # tuning tables, written where the communicator looks for them (tuning/, NVRAR_TUNING_DIR)
+  for cfg in ${TUNE_CFGS:-4:4 2:2}; do
+    set -- ${cfg/:/ }
+    [ "$1" -le "$NGPU" ] || continue
+    rc=$(run_split "$1" "$2" "$OUT/tune_np$1_g$2.log" $BUILD/tools/nvrar-bench --backend gpu --check -e 64M \
+         --tune "$OUT/tune_np$1_g$2.json")
+    note "tune np=$1 G=$2: rc=$rc"; grep -vE '^#' "$OUT/tune_np$1_g$2.log" | awk '{print "   ", $1, $2, $3}'
+    mkdir -p tuning && cp "$OUT/tune_np$1_g$2.json" "tuning/h100-np$1-g$2.json"
   done
 fi
 
@@ -107,7 +105,21 @@ if want bench; then
     rc=$(run_split "$1" "$2" "$OUT/bench_np$1_g$2.log" $BUILD/tools/nvrar-bench --backend gpu --check \
          --json "$OUT/bench_np$1_g$2.json")
     note "bench np=$1 G=$2: rc=$rc"
+    grep -E '^# .*decides by' "$OUT/bench_np$1_g$2.log" | head -1
+    python3 scripts/compare_bench.py "$OUT/bench_np$1_g$2.json" $([ -f "$OUT/torch_np$1.json" ] && echo "$OUT/torch_np$1.json")
+  done
+fi
+
+if want torch; then  # PyTorch anchors (NCCL through torch, symmetric-memory one-shot/two-shot), same timing method
+  for np in ${TORCH_NP:-4 2}; do
+    [ "$np" -le "$NGPU" ] || continue
+    timeout "${RUN_TIMEOUT:-240}" python3 -m torch.distributed.run --nproc-per-node "$np" scripts/bench_torch_symm.py \
+      --json "$OUT/torch_np$np.json" > "$OUT/torch_np$np.log" 2>&1
+    note "torch anchors np=$np: rc=$?"; grep -vE '^\[' "$OUT/torch_np$np.log" | head -20
+    [ -f "$OUT/bench_np${np}_g$np.json" ] && python3 scripts/compare_bench.py "$OUT/bench_np${np}_g$np.json" "$OUT/torch_np$np.json"
   done
 fi
 
 echo; echo "==== summary"; printf '%s\n' "${summary[@]}"
+# The device tool brings back few files: everything in one archive.
+tar czf /tmp/nvrar-out.tgz -C "$OUT" --exclude all.tgz . 2>/dev/null && mv /tmp/nvrar-out.tgz "$OUT/all.tgz"

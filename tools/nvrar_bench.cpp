@@ -23,6 +23,7 @@
 
 #include "bench/backend.h"
 #include "bench/report.h"
+#include "core/tuning.h"
 #include "nvrar/types.h"
 
 namespace {
@@ -49,6 +50,7 @@ struct Options {
   int rounds = 0;
   bool check = false;
   std::string json;
+  std::string tune;  // write a tuning table here instead of the algorithm table
 };
 
 // A byte count as nccl-tests takes it: digits with an optional K, M or G (powers of 1024), e.g. "4K", "64M".
@@ -103,6 +105,70 @@ std::vector<std::size_t> sweep_counts(std::size_t min_bytes, std::size_t max_byt
   return counts;
 }
 
+// --tune: every candidate the backend offers at each size (algorithms with launch shapes), the fastest kept; the
+// table (core/tuning.h) is written by the root, adjacent sizes with the same winner merged.
+int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<std::size_t>& counts, DataType dtype,
+               const bench::RunConfig& config) {
+  const std::size_t elem = nvrar::dtype_size(dtype);
+  nvrar::core::TuningTable table;
+  table.card = backend.card();
+  table.created = bench::iso8601_utc_now();
+  table.ranks = backend.ranks();
+  table.nodes = backend.nodes();
+  table.gpus_per_node = backend.gpus_per_node();
+  const bool root = backend.is_root();
+  if (root)
+    fmt::print("# nvrar-bench --tune: {} ranks ({} x {}), {}, {}\n#\n# {:>12}  {:<22} {:>9}  {}\n", table.ranks,
+               table.nodes, table.gpus_per_node, backend.device(), nvrar::dtype_name(dtype), "bytes", "best",
+               "time(us)", "others (us)");
+  bool any_wrong = false;
+  for (std::size_t count : counts) {
+    const std::size_t bytes = count * elem;
+    const std::vector<std::string> candidates = backend.tuning_candidates(bytes);
+    if (candidates.empty()) throw Error(fmt::format("--tune: the {} backend cannot tune", backend.name()));
+    std::string best;
+    double best_us = 0;
+    std::string others;
+    for (const std::string& c : candidates) {
+      const bench::Measurement m = backend.run(c, count, dtype, config);
+      any_wrong = any_wrong || m.wrong > 0;
+      if (m.checked && m.wrong > 0) {
+        others += fmt::format(" {}=WRONG({})", c, m.wrong);
+        continue;  // a candidate that computed a wrong result never wins
+      }
+      others += fmt::format(" {}={:.1f}", c, m.time_us);
+      if (best.empty() || m.time_us < best_us) {
+        best = c;
+        best_us = m.time_us;
+      }
+    }
+    if (best.empty()) throw Error(fmt::format("--tune: every candidate was wrong at {} bytes", bytes));
+    nvrar::core::TuningEntry e;
+    e.max_bytes = static_cast<int64_t>(bytes);
+    e.time_us = best_us;
+    const std::size_t colon = best.find(':');
+    e.algorithm = best.substr(0, colon);
+    for (std::size_t at = colon; at != std::string::npos;) {
+      const std::size_t next = best.find(':', at + 1);
+      const std::string o = best.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+      if (o == "bulk") e.bulk = 1;
+      if (o == "cells") e.bulk = 0;
+      if (!o.empty() && o[0] == 't') e.threads = std::stoi(o.substr(1));
+      if (!o.empty() && o[0] == 'b') e.blocks = std::stoi(o.substr(1));
+      at = next;
+    }
+    table.entries.push_back(e);
+    if (root) fmt::print("  {:>12}  {:<22} {:>9.2f} {}\n", bytes, best, best_us, others);
+  }
+  table = nvrar::core::merge_equal_neighbours(table);
+  if (root) {
+    nvrar::core::save_tuning_table(table, opt.tune);
+    fmt::print("# tuning table written to {} ({} entries; sizes above {} bytes go to NCCL)\n", opt.tune,
+               table.entries.size(), table.entries.empty() ? 0 : table.entries.back().max_bytes);
+  }
+  return any_wrong ? kExitWrong : kExitOk;
+}
+
 int run_benchmark(const Options& opt) {
   const DataType dtype = parse_dtype(opt.dtype);
   const std::size_t elem = nvrar::dtype_size(dtype);
@@ -141,11 +207,15 @@ int run_benchmark(const Options& opt) {
   const std::vector<std::string> offered = backend->algorithms();
   std::vector<std::string> algorithms;
   for (const std::string& a : opt.algorithms.empty() ? offered : opt.algorithms) {
-    if (std::find(offered.begin(), offered.end(), a) == offered.end())
+    // "name:options" (a launch shape, e.g. oneshot:t256) is the backend's to parse; the name must be offered.
+    const std::string base = a.substr(0, a.find(':'));
+    if (std::find(offered.begin(), offered.end(), base) == offered.end())
       throw Error(fmt::format("--algorithms: the {} backend has no algorithm '{}' (it offers: {})", backend->name(), a,
                               fmt::join(offered, ", ")));
     if (std::find(algorithms.begin(), algorithms.end(), a) == algorithms.end()) algorithms.push_back(a);
   }
+
+  if (!opt.tune.empty()) return run_tuning(opt, *backend, counts, dtype, config);
 
   bench::RunInfo info;
   info.backend = backend->name();
@@ -230,6 +300,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000000));
   app.add_flag("--check", opt.check, "Verify one call per size against a float64 reference and rank 0's output");
   app.add_option("--json", opt.json, "Also write the results as JSON to this file");
+  app.add_option("--tune", opt.tune,
+                 "Measure every algorithm and launch shape at each size and write the fastest as a tuning table "
+                 "(JSON) to this file, for NVRAR_TUNING_FILE or the tuning/ folder");
 
   try {
     app.parse(argc, argv);

@@ -22,13 +22,23 @@
 namespace nvrar {
 
 enum class Algorithm : int {
-  kAuto = 0,          // NVRAR's choice by message size and topology (hierarchical, or NCCL above its range)
+  kAuto = 0,          // the tuner's choice for the size and topology (tuning table, else the cost model)
   kHierarchical = 1,  // reduce-scatter over NVLink, recursive doubling across nodes, all-gather over NVLink
+                      // (on one node: the two-shot all-reduce)
   kNccl = 2,          // ncclAllReduce on the communicator's NCCL communicator
+  kOneShot = 3,       // every rank pushes its input to every other, then sums locally (one NVLink domain only)
 };
 const char* algorithm_name(Algorithm a);
-// Parses "auto", "hierarchical", "nccl"; throws nvrar::Error otherwise.
+// Parses "auto", "hierarchical" (or "twoshot"), "nccl", "oneshot"; throws nvrar::Error otherwise.
 Algorithm parse_algorithm(const std::string& name);
+
+// An algorithm with its launch shape. Zeros (and bulk -1) leave the choice to the kernel; the tuner fills them.
+struct Choice {
+  Algorithm algorithm = Algorithm::kAuto;
+  int threads = 0;  // threads per block (multiple of 32)
+  int blocks = 0;   // blocks per grid
+  int bulk = -1;    // hierarchical: 1 plain data + chunk flags, 0 flagged cells, -1 by NVRAR_BULK_MIN_BYTES
+};
 
 struct Options {
   // Largest message (count x element size) the hierarchical kernel accepts; sizes the NVSHMEM heap.
@@ -39,6 +49,11 @@ struct Options {
   int timeout_ms = 0;
   // Algorithm used by allreduce() when the call does not name one; kAuto also honours NVRAR_ALGO.
   Algorithm algorithm = Algorithm::kAuto;
+  // Largest message of the one-shot algorithm (its exchange area takes 4 x ranks x this in each GPU's heap).
+  std::size_t oneshot_max_bytes = std::size_t{1} << 20;
+  // Tuning table (nvrar-bench --tune); empty: NVRAR_TUNING_FILE, else a table of NVRAR_TUNING_DIR (default: the
+  // tables shipped with NVRAR) measured on this card and topology, else the cost model.
+  std::string tuning_file;
 };
 
 class Communicator {
@@ -53,8 +68,24 @@ class Communicator {
   virtual ~Communicator() = default;
 
   // Sum all-reduce of `count` elements, fp32 accumulation; in == out allowed; count 0 is a no-op.
+  void allreduce(const void* in, void* out, std::size_t count, DataType dtype, cudaStream_t stream,
+                 Algorithm algorithm = Algorithm::kAuto) {
+    allreduce(in, out, count, dtype, stream, Choice{algorithm});
+  }
   virtual void allreduce(const void* in, void* out, std::size_t count, DataType dtype, cudaStream_t stream,
-                         Algorithm algorithm = Algorithm::kAuto) = 0;
+                         const Choice& choice) = 0;
+  // Fused all-reduce + residual add + RMSNorm over rows x hidden elements (a transformer layer's epilogue):
+  //   residual = residual + allreduce(x);  out = rmsnorm(residual, eps) * weight   (weight: hidden elements)
+  // with Hugging Face LlamaRMSNorm's roundings. One kernel where the one-shot algorithm is chosen; otherwise the
+  // chosen all-reduce into `out`, then one residual + RMSNorm kernel. x may alias out or residual.
+  // hidden x element size must be a multiple of 16 bytes.
+  virtual void allreduce_add_rmsnorm(const void* x, void* residual, const void* weight, void* out, std::size_t rows,
+                                     std::size_t hidden, float eps, DataType dtype, cudaStream_t stream,
+                                     Algorithm algorithm = Algorithm::kAuto) = 0;
+  // What allreduce() with Algorithm::kAuto runs for a message of `bytes` (identical on every rank).
+  virtual Choice resolve(std::size_t bytes) const = 0;
+  // Where auto decisions come from: "tuning table FILE (card, date)" or "cost model PRESET".
+  virtual std::string tuning_source() const = 0;
   // Throws nvrar::Error if an earlier call's kernel reported a failure (timeout). Does not block.
   virtual void check() = 0;
   // cudaStreamSynchronize + check().
@@ -65,6 +96,9 @@ class Communicator {
   virtual int nodes() const = 0;
   virtual int gpus_per_node() const = 0;
   virtual std::size_t max_bytes() const = 0;
+  virtual std::size_t oneshot_max_bytes() const = 0;
+  // Whether this communicator can run `algorithm` at all (NVSHMEM in the build, NVLink reach for one-shot).
+  virtual bool supports(Algorithm algorithm) const = 0;
   virtual ncclComm_t nccl() const = 0;
   // "P=4 (N=2 x G=2), NVSHMEM x.y.z, inter-node transport put"
   virtual std::string describe() const = 0;

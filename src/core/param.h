@@ -42,8 +42,4 @@ NVRAR_PARAM(PollSleepNs, "NVRAR_POLL_SLEEP_NS", 0)
 // GPU: 1 stores inter-node cells straight through an NVLink peer pointer when the partner has one (virtual
 // nodes on one host); 0 (default) always uses NVSHMEM puts, the path a real multi-node job takes.
 NVRAR_PARAM(InterNodeStores, "NVRAR_INTER_NODE_STORES", 0)
-// GPU, algorithm auto: largest message sent through the hierarchical kernel; NCCL above it. 1 MiB: where the
-// hierarchical kernel and NCCL cross on 4 x H100 as 1 x 4 (20.0 vs 19.4 us; bench/results/2026-11-27-h100).
-// Until the measured tuner exists this one size holds for every topology.
-NVRAR_PARAM(AutoMaxBytes, "NVRAR_AUTO_MAX_BYTES", 1 << 20)
 }  // namespace nvrar::core

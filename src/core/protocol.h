@@ -35,7 +35,7 @@ NVRAR_HD uint32_t cell_flag(uint64_t cell) { return static_cast<uint32_t>(cell >
 NVRAR_HD uint32_t cell_payload(uint64_t cell) { return static_cast<uint32_t>(cell); }
 
 // Where a rank waits, for timeout messages: the phase and, for the inter-node phase, the step.
-enum class Phase : int { kReduceScatter = 0, kFoldIn = 1, kDoubling = 2, kFoldOut = 3, kAllGather = 4 };
+enum class Phase : int { kReduceScatter = 0, kFoldIn = 1, kDoubling = 2, kFoldOut = 3, kAllGather = 4, kOneShot = 5 };
 
 inline const char* phase_name(Phase p) {
   switch (p) {
@@ -49,6 +49,8 @@ inline const char* phase_name(Phase p) {
       return "inter-node fold-out";
     case Phase::kAllGather:
       return "intra-node all-gather";
+    case Phase::kOneShot:
+      return "one-shot exchange";
   }
   return "unknown phase";
 }

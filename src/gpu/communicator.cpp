@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <cstring>
+#include <algorithm>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <fmt/format.h>
@@ -21,6 +24,8 @@
 #include "core/topology.h"
 #include "gpu/bootstrap.h"
 #include "gpu/hierarchical_allreduce.h"
+#include "gpu/oneshot_allreduce.h"
+#include "core/tuning.h"
 #include "gpu/nvshmem_runtime.h"
 #include "nvrar/nvrar.h"
 
@@ -35,15 +40,18 @@ const char* algorithm_name(Algorithm a) {
       return "hierarchical";
     case Algorithm::kNccl:
       return "nccl";
+    case Algorithm::kOneShot:
+      return "oneshot";
   }
   return "invalid";
 }
 
 Algorithm parse_algorithm(const std::string& name) {
   if (name == "auto") return Algorithm::kAuto;
-  if (name == "hierarchical") return Algorithm::kHierarchical;
+  if (name == "hierarchical" || name == "twoshot") return Algorithm::kHierarchical;
   if (name == "nccl") return Algorithm::kNccl;
-  throw Error("nvrar: unknown algorithm '" + name + "' (auto, hierarchical, nccl)");
+  if (name == "oneshot") return Algorithm::kOneShot;
+  throw Error("nvrar: unknown algorithm '" + name + "' (auto, hierarchical, twoshot, oneshot, nccl)");
 }
 
 bool built_with_nvshmem() { return gpu::shmem::available(); }
@@ -92,58 +100,96 @@ class GpuCommunicator final : public Communicator {
 
     NVRAR_CUDA_CHECK(rank_, cudaMalloc(&seq_counters_, sizeof(unsigned long long) * kMaxBlocks));
     NVRAR_CUDA_CHECK(rank_, cudaMemset(seq_counters_, 0, sizeof(unsigned long long) * kMaxBlocks));
+    NVRAR_CUDA_CHECK(rank_, cudaMalloc(&oneshot_seq_, sizeof(unsigned long long) * kMaxOneShotBlocks));
+    NVRAR_CUDA_CHECK(rank_, cudaMemset(oneshot_seq_, 0, sizeof(unsigned long long) * kMaxOneShotBlocks));
     NVRAR_CUDA_CHECK(rank_, cudaMalloc(&abort_flag_, sizeof(int)));
     NVRAR_CUDA_CHECK(rank_, cudaMemset(abort_flag_, 0, sizeof(int)));
     NVRAR_CUDA_CHECK(rank_, cudaHostAlloc(&error_host_, sizeof(ErrorRecord), cudaHostAllocMapped));
     std::memset(error_host_, 0, sizeof(ErrorRecord));
     NVRAR_CUDA_CHECK(rank_, cudaHostGetDevicePointer(reinterpret_cast<void**>(&error_device_), error_host_, 0));
     setup_heap();
+    setup_oneshot();
+    setup_tuning();
   }
 
   ~GpuCommunicator() override {
     // nvshmem_free is collective: a communicator whose call failed skips it rather than wait for lost peers.
     if (heap_ != nullptr && failure_.empty() && !error_pending()) {
       cudaDeviceSynchronize();
+      if (oneshot_heap_ != nullptr) shmem::symmetric_free(oneshot_heap_);
       shmem::symmetric_free(heap_);
       shmem::release();
     }
     if (error_host_ != nullptr) cudaFreeHost(error_host_);
     if (abort_flag_ != nullptr) cudaFree(abort_flag_);
     if (seq_counters_ != nullptr) cudaFree(seq_counters_);
+    if (oneshot_seq_ != nullptr) cudaFree(oneshot_seq_);
     if (owns_nccl_ && nccl_ != nullptr) ncclCommDestroy(nccl_);
   }
 
   void allreduce(const void* in, void* out, std::size_t count, DataType dtype, cudaStream_t stream,
-                 Algorithm algorithm) override {
+                 const Choice& requested) override {
     check();
-    if (!dtype_valid(dtype))
-      throw Error(fmt::format("nvrar: rank {} allreduce: unsupported dtype value {} (float32, bfloat16, float16 only)",
-                              rank_, static_cast<int>(dtype)));
+    validate_call("allreduce", dtype, count);
     if (count == 0) return;
     if (in == nullptr || out == nullptr)
       throw Error(fmt::format("nvrar: rank {} allreduce: {} pointer is null (count {})", rank_,
                               in == nullptr ? "input" : "output", count));
     const std::size_t bytes = count * dtype_size(dtype);
-    const Algorithm chosen = choose(algorithm, bytes);
-    if (chosen == Algorithm::kNccl) {
-      NVRAR_NCCL_CHECK(rank_, ncclAllReduce(in, out, count, nccl_data_type(dtype), ncclSum, nccl_, stream));
+    const Choice c = choose(requested, bytes, "allreduce");
+    switch (c.algorithm) {
+      case Algorithm::kNccl:
+        NVRAR_NCCL_CHECK(rank_, ncclAllReduce(in, out, count, nccl_data_type(dtype), ncclSum, nccl_, stream));
+        return;
+      case Algorithm::kOneShot:
+        NVRAR_CUDA_CHECK(rank_, launch_oneshot(oneshot_params(in, out, count, dtype), dtype,
+                                               oneshot_blocks(c, bytes), oneshot_threads(c), stream));
+        return;
+      default:
+        launch_hierarchical_call(in, out, count, dtype, c, stream);
+        return;
+    }
+  }
+
+  void allreduce_add_rmsnorm(const void* x, void* residual, const void* weight, void* out, std::size_t rows,
+                             std::size_t hidden, float eps, DataType dtype, cudaStream_t stream,
+                             Algorithm algorithm) override {
+    check();
+    const std::size_t count = rows * hidden;
+    validate_call("allreduce_add_rmsnorm", dtype, count);
+    if (count == 0) return;
+    if (x == nullptr || residual == nullptr || weight == nullptr || out == nullptr)
+      throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: null pointer (x {}, residual {}, weight {}, "
+                              "out {})",
+                              rank_, x, residual, weight, out));
+    if ((hidden * dtype_size(dtype)) % core::kUnitBytes != 0)
+      throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: hidden size {} of {} is not a multiple of 16 "
+                              "bytes",
+                              rank_, hidden, dtype_name(dtype)));
+    if (!(eps >= 0.0f)) throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: eps {} < 0", rank_, eps));
+    const std::size_t bytes = count * dtype_size(dtype);
+    const Choice c = choose(Choice{algorithm}, bytes, "allreduce_add_rmsnorm");
+    if (c.algorithm == Algorithm::kOneShot) {
+      OneShotParams p = oneshot_params(x, out, count, dtype);
+      p.residual = residual;
+      p.weight = weight;
+      p.rows = static_cast<int64_t>(rows);
+      p.hidden = static_cast<int64_t>(hidden);
+      p.eps = eps;
+      const int64_t row_units = static_cast<int64_t>(hidden * dtype_size(dtype) / core::kUnitBytes);
+      const int threads = static_cast<int>(std::min<int64_t>(kOneShotMaxThreads, core::ceil_div(row_units, 32) * 32));
+      const int blocks = static_cast<int>(std::min<std::size_t>(rows, kMaxOneShotBlocks));
+      NVRAR_CUDA_CHECK(rank_, launch_oneshot_rmsnorm(p, dtype, blocks, threads, stream));
       return;
     }
-    if (count > max_bytes_ / dtype_size(dtype))
-      throw Error(fmt::format("nvrar: rank {} allreduce: count {} of {} ({} bytes) exceeds the communicator's capacity "
-                              "of {} bytes (Options::max_bytes)",
-                              rank_, count, dtype_name(dtype), bytes, max_bytes_));
-    HierarchicalParams p = params_;
-    p.in = in;
-    p.out = out;
-    const int64_t units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
-    const int chunk_units = hierarchical_chunk_units(core::ceil_div(units, topo_.gpus_per_node), max_blocks_,
-                                                     static_cast<int>(core::param_ChunkUnits()));
-    p.shape = core::make_call_shape(static_cast<int64_t>(count), static_cast<int>(dtype_size(dtype)),
-                                    topo_.gpus_per_node, chunk_units, core::param_BulkMinBytes());
-    const int blocks = hierarchical_blocks(p.shape, max_blocks_);
-    NVRAR_CUDA_CHECK(rank_, launch_hierarchical(p, dtype, blocks, stream));
+    allreduce(x, out, count, dtype, stream, c);
+    NVRAR_CUDA_CHECK(rank_, launch_residual_rmsnorm(out, residual, weight, out, static_cast<int64_t>(rows),
+                                                    static_cast<int64_t>(hidden), eps, dtype, stream));
   }
+
+  Choice resolve(std::size_t bytes) const override { return choose(Choice{}, bytes, "resolve"); }
+
+  std::string tuning_source() const override { return tuning_source_; }
 
   void check() override {
     if (!failure_.empty())
@@ -171,6 +217,19 @@ class GpuCommunicator final : public Communicator {
   int nodes() const override { return topo_.nodes; }
   int gpus_per_node() const override { return topo_.gpus_per_node; }
   std::size_t max_bytes() const override { return max_bytes_; }
+  std::size_t oneshot_max_bytes() const override { return oneshot_available_ ? options_.oneshot_max_bytes : 0; }
+  bool supports(Algorithm a) const override {
+    switch (a) {
+      case Algorithm::kAuto:
+      case Algorithm::kNccl:
+        return true;
+      case Algorithm::kHierarchical:
+        return hierarchical_available_;
+      case Algorithm::kOneShot:
+        return oneshot_available_;
+    }
+    return false;
+  }
   ncclComm_t nccl() const override { return nccl_; }
 
   std::string describe() const override {
@@ -178,24 +237,98 @@ class GpuCommunicator final : public Communicator {
         shmem::available() ? fmt::format("NVSHMEM {}, inter-node {}", shmem::version(),
                                          core::param_InterNodeStores() ? "stores where NVLink-reachable" : "puts")
                            : std::string("no NVSHMEM in this build: NCCL only");
-    return fmt::format("{}, bootstrap {}, {}, {} blocks max", core::describe(topo_), bootstrap_, transport,
+    return fmt::format("{}, bootstrap {}, {}, one-shot {}, {} blocks max", core::describe(topo_), bootstrap_,
+                       transport, oneshot_available_ ? fmt::format("up to {} bytes", options_.oneshot_max_bytes)
+                                                     : "off (" + oneshot_unavailable_ + ")",
                        max_blocks_);
   }
 
  private:
   bool error_pending() const { return *reinterpret_cast<volatile int*>(&error_host_->code) != 0; }
 
-  Algorithm choose(Algorithm requested, std::size_t bytes) const {
-    Algorithm a = requested != Algorithm::kAuto ? requested : options_.algorithm;
-    if (a == Algorithm::kAuto) a = parse_algorithm(core::read_env_string("NVRAR_ALGO", "auto"));
-    if (a == Algorithm::kHierarchical && !hierarchical_available_)
-      throw Error(fmt::format("nvrar: rank {} allreduce: the hierarchical algorithm needs NVSHMEM, and this build "
-                              "has none (configure with NVSHMEM_HOME or the nvidia-nvshmem wheel)",
-                              rank_));
-    if (a != Algorithm::kAuto) return a;
-    if (hierarchical_available_ && bytes <= max_bytes_ && bytes <= static_cast<std::size_t>(core::param_AutoMaxBytes()))
-      return Algorithm::kHierarchical;
-    return Algorithm::kNccl;
+  void validate_call(const char* call, DataType dtype, std::size_t count) const {
+    if (!dtype_valid(dtype))
+      throw Error(fmt::format("nvrar: rank {} {}: unsupported dtype value {} (float32, bfloat16, float16 only)", rank_,
+                              call, static_cast<int>(dtype)));
+    if (count > (std::size_t{1} << 40))
+      throw Error(fmt::format("nvrar: rank {} {}: count {} is not a plausible element count", rank_, call, count));
+  }
+
+  bool oneshot_fits(std::size_t bytes) const { return oneshot_available_ && bytes <= options_.oneshot_max_bytes; }
+
+  // The algorithm and launch shape of a call. Explicit requests are honoured or refused with the reason; auto
+  // follows options, NVRAR_ALGO, the tuning table, then the cost model, and never picks what cannot run.
+  Choice choose(const Choice& requested, std::size_t bytes, const char* call) const {
+    Choice c = requested;
+    if (c.algorithm == Algorithm::kAuto) c.algorithm = options_.algorithm;
+    if (c.algorithm == Algorithm::kAuto) c.algorithm = env_algorithm_;
+    if (c.algorithm == Algorithm::kAuto) {
+      c = auto_choice(bytes);
+      if (c.algorithm == Algorithm::kOneShot && !oneshot_fits(bytes)) c = Choice{Algorithm::kHierarchical};
+      if (c.algorithm == Algorithm::kHierarchical && (!hierarchical_available_ || bytes > max_bytes_))
+        c = Choice{Algorithm::kNccl};
+      return c;
+    }
+    if (c.algorithm == Algorithm::kHierarchical && !hierarchical_available_)
+      throw Error(fmt::format("nvrar: rank {} {}: the hierarchical algorithm needs NVSHMEM, and this build has none "
+                              "(configure with NVSHMEM_HOME or the nvidia-nvshmem wheel)",
+                              rank_, call));
+    if (c.algorithm == Algorithm::kHierarchical && bytes > max_bytes_)
+      throw Error(fmt::format("nvrar: rank {} {}: {} bytes exceed the communicator's capacity of {} bytes "
+                              "(Options::max_bytes)",
+                              rank_, call, bytes, max_bytes_));
+    if (c.algorithm == Algorithm::kOneShot && !oneshot_available_)
+      throw Error(fmt::format("nvrar: rank {} {}: the one-shot algorithm needs NVSHMEM and every rank load/store "
+                              "reachable over NVLink (at most {} ranks on one host); not so here: {}",
+                              rank_, call, kMaxOneShotRanks, oneshot_unavailable_));
+    if (c.algorithm == Algorithm::kOneShot && bytes > options_.oneshot_max_bytes)
+      throw Error(fmt::format("nvrar: rank {} {}: {} bytes exceed the one-shot capacity of {} bytes "
+                              "(Options::oneshot_max_bytes)",
+                              rank_, call, bytes, options_.oneshot_max_bytes));
+    return c;
+  }
+
+  Choice auto_choice(std::size_t bytes) const {
+    if (tuning_) {
+      const core::TuningEntry* e = tuning_->lookup(static_cast<int64_t>(bytes));
+      if (e == nullptr) return Choice{Algorithm::kNccl};
+      return Choice{parse_algorithm(e->algorithm), e->threads, e->blocks, e->bulk};
+    }
+    return Choice{parse_algorithm(core::decide_by_model(model_preset_, topo_.nodes, topo_.gpus_per_node,
+                                                        oneshot_available_, static_cast<int64_t>(bytes)))};
+  }
+
+  OneShotParams oneshot_params(const void* in, void* out, std::size_t count, DataType dtype) const {
+    OneShotParams p = oneshot_params_;
+    p.in = in;
+    p.out = out;
+    p.count = static_cast<int64_t>(count);
+    p.units = core::ceil_div(static_cast<int64_t>(count * dtype_size(dtype)), core::kUnitBytes);
+    p.rows = 0;
+    return p;
+  }
+  int oneshot_threads(const Choice& c) const { return c.threads > 0 ? c.threads : 128; }
+  int oneshot_blocks(const Choice& c, std::size_t bytes) const {
+    if (c.blocks > 0) return std::min(c.blocks, kMaxOneShotBlocks);
+    const int64_t units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
+    return static_cast<int>(std::min<int64_t>(core::ceil_div(units, oneshot_threads(c)), max_blocks_));
+  }
+
+  void launch_hierarchical_call(const void* in, void* out, std::size_t count, DataType dtype, const Choice& c,
+                                cudaStream_t stream) {
+    HierarchicalParams p = params_;
+    p.in = in;
+    p.out = out;
+    const std::size_t bytes = count * dtype_size(dtype);
+    const int64_t units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
+    const int max_blocks = c.blocks > 0 ? std::min(c.blocks, kMaxBlocks) : max_blocks_;
+    const int forced_chunk = c.threads > 0 ? c.threads : static_cast<int>(core::param_ChunkUnits());
+    const int chunk_units = hierarchical_chunk_units(core::ceil_div(units, topo_.gpus_per_node), max_blocks, forced_chunk);
+    const int64_t bulk_min = c.bulk == 1 ? 0 : c.bulk == 0 ? core::kNeverBulk : core::param_BulkMinBytes();
+    p.shape = core::make_call_shape(static_cast<int64_t>(count), static_cast<int>(dtype_size(dtype)),
+                                    topo_.gpus_per_node, chunk_units, bulk_min);
+    const int blocks = hierarchical_blocks(p.shape, max_blocks);
+    NVRAR_CUDA_CHECK(rank_, launch_hierarchical(p, dtype, blocks, stream));
   }
 
   // Nodes are hosts (by host name) unless G says smaller virtual nodes; a (virtual) node never spans hosts.
@@ -225,16 +358,18 @@ class GpuCommunicator final : public Communicator {
     params_.topo = topo_;
     params_.layout = layout_;
     params_.seq_counters = seq_counters_;
-    params_.abort_flag = abort_flag_;
-    params_.error = error_device_;
-    params_.timeout_ns = static_cast<long long>(timeout_ms_) * 1000000LL;
-    params_.poll_sleep_ns = static_cast<int>(core::param_PollSleepNs());
+    params_.wait = WaitContext{rank_, abort_flag_, error_device_, static_cast<long long>(timeout_ms_) * 1000000LL,
+                               static_cast<int>(core::param_PollSleepNs())};
     for (int s = 0; s < kMaxInterSteps; ++s) params_.inter_pe[s] = -1;
     if (!shmem::available()) return;  // NCCL only
     if (core::inter_step_count(topo_) > kMaxInterSteps)
       throw Error(fmt::format("nvrar: rank {} setup: {} nodes need more doubling steps than supported", rank_,
                               topo_.nodes));
-    shmem::acquire(nccl_, rank_, nranks_, layout_.total_bytes);
+    oneshot_layout_.ranks = nranks_;
+    oneshot_layout_.slot_units =
+        std::max<int64_t>(1, core::ceil_div(static_cast<int64_t>(options_.oneshot_max_bytes), core::kUnitBytes));
+    // Both areas, plus NVSHMEM's own allocation granularity and internal use.
+    shmem::acquire(nccl_, rank_, nranks_, layout_.total_bytes + oneshot_layout_.total_bytes() + (std::size_t{64} << 20));
     heap_ = static_cast<char*>(shmem::symmetric_malloc(layout_.total_bytes));
     if (heap_ == nullptr)
       throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc of {} bytes failed (NVSHMEM_SYMMETRIC_SIZE too "
@@ -270,6 +405,91 @@ class GpuCommunicator final : public Communicator {
     hierarchical_available_ = true;
   }
 
+  // The one-shot exchange area: collective, allocated only when every rank of every rank is an NVLink peer.
+  void setup_oneshot() {
+    oneshot_params_ = OneShotParams{};
+    oneshot_params_.rank = rank_;
+    oneshot_params_.ranks = nranks_;
+    oneshot_params_.layout = oneshot_layout_;
+    oneshot_params_.seq_counters = oneshot_seq_;
+    oneshot_params_.wait = params_.wait;
+    if (!hierarchical_available_) {
+      oneshot_unavailable_ = "no NVSHMEM in this build";
+      return;
+    }
+    uint64_t reachable = nranks_ <= kMaxOneShotRanks ? 1 : 0;
+    for (int r = 0; r < nranks_ && reachable; ++r)
+      if (shmem::peer_pointer(heap_, r) == nullptr) reachable = 0;
+    const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, reachable);
+    for (int r = 0; r < nranks_; ++r)
+      if (all[r] == 0) {
+        oneshot_unavailable_ = nranks_ > kMaxOneShotRanks
+                                   ? fmt::format("{} ranks", nranks_)
+                                   : fmt::format("rank {} cannot reach every other rank by NVLink", r);
+        return;
+      }
+    oneshot_heap_ = static_cast<char*>(shmem::symmetric_malloc(oneshot_layout_.total_bytes()));
+    if (oneshot_heap_ == nullptr)
+      throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc of {} bytes for the one-shot area failed", rank_,
+                              oneshot_layout_.total_bytes()));
+    NVRAR_CUDA_CHECK(rank_, cudaMemset(oneshot_heap_, 0, oneshot_layout_.total_bytes()));
+    NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
+    shmem::barrier_all();
+    for (int r = 0; r < nranks_; ++r) oneshot_params_.heaps[r] = static_cast<char*>(shmem::peer_pointer(oneshot_heap_, r));
+    oneshot_available_ = true;
+  }
+
+  // Tuning table: Options, NVRAR_TUNING_FILE, or a shipped table for this card and topology; else the cost model.
+  // Every rank must decide alike: the tables' fingerprints are compared across ranks.
+  void setup_tuning() {
+    env_algorithm_ = parse_algorithm(core::read_env_string("NVRAR_ALGO", "auto"));
+    model_preset_ = core::read_env_string("NVRAR_MODEL_PRESET", "h100-ndr400");
+    std::string file = options_.tuning_file.empty() ? core::read_env_string("NVRAR_TUNING_FILE", "") : options_.tuning_file;
+    const bool explicit_file = !file.empty();
+    int device = 0;
+    NVRAR_CUDA_CHECK(rank_, cudaGetDevice(&device));
+    cudaDeviceProp prop{};
+    NVRAR_CUDA_CHECK(rank_, cudaGetDeviceProperties(&prop, device));
+    const std::string card = prop.name;
+    if (!explicit_file) file = find_shipped_table(card);
+    if (!file.empty()) {
+      core::TuningTable t = core::load_tuning_table(file);
+      if (!t.matches(nranks_, topo_.nodes, topo_.gpus_per_node)) {
+        if (explicit_file)
+          throw Error(fmt::format("nvrar: rank {} setup: tuning table {} is for {} ranks as {} x {}, this job is {} x "
+                                  "{}",
+                                  rank_, file, t.ranks, t.nodes, t.gpus_per_node, topo_.nodes, topo_.gpus_per_node));
+      } else {
+        tuning_ = std::make_shared<core::TuningTable>(std::move(t));
+      }
+    }
+    const auto prints = nccl_allgather_u64(nccl_, rank_, nranks_, tuning_ ? tuning_->fingerprint() : 0);
+    for (int r = 0; r < nranks_; ++r)
+      if (prints[r] != prints[0])
+        throw Error(fmt::format("nvrar: rank {} setup: ranks 0 and {} use different tuning tables (this rank: {}); "
+                                "every rank must read the same file",
+                                rank_, r, tuning_ ? file : std::string("none, cost model")));
+    tuning_source_ = tuning_ ? fmt::format("tuning table {} ({}, {})", file, tuning_->card, tuning_->created)
+                             : fmt::format("cost model {}", model_preset_);
+  }
+
+  // NVRAR_TUNING_DIR (default: the repository's tuning/ folder) holds tables named by card and topology.
+  std::string find_shipped_table(const std::string& card) const {
+    const std::string dir = core::read_env_string("NVRAR_TUNING_DIR", NVRAR_DEFAULT_TUNING_DIR);
+    std::error_code ec;
+    if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return {};
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (entry.path().extension() != ".json") continue;
+      try {
+        const core::TuningTable t = core::load_tuning_table(entry.path().string());
+        if (t.card == card && t.matches(nranks_, topo_.nodes, topo_.gpus_per_node)) return entry.path().string();
+      } catch (const Error&) {
+        // Not a tuning table: skip it.
+      }
+    }
+    return {};
+  }
+
   ncclComm_t nccl_;
   bool owns_nccl_;
   std::string bootstrap_;
@@ -289,6 +509,18 @@ class GpuCommunicator final : public Communicator {
   ErrorRecord* error_device_ = nullptr;
   HierarchicalParams params_{};
   std::string failure_;
+  // one-shot
+  bool oneshot_available_ = false;
+  std::string oneshot_unavailable_ = "not set up";
+  OneShotLayout oneshot_layout_{};
+  OneShotParams oneshot_params_{};
+  char* oneshot_heap_ = nullptr;
+  unsigned long long* oneshot_seq_ = nullptr;
+  // tuner
+  Algorithm env_algorithm_ = Algorithm::kAuto;
+  std::string model_preset_;
+  std::shared_ptr<core::TuningTable> tuning_;
+  std::string tuning_source_;
 };
 
 }  // namespace

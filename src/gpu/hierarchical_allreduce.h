@@ -8,6 +8,7 @@
 
 #include "core/schedule.h"
 #include "core/topology.h"
+#include "gpu/device_wait.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {
@@ -15,18 +16,6 @@ namespace nvrar::gpu {
 constexpr int kMaxGpusPerNode = 8;     // NVLink domains of today's nodes (HGX: 8); a larger G is rejected at setup
 constexpr int kMaxInterSteps = 2 + 20;  // fold-in, up to 2^20 nodes of doubling, fold-out
 constexpr int kMaxBlocks = 128;         // below the 132 SMs of an H100 SXM, so every block is resident at once
-
-// Written once by the first thread that times out; read by the host through mapped pinned memory.
-struct ErrorRecord {
-  int code;  // 0: none; 1: timeout
-  int rank;
-  int peer;
-  int phase;  // core::Phase
-  int step;
-  int slice;
-  long long unit;
-  unsigned long long seq;
-};
 
 struct HierarchicalParams {
   const void* in;
@@ -40,10 +29,7 @@ struct HierarchicalParams {
                                              // nullptr: the step uses an NVSHMEM put
   int inter_pe[kMaxInterSteps];              // partner rank (PE) per inter-node step, -1 when the step is unused
   unsigned long long* seq_counters;          // kMaxBlocks device words: the last call's sequence number
-  int* abort_flag;                           // device word: set when any wait timed out
-  ErrorRecord* error;                        // mapped host memory
-  long long timeout_ns;
-  int poll_sleep_ns;  // back-off between failed polls (0: spin), so waiting threads leave L2 to incoming data
+  WaitContext wait;                          // timeout, abort flag, error record
 };
 
 // One 16-byte unit per thread per chunk: a block has shape.chunk_units threads, at most kMaxThreadsPerBlock.

@@ -7,12 +7,14 @@
 //
 // --suite correctness (default)
 //   matrix      counts 1, 2, 3, 5, 7, G-1, G+1, primes up to 1048579 and the largest counts of 64 MiB (and of
-//               max_bytes) x fp32/bf16/fp16 x hierarchical/auto, in-place for every other count, and a few counts
+//               max_bytes) x fp32/bf16/fp16 x hierarchical/oneshot (up to its capacity)/auto, in-place for every other count, and a few counts
 //               with input and output one element off their alignment. Each call: float64 reference, within the
 //               same tolerance of ncclAllReduce's result, guard bytes around the output untouched, input untouched,
 //               output bytes identical on every rank.
 //   eager       2000 back-to-back calls of random sizes, types, algorithms and placements on one stream with no
 //               synchronisation in between, each with its own buffers; verified after one final synchronize.
+//   rmsnorm     allreduce_add_rmsnorm (one-shot fused kernel, and all-reduce + residual/RMSNorm kernel for the other
+//               algorithms), shapes up to 32 x 8192, x aliasing out, against a float64 definition; bitwise across ranks.
 //   graph       100 such calls captured into one CUDA graph, replayed 20 times with fresh inputs, each replay verified.
 // --suite timeout (>= 2 ranks)
 //   the last rank never calls; every other rank must get an nvrar::Error from synchronize() within a few seconds
@@ -204,6 +206,12 @@ struct Ctx {
   int roundings = 1;          // hierarchical_roundings(nodes): the error bound against the float64 reference
   bool hierarchical = true;   // this build has NVSHMEM (otherwise every call goes to NCCL)
 };
+
+// Largest count of `dtype` that `a` accepts on this communicator.
+std::size_t capacity_of(const Ctx& ctx, Algorithm a, DataType dtype) {
+  const std::size_t bytes = a == Algorithm::kOneShot ? ctx.comm->oneshot_max_bytes() : ctx.comm->max_bytes();
+  return bytes / esize(dtype);
+}
 
 // One all-reduce call of a case list. Offsets are filled in by whoever lays out the buffers.
 struct Call {
@@ -527,8 +535,11 @@ std::vector<Call> random_calls(const Ctx& ctx, int n, uint64_t seed, std::size_t
     const std::size_t capacity = ctx.comm->max_bytes() / esize(c.dtype);
     c.count = static_cast<std::size_t>(std::exp(log_count(rng)));
     c.count = std::clamp<std::size_t>(c.count, 1, std::min(max_count, capacity));
-    const bool hierarchical = rng() % 2 == 0;
-    c.algorithm = hierarchical && ctx.hierarchical ? Algorithm::kHierarchical : Algorithm::kAuto;
+    const uint64_t pick = rng() % 3;
+    c.algorithm = Algorithm::kAuto;
+    if (pick == 0 && ctx.hierarchical) c.algorithm = Algorithm::kHierarchical;
+    if (pick == 1 && ctx.comm->supports(Algorithm::kOneShot) && c.count <= capacity_of(ctx, Algorithm::kOneShot, c.dtype))
+      c.algorithm = Algorithm::kOneShot;
     c.in_place = rng() % 2 == 0;
     c.misaligned = rng() % 8 == 0;
     calls.push_back(c);
@@ -565,9 +576,13 @@ void run_graph(const Ctx& ctx, Section& s, std::vector<Call> calls, int replays,
 // ---- suites ----
 
 std::vector<Algorithm> algorithms(const Ctx& ctx) {
-  if (ctx.hierarchical) return {Algorithm::kHierarchical, Algorithm::kAuto};
-  return {Algorithm::kAuto};
+  std::vector<Algorithm> a;
+  if (ctx.hierarchical) a.push_back(Algorithm::kHierarchical);
+  if (ctx.comm->supports(Algorithm::kOneShot)) a.push_back(Algorithm::kOneShot);
+  a.push_back(Algorithm::kAuto);
+  return a;
 }
+
 
 // Counts of the matrix for one type: tiny ones, G +- 1 (uneven slices), primes, and the largest of 64 MiB and of
 // the communicator's capacity (and 3 below them: a ragged last chunk). Over capacity or 0: left out.
@@ -584,6 +599,110 @@ std::vector<std::size_t> matrix_counts(const Ctx& ctx, DataType dtype) {
   return counts;
 }
 
+// ---- fused all-reduce + residual add + RMSNorm ----
+// x differs per rank; residual and weight are the same on every rank (as in tensor parallelism). Reference in
+// float64 from the exact sum; the bound allows each rounding the kernel makes (sum, residual, normalised value,
+// product with the weight) one unit roundoff of the values involved. Both outputs must be bitwise equal on all ranks.
+struct RmsnormCase {
+  std::size_t rows = 1;
+  std::size_t hidden = 8;
+  DataType dtype = DataType::kBFloat16;
+  Algorithm algorithm = Algorithm::kAuto;
+  bool x_is_out = false;  // x aliases out
+};
+
+void run_rmsnorm_case(const Ctx& ctx, Section& s, const RmsnormCase& k, uint64_t seed) {
+  const std::size_t count = k.rows * k.hidden;
+  const std::size_t es = esize(k.dtype);
+  const std::size_t bytes = count * es;
+  std::vector<std::vector<unsigned char>> xs(ctx.size, std::vector<unsigned char>(bytes));
+  std::vector<const void*> ptrs;
+  for (int r = 0; r < ctx.size; ++r) {
+    nvrar::check::fill_random(xs[r].data(), count, k.dtype, seed, r);
+    ptrs.push_back(xs[r].data());
+  }
+  const nvrar::check::Reference sum = nvrar::check::reference_sum(ptrs, count, k.dtype);
+  std::vector<unsigned char> res(bytes), weight(k.hidden * es);
+  nvrar::check::fill_random(res.data(), count, k.dtype, seed + 1, 0);
+  nvrar::check::fill_random(weight.data(), k.hidden, k.dtype, seed + 2, 0);
+
+  DeviceBuffer d_x(bytes), d_res(bytes), d_w(k.hidden * es), d_out(bytes);
+  CHECK_CUDA(cudaMemcpyAsync(d_x.get(), xs[ctx.rank].data(), bytes, cudaMemcpyHostToDevice, ctx.stream));
+  CHECK_CUDA(cudaMemcpyAsync(d_res.get(), res.data(), bytes, cudaMemcpyHostToDevice, ctx.stream));
+  CHECK_CUDA(cudaMemcpyAsync(d_w.get(), weight.data(), k.hidden * es, cudaMemcpyHostToDevice, ctx.stream));
+  CHECK_CUDA(cudaMemsetAsync(d_out.get(), kPoison, bytes, ctx.stream));
+  void* x = d_x.get();
+  void* out = k.x_is_out ? d_x.get() : d_out.get();
+  const float eps = 1e-5f;
+  ctx.comm->allreduce_add_rmsnorm(x, d_res.get(), d_w.get(), out, k.rows, k.hidden, eps, k.dtype, ctx.stream,
+                                  k.algorithm);
+  ctx.comm->synchronize(ctx.stream);
+  std::vector<unsigned char> h_out(bytes), h_res(bytes), h_w(k.hidden * es);
+  CHECK_CUDA(cudaMemcpy(h_out.data(), out, bytes, cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(h_res.data(), d_res.get(), bytes, cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(h_w.data(), d_w.get(), k.hidden * es, cudaMemcpyDeviceToHost));
+
+  CaseRecord rec;
+  rec.label = fmt::format("rmsnorm {} rows x {} {} {}{}", k.rows, k.hidden, nvrar::dtype_name(k.dtype),
+                          nvrar::algorithm_name(k.algorithm), k.x_is_out ? " x=out" : "");
+  const double u = k.dtype == DataType::kBFloat16 ? 1.0 / 256 : k.dtype == DataType::kFloat16 ? 1.0 / 2048 : 0x1p-24;
+  const double acc = k.dtype == DataType::kFloat32 ? ctx.size * 0x1p-24 : 0x1p-24 * ctx.size;  // fp32 accumulation
+  if (std::memcmp(h_w.data(), weight.data(), weight.size()) != 0) rec.problems.push_back("the weight was modified");
+  int reported = 0;
+  for (std::size_t row = 0; row < k.rows && reported < 3; ++row) {
+    std::vector<double> r_ref(k.hidden), r_tol(k.hidden);
+    double sumsq = 0;
+    for (std::size_t j = 0; j < k.hidden; ++j) {
+      const std::size_t i = row * k.hidden + j;
+      const double rv = nvrar::check::element_as_double(res.data(), i, k.dtype);
+      r_ref[j] = rv + sum.sum[i];
+      // sum rounded (u |S| + fp32 accumulation), then the residual add rounded.
+      r_tol[j] = (u + acc) * sum.abs_sum[i] + u * (std::fabs(rv) + sum.abs_sum[i]) + 1e-30;
+      sumsq += r_ref[j] * r_ref[j];
+    }
+    const double inv = 1.0 / std::sqrt(sumsq / static_cast<double>(k.hidden) + eps);
+    for (std::size_t j = 0; j < k.hidden && reported < 3; ++j) {
+      const std::size_t i = row * k.hidden + j;
+      const double got_r = nvrar::check::element_as_double(h_res.data(), i, k.dtype);
+      const double got_o = nvrar::check::element_as_double(h_out.data(), i, k.dtype);
+      const double w = nvrar::check::element_as_double(weight.data(), j, k.dtype);
+      const double want_o = w * r_ref[j] * inv;
+      // Normalised value: the residual's error scaled, the norm's own error (a few u, relative), and two roundings.
+      const double o_tol = std::fabs(w) * inv * (r_tol[j] + 4 * u * std::fabs(r_ref[j])) + 2 * u * std::fabs(want_o) + 1e-30;
+      if (!(std::fabs(got_r - r_ref[j]) <= r_tol[j])) {
+        rec.problems.push_back(fmt::format("residual[{}][{}] = {} want {} (tol {:.3g})", row, j, got_r, r_ref[j], r_tol[j]));
+        ++reported;
+      } else if (!(std::fabs(got_o - want_o) <= o_tol)) {
+        rec.problems.push_back(fmt::format("out[{}][{}] = {} want {} (tol {:.3g})", row, j, got_o, want_o, o_tol));
+        ++reported;
+      }
+    }
+  }
+  rec.hash = fnv1a64(h_out.data(), bytes) ^ (fnv1a64(h_res.data(), bytes) * 31);
+  s.cases.push_back(std::move(rec));
+}
+
+void run_rmsnorm(const Ctx& ctx, Totals& totals) {
+  Section s{"allreduce_add_rmsnorm"};
+  std::vector<Algorithm> algos = {Algorithm::kAuto, Algorithm::kNccl};
+  if (ctx.hierarchical) algos.push_back(Algorithm::kHierarchical);
+  if (ctx.comm->supports(Algorithm::kOneShot)) algos.push_back(Algorithm::kOneShot);
+  const std::pair<std::size_t, std::size_t> shapes[] = {{1, 8}, {1, 4096}, {3, 1000}, {5, 2056}, {8, 8192}, {32, 8192}};
+  uint64_t seed = 6'000'000;
+  for (Algorithm a : algos)
+    for (DataType dt : kTypes)
+      for (const auto& [rows, hidden] : shapes) {
+        if ((hidden * esize(dt)) % 16 != 0) continue;
+        if (rows * hidden > capacity_of(ctx, a == Algorithm::kNccl ? Algorithm::kAuto : a, dt)) continue;
+        for (bool alias : {false, true}) {
+          if (alias && rows != 3 && rows != 8) continue;
+          run_rmsnorm_case(ctx, s, RmsnormCase{rows, hidden, dt, a, alias}, seed);
+          seed += 10;
+        }
+      }
+  finish_section(ctx, s, totals);
+}
+
 int run_correctness(const Ctx& ctx, Totals& totals) {
   // 1. The matrix.
   {
@@ -594,6 +713,7 @@ int run_correctness(const Ctx& ctx, Totals& totals) {
       for (DataType dt : kTypes) {
         const std::vector<std::size_t> counts = matrix_counts(ctx, dt);
         for (std::size_t i = 0; i < counts.size(); ++i) {
+          if (counts[i] > capacity_of(ctx, a, dt)) continue;
           Call c;
           c.count = counts[i];
           c.dtype = dt;
@@ -602,7 +722,7 @@ int run_correctness(const Ctx& ctx, Totals& totals) {
           runner.run(s, c, seed++, /*compare_nccl=*/true);
         }
         // Misaligned input and output: a tiny count, primes, and the largest that still fits with the shift.
-        const std::size_t capacity = ctx.comm->max_bytes() / esize(dt);
+        const std::size_t capacity = capacity_of(ctx, a, dt);
         const std::size_t misaligned_counts[] = {3, 97, 4097, 1048579, std::min(k64MiB / esize(dt), capacity) - 3};
         int j = 0;
         for (std::size_t n : misaligned_counts) {
@@ -625,7 +745,9 @@ int run_correctness(const Ctx& ctx, Totals& totals) {
     run_eager(ctx, s, random_calls(ctx, 2000, /*seed=*/20250501, /*max_count=*/262144), 2'000'000);
     finish_section(ctx, s, totals);
   }
-  // 3. A CUDA graph of 100 calls, 20 replays.
+  // 3. Fused all-reduce + residual + RMSNorm against its float64 definition.
+  run_rmsnorm(ctx, totals);
+  // 4. A CUDA graph of 100 calls, 20 replays.
   {
     Section s{"graph"};
     run_graph(ctx, s, random_calls(ctx, 100, /*seed=*/20250502, /*max_count=*/262144), 20, 3'000'000);
@@ -647,6 +769,10 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
     c.algorithm = Algorithm::kHierarchical;
     c.in_place = n == 1000;
     calls.push_back(c);
+    if (ctx.comm->supports(Algorithm::kOneShot)) {
+      c.algorithm = Algorithm::kOneShot;
+      calls.push_back(c);
+    }
   }
   {
     Section s{"sanitizer eager"};
@@ -654,6 +780,12 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
     uint64_t seed = 4'000'000;
     // No ncclAllReduce comparison: the sanitizer run is about NVRAR's kernels.
     for (const Call& c : calls) runner.run(s, c, seed++, /*compare_nccl=*/false);
+    finish_section(ctx, s, totals);
+  }
+  if (ctx.comm->supports(Algorithm::kOneShot)) {
+    Section s{"sanitizer rmsnorm"};
+    run_rmsnorm_case(ctx, s, RmsnormCase{3, 1000, DataType::kBFloat16, Algorithm::kOneShot, true}, 4'500'000);
+    run_rmsnorm_case(ctx, s, RmsnormCase{2, 512, DataType::kFloat32, Algorithm::kHierarchical, false}, 4'500'100);
     finish_section(ctx, s, totals);
   }
   {
@@ -785,6 +917,9 @@ int main(int argc, char** argv) {
   std::size_t max_bytes = 0;
   app.add_option("--suite", suite, "correctness (default), timeout (>= 2 ranks) or sanitizer")
       ->check(CLI::IsMember({"correctness", "timeout", "sanitizer"}));
+  bool from_nccl = false;
+  app.add_flag("--from-nccl", from_nccl,
+               "test a communicator adopted with Communicator::from_nccl from another one's NCCL communicator");
   CLI::Option* max_bytes_opt =
       app.add_option("--max-bytes", max_bytes, "communicator capacity, e.g. 64MiB (default 64 MiB; sanitizer 1 MiB)")
           ->transform(CLI::AsSizeValue(false));
@@ -807,16 +942,23 @@ int main(int argc, char** argv) {
   if (suite == "timeout") options.timeout_ms = 300;
 
   // Outside the try: on an error the communicator is never destroyed (see hard_exit).
+  std::unique_ptr<nvrar::Communicator> base;
   std::unique_ptr<nvrar::Communicator> comm;
   int rc = 1;
   try {
     comm = nvrar::Communicator::create(options);
     g_rank = comm->rank();
+    if (from_nccl) {  // an engine's own NCCL communicator, adopted; `base` keeps owning it
+      base = std::move(comm);
+      comm = nvrar::Communicator::from_nccl(base->nccl(), options);
+      if (g_rank == 0) fmt::print("test_gpu_allreduce: communicator adopted with from_nccl: {}\n", comm->describe());
+    }
     rc = run_suite(suite, *comm);
   } catch (const std::exception& e) {
     fmt::print(stderr, "test_gpu_allreduce: rank {}: error: {}\n", g_rank, e.what());
     hard_exit(1);
   }
   comm.reset();
+  base.reset();
   return rc;
 }

@@ -53,6 +53,11 @@ class Backend {
   // Extra '#' header lines (memory use, caveats); empty by default.
   virtual std::vector<std::string> notes() const { return {}; }
 
+  // The GPU model a tuning table is for (cudaDeviceProp::name); the device line elsewhere.
+  virtual std::string card() const { return device(); }
+  // Algorithms (with launch shapes, "name:option...") that --tune compares at this size; empty: cannot tune.
+  virtual std::vector<std::string> tuning_candidates(std::size_t /*bytes*/) const { return {}; }
+
   // Times `algorithm` on `count` elements of `dtype`. Throws nvrar::Error on any failure of any rank, with a
   // message naming the rank; the result is valid on the root.
   virtual Measurement run(const std::string& algorithm, std::size_t count, DataType dtype, const RunConfig& config) = 0;

@@ -172,6 +172,7 @@ GpuBackend::GpuBackend(const BackendOptions& options) : max_bytes_(options.max_b
     BENCH_CUDA_CHECK(rank_, cudaGetDevice(&dev));
     cudaDeviceProp prop{};
     BENCH_CUDA_CHECK(rank_, cudaGetDeviceProperties(&prop, dev));
+    card_ = prop.name;
     std::vector<char> names(scratch_bytes_, '\0');
     std::memcpy(names.data() + static_cast<std::size_t>(rank_) * kNameBytes, prop.name, kNameBytes - 1);
     char* slot = static_cast<char*>(scratch_) + static_cast<std::size_t>(rank_) * kNameBytes;
@@ -199,6 +200,7 @@ GpuBackend::GpuBackend(const BackendOptions& options) : max_bytes_(options.max_b
     BENCH_CUDA_CHECK(rank_, cudaRuntimeGetVersion(&runtime_version));
     BENCH_CUDA_CHECK(rank_, cudaDriverGetVersion(&driver_version));
     notes_.push_back(fmt::format("communicator: {}", comm_->describe()));
+    notes_.push_back(fmt::format("nvrar (auto) decides by: {}", comm_->tuning_source()));
     notes_.push_back(fmt::format("NCCL {}.{}.{}, CUDA runtime {}, driver {}", nccl_version / 10000,
                                  (nccl_version % 10000) / 100, nccl_version % 100,
                                  version_text(runtime_version, 1000, 10), version_text(driver_version, 1000, 10)));
@@ -212,7 +214,7 @@ GpuBackend::GpuBackend(const BackendOptions& options) : max_bytes_(options.max_b
         "per call = max over ranks of the per-rank median of replay time / iters");
     notes_.push_back(
         "--check: every algorithm against the float64 reference (NCCL's and nvrar's with P roundings of slack for "
-        "NCCL's ring); bitwise agreement with rank 0 for nvrar and hierarchical only");
+        "NCCL's ring); bitwise agreement with rank 0 for NVRAR's algorithms (nvrar, oneshot, hierarchical)");
     if (!built_with_nvshmem())
       notes_.push_back("no NVSHMEM in this build: 'hierarchical' is not offered and 'nvrar' runs NCCL");
   } catch (...) {
@@ -254,15 +256,73 @@ void GpuBackend::release(bool collective) noexcept {
 }
 
 std::vector<std::string> GpuBackend::algorithms() const {
-  if (!built_with_nvshmem()) return {"nvrar", "nccl", "nccl-symmetric"};
-  return {"nvrar", "hierarchical", "nccl", "nccl-symmetric"};
+  std::vector<std::string> names{"nvrar"};
+  if (comm_->supports(Algorithm::kOneShot)) names.push_back("oneshot");
+  if (comm_->supports(Algorithm::kHierarchical)) names.push_back("hierarchical");
+  names.push_back("nccl");
+  names.push_back("nccl-symmetric");
+  return names;
+}
+
+std::vector<std::string> GpuBackend::tuning_candidates(std::size_t bytes) const {
+  std::vector<std::string> c;
+  if (comm_->supports(Algorithm::kOneShot) && bytes <= comm_->oneshot_max_bytes())
+    for (const char* shape : {"oneshot:t64", "oneshot:t128", "oneshot:t256", "oneshot:t512"}) c.emplace_back(shape);
+  if (comm_->supports(Algorithm::kHierarchical)) {
+    c.emplace_back("hierarchical:cells");
+    c.emplace_back("hierarchical:bulk");
+  }
+  c.emplace_back("nccl");
+  return c;
+}
+
+// "name[:option...]" with options t<threads>, b<blocks>, bulk, cells (NVRAR's algorithms only).
+GpuBackend::Target GpuBackend::parse_target(const std::string& algorithm) const {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t colon = algorithm.find(':', start);
+    parts.push_back(algorithm.substr(start, colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  Target t;
+  const std::string& name = parts[0];
+  const auto offered = algorithms();
+  if (std::find(offered.begin(), offered.end(), name) == offered.end())
+    throw Error(fmt::format("nvrar-bench: gpu backend: unknown algorithm '{}' (offered: {})", algorithm,
+                            fmt::join(offered, ", ")));
+  if (name == "nccl") t.kind = Target::kNccl;
+  if (name == "nccl-symmetric") t.kind = Target::kNcclSymmetric;
+  if (name == "oneshot") t.choice.algorithm = Algorithm::kOneShot;
+  if (name == "hierarchical") t.choice.algorithm = Algorithm::kHierarchical;
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    const std::string& o = parts[i];
+    if (t.kind != Target::kNvrar) throw Error(fmt::format("nvrar-bench: '{}': NCCL takes no shape options", algorithm));
+    try {
+      if (o == "bulk" || o == "cells") {
+        t.choice.bulk = o == "bulk" ? 1 : 0;
+      } else if (!o.empty() && o[0] == 't') {
+        t.choice.threads = std::stoi(o.substr(1));
+      } else if (!o.empty() && o[0] == 'b') {
+        t.choice.blocks = std::stoi(o.substr(1));
+      } else {
+        throw std::invalid_argument(o);
+      }
+    } catch (const std::logic_error&) {
+      throw Error(fmt::format("nvrar-bench: '{}': unknown option '{}' (t<threads>, b<blocks>, bulk, cells)", algorithm,
+                              o));
+    }
+  }
+  if (t.choice.threads < 0 || t.choice.threads % 32 != 0 || t.choice.threads > 1024 || t.choice.blocks < 0)
+    throw Error(fmt::format("nvrar-bench: '{}': threads must be a multiple of 32 up to 1024, blocks positive",
+                            algorithm));
+  return t;
 }
 
 Measurement GpuBackend::run(const std::string& algorithm, std::size_t count, DataType dtype, const RunConfig& config) {
   // Argument errors are the same on every rank: report them without giving up the communicator.
-  const auto offered = algorithms();
-  if (std::find(offered.begin(), offered.end(), algorithm) == offered.end())
-    throw Error(fmt::format("nvrar-bench: gpu backend: unknown algorithm '{}'", algorithm));
+  const Target target = parse_target(algorithm);
   if (!dtype_valid(dtype)) throw Error(fmt::format("nvrar-bench: invalid dtype value {}", static_cast<int>(dtype)));
   const std::size_t bytes = count * dtype_size(dtype);
   if (count == 0 || bytes > max_bytes_)
@@ -272,24 +332,20 @@ Measurement GpuBackend::run(const std::string& algorithm, std::size_t count, Dat
     throw Error("nvrar-bench: gpu backend: iterations and rounds must be at least 1, warm-up at least 0");
   if (failed_) throw Error("nvrar-bench: gpu backend unusable after an earlier failure");
 
-  Algo algo = Algo::kNvrar;
-  if (algorithm == "hierarchical") algo = Algo::kHierarchical;
-  if (algorithm == "nccl") algo = Algo::kNccl;
-  if (algorithm == "nccl-symmetric") algo = Algo::kNcclSymmetric;
-
   try {
-    return measure(algo, count, dtype, config);
+    return measure(target, count, dtype, config);
   } catch (const std::exception& e) {
     failed_ = true;
     throw Error(fmt::format("{} (algorithm {}, {} bytes of {})", e.what(), algorithm, bytes, dtype_name(dtype)));
   }
 }
 
-Measurement GpuBackend::measure(Algo algo, std::size_t count, DataType dtype, const RunConfig& config) {
+Measurement GpuBackend::measure(const Target& algo, std::size_t count, DataType dtype, const RunConfig& config) {
   const std::size_t bytes = count * dtype_size(dtype);
-  if (algo == Algo::kNcclSymmetric && symmetric_in_ == nullptr) allocate_symmetric();
-  void* in = algo == Algo::kNcclSymmetric ? symmetric_in_ : in_;
-  void* out = algo == Algo::kNcclSymmetric ? symmetric_out_ : out_;
+  const bool symmetric = algo.kind == Target::kNcclSymmetric;
+  if (symmetric && symmetric_in_ == nullptr) allocate_symmetric();
+  void* in = symmetric ? symmetric_in_ : in_;
+  void* out = symmetric ? symmetric_out_ : out_;
 
   host_in_.resize(bytes);
   check::fill_random(host_in_.data(), count, dtype, input_seed(config.seed, count, dtype), rank_);
@@ -334,22 +390,19 @@ Measurement GpuBackend::measure(Algo algo, std::size_t count, DataType dtype, co
   return m;
 }
 
-void GpuBackend::enqueue(Algo algo, const void* in, void* out, std::size_t count, DataType dtype) {
-  switch (algo) {
-    case Algo::kNvrar:
-      comm_->allreduce(in, out, count, dtype, stream_, Algorithm::kAuto);
+void GpuBackend::enqueue(const Target& algo, const void* in, void* out, std::size_t count, DataType dtype) {
+  switch (algo.kind) {
+    case Target::kNvrar:
+      comm_->allreduce(in, out, count, dtype, stream_, algo.choice);
       return;
-    case Algo::kHierarchical:
-      comm_->allreduce(in, out, count, dtype, stream_, Algorithm::kHierarchical);
-      return;
-    case Algo::kNccl:
-    case Algo::kNcclSymmetric:
+    case Target::kNccl:
+    case Target::kNcclSymmetric:
       BENCH_NCCL_CHECK(rank_, ncclAllReduce(in, out, count, nccl_data_type(dtype), ncclSum, comm_->nccl(), stream_));
       return;
   }
 }
 
-std::size_t GpuBackend::checked_call(Algo algo, const void* in, void* out, std::size_t count, DataType dtype,
+std::size_t GpuBackend::checked_call(const Target& algo, const void* in, void* out, std::size_t count, DataType dtype,
                                      const RunConfig& config) {
   const std::size_t bytes = count * dtype_size(dtype);
   const int p = comm_->size();
@@ -361,9 +414,11 @@ std::size_t GpuBackend::checked_call(Algo algo, const void* in, void* out, std::
   BENCH_CUDA_CHECK(rank_, cudaMemcpyAsync(host_out_.data(), out, bytes, cudaMemcpyDeviceToHost, stream_));
   wait();
 
-  const bool bit_identical = algo == Algo::kNvrar || algo == Algo::kHierarchical;
+  // NVRAR's own algorithms promise identical bits everywhere; auto may hand large sizes to NCCL (a ring's roundings).
+  const bool nvrar_kernel = algo.kind == Target::kNvrar && algo.choice.algorithm != Algorithm::kAuto;
+  const bool bit_identical = algo.kind == Target::kNvrar;
   const int hierarchical = check::hierarchical_roundings(comm_->nodes());
-  const int roundings = algo == Algo::kHierarchical ? hierarchical : std::max(hierarchical, p);
+  const int roundings = nvrar_kernel ? hierarchical : std::max(hierarchical, p);
   const check::Reference& ref = reference(count, dtype, config.seed);
   uint64_t wrong = check::count_wrong(host_out_.data(), ref, count, dtype, roundings, p);
   if (bit_identical) {

@@ -50,15 +50,22 @@ class GpuBackend : public Backend {
   std::vector<std::string> notes() const override { return notes_; }
 
   Measurement run(const std::string& algorithm, std::size_t count, DataType dtype, const RunConfig& config) override;
+  std::vector<std::string> tuning_candidates(std::size_t bytes) const override;
+  std::string card() const override { return card_; }
 
  private:
-  enum class Algo { kNvrar, kHierarchical, kNccl, kNcclSymmetric };
+  // What an algorithm name (with its shape options) runs.
+  struct Target {
+    enum Kind { kNvrar, kNccl, kNcclSymmetric } kind = kNvrar;
+    Choice choice;  // kNvrar: algorithm (kAuto for "nvrar") and launch shape
+  };
+  Target parse_target(const std::string& algorithm) const;
 
-  Measurement measure(Algo algo, std::size_t count, DataType dtype, const RunConfig& config);
+  Measurement measure(const Target& algo, std::size_t count, DataType dtype, const RunConfig& config);
   // Enqueues one all-reduce of `algo` on stream_ (eagerly or into a capture).
-  void enqueue(Algo algo, const void* in, void* out, std::size_t count, DataType dtype);
+  void enqueue(const Target& algo, const void* in, void* out, std::size_t count, DataType dtype);
   // One eager, verified call; returns the wrong elements summed over ranks.
-  std::size_t checked_call(Algo algo, const void* in, void* out, std::size_t count, DataType dtype,
+  std::size_t checked_call(const Target& algo, const void* in, void* out, std::size_t count, DataType dtype,
                            const RunConfig& config);
   // The float64 reference of the check input for (count, dtype), built once and kept for the other algorithms.
   const check::Reference& reference(std::size_t count, DataType dtype, uint64_t seed);
@@ -78,6 +85,7 @@ class GpuBackend : public Backend {
   int rank_ = 0;  // for messages; the launcher's rank until the communicator exists
   std::size_t max_bytes_ = 0;
   std::string device_;
+  std::string card_;  // cudaDeviceProp::name of this rank's GPU
   std::vector<std::string> notes_;
   bool failed_ = false;  // a collective failed on this rank: tear down locally only
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Side-by-side table of nvrar-bench and bench_torch_symm.py JSON files of one machine and rank count:
+time per algorithm per size (us), and NVRAR's (nvrar = auto) ratio to the best anchor.
+
+    python3 scripts/compare_bench.py bench_np4_g4.json torch_np4.json [--markdown]"""
+import json
+import math
+import sys
+
+
+def main():
+    files = [a for a in sys.argv[1:] if not a.startswith("--")]
+    md = "--markdown" in sys.argv
+    times = {}  # algorithm -> bytes -> us
+    wrong = {}
+    for path in files:
+        d = json.load(open(path))
+        for r in d["results"]:
+            times.setdefault(r["algorithm"], {})[r["bytes"]] = r["time_us"]
+            wrong[(r["algorithm"], r["bytes"])] = r.get("wrong", 0)
+    algos = list(times)
+    anchors = [a for a in algos if a.startswith("nccl") or a.startswith("symm") or a.startswith("torch")]
+    sizes = sorted({b for a in algos for b in times[a]})
+
+    def fmt_size(b):
+        return f"{b >> 20}M" if b >= 1 << 20 else f"{b >> 10}K"
+
+    head = ["bytes"] + algos + ["best anchor", "nvrar / best"]
+    rows = []
+    for b in sizes:
+        vals = [times[a].get(b, math.nan) for a in algos]
+        anc = [(times[a][b], a) for a in anchors if b in times[a] and not math.isnan(times[a][b])
+               and wrong.get((a, b), 0) == 0]
+        best = min(anc) if anc else (math.nan, "-")
+        mine = times.get("nvrar", {}).get(b, math.nan)
+        rows.append([fmt_size(b)] + [f"{v:.1f}" for v in vals] + [f"{best[0]:.1f} ({best[1]})",
+                                                                   f"{mine / best[0]:.2f}"])
+    if md:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    else:
+        w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+        print("  ".join(h.rjust(w[i]) for i, h in enumerate(head)))
+        for r in rows:
+            print("  ".join(c.rjust(w[i]) for i, c in enumerate(r)))
+
+
+if __name__ == "__main__":
+    main()

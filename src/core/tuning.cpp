@@ -1,0 +1,180 @@
+#include "core/tuning.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "model/cost_model.h"
+#include "nvrar/types.h"
+
+namespace nvrar::core {
+
+namespace {
+
+constexpr const char* kFormat = "nvrar-tuning-1";
+
+bool known_algorithm(const std::string& a) { return a == "oneshot" || a == "hierarchical" || a == "nccl"; }
+
+template <typename V>
+V field(const nlohmann::json& j, const char* name, const std::string& where) {
+  if (!j.contains(name)) throw Error(fmt::format("nvrar: tuning table {}: missing field '{}'", where, name));
+  try {
+    return j.at(name).get<V>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("nvrar: tuning table {}: field '{}' has the wrong type ({})", where, name, e.what()));
+  }
+}
+
+template <typename V>
+V optional_field(const nlohmann::json& j, const char* name, const std::string& where, V fallback) {
+  return j.contains(name) ? field<V>(j, name, where) : fallback;
+}
+
+nlohmann::json to_json(const TuningTable& t) {
+  nlohmann::json j;
+  j["format"] = kFormat;
+  j["card"] = t.card;
+  j["created"] = t.created;
+  j["ranks"] = t.ranks;
+  j["nodes"] = t.nodes;
+  j["gpus_per_node"] = t.gpus_per_node;
+  j["entries"] = nlohmann::json::array();
+  for (const TuningEntry& e : t.entries)
+    j["entries"].push_back({{"max_bytes", e.max_bytes},
+                            {"algorithm", e.algorithm},
+                            {"threads", e.threads},
+                            {"blocks", e.blocks},
+                            {"bulk", e.bulk},
+                            {"time_us", e.time_us}});
+  return j;
+}
+
+}  // namespace
+
+const TuningEntry* TuningTable::lookup(int64_t bytes) const {
+  for (const TuningEntry& e : entries)
+    if (bytes <= e.max_bytes) return &e;
+  return nullptr;
+}
+
+uint64_t TuningTable::fingerprint() const {
+  nlohmann::json j = to_json(*this);
+  for (auto& e : j["entries"]) e.erase("time_us");  // decisions only
+  j.erase("created");
+  const std::string text = j.dump();
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+TuningTable parse_tuning_table(const std::string& json_text, const std::string& origin) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json_text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("nvrar: tuning table {}: not valid JSON ({})", origin, e.what()));
+  }
+  if (!j.is_object()) throw Error(fmt::format("nvrar: tuning table {}: expected a JSON object", origin));
+  const auto format = field<std::string>(j, "format", origin);
+  if (format != kFormat)
+    throw Error(fmt::format("nvrar: tuning table {}: format '{}', expected '{}'", origin, format, kFormat));
+  TuningTable t;
+  t.card = optional_field<std::string>(j, "card", origin, "");
+  t.created = optional_field<std::string>(j, "created", origin, "");
+  t.ranks = field<int>(j, "ranks", origin);
+  t.nodes = field<int>(j, "nodes", origin);
+  t.gpus_per_node = field<int>(j, "gpus_per_node", origin);
+  if (t.ranks < 1 || t.nodes < 1 || t.gpus_per_node < 1 || t.nodes * t.gpus_per_node != t.ranks)
+    throw Error(fmt::format("nvrar: tuning table {}: ranks {} != nodes {} x gpus_per_node {}", origin, t.ranks,
+                            t.nodes, t.gpus_per_node));
+  if (!j.contains("entries") || !j["entries"].is_array())
+    throw Error(fmt::format("nvrar: tuning table {}: missing array 'entries'", origin));
+  int64_t previous = 0;
+  for (std::size_t i = 0; i < j["entries"].size(); ++i) {
+    const auto& je = j["entries"][i];
+    const std::string where = fmt::format("{} entry {}", origin, i);
+    TuningEntry e;
+    e.max_bytes = field<int64_t>(je, "max_bytes", where);
+    e.algorithm = field<std::string>(je, "algorithm", where);
+    e.threads = optional_field<int>(je, "threads", where, 0);
+    e.blocks = optional_field<int>(je, "blocks", where, 0);
+    e.bulk = optional_field<int>(je, "bulk", where, -1);
+    e.time_us = optional_field<double>(je, "time_us", where, 0.0);
+    if (!known_algorithm(e.algorithm))
+      throw Error(fmt::format("nvrar: tuning table {}: unknown algorithm '{}' (oneshot, hierarchical, nccl)", where,
+                              e.algorithm));
+    if (e.max_bytes <= previous)
+      throw Error(fmt::format("nvrar: tuning table {}: max_bytes {} not above the previous entry's {}", where,
+                              e.max_bytes, previous));
+    if (e.threads < 0 || e.threads > 1024 || e.threads % 32 != 0)
+      throw Error(fmt::format("nvrar: tuning table {}: threads {} (0 or a multiple of 32 up to 1024)", where,
+                              e.threads));
+    if (e.blocks < 0) throw Error(fmt::format("nvrar: tuning table {}: negative blocks", where));
+    if (e.bulk < -1 || e.bulk > 1) throw Error(fmt::format("nvrar: tuning table {}: bulk must be -1, 0 or 1", where));
+    previous = e.max_bytes;
+    t.entries.push_back(e);
+  }
+  return t;
+}
+
+TuningTable load_tuning_table(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error(fmt::format("nvrar: tuning table {}: cannot open the file", path));
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_tuning_table(ss.str(), path);
+}
+
+std::string tuning_table_json(const TuningTable& table) { return to_json(table).dump(2) + "\n"; }
+
+void save_tuning_table(const TuningTable& table, const std::string& path) {
+  std::ofstream f(path);
+  if (!f) throw Error(fmt::format("nvrar: tuning table {}: cannot write the file", path));
+  f << tuning_table_json(table);
+  if (!f) throw Error(fmt::format("nvrar: tuning table {}: write failed", path));
+}
+
+TuningTable merge_equal_neighbours(const TuningTable& table) {
+  TuningTable t = table;
+  t.entries.clear();
+  for (const TuningEntry& e : table.entries) {
+    if (!t.entries.empty()) {
+      TuningEntry& last = t.entries.back();
+      if (last.algorithm == e.algorithm && last.threads == e.threads && last.blocks == e.blocks && last.bulk == e.bulk) {
+        last.max_bytes = e.max_bytes;
+        last.time_us = e.time_us;
+        continue;
+      }
+    }
+    t.entries.push_back(e);
+  }
+  // Trailing NCCL entries are implied by the end of the table.
+  while (!t.entries.empty() && t.entries.back().algorithm == "nccl") t.entries.pop_back();
+  return t;
+}
+
+std::string decide_by_model(const std::string& preset_name, int nodes, int gpus_per_node, bool single_nvlink_domain,
+                            int64_t bytes) {
+  model::Preset preset = model::find_preset(preset_name);
+  preset.gpus_per_node = gpus_per_node;
+  const double b = static_cast<double>(bytes);
+  const model::Choice c =
+      single_nvlink_domain
+          ? model::best_algorithm(preset, nodes, b,
+                                  {model::Algorithm::kOneShot, model::Algorithm::kNvrar, model::Algorithm::kNcclRing,
+                                   model::Algorithm::kNcclTree})
+          : model::best_algorithm(preset, nodes, b);
+  switch (c.algorithm) {
+    case model::Algorithm::kOneShot:
+      return "oneshot";
+    case model::Algorithm::kNvrar:
+      return "hierarchical";
+    default:
+      return "nccl";
+  }
+}
+
+}  // namespace nvrar::core

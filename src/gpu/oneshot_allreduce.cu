@@ -1,0 +1,198 @@
+// One-shot all-reduce over NVLink peers, and its fused form with residual add + RMSNorm.
+//
+// Purpose: the lowest-latency all-reduce for small messages on one NVLink domain (all P ranks load/store
+//   reachable): one exchange instead of reduce-scatter + all-gather, no barrier.
+// Algorithm: every rank pushes its whole input as flagged cells (core/protocol.h) into slot (parity, my rank) of
+//   every peer's one-shot area; then each rank polls the P-1 slots of its own area and sums unit by unit in rank
+//   order 0..P-1 in fp32 (its own input read locally), so every rank computes the same bits. Bytes out per GPU:
+//   2 x (P-1) x message (cells carry a 4-byte flag per 4 bytes of payload); the tuner hands larger messages to the
+//   two-shot (hierarchical) kernel.
+// Fused form (rows > 0): block b owns rows b, b + gridDim.x, ...; it pushes its rows' units, then polls and sums
+//   them, adds the residual and applies RMSNorm (rmsnorm.cuh). Since a row is pushed and consumed by the same block,
+//   the input may alias the residual or the output.
+// Launch: plain form: grid-stride over units, any grid; fused form: at most one block per row, threads a multiple
+//   of 32.
+// Synchronisation: none beyond the cells' epoch flags. The exchange area is double-buffered by the sequence
+//   number's parity; every pair of ranks exchanges at least one unit each way per call (the argument of
+//   core/protocol.h). Per-block sequence numbers as in device_units.cuh; each poll times out (WaitContext).
+#include "gpu/oneshot_allreduce.h"
+
+#include <cuda_runtime.h>
+
+#include "core/numeric.h"
+#include "core/protocol.h"
+#include "gpu/device_units.cuh"
+#include "gpu/rmsnorm.cuh"
+
+namespace nvrar::gpu {
+
+namespace {
+
+using dev::WaitSite;
+
+struct Epoch {
+  unsigned long long seq;
+  uint32_t flag;
+  int parity;
+};
+
+__device__ __forceinline__ Epoch begin_epoch(const OneShotParams& p) {
+  Epoch e;
+  e.seq = dev::begin_sequence(p.seq_counters);
+  e.flag = core::epoch_flag(e.seq);
+  e.parity = core::epoch_parity(e.seq);
+  return e;
+}
+
+// Pushes unit u of my input to every peer, starting at my right neighbour to spread the traffic.
+template <typename T>
+__device__ __forceinline__ void push_unit(const OneShotParams& p, const Epoch& e, const T* in, bool aligned,
+                                          int64_t u) {
+  uint32_t w[4];
+  dev::load_unit(in, p.count, u, aligned, w);
+  const std::size_t offset = p.layout.slot(e.parity, p.rank) + static_cast<std::size_t>(u) * core::kUnitCellBytes;
+  for (int i = 1; i < p.ranks; ++i) {
+    const int dst = (p.rank + i) % p.ranks;
+    dev::store_unit_cells(p.heaps[dst] + offset, w, e.flag);
+  }
+}
+
+// Sum of unit u over all ranks in rank order, rounded to T; false when the call was aborted.
+template <typename T>
+__device__ __forceinline__ bool gather_sum_unit(const OneShotParams& p, const Epoch& e, const T* in, bool aligned,
+                                                int64_t u, uint32_t sum[4]) {
+  float acc[dev::elems_per_unit<T>()] = {};
+  const char* mine = p.heaps[p.rank];
+  for (int src = 0; src < p.ranks; ++src) {
+    uint32_t w[4];
+    if (src == p.rank) {
+      dev::load_unit(in, p.count, u, aligned, w);
+    } else {
+      const char* cell = mine + p.layout.slot(e.parity, src) + static_cast<std::size_t>(u) * core::kUnitCellBytes;
+      if (!dev::poll_unit(p.wait, cell, e.flag, w, [&] {
+            return WaitSite{src, core::Phase::kOneShot, 0, src, u, e.seq};
+          }))
+        return false;
+    }
+    dev::unit_accumulate<T>(acc, w);
+  }
+  dev::unit_from_floats<T>(acc, sum);
+  return true;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kOneShotMaxThreads) oneshot_allreduce_kernel(const OneShotParams p) {
+  const Epoch e = begin_epoch(p);
+  const T* in = static_cast<const T*>(p.in);
+  T* out = static_cast<T*>(p.out);
+  const bool in_aligned = dev::is_aligned16(in);
+  const bool out_aligned = dev::is_aligned16(out);
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  for (int64_t u = first; u < p.units; u += stride) push_unit(p, e, in, in_aligned, u);
+  // Each unit is read (push, then sum) and written by the same thread: in == out is safe.
+  for (int64_t u = first; u < p.units; u += stride) {
+    uint32_t sum[4];
+    if (!gather_sum_unit(p, e, in, in_aligned, u, sum)) break;
+    dev::store_unit(out, p.count, u, out_aligned, sum);
+  }
+  if (threadIdx.x == 0) dev::end_sequence(p.seq_counters, kMaxOneShotBlocks, e.seq);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kOneShotMaxThreads) oneshot_rmsnorm_kernel(const OneShotParams p) {
+  const Epoch e = begin_epoch(p);
+  const T* in = static_cast<const T*>(p.in);
+  const bool in_aligned = dev::is_aligned16(in);
+  const int64_t row_units = p.hidden / dev::elems_per_unit<T>();
+  for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
+    const int64_t base = row * row_units;
+    for (int64_t j = threadIdx.x; j < row_units; j += blockDim.x) push_unit(p, e, in, in_aligned, base + j);
+    __syncthreads();  // the row's input is read (pushed) before any thread overwrites an aliased residual/output
+    const bool ok = dev::residual_rmsnorm_row<T>(
+        row, p.hidden, [&](int64_t j, uint32_t y[4]) { return gather_sum_unit(p, e, in, in_aligned, base + j, y); },
+        static_cast<T*>(p.residual), static_cast<const T*>(p.weight), static_cast<T*>(p.out), p.eps);
+    if (!ok) break;
+  }
+  if (threadIdx.x == 0) dev::end_sequence(p.seq_counters, kMaxOneShotBlocks, e.seq);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kOneShotMaxThreads)
+    residual_rmsnorm_kernel(const T* y, T* residual, const T* weight, T* out, int64_t rows, int64_t hidden,
+                            float eps) {
+  const bool y_aligned = dev::is_aligned16(y);
+  const int64_t row_units = hidden / dev::elems_per_unit<T>();
+  const int64_t n = rows * hidden;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t base = row * row_units;
+    dev::residual_rmsnorm_row<T>(
+        row, hidden,
+        [&](int64_t j, uint32_t w[4]) {
+          dev::load_unit(y, n, base + j, y_aligned, w);
+          return true;
+        },
+        residual, weight, out, eps);
+  }
+}
+
+template <template <typename> class Launch, typename... Args>
+cudaError_t dispatch(DataType dtype, Args&&... args) {
+  switch (dtype) {
+    case DataType::kFloat32:
+      Launch<float>::run(args...);
+      break;
+    case DataType::kBFloat16:
+      Launch<core::Bf16>::run(args...);
+      break;
+    case DataType::kFloat16:
+      Launch<core::Fp16>::run(args...);
+      break;
+  }
+  return cudaGetLastError();
+}
+
+template <typename T>
+struct LaunchOneShot {
+  static void run(const OneShotParams& p, int blocks, int threads, cudaStream_t s) {
+    oneshot_allreduce_kernel<T><<<blocks, threads, 0, s>>>(p);
+  }
+};
+template <typename T>
+struct LaunchOneShotRmsnorm {
+  static void run(const OneShotParams& p, int blocks, int threads, cudaStream_t s) {
+    oneshot_rmsnorm_kernel<T><<<blocks, threads, 0, s>>>(p);
+  }
+};
+template <typename T>
+struct LaunchResidualRmsnorm {
+  static void run(const void* y, void* residual, const void* weight, void* out, int64_t rows, int64_t hidden,
+                  float eps, int blocks, int threads, cudaStream_t s) {
+    residual_rmsnorm_kernel<T><<<blocks, threads, 0, s>>>(static_cast<const T*>(y), static_cast<T*>(residual),
+                                                          static_cast<const T*>(weight), static_cast<T*>(out), rows,
+                                                          hidden, eps);
+  }
+};
+
+}  // namespace
+
+cudaError_t launch_oneshot(const OneShotParams& params, DataType dtype, int blocks, int threads, cudaStream_t stream) {
+  return dispatch<LaunchOneShot>(dtype, params, blocks, threads, stream);
+}
+
+cudaError_t launch_oneshot_rmsnorm(const OneShotParams& params, DataType dtype, int blocks, int threads,
+                                   cudaStream_t stream) {
+  return dispatch<LaunchOneShotRmsnorm>(dtype, params, blocks, threads, stream);
+}
+
+cudaError_t launch_residual_rmsnorm(const void* y, void* residual, const void* weight, void* out, int64_t rows,
+                                    int64_t hidden, float eps, DataType dtype, cudaStream_t stream) {
+  const int64_t row_units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
+  int threads = static_cast<int>(((row_units + 31) / 32) * 32);
+  if (threads > kOneShotMaxThreads) threads = kOneShotMaxThreads;
+  if (threads < 32) threads = 32;
+  const int blocks = static_cast<int>(rows < 65535 ? rows : 65535);
+  return dispatch<LaunchResidualRmsnorm>(dtype, y, residual, weight, out, rows, hidden, eps, blocks, threads, stream);
+}
+
+}  // namespace nvrar::gpu

@@ -1,0 +1,124 @@
+// Tuning tables (core/tuning.h): parsing and validation with errors naming the field, lookup by size, merging,
+// the fingerprint ranks compare, and the cost-model fallback.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+
+#include "core/tuning.h"
+#include "nvrar/types.h"
+
+namespace {
+
+using nvrar::core::TuningTable;
+
+const char* kValid = R"({"format": "nvrar-tuning-1", "card": "NVIDIA H100 80GB HBM3", "created": "2026-11-27",
+  "ranks": 4, "nodes": 1, "gpus_per_node": 4,
+  "entries": [{"max_bytes": 65536, "algorithm": "oneshot", "threads": 128},
+              {"max_bytes": 1048576, "algorithm": "hierarchical", "bulk": 0, "time_us": 9.5},
+              {"max_bytes": 4194304, "algorithm": "hierarchical", "bulk": 1, "threads": 512, "blocks": 64}]})";
+
+std::string with(const std::string& from, const std::string& to) {
+  std::string s = kValid;
+  const auto at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return s.replace(at, from.size(), to);
+}
+
+void expect_error(const std::string& json, const std::string& fragment) {
+  try {
+    nvrar::core::parse_tuning_table(json, "t.json");
+    ADD_FAILURE() << "no error, expected one mentioning '" << fragment << "'";
+  } catch (const nvrar::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("t.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Tuning, ParsesAndLooksUpBySize) {
+  const TuningTable t = nvrar::core::parse_tuning_table(kValid, "t.json");
+  EXPECT_EQ(t.card, "NVIDIA H100 80GB HBM3");
+  EXPECT_TRUE(t.matches(4, 1, 4));
+  EXPECT_FALSE(t.matches(4, 2, 2));
+  ASSERT_EQ(t.entries.size(), 3u);
+  EXPECT_EQ(t.lookup(1)->algorithm, "oneshot");
+  EXPECT_EQ(t.lookup(1)->threads, 128);
+  EXPECT_EQ(t.lookup(65536)->algorithm, "oneshot");
+  EXPECT_EQ(t.lookup(65537)->algorithm, "hierarchical");
+  EXPECT_EQ(t.lookup(65537)->bulk, 0);
+  EXPECT_EQ(t.lookup(4194304)->bulk, 1);
+  EXPECT_EQ(t.lookup(4194304)->blocks, 64);
+  EXPECT_EQ(t.lookup(4194305), nullptr);  // NCCL
+}
+
+TEST(Tuning, RoundTripsThroughJsonAndFile) {
+  const TuningTable t = nvrar::core::parse_tuning_table(kValid, "t.json");
+  const TuningTable u = nvrar::core::parse_tuning_table(nvrar::core::tuning_table_json(t), "again");
+  EXPECT_EQ(t.fingerprint(), u.fingerprint());
+  ASSERT_EQ(u.entries.size(), 3u);
+  EXPECT_DOUBLE_EQ(u.entries[1].time_us, 9.5);
+  const std::string path = testing::TempDir() + "nvrar_tuning_test.json";
+  nvrar::core::save_tuning_table(t, path);
+  EXPECT_EQ(nvrar::core::load_tuning_table(path).fingerprint(), t.fingerprint());
+  std::remove(path.c_str());
+  EXPECT_THROW(nvrar::core::load_tuning_table("/nonexistent/dir/t.json"), nvrar::Error);
+}
+
+TEST(Tuning, FingerprintSeesDecisionsNotTimes) {
+  const TuningTable t = nvrar::core::parse_tuning_table(kValid, "t.json");
+  TuningTable u = t;
+  u.entries[0].time_us = 123;
+  u.created = "another day";
+  EXPECT_EQ(t.fingerprint(), u.fingerprint());
+  u.entries[0].threads = 256;
+  EXPECT_NE(t.fingerprint(), u.fingerprint());
+  u = t;
+  u.entries[1].max_bytes = 524288;
+  EXPECT_NE(t.fingerprint(), u.fingerprint());
+}
+
+TEST(Tuning, RejectsBadTablesNamingTheField) {
+  expect_error("not json", "not valid JSON");
+  expect_error("[1, 2]", "JSON object");
+  expect_error(with("nvrar-tuning-1", "nvrar-tuning-0"), "format");
+  expect_error(with("\"ranks\": 4", "\"ranks\": 5"), "ranks 5");
+  expect_error(with("\"nodes\": 1, ", ""), "'nodes'");
+  expect_error(with("\"oneshot\"", "\"fastest\""), "unknown algorithm 'fastest'");
+  expect_error(with("\"max_bytes\": 1048576", "\"max_bytes\": 65536"), "not above");
+  expect_error(with("\"threads\": 128", "\"threads\": 100"), "threads 100");
+  expect_error(with("\"bulk\": 0", "\"bulk\": 2"), "bulk");
+  expect_error(with("\"blocks\": 64", "\"blocks\": -1"), "negative blocks");
+  expect_error(with("\"threads\": 128", "\"threads\": \"many\""), "wrong type");
+}
+
+TEST(Tuning, MergesNeighboursAndDropsTrailingNccl) {
+  TuningTable t = nvrar::core::parse_tuning_table(kValid, "t.json");
+  nvrar::core::TuningEntry e = t.entries[0];
+  e.max_bytes = 100;
+  t.entries.insert(t.entries.begin(), e);  // same choice as the next entry
+  nvrar::core::TuningEntry n;
+  n.algorithm = "nccl";
+  n.max_bytes = 1 << 30;
+  t.entries.push_back(n);
+  const TuningTable m = nvrar::core::merge_equal_neighbours(t);
+  ASSERT_EQ(m.entries.size(), 3u);
+  EXPECT_EQ(m.entries[0].max_bytes, 65536);
+  EXPECT_EQ(m.entries.back().algorithm, "hierarchical");
+  // NCCL in the middle stays (a size range where NCCL wins, then NVRAR again).
+  t.entries.insert(t.entries.begin() + 2, nvrar::core::TuningEntry{70000, "nccl", 0, 0, -1, 0});
+  EXPECT_EQ(nvrar::core::merge_equal_neighbours(t).entries[1].algorithm, "nccl");
+}
+
+TEST(Tuning, ModelFallbackPicksWhatCanRun) {
+  for (int64_t bytes : {int64_t{4096}, int64_t{1} << 20, int64_t{64} << 20}) {
+    const std::string one = nvrar::core::decide_by_model("h100-ndr400", 1, 4, true, bytes);
+    EXPECT_TRUE(one == "oneshot" || one == "hierarchical" || one == "nccl") << one;
+    const std::string multi = nvrar::core::decide_by_model("h100-ndr400", 4, 4, false, bytes);
+    EXPECT_TRUE(multi == "hierarchical" || multi == "nccl") << multi;  // no one-shot across nodes
+  }
+  // Tiny messages on one NVLink domain: one exchange beats two.
+  EXPECT_EQ(nvrar::core::decide_by_model("h100-ndr400", 1, 4, true, 4096), "oneshot");
+  EXPECT_THROW(nvrar::core::decide_by_model("no-such-preset", 1, 4, true, 4096), nvrar::Error);
+}
+
+}  // namespace
