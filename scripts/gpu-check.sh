@@ -87,6 +87,18 @@ if want shapes; then  # every algorithm and launch shape side by side (what --tu
   done
 fi
 
+if want profile; then  # Nsight Systems: kernel durations and the gaps between consecutive graph kernels, 1 x 4
+  NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+  if [ -z "$NSYS" ]; then note "profile: no nsys on this machine"; else
+    run_split 4 4 "$OUT/profile.log" "$NSYS" profile -t cuda --cuda-graph-trace=node -f true \
+      -o "$OUT/prof_%q{OMPI_COMM_WORLD_RANK}" $BUILD/tools/nvrar-bench --backend gpu -b ${PROFILE_BYTES:-16K} \
+      -e ${PROFILE_BYTES:-16K} --algorithms ${PROFILE_ALGOS:-oneshot:t64,hierarchical:cells,nccl-symmetric,nccl} > /dev/null
+    "$NSYS" stats -q -r cuda_gpu_trace -f csv -o "$OUT/trace0" "$OUT/prof_0.nsys-rep" > /dev/null 2>&1
+    python3 scripts/kernel_gaps.py "$OUT"/trace0*.csv
+    rm -f "$OUT"/prof_*.nsys-rep "$OUT"/prof_*.sqlite
+  fi
+fi
+
 if want tune; then  # tuning tables, written where the communicator looks for them (tuning/, NVRAR_TUNING_DIR)
   for cfg in ${TUNE_CFGS:-4:4 2:2}; do
     set -- ${cfg/:/ }

@@ -646,7 +646,11 @@ void run_rmsnorm_case(const Ctx& ctx, Section& s, const RmsnormCase& k, uint64_t
   rec.label = fmt::format("rmsnorm {} rows x {} {} {}{}", k.rows, k.hidden, nvrar::dtype_name(k.dtype),
                           nvrar::algorithm_name(k.algorithm), k.x_is_out ? " x=out" : "");
   const double u = k.dtype == DataType::kBFloat16 ? 1.0 / 256 : k.dtype == DataType::kFloat16 ? 1.0 / 2048 : 0x1p-24;
-  const double acc = k.dtype == DataType::kFloat32 ? ctx.size * 0x1p-24 : 0x1p-24 * ctx.size;  // fp32 accumulation
+  // fp32 accumulation of P terms; NCCL's ring (and auto, which may choose it) rounds each of its P partial sums.
+  const double acc = ctx.size * 0x1p-24;
+  const double sum_u = k.algorithm == Algorithm::kNccl || k.algorithm == Algorithm::kAuto ? ctx.size * u : u;
+  // Smallest step of the type: results in the subnormal range are only that exact.
+  const double tiny = k.dtype == DataType::kFloat16 ? 0x1p-24 : k.dtype == DataType::kBFloat16 ? 0x1p-133 : 0x1p-149;
   if (std::memcmp(h_w.data(), weight.data(), weight.size()) != 0) rec.problems.push_back("the weight was modified");
   int reported = 0;
   for (std::size_t row = 0; row < k.rows && reported < 3; ++row) {
@@ -657,7 +661,7 @@ void run_rmsnorm_case(const Ctx& ctx, Section& s, const RmsnormCase& k, uint64_t
       const double rv = nvrar::check::element_as_double(res.data(), i, k.dtype);
       r_ref[j] = rv + sum.sum[i];
       // sum rounded (u |S| + fp32 accumulation), then the residual add rounded.
-      r_tol[j] = (u + acc) * sum.abs_sum[i] + u * (std::fabs(rv) + sum.abs_sum[i]) + 1e-30;
+      r_tol[j] = (sum_u + acc) * sum.abs_sum[i] + u * (std::fabs(rv) + sum.abs_sum[i]) + tiny;
       sumsq += r_ref[j] * r_ref[j];
     }
     const double inv = 1.0 / std::sqrt(sumsq / static_cast<double>(k.hidden) + eps);
@@ -668,7 +672,8 @@ void run_rmsnorm_case(const Ctx& ctx, Section& s, const RmsnormCase& k, uint64_t
       const double w = nvrar::check::element_as_double(weight.data(), j, k.dtype);
       const double want_o = w * r_ref[j] * inv;
       // Normalised value: the residual's error scaled, the norm's own error (a few u, relative), and two roundings.
-      const double o_tol = std::fabs(w) * inv * (r_tol[j] + 4 * u * std::fabs(r_ref[j])) + 2 * u * std::fabs(want_o) + 1e-30;
+      const double o_tol =
+          std::fabs(w) * inv * (r_tol[j] + 4 * u * std::fabs(r_ref[j]) + tiny) + 2 * u * std::fabs(want_o) + tiny;
       if (!(std::fabs(got_r - r_ref[j]) <= r_tol[j])) {
         rec.problems.push_back(fmt::format("residual[{}][{}] = {} want {} (tol {:.3g})", row, j, got_r, r_ref[j], r_tol[j]));
         ++reported;

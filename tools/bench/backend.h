@@ -53,6 +53,8 @@ class Backend {
   // Extra '#' header lines (memory use, caveats); empty by default.
   virtual std::vector<std::string> notes() const { return {}; }
 
+  // Largest message `algorithm` ("name[:options]") accepts; the sweep leaves larger sizes out for it.
+  virtual std::size_t max_bytes_for(const std::string& /*algorithm*/) const { return max_bytes(); }
   // The GPU model a tuning table is for (cudaDeviceProp::name); the device line elsewhere.
   virtual std::string card() const { return device(); }
   // Algorithms (with launch shapes, "name:option...") that --tune compares at this size; empty: cannot tune.

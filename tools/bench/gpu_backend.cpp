@@ -276,6 +276,11 @@ std::vector<std::string> GpuBackend::tuning_candidates(std::size_t bytes) const 
   return c;
 }
 
+std::size_t GpuBackend::max_bytes_for(const std::string& algorithm) const {
+  if (algorithm.rfind("oneshot", 0) == 0) return std::min(max_bytes_, comm_->oneshot_max_bytes());
+  return max_bytes_;
+}
+
 // "name[:option...]" with options t<threads>, b<blocks>, bulk, cells (NVRAR's algorithms only).
 GpuBackend::Target GpuBackend::parse_target(const std::string& algorithm) const {
   std::vector<std::string> parts;

@@ -51,6 +51,7 @@ class GpuBackend : public Backend {
 
   Measurement run(const std::string& algorithm, std::size_t count, DataType dtype, const RunConfig& config) override;
   std::vector<std::string> tuning_candidates(std::size_t bytes) const override;
+  std::size_t max_bytes_for(const std::string& algorithm) const override;
   std::string card() const override { return card_; }
 
  private:
