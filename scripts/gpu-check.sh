@@ -22,7 +22,7 @@ note() { summary+=("$1"); echo "== $1"; }
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS
         -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH -x NVRAR_GPUS_PER_NODE -x NVRAR_TIMEOUT_MS
         -x NVRAR_INTER_NODE_STORES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS -x NVRAR_BULK_MIN_BYTES
-        -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO)
+        -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO -x NVRAR_BULK_SYNC)
 
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
@@ -81,9 +81,10 @@ fi
 
 if want shapes; then  # every algorithm and launch shape side by side (what --tune chooses from)
   for g in ${SHAPE_GPUS:-4}; do
-    run_split $g $g "$OUT/shapes_g$g.log" $BUILD/tools/nvrar-bench --backend gpu -e 4M --json "$OUT/shapes_g$g.json" \
-      --algorithms oneshot:t64,oneshot:t128,oneshot:t256,oneshot:t512,hierarchical:cells,hierarchical:bulk,nccl > /dev/null
-    python3 scripts/compare_bench.py "$OUT/shapes_g$g.json"
+    tag=g$g${SHAPES_TAG:-}
+    run_split $g $g "$OUT/shapes_$tag.log" $BUILD/tools/nvrar-bench --backend gpu -e 4M --json "$OUT/shapes_$tag.json" \
+      --algorithms ${SHAPES_ALGOS:-oneshot:t64,oneshot:t128,oneshot:t256,oneshot:t512,hierarchical:cells,hierarchical:bulk,nccl} > /dev/null
+    echo "== shapes $tag (us)"; python3 scripts/compare_bench.py "$OUT/shapes_$tag.json"
   done
 fi
 

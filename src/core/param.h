@@ -37,6 +37,9 @@ NVRAR_PARAM(ChunkUnits, "NVRAR_CHUNK_UNITS", 0)
 // the bulk form measured slower than cells at every size up to 2 MiB (fixed cost ~22 vs ~10 us; see
 // docs/perf-notes.md, v3).
 NVRAR_PARAM(BulkMinBytes, "NVRAR_BULK_MIN_BYTES", int64_t{1} << 50)
+// GPU, bulk form: 0 release store per flag and acquire polls; 1 one system-scope fence then relaxed flag stores,
+// relaxed polls and one fence after (see gpu/device_units.cuh, BulkSync).
+NVRAR_PARAM(BulkSync, "NVRAR_BULK_SYNC", 1)
 // GPU: nanoseconds a waiting thread sleeps between failed polls of a cell (0: spin).
 NVRAR_PARAM(PollSleepNs, "NVRAR_POLL_SLEEP_NS", 0)
 // GPU: 1 stores inter-node cells straight through an NVLink peer pointer when the partner has one (virtual

@@ -360,6 +360,9 @@ class GpuCommunicator final : public Communicator {
     params_.seq_counters = seq_counters_;
     params_.wait = WaitContext{rank_, abort_flag_, error_device_, static_cast<long long>(timeout_ms_) * 1000000LL,
                                static_cast<int>(core::param_PollSleepNs())};
+    params_.bulk_sync = static_cast<int>(core::param_BulkSync());
+    if (params_.bulk_sync != 0 && params_.bulk_sync != 1)
+      throw Error(fmt::format("nvrar: rank {} setup: NVRAR_BULK_SYNC={} (0 or 1)", rank_, params_.bulk_sync));
     for (int s = 0; s < kMaxInterSteps; ++s) params_.inter_pe[s] = -1;
     if (!shmem::available()) return;  // NCCL only
     if (core::inter_step_count(topo_) > kMaxInterSteps)

@@ -211,12 +211,49 @@ __device__ __forceinline__ unsigned long long load_flag_acquire(const char* p) {
   return v;
 }
 
-// Polls an 8-byte flag until it holds `flag`; false on timeout or abort (as poll_unit).
+__device__ __forceinline__ void fence_acq_rel_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
+
+__device__ __forceinline__ void store_flag_volatile(char* p, unsigned long long v) {
+  asm volatile("st.volatile.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
+__device__ __forceinline__ unsigned long long load_flag_volatile(const char* p) {
+  unsigned long long v;
+  asm volatile("ld.volatile.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// How a block publishes plain data behind a flag, and how a receiver waits for it (NVRAR_BULK_SYNC):
+//   kReleaseAcquire: st.release.sys per flag, ld.acquire.sys per poll.
+//   kFences: one fence.acq_rel.sys, then relaxed (volatile) flag stores; relaxed polls, one fence.acq_rel.sys after.
+// Both are the PTX model's message passing at system scope; they differ in what each flag store and poll costs.
+enum BulkSync : int { kReleaseAcquire = 0, kFences = 1 };
+
+// Publishes `count` flags at addr_of(j) (j < count). Call after a __syncthreads that follows the data stores.
+template <typename AddrOf>
+__device__ __forceinline__ void signal_flags(int mode, int64_t count, AddrOf addr_of, uint32_t flag) {
+  if (count <= 0) return;
+  if (mode == kFences) {
+    fence_acq_rel_sys();
+    for (int64_t j = 0; j < count; ++j) store_flag_volatile(addr_of(j), flag);
+  } else {
+    for (int64_t j = 0; j < count; ++j) store_flag_release(addr_of(j), flag);
+  }
+}
+
+// Waits for one flag in the given mode; false on timeout or abort.
 template <typename MakeSite>
-__device__ inline bool poll_flag(const WaitContext& wc, const char* addr, uint32_t flag, MakeSite make_site) {
+__device__ inline bool wait_flag(const WaitContext& wc, int mode, const char* addr, uint32_t flag, MakeSite make_site) {
   unsigned long long start = 0;
   for (int tries = 1;; ++tries) {
-    if (load_flag_acquire(addr) == flag) return true;
+    if (mode == kFences) {
+      if (load_flag_volatile(addr) == flag) {
+        fence_acq_rel_sys();
+        return true;
+      }
+    } else if (load_flag_acquire(addr) == flag) {
+      return true;
+    }
     if (tries % kPollsPerClockCheck == 0 && !still_waiting(wc, start, make_site())) return false;
   }
 }
@@ -234,14 +271,19 @@ __device__ __forceinline__ void store_plain_v4(char* p, const uint32_t w[4]) {
   *reinterpret_cast<uint4*>(p) = make_uint4(w[0], w[1], w[2], w[3]);
 }
 
-// Per-block sequence numbers (one call = one number on every rank): block b reads counters[b] + 1 at the start and,
-// at the end, writes it to every counter it stands for (j = b mod gridDim.x), so the next call sees it whatever its
-// grid size. Call end_sequence from one thread after the block's last use of the number.
+// Per-block sequence numbers (one call = one number on every rank): block b reads counters[b] + 1 at the start (one
+// thread, shared with the block through shared memory, so no thread can see a counter its block already advanced)
+// and, at the end, writes it to every counter it stands for (j = b mod gridDim.x), so the next call sees it whatever
+// its grid size. The block's threads share those stores (up to max_blocks / gridDim.x of them). Every thread of the
+// block must call both.
 __device__ __forceinline__ unsigned long long begin_sequence(const unsigned long long* counters) {
-  return counters[blockIdx.x] + 1;
+  __shared__ unsigned long long seq;
+  if (threadIdx.x == 0) seq = counters[blockIdx.x] + 1;
+  __syncthreads();
+  return seq;
 }
 __device__ __forceinline__ void end_sequence(unsigned long long* counters, int max_blocks, unsigned long long seq) {
-  for (int j = blockIdx.x; j < max_blocks; j += gridDim.x) counters[j] = seq;
+  for (int j = blockIdx.x + threadIdx.x * gridDim.x; j < max_blocks; j += gridDim.x * blockDim.x) counters[j] = seq;
 }
 
 }  // namespace nvrar::gpu::dev

@@ -13,9 +13,10 @@
 //      then push the final cells to every local peer (all_gather(parity, my local rank)) and write my output;
 //   3. all-gather receive: poll every other slice's final cells and write them to the output.
 //   Bulk form (calls of NVRAR_BULK_MIN_BYTES and more): phases 1 and 3 move plain 16-byte units instead of
-//   cells (half the bytes); after a block's stores the block synchronises and one thread per peer stores that
-//   peer's flags (one per chunk) with release semantics at system scope; a receiver's first thread polls the flag
-//   (acquire), the block synchronises and reads the units through L2. Inter-node steps always use cells.
+//   cells (half the bytes); after a block's stores the block synchronises and one thread per peer publishes that
+//   peer's flags (one per chunk) at system scope (dev::signal_flags, NVRAR_BULK_SYNC picks release stores or one
+//   fence + relaxed stores); on the receiving side thread i waits for peer i's flag, the block synchronises and
+//   reads the units through L2. Inter-node steps always use cells.
 // Launch: grid = min(chunks of the largest slice, max blocks), chunk_units threads (32..512, chosen so the
 //   largest slice spreads over up to max blocks); thread t handles unit t of each
 //   chunk; chunk c of every slice belongs to block c % gridDim.x on every rank, so a block only ever waits for
@@ -47,7 +48,6 @@ using core::Phase;
 using core::Range;
 using dev::load_l2_v4;
 using dev::load_unit;
-using dev::poll_flag;
 using dev::poll_unit;
 using dev::store_flag_release;
 using dev::store_plain_v4;
@@ -135,8 +135,9 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
     if (threadIdx.x < G - 1) {
       const int sl = (t.local + 1 + threadIdx.x) % G;
       char* region = p.local_heaps[sl] + h.bulk_reduce_scatter(cs.parity, t.local);
-      const int64_t mine = block_chunk_count(s.num_chunks(sl));
-      for (int64_t j = 0; j < mine; ++j) store_flag_release(region + h.bulk_flag(0, blockIdx.x + j * gridDim.x), cs.flag);
+      dev::signal_flags(
+          p.bulk_sync, block_chunk_count(s.num_chunks(sl)),
+          [&](int64_t j) { return region + h.bulk_flag(0, blockIdx.x + j * gridDim.x); }, cs.flag);
     }
   }
 
@@ -154,16 +155,14 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
       return [=] { return WaitSite{peer, phase, step, my_local, u, seq}; };
     };
     uint32_t part[4] = {0, 0, 0, 0};
-    if (s.bulk) {  // one thread waits for the G-1 peers' flags of this chunk, the block reads after the barrier
-      if (threadIdx.x == 0)
-        for (int src = 0; src < G && s_ok; ++src) {
-          if (src == t.local) continue;
-          const int peer = t.rank_of(t.node, src);
-          if (!poll_flag(wc, p.heap + h.bulk_flag(h.bulk_reduce_scatter(cs.parity, src), c), cs.flag, [&] {
-                return WaitSite{peer, Phase::kReduceScatter, 0, t.local, c, cs.seq};
-              }))
-            s_ok = 0;
-        }
+    if (s.bulk) {  // thread i waits for peer i's flag of this chunk; the block reads after the barrier
+      if (threadIdx.x < G - 1) {
+        const int src = (t.local + 1 + threadIdx.x) % G;
+        const int peer = t.rank_of(t.node, src);
+        if (!dev::wait_flag(wc, p.bulk_sync, p.heap + h.bulk_flag(h.bulk_reduce_scatter(cs.parity, src), c), cs.flag,
+                            [&] { return WaitSite{peer, Phase::kReduceScatter, 0, t.local, c, cs.seq}; }))
+          s_ok = 0;
+      }
       __syncthreads();
       ok = ok && s_ok;
     }
@@ -221,34 +220,36 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
       }
       store_unit(out, s.count, my_unit, out_aligned, part);
     }
-    if (s.bulk) {  // as after phase 1: barrier, then one release per peer
+    if (s.bulk) {  // as after phase 1: barrier, then one thread per peer publishes the chunk's flag
       __syncthreads();
       if (threadIdx.x < G - 1) {
-        const int l = (t.local + 1 + threadIdx.x) % G;
-        store_flag_release(p.local_heaps[l] + h.bulk_flag(h.bulk_all_gather(cs.parity, t.local), c), cs.flag);
+        char* flag = p.local_heaps[(t.local + 1 + threadIdx.x) % G] + h.bulk_flag(h.bulk_all_gather(cs.parity, t.local), c);
+        dev::signal_flags(p.bulk_sync, 1, [&](int64_t) { return flag; }, cs.flag);
       }
     }
   }
 
   // 3. All-gather receive: every other slice from its owner.
-  if (s.bulk) {
-    for (int i = 1; i < G; ++i) {
-      const int sl = (t.local + G - i) % G;
-      const char* region = p.heap + h.bulk_all_gather(cs.parity, sl);
-      const Range su = s.slice_units(sl);
-      const int64_t chunks = s.num_chunks(sl);
-      const int peer = t.rank_of(t.node, sl);
-      for (int64_t c = blockIdx.x; c < chunks; c += gridDim.x) {
-        if (threadIdx.x == 0 && s_ok &&
-            !poll_flag(wc, region + h.bulk_flag(0, c), cs.flag,
-                       [&] { return WaitSite{peer, Phase::kAllGather, 0, sl, c, cs.seq}; }))
+  if (s.bulk) {  // per chunk index: thread i waits for slice (local + 1 + i)'s flag, then the block copies them all
+    for (int64_t c = blockIdx.x; c < s.max_chunks(); c += gridDim.x) {
+      if (threadIdx.x < G - 1 && s_ok) {
+        const int sl = (t.local + 1 + threadIdx.x) % G;
+        const int peer = t.rank_of(t.node, sl);
+        if (c < s.num_chunks(sl) &&
+            !dev::wait_flag(wc, p.bulk_sync, p.heap + h.bulk_flag(h.bulk_all_gather(cs.parity, sl), c), cs.flag,
+                            [&] { return WaitSite{peer, Phase::kAllGather, 0, sl, c, cs.seq}; }))
           s_ok = 0;
-        __syncthreads();
+      }
+      __syncthreads();
+      for (int i = 1; i < G && s_ok; ++i) {
+        const int sl = (t.local + i) % G;
+        if (c >= s.num_chunks(sl)) continue;
+        const Range su = s.slice_units(sl);
         const Range ch = s.chunk(sl, c);
         const int64_t u = ch.begin + threadIdx.x;
-        if (s_ok && u < ch.end) {
+        if (u < ch.end) {
           uint32_t w[4];
-          load_l2_v4(region + static_cast<std::size_t>(u) * core::kUnitBytes, w);
+          load_l2_v4(p.heap + h.bulk_all_gather(cs.parity, sl) + static_cast<std::size_t>(u) * core::kUnitBytes, w);
           store_unit(out, s.count, u < su.size() ? su.begin + u : -1, out_aligned, w);
         }
       }
@@ -271,7 +272,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
     }
   }
 
-  if (threadIdx.x == 0) dev::end_sequence(p.seq_counters, kMaxBlocks, cs.seq);
+  dev::end_sequence(p.seq_counters, kMaxBlocks, cs.seq);
 }
 
 }  // namespace

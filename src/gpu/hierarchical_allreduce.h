@@ -30,6 +30,7 @@ struct HierarchicalParams {
   int inter_pe[kMaxInterSteps];              // partner rank (PE) per inter-node step, -1 when the step is unused
   unsigned long long* seq_counters;          // kMaxBlocks device words: the last call's sequence number
   WaitContext wait;                          // timeout, abort flag, error record
+  int bulk_sync;                             // dev::BulkSync: how the bulk form publishes and awaits flags
 };
 
 // One 16-byte unit per thread per chunk: a block has shape.chunk_units threads, at most kMaxThreadsPerBlock.

@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(kOneShotMaxThreads) oneshot_allreduce_kernel(c
     if (!gather_sum_unit(p, e, in, in_aligned, u, sum)) break;
     dev::store_unit(out, p.count, u, out_aligned, sum);
   }
-  if (threadIdx.x == 0) dev::end_sequence(p.seq_counters, kMaxOneShotBlocks, e.seq);
+  dev::end_sequence(p.seq_counters, kMaxOneShotBlocks, e.seq);
 }
 
 template <typename T>
@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(kOneShotMaxThreads) oneshot_rmsnorm_kernel(con
         static_cast<T*>(p.residual), static_cast<const T*>(p.weight), static_cast<T*>(p.out), p.eps);
     if (!ok) break;
   }
-  if (threadIdx.x == 0) dev::end_sequence(p.seq_counters, kMaxOneShotBlocks, e.seq);
+  dev::end_sequence(p.seq_counters, kMaxOneShotBlocks, e.seq);
 }
 
 template <typename T>
