@@ -33,13 +33,15 @@ NVRAR_PARAM(MaxBlocks, "NVRAR_MAX_BLOCKS", 0)
 // GPU: 16-byte units per chunk (= threads per block, 32..512); 0 picks by size (hierarchical_chunk_units).
 NVRAR_PARAM(ChunkUnits, "NVRAR_CHUNK_UNITS", 0)
 // Calls of at least this many bytes move their intra-node phases in bulk form: plain 16-byte units plus a flag
-// per chunk (half the bytes of flagged cells, one more fence). Both executors. Off by default (2^50): on 4 x H100
-// the bulk form measured slower than cells at every size up to 2 MiB (fixed cost ~22 vs ~10 us; see
-// docs/perf-notes.md, v3).
-NVRAR_PARAM(BulkMinBytes, "NVRAR_BULK_MIN_BYTES", int64_t{1} << 50)
+// per chunk (half the bytes of flagged cells, one more flag round trip). Both executors. 1 MiB: where the two forms
+// cross on 4 x H100 as 1 x 4 (docs/perf-notes.md, v4); a tuning table's "bulk" field overrides it per size.
+NVRAR_PARAM(BulkMinBytes, "NVRAR_BULK_MIN_BYTES", int64_t{1} << 20)
 // GPU, bulk form: 0 release store per flag and acquire polls; 1 one system-scope fence then relaxed flag stores,
 // relaxed polls and one fence after (see gpu/device_units.cuh, BulkSync).
-NVRAR_PARAM(BulkSync, "NVRAR_BULK_SYNC", 1)
+NVRAR_PARAM(BulkSync, "NVRAR_BULK_SYNC", 0)
+// GPU: 1 launches NVRAR's kernels with programmatic dependent launch (Hopper and later: the next kernel is scheduled
+// while the previous one drains), 0 plain launches.
+NVRAR_PARAM(Pdl, "NVRAR_PDL", 1)
 // GPU: nanoseconds a waiting thread sleeps between failed polls of a cell (0: spin).
 NVRAR_PARAM(PollSleepNs, "NVRAR_POLL_SLEEP_NS", 0)
 // GPU: 1 stores inter-node cells straight through an NVLink peer pointer when the partner has one (virtual

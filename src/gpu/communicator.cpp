@@ -361,6 +361,7 @@ class GpuCommunicator final : public Communicator {
     params_.wait = WaitContext{rank_, abort_flag_, error_device_, static_cast<long long>(timeout_ms_) * 1000000LL,
                                static_cast<int>(core::param_PollSleepNs())};
     params_.bulk_sync = static_cast<int>(core::param_BulkSync());
+    params_.pdl = core::param_Pdl() != 0;
     if (params_.bulk_sync != 0 && params_.bulk_sync != 1)
       throw Error(fmt::format("nvrar: rank {} setup: NVRAR_BULK_SYNC={} (0 or 1)", rank_, params_.bulk_sync));
     for (int s = 0; s < kMaxInterSteps; ++s) params_.inter_pe[s] = -1;
@@ -416,6 +417,7 @@ class GpuCommunicator final : public Communicator {
     oneshot_params_.layout = oneshot_layout_;
     oneshot_params_.seq_counters = oneshot_seq_;
     oneshot_params_.wait = params_.wait;
+    oneshot_params_.pdl = params_.pdl;
     if (!hierarchical_available_) {
       oneshot_unavailable_ = "no NVSHMEM in this build";
       return;

@@ -295,14 +295,11 @@ cudaError_t launch_hierarchical(const HierarchicalParams& params, DataType dtype
   const int threads = static_cast<int>(params.shape.chunk_units);
   switch (dtype) {
     case DataType::kFloat32:
-      hierarchical_allreduce_kernel<float><<<blocks, threads, 0, stream>>>(params);
-      break;
+      return dev::launch_kernel(hierarchical_allreduce_kernel<float>, blocks, threads, stream, params.pdl, params);
     case DataType::kBFloat16:
-      hierarchical_allreduce_kernel<core::Bf16><<<blocks, threads, 0, stream>>>(params);
-      break;
+      return dev::launch_kernel(hierarchical_allreduce_kernel<core::Bf16>, blocks, threads, stream, params.pdl, params);
     case DataType::kFloat16:
-      hierarchical_allreduce_kernel<core::Fp16><<<blocks, threads, 0, stream>>>(params);
-      break;
+      return dev::launch_kernel(hierarchical_allreduce_kernel<core::Fp16>, blocks, threads, stream, params.pdl, params);
   }
   return cudaGetLastError();
 }

@@ -31,6 +31,7 @@ struct HierarchicalParams {
   unsigned long long* seq_counters;          // kMaxBlocks device words: the last call's sequence number
   WaitContext wait;                          // timeout, abort flag, error record
   int bulk_sync;                             // dev::BulkSync: how the bulk form publishes and awaits flags
+  bool pdl;                                  // launch with programmatic dependent launch (NVRAR_PDL)
 };
 
 // One 16-byte unit per thread per chunk: a block has shape.chunk_units threads, at most kMaxThreadsPerBlock.

@@ -140,37 +140,35 @@ template <template <typename> class Launch, typename... Args>
 cudaError_t dispatch(DataType dtype, Args&&... args) {
   switch (dtype) {
     case DataType::kFloat32:
-      Launch<float>::run(args...);
-      break;
+      return Launch<float>::run(args...);
     case DataType::kBFloat16:
-      Launch<core::Bf16>::run(args...);
-      break;
+      return Launch<core::Bf16>::run(args...);
     case DataType::kFloat16:
-      Launch<core::Fp16>::run(args...);
-      break;
+      return Launch<core::Fp16>::run(args...);
   }
-  return cudaGetLastError();
+  return cudaErrorInvalidValue;
 }
 
 template <typename T>
 struct LaunchOneShot {
-  static void run(const OneShotParams& p, int blocks, int threads, cudaStream_t s) {
-    oneshot_allreduce_kernel<T><<<blocks, threads, 0, s>>>(p);
+  static cudaError_t run(const OneShotParams& p, int blocks, int threads, cudaStream_t s) {
+    return dev::launch_kernel(oneshot_allreduce_kernel<T>, blocks, threads, s, p.pdl, p);
   }
 };
 template <typename T>
 struct LaunchOneShotRmsnorm {
-  static void run(const OneShotParams& p, int blocks, int threads, cudaStream_t s) {
-    oneshot_rmsnorm_kernel<T><<<blocks, threads, 0, s>>>(p);
+  static cudaError_t run(const OneShotParams& p, int blocks, int threads, cudaStream_t s) {
+    return dev::launch_kernel(oneshot_rmsnorm_kernel<T>, blocks, threads, s, p.pdl, p);
   }
 };
 template <typename T>
 struct LaunchResidualRmsnorm {
-  static void run(const void* y, void* residual, const void* weight, void* out, int64_t rows, int64_t hidden,
-                  float eps, int blocks, int threads, cudaStream_t s) {
+  static cudaError_t run(const void* y, void* residual, const void* weight, void* out, int64_t rows,
+                         int64_t hidden, float eps, int blocks, int threads, cudaStream_t s) {
     residual_rmsnorm_kernel<T><<<blocks, threads, 0, s>>>(static_cast<const T*>(y), static_cast<T*>(residual),
                                                           static_cast<const T*>(weight), static_cast<T*>(out), rows,
                                                           hidden, eps);
+    return cudaGetLastError();
   }
 };
 

@@ -43,6 +43,7 @@ struct OneShotParams {
   int64_t rows;
   int64_t hidden;
   float eps;
+  bool pdl;  // launch with programmatic dependent launch (NVRAR_PDL)
 };
 
 constexpr int kMaxOneShotBlocks = 1024;
