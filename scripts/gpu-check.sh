@@ -54,9 +54,13 @@ if want correct; then
   done
 fi
 
-if want timeout; then
-  rc=$(NVRAR_TIMEOUT_MS=300 run_split 2 2 "$OUT/timeout.log" $BUILD/tests/test_gpu_allreduce --suite timeout)
-  note "timeout suite np=2: rc=$rc $(grep -E 'passed, .* failed' "$OUT/timeout.log" | tail -1)"
+if want timeout; then  # one rank absent: the others must fail with a message, for each NVRAR algorithm
+  for cfg in oneshot:2 hierarchical:2 hierarchical:1; do
+    set -- ${cfg/:/ }
+    rc=$(NVRAR_ALGO=$1 NVRAR_TIMEOUT_MS=300 run_split 2 $2 "$OUT/timeout_$1_g$2.log" $BUILD/tests/test_gpu_allreduce --suite timeout)
+    note "timeout suite np=2 G=$2 $1: rc=$rc $(grep -E 'passed, .* failed' "$OUT/timeout_$1_g$2.log" | tail -1)"
+    grep -m1 -o "timed out.*" "$OUT/timeout_$1_g$2.log" | head -1
+  done
 fi
 
 if want sanitize; then  # compute-sanitizer on the small suite: 1 x 2 (intra-node phases) and 2 x 1 (puts)

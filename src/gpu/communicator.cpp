@@ -409,7 +409,8 @@ class GpuCommunicator final : public Communicator {
     hierarchical_available_ = true;
   }
 
-  // The one-shot exchange area: collective, allocated only when every rank of every rank is an NVLink peer.
+  // The one-shot exchange area: collective, allocated only on one (virtual) node whose ranks all reach each other by
+  // NVLink loads and stores.
   void setup_oneshot() {
     oneshot_params_ = OneShotParams{};
     oneshot_params_.rank = rank_;
@@ -420,6 +421,11 @@ class GpuCommunicator final : public Communicator {
     oneshot_params_.pdl = params_.pdl;
     if (!hierarchical_available_) {
       oneshot_unavailable_ = "no NVSHMEM in this build";
+      return;
+    }
+    // One NVLink domain only: with virtual nodes the (pretend) nodes stand for hosts that share no NVLink.
+    if (topo_.nodes > 1) {
+      oneshot_unavailable_ = fmt::format("{} (virtual) nodes", topo_.nodes);
       return;
     }
     uint64_t reachable = nranks_ <= kMaxOneShotRanks ? 1 : 0;
