@@ -55,9 +55,10 @@ if want correct; then
 fi
 
 if want timeout; then  # one rank absent: the others must fail with a message, for each NVRAR algorithm
-  for cfg in oneshot:2 hierarchical:2 hierarchical:1; do
+  for cfg in ${TIMEOUT_CFGS:-oneshot:2 hierarchical:2 hierarchical:1}; do
     set -- ${cfg/:/ }
-    rc=$(NVRAR_ALGO=$1 NVRAR_TIMEOUT_MS=300 run_split 2 $2 "$OUT/timeout_$1_g$2.log" $BUILD/tests/test_gpu_allreduce --suite timeout)
+    rc=$(NVRAR_TIMEOUT_MS=300 run_split 2 $2 "$OUT/timeout_$1_g$2.log" $BUILD/tests/test_gpu_allreduce --suite timeout \
+         --algorithm $1)
     note "timeout suite np=2 G=$2 $1: rc=$rc $(grep -E 'passed, .* failed' "$OUT/timeout_$1_g$2.log" | tail -1)"
     grep -m1 -o "timed out.*" "$OUT/timeout_$1_g$2.log" | head -1
   done

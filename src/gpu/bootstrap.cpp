@@ -42,7 +42,9 @@ NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
             "nor MASTER_ADDR/MASTER_PORT is set; set MASTER_ADDR and MASTER_PORT (torchrun does) to the address of "
             "rank 0",
             launch.rank, launch.launcher));
-      const std::string comm_id = fmt::format("{}:{}", launch.master_addr, launch.master_port);
+      // MASTER_PORT itself is taken under torchrun (its rendezvous store listens there): NCCL's root takes the next.
+      const int port = launch.master_port < 65535 ? launch.master_port + 1 : launch.master_port - 1;
+      const std::string comm_id = fmt::format("{}:{}", launch.master_addr, port);
       setenv("NCCL_COMM_ID", comm_id.c_str(), 0);
     }
     // With NCCL_COMM_ID set, every rank gets the same id; rank 0's ncclCommInitRank listens at that address.

@@ -205,6 +205,7 @@ struct Ctx {
   int size = 1;
   int roundings = 1;          // hierarchical_roundings(nodes): the error bound against the float64 reference
   bool hierarchical = true;   // this build has NVSHMEM (otherwise every call goes to NCCL)
+  Algorithm timeout_algorithm = Algorithm::kHierarchical;  // --algorithm: what the timeout suite calls
 };
 
 // Largest count of `dtype` that `a` accepts on this communicator.
@@ -648,7 +649,10 @@ void run_rmsnorm_case(const Ctx& ctx, Section& s, const RmsnormCase& k, uint64_t
   const double u = k.dtype == DataType::kBFloat16 ? 1.0 / 256 : k.dtype == DataType::kFloat16 ? 1.0 / 2048 : 0x1p-24;
   // fp32 accumulation of P terms; NCCL's ring (and auto, which may choose it) rounds each of its P partial sums.
   const double acc = ctx.size * 0x1p-24;
-  const double sum_u = k.algorithm == Algorithm::kNccl || k.algorithm == Algorithm::kAuto ? ctx.size * u : u;
+  const int roundings = k.algorithm == Algorithm::kNccl || k.algorithm == Algorithm::kAuto
+                            ? std::max(ctx.roundings, ctx.size)
+                            : ctx.roundings;  // hierarchical: intra-node, fold and doubling roundings
+  const double sum_u = roundings * u;
   // Smallest step of the type: results in the subnormal range are only that exact.
   const double tiny = k.dtype == DataType::kFloat16 ? 0x1p-24 : k.dtype == DataType::kBFloat16 ? 0x1p-133 : 0x1p-149;
   if (std::memcmp(h_w.data(), weight.data(), weight.size()) != 0) rec.problems.push_back("the weight was modified");
@@ -835,7 +839,7 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
   bool got_error = false;
   std::string message;
   try {
-    ctx.comm->allreduce(buf.get(), buf.get(), count, DataType::kFloat32, ctx.stream, Algorithm::kHierarchical);
+    ctx.comm->allreduce(buf.get(), buf.get(), count, DataType::kFloat32, ctx.stream, ctx.timeout_algorithm);
     ctx.comm->synchronize(ctx.stream);
   } catch (const nvrar::Error& e) {
     got_error = true;
@@ -873,9 +877,10 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
   leave(problems.empty() ? 0 : 1);
 }
 
-int run_suite(const std::string& suite, nvrar::Communicator& comm) {
+int run_suite(const std::string& suite, nvrar::Communicator& comm, Algorithm timeout_algorithm) {
   Stream stream;
   Ctx ctx;
+  ctx.timeout_algorithm = timeout_algorithm;
   ctx.comm = &comm;
   ctx.stream = stream.get();
   ctx.rank = comm.rank();
@@ -922,6 +927,9 @@ int main(int argc, char** argv) {
   std::size_t max_bytes = 0;
   app.add_option("--suite", suite, "correctness (default), timeout (>= 2 ranks) or sanitizer")
       ->check(CLI::IsMember({"correctness", "timeout", "sanitizer"}));
+  std::string timeout_algorithm = "hierarchical";
+  app.add_option("--algorithm", timeout_algorithm, "timeout suite: the algorithm the waiting ranks call")
+      ->check(CLI::IsMember({"hierarchical", "oneshot"}));
   bool from_nccl = false;
   app.add_flag("--from-nccl", from_nccl,
                "test a communicator adopted with Communicator::from_nccl from another one's NCCL communicator");
@@ -958,7 +966,7 @@ int main(int argc, char** argv) {
       comm = nvrar::Communicator::from_nccl(base->nccl(), options);
       if (g_rank == 0) fmt::print("test_gpu_allreduce: communicator adopted with from_nccl: {}\n", comm->describe());
     }
-    rc = run_suite(suite, *comm);
+    rc = run_suite(suite, *comm, nvrar::parse_algorithm(timeout_algorithm));
   } catch (const std::exception& e) {
     fmt::print(stderr, "test_gpu_allreduce: rank {}: error: {}\n", g_rank, e.what());
     hard_exit(1);
