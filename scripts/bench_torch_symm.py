@@ -39,8 +39,6 @@ def main():
     import torch.distributed._symmetric_memory as symm_mem
 
     group_name = group.group_name
-    if hasattr(symm_mem, "enable_symm_mem_for_group"):
-        symm_mem.enable_symm_mem_for_group(group_name)
     max_elems = args.max_bytes // 2
     buf = symm_mem.empty(max_elems, dtype=torch.bfloat16, device="cuda")
     symm_mem.rendezvous(buf, group_name)
@@ -72,7 +70,8 @@ def main():
         inputs = [torch.rand(n, generator=gen, device="cuda", dtype=torch.float32) * 2 - 1 for _ in range(world)]
         inputs = [x.to(torch.bfloat16) for x in inputs]
         want = torch.stack([x.double() for x in inputs]).sum(0)
-        tol = 2.0 ** -7 * torch.stack([x.double().abs() for x in inputs]).sum(0) + 1e-6
+        # Up to one bf16 rounding (unit roundoff 2^-8) per rank on an element's path (NCCL's ring), as nvrar-bench.
+        tol = world * 2.0 ** -8 * torch.stack([x.double().abs() for x in inputs]).sum(0) + 1e-6
         row = []
         for name, (tensor, fn) in algos(n).items():
             try:

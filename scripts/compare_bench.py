@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Side-by-side table of nvrar-bench and bench_torch_symm.py JSON files of one machine and rank count:
-time per algorithm per size (us), and NVRAR's (nvrar = auto) ratio to the best anchor.
+time per algorithm per size (us), the best anchor (NCCL, NCCL symmetric, PyTorch), and the ratios to it of NVRAR's
+auto choice (nvrar) and of its best kernel at that size (min of nvrar, oneshot, hierarchical).
 
-    python3 scripts/compare_bench.py bench_np4_g4.json torch_np4.json [--markdown]"""
+    python3 scripts/compare_bench.py bench_np4_g4.json torch_np4.json [--markdown] [--keep-wrong]
+
+Anchors whose check reported wrong elements are left out of "best anchor" unless --keep-wrong."""
 import json
 import math
 import sys
@@ -11,6 +14,7 @@ import sys
 def main():
     files = [a for a in sys.argv[1:] if not a.startswith("--")]
     md = "--markdown" in sys.argv
+    keep_wrong = "--keep-wrong" in sys.argv
     times = {}  # algorithm -> bytes -> us
     wrong = {}
     for path in files:
@@ -25,16 +29,20 @@ def main():
     def fmt_size(b):
         return f"{b >> 20}M" if b >= 1 << 20 else f"{b >> 10}K"
 
-    head = ["bytes"] + algos + ["best anchor", "nvrar / best"]
+    head = ["bytes"] + algos + ["best anchor", "nvrar / best", "best NVRAR kernel / best"]
     rows = []
     for b in sizes:
         vals = [times[a].get(b, math.nan) for a in algos]
         anc = [(times[a][b], a) for a in anchors if b in times[a] and not math.isnan(times[a][b])
-               and wrong.get((a, b), 0) == 0]
+               and (keep_wrong or wrong.get((a, b), 0) == 0)]
         best = min(anc) if anc else (math.nan, "-")
         mine = times.get("nvrar", {}).get(b, math.nan)
+        kernels = [times[a][b] for a in ("nvrar", "oneshot", "hierarchical") if a in times and b in times[a]
+                   and not math.isnan(times[a][b])]
+        best_kernel = min(kernels) if kernels else math.nan
         rows.append([fmt_size(b)] + [f"{v:.1f}" for v in vals] + [f"{best[0]:.1f} ({best[1]})",
-                                                                   f"{mine / best[0]:.2f}"])
+                                                                   f"{mine / best[0]:.2f}",
+                                                                   f"{best_kernel / best[0]:.2f}"])
     if md:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))

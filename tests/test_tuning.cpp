@@ -122,3 +122,45 @@ TEST(Tuning, ModelFallbackPicksWhatCanRun) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Tuning, ParsesAlgorithmSpecs) {
+  using nvrar::core::parse_algorithm_spec;
+  auto a = parse_algorithm_spec("oneshot:t128");
+  EXPECT_EQ(a.name, "oneshot");
+  EXPECT_EQ(a.threads, 128);
+  EXPECT_EQ(a.bulk, -1);
+  a = parse_algorithm_spec("hierarchical:bulk:b64");  // "bulk" is an option, not b<blocks>
+  EXPECT_EQ(a.name, "hierarchical");
+  EXPECT_EQ(a.bulk, 1);
+  EXPECT_EQ(a.blocks, 64);
+  EXPECT_EQ(parse_algorithm_spec("hierarchical:cells").bulk, 0);
+  EXPECT_EQ(parse_algorithm_spec("nccl").name, "nccl");
+  EXPECT_THROW(parse_algorithm_spec("oneshot:t100"), nvrar::Error);
+  EXPECT_THROW(parse_algorithm_spec("oneshot:tx"), nvrar::Error);
+  EXPECT_THROW(parse_algorithm_spec("oneshot:fast"), nvrar::Error);
+  EXPECT_THROW(parse_algorithm_spec(":t64"), nvrar::Error);
+}
+
+}  // namespace
+
+#include <filesystem>
+
+namespace {
+
+// Every table shipped in tuning/ parses, names a card and covers sizes in increasing order.
+TEST(Tuning, ShippedTablesAreValid) {
+  int tables = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(NVRAR_TUNING_DIR)) {
+    if (entry.path().extension() != ".json") continue;
+    const nvrar::core::TuningTable t = nvrar::core::load_tuning_table(entry.path().string());
+    EXPECT_FALSE(t.card.empty()) << entry.path();
+    EXPECT_FALSE(t.entries.empty()) << entry.path();
+    EXPECT_TRUE(t.matches(t.ranks, t.nodes, t.gpus_per_node));
+    ++tables;
+  }
+  EXPECT_GT(tables, 0);
+}
+
+}  // namespace

@@ -113,6 +113,8 @@ int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<st
   nvrar::core::TuningTable table;
   table.card = backend.card();
   table.created = bench::iso8601_utc_now();
+  table.source = fmt::format("nvrar-bench --tune, {}, iters {}, rounds {}", nvrar::dtype_name(dtype), config.iters,
+                             config.rounds);
   table.ranks = backend.ranks();
   table.nodes = backend.nodes();
   table.gpus_per_node = backend.gpus_per_node();
@@ -146,17 +148,11 @@ int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<st
     nvrar::core::TuningEntry e;
     e.max_bytes = static_cast<int64_t>(bytes);
     e.time_us = best_us;
-    const std::size_t colon = best.find(':');
-    e.algorithm = best.substr(0, colon);
-    for (std::size_t at = colon; at != std::string::npos;) {
-      const std::size_t next = best.find(':', at + 1);
-      const std::string o = best.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
-      if (o == "bulk") e.bulk = 1;
-      if (o == "cells") e.bulk = 0;
-      if (!o.empty() && o[0] == 't') e.threads = std::stoi(o.substr(1));
-      if (!o.empty() && o[0] == 'b') e.blocks = std::stoi(o.substr(1));
-      at = next;
-    }
+    const nvrar::core::AlgorithmSpec spec = nvrar::core::parse_algorithm_spec(best);
+    e.algorithm = spec.name;
+    e.threads = spec.threads;
+    e.blocks = spec.blocks;
+    e.bulk = spec.bulk;
     table.entries.push_back(e);
     if (root) fmt::print("  {:>12}  {:<22} {:>9.2f} {}\n", bytes, best, best_us, others);
   }

@@ -38,6 +38,7 @@ nlohmann::json to_json(const TuningTable& t) {
   j["format"] = kFormat;
   j["card"] = t.card;
   j["created"] = t.created;
+  j["source"] = t.source;
   j["ranks"] = t.ranks;
   j["nodes"] = t.nodes;
   j["gpus_per_node"] = t.gpus_per_node;
@@ -54,6 +55,42 @@ nlohmann::json to_json(const TuningTable& t) {
 
 }  // namespace
 
+AlgorithmSpec parse_algorithm_spec(const std::string& spec) {
+  AlgorithmSpec a;
+  std::vector<std::string> parts;
+  for (std::size_t start = 0;;) {
+    const std::size_t colon = spec.find(':', start);
+    parts.push_back(spec.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  a.name = parts[0];
+  if (a.name.empty()) throw Error(fmt::format("nvrar: algorithm '{}': empty name", spec));
+  auto number = [&](const std::string& option) {
+    const std::string digits = option.substr(1);
+    if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
+      throw Error(fmt::format("nvrar: algorithm '{}': option '{}' needs a number (t<threads>, b<blocks>)", spec, option));
+    return std::stoi(digits);
+  };
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    const std::string& o = parts[i];
+    if (o == "bulk") {
+      a.bulk = 1;
+    } else if (o == "cells") {
+      a.bulk = 0;
+    } else if (!o.empty() && o[0] == 't') {
+      a.threads = number(o);
+    } else if (!o.empty() && o[0] == 'b') {
+      a.blocks = number(o);
+    } else {
+      throw Error(fmt::format("nvrar: algorithm '{}': unknown option '{}' (t<threads>, b<blocks>, bulk, cells)", spec, o));
+    }
+  }
+  if (a.threads % 32 != 0 || a.threads > 1024)
+    throw Error(fmt::format("nvrar: algorithm '{}': threads {} (a multiple of 32 up to 1024)", spec, a.threads));
+  return a;
+}
+
 const TuningEntry* TuningTable::lookup(int64_t bytes) const {
   for (const TuningEntry& e : entries)
     if (bytes <= e.max_bytes) return &e;
@@ -64,6 +101,7 @@ uint64_t TuningTable::fingerprint() const {
   nlohmann::json j = to_json(*this);
   for (auto& e : j["entries"]) e.erase("time_us");  // decisions only
   j.erase("created");
+  j.erase("source");
   const std::string text = j.dump();
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
@@ -84,6 +122,7 @@ TuningTable parse_tuning_table(const std::string& json_text, const std::string& 
   TuningTable t;
   t.card = optional_field<std::string>(j, "card", origin, "");
   t.created = optional_field<std::string>(j, "created", origin, "");
+  t.source = optional_field<std::string>(j, "source", origin, "");
   t.ranks = field<int>(j, "ranks", origin);
   t.nodes = field<int>(j, "nodes", origin);
   t.gpus_per_node = field<int>(j, "gpus_per_node", origin);

@@ -29,6 +29,7 @@ struct TuningEntry {
 struct TuningTable {
   std::string card;
   std::string created;
+  std::string source;  // how it was measured (informative), e.g. "nvrar-bench --tune"
   int ranks = 0;
   int nodes = 0;
   int gpus_per_node = 0;
@@ -42,6 +43,17 @@ struct TuningTable {
   // 64-bit FNV-1a of the canonical JSON: ranks compare it so that every rank decides alike.
   uint64_t fingerprint() const;
 };
+
+// The text form of a choice, as nvrar-bench takes it: "name[:option...]", options t<threads>, b<blocks>, bulk,
+// cells; e.g. "oneshot:t128", "hierarchical:bulk:b64". The name is not checked here (the bench has more names than
+// a table); options are, with errors naming the spec.
+struct AlgorithmSpec {
+  std::string name;
+  int threads = 0;
+  int blocks = 0;
+  int bulk = -1;
+};
+AlgorithmSpec parse_algorithm_spec(const std::string& spec);
 
 // Parses and validates a table (JSON text); `origin` names the file in errors. Throws nvrar::Error naming the field.
 TuningTable parse_tuning_table(const std::string& json_text, const std::string& origin);

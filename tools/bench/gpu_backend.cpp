@@ -28,6 +28,7 @@
 
 #include <fmt/format.h>
 
+#include "core/tuning.h"
 #include "nvrar/launch.h"
 
 namespace nvrar::bench {
@@ -283,45 +284,21 @@ std::size_t GpuBackend::max_bytes_for(const std::string& algorithm) const {
 
 // "name[:option...]" with options t<threads>, b<blocks>, bulk, cells (NVRAR's algorithms only).
 GpuBackend::Target GpuBackend::parse_target(const std::string& algorithm) const {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t colon = algorithm.find(':', start);
-    parts.push_back(algorithm.substr(start, colon - start));
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
+  const core::AlgorithmSpec spec = core::parse_algorithm_spec(algorithm);
   Target t;
-  const std::string& name = parts[0];
   const auto offered = algorithms();
-  if (std::find(offered.begin(), offered.end(), name) == offered.end())
+  if (std::find(offered.begin(), offered.end(), spec.name) == offered.end())
     throw Error(fmt::format("nvrar-bench: gpu backend: unknown algorithm '{}' (offered: {})", algorithm,
                             fmt::join(offered, ", ")));
-  if (name == "nccl") t.kind = Target::kNccl;
-  if (name == "nccl-symmetric") t.kind = Target::kNcclSymmetric;
-  if (name == "oneshot") t.choice.algorithm = Algorithm::kOneShot;
-  if (name == "hierarchical") t.choice.algorithm = Algorithm::kHierarchical;
-  for (std::size_t i = 1; i < parts.size(); ++i) {
-    const std::string& o = parts[i];
-    if (t.kind != Target::kNvrar) throw Error(fmt::format("nvrar-bench: '{}': NCCL takes no shape options", algorithm));
-    try {
-      if (o == "bulk" || o == "cells") {
-        t.choice.bulk = o == "bulk" ? 1 : 0;
-      } else if (!o.empty() && o[0] == 't') {
-        t.choice.threads = std::stoi(o.substr(1));
-      } else if (!o.empty() && o[0] == 'b') {
-        t.choice.blocks = std::stoi(o.substr(1));
-      } else {
-        throw std::invalid_argument(o);
-      }
-    } catch (const std::logic_error&) {
-      throw Error(fmt::format("nvrar-bench: '{}': unknown option '{}' (t<threads>, b<blocks>, bulk, cells)", algorithm,
-                              o));
-    }
-  }
-  if (t.choice.threads < 0 || t.choice.threads % 32 != 0 || t.choice.threads > 1024 || t.choice.blocks < 0)
-    throw Error(fmt::format("nvrar-bench: '{}': threads must be a multiple of 32 up to 1024, blocks positive",
-                            algorithm));
+  if (spec.name == "nccl") t.kind = Target::kNccl;
+  if (spec.name == "nccl-symmetric") t.kind = Target::kNcclSymmetric;
+  if (spec.name == "oneshot") t.choice.algorithm = Algorithm::kOneShot;
+  if (spec.name == "hierarchical") t.choice.algorithm = Algorithm::kHierarchical;
+  if (t.kind != Target::kNvrar && algorithm != spec.name)
+    throw Error(fmt::format("nvrar-bench: '{}': NCCL takes no shape options", algorithm));
+  t.choice.threads = spec.threads;
+  t.choice.blocks = spec.blocks;
+  t.choice.bulk = spec.bulk;
   return t;
 }
 
