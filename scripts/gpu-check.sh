@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
-#   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [shapes] [tune] [bench] [torch]
-#                             [all]
+#   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
+#                             [bench] [engine] [torch] [all]
 # CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
 # (the device tool's output folder) or ./out. Prints a short summary last.
 set -uo pipefail
@@ -125,6 +125,32 @@ if want bench; then
     note "bench np=$1 G=$2: rc=$rc"
     grep -E '^# .*decides by' "$OUT/bench_np$1_g$2.log" | head -1
     python3 scripts/compare_bench.py "$OUT/bench_np$1_g$2.json" $([ -f "$OUT/torch_np$1.json" ] && echo "$OUT/torch_np$1.json")
+  done
+fi
+
+if want engine; then  # nvrar-llm: logits against transformers at TP 1, 2, 4 with both all-reduces, then benches
+  if python3 scripts/hf_reference.py --out "$OUT/tiny" --steps 32 > "$OUT/engine_ref.log" 2>&1; then
+    for tp in 1 2 4; do
+      [ "$tp" -le "$NGPU" ] || continue
+      for ar in nccl nvrar; do
+        rc=$(run_split $tp $tp "$OUT/engine_check_tp${tp}_$ar.log" $BUILD/tools/nvrar-llm check --model-dir "$OUT/tiny" \
+             --reference "$OUT/tiny/reference.json" --tp $tp --allreduce $ar)
+        note "engine check TP $tp $ar: rc=$rc $(grep -E 'PASSED|FAILED' "$OUT/engine_check_tp${tp}_$ar.log" | tail -1)"
+        grep -E '^step' "$OUT/engine_check_tp${tp}_$ar.log" | head -3
+      done
+    done
+    rm -rf "$OUT/tiny"
+  else
+    note "engine: hf_reference.py failed"; tail -5 "$OUT/engine_ref.log"
+  fi
+  for cfg in ${ENGINE_BENCH:-"1:llama3.1-8b:1:0:auto" "1:llama3.1-8b:8:0:auto" "4:llama3.1-70b:8:20:nccl" "4:llama3.1-70b:8:20:nvrar"}; do
+    IFS=: read -r tp model bs layers ar <<< "$cfg"
+    [ "$tp" -le "$NGPU" ] || continue
+    run_split $tp $tp "$OUT/engine_bench_${model}_tp${tp}_b${bs}_$ar.log" $BUILD/tools/nvrar-llm bench --model $model \
+      --tp $tp --batch-size $bs --input-len 128 --output-len 128 --num-iters-warmup 1 --num-iters 3 --allreduce $ar \
+      $([ "$layers" != 0 ] && echo --num-layers $layers) --json "$OUT/engine_bench_${model}_tp${tp}_b${bs}_$ar.json" > /dev/null
+    echo "== engine bench $model TP $tp batch $bs layers $layers $ar:"
+    grep -E 'Decode step|Avg latency|split' "$OUT/engine_bench_${model}_tp${tp}_b${bs}_$ar.log"
   done
 fi
 

@@ -1,0 +1,73 @@
+#include "engine/gpu/gemm.h"
+
+#include <string>
+
+#include <fmt/format.h>
+
+#include "nvrar/types.h"
+
+namespace nvrar::engine::gpu {
+
+namespace {
+
+void check(cublasStatus_t s, const char* what, int64_t m, int64_t n, int64_t k) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw Error(fmt::format("nvrar-llm: cuBLASLt {} failed for a [{} x {}] . [{} x {}]^T GEMM (status {})", what, m, k,
+                            n, k, static_cast<int>(s)));
+}
+
+}  // namespace
+
+Gemm::Gemm() {
+  if (cublasLtCreate(&handle_) != CUBLAS_STATUS_SUCCESS) throw Error("nvrar-llm: cublasLtCreate failed");
+  if (cudaMalloc(&workspace_, workspace_bytes_) != cudaSuccess) throw Error("nvrar-llm: GEMM workspace allocation failed");
+}
+
+Gemm::~Gemm() {
+  for (auto& [key, p] : plans_) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.op);
+  }
+  if (workspace_ != nullptr) cudaFree(workspace_);
+  if (handle_ != nullptr) cublasLtDestroy(handle_);
+}
+
+// Row-major y = x . w^T is column-major y^T (n x m) = (w^T)^T (k x n, transposed) . x^T (k x m).
+const Gemm::Plan& Gemm::plan(int64_t m, int64_t n, int64_t k) {
+  const auto key = std::make_tuple(m, n, k);
+  const auto it = plans_.find(key);
+  if (it != plans_.end()) return it->second;
+  Plan p;
+  check(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "descriptor", m, n, k);
+  const cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
+  check(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &transa, sizeof(transa)), "TRANSA", m, n, k);
+  check(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)), "TRANSB", m, n, k);
+  check(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, k, n, k), "layout A", m, n, k);
+  check(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, k, m, k), "layout B", m, n, k);
+  check(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, n, m, n), "layout C", m, n, k);
+  cublasLtMatmulPreference_t pref = nullptr;
+  check(cublasLtMatmulPreferenceCreate(&pref), "preference", m, n, k);
+  check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
+                                             sizeof(workspace_bytes_)),
+        "workspace preference", m, n, k);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  check(s, "heuristic", m, n, k);
+  if (found == 0) check(CUBLAS_STATUS_NOT_SUPPORTED, "heuristic (no algorithm)", m, n, k);
+  p.algo = result.algo;
+  return plans_.emplace(key, p).first->second;
+}
+
+void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+  const Plan& p = plan(m, n, k);
+  const float alpha = 1.0f, beta = 0.0f;
+  check(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo, workspace_,
+                       workspace_bytes_, stream),
+        "matmul", m, n, k);
+}
+
+}  // namespace nvrar::engine::gpu

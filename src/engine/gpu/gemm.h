@@ -1,0 +1,39 @@
+// Row-major bf16 GEMMs of a linear layer through cuBLASLt: y[m, n] = x[m, k] . w[n, k]^T (w as Hugging Face
+// stores a Linear weight, [out_features, in_features]), fp32 accumulation, bf16 output. Algorithms are chosen once
+// per (m, n, k) by cuBLASLt's heuristic and cached; the workspace is owned here, so calls are graph-capturable.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+namespace nvrar::engine::gpu {
+
+class Gemm {
+ public:
+  Gemm();
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // x, w, y: device bf16 arrays; m, n, k > 0. Throws nvrar::Error naming the shape on a cuBLASLt failure.
+  void linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+
+ private:
+  struct Plan {
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  const Plan& plan(int64_t m, int64_t n, int64_t k);
+
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  std::size_t workspace_bytes_ = std::size_t{32} << 20;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, Plan> plans_;
+};
+
+}  // namespace nvrar::engine::gpu

@@ -1,0 +1,234 @@
+// Element-wise and small kernels of the engine (layers.h). Each kernel: one thread per output element or one block
+// per row, as noted; no inter-block synchronisation.
+#include "engine/gpu/layers.h"
+
+#include <cuda_runtime.h>
+
+#include "core/numeric.h"
+#include "gpu/device_units.cuh"
+#include "gpu/rmsnorm.cuh"
+
+namespace nvrar::engine::gpu {
+
+namespace {
+
+using core::Bf16;
+
+__device__ __forceinline__ float f(bf16_t v) { return core::to_float(Bf16{v}); }
+__device__ __forceinline__ bf16_t b(float v) { return core::from_float<Bf16>(v).bits; }
+
+constexpr int kThreads = 256;
+int blocks_for(int64_t n) { return static_cast<int>((n + kThreads - 1) / kThreads); }
+
+// Embedding: one thread per (token, column).
+__global__ void embedding_kernel(const int32_t* tokens, int64_t n, const bf16_t* table, int64_t hidden, bf16_t* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * hidden) return;
+  const int64_t t = i / hidden;
+  out[i] = table[static_cast<int64_t>(tokens[t]) * hidden + i % hidden];
+}
+
+// RoPE: one thread per (token, head, pair i < head_dim / 2).
+__global__ void rope_kernel(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
+                            const int32_t* positions, const float* inv_freq) {
+  const int half = head_dim / 2;
+  const int heads = q_heads + kv_heads;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * heads * half) return;
+  const int pair = static_cast<int>(i % half);
+  const int head = static_cast<int>((i / half) % heads);
+  const int64_t t = i / (static_cast<int64_t>(half) * heads);
+  bf16_t* x = qkv + t * qkv_cols + static_cast<int64_t>(head) * head_dim;  // k heads follow the q heads
+  const float angle = static_cast<float>(positions[t]) * inv_freq[pair];
+  const float c = f(b(cosf(angle)));
+  const float s = f(b(sinf(angle)));
+  const float x1 = f(x[pair]);
+  const float x2 = f(x[pair + half]);
+  x[pair] = b(f(b(x1 * c)) + f(b(-x2 * s)));
+  x[pair + half] = b(f(b(x2 * c)) + f(b(x1 * s)));
+}
+
+// KV append: one thread per (token, kv head, dim).
+__global__ void kv_append_kernel(const bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads,
+                                 int head_dim, const int32_t* seq, const int32_t* positions, bf16_t* cache_k,
+                                 bf16_t* cache_v, int64_t max_seq) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * kv_heads * head_dim) return;
+  const int d = static_cast<int>(i % head_dim);
+  const int h = static_cast<int>((i / head_dim) % kv_heads);
+  const int64_t t = i / (static_cast<int64_t>(head_dim) * kv_heads);
+  const bf16_t* row = qkv + t * qkv_cols;
+  const int64_t at = ((static_cast<int64_t>(seq[t]) * kv_heads + h) * max_seq + positions[t]) * head_dim + d;
+  cache_k[at] = row[static_cast<int64_t>(q_heads + h) * head_dim + d];
+  cache_v[at] = row[static_cast<int64_t>(q_heads + kv_heads + h) * head_dim + d];
+}
+
+// SwiGLU: one thread per (token, intermediate index).
+__global__ void swiglu_kernel(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * inter) return;
+  const int64_t t = i / inter, j = i % inter;
+  const float g = f(gate_up[t * 2 * inter + j]);
+  const float u = f(gate_up[t * 2 * inter + inter + j]);
+  const float act = f(b(g / (1.0f + __expf(-g))));
+  out[i] = b(act * u);
+}
+
+// Argmax: one block per row; each thread scans a stride, then a shared-memory tree (value, then lowest index).
+__global__ void argmax_kernel(const bf16_t* logits, int64_t cols, int64_t offset, float* best_value,
+                              int32_t* best_index) {
+  __shared__ float sv[kThreads];
+  __shared__ int64_t si[kThreads];
+  const bf16_t* row = logits + static_cast<int64_t>(blockIdx.x) * cols;
+  float v = -INFINITY;
+  int64_t idx = INT64_MAX;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const float x = f(row[j]);
+    if (x > v) {  // strictly greater: the first index of a tie wins within a thread's stride
+      v = x;
+      idx = j;
+    }
+  }
+  sv[threadIdx.x] = v;
+  si[threadIdx.x] = idx;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) {
+      const float ov = sv[threadIdx.x + s];
+      const int64_t oi = si[threadIdx.x + s];
+      if (ov > sv[threadIdx.x] || (ov == sv[threadIdx.x] && oi < si[threadIdx.x])) {
+        sv[threadIdx.x] = ov;
+        si[threadIdx.x] = oi;
+      }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    best_value[blockIdx.x] = sv[0];
+    best_index[blockIdx.x] = static_cast<int32_t>(si[0] + offset);
+  }
+}
+
+__global__ void argmax_merge_kernel(const float* values, const int32_t* indices, int ranks, int64_t n,
+                                    int32_t* tokens) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= n) return;
+  float v = values[r];
+  int32_t idx = indices[r];
+  for (int k = 1; k < ranks; ++k) {
+    const float ov = values[k * n + r];
+    const int32_t oi = indices[k * n + r];
+    if (ov > v || (ov == v && oi < idx)) {
+      v = ov;
+      idx = oi;
+    }
+  }
+  tokens[r] = idx;
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+__global__ void fill_uniform_kernel(bf16_t* out, int64_t rows, int64_t cols, int64_t ld, uint64_t seed,
+                                    int64_t global_cols, int64_t row0, int64_t col0, float scale, float offset) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * cols) return;
+  const int64_t r = i / cols, c = i % cols;
+  const uint64_t global = static_cast<uint64_t>((row0 + r) * global_cols + col0 + c);
+  const uint64_t h = mix64(seed ^ mix64(global));
+  const float u = static_cast<float>(h >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+  out[r * ld + c] = b(offset + (2.0f * u - 1.0f) * scale);
+}
+
+__global__ void advance_kernel(int32_t* positions, int32_t* lengths, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  positions[i] += 1;
+  lengths[i] += 1;
+}
+
+__global__ void gather_rows_kernel(const bf16_t* src, const int32_t* rows, int64_t n, int64_t cols, bf16_t* dst) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * cols) return;
+  dst[i] = src[static_cast<int64_t>(rows[i / cols]) * cols + i % cols];
+}
+
+// RMSNorm of a row without residual: the shared row epilogue with a zero summand and the input as the residual
+// (r = x + 0 = x is written back unchanged).
+__global__ void rmsnorm_kernel(const bf16_t* x, const bf16_t* weight, bf16_t* out, int64_t rows, int64_t hidden,
+                               float eps) {
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
+    nvrar::gpu::dev::residual_rmsnorm_row<Bf16>(
+        row, hidden,
+        [](int64_t, uint32_t y[4]) {
+          y[0] = y[1] = y[2] = y[3] = 0;
+          return true;
+        },
+        const_cast<Bf16*>(reinterpret_cast<const Bf16*>(x)), reinterpret_cast<const Bf16*>(weight),
+        reinterpret_cast<Bf16*>(out), eps);
+}
+
+}  // namespace
+
+void embedding_lookup(const int32_t* tokens, int64_t n, const bf16_t* table, int64_t hidden, bf16_t* out,
+                      cudaStream_t stream) {
+  embedding_kernel<<<blocks_for(n * hidden), kThreads, 0, stream>>>(tokens, n, table, hidden, out);
+}
+
+void rope_qk(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
+             const int32_t* positions, const float* inv_freq, cudaStream_t stream) {
+  const int64_t threads = n * (q_heads + kv_heads) * (head_dim / 2);
+  rope_kernel<<<blocks_for(threads), kThreads, 0, stream>>>(qkv, n, qkv_cols, q_heads, kv_heads, head_dim, positions,
+                                                            inv_freq);
+}
+
+void kv_append(const bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
+               const int32_t* seq, const int32_t* positions, bf16_t* cache_k, bf16_t* cache_v, int64_t max_seq,
+               cudaStream_t stream) {
+  kv_append_kernel<<<blocks_for(n * kv_heads * head_dim), kThreads, 0, stream>>>(
+      qkv, n, qkv_cols, q_heads, kv_heads, head_dim, seq, positions, cache_k, cache_v, max_seq);
+}
+
+void swiglu(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out, cudaStream_t stream) {
+  swiglu_kernel<<<blocks_for(n * inter), kThreads, 0, stream>>>(gate_up, n, inter, out);
+}
+
+void argmax_rows(const bf16_t* logits, int64_t n, int64_t vocab_cols, int64_t index_offset, float* best_value,
+                 int32_t* best_index, cudaStream_t stream) {
+  argmax_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(logits, vocab_cols, index_offset, best_value,
+                                                                  best_index);
+}
+
+void argmax_merge(const float* values, const int32_t* indices, int ranks, int64_t n, int32_t* tokens,
+                  cudaStream_t stream) {
+  argmax_merge_kernel<<<blocks_for(n), kThreads, 0, stream>>>(values, indices, ranks, n, tokens);
+}
+
+void fill_uniform(bf16_t* out, int64_t rows, int64_t cols, int64_t ld, uint64_t seed, int64_t global_cols,
+                  int64_t row0, int64_t col0, float scale, float offset, cudaStream_t stream) {
+  fill_uniform_kernel<<<blocks_for(rows * cols), kThreads, 0, stream>>>(out, rows, cols, ld, seed, global_cols, row0,
+                                                                        col0, scale, offset);
+}
+
+void advance_positions(int32_t* positions, int32_t* lengths, int64_t n, cudaStream_t stream) {
+  advance_kernel<<<blocks_for(n), kThreads, 0, stream>>>(positions, lengths, n);
+}
+
+void gather_rows(const bf16_t* src, const int32_t* rows, int64_t n, int64_t cols, bf16_t* dst, cudaStream_t stream) {
+  gather_rows_kernel<<<blocks_for(n * cols), kThreads, 0, stream>>>(src, rows, n, cols, dst);
+}
+
+void rmsnorm(const bf16_t* x, const bf16_t* weight, bf16_t* out, int64_t rows, int64_t hidden, float eps,
+             cudaStream_t stream) {
+  const int64_t units = hidden / 8;
+  int threads = static_cast<int>(((units + 31) / 32) * 32);
+  threads = threads < 32 ? 32 : threads > 1024 ? 1024 : threads;
+  rmsnorm_kernel<<<static_cast<unsigned>(rows < 65535 ? rows : 65535), threads, 0, stream>>>(x, weight, out, rows,
+                                                                                              hidden, eps);
+}
+
+}  // namespace nvrar::engine::gpu

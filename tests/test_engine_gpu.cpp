@@ -1,0 +1,186 @@
+// The engine's GPU kernels against CPU references on one GPU (skipped without one): cuBLASLt linear, RoPE with
+// transformers' roundings, KV append + split-K attention (decode and causal prefill lengths, GQA, several splits),
+// SwiGLU, RMSNorm, argmax with ties.
+#include <gtest/gtest.h>
+
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/numeric.h"
+#include "engine/gpu/attention.h"
+#include "engine/gpu/gemm.h"
+#include "engine/gpu/layers.h"
+
+namespace {
+
+namespace eg = nvrar::engine::gpu;
+using nvrar::core::Bf16;
+
+bool have_gpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+#define REQUIRE_GPU() \
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
+
+uint16_t bf(float v) { return nvrar::core::from_float<Bf16>(v).bits; }
+float fl(uint16_t b) { return nvrar::core::to_float(Bf16{b}); }
+
+std::vector<uint16_t> random_bf16(std::size_t n, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<uint16_t> v(n);
+  for (auto& x : v) x = bf(u(rng));
+  return v;
+}
+
+template <typename T>
+T* upload(const std::vector<T>& v) {
+  T* d = nullptr;
+  EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), v.size() * sizeof(T) + 16), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  return d;
+}
+
+template <typename T>
+std::vector<T> download(const T* d, std::size_t n) {
+  std::vector<T> v(n);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(v.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+  return v;
+}
+
+TEST(EngineGpu, LinearMatchesCpu) {
+  REQUIRE_GPU();
+  const int64_t m = 3, n = 40, k = 64;
+  const auto x = random_bf16(m * k, 1), w = random_bf16(n * k, 2);
+  uint16_t *dx = upload(x), *dw = upload(w), *dy = upload(std::vector<uint16_t>(m * n));
+  eg::Gemm gemm;
+  gemm.linear(dx, dw, dy, m, n, k, nullptr);
+  const auto y = download(dy, m * n);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = 0, mag = 0;
+      for (int64_t t = 0; t < k; ++t) {
+        ref += double(fl(x[i * k + t])) * fl(w[j * k + t]);
+        mag += std::fabs(double(fl(x[i * k + t])) * fl(w[j * k + t]));
+      }
+      EXPECT_NEAR(fl(y[i * n + j]), ref, std::fabs(ref) / 128 + mag * 1e-5 + 1e-6) << i << "," << j;
+    }
+  cudaFree(dx);
+  cudaFree(dw);
+  cudaFree(dy);
+}
+
+TEST(EngineGpu, RopeFollowsTransformersRoundings) {
+  REQUIRE_GPU();
+  const int q_heads = 2, kv_heads = 1, D = 8;
+  const int64_t n = 3, cols = (q_heads + 2 * kv_heads) * D;
+  const auto qkv = random_bf16(n * cols, 3);
+  std::vector<int32_t> pos = {0, 5, 1000};
+  std::vector<float> inv = {1.0f, 0.1f, 0.01f, 0.001f};
+  uint16_t* d = upload(qkv);
+  int32_t* dp = upload(pos);
+  float* di = upload(inv);
+  eg::rope_qk(d, n, cols, q_heads, kv_heads, D, dp, di, nullptr);
+  const auto got = download(d, n * cols);
+  for (int64_t t = 0; t < n; ++t)
+    for (int h = 0; h < q_heads + 2 * kv_heads; ++h)
+      for (int i = 0; i < D / 2; ++i) {
+        const int64_t at = t * cols + h * D;
+        if (h >= q_heads + kv_heads) {  // v heads untouched
+          EXPECT_EQ(got[at + i], qkv[at + i]);
+          continue;
+        }
+        const float a = float(pos[t]) * inv[i];
+        const float c = fl(bf(std::cos(a))), s = fl(bf(std::sin(a)));
+        const float x1 = fl(qkv[at + i]), x2 = fl(qkv[at + i + D / 2]);
+        EXPECT_NEAR(fl(got[at + i]), fl(bf(fl(bf(x1 * c)) + fl(bf(-x2 * s)))), 1e-2) << t << " " << h << " " << i;
+        EXPECT_NEAR(fl(got[at + i + D / 2]), fl(bf(fl(bf(x2 * c)) + fl(bf(x1 * s)))), 1e-2);
+      }
+}
+
+// Decode-like and prefill-like lengths over two sequences; 600 keys make three splits.
+TEST(EngineGpu, AttentionMatchesCpuSoftmax) {
+  REQUIRE_GPU();
+  const int q_heads = 4, kv_heads = 2, D = 64;
+  const int64_t max_seq = 700, seqs = 2;
+  const int64_t cols = (q_heads + 2 * kv_heads) * D;
+  std::vector<int32_t> seq = {0, 1, 1, 0}, len = {1, 600, 37, 513};
+  const int64_t n = static_cast<int64_t>(seq.size());
+  const auto qkv = random_bf16(n * cols, 4);
+  const auto ck = random_bf16(seqs * kv_heads * max_seq * D, 5), cv = random_bf16(seqs * kv_heads * max_seq * D, 6);
+  uint16_t *dq = upload(qkv), *dk = upload(ck), *dv = upload(cv), *dout = upload(std::vector<uint16_t>(n * q_heads * D));
+  int32_t *ds = upload(seq), *dl = upload(len);
+  eg::AttentionShape s{n, cols, q_heads, kv_heads, D, max_seq, 600};
+  float* scratch = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&scratch), eg::attention_scratch_floats(s) * sizeof(float)), cudaSuccess);
+  eg::attention(dq, ds, dl, dk, dv, s, scratch, dout, nullptr);
+  const auto got = download(dout, n * q_heads * D);
+  for (int64_t t = 0; t < n; ++t)
+    for (int h = 0; h < q_heads; ++h) {
+      const int kvh = h / (q_heads / kv_heads);
+      const int64_t base = (seq[t] * kv_heads + kvh) * max_seq;
+      std::vector<double> p(len[t]);
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j < len[t]; ++j) {
+        double dot = 0;
+        for (int d = 0; d < D; ++d) dot += double(fl(qkv[t * cols + h * D + d])) * fl(ck[(base + j) * D + d]);
+        p[j] = dot / std::sqrt(double(D));
+        mx = std::max(mx, p[j]);
+      }
+      for (auto& v : p) sum += (v = std::exp(v - mx));
+      for (int d = 0; d < D; ++d) {
+        double o = 0;
+        for (int64_t j = 0; j < len[t]; ++j) o += p[j] * fl(cv[(base + j) * D + d]);
+        o /= sum;
+        EXPECT_NEAR(fl(got[(t * q_heads + h) * D + d]), o, std::fabs(o) / 128 + 2e-3) << t << " " << h << " " << d;
+      }
+    }
+  cudaFree(scratch);
+}
+
+TEST(EngineGpu, SwigluRmsnormArgmax) {
+  REQUIRE_GPU();
+  const int64_t n = 2, inter = 40, H = 64;
+  const auto gu = random_bf16(n * 2 * inter, 7, 3.0f);
+  uint16_t *dgu = upload(gu), *dact = upload(std::vector<uint16_t>(n * inter));
+  eg::swiglu(dgu, n, inter, dact, nullptr);
+  const auto act = download(dact, n * inter);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < inter; ++i) {
+      const float g = fl(gu[t * 2 * inter + i]), u = fl(gu[t * 2 * inter + inter + i]);
+      EXPECT_NEAR(fl(act[t * inter + i]), fl(bf(fl(bf(g / (1 + std::exp(-g)))) * u)), 2e-2);
+    }
+  const auto x = random_bf16(n * H, 8), w = random_bf16(H, 9);
+  uint16_t *dx = upload(x), *dw = upload(w), *dy = upload(std::vector<uint16_t>(n * H));
+  eg::rmsnorm(dx, dw, dy, n, H, 1e-5f, nullptr);
+  const auto y = download(dy, n * H);
+  for (int64_t t = 0; t < n; ++t) {
+    double ss = 0;
+    for (int64_t i = 0; i < H; ++i) ss += double(fl(x[t * H + i])) * fl(x[t * H + i]);
+    const double inv = 1 / std::sqrt(ss / H + 1e-5);
+    for (int64_t i = 0; i < H; ++i) {
+      const double want = fl(w[i]) * fl(x[t * H + i]) * inv;
+      EXPECT_NEAR(fl(y[t * H + i]), want, std::fabs(want) / 64 + 1e-3);
+    }
+  }
+  // argmax: a tie between columns 3 and 7 picks 3; the offset is added.
+  std::vector<uint16_t> logits(2 * 10, bf(-1.0f));
+  logits[3] = logits[7] = bf(2.0f);
+  logits[10 + 9] = bf(0.5f);
+  uint16_t* dl = upload(logits);
+  float* dv = upload(std::vector<float>(2));
+  int32_t* di = upload(std::vector<int32_t>(2));
+  eg::argmax_rows(dl, 2, 10, 100, dv, di, nullptr);
+  const auto idx = download(di, 2);
+  EXPECT_EQ(idx[0], 103);
+  EXPECT_EQ(idx[1], 109);
+}
+
+}  // namespace

@@ -1,0 +1,292 @@
+// nvrar-llm: Llama-3 tensor-parallel inference with a pluggable all-reduce (the engine in src/engine/gpu).
+//
+//   mpirun -np 4 nvrar-llm bench --model llama3.1-70b --tp 4 --batch-size 8 --input-len 1024 --output-len 256
+//       --num-iters-warmup 2 --num-iters 5 --allreduce nvrar [--num-layers 20] [--json out.json]
+//   mpirun -np 2 nvrar-llm check --model-dir DIR --reference DIR/reference.json --tp 2 [--allreduce nccl]
+//
+// bench: dummy weights (or --model-dir), random prompts; per iteration a prefill of batch x input-len tokens and
+// output-len - 1 decode steps (CUDA graph per batch size), like `vllm bench latency`. Prints the average and
+// percentile batch latency, prefill time, median decode step, tokens/s, and one instrumented eager decode step split
+// into GEMM, attention, all-reduce and other.
+// check: loads an HF checkpoint, runs the prompts of a reference file written by scripts/hf_reference.py, and
+// compares logits (prefill's last position and every decode step) and greedy tokens with transformers'.
+// Exit status: 0 ok, 1 check mismatch, 2 usage or runtime error.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/gpu/llama_tp.h"
+#include "engine/model_config.h"
+#include "nvrar/nvrar.h"
+
+namespace {
+
+namespace eg = nvrar::engine::gpu;
+using nvrar::Error;
+
+struct BenchOptions {
+  std::string model = "llama3.1-8b";
+  std::string model_dir;
+  int tp = 1;
+  int64_t num_layers = 0;
+  int64_t batch = 1;
+  int64_t input_len = 128;
+  int64_t output_len = 128;
+  int warmup = 2;
+  int iters = 5;
+  std::string allreduce = "auto";
+  std::string json;
+  uint64_t seed = 1234;
+  bool no_graph = false;
+};
+
+struct CheckOptions {
+  std::string model_dir;
+  std::string reference;
+  int tp = 1;
+  std::string allreduce = "auto";
+  double atol = 0.05;
+  double rtol = 0.05;
+  bool no_graph = false;
+};
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const double pos = p / 100.0 * static_cast<double>(v.size() - 1);
+  const std::size_t lo = static_cast<std::size_t>(pos);
+  const std::size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+std::unique_ptr<nvrar::Communicator> make_comm(int tp) {
+  auto comm = nvrar::Communicator::create();
+  if (comm->size() != tp)
+    throw Error(fmt::format("nvrar-llm: rank {}: --tp {} but the launcher started {} processes (one per GPU)",
+                            comm->rank(), tp, comm->size()));
+  return comm;
+}
+
+int run_bench(const BenchOptions& o) {
+  auto comm = make_comm(o.tp);
+  const bool root = comm->rank() == 0;
+  nvrar::engine::ModelConfig config = nvrar::engine::resolve_config(o.model_dir.empty() ? o.model : o.model_dir + "/config.json");
+  if (o.num_layers > 0) config = nvrar::engine::truncate(config, o.num_layers);
+  if (o.batch < 1 || o.input_len < 1 || o.output_len < 1 || o.iters < 1 || o.warmup < 0)
+    throw Error("nvrar-llm: batch size, input and output lengths and iterations must be positive");
+  eg::EngineOptions eo;
+  eo.max_batch = o.batch;
+  eo.max_prefill = o.input_len;
+  eo.max_seq = o.input_len + o.output_len + 1;
+  eo.allreduce = eg::parse_allreduce_backend(o.allreduce);
+  eg::LlamaTp model(config, *comm, eo);
+  if (o.model_dir.empty())
+    model.init_dummy(o.seed);
+  else
+    model.load_checkpoint(o.model_dir);
+  std::mt19937_64 rng(o.seed);
+  std::vector<int32_t> prompts(static_cast<std::size_t>(o.batch * o.input_len));
+  for (auto& t : prompts) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(config.vocab_size));
+
+  cudaEvent_t a = nullptr, b = nullptr;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  std::vector<double> latencies_ms, prefill_ms, step_ms;
+  const int total = o.warmup + o.iters;
+  for (int it = 0; it < total; ++it) {
+    cudaStreamSynchronize(model.stream());
+    const auto t0 = std::chrono::steady_clock::now();
+    cudaEventRecord(a, model.stream());
+    model.prefill(prompts, o.batch, o.input_len);  // synchronises (returns the first tokens)
+    cudaEventRecord(b, model.stream());
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    const double prefill = ms;
+    std::vector<cudaEvent_t> ev(static_cast<std::size_t>(o.output_len));
+    for (auto& e : ev) cudaEventCreate(&e);
+    cudaEventRecord(ev[0], model.stream());
+    for (int64_t s = 1; s < o.output_len; ++s) {
+      model.decode_step(!o.no_graph);
+      cudaEventRecord(ev[static_cast<std::size_t>(s)], model.stream());
+    }
+    cudaStreamSynchronize(model.stream());
+    const auto t1 = std::chrono::steady_clock::now();
+    if (it >= o.warmup) {
+      latencies_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      prefill_ms.push_back(prefill);
+      for (std::size_t s = 1; s < ev.size(); ++s) {
+        cudaEventElapsedTime(&ms, ev[s - 1], ev[s]);
+        step_ms.push_back(ms);
+      }
+    }
+    for (auto& e : ev) cudaEventDestroy(e);
+    if (root) std::fprintf(stderr, "\r[%-30s] %d/%d iterations", std::string(30 * (it + 1) / total, '#').c_str(),
+                           it + 1, total);
+  }
+  if (root) std::fprintf(stderr, "\n");
+  // One instrumented eager decode step after a fresh prefill.
+  model.prefill(prompts, o.batch, o.input_len);
+  const eg::StepBreakdown br = model.timed_decode_step();
+
+  double avg = 0;
+  for (double l : latencies_ms) avg += l;
+  avg /= static_cast<double>(latencies_ms.size());
+  const double step_med = step_ms.empty() ? 0.0 : percentile(step_ms, 50);
+  const double tokens_per_s = static_cast<double>(o.batch * o.output_len) / (avg / 1e3);
+  if (root) {
+    int dev = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceProp prop{};
+    cudaGetDeviceProperties(&prop, dev);
+    fmt::print("nvrar-llm bench: {} ({} layers), TP {} on {} x {}, all-reduce {} ({}), batch {}, input {}, output {}\n",
+               config.source, config.num_layers, o.tp, comm->size(), prop.name, o.allreduce, comm->tuning_source(),
+               o.batch, o.input_len, o.output_len);
+    fmt::print("Avg latency: {:.4f} seconds\n", avg / 1e3);
+    for (double p : {10.0, 25.0, 50.0, 75.0, 90.0, 99.0})
+      fmt::print("{:.0f}% percentile latency: {:.4f} seconds\n", p, percentile(latencies_ms, p) / 1e3);
+    fmt::print("Prefill (median): {:.2f} ms\n", percentile(prefill_ms, 50));
+    fmt::print("Decode step (median over {} steps): {:.3f} ms\n", step_ms.size(), step_med);
+    fmt::print("Throughput: {:.1f} output tokens/s\n", tokens_per_s);
+    fmt::print("Decode step split (one eager, instrumented step: {:.3f} ms): GEMM {:.3f} ms ({:.0f}%), attention {:.3f} "
+               "ms ({:.0f}%), all-reduce {:.3f} ms ({:.0f}%), other {:.3f} ms ({:.0f}%)\n",
+               br.total_us() / 1e3, br.gemm_us / 1e3, 100 * br.gemm_us / br.total_us(), br.attention_us / 1e3,
+               100 * br.attention_us / br.total_us(), br.allreduce_us / 1e3, 100 * br.allreduce_us / br.total_us(),
+               br.other_us / 1e3, 100 * br.other_us / br.total_us());
+    if (!o.json.empty()) {
+      nlohmann::json j;
+      j["tool"] = "nvrar-llm bench";
+      j["model"] = config.source;
+      j["num_layers"] = config.num_layers;
+      j["tp"] = o.tp;
+      j["card"] = prop.name;
+      j["allreduce"] = o.allreduce;
+      j["batch_size"] = o.batch;
+      j["input_len"] = o.input_len;
+      j["output_len"] = o.output_len;
+      j["graphs"] = !o.no_graph;
+      j["latencies_s"] = nlohmann::json::array();
+      for (double l : latencies_ms) j["latencies_s"].push_back(l / 1e3);
+      j["avg_latency_s"] = avg / 1e3;
+      j["prefill_ms_median"] = percentile(prefill_ms, 50);
+      j["decode_step_ms_median"] = step_med;
+      j["tokens_per_s"] = tokens_per_s;
+      j["breakdown_us"] = {{"gemm", br.gemm_us}, {"attention", br.attention_us}, {"allreduce", br.allreduce_us},
+                           {"other", br.other_us}};
+      std::ofstream(o.json) << j.dump(2) << "\n";
+    }
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return 0;
+}
+
+int run_check(const CheckOptions& o) {
+  auto comm = make_comm(o.tp);
+  const bool root = comm->rank() == 0;
+  std::ifstream f(o.reference);
+  if (!f) throw Error("nvrar-llm check: cannot open the reference " + o.reference);
+  const nlohmann::json ref = nlohmann::json::parse(f);
+  const auto prompts2d = ref.at("prompts").get<std::vector<std::vector<int32_t>>>();
+  const auto ref_tokens = ref.at("tokens").get<std::vector<std::vector<int32_t>>>();   // [step][batch]
+  const auto ref_logits = ref.at("logits").get<std::vector<std::vector<std::vector<float>>>>();  // [step][batch][V]
+  const int64_t batch = static_cast<int64_t>(prompts2d.size());
+  const int64_t len = static_cast<int64_t>(prompts2d.at(0).size());
+  const int64_t steps = static_cast<int64_t>(ref_tokens.size());
+  std::vector<int32_t> prompts;
+  for (const auto& p : prompts2d) {
+    if (static_cast<int64_t>(p.size()) != len) throw Error("nvrar-llm check: prompts of different lengths");
+    prompts.insert(prompts.end(), p.begin(), p.end());
+  }
+  const nvrar::engine::ModelConfig config = nvrar::engine::load_config(o.model_dir + "/config.json");
+  eg::EngineOptions eo;
+  eo.max_batch = batch;
+  eo.max_prefill = len;
+  eo.max_seq = len + steps + 1;
+  eo.allreduce = eg::parse_allreduce_backend(o.allreduce);
+  eg::LlamaTp model(config, *comm, eo);
+  model.load_checkpoint(o.model_dir);
+  int bad = 0;
+  std::vector<int32_t> got = model.prefill(prompts, batch, len);
+  for (int64_t s = 0; s < steps; ++s) {
+    if (s > 0) {
+      model.decode_step(!o.no_graph);
+      got = model.tokens();
+    }
+    const std::vector<float> logits = model.logits();
+    double max_diff = 0, max_ref = 0;
+    int64_t worst = -1;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t v = 0; v < config.vocab_size; ++v) {
+        const double r = ref_logits.at(s).at(b).at(v);
+        const double d = std::fabs(logits[b * config.vocab_size + v] - r);
+        max_ref = std::max(max_ref, std::fabs(r));
+        if (d > max_diff) {
+          max_diff = d;
+          worst = b * config.vocab_size + v;
+        }
+      }
+    const double tol = o.atol + o.rtol * max_ref;
+    const bool tokens_equal = got == ref_tokens.at(s);
+    const bool ok = max_diff <= tol && tokens_equal;
+    if (!ok) ++bad;
+    if (root && (!ok || s == 0 || s + 1 == steps))
+      fmt::print("step {:>3}: max |logit - HF| = {:.4f} (tolerance {:.4f}, worst at {}), tokens {} {}\n", s, max_diff,
+                 tol, worst, tokens_equal ? "identical" : "DIFFER", ok ? "ok" : "MISMATCH");
+    if (!tokens_equal) break;  // later steps would compare different contexts
+  }
+  if (root)
+    fmt::print("nvrar-llm check: TP {}, all-reduce {}, {} prompts x {} tokens, {} steps: {}\n", o.tp, o.allreduce,
+               batch, len, steps, bad == 0 ? "PASSED" : "FAILED");
+  return bad == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"nvrar-llm: Llama-3 tensor-parallel inference with NVRAR or NCCL all-reduce"};
+  app.require_subcommand(1);
+  BenchOptions b;
+  CLI::App* bench = app.add_subcommand("bench", "latency benchmark (like vllm bench latency)");
+  bench->add_option("--model", b.model, "preset (llama3.1-8b, llama3.1-70b, llama3.1-405b) or config.json");
+  bench->add_option("--model-dir", b.model_dir, "HF checkpoint directory (real weights) instead of dummy weights");
+  bench->add_option("--tp", b.tp, "tensor-parallel degree (= processes of the launch)");
+  bench->add_option("--num-layers", b.num_layers, "truncate the model to this many layers");
+  bench->add_option("--batch-size", b.batch);
+  bench->add_option("--input-len", b.input_len);
+  bench->add_option("--output-len", b.output_len);
+  bench->add_option("--num-iters-warmup", b.warmup);
+  bench->add_option("--num-iters", b.iters);
+  bench->add_option("--allreduce", b.allreduce, "nccl, nvrar (NVRAR's kernels only) or auto (NVRAR's tuner)");
+  bench->add_option("--json", b.json, "write the results as JSON");
+  bench->add_option("--seed", b.seed);
+  bench->add_flag("--no-graph", b.no_graph, "decode steps eagerly instead of CUDA graph replays");
+  CheckOptions c;
+  CLI::App* check = app.add_subcommand("check", "compare logits and greedy tokens with a transformers reference");
+  check->add_option("--model-dir", c.model_dir, "HF checkpoint directory")->required();
+  check->add_option("--reference", c.reference, "reference.json from scripts/hf_reference.py")->required();
+  check->add_option("--tp", c.tp);
+  check->add_option("--allreduce", c.allreduce);
+  check->add_option("--atol", c.atol);
+  check->add_option("--rtol", c.rtol, "relative to the largest reference logit of the step");
+  check->add_flag("--no-graph", c.no_graph);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*bench) return run_bench(b);
+    return run_check(c);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::fflush(stderr);
+    std::_Exit(2);  // peers may be waiting in a collective: do not run NVSHMEM's collective teardown
+  }
+}
