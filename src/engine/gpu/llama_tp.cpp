@@ -270,9 +270,10 @@ void LlamaTp::allreduce_norm(bf16_t* partial, const bf16_t* weight, int64_t n, T
     return;
   }
   Algorithm a = algorithm_;
-  if (options_.allreduce == AllReduceBackend::kNvrar &&
-      comm_.resolve(static_cast<std::size_t>(n * hidden_ * 2)).algorithm == Algorithm::kNccl)
-    a = Algorithm::kHierarchical;  // NVRAR's kernels even where the tuner would pick NCCL
+  const std::size_t bytes = static_cast<std::size_t>(n * hidden_ * 2);
+  if (options_.allreduce == AllReduceBackend::kNvrar && comm_.resolve(bytes).algorithm == Algorithm::kNccl &&
+      comm_.supports(Algorithm::kHierarchical) && bytes <= comm_.max_bytes())
+    a = Algorithm::kHierarchical;  // NVRAR's kernels even where the tuner would pick NCCL (within their capacity)
   comm_.allreduce_add_rmsnorm(partial, h_, weight, x_, static_cast<std::size_t>(n), static_cast<std::size_t>(hidden_),
                               eps, DataType::kBFloat16, stream_, a);
 }
