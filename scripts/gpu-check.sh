@@ -77,9 +77,11 @@ if want sanitize; then  # compute-sanitizer on the small suite: 1 x 2 (intra-nod
 fi
 
 if want launch; then  # the other launch paths: torchrun (NCCL bootstrap, no MPI) and from_nccl adoption
-  NVRAR_GPUS_PER_NODE=2 timeout "${RUN_TIMEOUT:-240}" python3 -m torch.distributed.run --no-python --nproc-per-node 4 \
+  NVRAR_DEBUG=1 NCCL_DEBUG=${NCCL_DEBUG:-WARN} NVRAR_GPUS_PER_NODE=2 timeout "${TORCHRUN_TIMEOUT:-90}" \
+    python3 -m torch.distributed.run --no-python --nproc-per-node 4 \
     $BUILD/tests/test_gpu_allreduce --suite sanitizer > "$OUT/launch_torchrun.log" 2>&1
   note "torchrun --no-python 4 ranks G=2: rc=$? $(grep -E 'passed, .* failed' "$OUT/launch_torchrun.log" | tail -1)"
+  grep -E '^nvrar: rank [0-9]+ setup' "$OUT/launch_torchrun.log" | tail -8
   rc=$(run_split 4 4 "$OUT/launch_from_nccl.log" $BUILD/tests/test_gpu_allreduce --suite sanitizer --from-nccl)
   note "from_nccl 1x4: rc=$rc $(grep -E 'passed, .* failed' "$OUT/launch_from_nccl.log" | tail -1)"
 fi

@@ -1,5 +1,7 @@
 #include "core/param.h"
 
+#include <cstdio>
+
 #include <cerrno>
 #include <cstdlib>
 #include <string>
@@ -25,4 +27,12 @@ std::string read_env_string(const char* name, const std::string& fallback) {
   return text;
 }
 
+}  // namespace nvrar::core
+
+namespace nvrar::core {
+void debug_stage(int rank, const std::string& what) {
+  if (param_Debug() == 0) return;
+  std::fprintf(stderr, "nvrar: rank %d setup: %s\n", rank, what.c_str());
+  std::fflush(stderr);
+}
 }  // namespace nvrar::core

@@ -13,6 +13,8 @@ int64_t read_env_int(const char* name, int64_t fallback);
 // The variable's text, or `fallback` when unset or empty.
 std::string read_env_string(const char* name, const std::string& fallback);
 
+// Prints "nvrar: rank R setup: <what>" to stderr when NVRAR_DEBUG=1.
+void debug_stage(int rank, const std::string& what);
 }  // namespace nvrar::core
 
 #define NVRAR_PARAM(name, env, default_value)                                            \
@@ -42,9 +44,13 @@ NVRAR_PARAM(BulkSync, "NVRAR_BULK_SYNC", 0)
 // GPU: 1 launches NVRAR's kernels with programmatic dependent launch (Hopper and later: the next kernel is scheduled
 // while the previous one drains), 0 plain launches.
 NVRAR_PARAM(Pdl, "NVRAR_PDL", 1)
+// 1: every rank prints each setup stage to stderr (where a hanging launch stops).
+NVRAR_PARAM(Debug, "NVRAR_DEBUG", 0)
 // GPU: nanoseconds a waiting thread sleeps between failed polls of a cell (0: spin).
 NVRAR_PARAM(PollSleepNs, "NVRAR_POLL_SLEEP_NS", 0)
 // GPU: 1 stores inter-node cells straight through an NVLink peer pointer when the partner has one (virtual
 // nodes on one host); 0 (default) always uses NVSHMEM puts, the path a real multi-node job takes.
 NVRAR_PARAM(InterNodeStores, "NVRAR_INTER_NODE_STORES", 0)
+// Prints "nvrar: rank R setup: <what>" to stderr when NVRAR_DEBUG=1.
+void debug_stage(int rank, const std::string& what);
 }  // namespace nvrar::core

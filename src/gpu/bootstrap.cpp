@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/param.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {
@@ -50,6 +51,8 @@ NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
     // With NCCL_COMM_ID set, every rank gets the same id; rank 0's ncclCommInitRank listens at that address.
     NVRAR_NCCL_CHECK(launch.rank, ncclGetUniqueId(&id));
   }
+  core::debug_stage(launch.rank, "ncclCommInitRank (" + b.method +
+                                     (std::getenv("NCCL_COMM_ID") ? std::string(", NCCL_COMM_ID=") + std::getenv("NCCL_COMM_ID") : std::string()) + ")");
   NVRAR_NCCL_CHECK(launch.rank, ncclCommInitRank(&b.comm, launch.size, id, launch.rank));
   return b;
 }

@@ -84,6 +84,7 @@ class GpuCommunicator final : public Communicator {
       : nccl_(nccl), owns_nccl_(owns_nccl), bootstrap_(std::move(bootstrap)), options_(options) {
     NVRAR_NCCL_CHECK(-1, ncclCommUserRank(nccl_, &rank_));
     NVRAR_NCCL_CHECK(rank_, ncclCommCount(nccl_, &nranks_));
+    core::debug_stage(rank_, "NCCL communicator ready; discovering nodes");
     setup_topology();
     max_bytes_ = options_.max_bytes;
     if (max_bytes_ == 0) throw Error(fmt::format("nvrar: rank {} setup: Options::max_bytes must be positive", rank_));
@@ -107,9 +108,13 @@ class GpuCommunicator final : public Communicator {
     NVRAR_CUDA_CHECK(rank_, cudaHostAlloc(&error_host_, sizeof(ErrorRecord), cudaHostAllocMapped));
     std::memset(error_host_, 0, sizeof(ErrorRecord));
     NVRAR_CUDA_CHECK(rank_, cudaHostGetDevicePointer(reinterpret_cast<void**>(&error_device_), error_host_, 0));
+    core::debug_stage(rank_, "NVSHMEM init and symmetric heap");
     setup_heap();
+    core::debug_stage(rank_, "one-shot area");
     setup_oneshot();
+    core::debug_stage(rank_, "tuning table");
     setup_tuning();
+    core::debug_stage(rank_, "ready: " + describe());
   }
 
   ~GpuCommunicator() override {
@@ -545,6 +550,7 @@ std::unique_ptr<Communicator> Communicator::create(const Options& options) {
     throw Error(fmt::format("nvrar: rank {} setup: no CUDA device visible ({})", launch.rank,
                             e != cudaSuccess ? cudaGetErrorString(e) : "device count 0"));
   NVRAR_CUDA_CHECK(launch.rank, cudaSetDevice(launch.local_rank % devices));
+  core::debug_stage(launch.rank, "NCCL bootstrap (launcher " + launch.launcher + ")");
   gpu::NcclBootstrap b = gpu::bootstrap_nccl(launch);
   return std::make_unique<gpu::GpuCommunicator>(b.comm, /*owns_nccl=*/true, b.method, options);
 }
