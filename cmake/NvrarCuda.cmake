@@ -32,7 +32,9 @@ target_include_directories(nvrar_gpu
   PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(nvrar_gpu PUBLIC nvrar CUDA::cudart nvrar_nccl PRIVATE fmt::fmt)
 # Tuning tables shipped with NVRAR (NVRAR_TUNING_DIR overrides at run time).
-target_compile_definitions(nvrar_gpu PRIVATE NVRAR_DEFAULT_TUNING_DIR="${CMAKE_CURRENT_SOURCE_DIR}/tuning")
+include(GNUInstallDirs)
+target_compile_definitions(nvrar_gpu PRIVATE NVRAR_DEFAULT_TUNING_DIR="${CMAKE_CURRENT_SOURCE_DIR}/tuning"
+                                             NVRAR_INSTALLED_TUNING_DIR="${CMAKE_INSTALL_FULL_DATADIR}/nvrar/tuning")
 if(NVRAR_HAVE_MPI)
   target_link_libraries(nvrar_gpu PRIVATE MPI::MPI_CXX)
 endif()

@@ -8,6 +8,12 @@ jobs=$(nproc)
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"
 ctest --preset release -j "$jobs"
+# The CMake package as a user consumes it: install into a prefix, then build and run tests/package against it.
+rm -rf build/package-prefix build/package-consumer
+cmake --install build/release --prefix build/package-prefix >/dev/null
+cmake -S tests/package -B build/package-consumer -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/package-prefix" >/dev/null
+cmake --build build/package-consumer
+build/package-consumer/consumer
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 ctest --preset tsan -j "$jobs"

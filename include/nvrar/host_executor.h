@@ -28,7 +28,7 @@ struct HostGroupOptions {
   // 16-byte units per chunk; 0 takes NVRAR_HOST_CHUNK_UNITS (default 64).
   int chunk_units = 0;
   // Calls of at least this many bytes move their intra-node phases in bulk form (plain data + a flag per chunk)
-  // instead of flagged cells; 0 takes NVRAR_BULK_MIN_BYTES (default 2^50: off).
+  // instead of flagged cells; 0 takes NVRAR_BULK_MIN_BYTES (default 1 MiB).
   std::size_t bulk_min_bytes = 0;
   // Deliver inter-node puts from a background thread in random order (NVSHMEM semantics). false delivers
   // them inside the call.

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -489,18 +490,27 @@ class GpuCommunicator final : public Communicator {
                              : fmt::format("cost model {}", model_preset_);
   }
 
-  // NVRAR_TUNING_DIR (default: the repository's tuning/ folder) holds tables named by card and topology.
+  // NVRAR_TUNING_DIR, else the repository's tuning/ folder (build tree) and the installed share/nvrar/tuning, hold
+  // tables; the first whose card and topology match is used.
   std::string find_shipped_table(const std::string& card) const {
-    const std::string dir = core::read_env_string("NVRAR_TUNING_DIR", NVRAR_DEFAULT_TUNING_DIR);
-    std::error_code ec;
-    if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return {};
-    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-      if (entry.path().extension() != ".json") continue;
-      try {
-        const core::TuningTable t = core::load_tuning_table(entry.path().string());
-        if (t.card == card && t.matches(nranks_, topo_.nodes, topo_.gpus_per_node)) return entry.path().string();
-      } catch (const Error&) {
-        // Not a tuning table: skip it.
+    const std::string env = core::read_env_string("NVRAR_TUNING_DIR", "");
+    const std::vector<std::string> dirs =
+        env.empty() ? std::vector<std::string>{NVRAR_DEFAULT_TUNING_DIR, NVRAR_INSTALLED_TUNING_DIR}
+                    : std::vector<std::string>{env};
+    for (const std::string& dir : dirs) {
+      std::error_code ec;
+      if (dir.empty() || !std::filesystem::is_directory(dir, ec)) continue;
+      std::vector<std::filesystem::path> files;
+      for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+        if (entry.path().extension() == ".json") files.push_back(entry.path());
+      std::sort(files.begin(), files.end());  // the same choice on every rank
+      for (const auto& path : files) {
+        try {
+          const core::TuningTable t = core::load_tuning_table(path.string());
+          if (t.card == card && t.matches(nranks_, topo_.nodes, topo_.gpus_per_node)) return path.string();
+        } catch (const Error&) {
+          // Not a tuning table: skip it.
+        }
       }
     }
     return {};
