@@ -316,6 +316,16 @@ __device__ __forceinline__ unsigned long long begin_sequence(const unsigned long
   __syncthreads();
   return seq;
 }
+// A call's epoch (core/protocol.h) from its sequence number: the flag its cells carry and the parity of its regions.
+struct Epoch {
+  unsigned long long seq;
+  uint32_t flag;
+  int parity;
+};
+__device__ __forceinline__ Epoch begin_epoch(const unsigned long long* counters) {
+  const unsigned long long seq = begin_sequence(counters);
+  return Epoch{seq, core::epoch_flag(seq), core::epoch_parity(seq)};
+}
 __device__ __forceinline__ void end_sequence(unsigned long long* counters, int max_blocks, unsigned long long seq) {
   for (int j = blockIdx.x + threadIdx.x * gridDim.x; j < max_blocks; j += gridDim.x * blockDim.x) counters[j] = seq;
 }

@@ -49,7 +49,6 @@ using core::Range;
 using dev::load_l2_v4;
 using dev::load_unit;
 using dev::poll_unit;
-using dev::store_flag_release;
 using dev::store_plain_v4;
 using dev::store_unit;
 using dev::store_unit_cells;
@@ -60,14 +59,8 @@ __device__ __forceinline__ int64_t block_chunk_count(int64_t chunks) {
   return chunks > blockIdx.x ? (chunks - 1 - blockIdx.x) / gridDim.x + 1 : 0;
 }
 
-struct CallState {
-  unsigned long long seq;
-  uint32_t flag;
-  int parity;
-};
-
 // Sends this chunk's cells to the partner of inter-node `step`. All threads of the block must call it.
-__device__ __forceinline__ void send_step(const HierarchicalParams& p, const CallState& cs, int step, Range chunk,
+__device__ __forceinline__ void send_step(const HierarchicalParams& p, const dev::Epoch& cs, int step, Range chunk,
                                           bool active, int64_t u, const uint32_t w[4]) {
   const std::size_t unit_offset = static_cast<std::size_t>(u) * core::kUnitCellBytes;
   char* direct = p.inter_direct[step];
@@ -95,10 +88,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
   const core::CallShape& s = p.shape;
   const core::HeapLayout& h = p.layout;
   const WaitContext& wc = p.wait;
-  CallState cs;
-  cs.seq = dev::begin_sequence(p.seq_counters);
-  cs.flag = core::epoch_flag(cs.seq);
-  cs.parity = core::epoch_parity(cs.seq);
+  const dev::Epoch cs = dev::begin_epoch(p.seq_counters);
   const T* in = static_cast<const T*>(p.in);
   T* out = static_cast<T*>(p.out);
   const bool in_aligned = dev::is_aligned16(in);

@@ -28,21 +28,8 @@ namespace nvrar::gpu {
 
 namespace {
 
+using dev::Epoch;
 using dev::WaitSite;
-
-struct Epoch {
-  unsigned long long seq;
-  uint32_t flag;
-  int parity;
-};
-
-__device__ __forceinline__ Epoch begin_epoch(const OneShotParams& p) {
-  Epoch e;
-  e.seq = dev::begin_sequence(p.seq_counters);
-  e.flag = core::epoch_flag(e.seq);
-  e.parity = core::epoch_parity(e.seq);
-  return e;
-}
 
 // Pushes unit u of my input to every peer, starting at my right neighbour to spread the traffic.
 template <typename T>
@@ -82,7 +69,7 @@ __device__ __forceinline__ bool gather_sum_unit(const OneShotParams& p, const Ep
 
 template <typename T>
 __global__ void __launch_bounds__(kOneShotMaxThreads) oneshot_allreduce_kernel(const OneShotParams p) {
-  const Epoch e = begin_epoch(p);
+  const Epoch e = dev::begin_epoch(p.seq_counters);
   const T* in = static_cast<const T*>(p.in);
   T* out = static_cast<T*>(p.out);
   const bool in_aligned = dev::is_aligned16(in);
@@ -101,7 +88,7 @@ __global__ void __launch_bounds__(kOneShotMaxThreads) oneshot_allreduce_kernel(c
 
 template <typename T>
 __global__ void __launch_bounds__(kOneShotMaxThreads) oneshot_rmsnorm_kernel(const OneShotParams p) {
-  const Epoch e = begin_epoch(p);
+  const Epoch e = dev::begin_epoch(p.seq_counters);
   const T* in = static_cast<const T*>(p.in);
   const bool in_aligned = dev::is_aligned16(in);
   const int64_t row_units = p.hidden / dev::elems_per_unit<T>();
