@@ -77,11 +77,12 @@ if want sanitize; then  # compute-sanitizer on the small suite: 1 x 2 (intra-nod
 fi
 
 if want launch; then  # the other launch paths: torchrun (NCCL bootstrap, no MPI) and from_nccl adoption
-  NVRAR_DEBUG=1 NCCL_DEBUG=${NCCL_DEBUG:-WARN} NVRAR_GPUS_PER_NODE=2 timeout "${TORCHRUN_TIMEOUT:-90}" \
-    python3 -m torch.distributed.run --no-python --nproc-per-node 4 \
+  NVRAR_DEBUG=1 NVSHMEM_DEBUG=${NVSHMEM_DEBUG:-WARN} NCCL_DEBUG=${NCCL_DEBUG:-WARN} NVRAR_GPUS_PER_NODE=2 \
+    timeout "${TORCHRUN_TIMEOUT:-90}" python3 -m torch.distributed.run --no-python --nproc-per-node 4 \
     $BUILD/tests/test_gpu_allreduce --suite sanitizer > "$OUT/launch_torchrun.log" 2>&1
   note "torchrun --no-python 4 ranks G=2: rc=$? $(grep -E 'passed, .* failed' "$OUT/launch_torchrun.log" | tail -1)"
   grep -E '^nvrar: rank [0-9]+ setup' "$OUT/launch_torchrun.log" | tail -8
+  grep -iE 'error|warn' "$OUT/launch_torchrun.log" | grep -v '^nvrar: rank' | head -8
   rc=$(run_split 4 4 "$OUT/launch_from_nccl.log" $BUILD/tests/test_gpu_allreduce --suite sanitizer --from-nccl)
   note "from_nccl 1x4: rc=$rc $(grep -E 'passed, .* failed' "$OUT/launch_from_nccl.log" | tail -1)"
 fi
@@ -136,23 +137,28 @@ if want engine; then  # nvrar-llm: logits against transformers at TP 1, 2, 4 wit
       [ "$tp" -le "$NGPU" ] || continue
       for ar in nccl nvrar; do
         rc=$(run_split $tp $tp "$OUT/engine_check_tp${tp}_$ar.log" $BUILD/tools/nvrar-llm check --model-dir "$OUT/tiny" \
-             --reference "$OUT/tiny/reference.json" --tp $tp --allreduce $ar)
+             --reference "$OUT/tiny/reference.json" --tp $tp --allreduce $ar --tokens-out "$OUT/tokens_tp${tp}_$ar.json")
         note "engine check TP $tp $ar: rc=$rc $(grep -E 'PASSED|FAILED' "$OUT/engine_check_tp${tp}_$ar.log" | tail -1)"
-        grep -E '^step' "$OUT/engine_check_tp${tp}_$ar.log" | head -3
+        grep -E '^step' "$OUT/engine_check_tp${tp}_$ar.log" | grep -vE '^step +0:' | head -3
       done
     done
+    python3 scripts/compare_tokens.py "$OUT/tiny/reference.json" "$OUT"/tokens_tp*.json > "$OUT/engine_tokens.log" 2>&1
+    note "engine greedy tokens across TP sizes and backends: $(tail -1 "$OUT/engine_tokens.log")"
+    head -5 "$OUT/engine_tokens.log"
     rm -rf "$OUT/tiny"
   else
     note "engine: hf_reference.py failed"; tail -5 "$OUT/engine_ref.log"
   fi
+  # ENGINE_BENCH entries: tp:model:batch:layers(0 = all):allreduce[:input_len:output_len]
   for cfg in ${ENGINE_BENCH:-"1:llama3.1-8b:1:0:auto" "1:llama3.1-8b:8:0:auto" "4:llama3.1-70b:8:20:nccl" "4:llama3.1-70b:8:20:nvrar"}; do
-    IFS=: read -r tp model bs layers ar <<< "$cfg"
+    IFS=: read -r tp model bs layers ar inlen outlen <<< "$cfg"
     [ "$tp" -le "$NGPU" ] || continue
-    run_split $tp $tp "$OUT/engine_bench_${model}_tp${tp}_b${bs}_$ar.log" $BUILD/tools/nvrar-llm bench --model $model \
-      --tp $tp --batch-size $bs --input-len 128 --output-len 128 --num-iters-warmup 1 --num-iters 3 --allreduce $ar \
-      $([ "$layers" != 0 ] && echo --num-layers $layers) --json "$OUT/engine_bench_${model}_tp${tp}_b${bs}_$ar.json" > /dev/null
-    echo "== engine bench $model TP $tp batch $bs layers $layers $ar:"
-    grep -E 'Decode step|Avg latency|split' "$OUT/engine_bench_${model}_tp${tp}_b${bs}_$ar.log"
+    tag="${model}_tp${tp}_b${bs}_l${layers}_${ar}_${inlen:-128}_${outlen:-128}"
+    run_split $tp $tp "$OUT/engine_bench_$tag.log" $BUILD/tools/nvrar-llm bench --model $model \
+      --tp $tp --batch-size $bs --input-len ${inlen:-128} --output-len ${outlen:-128} --num-iters-warmup 1 --num-iters 3 \
+      --allreduce $ar $([ "$layers" != 0 ] && echo --num-layers $layers) --json "$OUT/engine_bench_$tag.json" > /dev/null
+    echo "== engine bench $model TP $tp batch $bs layers $layers $ar in ${inlen:-128} out ${outlen:-128}:"
+    grep -E 'Decode step|Avg latency|split|rror' "$OUT/engine_bench_$tag.log" | head -6
   done
 fi
 

@@ -186,6 +186,20 @@ TEST(EngineConfig, ExplicitHeadDimAndLegacyKeys) {
       "m");
   EXPECT_EQ(legacy.rope_scaling.type, "llama3");
   EXPECT_EQ(legacy.torch_dtype, "float16");
+  // transformers 5: rope_theta and the scaling move into "rope_parameters".
+  const ModelConfig v5 = parse_config_json(
+      minimal_with(R"(, "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                   "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 1024})"),
+      "m");
+  EXPECT_EQ(v5.rope_theta, 500000.0);
+  EXPECT_EQ(v5.rope_scaling.type, "llama3");
+  EXPECT_EQ(v5.rope_scaling.original_max_position_embeddings, 1024);
+  const ModelConfig v5_plain =
+      parse_config_json(minimal_with(R"(, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6})"), "m");
+  EXPECT_EQ(v5_plain.rope_theta, 1e6);
+  EXPECT_FALSE(v5_plain.rope_scaling.enabled());
+  expect_parse_error(minimal_with(R"(, "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e6})"),
+                     {"rope_parameters.rope_type", "yarn"});
 }
 
 TEST(EngineConfig, ErrorsNameTheFileAndTheField) {

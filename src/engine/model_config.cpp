@@ -126,9 +126,10 @@ class FieldReader {
   std::string prefix_;
 };
 
-RopeScaling parse_rope_scaling(const Json& object, const std::string& source) {
-  if (!object.is_object()) fail("{}: field 'rope_scaling': expected an object or null, got {}", source, object.dump());
-  const FieldReader f(object, source, "rope_scaling.");
+// `key` is "rope_scaling" (transformers 4.x) or "rope_parameters" (transformers 5, which also moves rope_theta in).
+RopeScaling parse_rope_scaling(const Json& object, const std::string& source, const std::string& key) {
+  if (!object.is_object()) fail("{}: field '{}': expected an object or null, got {}", source, key, object.dump());
+  const FieldReader f(object, source, key + ".");
   // transformers >= 4.45 writes "rope_type"; older configs "type".
   const char* type_key = f.find("rope_type") ? "rope_type" : "type";
   const std::string type = f.required(type_key, f.string(type_key));
@@ -196,7 +197,13 @@ ModelConfig parse_config_json(std::string_view text, const std::string& source) 
   c.head_dim = head_dim ? *head_dim : (c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
   c.rms_norm_eps = f.number("rms_norm_eps").value_or(1e-6);
   c.rope_theta = f.number("rope_theta").value_or(10000.0);
-  if (const Json* scaling = f.find("rope_scaling")) c.rope_scaling = parse_rope_scaling(*scaling, source);
+  if (const Json* scaling = f.find("rope_scaling")) c.rope_scaling = parse_rope_scaling(*scaling, source, "rope_scaling");
+  // transformers >= 5 writes {"rope_parameters": {"rope_type", "rope_theta", "factor", ...}} instead of both fields.
+  if (const Json* params = f.find("rope_parameters")) {
+    c.rope_scaling = parse_rope_scaling(*params, source, "rope_parameters");
+    const FieldReader pf(*params, source, "rope_parameters.");
+    if (const auto theta = pf.number("rope_theta")) c.rope_theta = *theta;
+  }
   c.max_position_embeddings = f.integer("max_position_embeddings").value_or(2048);
   c.tie_word_embeddings = f.boolean("tie_word_embeddings").value_or(false);
   // transformers >= 4.56 writes "dtype"; earlier versions "torch_dtype".

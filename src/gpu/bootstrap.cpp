@@ -24,6 +24,7 @@ void check_nccl(ncclResult_t r, int rank, const char* what, const char* file, in
 
 NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
   NcclBootstrap b;
+  bool set_comm_id = false;  // NCCL_COMM_ID set here for this one init, then removed
   ncclUniqueId id;
   std::memset(&id, 0, sizeof(id));
   const bool mpi_launcher = launch.launcher == "openmpi" || launch.launcher == "pmi" || launch.launcher == "slurm";
@@ -36,7 +37,8 @@ NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
     mpi_broadcast_bytes(&id, sizeof(id));
   } else {
     b.method = "nccl-comm-id";
-    if (std::getenv("NCCL_COMM_ID") == nullptr) {
+    set_comm_id = std::getenv("NCCL_COMM_ID") == nullptr;
+    if (set_comm_id) {
       if (launch.master_addr.empty() || launch.master_port == 0)
         throw Error(fmt::format(
             "nvrar: rank {} bootstrap: launched by {} without MPI support in this build, and neither NCCL_COMM_ID "
@@ -53,7 +55,11 @@ NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
   }
   core::debug_stage(launch.rank, "ncclCommInitRank (" + b.method +
                                      (std::getenv("NCCL_COMM_ID") ? std::string(", NCCL_COMM_ID=") + std::getenv("NCCL_COMM_ID") : std::string()) + ")");
-  NVRAR_NCCL_CHECK(launch.rank, ncclCommInitRank(&b.comm, launch.size, id, launch.rank));
+  const ncclResult_t init = ncclCommInitRank(&b.comm, launch.size, id, launch.rank);
+  // Left set, NCCL_COMM_ID would make every later ncclGetUniqueId in this process (NVSHMEM's NCCL teams, the
+  // application's own communicators) return this same root address, which is no longer listening.
+  if (set_comm_id) unsetenv("NCCL_COMM_ID");
+  NVRAR_NCCL_CHECK(launch.rank, init);
   return b;
 }
 

@@ -38,6 +38,8 @@ void acquire(ncclComm_t nccl, int rank, int nranks, std::size_t heap_bytes) {
   }
   // NVRAR never uses NVLink multicast; the symmetric heap must hold our regions (NVSHMEM's default is 1 GiB).
   setenv("NVSHMEM_DISABLE_NVLS", "1", 0);
+  // NVRAR uses NVSHMEM's heap, peer pointers and puts only; NVSHMEM's own NCCL communicators are not needed.
+  setenv("NVSHMEM_DISABLE_NCCL", "1", 0);
   const std::size_t want = heap_bytes + (std::size_t{256} << 20);
   setenv("NVSHMEM_SYMMETRIC_SIZE", std::to_string(want).c_str(), 0);
   nvshmemx_uniqueid_t id = NVSHMEMX_UNIQUEID_INITIALIZER;

@@ -17,20 +17,20 @@ struct AttentionShape {
   int64_t qkv_cols = 0;  // row stride of the qkv buffer
   int q_heads = 0;
   int kv_heads = 0;
-  int head_dim = 0;      // multiple of 32, at most 256
+  int head_dim = 0;      // 32, 64, 128 or 256 (attention_supports_head_dim)
   int64_t max_seq = 0;   // cache positions per sequence
   int64_t max_len = 0;   // largest lengths[t] of the call (sizes the split)
 };
 
-// Scratch (floats) the call needs for its partial results.
+// Scratch (floats) for the partial results of any call with at most s.n queries and s.q_heads, s.head_dim.
 int64_t attention_scratch_floats(const AttentionShape& s);
 
-// Split-K ("flash-decoding"): the keys of each (query, head) are cut into splits of kKeysPerSplit; a block of four
-// warps handles one split with an online softmax per warp, merges its warps, and writes (max, sum, acc); a second
-// kernel merges the splits. scratch: attention_scratch_floats(s) floats.
+bool attention_supports_head_dim(int head_dim);
+
+// Split-K ("flash-decoding"): the keys of each (query, head) are cut into splits (32 keys or more, sized so the grid
+// fills the GPU); a block of four warps handles one split with an online softmax per group of lanes, merges them,
+// and writes (max, sum, acc); a second kernel merges the splits. scratch: attention_scratch_floats(s) floats.
 void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
                const bf16_t* cache_v, const AttentionShape& s, float* scratch, bf16_t* out, cudaStream_t stream);
-
-constexpr int kKeysPerSplit = 256;
 
 }  // namespace nvrar::engine::gpu

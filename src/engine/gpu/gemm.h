@@ -1,6 +1,7 @@
 // Row-major bf16 GEMMs of a linear layer through cuBLASLt: y[m, n] = x[m, k] . w[n, k]^T (w as Hugging Face
 // stores a Linear weight, [out_features, in_features]), fp32 accumulation, bf16 output. Algorithms are chosen once
-// per (m, n, k) by cuBLASLt's heuristic and cached; the workspace is owned here, so calls are graph-capturable.
+// per (m, n, k): cuBLASLt's heuristic candidates timed on the first call outside graph capture, the fastest cached;
+// the workspace is owned here, so calls are graph-capturable.
 #pragma once
 
 #include <cublasLt.h>
@@ -28,7 +29,7 @@ class Gemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  const Plan& plan(int64_t m, int64_t n, int64_t k);
+  const Plan& plan(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;

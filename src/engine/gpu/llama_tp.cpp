@@ -98,8 +98,8 @@ LlamaTp::LlamaTp(const ModelConfig& config, Communicator& comm, const EngineOpti
     throw Error(fmt::format("nvrar-llm: {}: vocab_size {} is not divisible by the TP degree {} (the vocabulary-"
                             "parallel lm_head needs equal shards)",
                             config_.source, config_.vocab_size, ranks_));
-  if (config_.head_dim % 32 != 0 || config_.head_dim > 256)
-    throw Error(fmt::format("nvrar-llm: {}: head_dim {} (the attention kernel takes multiples of 32 up to 256)",
+  if (!attention_supports_head_dim(static_cast<int>(config_.head_dim)))
+    throw Error(fmt::format("nvrar-llm: {}: head_dim {} (the attention kernel takes 32, 64, 128 or 256)",
                             config_.source, config_.head_dim));
   if (config_.hidden_size % 8 != 0)
     throw Error(fmt::format("nvrar-llm: {}: hidden_size {} is not a multiple of 8", config_.source,
@@ -334,6 +334,19 @@ void LlamaTp::forward(int64_t n, int64_t max_len, int64_t logit_rows, bool gathe
   logit_rows_ = logit_rows;
 }
 
+// Runs each GEMM shape of an n-row forward once, eagerly, so Gemm times its candidates and caches its choice before
+// a graph capture (which can only take the first guess). Writes only scratch activations and logits_, which the
+// next step rewrites; the KV cache and positions are untouched.
+void LlamaTp::prepare_gemms(int64_t n) {
+  const int64_t H = hidden_;
+  const Layer& l = layers_.front();
+  gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
+  gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
+  gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_);
+  gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
+  gemm_->linear(x_, lm_head_, logits_, n, vocab_cols_, H, stream_);
+}
+
 std::vector<int32_t> LlamaTp::prefill(const std::vector<int32_t>& prompts, int64_t batch, int64_t len) {
   const int rank = comm_.rank();
   if (batch < 1 || batch > options_.max_batch || len < 1 || len > options_.max_prefill ||
@@ -393,6 +406,7 @@ void LlamaTp::decode_step(bool use_graph) {
     if (graph_ == nullptr || graph_batch_ != batch_) {
       if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
       graph_ = nullptr;
+      prepare_gemms(batch_);  // GEMM algorithms are timed and chosen outside the capture
       cudaGraph_t g = nullptr;
       cuda_check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "graph capture", rank);
       body();
@@ -430,6 +444,21 @@ std::vector<int32_t> LlamaTp::tokens() {
              "token download", comm_.rank());
   cuda_check(cudaStreamSynchronize(stream_), "token download", comm_.rank());
   return t;
+}
+
+void LlamaTp::set_tokens(const std::vector<int32_t>& tokens) {
+  const int rank = comm_.rank();
+  if (static_cast<int64_t>(tokens.size()) != batch_)
+    throw Error(fmt::format("nvrar-llm: rank {} set_tokens: {} tokens given for a batch of {}", rank, tokens.size(),
+                            batch_));
+  for (const int32_t t : tokens)
+    if (t < 0 || t >= config_.vocab_size)
+      throw Error(fmt::format("nvrar-llm: rank {} set_tokens: token {} outside the vocabulary [0, {})", rank, t,
+                              config_.vocab_size));
+  cuda_check(cudaMemcpyAsync(d_tokens_, tokens.data(), tokens.size() * sizeof(int32_t), cudaMemcpyHostToDevice,
+                             stream_),
+             "token upload", rank);
+  cuda_check(cudaStreamSynchronize(stream_), "token upload", rank);
 }
 
 std::vector<float> LlamaTp::logits() {

@@ -67,6 +67,8 @@ class LlamaTp {
   // tokens stay on the device (tokens()).
   void decode_step(bool use_graph);
   std::vector<int32_t> tokens();  // the last generated token of each sequence
+  // Replaces those tokens (the next decode step's input), e.g. to follow a reference's tokens (teacher forcing).
+  void set_tokens(const std::vector<int32_t>& tokens);
   // Full-vocabulary logits of the last step's rows [batch][vocab] (gathered from every rank), fp32.
   std::vector<float> logits();
   StepBreakdown timed_decode_step();
@@ -95,6 +97,7 @@ class LlamaTp {
   void forward(int64_t n, int64_t max_len, int64_t logit_rows, bool gather_rows_first, Timer* timer);
   void allreduce_norm(bf16_t* partial, const bf16_t* weight, int64_t n, Timer* timer);
   void sample(int64_t rows, Timer* timer);
+  void prepare_gemms(int64_t n);
 
   ModelConfig config_;
   Communicator& comm_;
