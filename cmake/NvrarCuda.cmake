@@ -55,6 +55,7 @@ add_library(nvrar_engine_gpu STATIC
   src/engine/gpu/gemm.cpp
   src/engine/gpu/layers.cu
   src/engine/gpu/attention.cu
+  src/engine/gpu/skinny_gemm.cu
   src/engine/gpu/llama_tp.cpp)
 target_include_directories(nvrar_engine_gpu PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/include)
 target_link_libraries(nvrar_engine_gpu PUBLIC nvrar_engine nvrar_gpu CUDA::cublasLt CUDA::cudart PRIVATE fmt::fmt)

@@ -15,6 +15,7 @@
 #include "engine/gpu/attention.h"
 #include "engine/gpu/gemm.h"
 #include "engine/gpu/layers.h"
+#include "engine/gpu/skinny_gemm.h"
 
 namespace {
 
@@ -78,6 +79,36 @@ TEST(EngineGpu, LinearMatchesCpu) {
   cudaFree(dy);
 }
 
+// The decode GEMM kernel directly (Gemm may or may not pick it): every m it takes, k not a multiple of the
+// warp's 256-element stride, n not a multiple of the block's 8 columns.
+TEST(EngineGpu, SkinnyGemmMatchesCpu) {
+  REQUIRE_GPU();
+  const int64_t n = 37, k = 4104;
+  const auto w = random_bf16(n * k, 11);
+  uint16_t* dw = upload(w);
+  for (int64_t m = 1; m <= eg::kSkinnyGemmMaxRows; ++m) {
+    const auto x = random_bf16(m * k, 12 + m);
+    uint16_t *dx = upload(x), *dy = upload(std::vector<uint16_t>(m * n));
+    ASSERT_TRUE(eg::skinny_gemm_supports(dx, dw, dy, m, n, k));
+    eg::skinny_gemm(dx, dw, dy, m, n, k, nullptr);
+    const auto y = download(dy, m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double ref = 0, mag = 0;
+        for (int64_t t = 0; t < k; ++t) {
+          ref += double(fl(x[i * k + t])) * fl(w[j * k + t]);
+          mag += std::fabs(double(fl(x[i * k + t])) * fl(w[j * k + t]));
+        }
+        EXPECT_NEAR(fl(y[i * n + j]), ref, std::fabs(ref) / 128 + mag * 1e-5 + 1e-6) << m << ": " << i << "," << j;
+      }
+    cudaFree(dx);
+    cudaFree(dy);
+  }
+  EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 9, n, k));
+  EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 12));
+  cudaFree(dw);
+}
+
 TEST(EngineGpu, RopeFollowsTransformersRoundings) {
   REQUIRE_GPU();
   const int q_heads = 2, kv_heads = 1, D = 8;
@@ -104,6 +135,37 @@ TEST(EngineGpu, RopeFollowsTransformersRoundings) {
         EXPECT_NEAR(fl(got[at + i]), fl(bf(fl(bf(x1 * c)) + fl(bf(-x2 * s)))), 1e-2) << t << " " << h << " " << i;
         EXPECT_NEAR(fl(got[at + i + D / 2]), fl(bf(fl(bf(x2 * c)) + fl(bf(x1 * s)))), 1e-2);
       }
+}
+
+// The fused RoPE + KV append: the same rotated qkv as rope_qk (bitwise), the rotated k heads and the raw v heads
+// in the cache rows of (seq[t], kv head, positions[t]), and nothing else of the cache touched.
+TEST(EngineGpu, RopeAppendWritesTheCache) {
+  REQUIRE_GPU();
+  const int q_heads = 4, kv_heads = 2, D = 16;
+  const int64_t n = 3, cols = (q_heads + 2 * kv_heads) * D, max_seq = 1024, seqs = 2;
+  const auto qkv = random_bf16(n * cols, 21);
+  std::vector<int32_t> pos = {0, 5, 1000}, seq = {1, 0, 1};
+  std::vector<float> inv(D / 2);
+  for (int i = 0; i < D / 2; ++i) inv[i] = std::pow(0.5f, float(i));
+  const std::vector<uint16_t> zeros(seqs * kv_heads * max_seq * D, 0);
+  uint16_t *plain = upload(qkv), *fused = upload(qkv), *ck = upload(zeros), *cv = upload(zeros);
+  int32_t *dp = upload(pos), *ds = upload(seq);
+  float* di = upload(inv);
+  eg::rope_qk(plain, n, cols, q_heads, kv_heads, D, dp, di, nullptr);
+  eg::rope_qk_append(fused, n, cols, q_heads, kv_heads, D, dp, di, ds, ck, cv, max_seq, nullptr);
+  const auto want = download(plain, n * cols), got = download(fused, n * cols);
+  const auto k = download(ck, zeros.size()), v = download(cv, zeros.size());
+  EXPECT_EQ(got, want);
+  std::vector<uint16_t> k_ref = zeros, v_ref = zeros;
+  for (int64_t t = 0; t < n; ++t)
+    for (int h = 0; h < kv_heads; ++h)
+      for (int d = 0; d < D; ++d) {
+        const int64_t at = ((int64_t(seq[t]) * kv_heads + h) * max_seq + pos[t]) * D + d;
+        k_ref[at] = want[t * cols + (q_heads + h) * D + d];
+        v_ref[at] = qkv[t * cols + (q_heads + kv_heads + h) * D + d];
+      }
+  EXPECT_TRUE(k == k_ref);
+  EXPECT_TRUE(v == v_ref);
 }
 
 // Attention of n queries over two sequences against a float64 softmax. `len` cycles through decode-like and

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/gpu/skinny_gemm.h"
 #include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
@@ -35,10 +36,10 @@ Gemm::~Gemm() {
 }
 
 // Row-major y = x . w^T is column-major y^T (n x m) = (w^T)^T (k x n, transposed) . x^T (k x m).
-// Candidates: cuBLASLt's heuristic returns up to kCandidates algorithms, best guess first. Outside graph capture each
-// is timed on the call's own operands (2 warm-up + 5 timed runs, CUDA events) and the fastest kept; inside a
-// capture (nothing may run) the first is taken. Timing matters most for decode's skinny GEMMs (m = batch), where
-// the heuristic's first choice was measured slower than others on H100.
+// Candidates: cuBLASLt's heuristic returns up to kCandidates algorithms, best guess first, and for m <= 8 our
+// skinny_gemm joins them. Outside graph capture each is timed on the call's own operands (2 warm-up + 5 timed runs,
+// CUDA events) and the fastest kept; inside a capture (nothing may run) cuBLASLt's first guess is taken. Timing
+// matters most for decode's skinny GEMMs (m = batch), which are passes over the weights.
 const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k,
                              cudaStream_t stream) {
   const auto key = std::make_tuple(m, n, k);
@@ -57,7 +58,7 @@ const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, i
   check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
                                              sizeof(workspace_bytes_)),
         "workspace preference", m, n, k);
-  constexpr int kCandidates = 8;
+  constexpr int kCandidates = 16;
   cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int found = 0;
   const cublasStatus_t s =
@@ -89,6 +90,18 @@ const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, i
         p.algo = results[i].algo;
       }
     }
+    if (skinny_gemm_supports(x, w, y, m, n, k)) {
+      for (int r = 0; r < 2; ++r) skinny_gemm(x, w, y, m, n, k, stream);
+      cudaEventRecord(start, stream);
+      for (int r = 0; r < 5; ++r) skinny_gemm(x, w, y, m, n, k, stream);
+      cudaEventRecord(stop, stream);
+      float ms = 0.0f;
+      if (cudaEventSynchronize(stop) == cudaSuccess && cudaEventElapsedTime(&ms, start, stop) == cudaSuccess &&
+          (best == 0.0f || ms < best)) {
+        best = ms;
+        p.skinny = true;
+      }
+    }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
   }
@@ -97,6 +110,14 @@ const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, i
 
 void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
   const Plan& p = plan(x, w, y, m, n, k, stream);
+  if (p.skinny && skinny_gemm_supports(x, w, y, m, n, k)) {
+    skinny_gemm(x, w, y, m, n, k, stream);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+      throw Error(fmt::format("nvrar-llm: skinny GEMM launch failed for a [{} x {}] . [{} x {}]^T GEMM: {}", m, k, n,
+                              k, cudaGetErrorString(e)));
+    return;
+  }
   const float alpha = 1.0f, beta = 0.0f;
   check(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo, workspace_,
                        workspace_bytes_, stream),

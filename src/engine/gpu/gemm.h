@@ -1,6 +1,7 @@
 // Row-major bf16 GEMMs of a linear layer through cuBLASLt: y[m, n] = x[m, k] . w[n, k]^T (w as Hugging Face
 // stores a Linear weight, [out_features, in_features]), fp32 accumulation, bf16 output. Algorithms are chosen once
-// per (m, n, k): cuBLASLt's heuristic candidates timed on the first call outside graph capture, the fastest cached;
+// per (m, n, k): cuBLASLt's heuristic candidates (and, for m <= 8, skinny_gemm) timed on the first call outside
+// graph capture, the fastest cached;
 // the workspace is owned here, so calls are graph-capturable.
 #pragma once
 
@@ -28,6 +29,7 @@ class Gemm {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
+    bool skinny = false;  // skinny_gemm measured faster than every cuBLASLt candidate
   };
   const Plan& plan(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 

@@ -28,39 +28,42 @@ __global__ void embedding_kernel(const int32_t* tokens, int64_t n, const bf16_t*
   out[i] = table[static_cast<int64_t>(tokens[t]) * hidden + i % hidden];
 }
 
-// RoPE: one thread per (token, head, pair i < head_dim / 2).
+// RoPE (+ KV append): one thread per (token, head, pair i < head_dim / 2) over the q and k heads, and, when
+// appending, the v heads too. A k thread writes its rotated pair to cache_k as well, a v thread copies its pair.
 __global__ void rope_kernel(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
-                            const int32_t* positions, const float* inv_freq) {
+                            const int32_t* positions, const float* inv_freq, const int32_t* seq, bf16_t* cache_k,
+                            bf16_t* cache_v, int64_t max_seq) {
   const int half = head_dim / 2;
-  const int heads = q_heads + kv_heads;
+  const bool append = cache_k != nullptr;
+  const int heads = q_heads + (append ? 2 : 1) * kv_heads;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * heads * half) return;
   const int pair = static_cast<int>(i % half);
   const int head = static_cast<int>((i / half) % heads);
   const int64_t t = i / (static_cast<int64_t>(half) * heads);
-  bf16_t* x = qkv + t * qkv_cols + static_cast<int64_t>(head) * head_dim;  // k heads follow the q heads
+  bf16_t* x = qkv + t * qkv_cols + static_cast<int64_t>(head) * head_dim;  // k heads follow the q heads, v the k
+  const int64_t cache_row =
+      append ? ((static_cast<int64_t>(seq[t]) * kv_heads + (head - q_heads) % kv_heads) * max_seq + positions[t]) *
+                   head_dim
+             : 0;
+  if (head >= q_heads + kv_heads) {  // a v head: copy only
+    cache_v[cache_row + pair] = x[pair];
+    cache_v[cache_row + pair + half] = x[pair + half];
+    return;
+  }
   const float angle = static_cast<float>(positions[t]) * inv_freq[pair];
   const float c = f(b(cosf(angle)));
   const float s = f(b(sinf(angle)));
   const float x1 = f(x[pair]);
   const float x2 = f(x[pair + half]);
-  x[pair] = b(f(b(x1 * c)) + f(b(-x2 * s)));
-  x[pair + half] = b(f(b(x2 * c)) + f(b(x1 * s)));
-}
-
-// KV append: one thread per (token, kv head, dim).
-__global__ void kv_append_kernel(const bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads,
-                                 int head_dim, const int32_t* seq, const int32_t* positions, bf16_t* cache_k,
-                                 bf16_t* cache_v, int64_t max_seq) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n * kv_heads * head_dim) return;
-  const int d = static_cast<int>(i % head_dim);
-  const int h = static_cast<int>((i / head_dim) % kv_heads);
-  const int64_t t = i / (static_cast<int64_t>(head_dim) * kv_heads);
-  const bf16_t* row = qkv + t * qkv_cols;
-  const int64_t at = ((static_cast<int64_t>(seq[t]) * kv_heads + h) * max_seq + positions[t]) * head_dim + d;
-  cache_k[at] = row[static_cast<int64_t>(q_heads + h) * head_dim + d];
-  cache_v[at] = row[static_cast<int64_t>(q_heads + kv_heads + h) * head_dim + d];
+  const bf16_t y1 = b(f(b(x1 * c)) + f(b(-x2 * s)));
+  const bf16_t y2 = b(f(b(x2 * c)) + f(b(x1 * s)));
+  x[pair] = y1;
+  x[pair + half] = y2;
+  if (append && head >= q_heads) {
+    cache_k[cache_row + pair] = y1;
+    cache_k[cache_row + pair + half] = y2;
+  }
 }
 
 // SwiGLU: one thread per (token, intermediate index).
@@ -183,14 +186,15 @@ void rope_qk(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads
              const int32_t* positions, const float* inv_freq, cudaStream_t stream) {
   const int64_t threads = n * (q_heads + kv_heads) * (head_dim / 2);
   rope_kernel<<<blocks_for(threads), kThreads, 0, stream>>>(qkv, n, qkv_cols, q_heads, kv_heads, head_dim, positions,
-                                                            inv_freq);
+                                                            inv_freq, nullptr, nullptr, nullptr, 0);
 }
 
-void kv_append(const bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
-               const int32_t* seq, const int32_t* positions, bf16_t* cache_k, bf16_t* cache_v, int64_t max_seq,
-               cudaStream_t stream) {
-  kv_append_kernel<<<blocks_for(n * kv_heads * head_dim), kThreads, 0, stream>>>(
-      qkv, n, qkv_cols, q_heads, kv_heads, head_dim, seq, positions, cache_k, cache_v, max_seq);
+void rope_qk_append(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
+                    const int32_t* positions, const float* inv_freq, const int32_t* seq, bf16_t* cache_k,
+                    bf16_t* cache_v, int64_t max_seq, cudaStream_t stream) {
+  const int64_t threads = n * (q_heads + 2 * kv_heads) * (head_dim / 2);
+  rope_kernel<<<blocks_for(threads), kThreads, 0, stream>>>(qkv, n, qkv_cols, q_heads, kv_heads, head_dim, positions,
+                                                            inv_freq, seq, cache_k, cache_v, max_seq);
 }
 
 void swiglu(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out, cudaStream_t stream) {

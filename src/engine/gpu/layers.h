@@ -21,11 +21,11 @@ void embedding_lookup(const int32_t* tokens, int64_t n, const bf16_t* table, int
 void rope_qk(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
              const int32_t* positions, const float* inv_freq, cudaStream_t stream);
 
-// KV cache [max_batch][kv_heads][max_seq][head_dim] (k and v alike). Token t of the qkv buffer goes to sequence
-// seq[t], position positions[t].
-void kv_append(const bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
-               const int32_t* seq, const int32_t* positions, bf16_t* cache_k, bf16_t* cache_v, int64_t max_seq,
-               cudaStream_t stream);
+// rope_qk, and in the same kernel the KV append: the rotated k heads and the v heads of token t go to the cache
+// [max_batch][kv_heads][max_seq][head_dim] (k and v alike) of sequence seq[t] at position positions[t].
+void rope_qk_append(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
+                    const int32_t* positions, const float* inv_freq, const int32_t* seq, bf16_t* cache_k,
+                    bf16_t* cache_v, int64_t max_seq, cudaStream_t stream);
 
 // out[t, i] = round(round(silu(gate[t, i])) * up[t, i]) with gate = gate_up[:, :inter], up = gate_up[:, inter:].
 void swiglu(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out, cudaStream_t stream);

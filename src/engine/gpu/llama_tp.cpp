@@ -307,9 +307,8 @@ void LlamaTp::forward(int64_t n, int64_t max_len, int64_t logit_rows, bool gathe
     if (timer) timer->mark(kGemm);
     gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
     if (timer) timer->mark(kAttention);
-    rope_qk(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, d_pos_, inv_freq_, stream_);
-    kv_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, d_seq_, d_pos_, l.cache_k, l.cache_v,
-              options_.max_seq, stream_);
+    rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, d_pos_, inv_freq_, d_seq_, l.cache_k,
+                   l.cache_v, options_.max_seq, stream_);
     attention(qkv_, d_seq_, d_len_, l.cache_k, l.cache_v, shape, scratch_, attn_, stream_);
     if (timer) timer->mark(kGemm);
     gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
