@@ -83,6 +83,10 @@ if want launch; then  # the other launch paths: torchrun (NCCL bootstrap, no MPI
   note "torchrun --no-python 4 ranks G=2: rc=$? $(grep -E 'passed, .* failed' "$OUT/launch_torchrun.log" | tail -1)"
   grep -E '^nvrar: rank [0-9]+ setup' "$OUT/launch_torchrun.log" | tail -8
   grep -iE 'error|warn' "$OUT/launch_torchrun.log" | grep -v '^nvrar: rank' | head -8
+  NVRAR_DEBUG=1 NVRAR_GPUS_PER_NODE=2 timeout "${TORCHRUN_TIMEOUT:-90}" bash scripts/srun-env.sh 4 \
+    $BUILD/tests/test_gpu_allreduce --suite sanitizer > "$OUT/launch_srun_env.log" 2>&1
+  note "srun environment (scripts/srun-env.sh, no Slurm here) 4 ranks G=2: rc=$? $(grep -E 'passed, .* failed' "$OUT/launch_srun_env.log" | tail -1)"
+  grep -E 'launched by|bootstrap' "$OUT/launch_srun_env.log" | head -3
   rc=$(run_split 4 4 "$OUT/launch_from_nccl.log" $BUILD/tests/test_gpu_allreduce --suite sanitizer --from-nccl)
   note "from_nccl 1x4: rc=$rc $(grep -E 'passed, .* failed' "$OUT/launch_from_nccl.log" | tail -1)"
 fi
@@ -145,6 +149,11 @@ if want engine; then  # nvrar-llm: logits against transformers at TP 1, 2, 4 wit
     python3 scripts/compare_tokens.py "$OUT/tiny/reference.json" "$OUT"/tokens_tp*.json > "$OUT/engine_tokens.log" 2>&1
     note "engine greedy tokens across TP sizes and backends: $(tail -1 "$OUT/engine_tokens.log")"
     head -5 "$OUT/engine_tokens.log"
+    # The engine under torchrun (NCCL bootstrap, no MPI), TP 2.
+    timeout "${TORCHRUN_TIMEOUT:-90}" python3 -m torch.distributed.run --no-python --nproc-per-node 2 \
+      $BUILD/tools/nvrar-llm check --model-dir "$OUT/tiny" --reference "$OUT/tiny/reference.json" --tp 2 \
+      --allreduce nvrar > "$OUT/engine_check_torchrun_tp2.log" 2>&1
+    note "engine check under torchrun TP 2 nvrar: rc=$? $(grep -E 'PASSED|FAILED' "$OUT/engine_check_torchrun_tp2.log" | tail -1)"
     rm -rf "$OUT/tiny"
   else
     note "engine: hf_reference.py failed"; tail -5 "$OUT/engine_ref.log"

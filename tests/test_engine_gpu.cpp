@@ -86,11 +86,12 @@ TEST(EngineGpu, SkinnyGemmMatchesCpu) {
   const int64_t n = 37, k = 4104;
   const auto w = random_bf16(n * k, 11);
   uint16_t* dw = upload(w);
+  for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant)
   for (int64_t m = 1; m <= eg::kSkinnyGemmMaxRows; ++m) {
     const auto x = random_bf16(m * k, 12 + m);
     uint16_t *dx = upload(x), *dy = upload(std::vector<uint16_t>(m * n));
     ASSERT_TRUE(eg::skinny_gemm_supports(dx, dw, dy, m, n, k));
-    eg::skinny_gemm(dx, dw, dy, m, n, k, nullptr);
+    eg::skinny_gemm(dx, dw, dy, m, n, k, variant, nullptr);
     const auto y = download(dy, m * n);
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
@@ -99,7 +100,7 @@ TEST(EngineGpu, SkinnyGemmMatchesCpu) {
           ref += double(fl(x[i * k + t])) * fl(w[j * k + t]);
           mag += std::fabs(double(fl(x[i * k + t])) * fl(w[j * k + t]));
         }
-        EXPECT_NEAR(fl(y[i * n + j]), ref, std::fabs(ref) / 128 + mag * 1e-5 + 1e-6) << m << ": " << i << "," << j;
+        EXPECT_NEAR(fl(y[i * n + j]), ref, std::fabs(ref) / 128 + mag * 1e-5 + 1e-6) << "variant " << variant << " m " << m << ": " << i << "," << j;
       }
     cudaFree(dx);
     cudaFree(dy);

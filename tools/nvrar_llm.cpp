@@ -160,6 +160,7 @@ int run_bench(const BenchOptions& o) {
     fmt::print("Prefill (median): {:.2f} ms\n", percentile(prefill_ms, 50));
     fmt::print("Decode step (median over {} steps): {:.3f} ms\n", step_ms.size(), step_med);
     fmt::print("Throughput: {:.1f} output tokens/s\n", tokens_per_s);
+    fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
     fmt::print("Decode step split (one eager, instrumented step: {:.3f} ms): GEMM {:.3f} ms ({:.0f}%), attention {:.3f} "
                "ms ({:.0f}%), all-reduce {:.3f} ms ({:.0f}%), other {:.3f} ms ({:.0f}%)\n",
                br.total_us() / 1e3, br.gemm_us / 1e3, 100 * br.gemm_us / br.total_us(), br.attention_us / 1e3,

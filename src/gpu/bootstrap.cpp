@@ -22,6 +22,22 @@ void check_nccl(ncclResult_t r, int rank, const char* what, const char* file, in
                           ncclGetErrorString(r), ncclGetLastError(nullptr)));
 }
 
+// Whether MPI_COMM_WORLD is the job the launcher describes. If not (srun with an MPI built without Slurm's PMI makes
+// each process a singleton), the NCCL_COMM_ID path takes over when MASTER_ADDR/MASTER_PORT are set; otherwise the
+// mismatch is an error here rather than a hang in a broadcast nobody else joins.
+bool mpi_world_matches(const LaunchInfo& launch) {
+  const int size = mpi_world_size();
+  if (size == launch.size) return true;
+  const std::string why = fmt::format(
+      "nvrar: rank {} bootstrap: launched by {} as one of {} processes, but MPI_COMM_WORLD has {} (is this MPI "
+      "built with the launcher's PMI, e.g. srun --mpi=pmix?)",
+      launch.rank, launch.launcher, launch.size, size);
+  if (std::getenv("NCCL_COMM_ID") == nullptr && (launch.master_addr.empty() || launch.master_port == 0))
+    throw Error(why + "; set MASTER_ADDR and MASTER_PORT to bootstrap through NCCL instead");
+  core::debug_stage(launch.rank, why + "; bootstrapping through NCCL_COMM_ID / MASTER_ADDR instead");
+  return false;
+}
+
 NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
   NcclBootstrap b;
   bool set_comm_id = false;  // NCCL_COMM_ID set here for this one init, then removed
@@ -31,7 +47,7 @@ NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
   if (launch.size == 1) {
     b.method = "single";
     NVRAR_NCCL_CHECK(launch.rank, ncclGetUniqueId(&id));
-  } else if (mpi_launcher && mpi_supported()) {
+  } else if (mpi_launcher && mpi_supported() && mpi_world_matches(launch)) {
     b.method = "mpi";
     if (launch.rank == 0) NVRAR_NCCL_CHECK(launch.rank, ncclGetUniqueId(&id));
     mpi_broadcast_bytes(&id, sizeof(id));

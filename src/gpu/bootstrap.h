@@ -38,5 +38,8 @@ std::vector<uint64_t> nccl_allgather_u64(ncclComm_t comm, int rank, int nranks, 
 // finalised at exit).
 bool mpi_supported();
 void mpi_broadcast_bytes(void* data, std::size_t bytes);
+// MPI_COMM_WORLD's size (initialising MPI if needed); 0 without MPI support. A launcher's environment and MPI can
+// disagree, e.g. srun with an MPI lacking Slurm's PMI: every process is then a singleton of size 1.
+int mpi_world_size();
 
 }  // namespace nvrar::gpu

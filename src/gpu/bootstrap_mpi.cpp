@@ -34,6 +34,13 @@ void ensure_mpi() {
 
 bool mpi_supported() { return true; }
 
+int mpi_world_size() {
+  ensure_mpi();
+  int size = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
 void mpi_broadcast_bytes(void* data, std::size_t bytes) {
   ensure_mpi();
   const int rc = MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, 0, MPI_COMM_WORLD);

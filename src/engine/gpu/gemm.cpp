@@ -1,5 +1,6 @@
 #include "engine/gpu/gemm.h"
 
+#include <cmath>
 #include <string>
 
 #include <fmt/format.h>
@@ -38,7 +39,7 @@ Gemm::~Gemm() {
 // Row-major y = x . w^T is column-major y^T (n x m) = (w^T)^T (k x n, transposed) . x^T (k x m).
 // Candidates: cuBLASLt's heuristic returns up to kCandidates algorithms, best guess first, and for m <= 8 our
 // skinny_gemm joins them. Outside graph capture each is timed on the call's own operands (2 warm-up + 5 timed runs,
-// CUDA events) and the fastest kept; inside a capture (nothing may run) cuBLASLt's first guess is taken. Timing
+// CUDA events, L2 flushed before each) and the fastest kept; inside a capture (nothing may run) cuBLASLt's first guess is taken. Timing
 // matters most for decode's skinny GEMMs (m = batch), which are passes over the weights.
 const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k,
                              cudaStream_t stream) {
@@ -68,50 +69,78 @@ const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, i
   if (found == 0) check(CUBLAS_STATUS_NOT_SUPPORTED, "heuristic (no algorithm)", m, n, k);
   p.algo = results[0].algo;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (found > 1 && cudaStreamIsCapturing(stream, &capture) == cudaSuccess && capture == cudaStreamCaptureStatusNone) {
+  const bool skinny = skinny_gemm_supports(x, w, y, m, n, k);
+  if ((found > 1 || skinny) && cudaStreamIsCapturing(stream, &capture) == cudaSuccess &&
+      capture == cudaStreamCaptureStatusNone) {
+    // In a decode step every weight comes from HBM (the step reads far more than L2 holds), so each timed run
+    // starts with L2 flushed by writing a buffer larger than it; only the GEMM sits between the events.
+    const std::size_t flush_bytes = std::size_t{128} << 20;
+    void* flush = nullptr;
+    if (cudaMalloc(&flush, flush_bytes) != cudaSuccess) flush = nullptr;
     cudaEvent_t start = nullptr, stop = nullptr;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
+    // Total of 5 runs after 2 warm-up runs, in ms; infinity if a run failed.
+    const auto time_runs = [&](const auto& run) {
+      if (!run() || !run()) return INFINITY;
+      float total = 0.0f;
+      for (int r = 0; r < 5; ++r) {
+        if (flush != nullptr) cudaMemsetAsync(flush, r, flush_bytes, stream);
+        cudaEventRecord(start, stream);
+        const bool ok = run();
+        cudaEventRecord(stop, stream);
+        float ms = 0.0f;
+        if (!ok || cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess)
+          return INFINITY;
+        total += ms;
+      }
+      return total;
+    };
     const float alpha = 1.0f, beta = 0.0f;
-    float best = 0.0f;
+    float best = INFINITY;
     for (int i = 0; i < found; ++i) {
-      auto run = [&] {
+      const float ms = time_runs([&] {
         return cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &results[i].algo,
-                              workspace_, workspace_bytes_, stream);
-      };
-      if (run() != CUBLAS_STATUS_SUCCESS || run() != CUBLAS_STATUS_SUCCESS) continue;  // skip what fails to run
-      cudaEventRecord(start, stream);
-      for (int r = 0; r < 5; ++r) run();
-      cudaEventRecord(stop, stream);
-      float ms = 0.0f;
-      if (cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) continue;
-      if (best == 0.0f || ms < best) {
+                              workspace_, workspace_bytes_, stream) == CUBLAS_STATUS_SUCCESS;
+      });
+      if (ms < best) {
         best = ms;
         p.algo = results[i].algo;
       }
     }
-    if (skinny_gemm_supports(x, w, y, m, n, k)) {
-      for (int r = 0; r < 2; ++r) skinny_gemm(x, w, y, m, n, k, stream);
-      cudaEventRecord(start, stream);
-      for (int r = 0; r < 5; ++r) skinny_gemm(x, w, y, m, n, k, stream);
-      cudaEventRecord(stop, stream);
-      float ms = 0.0f;
-      if (cudaEventSynchronize(stop) == cudaSuccess && cudaEventElapsedTime(&ms, start, stop) == cudaSuccess &&
-          (best == 0.0f || ms < best)) {
+    for (int variant = 0; skinny && variant < kSkinnyGemmVariants; ++variant) {
+      const float ms = time_runs([&] {
+        skinny_gemm(x, w, y, m, n, k, variant, stream);
+        return cudaPeekAtLastError() == cudaSuccess;
+      });
+      if (ms < best) {
         best = ms;
-        p.skinny = true;
+        p.skinny_variant = variant;
       }
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
+    if (flush != nullptr) {
+      cudaStreamSynchronize(stream);
+      cudaFree(flush);
+    }
   }
   return plans_.emplace(key, p).first->second;
 }
 
+std::string Gemm::choices() const {
+  std::string out;
+  for (const auto& [key, p] : plans_) {
+    const auto [m, n, k] = key;
+    out += fmt::format("{}{}x{}x{} {}", out.empty() ? "" : ", ", m, n, k, p.skinny_variant >= 0 ? fmt::format("skinny{}", p.skinny_variant) : std::string("cublasLt"));
+  }
+  return out;
+}
+
 void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
   const Plan& p = plan(x, w, y, m, n, k, stream);
-  if (p.skinny && skinny_gemm_supports(x, w, y, m, n, k)) {
-    skinny_gemm(x, w, y, m, n, k, stream);
+  if (p.skinny_variant >= 0 && skinny_gemm_supports(x, w, y, m, n, k)) {
+    skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
       throw Error(fmt::format("nvrar-llm: skinny GEMM launch failed for a [{} x {}] . [{} x {}]^T GEMM: {}", m, k, n,

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <tuple>
 
 namespace nvrar::engine::gpu {
@@ -24,12 +25,15 @@ class Gemm {
   // x, w, y: device bf16 arrays; m, n, k > 0. Throws nvrar::Error naming the shape on a cuBLASLt failure.
   void linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
+  // The kernel chosen for each shape so far, e.g. "8x6144x4096 skinny, 8x4096x4096 cublasLt".
+  std::string choices() const;
+
  private:
   struct Plan {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
-    bool skinny = false;  // skinny_gemm measured faster than every cuBLASLt candidate
+    int skinny_variant = -1;  // >= 0: that skinny_gemm variant measured faster than every cuBLASLt candidate
   };
   const Plan& plan(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 

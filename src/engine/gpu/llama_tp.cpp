@@ -445,6 +445,8 @@ std::vector<int32_t> LlamaTp::tokens() {
   return t;
 }
 
+std::string LlamaTp::gemm_choices() const { return gemm_->choices(); }
+
 void LlamaTp::set_tokens(const std::vector<int32_t>& tokens) {
   const int rank = comm_.rank();
   if (static_cast<int64_t>(tokens.size()) != batch_)

@@ -77,6 +77,7 @@ class LlamaTp {
   const ModelConfig& config() const { return config_; }
   const TpRank& tp() const { return tp_; }
   int64_t batch() const { return batch_; }
+  std::string gemm_choices() const;  // Gemm::choices()
 
  private:
   struct Layer {

@@ -2,12 +2,13 @@
 //
 // Purpose: y[m, n] = x[m, k] . w[n, k]^T with m <= 8, the shape of every linear layer in a decode step. The weights
 //   (megabytes to a gigabyte) are read once; x (at most 8 x k bf16) stays in L1/L2.
-// Algorithm: one warp per two output columns j, j + 1 (weight rows). Lane l reads 16 bytes (8 bf16) of each row at
-//   a time, kUnroll loads per row in flight (streaming, evict-first), and multiplies them with the same 8 elements
-//   of each of the m rows of x (16-byte loads through the read-only cache; one x load serves both columns),
-//   accumulating 2m fp32 sums. A butterfly of xor-shuffles sums the lanes; lane 2r + c writes y[r, j + c] rounded
-//   to bf16.
-// Launch shape: 256 threads (8 warps, 16 columns) per block, ceil(n / 16) blocks; template on m.
+// Algorithm: one warp per C output columns j .. j + C - 1 (weight rows). Lane l reads 16 bytes (8 bf16) of each row
+//   at a time, U loads per row in flight (streaming, evict-first), and multiplies them with the same 8 elements of
+//   each of the m rows of x (16-byte loads through the read-only cache; one x load serves the C columns),
+//   accumulating C m fp32 sums. A butterfly of xor-shuffles sums the lanes; lane C r + c writes y[r, j + c] rounded
+//   to bf16. Variants: 0 is C = 2, U = 4 (best for m of 1-2); 1 is C = 4, U = 2 (fewer x loads and conversions per
+//   weight for larger m); Gemm times both.
+// Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
 // Sync: none beyond the warp shuffles; no shared memory.
 #include "engine/gpu/skinny_gemm.h"
 
@@ -22,8 +23,6 @@ namespace {
 
 using core::Bf16;
 constexpr int kWarpsPerBlock = 8;
-constexpr int kUnroll = 4;
-constexpr int kColumnsPerWarp = 2;  // each x load serves two weight rows
 
 __device__ __forceinline__ void unpack8(const uint4& raw, float* out) {
   const bf16_t* h = reinterpret_cast<const bf16_t*>(&raw);
@@ -31,7 +30,8 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float* out) {
   for (int i = 0; i < 8; ++i) out[i] = core::to_float(Bf16{h[i]});
 }
 
-template <int M>
+// kColumnsPerWarp: weight rows per warp (each x load serves all of them); kUnroll: loads per row in flight.
+template <int M, int kColumnsPerWarp, int kUnroll>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     skinny_gemm_kernel(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ y, int64_t n,
                        int64_t k) {
@@ -83,12 +83,20 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       if (lane == r * kColumnsPerWarp + c && col0 + c < n) y[r * n + col0 + c] = core::from_float<Bf16>(sum[r][c]).bits;
 }
 
-template <int M>
-void launch(const void* x, const void* w, void* y, int64_t n, int64_t k, cudaStream_t stream) {
+template <int M, int kColumnsPerWarp, int kUnroll>
+void launch_shape(const void* x, const void* w, void* y, int64_t n, int64_t k, cudaStream_t stream) {
   constexpr int64_t kColumnsPerBlock = kWarpsPerBlock * kColumnsPerWarp;
   const unsigned blocks = static_cast<unsigned>((n + kColumnsPerBlock - 1) / kColumnsPerBlock);
-  skinny_gemm_kernel<M><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(
+  skinny_gemm_kernel<M, kColumnsPerWarp, kUnroll><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(
       static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w), static_cast<bf16_t*>(y), n, k);
+}
+
+template <int M>
+void launch(const void* x, const void* w, void* y, int64_t n, int64_t k, int variant, cudaStream_t stream) {
+  if (variant == 0)
+    launch_shape<M, 2, 4>(x, w, y, n, k, stream);
+  else
+    launch_shape<M, 4, 2>(x, w, y, n, k, stream);
 }
 
 }  // namespace
@@ -99,16 +107,17 @@ bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m
          aligned(y);
 }
 
-void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
+                 cudaStream_t stream) {
   switch (m) {
-    case 1: return launch<1>(x, w, y, n, k, stream);
-    case 2: return launch<2>(x, w, y, n, k, stream);
-    case 3: return launch<3>(x, w, y, n, k, stream);
-    case 4: return launch<4>(x, w, y, n, k, stream);
-    case 5: return launch<5>(x, w, y, n, k, stream);
-    case 6: return launch<6>(x, w, y, n, k, stream);
-    case 7: return launch<7>(x, w, y, n, k, stream);
-    default: return launch<8>(x, w, y, n, k, stream);
+    case 1: return launch<1>(x, w, y, n, k, variant, stream);
+    case 2: return launch<2>(x, w, y, n, k, variant, stream);
+    case 3: return launch<3>(x, w, y, n, k, variant, stream);
+    case 4: return launch<4>(x, w, y, n, k, variant, stream);
+    case 5: return launch<5>(x, w, y, n, k, variant, stream);
+    case 6: return launch<6>(x, w, y, n, k, variant, stream);
+    case 7: return launch<7>(x, w, y, n, k, variant, stream);
+    default: return launch<8>(x, w, y, n, k, variant, stream);
   }
 }
 

@@ -14,6 +14,9 @@ constexpr int64_t kSkinnyGemmMaxRows = 8;
 // Whether skinny_gemm takes this call: 1 <= m <= 8, k a multiple of 8, every pointer 16-byte aligned.
 bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k);
 
-void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+// variant: 0 or 1 (kSkinnyGemmVariants), two tilings of the same computation (skinny_gemm.cu).
+constexpr int kSkinnyGemmVariants = 2;
+void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
+                 cudaStream_t stream);
 
 }  // namespace nvrar::engine::gpu
