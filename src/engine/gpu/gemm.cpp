@@ -38,11 +38,13 @@ Gemm::~Gemm() {
 
 // Row-major y = x . w^T is column-major y^T (n x m) = (w^T)^T (k x n, transposed) . x^T (k x m).
 // Candidates: cuBLASLt's heuristic returns up to kCandidates algorithms, best guess first, and for m <= 8 our
-// skinny_gemm joins them. Outside graph capture each is timed on the call's own operands (2 warm-up + 5 timed runs,
-// CUDA events, L2 flushed before each) and the fastest kept; inside a capture (nothing may run) cuBLASLt's first guess is taken. Timing
-// matters most for decode's skinny GEMMs (m = batch), which are passes over the weights.
-const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k,
-                             cudaStream_t stream) {
+// skinny_gemm joins them. Outside graph capture each is timed (CUDA events) on passes over `weights`, one GEMM per
+// weight matrix back to back, as a forward pass runs them: 1 warm-up pass, then the sum of 3 timed passes; the
+// fastest is kept. Given every layer's matrix of the shape (LlamaTp::prepare_gemms), a pass streams far more than
+// L2 holds, as a decode step does. Inside a capture (nothing may run) cuBLASLt's first guess is taken.
+const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n,
+                             int64_t k, cudaStream_t stream) {
+  const void* w = weights.front();
   const auto key = std::make_tuple(m, n, k);
   const auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
@@ -69,38 +71,34 @@ const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, i
   if (found == 0) check(CUBLAS_STATUS_NOT_SUPPORTED, "heuristic (no algorithm)", m, n, k);
   p.algo = results[0].algo;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  const bool skinny = skinny_gemm_supports(x, w, y, m, n, k);
+  bool skinny = true;
+  for (const void* wi : weights) skinny = skinny && skinny_gemm_supports(x, wi, y, m, n, k);
   if ((found > 1 || skinny) && cudaStreamIsCapturing(stream, &capture) == cudaSuccess &&
       capture == cudaStreamCaptureStatusNone) {
-    // In a decode step every weight comes from HBM (the step reads far more than L2 holds), so each timed run
-    // starts with L2 flushed by writing a buffer larger than it; only the GEMM sits between the events.
-    const std::size_t flush_bytes = std::size_t{128} << 20;
-    void* flush = nullptr;
-    if (cudaMalloc(&flush, flush_bytes) != cudaSuccess) flush = nullptr;
     cudaEvent_t start = nullptr, stop = nullptr;
     cudaEventCreate(&start);
     cudaEventCreate(&stop);
-    // Total of 5 runs after 2 warm-up runs, in ms; infinity if a run failed.
+    // Sum of 3 timed passes over the weights after a warm-up pass, in ms; infinity if a run failed.
     const auto time_runs = [&](const auto& run) {
-      if (!run() || !run()) return INFINITY;
-      float total = 0.0f;
-      for (int r = 0; r < 5; ++r) {
-        if (flush != nullptr) cudaMemsetAsync(flush, r, flush_bytes, stream);
-        cudaEventRecord(start, stream);
-        const bool ok = run();
-        cudaEventRecord(stop, stream);
-        float ms = 0.0f;
-        if (!ok || cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess)
-          return INFINITY;
-        total += ms;
-      }
-      return total;
+      const auto pass = [&] {
+        bool ok = true;
+        for (const void* wi : weights) ok = run(wi) && ok;
+        return ok;
+      };
+      if (!pass()) return INFINITY;
+      cudaEventRecord(start, stream);
+      const bool ok = pass() && pass() && pass();
+      cudaEventRecord(stop, stream);
+      float ms = 0.0f;
+      if (!ok || cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess)
+        return INFINITY;
+      return ms;
     };
     const float alpha = 1.0f, beta = 0.0f;
     float best = INFINITY;
     for (int i = 0; i < found; ++i) {
-      const float ms = time_runs([&] {
-        return cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &results[i].algo,
+      const float ms = time_runs([&](const void* wi) {
+        return cublasLtMatmul(handle_, p.op, &alpha, wi, p.a, x, p.b, &beta, y, p.c, y, p.c, &results[i].algo,
                               workspace_, workspace_bytes_, stream) == CUBLAS_STATUS_SUCCESS;
       });
       if (ms < best) {
@@ -109,8 +107,8 @@ const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, i
       }
     }
     for (int variant = 0; skinny && variant < kSkinnyGemmVariants; ++variant) {
-      const float ms = time_runs([&] {
-        skinny_gemm(x, w, y, m, n, k, variant, stream);
+      const float ms = time_runs([&](const void* wi) {
+        skinny_gemm(x, wi, y, m, n, k, variant, stream);
         return cudaPeekAtLastError() == cudaSuccess;
       });
       if (ms < best) {
@@ -120,12 +118,13 @@ const Gemm::Plan& Gemm::plan(const void* x, const void* w, void* y, int64_t m, i
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
-    if (flush != nullptr) {
-      cudaStreamSynchronize(stream);
-      cudaFree(flush);
-    }
   }
   return plans_.emplace(key, p).first->second;
+}
+
+void Gemm::tune(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
+                cudaStream_t stream) {
+  if (!weights.empty()) plan(x, weights, y, m, n, k, stream);
 }
 
 std::string Gemm::choices() const {
@@ -138,7 +137,8 @@ std::string Gemm::choices() const {
 }
 
 void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
-  const Plan& p = plan(x, w, y, m, n, k, stream);
+  const void* const one[] = {w};
+  const Plan& p = plan(x, one, y, m, n, k, stream);
   if (p.skinny_variant >= 0 && skinny_gemm_supports(x, w, y, m, n, k)) {
     skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream);
     const cudaError_t e = cudaGetLastError();

@@ -1,7 +1,7 @@
 // Row-major bf16 GEMMs of a linear layer through cuBLASLt: y[m, n] = x[m, k] . w[n, k]^T (w as Hugging Face
 // stores a Linear weight, [out_features, in_features]), fp32 accumulation, bf16 output. Algorithms are chosen once
-// per (m, n, k): cuBLASLt's heuristic candidates (and, for m <= 8, skinny_gemm) timed on the first call outside
-// graph capture, the fastest cached;
+// per (m, n, k): cuBLASLt's heuristic candidates (and, for m <= 8, skinny_gemm) timed on tune() or the first call
+// outside graph capture, the fastest cached;
 // the workspace is owned here, so calls are graph-capturable.
 #pragma once
 
@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <tuple>
 
@@ -25,6 +26,11 @@ class Gemm {
   // x, w, y: device bf16 arrays; m, n, k > 0. Throws nvrar::Error naming the shape on a cuBLASLt failure.
   void linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
+  // Chooses the kernel for (m, n, k) by timing passes over all of `weights` (e.g. every layer's matrix of that
+  // shape), unless already chosen. Not during graph capture.
+  void tune(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
+            cudaStream_t stream);
+
   // The kernel chosen for each shape so far, e.g. "8x6144x4096 skinny, 8x4096x4096 cublasLt".
   std::string choices() const;
 
@@ -35,7 +41,8 @@ class Gemm {
     cublasLtMatmulAlgo_t algo{};
     int skinny_variant = -1;  // >= 0: that skinny_gemm variant measured faster than every cuBLASLt candidate
   };
-  const Plan& plan(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+  const Plan& plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
+                   cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;

@@ -333,17 +333,24 @@ void LlamaTp::forward(int64_t n, int64_t max_len, int64_t logit_rows, bool gathe
   logit_rows_ = logit_rows;
 }
 
-// Runs each GEMM shape of an n-row forward once, eagerly, so Gemm times its candidates and caches its choice before
-// a graph capture (which can only take the first guess). Writes only scratch activations and logits_, which the
-// next step rewrites; the KV cache and positions are untouched.
+// Has Gemm choose the kernel of each GEMM shape of an n-row forward, timing passes over every layer's matrix as a
+// decode step streams them, before a graph capture (which can only take the first guess). Writes only scratch
+// activations and logits_, which the next step rewrites; the KV cache and positions are untouched.
 void LlamaTp::prepare_gemms(int64_t n) {
   const int64_t H = hidden_;
-  const Layer& l = layers_.front();
-  gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
-  gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
-  gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_);
-  gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
-  gemm_->linear(x_, lm_head_, logits_, n, vocab_cols_, H, stream_);
+  std::vector<const void*> qkv, o, gate_up, down;
+  for (const Layer& l : layers_) {
+    qkv.push_back(l.qkv);
+    o.push_back(l.o);
+    gate_up.push_back(l.gate_up);
+    down.push_back(l.down);
+  }
+  const void* const head[] = {lm_head_};
+  gemm_->tune(x_, qkv, qkv_, n, qkv_cols_, H, stream_);
+  gemm_->tune(attn_, o, part_, n, H, q_cols_, stream_);
+  gemm_->tune(x_, gate_up, gu_, n, 2 * inter_, H, stream_);
+  gemm_->tune(act_, down, part_, n, H, inter_, stream_);
+  gemm_->tune(x_, head, logits_, n, vocab_cols_, H, stream_);
 }
 
 std::vector<int32_t> LlamaTp::prefill(const std::vector<int32_t>& prompts, int64_t batch, int64_t len) {
