@@ -44,7 +44,6 @@ Gemm::~Gemm() {
 // L2 holds, as a decode step does. Inside a capture (nothing may run) cuBLASLt's first guess is taken.
 const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n,
                              int64_t k, cudaStream_t stream) {
-  const void* w = weights.front();
   const auto key = std::make_tuple(m, n, k);
   const auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
