@@ -13,11 +13,16 @@ import sys
 
 
 def main():
+    if len(sys.argv) < 3:
+        sys.exit("usage: compare_tokens.py REFERENCE.json RUN.json [RUN.json ...]")
     ref = json.load(open(sys.argv[1]))
     runs = {os.path.basename(p).removesuffix(".json"): json.load(open(p)) for p in sys.argv[2:]}
     names = list(runs)
     differ = 0
-    steps = min(len(r) for r in runs.values())
+    steps = len(ref["tokens"])
+    for n, r in runs.items():
+        if len(r) != steps:
+            sys.exit(f"{n}: {len(r)} steps, the reference has {steps}")
     for s in range(steps):
         for b in range(len(ref["tokens"][s])):
             chosen = {n: runs[n][s][b] for n in names}

@@ -148,7 +148,9 @@ if want engine; then  # nvrar-llm: logits against transformers at TP 1, 2, 4 wit
         grep -E '^step' "$OUT/engine_check_tp${tp}_$ar.log" | grep -vE '^step +0:' | head -3
       done
     done
-    python3 scripts/compare_tokens.py "$OUT/tiny/reference.json" "$OUT"/tokens_tp*.json > "$OUT/engine_tokens.log" 2>&1
+    tokens=("$OUT"/tokens_tp*.json)
+    [ -e "${tokens[0]}" ] || tokens=()
+    python3 scripts/compare_tokens.py "$OUT/tiny/reference.json" "${tokens[@]}" > "$OUT/engine_tokens.log" 2>&1
     note "engine greedy tokens across TP sizes and backends: $(tail -1 "$OUT/engine_tokens.log")"
     head -5 "$OUT/engine_tokens.log"
     # The engine under torchrun (NCCL bootstrap, no MPI), TP 2.

@@ -218,7 +218,7 @@ void check_attention(int D, int64_t n, uint64_t seed) {
       }
     }
   EXPECT_EQ(bad, 0);
-  cudaFree(scratch);
+  for (void* p : std::initializer_list<void*>{scratch, dq, dk, dv, dout, ds, dl}) cudaFree(p);
 }
 
 TEST(EngineGpu, AttentionMatchesCpuSoftmax) {

@@ -225,7 +225,8 @@ int run_check(const CheckOptions& o) {
   //  - our sampled token (the device argmax over the vocabulary shards, merged across ranks) is the argmax of our
   //    own gathered logits (exact; equal values count as ties);
   //  - it equals the reference's token, or the reference ranks both within 2 x tolerance (a near tie the allowed
-  //    logit error can flip), which is counted and printed.
+  //    logit error can flip), which is counted and printed. Given the logit bound this holds whenever the first
+  //    two do, so it is a report of where and by how much greedy choices differ, not an extra condition.
   int bad = 0, near_ties = 0;
   std::vector<std::vector<int32_t>> ours;
   std::vector<int32_t> got = model.prefill(prompts, batch, len);
@@ -273,11 +274,16 @@ int run_check(const CheckOptions& o) {
       }
     }
     if (!ok) ++bad;
+    const std::string where = worst < 0 ? std::string("all equal") : fmt::format("worst at seq {} token {}", worst / V, worst % V);
     if (root && (!ok || !notes.empty() || s == 0 || s + 1 == steps))
-      fmt::print("step {:>3}: max |logit - HF| = {:.4f} (tolerance {:.4f}, worst at seq {} token {}) {}{}\n", s,
-                 max_diff, tol, worst / V, worst % V, ok ? "ok" : "MISMATCH", notes);
+      fmt::print("step {:>3}: max |logit - HF| = {:.4f} (tolerance {:.4f}, {}) {}{}\n", s, max_diff, tol, where,
+                 ok ? "ok" : "MISMATCH", notes);
   }
-  if (root && !o.tokens_out.empty()) std::ofstream(o.tokens_out) << nlohmann::json(ours).dump() << "\n";
+  if (root && !o.tokens_out.empty()) {
+    std::ofstream out(o.tokens_out);
+    out << nlohmann::json(ours).dump() << "\n";
+    if (!out) throw Error("nvrar-llm check: cannot write --tokens-out " + o.tokens_out);
+  }
   if (root)
     fmt::print("nvrar-llm check: TP {}, all-reduce {}, {} prompts x {} tokens, {} steps (teacher-forced): {}; "
                "greedy tokens equal HF's except {} near tie(s)\n",

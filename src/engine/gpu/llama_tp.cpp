@@ -109,6 +109,11 @@ LlamaTp::LlamaTp(const ModelConfig& config, Communicator& comm, const EngineOpti
     throw Error(fmt::format("nvrar-llm: rank {}: engine sizes batch {} seq {} prefill {} (need batch >= 1 and "
                             "1 <= prefill < seq)",
                             rank, options_.max_batch, options_.max_seq, options_.max_prefill));
+  // The attention kernels index queries by a grid dimension (at most 65535).
+  if (options_.max_batch * options_.max_prefill > 65535)
+    throw Error(fmt::format("nvrar-llm: rank {}: batch {} x prefill length {} = {} query rows in one prefill; the "
+                            "attention kernel takes at most 65535",
+                            rank, options_.max_batch, options_.max_prefill, options_.max_batch * options_.max_prefill));
   tp_ = tp_rank(config_, ranks_, rank, EmbeddingSharding::kVocabParallel);
   hidden_ = config_.hidden_size;
   head_dim_ = static_cast<int>(config_.head_dim);

@@ -14,8 +14,11 @@
 
 #include <cuda_runtime.h>
 
+#include <string>
+
 #include "core/numeric.h"
 #include "engine/gpu/layers.h"
+#include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
 
@@ -109,6 +112,10 @@ bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m
 
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
                  cudaStream_t stream) {
+  if (m < 1 || m > kSkinnyGemmMaxRows || variant < 0 || variant >= kSkinnyGemmVariants)
+    throw Error("nvrar-llm: skinny_gemm: m " + std::to_string(m) + " variant " + std::to_string(variant) +
+                " (takes 1 <= m <= " + std::to_string(kSkinnyGemmMaxRows) + " and variant < " +
+                std::to_string(kSkinnyGemmVariants) + ")");
   switch (m) {
     case 1: return launch<1>(x, w, y, n, k, variant, stream);
     case 2: return launch<2>(x, w, y, n, k, variant, stream);
