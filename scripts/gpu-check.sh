@@ -139,7 +139,7 @@ if want engine; then  # nvrar-llm: logits against transformers at TP 1, 2, 4 wit
   if [ "${ENGINE_CHECK:-1}" = 0 ]; then
     note "engine check skipped (ENGINE_CHECK=0)"
   elif python3 scripts/hf_reference.py --out "$OUT/tiny" --steps 32 > "$OUT/engine_ref.log" 2>&1; then
-    for tp in 1 2 4; do
+    for tp in ${ENGINE_CHECK_TPS:-1 2 4}; do
       [ "$tp" -le "$NGPU" ] || continue
       for ar in nccl nvrar; do
         rc=$(run_split $tp $tp "$OUT/engine_check_tp${tp}_$ar.log" $BUILD/tools/nvrar-llm check --model-dir "$OUT/tiny" \
