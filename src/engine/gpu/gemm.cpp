@@ -25,13 +25,15 @@ Gemm::Gemm() {
   if (cudaMalloc(&workspace_, workspace_bytes_) != cudaSuccess) throw Error("nvrar-llm: GEMM workspace allocation failed");
 }
 
+void Gemm::destroy(Plan& p) {
+  cublasLtMatrixLayoutDestroy(p.a);
+  cublasLtMatrixLayoutDestroy(p.b);
+  cublasLtMatrixLayoutDestroy(p.c);
+  cublasLtMatmulDescDestroy(p.op);
+}
+
 Gemm::~Gemm() {
-  for (auto& [key, p] : plans_) {
-    cublasLtMatrixLayoutDestroy(p.a);
-    cublasLtMatrixLayoutDestroy(p.b);
-    cublasLtMatrixLayoutDestroy(p.c);
-    cublasLtMatmulDescDestroy(p.op);
-  }
+  for (auto& [key, p] : plans_) destroy(p);
   if (workspace_ != nullptr) cudaFree(workspace_);
   if (handle_ != nullptr) cublasLtDestroy(handle_);
 }
@@ -117,13 +119,22 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
+    p.timed_over = weights.size();
   }
   return plans_.emplace(key, p).first->second;
 }
 
 void Gemm::tune(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
                 cudaStream_t stream) {
-  if (!weights.empty()) plan(x, weights, y, m, n, k, stream);
+  if (weights.empty()) return;
+  // A plan timed on fewer matrices (a first call through linear(), e.g. a prefill of length 1) is timed again.
+  const auto it = plans_.find(std::make_tuple(m, n, k));
+  if (it != plans_.end()) {
+    if (it->second.timed_over >= weights.size()) return;
+    destroy(it->second);
+    plans_.erase(it);
+  }
+  plan(x, weights, y, m, n, k, stream);
 }
 
 std::string Gemm::choices() const {

@@ -27,7 +27,7 @@ class Gemm {
   void linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
   // Chooses the kernel for (m, n, k) by timing passes over all of `weights` (e.g. every layer's matrix of that
-  // shape), unless already chosen. Not during graph capture.
+  // shape), unless already chosen on as many matrices. Not during graph capture.
   void tune(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
             cudaStream_t stream);
 
@@ -40,9 +40,11 @@ class Gemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
     int skinny_variant = -1;  // >= 0: that skinny_gemm variant measured faster than every cuBLASLt candidate
+    std::size_t timed_over = 0;  // matrices the choice was timed on (0: not timed, cuBLASLt's first guess)
   };
   const Plan& plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
                    cudaStream_t stream);
+  static void destroy(Plan& p);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;

@@ -411,13 +411,16 @@ void LlamaTp::decode_step(bool use_graph) {
     forward(batch_, options_.max_seq, batch_, /*gather_rows_first=*/false, nullptr);
     advance_positions(d_pos_, d_len_, batch_, stream_);
   };
+  if (prepared_batch_ != batch_) {  // GEMM kernels timed and chosen outside any capture, for graph and eager steps
+    prepare_gemms(batch_);
+    prepared_batch_ = batch_;
+  }
   if (!use_graph) {
     body();
   } else {
     if (graph_ == nullptr || graph_batch_ != batch_) {
       if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
       graph_ = nullptr;
-      prepare_gemms(batch_);  // GEMM algorithms are timed and chosen outside the capture
       cudaGraph_t g = nullptr;
       cuda_check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "graph capture", rank);
       body();
@@ -438,6 +441,10 @@ StepBreakdown LlamaTp::timed_decode_step() {
   if (next_position_ >= options_.max_seq)
     throw Error(fmt::format("nvrar-llm: rank {} decode: position {} reaches max_seq {}", rank, next_position_,
                             options_.max_seq));
+  if (prepared_batch_ != batch_) {
+    prepare_gemms(batch_);
+    prepared_batch_ = batch_;
+  }
   Timer timer;
   timer.stream = stream_;
   timer.mark(kOther);

@@ -130,6 +130,7 @@ class LlamaTp {
   int64_t next_position_ = 0;  // host mirror of the decode position (bounds check against max_seq)
   cudaGraphExec_t graph_ = nullptr;
   int64_t graph_batch_ = 0;
+  int64_t prepared_batch_ = 0;  // decode batch size whose GEMM kernels prepare_gemms chose
 };
 
 }  // namespace nvrar::engine::gpu
