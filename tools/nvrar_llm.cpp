@@ -274,7 +274,8 @@ int run_check(const CheckOptions& o) {
       }
     }
     if (!ok) ++bad;
-    const std::string where = worst < 0 ? std::string("all equal") : fmt::format("worst at seq {} token {}", worst / V, worst % V);
+    const std::string where =
+        worst < 0 ? std::string("all equal") : fmt::format("worst at seq {} token {}", worst / V, worst % V);
     if (root && (!ok || !notes.empty() || s == 0 || s + 1 == steps))
       fmt::print("step {:>3}: max |logit - HF| = {:.4f} (tolerance {:.4f}, {}) {}{}\n", s, max_diff, tol, where,
                  ok ? "ok" : "MISMATCH", notes);

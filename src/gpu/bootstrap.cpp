@@ -69,8 +69,9 @@ NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
     // With NCCL_COMM_ID set, every rank gets the same id; rank 0's ncclCommInitRank listens at that address.
     NVRAR_NCCL_CHECK(launch.rank, ncclGetUniqueId(&id));
   }
+  const char* comm_id = std::getenv("NCCL_COMM_ID");
   core::debug_stage(launch.rank, "ncclCommInitRank (" + b.method +
-                                     (std::getenv("NCCL_COMM_ID") ? std::string(", NCCL_COMM_ID=") + std::getenv("NCCL_COMM_ID") : std::string()) + ")");
+                                     (comm_id ? std::string(", NCCL_COMM_ID=") + comm_id : std::string()) + ")");
   const ncclResult_t init = ncclCommInitRank(&b.comm, launch.size, id, launch.rank);
   // Left set, NCCL_COMM_ID would make every later ncclGetUniqueId in this process (NVSHMEM's NCCL teams, the
   // application's own communicators) return this same root address, which is no longer listening.

@@ -19,6 +19,7 @@
 #include <cmath>
 
 #include "core/numeric.h"
+#include "engine/gpu/bf16_vector.cuh"
 
 namespace nvrar::engine::gpu {
 
@@ -30,13 +31,6 @@ constexpr int kUnroll = 2;  // keys per slot per iteration
 constexpr int64_t kTargetBlocks = 1024;
 constexpr int64_t kMinKeysPerSplit = 32;
 
-__device__ __forceinline__ float f(bf16_t v) { return core::to_float(Bf16{v}); }
-
-__device__ __forceinline__ void unpack8(const uint4& raw, float* out) {
-  const bf16_t* h = reinterpret_cast<const bf16_t*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) out[i] = f(h[i]);
-}
 
 __host__ __device__ int64_t keys_per_split(int64_t n, int q_heads, int64_t max_len) {
   int64_t kps = kMinKeysPerSplit;
@@ -69,7 +63,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int kv_head = head / (s.q_heads / s.kv_heads);
   const float scale = rsqrtf(static_cast<float>(D));
   float q[8];
-  unpack8(*reinterpret_cast<const uint4*>(qkv + t * s.qkv_cols + static_cast<int64_t>(head) * D + sub * 8), q);
+  unpack_bf16x8(*reinterpret_cast<const uint4*>(qkv + t * s.qkv_cols + static_cast<int64_t>(head) * D + sub * 8), q);
   const int64_t base = (static_cast<int64_t>(seq[t]) * s.kv_heads + kv_head) * s.max_seq;
   float m = -INFINITY, l = 0.0f, acc[8] = {};
   for (int64_t j0 = begin; j0 < end; j0 += kSlots * kUnroll) {
@@ -87,7 +81,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float k[8];
-      unpack8(kraw[u], k);
+      unpack_bf16x8(kraw[u], k);
       float dot = 0.0f;
 #pragma unroll
       for (int i = 0; i < 8; ++i) dot += q[i] * k[i];
@@ -100,7 +94,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       const float p = __expf(score - m_new);
       l = l * correction + p;
       float v[8];
-      unpack8(vraw[u], v);
+      unpack_bf16x8(vraw[u], v);
 #pragma unroll
       for (int i = 0; i < 8; ++i) acc[i] = acc[i] * correction + p * v[i];
       m = m_new;

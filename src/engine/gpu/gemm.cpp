@@ -141,7 +141,8 @@ std::string Gemm::choices() const {
   std::string out;
   for (const auto& [key, p] : plans_) {
     const auto [m, n, k] = key;
-    out += fmt::format("{}{}x{}x{} {}", out.empty() ? "" : ", ", m, n, k, p.skinny_variant >= 0 ? fmt::format("skinny{}", p.skinny_variant) : std::string("cublasLt"));
+    const std::string kernel = p.skinny_variant >= 0 ? fmt::format("skinny{}", p.skinny_variant) : "cublasLt";
+    out += fmt::format("{}{}x{}x{} {}", out.empty() ? "" : ", ", m, n, k, kernel);
   }
   return out;
 }

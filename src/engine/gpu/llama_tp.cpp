@@ -338,10 +338,13 @@ void LlamaTp::forward(int64_t n, int64_t max_len, int64_t logit_rows, bool gathe
   logit_rows_ = logit_rows;
 }
 
-// Has Gemm choose the kernel of each GEMM shape of an n-row forward, timing passes over every layer's matrix as a
-// decode step streams them, before a graph capture (which can only take the first guess). Writes only scratch
-// activations and logits_, which the next step rewrites; the KV cache and positions are untouched.
+// Once per decode batch size n: has Gemm choose the kernel of each GEMM shape of an n-row forward, timing passes
+// over every layer's matrix as a decode step streams them, before a graph capture (which can only take the first
+// guess). Writes only scratch activations and logits_, which the next step rewrites; the KV cache and positions
+// are untouched.
 void LlamaTp::prepare_gemms(int64_t n) {
+  if (prepared_batch_ == n) return;
+  prepared_batch_ = n;
   const int64_t H = hidden_;
   std::vector<const void*> qkv, o, gate_up, down;
   for (const Layer& l : layers_) {
@@ -411,10 +414,7 @@ void LlamaTp::decode_step(bool use_graph) {
     forward(batch_, options_.max_seq, batch_, /*gather_rows_first=*/false, nullptr);
     advance_positions(d_pos_, d_len_, batch_, stream_);
   };
-  if (prepared_batch_ != batch_) {  // GEMM kernels timed and chosen outside any capture, for graph and eager steps
-    prepare_gemms(batch_);
-    prepared_batch_ = batch_;
-  }
+  prepare_gemms(batch_);  // GEMM kernels timed and chosen outside any capture, for graph and eager steps
   if (!use_graph) {
     body();
   } else {
@@ -441,10 +441,7 @@ StepBreakdown LlamaTp::timed_decode_step() {
   if (next_position_ >= options_.max_seq)
     throw Error(fmt::format("nvrar-llm: rank {} decode: position {} reaches max_seq {}", rank, next_position_,
                             options_.max_seq));
-  if (prepared_batch_ != batch_) {
-    prepare_gemms(batch_);
-    prepared_batch_ = batch_;
-  }
+  prepare_gemms(batch_);
   Timer timer;
   timer.stream = stream_;
   timer.mark(kOther);

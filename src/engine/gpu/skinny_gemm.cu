@@ -17,6 +17,7 @@
 #include <string>
 
 #include "core/numeric.h"
+#include "engine/gpu/bf16_vector.cuh"
 #include "engine/gpu/layers.h"
 #include "nvrar/types.h"
 
@@ -27,11 +28,6 @@ namespace {
 using core::Bf16;
 constexpr int kWarpsPerBlock = 8;
 
-__device__ __forceinline__ void unpack8(const uint4& raw, float* out) {
-  const bf16_t* h = reinterpret_cast<const bf16_t*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) out[i] = core::to_float(Bf16{h[i]});
-}
 
 // kColumnsPerWarp: weight rows per warp (each x load serves all of them); kUnroll: loads per row in flight.
 template <int M, int kColumnsPerWarp, int kUnroll>
@@ -61,11 +57,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       if (at >= k) break;
       float wv[kColumnsPerWarp][8];
 #pragma unroll
-      for (int c = 0; c < kColumnsPerWarp; ++c) unpack8(wraw[u][c], wv[c]);
+      for (int c = 0; c < kColumnsPerWarp; ++c) unpack_bf16x8(wraw[u][c], wv[c]);
 #pragma unroll
       for (int r = 0; r < M; ++r) {
         float xv[8];
-        unpack8(__ldg(reinterpret_cast<const uint4*>(x + r * k + at)), xv);
+        unpack_bf16x8(__ldg(reinterpret_cast<const uint4*>(x + r * k + at)), xv);
 #pragma unroll
         for (int c = 0; c < kColumnsPerWarp; ++c)
 #pragma unroll
