@@ -83,14 +83,14 @@ TEST(EngineGpu, LinearMatchesCpu) {
 // warp's 256-element stride, n not a multiple of the block's 8 columns.
 TEST(EngineGpu, SkinnyGemmMatchesCpu) {
   REQUIRE_GPU();
-  const int64_t n = 37, k = 4104;
+  const int64_t n = 37, k = 4224;  // 16.5 x 256; a multiple of 128 for the tensor-core variant
   const auto w = random_bf16(n * k, 11);
   uint16_t* dw = upload(w);
   for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant)
   for (int64_t m = 1; m <= eg::kSkinnyGemmMaxRows; ++m) {
     const auto x = random_bf16(m * k, 12 + m);
     uint16_t *dx = upload(x), *dy = upload(std::vector<uint16_t>(m * n));
-    ASSERT_TRUE(eg::skinny_gemm_supports(dx, dw, dy, m, n, k));
+    ASSERT_TRUE(eg::skinny_gemm_supports(dx, dw, dy, m, n, k, variant));
     eg::skinny_gemm(dx, dw, dy, m, n, k, variant, nullptr);
     const auto y = download(dy, m * n);
     for (int64_t i = 0; i < m; ++i)
@@ -107,6 +107,7 @@ TEST(EngineGpu, SkinnyGemmMatchesCpu) {
   }
   EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 9, n, k));
   EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 12));
+  EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 4104, 2));
   cudaFree(dw);
 }
 

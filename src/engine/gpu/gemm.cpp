@@ -74,6 +74,11 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   bool skinny = true;
   for (const void* wi : weights) skinny = skinny && skinny_gemm_supports(x, wi, y, m, n, k);
+  const auto variant_ok = [&](int variant) {
+    for (const void* wi : weights)
+      if (!skinny_gemm_supports(x, wi, y, m, n, k, variant)) return false;
+    return true;
+  };
   if ((found > 1 || skinny) && cudaStreamIsCapturing(stream, &capture) == cudaSuccess &&
       capture == cudaStreamCaptureStatusNone) {
     cudaEvent_t start = nullptr, stop = nullptr;
@@ -108,6 +113,7 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
       }
     }
     for (int variant = 0; skinny && variant < kSkinnyGemmVariants; ++variant) {
+      if (!variant_ok(variant)) continue;
       const float ms = time_runs([&](const void* wi) {
         skinny_gemm(x, wi, y, m, n, k, variant, stream);
         return cudaPeekAtLastError() == cudaSuccess;
@@ -150,7 +156,7 @@ std::string Gemm::choices() const {
 void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
   const void* const one[] = {w};
   const Plan& p = plan(x, one, y, m, n, k, stream);
-  if (p.skinny_variant >= 0 && skinny_gemm_supports(x, w, y, m, n, k)) {
+  if (p.skinny_variant >= 0 && skinny_gemm_supports(x, w, y, m, n, k, p.skinny_variant)) {
     skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)

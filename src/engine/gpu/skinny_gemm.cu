@@ -7,7 +7,7 @@
 //   each of the m rows of x (16-byte loads through the read-only cache; one x load serves the C columns),
 //   accumulating C m fp32 sums. A butterfly of xor-shuffles sums the lanes; lane C r + c writes y[r, j + c] rounded
 //   to bf16. Variants: 0 is C = 2, U = 4 (best for m of 1-2); 1 is C = 4, U = 2 (fewer x loads and conversions per
-//   weight for larger m); Gemm times both.
+//   weight for larger m); variant 2 (tensor cores) is described at its kernel below; Gemm times all three.
 // Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
 // Sync: none beyond the warp shuffles; no shared memory.
 #include "engine/gpu/skinny_gemm.h"
@@ -82,6 +82,77 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       if (lane == r * kColumnsPerWarp + c && col0 + c < n) y[r * n + col0 + c] = core::from_float<Bf16>(sum[r][c]).bits;
 }
 
+
+// Variant 2, tensor cores: mma.sync m16n8k16 (bf16 in, fp32 accumulate) with the weights as A (16 rows of n) and
+//   x^T as B (its 8 columns are the batch rows; rows >= m are zeros).
+// Algorithm: a block of 4 warps owns 16 weight rows; warp w takes a quarter of k. The dot products sum over k, so
+//   any order of k works as long as A and B use the same one: lane (g = lane / 4, t = lane % 4) loads 16 contiguous
+//   bytes (8 bf16) of weight rows g and g + 8 and of x row g at offset 8 t of each 32-element chunk, and feeds
+//   elements 0-3 to one mma and 4-7 to the next as its k-slots (2t, 2t + 1, 2t + 8, 2t + 9). Four chunks' loads are
+//   in flight before their mmas. The warps' fp32 accumulators meet in shared memory; warp 0 adds them and writes
+//   y[r, row] for r < m (fragment: lane holds rows g, g + 8 x batch columns 2t, 2t + 1).
+// Launch shape: 128 threads per block, ceil(n / 16) blocks; k must be a multiple of 128 (4 warps x 32).
+// Sync: one __syncthreads before the cross-warp sum.
+constexpr int kMmaWarps = 4;
+constexpr int kMmaUnroll = 4;
+
+__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                               uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__global__ void __launch_bounds__(kMmaWarps * 32)
+    skinny_gemm_mma_kernel(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ y,
+                           int64_t m, int64_t n, int64_t k) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
+  const int64_t r_lo = row0 + g < n ? row0 + g : n - 1;  // rows past n reread the last row; never stored
+  const int64_t r_hi = row0 + g + 8 < n ? row0 + g + 8 : n - 1;
+  const bf16_t* w_lo = w + r_lo * k;
+  const bf16_t* w_hi = w + r_hi * k;
+  const bool x_row = g < m;
+  const bf16_t* xr = x + (x_row ? g : 0) * k;
+  const int64_t span = k / kMmaWarps;
+  const int64_t begin = warp * span, end = begin + span;
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int64_t chunk = begin; chunk < end; chunk += 32 * kMmaUnroll) {
+    uint4 lo[kMmaUnroll], hi[kMmaUnroll], xv[kMmaUnroll];
+#pragma unroll
+    for (int u = 0; u < kMmaUnroll; ++u) {
+      const int64_t at = chunk + u * 32 + t * 8;
+      const bool in = at < end;
+      lo[u] = in ? __ldcs(reinterpret_cast<const uint4*>(w_lo + at)) : make_uint4(0, 0, 0, 0);
+      hi[u] = in ? __ldcs(reinterpret_cast<const uint4*>(w_hi + at)) : make_uint4(0, 0, 0, 0);
+      xv[u] = in && x_row ? __ldg(reinterpret_cast<const uint4*>(xr + at)) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kMmaUnroll; ++u) {
+      mma_bf16_16816(c, lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[u].x, xv[u].y);
+      mma_bf16_16816(c, lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[u].z, xv[u].w);
+    }
+  }
+  __shared__ float partial[kMmaWarps][32][4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) partial[warp][lane][i] = c[i];
+  __syncthreads();
+  if (warp != 0) return;
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    for (int v = 1; v < kMmaWarps; ++v) c[i] += partial[v][lane][i];
+  // c0: (row g, batch 2t), c1: (row g, batch 2t + 1), c2: (row g + 8, batch 2t), c3: (row g + 8, batch 2t + 1).
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t batch = 2 * t + (i & 1);
+    const int64_t row = row0 + g + (i >= 2 ? 8 : 0);
+    if (batch < m && row < n) y[batch * n + row] = core::from_float<Bf16>(c[i]).bits;
+  }
+}
+
 template <int M, int kColumnsPerWarp, int kUnroll>
 void launch_shape(const void* x, const void* w, void* y, int64_t n, int64_t k, cudaStream_t stream) {
   constexpr int64_t kColumnsPerBlock = kWarpsPerBlock * kColumnsPerWarp;
@@ -100,10 +171,11 @@ void launch(const void* x, const void* w, void* y, int64_t n, int64_t k, int var
 
 }  // namespace
 
-bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k) {
+bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k, int variant) {
   const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-  return m >= 1 && m <= kSkinnyGemmMaxRows && n >= 1 && k >= 8 && k % 8 == 0 && aligned(x) && aligned(w) &&
-         aligned(y);
+  const int64_t k_multiple = variant == 2 ? 32 * kMmaWarps : 8;
+  return variant >= 0 && variant < kSkinnyGemmVariants && m >= 1 && m <= kSkinnyGemmMaxRows && n >= 1 && k >= 8 &&
+         k % k_multiple == 0 && aligned(x) && aligned(w) && aligned(y);
 }
 
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
@@ -112,6 +184,11 @@ void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, in
     throw Error("nvrar-llm: skinny_gemm: m " + std::to_string(m) + " variant " + std::to_string(variant) +
                 " (takes 1 <= m <= " + std::to_string(kSkinnyGemmMaxRows) + " and variant < " +
                 std::to_string(kSkinnyGemmVariants) + ")");
+  if (variant == 2) {
+    skinny_gemm_mma_kernel<<<static_cast<unsigned>((n + 15) / 16), kMmaWarps * 32, 0, stream>>>(
+        static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w), static_cast<bf16_t*>(y), m, n, k);
+    return;
+  }
   switch (m) {
     case 1: return launch<1>(x, w, y, n, k, variant, stream);
     case 2: return launch<2>(x, w, y, n, k, variant, stream);

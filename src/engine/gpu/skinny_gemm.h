@@ -11,11 +11,13 @@ namespace nvrar::engine::gpu {
 
 constexpr int64_t kSkinnyGemmMaxRows = 8;
 
-// Whether skinny_gemm takes this call: 1 <= m <= 8, k a multiple of 8, every pointer 16-byte aligned.
-bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k);
+// variant: 0, 1 (CUDA-core tilings) or 2 (tensor cores) of the same computation (skinny_gemm.cu).
+constexpr int kSkinnyGemmVariants = 3;
 
-// variant: 0 or 1 (kSkinnyGemmVariants), two tilings of the same computation (skinny_gemm.cu).
-constexpr int kSkinnyGemmVariants = 2;
+// Whether skinny_gemm takes this call: 1 <= m <= 8, k a multiple of 8 (of 128 for variant 2), every pointer
+// 16-byte aligned.
+bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k,
+                          int variant = 0);
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
                  cudaStream_t stream);
 
