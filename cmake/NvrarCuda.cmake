@@ -18,7 +18,7 @@ target_link_libraries(nvrar_nccl INTERFACE ${NVRAR_NCCL_LIB})
 # The GPU library: communicator, bootstrap, kernels. Shared, so NVSHMEM's device code is linked (device link)
 # once into it, next to the host calls that initialise it.
 set(_gpu_sources src/gpu/communicator.cpp src/gpu/nvshmem_runtime.cu src/gpu/hierarchical_allreduce.cu
-                 src/gpu/oneshot_allreduce.cu
+                 src/gpu/oneshot_allreduce.cu src/gpu/twoshot_registered_allreduce.cu
                  src/gpu/bootstrap.cpp)
 if(NVRAR_HAVE_MPI)
   list(APPEND _gpu_sources src/gpu/bootstrap_mpi.cpp)

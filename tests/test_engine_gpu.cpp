@@ -80,14 +80,19 @@ TEST(EngineGpu, LinearMatchesCpu) {
 }
 
 // The decode GEMM kernel directly (Gemm may or may not pick it): every m it takes, k not a multiple of the
-// warp's 256-element stride, n not a multiple of the block's 8 columns.
+// CUDA-core variants' 256-element warp stride nor of the 8-warp tensor-core variant's 1024-element block pass,
+// n not a multiple of the blocks' 8 or 16 rows.
 TEST(EngineGpu, SkinnyGemmMatchesCpu) {
   REQUIRE_GPU();
-  const int64_t n = 37, k = 4224;  // 16.5 x 256; a multiple of 128 for the tensor-core variant
-  const auto w = random_bf16(n * k, 11);
-  uint16_t* dw = upload(w);
+  const int64_t n = 37;
+  const int64_t k_largest = 4352;  // 17 x 256
+  const auto w_all = random_bf16(n * k_largest, 11);
   for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant)
   for (int64_t m = 1; m <= eg::kSkinnyGemmMaxRows; ++m) {
+    // 4104 = 16 x 256 + 8 for the CUDA-core variants, 4224 = 33 x 128 (4 warps), 4352 = 17 x 256 (8 warps).
+    const int64_t k = variant < 2 ? 4104 : variant == 2 ? 4224 : k_largest;
+    const std::vector<uint16_t> w(w_all.begin(), w_all.begin() + n * k);
+    uint16_t* dw = upload(w);
     const auto x = random_bf16(m * k, 12 + m);
     uint16_t *dx = upload(x), *dy = upload(std::vector<uint16_t>(m * n));
     ASSERT_TRUE(eg::skinny_gemm_supports(dx, dw, dy, m, n, k, variant));
@@ -104,10 +109,14 @@ TEST(EngineGpu, SkinnyGemmMatchesCpu) {
       }
     cudaFree(dx);
     cudaFree(dy);
+    cudaFree(dw);
   }
-  EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 9, n, k));
+  uint16_t* dw = upload(w_all);
+  EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 9, n, 4096));
   EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 12));
   EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 4104, 2));
+  EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 4224, 3));
+  EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 4096, 4));
   cudaFree(dw);
 }
 

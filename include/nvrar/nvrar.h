@@ -27,9 +27,13 @@ enum class Algorithm : int {
                       // (on one node: the two-shot all-reduce)
   kNccl = 2,          // ncclAllReduce on the communicator's NCCL communicator
   kOneShot = 3,       // every rank pushes its input to every other, then sums locally (one NVLink domain only)
+  kTwoShotRegistered = 4,  // zero-copy two-shot: each rank reduces its slice by loading it from every peer's input
+                           // in place, then stores the sums into every peer's output (one NVLink domain only; the
+                           // input must lie in a buffer from allocate_buffer(), the output anywhere)
 };
 const char* algorithm_name(Algorithm a);
-// Parses "auto", "hierarchical" (or "twoshot"), "nccl", "oneshot"; throws nvrar::Error otherwise.
+// Parses "auto", "hierarchical" (or "twoshot"), "nccl", "oneshot", "registered" (or "twoshot-registered"); throws
+// nvrar::Error otherwise.
 Algorithm parse_algorithm(const std::string& name);
 
 // An algorithm with its launch shape. Zeros (and bulk -1) leave the choice to the kernel; the tuner fills them.
@@ -54,6 +58,9 @@ struct Options {
   // Tuning table (nvrar-bench --tune); empty: NVRAR_TUNING_FILE, else a table of NVRAR_TUNING_DIR (default: the
   // tables shipped with NVRAR) measured on this card and topology, else the cost model.
   std::string tuning_file;
+  // Room in NVRAR's symmetric heap for allocate_buffer() (all buffers together); sizes the NVSHMEM heap when this
+  // communicator is the first to initialise NVSHMEM in the process.
+  std::size_t buffer_bytes = std::size_t{256} << 20;
 };
 
 class Communicator {
@@ -82,8 +89,23 @@ class Communicator {
   virtual void allreduce_add_rmsnorm(const void* x, void* residual, const void* weight, void* out, std::size_t rows,
                                      std::size_t hidden, float eps, DataType dtype, cudaStream_t stream,
                                      Algorithm algorithm = Algorithm::kAuto) = 0;
-  // What allreduce() with Algorithm::kAuto runs for a message of `bytes` (identical on every rank).
-  virtual Choice resolve(std::size_t bytes) const = 0;
+  // What allreduce() with Algorithm::kAuto runs for a message of `bytes` (identical on every rank) with an input
+  // outside (registered = false) or inside (true) a buffer from allocate_buffer().
+  virtual Choice resolve(std::size_t bytes, bool registered = false) const = 0;
+
+  // Registered buffers (zero copy). allocate_buffer() returns `bytes` of device memory in NVRAR's symmetric heap,
+  // 256-byte aligned; it is collective: every rank calls it with the same bytes, in the same order (and
+  // free_buffer() likewise). An all-reduce whose input lies in such a buffer reads the peers' inputs where they are
+  // instead of copying them into NVRAR's exchange area first (Algorithm::kTwoShotRegistered, which auto takes on
+  // one node wherever it would take the two-shot); if the output lies in one too, the sums are stored straight into
+  // the peers' outputs. Every rank must then pass the same offsets into its buffers (checked on the GPU: a
+  // mismatch fails the call on every rank, as a timeout does, and nothing is written). Throws nvrar::Error when the
+  // build has no NVSHMEM or Options::buffer_bytes is used up.
+  virtual void* allocate_buffer(std::size_t bytes) = 0;
+  // Frees a buffer of allocate_buffer() (collective; after the calls that use it have completed).
+  virtual void free_buffer(void* buffer) = 0;
+  // Whether [p, p + bytes) lies inside one buffer of allocate_buffer().
+  virtual bool is_registered(const void* p, std::size_t bytes) const = 0;
   // Where auto decisions come from: "tuning table FILE (card, date)" or "cost model PRESET".
   virtual std::string tuning_source() const = 0;
   // Throws nvrar::Error if an earlier call's kernel reported a failure (timeout). Does not block.
@@ -97,7 +119,8 @@ class Communicator {
   virtual int gpus_per_node() const = 0;
   virtual std::size_t max_bytes() const = 0;
   virtual std::size_t oneshot_max_bytes() const = 0;
-  // Whether this communicator can run `algorithm` at all (NVSHMEM in the build, NVLink reach for one-shot).
+  // Whether this communicator can run `algorithm` at all (NVSHMEM in the build, NVLink reach for one-shot and
+  // registered two-shot).
   virtual bool supports(Algorithm algorithm) const = 0;
   virtual ncclComm_t nccl() const = 0;
   // "P=4 (N=2 x G=2), NVSHMEM x.y.z, inter-node transport put"

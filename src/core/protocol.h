@@ -35,7 +35,16 @@ NVRAR_HD uint32_t cell_flag(uint64_t cell) { return static_cast<uint32_t>(cell >
 NVRAR_HD uint32_t cell_payload(uint64_t cell) { return static_cast<uint32_t>(cell); }
 
 // Where a rank waits, for timeout messages: the phase and, for the inter-node phase, the step.
-enum class Phase : int { kReduceScatter = 0, kFoldIn = 1, kDoubling = 2, kFoldOut = 3, kAllGather = 4, kOneShot = 5 };
+enum class Phase : int {
+  kReduceScatter = 0,
+  kFoldIn = 1,
+  kDoubling = 2,
+  kFoldOut = 3,
+  kAllGather = 4,
+  kOneShot = 5,
+  kRegisteredReady = 6,  // registered two-shot: waiting for a peer's "my input is ready"
+  kRegisteredDone = 7,   // registered two-shot: waiting for a peer's "your share of my sums is stored"
+};
 
 inline const char* phase_name(Phase p) {
   switch (p) {
@@ -51,6 +60,10 @@ inline const char* phase_name(Phase p) {
       return "intra-node all-gather";
     case Phase::kOneShot:
       return "one-shot exchange";
+    case Phase::kRegisteredReady:
+      return "registered two-shot (inputs ready)";
+    case Phase::kRegisteredDone:
+      return "registered two-shot (sums stored)";
   }
   return "unknown phase";
 }

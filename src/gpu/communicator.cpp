@@ -26,6 +26,7 @@
 #include "gpu/bootstrap.h"
 #include "gpu/hierarchical_allreduce.h"
 #include "gpu/oneshot_allreduce.h"
+#include "gpu/twoshot_registered_allreduce.h"
 #include "core/tuning.h"
 #include "gpu/nvshmem_runtime.h"
 #include "nvrar/nvrar.h"
@@ -43,6 +44,8 @@ const char* algorithm_name(Algorithm a) {
       return "nccl";
     case Algorithm::kOneShot:
       return "oneshot";
+    case Algorithm::kTwoShotRegistered:
+      return "registered";
   }
   return "invalid";
 }
@@ -52,7 +55,8 @@ Algorithm parse_algorithm(const std::string& name) {
   if (name == "hierarchical" || name == "twoshot") return Algorithm::kHierarchical;
   if (name == "nccl") return Algorithm::kNccl;
   if (name == "oneshot") return Algorithm::kOneShot;
-  throw Error("nvrar: unknown algorithm '" + name + "' (auto, hierarchical, twoshot, oneshot, nccl)");
+  if (name == "registered" || name == "twoshot-registered") return Algorithm::kTwoShotRegistered;
+  throw Error("nvrar: unknown algorithm '" + name + "' (auto, hierarchical, twoshot, oneshot, registered, nccl)");
 }
 
 bool built_with_nvshmem() { return gpu::shmem::available(); }
@@ -104,6 +108,8 @@ class GpuCommunicator final : public Communicator {
     NVRAR_CUDA_CHECK(rank_, cudaMemset(seq_counters_, 0, sizeof(unsigned long long) * kMaxBlocks));
     NVRAR_CUDA_CHECK(rank_, cudaMalloc(&oneshot_seq_, sizeof(unsigned long long) * kMaxOneShotBlocks));
     NVRAR_CUDA_CHECK(rank_, cudaMemset(oneshot_seq_, 0, sizeof(unsigned long long) * kMaxOneShotBlocks));
+    NVRAR_CUDA_CHECK(rank_, cudaMalloc(&registered_seq_, sizeof(unsigned long long) * kMaxRegisteredBlocks));
+    NVRAR_CUDA_CHECK(rank_, cudaMemset(registered_seq_, 0, sizeof(unsigned long long) * kMaxRegisteredBlocks));
     NVRAR_CUDA_CHECK(rank_, cudaMalloc(&abort_flag_, sizeof(int)));
     NVRAR_CUDA_CHECK(rank_, cudaMemset(abort_flag_, 0, sizeof(int)));
     NVRAR_CUDA_CHECK(rank_, cudaHostAlloc(&error_host_, sizeof(ErrorRecord), cudaHostAllocMapped));
@@ -113,6 +119,8 @@ class GpuCommunicator final : public Communicator {
     setup_heap();
     core::debug_stage(rank_, "one-shot area");
     setup_oneshot();
+    core::debug_stage(rank_, "registered two-shot area");
+    setup_registered();
     core::debug_stage(rank_, "tuning table");
     setup_tuning();
     core::debug_stage(rank_, "ready: " + describe());
@@ -122,6 +130,9 @@ class GpuCommunicator final : public Communicator {
     // nvshmem_free is collective: a communicator whose call failed skips it rather than wait for lost peers.
     if (heap_ != nullptr && failure_.empty() && !error_pending()) {
       cudaDeviceSynchronize();
+      for (auto it = buffers_.rbegin(); it != buffers_.rend(); ++it) shmem::symmetric_free(it->base);
+      if (registered_gather_ != nullptr) shmem::symmetric_free(registered_gather_);
+      if (registered_sync_ != nullptr) shmem::symmetric_free(registered_sync_);
       if (oneshot_heap_ != nullptr) shmem::symmetric_free(oneshot_heap_);
       shmem::symmetric_free(heap_);
       shmem::release();
@@ -130,6 +141,7 @@ class GpuCommunicator final : public Communicator {
     if (abort_flag_ != nullptr) cudaFree(abort_flag_);
     if (seq_counters_ != nullptr) cudaFree(seq_counters_);
     if (oneshot_seq_ != nullptr) cudaFree(oneshot_seq_);
+    if (registered_seq_ != nullptr) cudaFree(registered_seq_);
     if (owns_nccl_ && nccl_ != nullptr) ncclCommDestroy(nccl_);
   }
 
@@ -142,7 +154,9 @@ class GpuCommunicator final : public Communicator {
       throw Error(fmt::format("nvrar: rank {} allreduce: {} pointer is null (count {})", rank_,
                               in == nullptr ? "input" : "output", count));
     const std::size_t bytes = count * dtype_size(dtype);
-    const Choice c = choose(requested, bytes, "allreduce");
+    const Buffer* in_buffer = find_buffer(in, bytes);
+    const Buffer* out_buffer = find_buffer(out, bytes);
+    const Choice c = choose(requested, bytes, "allreduce", in_buffer != nullptr, out_buffer != nullptr);
     switch (c.algorithm) {
       case Algorithm::kNccl:
         NVRAR_NCCL_CHECK(rank_, ncclAllReduce(in, out, count, nccl_data_type(dtype), ncclSum, nccl_, stream));
@@ -150,6 +164,9 @@ class GpuCommunicator final : public Communicator {
       case Algorithm::kOneShot:
         NVRAR_CUDA_CHECK(rank_, launch_oneshot(oneshot_params(in, out, count, dtype), dtype,
                                                oneshot_blocks(c, bytes), oneshot_threads(c), stream));
+        return;
+      case Algorithm::kTwoShotRegistered:
+        launch_registered_call(in, out, *in_buffer, out_buffer, count, dtype, c, stream);
         return;
       default:
         launch_hierarchical_call(in, out, count, dtype, c, stream);
@@ -174,7 +191,8 @@ class GpuCommunicator final : public Communicator {
                               rank_, hidden, dtype_name(dtype)));
     if (!(eps >= 0.0f)) throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: eps {} < 0", rank_, eps));
     const std::size_t bytes = count * dtype_size(dtype);
-    const Choice c = choose(Choice{algorithm}, bytes, "allreduce_add_rmsnorm");
+    const Choice c = choose(Choice{algorithm}, bytes, "allreduce_add_rmsnorm", find_buffer(x, bytes) != nullptr,
+                            find_buffer(out, bytes) != nullptr);
     if (c.algorithm == Algorithm::kOneShot) {
       OneShotParams p = oneshot_params(x, out, count, dtype);
       p.residual = residual;
@@ -193,7 +211,59 @@ class GpuCommunicator final : public Communicator {
                                                     static_cast<int64_t>(hidden), eps, dtype, stream));
   }
 
-  Choice resolve(std::size_t bytes) const override { return choose(Choice{}, bytes, "resolve"); }
+  Choice resolve(std::size_t bytes, bool registered) const override {
+    return choose(Choice{}, bytes, "resolve", registered, registered);
+  }
+
+  void* allocate_buffer(std::size_t bytes) override {
+    check();
+    if (!hierarchical_available_)
+      throw Error(fmt::format("nvrar: rank {} allocate_buffer: registered buffers live in NVSHMEM's symmetric heap, "
+                              "and this build has no NVSHMEM",
+                              rank_));
+    if (bytes == 0) throw Error(fmt::format("nvrar: rank {} allocate_buffer: 0 bytes", rank_));
+    const std::size_t rounded = (bytes + 255) / 256 * 256;
+    // nvshmem_malloc with different sizes on different ranks would corrupt the heap or hang: compare first.
+    const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, rounded);
+    for (int r = 0; r < nranks_; ++r)
+      if (all[r] != rounded)
+        throw Error(fmt::format("nvrar: rank {} allocate_buffer: rank {} asks for {} bytes, this rank for {}; the call "
+                                "is collective (same bytes, same order on every rank)",
+                                rank_, r, all[r], rounded));
+    if (buffer_bytes_used_ + rounded > options_.buffer_bytes)
+      throw Error(fmt::format("nvrar: rank {} allocate_buffer: {} bytes more would exceed Options::buffer_bytes ({} "
+                              "bytes, {} in use)",
+                              rank_, rounded, options_.buffer_bytes, buffer_bytes_used_));
+    char* base = static_cast<char*>(shmem::symmetric_malloc(rounded));
+    if (base == nullptr)
+      throw Error(fmt::format("nvrar: rank {} allocate_buffer: nvshmem_malloc of {} bytes failed (symmetric heap "
+                              "full; NVSHMEM_SYMMETRIC_SIZE or Options::buffer_bytes sizes it)",
+                              rank_, rounded));
+    Buffer b{base, rounded, next_buffer_id_++, {}};
+    if (registered_available_)
+      for (int r = 0; r < nranks_; ++r) b.peers[r] = static_cast<char*>(shmem::peer_pointer(base, r));
+    buffers_.push_back(b);
+    buffer_bytes_used_ += rounded;
+    return base;
+  }
+
+  void free_buffer(void* buffer) override {
+    const auto it = std::find_if(buffers_.begin(), buffers_.end(), [&](const Buffer& b) { return b.base == buffer; });
+    if (it == buffers_.end())
+      throw Error(fmt::format("nvrar: rank {} free_buffer: {} is not a buffer of allocate_buffer()", rank_, buffer));
+    const auto ids = nccl_allgather_u64(nccl_, rank_, nranks_, it->id);
+    for (int r = 0; r < nranks_; ++r)
+      if (ids[r] != it->id)
+        throw Error(fmt::format("nvrar: rank {} free_buffer: rank {} frees its buffer number {}, this rank number {}; "
+                                "the call is collective (same buffers, same order on every rank)",
+                                rank_, r, ids[r], it->id));
+    NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
+    shmem::symmetric_free(it->base);
+    buffer_bytes_used_ -= it->bytes;
+    buffers_.erase(it);
+  }
+
+  bool is_registered(const void* p, std::size_t bytes) const override { return find_buffer(p, bytes) != nullptr; }
 
   std::string tuning_source() const override { return tuning_source_; }
 
@@ -203,6 +273,16 @@ class GpuCommunicator final : public Communicator {
                               failure_));
     if (!error_pending()) return;
     const ErrorRecord e = *const_cast<const ErrorRecord*>(error_host_);
+    if (e.code == 2) {
+      static const char* const what[] = {"input place (buffer or offset)", "output place (buffer or offset)",
+                                         "count, type or grid"};
+      failure_ = fmt::format(
+          "rank {} allreduce call {} (registered two-shot): rank {} called with another {} than this rank; every rank "
+          "must pass the same offsets into its buffers of allocate_buffer() and the same count and type. Nothing was "
+          "written",
+          e.rank, e.seq, e.peer, what[std::clamp(e.step, 0, 2)]);
+      throw Error("nvrar: " + failure_);
+    }
     const auto phase = static_cast<core::Phase>(e.phase);
     const std::string step = phase == core::Phase::kDoubling ? fmt::format(" step {}", e.step) : std::string();
     failure_ = fmt::format(
@@ -233,6 +313,8 @@ class GpuCommunicator final : public Communicator {
         return hierarchical_available_;
       case Algorithm::kOneShot:
         return oneshot_available_;
+      case Algorithm::kTwoShotRegistered:
+        return registered_available_;
     }
     return false;
   }
@@ -243,10 +325,11 @@ class GpuCommunicator final : public Communicator {
         shmem::available() ? fmt::format("NVSHMEM {}, inter-node {}", shmem::version(),
                                          core::param_InterNodeStores() ? "stores where NVLink-reachable" : "puts")
                            : std::string("no NVSHMEM in this build: NCCL only");
-    return fmt::format("{}, bootstrap {}, {}, one-shot {}, {} blocks max", core::describe(topo_), bootstrap_,
-                       transport, oneshot_available_ ? fmt::format("up to {} bytes", options_.oneshot_max_bytes)
-                                                     : "off (" + oneshot_unavailable_ + ")",
-                       max_blocks_);
+    return fmt::format("{}, bootstrap {}, {}, one-shot {}, registered two-shot {}, {} blocks max",
+                       core::describe(topo_), bootstrap_, transport,
+                       oneshot_available_ ? fmt::format("up to {} bytes", options_.oneshot_max_bytes)
+                                          : "off (" + oneshot_unavailable_ + ")",
+                       registered_available_ ? "on" : "off (" + registered_unavailable_ + ")", max_blocks_);
   }
 
  private:
@@ -264,15 +347,42 @@ class GpuCommunicator final : public Communicator {
 
   // The algorithm and launch shape of a call. Explicit requests are honoured or refused with the reason; auto
   // follows options, NVRAR_ALGO, the tuning table, then the cost model, and never picks what cannot run.
-  Choice choose(const Choice& requested, std::size_t bytes, const char* call) const {
+  // registered_in / registered_out: the input / output lies in a buffer of allocate_buffer().
+  Choice choose(const Choice& requested, std::size_t bytes, const char* call, bool registered_in,
+                bool registered_out) const {
     Choice c = requested;
     if (c.algorithm == Algorithm::kAuto) c.algorithm = options_.algorithm;
     if (c.algorithm == Algorithm::kAuto) c.algorithm = env_algorithm_;
+    if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_in && requested.algorithm == Algorithm::kAuto)
+      c.algorithm = Algorithm::kAuto;  // a default (Options, NVRAR_ALGO) for registered calls; this one is not
     if (c.algorithm == Algorithm::kAuto) {
       c = auto_choice(bytes);
+      if (c.algorithm == Algorithm::kTwoShotRegistered && !(registered_in && registered_available_))
+        c = Choice{Algorithm::kHierarchical};  // a table entry for registered inputs; this one is not
       if (c.algorithm == Algorithm::kOneShot && !oneshot_fits(bytes)) c = Choice{Algorithm::kHierarchical};
       if (c.algorithm == Algorithm::kHierarchical && (!hierarchical_available_ || bytes > max_bytes_))
         c = Choice{Algorithm::kNccl};
+      // The zero-copy form of the same two-shot where the input allows it (the table's shape is the copy-in one's).
+      if (c.algorithm == Algorithm::kHierarchical && registered_in && registered_available_)
+        c = Choice{Algorithm::kTwoShotRegistered};
+      return c;
+    }
+    if (c.algorithm == Algorithm::kTwoShotRegistered) {
+      if (!registered_available_)
+        throw Error(fmt::format("nvrar: rank {} {}: the registered two-shot needs NVSHMEM and every rank load/store "
+                                "reachable over NVLink (one host, at most {} ranks); not so here: {}",
+                                rank_, call, kMaxRegisteredRanks, registered_unavailable_));
+      if (!registered_in)
+        throw Error(fmt::format("nvrar: rank {} {}: the registered two-shot reads peers' inputs in place: the input "
+                                "({} bytes) must lie inside one buffer of allocate_buffer()",
+                                rank_, call, bytes));
+      if (!registered_out && bytes > max_bytes_)
+        throw Error(fmt::format("nvrar: rank {} {}: {} bytes exceed the gather area of {} bytes (Options::max_bytes); "
+                                "an output inside a buffer of allocate_buffer() has no such limit",
+                                rank_, call, bytes, max_bytes_));
+      if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kRegisteredMaxThreads))
+        throw Error(fmt::format("nvrar: rank {} {}: registered two-shot threads {} (a multiple of 32, at most {})",
+                                rank_, call, c.threads, kRegisteredMaxThreads));
       return c;
     }
     if (c.algorithm == Algorithm::kHierarchical && !hierarchical_available_)
@@ -318,6 +428,51 @@ class GpuCommunicator final : public Communicator {
     if (c.blocks > 0) return std::min(c.blocks, kMaxOneShotBlocks);
     const int64_t units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
     return static_cast<int>(std::min<int64_t>(core::ceil_div(units, oneshot_threads(c)), max_blocks_));
+  }
+
+  // The buffer of allocate_buffer() that holds [p, p + bytes), or nullptr.
+  struct Buffer {
+    char* base;
+    std::size_t bytes;
+    unsigned long long id;                // allocation number, the same on every rank
+    char* peers[kMaxRegisteredRanks];     // every rank's copy, as load/store pointers (registered two-shot only)
+  };
+  const Buffer* find_buffer(const void* p, std::size_t bytes) const {
+    const char* c = static_cast<const char*>(p);
+    for (const Buffer& b : buffers_)
+      if (c >= b.base && c < b.base + b.bytes && bytes <= static_cast<std::size_t>(b.base + b.bytes - c)) return &b;
+    return nullptr;
+  }
+
+  void launch_registered_call(const void* in, void* out, const Buffer& in_buffer, const Buffer* out_buffer,
+                              std::size_t count, DataType dtype, const Choice& c, cudaStream_t stream) {
+    const std::size_t bytes = count * dtype_size(dtype);
+    const char* in_c = static_cast<const char*>(in);
+    char* out_c = static_cast<char*>(out);
+    if (in_c != out_c && in_c < out_c + bytes && out_c < in_c + bytes)
+      throw Error(fmt::format("nvrar: rank {} allreduce: input and output overlap without being the same ({} bytes "
+                              "at {} and {})",
+                              rank_, bytes, in, out));
+    RegisteredParams p = registered_params_;
+    const std::size_t in_offset = static_cast<std::size_t>(in_c - in_buffer.base);
+    for (int r = 0; r < nranks_; ++r) p.in[r] = in_buffer.peers[r] + in_offset;
+    p.out = out_c;
+    p.direct = out_buffer != nullptr;
+    std::size_t out_offset = 0;
+    if (p.direct) {
+      out_offset = static_cast<std::size_t>(out_c - out_buffer->base);
+      for (int r = 0; r < nranks_; ++r) p.out_peers[r] = out_buffer->peers[r] + out_offset;
+    }
+    p.count = static_cast<int64_t>(count);
+    p.units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
+    const int threads = c.threads > 0 ? c.threads : 256;
+    const int blocks = c.blocks > 0 ? std::min(c.blocks, kMaxRegisteredBlocks)
+                                    : registered_blocks(p.units, nranks_, threads, max_blocks_);
+    p.in_descriptor = (in_buffer.id << 40) | in_offset;
+    p.out_descriptor = p.direct ? (out_buffer->id << 40) | out_offset : ~0ULL;
+    p.shape_descriptor = (static_cast<unsigned long long>(count) << 20) |
+                         (static_cast<unsigned long long>(dtype) << 16) | static_cast<unsigned long long>(blocks);
+    NVRAR_CUDA_CHECK(rank_, launch_registered(p, dtype, blocks, threads, stream));
   }
 
   void launch_hierarchical_call(const void* in, void* out, std::size_t count, DataType dtype, const Choice& c,
@@ -379,7 +534,10 @@ class GpuCommunicator final : public Communicator {
     oneshot_layout_.slot_units =
         std::max<int64_t>(1, core::ceil_div(static_cast<int64_t>(options_.oneshot_max_bytes), core::kUnitBytes));
     // Both areas, plus NVSHMEM's own allocation granularity and internal use.
-    shmem::acquire(nccl_, rank_, nranks_, layout_.total_bytes + oneshot_layout_.total_bytes() + (std::size_t{64} << 20));
+    // ... and the registered two-shot's sync and gather areas and the room for allocate_buffer().
+    shmem::acquire(nccl_, rank_, nranks_,
+                   layout_.total_bytes + oneshot_layout_.total_bytes() + RegisteredSyncLayout::total_bytes() +
+                       max_bytes_ + options_.buffer_bytes + (std::size_t{64} << 20));
     heap_ = static_cast<char*>(shmem::symmetric_malloc(layout_.total_bytes));
     if (heap_ == nullptr)
       throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc of {} bytes failed (NVSHMEM_SYMMETRIC_SIZE too "
@@ -454,6 +612,38 @@ class GpuCommunicator final : public Communicator {
     shmem::barrier_all();
     for (int r = 0; r < nranks_; ++r) oneshot_params_.heaps[r] = static_cast<char*>(shmem::peer_pointer(oneshot_heap_, r));
     oneshot_available_ = true;
+  }
+
+  // The registered two-shot's areas (sync slots, gather area of max_bytes): where the one-shot runs (one NVLink
+  // domain), at most kMaxRegisteredRanks ranks.
+  void setup_registered() {
+    registered_params_ = RegisteredParams{};
+    registered_params_.rank = rank_;
+    registered_params_.ranks = nranks_;
+    registered_params_.seq_counters = registered_seq_;
+    registered_params_.wait = params_.wait;
+    registered_params_.pdl = params_.pdl;
+    if (!oneshot_available_) {
+      registered_unavailable_ = oneshot_unavailable_;
+      return;
+    }
+    if (nranks_ > kMaxRegisteredRanks) {
+      registered_unavailable_ = fmt::format("{} ranks", nranks_);
+      return;
+    }
+    registered_sync_ = static_cast<char*>(shmem::symmetric_malloc(RegisteredSyncLayout::total_bytes()));
+    registered_gather_ = static_cast<char*>(shmem::symmetric_malloc((max_bytes_ + 255) / 256 * 256));  // whole units
+    if (registered_sync_ == nullptr || registered_gather_ == nullptr)
+      throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc of {} bytes for the registered two-shot failed",
+                              rank_, RegisteredSyncLayout::total_bytes() + max_bytes_));
+    NVRAR_CUDA_CHECK(rank_, cudaMemset(registered_sync_, 0, RegisteredSyncLayout::total_bytes()));
+    NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
+    shmem::barrier_all();
+    for (int r = 0; r < nranks_; ++r) {
+      registered_params_.sync[r] = static_cast<char*>(shmem::peer_pointer(registered_sync_, r));
+      registered_params_.gather[r] = static_cast<char*>(shmem::peer_pointer(registered_gather_, r));
+    }
+    registered_available_ = true;
   }
 
   // Tuning table: Options, NVRAR_TUNING_FILE, or a shipped table for this card and topology; else the cost model.
@@ -542,6 +732,16 @@ class GpuCommunicator final : public Communicator {
   OneShotParams oneshot_params_{};
   char* oneshot_heap_ = nullptr;
   unsigned long long* oneshot_seq_ = nullptr;
+  // registered buffers and the registered two-shot
+  std::vector<Buffer> buffers_;
+  unsigned long long next_buffer_id_ = 1;
+  std::size_t buffer_bytes_used_ = 0;
+  bool registered_available_ = false;
+  std::string registered_unavailable_ = "not set up";
+  char* registered_sync_ = nullptr;
+  char* registered_gather_ = nullptr;
+  unsigned long long* registered_seq_ = nullptr;
+  RegisteredParams registered_params_{};
   // tuner
   Algorithm env_algorithm_ = Algorithm::kAuto;
   std::string model_preset_;

@@ -275,7 +275,8 @@ __device__ __forceinline__ void signal_flags(int mode, int64_t count, AddrOf add
 
 // Waits for one flag in the given mode; false on timeout or abort.
 template <typename MakeSite>
-__device__ inline bool wait_flag(const WaitContext& wc, int mode, const char* addr, uint32_t flag, MakeSite make_site) {
+__device__ inline bool wait_flag(const WaitContext& wc, int mode, const char* addr, unsigned long long flag,
+                                 MakeSite make_site) {
   unsigned long long start = 0;
   for (int tries = 1;; ++tries) {
     if (mode == kFences) {

@@ -16,6 +16,19 @@
 //   rmsnorm     allreduce_add_rmsnorm (one-shot fused kernel, and all-reduce + residual/RMSNorm kernel for the other
 //               algorithms), shapes up to 32 x 8192, x aliasing out, against a float64 definition; bitwise across ranks.
 //   graph       100 such calls captured into one CUDA graph, replayed 20 times with fresh inputs, each replay verified.
+//   registered  only where supports(kTwoShotRegistered); buffers from Communicator::allocate_buffer (the suite sets
+//               Options::buffer_bytes to what it allocates: 2 x max_bytes + 160 MiB). The input arena is registered,
+//               the output arena registered too ("direct": sums stored into the peers' outputs) or from cudaMalloc
+//               ("copy-out"); in-place calls take their input from the output arena.
+//     errors    forcing the registered two-shot on a cudaMalloc input (out-of-place to a plain or registered output,
+//               in-place) throws nvrar::Error naming allocate_buffer on every rank, and writes nothing.
+//     matrix    the matrix's counts (up to max_bytes), in-place for every other count, misaligned cases, x fp32/bf16/
+//               fp16 x registered/auto x both output placements, checked like the matrix (in-place calls of the forced
+//               registered two-shot run out-of-place where the output arena is plain: their input would be plain).
+//     eager     1000 random calls with both arenas registered, then 1000 with only the input arena registered, all
+//               back to back without synchronisation; algorithms drawn from registered, auto, hierarchical and
+//               oneshot (where it fits; a plain input takes auto instead of registered). Checked like eager.
+//     graph     the same with 100 + 100 calls captured into one CUDA graph, replayed 20 times with fresh inputs.
 // --suite timeout (>= 2 ranks)
 //   the last rank never calls; every other rank must get an nvrar::Error from synchronize() within a few seconds
 //   that says "timed out" and names the rank it waited for.
@@ -114,30 +127,61 @@ int g_rank = 0;
 // While an exception unwinds, the process is on its way to hard_exit: releasing would synchronise with kernels that
 // may never end (a stuck NCCL kernel), so the destructors leave everything to process exit then.
 
+// Where a buffer's memory comes from: cudaMalloc, or Communicator::allocate_buffer (NVRAR's symmetric heap, which
+// the registered two-shot reads and writes in place). allocate_buffer and free_buffer are collective: every rank
+// creates and destroys its registered buffers in the same order with the same sizes, as the SPMD code below does.
+enum class Memory { kPlain, kRegistered };
+
+const char* memory_name(Memory m) { return m == Memory::kRegistered ? "registered" : "plain"; }
+
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t bytes) : bytes_(bytes) {
-    if (bytes_ > 0) CHECK_CUDA(cudaMalloc(&ptr_, bytes_));
+  // comm: the communicator of a registered buffer (unused for plain ones).
+  explicit DeviceBuffer(std::size_t bytes, Memory memory = Memory::kPlain, nvrar::Communicator* comm = nullptr)
+      : bytes_(bytes) {
+    if (bytes_ == 0) return;
+    if (memory == Memory::kRegistered) {
+      ptr_ = comm->allocate_buffer(bytes_);
+      comm_ = comm;
+    } else {
+      CHECK_CUDA(cudaMalloc(&ptr_, bytes_));
+    }
   }
   DeviceBuffer(DeviceBuffer&& other) noexcept
-      : ptr_(std::exchange(other.ptr_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+      : ptr_(std::exchange(other.ptr_, nullptr)),
+        bytes_(std::exchange(other.bytes_, 0)),
+        comm_(std::exchange(other.comm_, nullptr)) {}
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
     std::swap(ptr_, other.ptr_);
     std::swap(bytes_, other.bytes_);
+    std::swap(comm_, other.comm_);
     return *this;
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  // A registered buffer's owner has synchronised its calls: free_buffer requires them completed on every rank.
   ~DeviceBuffer() {
-    if (ptr_ != nullptr && std::uncaught_exceptions() == 0) cudaFree(ptr_);
+    if (ptr_ == nullptr || std::uncaught_exceptions() != 0) return;
+    if (comm_ == nullptr) {
+      cudaFree(ptr_);
+      return;
+    }
+    try {
+      comm_->free_buffer(ptr_);
+    } catch (const std::exception& e) {  // a destructor must not throw; the run is over either way
+      std::fprintf(stderr, "test_gpu_allreduce: rank %d: error: free_buffer: %s\n", g_rank, e.what());
+      hard_exit(1);
+    }
   }
   unsigned char* get() const { return static_cast<unsigned char*>(ptr_); }
   std::size_t bytes() const { return bytes_; }
+  bool registered() const { return comm_ != nullptr; }
 
  private:
   void* ptr_ = nullptr;
   std::size_t bytes_ = 0;
+  nvrar::Communicator* comm_ = nullptr;  // non-null: from comm_->allocate_buffer
 };
 
 class Stream {
@@ -229,6 +273,12 @@ struct Call {
   std::size_t slot_bytes() const { return kGuard + shift() + bytes() + kGuard; }
   std::size_t out_data() const { return out_slot + kGuard + shift(); }
 };
+
+// Case label prefix naming the arenas' memory: "" when both are plain.
+std::string placement_label(Memory in_memory, Memory out_memory) {
+  if (in_memory == Memory::kPlain && out_memory == Memory::kPlain) return "";
+  return fmt::format("[in {}, out {}] ", memory_name(in_memory), memory_name(out_memory));
+}
 
 std::string describe(const Call& c) {
   return fmt::format("{} x {} {} {}{}", c.count, nvrar::dtype_name(c.dtype), nvrar::algorithm_name(c.algorithm),
@@ -392,12 +442,20 @@ void check_against_nccl(const Ctx& ctx, const Call& c, const unsigned char* out,
 
 class SingleCaseRunner {
  public:
-  // Room for the largest call, one element of misalignment and the guards.
-  SingleCaseRunner(const Ctx& ctx, std::size_t max_bytes)
+  // Room for the largest call, one element of misalignment and the guards. The input and output arenas come from
+  // cudaMalloc or allocate_buffer (an in-place call's input is its output, so it is registered when the output is);
+  // NCCL's output is always plain.
+  SingleCaseRunner(const Ctx& ctx, std::size_t max_bytes, Memory in_memory = Memory::kPlain,
+                   Memory out_memory = Memory::kPlain)
       : ctx_(ctx),
-        d_in_(max_bytes + 2 * kGuard + 4),
-        d_out_(max_bytes + 2 * kGuard + 4),
-        d_nccl_(max_bytes + 2 * kGuard + 4) {}
+        d_in_(arena_bytes(max_bytes), in_memory, ctx.comm),
+        d_out_(arena_bytes(max_bytes), out_memory, ctx.comm),
+        d_nccl_(arena_bytes(max_bytes)),
+        label_prefix_(placement_label(in_memory, out_memory)) {}
+
+  static std::size_t arena_bytes(std::size_t max_bytes) { return max_bytes + 2 * kGuard + 4; }
+  // Whether call c's input lies in a registered arena.
+  bool registered_input(const Call& c) const { return c.in_place ? d_out_.registered() : d_in_.registered(); }
 
   void run(Section& s, const Call& c, uint64_t seed, bool compare_nccl) {
     const std::size_t bytes = c.bytes();
@@ -430,7 +488,7 @@ class SingleCaseRunner {
     CHECK_CUDA(cudaStreamSynchronize(stream));
 
     CaseRecord rec;
-    rec.label = describe(c);
+    rec.label = label_prefix_ + describe(c);
     check_output(ctx_, c, h_slot_.data(), ref, rec.problems);
     // In-place calls never see d_in; it must be untouched all the same.
     if (std::memcmp(h_in_after_.data(), mine, bytes) != 0)
@@ -444,6 +502,7 @@ class SingleCaseRunner {
  private:
   const Ctx& ctx_;
   DeviceBuffer d_in_, d_out_, d_nccl_;
+  std::string label_prefix_;
   std::vector<std::vector<unsigned char>> inputs_;
   std::vector<unsigned char> h_slot_, h_nccl_, h_in_after_;
 };
@@ -452,7 +511,12 @@ class SingleCaseRunner {
 
 class Batch {
  public:
-  Batch(const Ctx& ctx, std::vector<Call> calls) : ctx_(ctx), calls_(std::move(calls)) {
+  // The arenas come from cudaMalloc or allocate_buffer; in-place calls live in the output arena, so their input is
+  // registered exactly when out_memory is. Every rank lays out the same calls alike: the same offsets everywhere,
+  // as calls on registered buffers require.
+  Batch(const Ctx& ctx, std::vector<Call> calls, Memory in_memory = Memory::kPlain,
+        Memory out_memory = Memory::kPlain)
+      : ctx_(ctx), calls_(std::move(calls)), in_memory_(in_memory), out_memory_(out_memory) {
     std::size_t in_bytes = 0, out_bytes = 0;
     for (Call& c : calls_) {
       if (!c.in_place) {
@@ -463,8 +527,8 @@ class Batch {
       out_bytes = align_up(out_bytes + c.slot_bytes(), kGuard);
     }
     in_bytes = std::max(in_bytes, kGuard);
-    d_in_ = DeviceBuffer(in_bytes);
-    d_out_ = DeviceBuffer(out_bytes);
+    d_in_ = DeviceBuffer(in_bytes, in_memory, ctx.comm);
+    d_out_ = DeviceBuffer(out_bytes, out_memory, ctx.comm);
     h_in_.assign(in_bytes, 0);
     h_in_after_.assign(in_bytes, 0);
     h_out_.assign(out_bytes, kPoison);
@@ -473,6 +537,7 @@ class Batch {
 
   const std::vector<Call>& calls() const { return calls_; }
   std::size_t device_bytes() const { return d_in_.bytes() + d_out_.bytes(); }
+  std::string placement() const { return placement_label(in_memory_, out_memory_); }
 
   // This rank's input of call i (seed seed_base + i) goes to its input buffer, or for an in-place call into its
   // output slot; every other output byte is poison. Enqueues the upload of both arenas on the stream.
@@ -519,6 +584,7 @@ class Batch {
  private:
   const Ctx& ctx_;
   std::vector<Call> calls_;
+  Memory in_memory_, out_memory_;
   DeviceBuffer d_in_, d_out_;
   std::vector<unsigned char> h_in_, h_out_, h_res_, h_in_after_;
   std::vector<std::vector<unsigned char>> inputs_;
@@ -548,30 +614,46 @@ std::vector<Call> random_calls(const Ctx& ctx, int n, uint64_t seed, std::size_t
   return calls;
 }
 
-void run_eager(const Ctx& ctx, Section& s, std::vector<Call> calls, uint64_t seed_base) {
-  Batch batch(ctx, std::move(calls));
-  batch.upload_inputs(seed_base);
-  batch.enqueue_calls();
+// Inputs of batch b of a run are seeded from seed_base + b x kBatchSeedStride (more than any batch's calls).
+constexpr uint64_t kBatchSeedStride = 100'000;
+
+// Every batch's calls back to back on one stream (batch after batch), one synchronize, then every call verified.
+void run_eager_batches(const Ctx& ctx, Section& s, const std::vector<Batch*>& batches, uint64_t seed_base) {
+  for (std::size_t b = 0; b < batches.size(); ++b) batches[b]->upload_inputs(seed_base + b * kBatchSeedStride);
+  for (Batch* batch : batches) batch->enqueue_calls();
   ctx.comm->synchronize(ctx.stream);
-  batch.verify(s, seed_base, "");
+  for (std::size_t b = 0; b < batches.size(); ++b)
+    batches[b]->verify(s, seed_base + b * kBatchSeedStride, batches[b]->placement());
 }
 
-// Captures the calls into one graph (global capture mode: any unsafe CUDA call during capture is an error), then
-// replays it `replays` times, each with fresh inputs (seed_base + 1000 x replay) uploaded on the same stream.
-void run_graph(const Ctx& ctx, Section& s, std::vector<Call> calls, int replays, uint64_t seed_base) {
+void run_eager(const Ctx& ctx, Section& s, std::vector<Call> calls, uint64_t seed_base) {
   Batch batch(ctx, std::move(calls));
+  run_eager_batches(ctx, s, {&batch}, seed_base);
+}
+
+// Captures every batch's calls into one graph (global capture mode: any unsafe CUDA call during capture is an
+// error), then replays it `replays` times, each with fresh inputs (seed_base + 1000 x replay, then per batch as in
+// run_eager) uploaded on the same stream.
+void run_graph_batches(const Ctx& ctx, Section& s, const std::vector<Batch*>& batches, int replays,
+                       uint64_t seed_base) {
   Graph g;
   CHECK_CUDA(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeGlobal));
-  batch.enqueue_calls();
+  for (Batch* batch : batches) batch->enqueue_calls();
   CHECK_CUDA(cudaStreamEndCapture(ctx.stream, &g.graph));
   CHECK_CUDA(cudaGraphInstantiate(&g.exec, g.graph, 0));
   for (int k = 0; k < replays; ++k) {
     const uint64_t seed = seed_base + 1000 * static_cast<uint64_t>(k);
-    batch.upload_inputs(seed);
+    for (std::size_t b = 0; b < batches.size(); ++b) batches[b]->upload_inputs(seed + b * kBatchSeedStride);
     CHECK_CUDA(cudaGraphLaunch(g.exec, ctx.stream));
     ctx.comm->synchronize(ctx.stream);
-    batch.verify(s, seed, fmt::format("replay {} ", k));
+    for (std::size_t b = 0; b < batches.size(); ++b)
+      batches[b]->verify(s, seed + b * kBatchSeedStride, fmt::format("replay {} {}", k, batches[b]->placement()));
   }
+}
+
+void run_graph(const Ctx& ctx, Section& s, std::vector<Call> calls, int replays, uint64_t seed_base) {
+  Batch batch(ctx, std::move(calls));
+  run_graph_batches(ctx, s, {&batch}, replays, seed_base);
 }
 
 // ---- suites ----
@@ -712,40 +794,179 @@ void run_rmsnorm(const Ctx& ctx, Totals& totals) {
   finish_section(ctx, s, totals);
 }
 
+// The matrix for one algorithm and type: every count of matrix_counts within capacity, in-place for every other one,
+// then misaligned input and output: a tiny count, primes, and the largest that still fits with the shift.
+// A forced registered two-shot needs a registered input: where the runner's in-place input (its output arena) is
+// plain, those calls run out-of-place instead.
+void run_matrix(const Ctx& ctx, Section& s, SingleCaseRunner& runner, Algorithm a, DataType dt, uint64_t& seed) {
+  const std::size_t capacity = capacity_of(ctx, a, dt);
+  auto run = [&](std::size_t count, bool in_place, bool misaligned) {
+    Call c;
+    c.count = count;
+    c.dtype = dt;
+    c.algorithm = a;
+    c.in_place = in_place;
+    c.misaligned = misaligned;
+    if (a == Algorithm::kTwoShotRegistered && !runner.registered_input(c)) c.in_place = false;
+    runner.run(s, c, seed++, /*compare_nccl=*/true);
+  };
+  const std::vector<std::size_t> counts = matrix_counts(ctx, dt);
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    if (counts[i] <= capacity) run(counts[i], i % 2 == 1, false);
+  const std::size_t misaligned_counts[] = {3, 97, 4097, 1048579, std::min(k64MiB / esize(dt), capacity) - 3};
+  int j = 0;
+  for (std::size_t n : misaligned_counts)
+    if (n != 0 && n <= capacity) run(n, j++ % 2 == 1, true);
+}
+
+// ---- registered buffers (Communicator::allocate_buffer, the zero-copy two-shot) ----
+// Only where supports(kTwoShotRegistered). The input arena is registered; the output arena either registered too
+// (the "direct" form: sums stored straight into the peers' outputs) or plain (the "copy-out" form: through NVRAR's
+// exchange area and a local copy). In-place calls take their input from the output arena.
+
+// Calls of random_calls with algorithms drawn from the registered two-shot, auto, the hierarchical two-shot and the
+// one-shot (where it fits; auto otherwise). A call whose input is plain (in-place with a plain output arena) takes
+// auto instead of the forced registered two-shot, which would refuse it.
+std::vector<Call> random_registered_calls(const Ctx& ctx, int n, uint64_t seed, std::size_t max_count,
+                                          Memory out_memory) {
+  std::vector<Call> calls = random_calls(ctx, n, seed, max_count);
+  std::mt19937_64 rng(nvrar::check::mix_seed(seed));  // its own stream: the sizes stay those of random_calls
+  for (Call& c : calls) {
+    const bool registered_input = !c.in_place || out_memory == Memory::kRegistered;
+    switch (rng() % 4) {
+      case 0:
+        c.algorithm = registered_input ? Algorithm::kTwoShotRegistered : Algorithm::kAuto;
+        break;
+      case 1:
+        c.algorithm = Algorithm::kAuto;
+        break;
+      case 2:
+        c.algorithm = Algorithm::kHierarchical;
+        break;
+      default: {
+        const bool fits =
+            ctx.comm->supports(Algorithm::kOneShot) && c.count <= capacity_of(ctx, Algorithm::kOneShot, c.dtype);
+        c.algorithm = fits ? Algorithm::kOneShot : Algorithm::kAuto;
+        break;
+      }
+    }
+  }
+  return calls;
+}
+
+// Forcing the registered two-shot on an input outside allocate_buffer's buffers must throw nvrar::Error that
+// points at allocate_buffer, before anything is enqueued: each rank decides alone (no collective), the buffers are
+// left as they were, and the communicator stays usable (the sections after this one use it).
+void run_registered_error_case(const Ctx& ctx, Section& s, Memory out_memory, bool in_place) {
+  Call c;
+  c.count = 4096;
+  c.dtype = DataType::kFloat32;
+  c.algorithm = Algorithm::kTwoShotRegistered;
+  c.in_place = in_place;
+  const std::size_t bytes = c.bytes();
+  DeviceBuffer d_in(bytes);
+  DeviceBuffer d_out(bytes, out_memory, ctx.comm);
+  std::vector<unsigned char> mine(bytes);
+  nvrar::check::fill_random(mine.data(), c.count, c.dtype, 7'500'000, ctx.rank);
+  unsigned char* in = in_place ? d_out.get() : d_in.get();
+  CHECK_CUDA(cudaMemcpyAsync(in, mine.data(), bytes, cudaMemcpyHostToDevice, ctx.stream));
+  if (!in_place) CHECK_CUDA(cudaMemsetAsync(d_out.get(), kPoison, bytes, ctx.stream));
+
+  CaseRecord rec;
+  rec.label = in_place ? std::string("error: in-place on a cudaMalloc buffer")
+                       : fmt::format("error: cudaMalloc input, {} output", memory_name(out_memory));
+  try {
+    ctx.comm->allreduce(in, d_out.get(), c.count, c.dtype, ctx.stream, c.algorithm);
+    rec.problems.push_back("no error: the registered two-shot accepted an input outside allocate_buffer's buffers");
+  } catch (const nvrar::Error& e) {
+    if (std::string(e.what()).find("allocate_buffer") == std::string::npos)
+      rec.problems.push_back(fmt::format("the message does not mention allocate_buffer: {}", e.what()));
+  } catch (const std::exception& e) {
+    rec.problems.push_back(fmt::format("not an nvrar::Error: {}", e.what()));
+  }
+  ctx.comm->synchronize(ctx.stream);
+  std::vector<unsigned char> h_in(bytes), h_out(bytes);
+  CHECK_CUDA(cudaMemcpyAsync(h_in.data(), in, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+  CHECK_CUDA(cudaMemcpyAsync(h_out.data(), d_out.get(), bytes, cudaMemcpyDeviceToHost, ctx.stream));
+  CHECK_CUDA(cudaStreamSynchronize(ctx.stream));
+  if (std::memcmp(h_in.data(), mine.data(), bytes) != 0) rec.problems.push_back("the input was modified");
+  if (!in_place && !all_bytes_are(h_out.data(), bytes, kPoison)) rec.problems.push_back("the output was written");
+  s.cases.push_back(std::move(rec));  // hash 0 on every rank: nothing to compare
+}
+
+constexpr int kRegisteredEagerCalls = 1000;  // per batch; two batches
+constexpr int kRegisteredGraphCalls = 100;   // per batch; two batches
+constexpr std::size_t kRegisteredMaxCount = 262144;
+
+// Options::buffer_bytes for the correctness suite: room for everything its registered sections allocate, added up
+// (each section frees its buffers before the next allocates, but a sum leaves no doubt about fragmentation): the
+// matrix's two arenas of max_bytes and the batches of the eager and graph sections, whose sizes are fixed by their
+// seeds and kRegisteredMaxCount: 106 MiB (eager: 25 + 55 MiB direct, 26 MiB copy-out) and 9 MiB (graph) as laid
+// out by Batch. Each arena is rounded up to 1 MiB and 45 MiB are left for the allocator's alignment.
+std::size_t correctness_buffer_bytes(std::size_t max_bytes) {
+  constexpr std::size_t kMiB = std::size_t{1} << 20;
+  return 2 * align_up(SingleCaseRunner::arena_bytes(max_bytes), kMiB) + 160 * kMiB;
+}
+
+void run_registered(const Ctx& ctx, Totals& totals) {
+  // 5a. Unregistered inputs refused.
+  {
+    Section s{"registered errors"};
+    run_registered_error_case(ctx, s, Memory::kPlain, /*in_place=*/false);
+    run_registered_error_case(ctx, s, Memory::kRegistered, /*in_place=*/false);
+    run_registered_error_case(ctx, s, Memory::kPlain, /*in_place=*/true);
+    finish_section(ctx, s, totals);
+  }
+  // 5b. The matrix on a registered input, with the output registered (direct) and plain (copy-out).
+  {
+    Section s{"registered matrix"};
+    uint64_t seed = 7'000'000;
+    for (Memory out_memory : {Memory::kRegistered, Memory::kPlain}) {
+      SingleCaseRunner runner(ctx, ctx.comm->max_bytes(), Memory::kRegistered, out_memory);
+      for (Algorithm a : {Algorithm::kTwoShotRegistered, Algorithm::kAuto})
+        for (DataType dt : kTypes) run_matrix(ctx, s, runner, a, dt, seed);
+    }
+    finish_section(ctx, s, totals);
+  }
+  // 5c. Back-to-back calls: a batch with both arenas registered, then one with only the input arena registered,
+  // no synchronisation in between.
+  {
+    Section s{"registered eager"};
+    Batch direct(ctx,
+                 random_registered_calls(ctx, kRegisteredEagerCalls, /*seed=*/20250503, kRegisteredMaxCount,
+                                         Memory::kRegistered),
+                 Memory::kRegistered, Memory::kRegistered);
+    Batch copy_out(ctx,
+                   random_registered_calls(ctx, kRegisteredEagerCalls, /*seed=*/20250504, kRegisteredMaxCount,
+                                           Memory::kPlain),
+                   Memory::kRegistered, Memory::kPlain);
+    run_eager_batches(ctx, s, {&direct, &copy_out}, 8'000'000);
+    finish_section(ctx, s, totals);
+  }
+  // 5d. The same two kinds of batch captured into one CUDA graph, replayed with fresh inputs.
+  {
+    Section s{"registered graph"};
+    Batch direct(ctx,
+                 random_registered_calls(ctx, kRegisteredGraphCalls, /*seed=*/20250505, kRegisteredMaxCount,
+                                         Memory::kRegistered),
+                 Memory::kRegistered, Memory::kRegistered);
+    Batch copy_out(ctx,
+                   random_registered_calls(ctx, kRegisteredGraphCalls, /*seed=*/20250506, kRegisteredMaxCount,
+                                           Memory::kPlain),
+                   Memory::kRegistered, Memory::kPlain);
+    run_graph_batches(ctx, s, {&direct, &copy_out}, /*replays=*/20, 9'000'000);
+    finish_section(ctx, s, totals);
+  }
+}
+
 int run_correctness(const Ctx& ctx, Totals& totals) {
   // 1. The matrix.
   {
     Section s{"matrix"};
     SingleCaseRunner runner(ctx, ctx.comm->max_bytes());
     uint64_t seed = 1'000'000;
-    for (Algorithm a : algorithms(ctx)) {
-      for (DataType dt : kTypes) {
-        const std::vector<std::size_t> counts = matrix_counts(ctx, dt);
-        for (std::size_t i = 0; i < counts.size(); ++i) {
-          if (counts[i] > capacity_of(ctx, a, dt)) continue;
-          Call c;
-          c.count = counts[i];
-          c.dtype = dt;
-          c.algorithm = a;
-          c.in_place = i % 2 == 1;
-          runner.run(s, c, seed++, /*compare_nccl=*/true);
-        }
-        // Misaligned input and output: a tiny count, primes, and the largest that still fits with the shift.
-        const std::size_t capacity = capacity_of(ctx, a, dt);
-        const std::size_t misaligned_counts[] = {3, 97, 4097, 1048579, std::min(k64MiB / esize(dt), capacity) - 3};
-        int j = 0;
-        for (std::size_t n : misaligned_counts) {
-          if (n == 0 || n > capacity) continue;
-          Call c;
-          c.count = n;
-          c.dtype = dt;
-          c.algorithm = a;
-          c.in_place = j++ % 2 == 1;
-          c.misaligned = true;
-          runner.run(s, c, seed++, /*compare_nccl=*/true);
-        }
-      }
-    }
+    for (Algorithm a : algorithms(ctx))
+      for (DataType dt : kTypes) run_matrix(ctx, s, runner, a, dt, seed);
     finish_section(ctx, s, totals);
   }
   // 2. Back-to-back eager calls.
@@ -761,6 +982,12 @@ int run_correctness(const Ctx& ctx, Totals& totals) {
     Section s{"graph"};
     run_graph(ctx, s, random_calls(ctx, 100, /*seed=*/20250502, /*max_count=*/262144), 20, 3'000'000);
     finish_section(ctx, s, totals);
+  }
+  // 5. Registered buffers: refused inputs, the matrix, eager calls and a graph on allocate_buffer's memory.
+  if (ctx.comm->supports(Algorithm::kTwoShotRegistered)) {
+    run_registered(ctx, totals);
+  } else if (ctx.rank == 0) {
+    fmt::print("test_gpu_allreduce: NOTE: no registered two-shot on this communicator: registered sections left out\n");
   }
   return 0;
 }
@@ -800,6 +1027,25 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
   {
     Section s{"sanitizer graph"};
     run_graph(ctx, s, calls, /*replays=*/2, 5'000'000);
+    finish_section(ctx, s, totals);
+  }
+  if (ctx.comm->supports(Algorithm::kTwoShotRegistered)) {
+    // The registered two-shot, direct (both arenas registered) and copy-out (input only), odd sizes, one in place.
+    std::vector<Call> direct_calls, copy_out_calls;
+    for (std::size_t n : {std::size_t{1}, std::size_t{1000}, std::size_t{65537}}) {
+      Call c;
+      c.count = n;
+      c.dtype = DataType::kBFloat16;
+      c.algorithm = Algorithm::kTwoShotRegistered;
+      c.in_place = n == 1000;
+      direct_calls.push_back(c);
+      c.in_place = false;
+      copy_out_calls.push_back(c);
+    }
+    Section s{"sanitizer registered"};
+    Batch direct(ctx, direct_calls, Memory::kRegistered, Memory::kRegistered);
+    Batch copy_out(ctx, copy_out_calls, Memory::kRegistered, Memory::kPlain);
+    run_eager_batches(ctx, s, {&direct, &copy_out}, 5'500'000);
     finish_section(ctx, s, totals);
   }
   return 0;
@@ -953,6 +1199,7 @@ int main(int argc, char** argv) {
   options.max_bytes = suite == "sanitizer" ? std::size_t{1} << 20 : k64MiB;
   if (*max_bytes_opt) options.max_bytes = max_bytes;
   if (suite == "timeout") options.timeout_ms = 300;
+  if (suite == "correctness") options.buffer_bytes = correctness_buffer_bytes(options.max_bytes);
 
   // Outside the try: on an error the communicator is never destroyed (see hard_exit).
   std::unique_ptr<nvrar::Communicator> base;

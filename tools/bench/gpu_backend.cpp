@@ -10,10 +10,14 @@
 // --check: the eager call writes into an output poisoned with 0xFF bytes (NaN in fp32, bf16 and fp16, so an
 // element the call never writes counts as wrong), and every rank compares its whole output with a float64
 // reference it builds from all ranks' regenerated inputs (cached per size and dtype, shared by the algorithms).
-// Tolerance: check::hierarchical_roundings(nodes) roundings for hierarchical; at least P for the NCCL algorithms,
-// whose ring rounds at every hop, and for nvrar, which hands sizes above its range (or builds without NVSHMEM)
-// to NCCL. NVRAR's algorithms also promise the same bits on every rank: a rank whose output hash (FNV-1a)
-// differs from rank 0's counts its whole output as wrong. #wrong is the sum over ranks.
+// Tolerance: check::hierarchical_roundings(nodes) roundings for NVRAR's forced kernels (hierarchical, oneshot,
+// registered); at least P for the NCCL algorithms, whose ring rounds at every hop, and for nvrar and
+// nvrar-registered, which hand sizes above their range (or builds without NVSHMEM) to NCCL. NVRAR's algorithms
+// also promise the same bits on every rank: a rank whose output hash (FNV-1a) differs from rank 0's counts its
+// whole output as wrong. #wrong is the sum over ranks.
+//
+// registered and nvrar-registered run on an input and an output of max_bytes from Communicator::allocate_buffer,
+// allocated on first use (collective: every rank runs the same sweep) and freed at teardown.
 //
 // Failures: every CUDA and NCCL call is checked and reported as "nvrar-bench: rank R <call> failed at
 // file:line: <cause>". After a failure inside run() the backend tears down locally only (peers may be gone or
@@ -154,6 +158,8 @@ GpuBackend::GpuBackend(const BackendOptions& options) : max_bytes_(options.max_b
 
   Options comm_options;
   comm_options.max_bytes = max_bytes_;
+  // The registered algorithms' input and output (max_bytes_ each), with room for the allocator's alignment.
+  comm_options.buffer_bytes = 2 * max_bytes_ + (std::size_t{4} << 20);
   comm_options.gpus_per_node = options.gpus_per_node;
   comm_ = Communicator::create(comm_options);  // selects this rank's GPU
   rank_ = comm_->rank();
@@ -215,9 +221,14 @@ GpuBackend::GpuBackend(const BackendOptions& options) : max_bytes_(options.max_b
         "per call = max over ranks of the per-rank median of replay time / iters");
     notes_.push_back(
         "--check: every algorithm against the float64 reference (NCCL's and nvrar's with P roundings of slack for "
-        "NCCL's ring); bitwise agreement with rank 0 for NVRAR's algorithms (nvrar, oneshot, hierarchical)");
+        "NCCL's ring); bitwise agreement with rank 0 for NVRAR's algorithms (nvrar, oneshot, hierarchical, "
+        "registered, nvrar-registered)");
     if (!built_with_nvshmem())
       notes_.push_back("no NVSHMEM in this build: 'hierarchical' is not offered and 'nvrar' runs NCCL");
+    if (!comm_->supports(Algorithm::kTwoShotRegistered))
+      notes_.push_back(
+          "'registered' and 'nvrar-registered' are not offered: the registered two-shot needs NVSHMEM, one node and "
+          "NVLink between all ranks");
   } catch (...) {
     // Peers may not have reached the same point: free locally, leave the communicator alone.
     release(false);
@@ -235,10 +246,19 @@ void GpuBackend::release(bool collective) noexcept {
     if (symmetric_in_window_ != nullptr) ncclCommWindowDeregister(comm_->nccl(), symmetric_in_window_);
     if (symmetric_out_ != nullptr) ncclMemFree(symmetric_out_);
     if (symmetric_in_ != nullptr) ncclMemFree(symmetric_in_);
+    // free_buffer is collective too (and may throw); in reverse order of allocation.
+    try {
+      if (registered_out_ != nullptr) comm_->free_buffer(registered_out_);
+      if (registered_in_ != nullptr) comm_->free_buffer(registered_in_);
+    } catch (const std::exception&) {
+      // Nothing to report to from a destructor; the heap goes with the communicator below.
+    }
   }
-  // Without a collective teardown the symmetric buffers stay registered with NCCL, hence allocated.
+  // Without a collective teardown the symmetric buffers stay registered with NCCL, hence allocated, and the
+  // registered ones stay in NVRAR's heap, which the leaked communicator keeps.
   symmetric_out_window_ = symmetric_in_window_ = nullptr;
   symmetric_out_ = symmetric_in_ = nullptr;
+  registered_out_ = registered_in_ = nullptr;
   if (scratch_ != nullptr) cudaFree(scratch_);
   if (out_ != nullptr) cudaFree(out_);
   if (in_ != nullptr) cudaFree(in_);
@@ -260,6 +280,10 @@ std::vector<std::string> GpuBackend::algorithms() const {
   std::vector<std::string> names{"nvrar"};
   if (comm_->supports(Algorithm::kOneShot)) names.push_back("oneshot");
   if (comm_->supports(Algorithm::kHierarchical)) names.push_back("hierarchical");
+  if (comm_->supports(Algorithm::kTwoShotRegistered)) {
+    names.push_back("registered");
+    names.push_back("nvrar-registered");
+  }
   names.push_back("nccl");
   names.push_back("nccl-symmetric");
   return names;
@@ -294,6 +318,8 @@ GpuBackend::Target GpuBackend::parse_target(const std::string& algorithm) const 
   if (spec.name == "nccl-symmetric") t.kind = Target::kNcclSymmetric;
   if (spec.name == "oneshot") t.choice.algorithm = Algorithm::kOneShot;
   if (spec.name == "hierarchical") t.choice.algorithm = Algorithm::kHierarchical;
+  if (spec.name == "registered") t.choice.algorithm = Algorithm::kTwoShotRegistered;
+  t.registered = spec.name == "registered" || spec.name == "nvrar-registered";
   if (t.kind != Target::kNvrar && algorithm != spec.name)
     throw Error(fmt::format("nvrar-bench: '{}': NCCL takes no shape options", algorithm));
   t.choice.threads = spec.threads;
@@ -326,8 +352,9 @@ Measurement GpuBackend::measure(const Target& algo, std::size_t count, DataType 
   const std::size_t bytes = count * dtype_size(dtype);
   const bool symmetric = algo.kind == Target::kNcclSymmetric;
   if (symmetric && symmetric_in_ == nullptr) allocate_symmetric();
-  void* in = symmetric ? symmetric_in_ : in_;
-  void* out = symmetric ? symmetric_out_ : out_;
+  if (algo.registered && registered_in_ == nullptr) allocate_registered();
+  void* in = symmetric ? symmetric_in_ : algo.registered ? registered_in_ : in_;
+  void* out = symmetric ? symmetric_out_ : algo.registered ? registered_out_ : out_;
 
   host_in_.resize(bytes);
   check::fill_random(host_in_.data(), count, dtype, input_seed(config.seed, count, dtype), rank_);
@@ -456,6 +483,13 @@ void GpuBackend::allocate_symmetric() {
                                                  NCCL_WIN_COLL_SYMMETRIC));
   BENCH_NCCL_CHECK(rank_, ncclCommWindowRegister(comm_->nccl(), symmetric_out_, symmetric_bytes_,
                                                  &symmetric_out_window_, NCCL_WIN_COLL_SYMMETRIC));
+}
+
+void GpuBackend::allocate_registered() {
+  // Collective: every rank runs the same sweep, so every rank gets here at the same algorithm and size. Every rank
+  // then passes the same offsets (0) into these buffers, as the registered two-shot requires.
+  registered_in_ = comm_->allocate_buffer(max_bytes_);
+  registered_out_ = comm_->allocate_buffer(max_bytes_);
 }
 
 double GpuBackend::max_over_ranks(double value) {

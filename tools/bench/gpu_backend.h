@@ -1,7 +1,9 @@
 // nvrar-bench on GPUs: one process per GPU (started by mpirun, srun or torchrun), one nvrar::Communicator over
-// all of them. Algorithms: nvrar (NVRAR's own choice), hierarchical (the fused NVSHMEM kernel), nccl
-// (ncclAllReduce on cudaMalloc buffers) and nccl-symmetric (ncclAllReduce on ncclMemAlloc buffers registered as
-// NCCL_WIN_COLL_SYMMETRIC windows), all on the communicator's NCCL communicator.
+// all of them. Algorithms: nvrar (NVRAR's own choice), oneshot and hierarchical (NVRAR's kernels forced), registered
+// (the zero-copy two-shot forced) and nvrar-registered (NVRAR's own choice) on input and output buffers from
+// Communicator::allocate_buffer (one NVLink domain only), nccl (ncclAllReduce on cudaMalloc buffers) and
+// nccl-symmetric (ncclAllReduce on ncclMemAlloc buffers registered as NCCL_WIN_COLL_SYMMETRIC windows), all on the
+// communicator's NCCL communicator.
 //
 // Every member below except the accessors is collective: all ranks call it in the same order with the same
 // arguments (the driver guarantees this by running the same sweep on every rank).
@@ -58,7 +60,8 @@ class GpuBackend : public Backend {
   // What an algorithm name (with its shape options) runs.
   struct Target {
     enum Kind { kNvrar, kNccl, kNcclSymmetric } kind = kNvrar;
-    Choice choice;  // kNvrar: algorithm (kAuto for "nvrar") and launch shape
+    Choice choice;            // kNvrar: algorithm (kAuto for "nvrar" and "nvrar-registered") and launch shape
+    bool registered = false;  // kNvrar: on the allocate_buffer buffers ("registered", "nvrar-registered")
   };
   Target parse_target(const std::string& algorithm) const;
 
@@ -73,6 +76,7 @@ class GpuBackend : public Backend {
   // Waits for stream_, turning an NCCL asynchronous error or an NVRAR kernel failure into an nvrar::Error.
   void wait();
   void allocate_symmetric();
+  void allocate_registered();
   // Frees everything. collective = false (after a failure, peers may be gone) skips the calls that need every
   // rank (window deregistration, communicator teardown) and leaks what they guard; the process is about to exit.
   void release(bool collective) noexcept;
@@ -93,7 +97,7 @@ class GpuBackend : public Backend {
   cudaStream_t stream_ = nullptr;
   cudaEvent_t start_ = nullptr;
   cudaEvent_t stop_ = nullptr;
-  void* in_ = nullptr;  // cudaMalloc, max_bytes_: nvrar, hierarchical, nccl
+  void* in_ = nullptr;  // cudaMalloc, max_bytes_: nvrar, oneshot, hierarchical, nccl
   void* out_ = nullptr;
   void* scratch_ = nullptr;  // cudaMalloc, scratch_bytes_: device names, hashes, max and sum over ranks
   std::size_t scratch_bytes_ = 0;
@@ -102,6 +106,8 @@ class GpuBackend : public Backend {
   ncclWindow_t symmetric_in_window_ = nullptr;
   ncclWindow_t symmetric_out_window_ = nullptr;
   std::size_t symmetric_bytes_ = 0;
+  void* registered_in_ = nullptr;  // comm_->allocate_buffer, max_bytes_, on first use of a registered algorithm
+  void* registered_out_ = nullptr;
 
   std::vector<std::byte> host_in_;
   std::vector<std::byte> host_out_;

@@ -101,6 +101,7 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
       return ms;
     };
     const float alpha = 1.0f, beta = 0.0f;
+    const double us_per_matrix = 1000.0 / (3.0 * static_cast<double>(weights.size()));
     float best = INFINITY;
     for (int i = 0; i < found; ++i) {
       const float ms = time_runs([&](const void* wi) {
@@ -112,12 +113,14 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
         p.algo = results[i].algo;
       }
     }
+    p.timings = fmt::format("cublasLt {:.1f}", best * us_per_matrix);
     for (int variant = 0; skinny && variant < kSkinnyGemmVariants; ++variant) {
       if (!variant_ok(variant)) continue;
       const float ms = time_runs([&](const void* wi) {
         skinny_gemm(x, wi, y, m, n, k, variant, stream);
         return cudaPeekAtLastError() == cudaSuccess;
       });
+      p.timings += fmt::format(", skinny{} {:.1f}", variant, ms * us_per_matrix);
       if (ms < best) {
         best = ms;
         p.skinny_variant = variant;
@@ -149,6 +152,7 @@ std::string Gemm::choices() const {
     const auto [m, n, k] = key;
     const std::string kernel = p.skinny_variant >= 0 ? fmt::format("skinny{}", p.skinny_variant) : "cublasLt";
     out += fmt::format("{}{}x{}x{} {}", out.empty() ? "" : ", ", m, n, k, kernel);
+    if (!p.timings.empty()) out += " (" + p.timings + " us)";
   }
   return out;
 }

@@ -140,6 +140,13 @@ LlamaTp::~LlamaTp() {
   if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   for (void* p : allocations_) cudaFree(p);
+  for (auto it = registered_.rbegin(); it != registered_.rend(); ++it) {
+    try {
+      comm_.free_buffer(*it);  // collective, like the construction
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "nvrar-llm: rank {}: {}\n", comm_.rank(), e.what());
+    }
+  }
   gemm_.reset();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
@@ -179,10 +186,27 @@ void LlamaTp::allocate() {
              rank);
   const int64_t T = std::max(options_.max_batch * options_.max_prefill, options_.max_batch);
   h_ = bf(T * H, "activations");
-  x_ = bf(T * H, "activations");
+
   qkv_ = bf(T * qkv_cols_, "activations");
   attn_ = bf(T * q_cols_, "activations");
-  part_ = bf(T * H, "activations");
+  // The all-reduce's input (partial sums) and output in NVRAR's symmetric heap where NVRAR runs the all-reduce: the
+  // registered two-shot then reads peers' partial sums in place and stores the sums straight into their outputs.
+  // Where the heap's room (Options::buffer_bytes) is too small, plain memory (the copy-in path).
+  auto registered = [&](int64_t elems, const char* what) -> bf16_t* {
+    if (options_.allreduce != AllReduceBackend::kNccl && ranks_ > 1 && comm_.supports(Algorithm::kTwoShotRegistered)) {
+      try {
+        void* p = comm_.allocate_buffer(static_cast<std::size_t>(elems) * 2);
+        registered_.push_back(p);
+        return static_cast<bf16_t*>(p);
+      } catch (const Error& e) {
+        if (rank == 0)
+          fmt::print(stderr, "nvrar-llm: {} in plain memory (copy-in all-reduce): {}\n", what, e.what());
+      }
+    }
+    return bf(elems, what);
+  };
+  part_ = registered(T * H, "all-reduce input");
+  x_ = registered(T * H, "all-reduce output");
   gu_ = bf(T * 2 * inter_, "activations");
   act_ = bf(T * inter_, "activations");
   last_ = bf(options_.max_batch * H, "activations");
@@ -276,9 +300,12 @@ void LlamaTp::allreduce_norm(bf16_t* partial, const bf16_t* weight, int64_t n, T
   }
   Algorithm a = algorithm_;
   const std::size_t bytes = static_cast<std::size_t>(n * hidden_ * 2);
-  if (options_.allreduce == AllReduceBackend::kNvrar && comm_.resolve(bytes).algorithm == Algorithm::kNccl &&
+  const bool registered = comm_.is_registered(partial, bytes);
+  if (options_.allreduce == AllReduceBackend::kNvrar && comm_.resolve(bytes, registered).algorithm == Algorithm::kNccl &&
       comm_.supports(Algorithm::kHierarchical) && bytes <= comm_.max_bytes())
-    a = Algorithm::kHierarchical;  // NVRAR's kernels even where the tuner would pick NCCL (within their capacity)
+    // NVRAR's kernels even where the tuner would pick NCCL (within their capacity).
+    a = registered && comm_.supports(Algorithm::kTwoShotRegistered) ? Algorithm::kTwoShotRegistered
+                                                                     : Algorithm::kHierarchical;
   comm_.allreduce_add_rmsnorm(partial, h_, weight, x_, static_cast<std::size_t>(n), static_cast<std::size_t>(hidden_),
                               eps, DataType::kBFloat16, stream_, a);
 }

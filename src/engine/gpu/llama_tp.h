@@ -112,6 +112,7 @@ class LlamaTp {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<Gemm> gemm_;
   std::vector<void*> allocations_;
+  std::vector<void*> registered_;  // NVRAR buffers (allocate_buffer): the all-reduce's input and output, zero copy
   std::vector<Layer> layers_;
   bf16_t* embedding_ = nullptr;  // [V, H] replicated
   bf16_t* lm_head_ = nullptr;    // [vocab_cols_, H] (rows of this rank's vocabulary shard, zero-padded)

@@ -7,7 +7,7 @@
 //   each of the m rows of x (16-byte loads through the read-only cache; one x load serves the C columns),
 //   accumulating C m fp32 sums. A butterfly of xor-shuffles sums the lanes; lane C r + c writes y[r, j + c] rounded
 //   to bf16. Variants: 0 is C = 2, U = 4 (best for m of 1-2); 1 is C = 4, U = 2 (fewer x loads and conversions per
-//   weight for larger m); variant 2 (tensor cores) is described at its kernel below; Gemm times all three.
+//   weight for larger m); variants 2 and 3 (tensor cores) are described at their kernel below; Gemm times all four.
 // Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
 // Sync: none beyond the warp shuffles; no shared memory.
 #include "engine/gpu/skinny_gemm.h"
@@ -91,10 +91,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 //   elements 0-3 to one mma and 4-7 to the next as its k-slots (2t, 2t + 1, 2t + 8, 2t + 9). Four chunks' loads are
 //   in flight before their mmas. The warps' fp32 accumulators meet in shared memory; warp 0 adds them and writes
 //   y[r, row] for r < m (fragment: lane holds rows g, g + 8 x batch columns 2t, 2t + 1).
-// Launch shape: 128 threads per block, ceil(n / 16) blocks; k must be a multiple of 128 (4 warps x 32).
+// Launch shape: kWarps x 32 threads per block (variant 2: 4 warps, variant 3: 8 warps), ceil(n / 16) blocks; k must
+//   be a multiple of 32 x kWarps.
 // Sync: one __syncthreads before the cross-warp sum.
-constexpr int kMmaWarps = 4;
 constexpr int kMmaUnroll = 4;
+constexpr int mma_warps(int variant) { return variant == 2 ? 4 : 8; }
 
 __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                                uint32_t b0, uint32_t b1) {
@@ -105,6 +106,7 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], uint32_t a0, uint3
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+template <int kMmaWarps>
 __global__ void __launch_bounds__(kMmaWarps * 32)
     skinny_gemm_mma_kernel(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ y,
                            int64_t m, int64_t n, int64_t k) {
@@ -173,7 +175,7 @@ void launch(const void* x, const void* w, void* y, int64_t n, int64_t k, int var
 
 bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k, int variant) {
   const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-  const int64_t k_multiple = variant == 2 ? 32 * kMmaWarps : 8;
+  const int64_t k_multiple = variant >= 2 ? 32 * mma_warps(variant) : 8;
   return variant >= 0 && variant < kSkinnyGemmVariants && m >= 1 && m <= kSkinnyGemmMaxRows && n >= 1 && k >= 8 &&
          k % k_multiple == 0 && aligned(x) && aligned(w) && aligned(y);
 }
@@ -184,8 +186,14 @@ void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, in
     throw Error("nvrar-llm: skinny_gemm: m " + std::to_string(m) + " variant " + std::to_string(variant) +
                 " (takes 1 <= m <= " + std::to_string(kSkinnyGemmMaxRows) + " and variant < " +
                 std::to_string(kSkinnyGemmVariants) + ")");
+  const unsigned mma_blocks = static_cast<unsigned>((n + 15) / 16);
   if (variant == 2) {
-    skinny_gemm_mma_kernel<<<static_cast<unsigned>((n + 15) / 16), kMmaWarps * 32, 0, stream>>>(
+    skinny_gemm_mma_kernel<4><<<mma_blocks, 4 * 32, 0, stream>>>(
+        static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w), static_cast<bf16_t*>(y), m, n, k);
+    return;
+  }
+  if (variant == 3) {
+    skinny_gemm_mma_kernel<8><<<mma_blocks, 8 * 32, 0, stream>>>(
         static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w), static_cast<bf16_t*>(y), m, n, k);
     return;
   }

@@ -11,11 +11,12 @@ namespace nvrar::engine::gpu {
 
 constexpr int64_t kSkinnyGemmMaxRows = 8;
 
-// variant: 0, 1 (CUDA-core tilings) or 2 (tensor cores) of the same computation (skinny_gemm.cu).
-constexpr int kSkinnyGemmVariants = 3;
+// variant: 0, 1 (CUDA-core tilings), 2 or 3 (tensor cores, 4 or 8 warps per 16 rows) of the same computation
+// (skinny_gemm.cu).
+constexpr int kSkinnyGemmVariants = 4;
 
-// Whether skinny_gemm takes this call: 1 <= m <= 8, k a multiple of 8 (of 128 for variant 2), every pointer
-// 16-byte aligned.
+// Whether skinny_gemm takes this call: 1 <= m <= 8, k a multiple of 8 (of 128 for variant 2, 256 for variant 3),
+// every pointer 16-byte aligned.
 bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k,
                           int variant = 0);
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,

@@ -1,0 +1,65 @@
+// Launch interface of the zero-copy (registered-buffer) two-shot all-reduce (twoshot_registered_allreduce.cu). The
+// input lies in a buffer of Communicator::allocate_buffer(), so every rank can load its peers' inputs where they
+// are; one NVLink domain only (every rank load/store reachable).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gpu/device_wait.h"
+#include "nvrar/types.h"
+
+namespace nvrar::gpu {
+
+constexpr int kMaxRegisteredRanks = 8;
+constexpr int kMaxRegisteredBlocks = 256;
+constexpr int kRegisteredMaxThreads = 512;
+
+// The synchronisation area in each rank's symmetric heap. Slot (src, block) of "ready" is written by rank src's
+// block `block` when its input of the call is final: {sequence number, in descriptor, out descriptor, shape
+// descriptor} (32 bytes; the number is stored last, with release semantics). Slot (src, block) of "done": src's
+// block has stored its share of the sums into this rank's output or gather area (the sequence number).
+struct RegisteredSyncLayout {
+  static constexpr std::size_t kReadySlotBytes = 32;
+  static constexpr std::size_t kDoneSlotBytes = 8;
+  __host__ __device__ static std::size_t ready(int src, int block) {
+    return (static_cast<std::size_t>(src) * kMaxRegisteredBlocks + block) * kReadySlotBytes;
+  }
+  __host__ __device__ static std::size_t done(int src, int block) {
+    return ready(kMaxRegisteredRanks, 0) + (static_cast<std::size_t>(src) * kMaxRegisteredBlocks + block) * kDoneSlotBytes;
+  }
+  __host__ __device__ static std::size_t total_bytes() { return done(kMaxRegisteredRanks, 0); }
+};
+
+struct RegisteredParams {
+  const char* in[kMaxRegisteredRanks];   // every rank's input of this call (mine at [rank]), load/store pointers
+  char* out;                             // my output
+  char* out_peers[kMaxRegisteredRanks];  // direct form: every rank's output (mine at [rank]); else unused
+  char* gather[kMaxRegisteredRanks];     // copy-out form: every rank's gather area (>= the message); else unused
+  char* sync[kMaxRegisteredRanks];       // every rank's RegisteredSyncLayout area
+  bool direct;                           // the output lies in a registered buffer too: sums go straight there
+  int64_t count;                         // elements
+  int64_t units;                         // 16-byte units of the call
+  int rank;
+  int ranks;
+  // What every rank must agree on, compared by the GPU before any data moves: the input's and the output's place
+  // (buffer number and offset; ~0 for an unregistered output) and the call's count, type and grid.
+  unsigned long long in_descriptor;
+  unsigned long long out_descriptor;
+  unsigned long long shape_descriptor;
+  unsigned long long* seq_counters;  // kMaxRegisteredBlocks device words
+  WaitContext wait;
+  bool pdl;
+};
+
+// Blocks for a call: one per `threads` x 4 units of the largest slice, at least 1, at most max_blocks (and
+// kMaxRegisteredBlocks).
+int registered_blocks(int64_t units, int ranks, int threads, int max_blocks);
+
+// Enqueues the kernel: blocks x threads (threads a multiple of 32, at most kRegisteredMaxThreads).
+cudaError_t launch_registered(const RegisteredParams& params, DataType dtype, int blocks, int threads,
+                              cudaStream_t stream);
+
+}  // namespace nvrar::gpu
