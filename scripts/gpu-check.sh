@@ -22,7 +22,7 @@ note() { summary+=("$1"); echo "== $1"; }
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS
         -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH -x NVRAR_GPUS_PER_NODE -x NVRAR_TIMEOUT_MS
         -x NVRAR_INTER_NODE_STORES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS -x NVRAR_BULK_MIN_BYTES
-        -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO -x NVRAR_BULK_SYNC)
+        -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO -x NVRAR_BULK_SYNC -x NVRAR_REGISTERED_MIN_BYTES)
 
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1

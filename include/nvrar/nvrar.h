@@ -90,14 +90,14 @@ class Communicator {
                                      std::size_t hidden, float eps, DataType dtype, cudaStream_t stream,
                                      Algorithm algorithm = Algorithm::kAuto) = 0;
   // What allreduce() with Algorithm::kAuto runs for a message of `bytes` (identical on every rank) with an input
-  // outside (registered = false) or inside (true) a buffer from allocate_buffer().
+  // outside (registered = false) or inside (true) a buffer from allocate_buffer() (input and output).
   virtual Choice resolve(std::size_t bytes, bool registered = false) const = 0;
 
   // Registered buffers (zero copy). allocate_buffer() returns `bytes` of device memory in NVRAR's symmetric heap,
   // 256-byte aligned; it is collective: every rank calls it with the same bytes, in the same order (and
   // free_buffer() likewise). An all-reduce whose input lies in such a buffer reads the peers' inputs where they are
   // instead of copying them into NVRAR's exchange area first (Algorithm::kTwoShotRegistered, which auto takes on
-  // one node wherever it would take the two-shot); if the output lies in one too, the sums are stored straight into
+  // one node from NVRAR_REGISTERED_MIN_BYTES, default 1 MiB, up); if the output lies in one too, the sums are stored straight into
   // the peers' outputs. Every rank must then pass the same offsets into its buffers (checked on the GPU: a
   // mismatch fails the call on every rank, as a timeout does, and nothing is written). Throws nvrar::Error when the
   // build has no NVSHMEM or Options::buffer_bytes is used up.

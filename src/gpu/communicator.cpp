@@ -362,8 +362,10 @@ class GpuCommunicator final : public Communicator {
       if (c.algorithm == Algorithm::kOneShot && !oneshot_fits(bytes)) c = Choice{Algorithm::kHierarchical};
       if (c.algorithm == Algorithm::kHierarchical && (!hierarchical_available_ || bytes > max_bytes_))
         c = Choice{Algorithm::kNccl};
-      // The zero-copy form of the same two-shot where the input allows it (the table's shape is the copy-in one's).
-      if (c.algorithm == Algorithm::kHierarchical && registered_in && registered_available_)
+      // The zero-copy two-shot where the input allows it and the size pays for its handshakes (the table, measured on
+      // arbitrary pointers, says nothing about it).
+      if (registered_in && registered_available_ && static_cast<int64_t>(bytes) >= core::param_RegisteredMinBytes() &&
+          (registered_out || bytes <= max_bytes_))
         c = Choice{Algorithm::kTwoShotRegistered};
       return c;
     }
