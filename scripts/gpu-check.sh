@@ -55,13 +55,17 @@ if want correct; then
 fi
 
 if want timeout; then  # one rank absent: the others must fail with a message, for each NVRAR algorithm
-  for cfg in ${TIMEOUT_CFGS:-oneshot:2 hierarchical:2 hierarchical:1}; do
+  for cfg in ${TIMEOUT_CFGS:-oneshot:2 hierarchical:2 hierarchical:1 registered:2}; do
     set -- ${cfg/:/ }
     rc=$(NVRAR_TIMEOUT_MS=300 run_split 2 $2 "$OUT/timeout_$1_g$2.log" $BUILD/tests/test_gpu_allreduce --suite timeout \
          --algorithm $1)
     note "timeout suite np=2 G=$2 $1: rc=$rc $(grep -E 'passed, .* failed' "$OUT/timeout_$1_g$2.log" | tail -1)"
     grep -m1 -o "timed out.*" "$OUT/timeout_$1_g$2.log" | head -1
   done
+  # Registered two-shot: rank 0 passes another offset; every rank must fail at once, naming another rank.
+  rc=$(NVRAR_TIMEOUT_MS=300 run_split 2 2 "$OUT/mismatch_g2.log" $BUILD/tests/test_gpu_allreduce --suite mismatch)
+  note "mismatch suite np=2 G=2 registered: rc=$rc $(grep -E 'passed, .* failed' "$OUT/mismatch_g2.log" | tail -1)"
+  grep -m1 -o "called with another.*" "$OUT/mismatch_g2.log" | head -1
 fi
 
 if want sanitize; then  # compute-sanitizer on the small suite: 1 x 2 (intra-node phases) and 2 x 1 (puts)

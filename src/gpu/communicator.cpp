@@ -274,13 +274,11 @@ class GpuCommunicator final : public Communicator {
     if (!error_pending()) return;
     const ErrorRecord e = *const_cast<const ErrorRecord*>(error_host_);
     if (e.code == 2) {
-      static const char* const what[] = {"input place (buffer or offset)", "output place (buffer or offset)",
-                                         "count, type or grid"};
       failure_ = fmt::format(
-          "rank {} allreduce call {} (registered two-shot): rank {} called with another {} than this rank; every rank "
-          "must pass the same offsets into its buffers of allocate_buffer() and the same count and type. Nothing was "
-          "written",
-          e.rank, e.seq, e.peer, what[std::clamp(e.step, 0, 2)]);
+          "rank {} allreduce call {} (registered two-shot): rank {} called with another count, type, grid or place "
+          "(buffer or offset) of the input or output than this rank; every rank must pass the same offsets into its "
+          "buffers of allocate_buffer() and the same count and type. Nothing was written",
+          e.rank, e.seq, e.peer);
       throw Error("nvrar: " + failure_);
     }
     const auto phase = static_cast<core::Phase>(e.phase);
@@ -470,10 +468,10 @@ class GpuCommunicator final : public Communicator {
     const int threads = c.threads > 0 ? c.threads : 256;
     const int blocks = c.blocks > 0 ? std::min(c.blocks, kMaxRegisteredBlocks)
                                     : registered_blocks(p.units, nranks_, threads, max_blocks_);
-    p.in_descriptor = (in_buffer.id << 40) | in_offset;
-    p.out_descriptor = p.direct ? (out_buffer->id << 40) | out_offset : ~0ULL;
-    p.shape_descriptor = (static_cast<unsigned long long>(count) << 20) |
-                         (static_cast<unsigned long long>(dtype) << 16) | static_cast<unsigned long long>(blocks);
+    p.agreement = registered_agreement(
+        (in_buffer.id << 40) | in_offset, p.direct ? (out_buffer->id << 40) | out_offset : ~0ULL,
+        (static_cast<unsigned long long>(count) << 20) | (static_cast<unsigned long long>(dtype) << 16) |
+            static_cast<unsigned long long>(blocks));
     NVRAR_CUDA_CHECK(rank_, launch_registered(p, dtype, blocks, threads, stream));
   }
 

@@ -9,7 +9,7 @@ namespace nvrar::gpu {
 
 // Written once by the first thread that times out; read by the host through mapped pinned memory.
 struct ErrorRecord {
-  int code;  // 0: none; 1: timeout; 2: a peer called with other arguments (registered two-shot; step: which)
+  int code;  // 0: none; 1: timeout; 2: a peer called with other arguments (registered two-shot)
   int rank;
   int peer;
   int phase;  // core::Phase

@@ -7,10 +7,12 @@
 // Algorithm (P ranks of one NVLink domain, the message cut into P slices of 16-byte units, slice r owned by rank r,
 //   each slice cut into gridDim.x equal block ranges):
 //   1. ready: block b tells every peer that its input is final (all earlier work of its stream has completed, see
-//      Sync) by writing slot (me, b) of the peer's ready area: the call's descriptors, then the sequence number
-//      with release semantics. It waits for slot (p, b) of its own area from every peer p and compares the
-//      descriptors with its own: any difference (another count, type, grid or buffer offset on that rank) records
-//      error code 2 and aborts the call on this rank before any data moves; the peer sees the same difference.
+//      Sync) by storing {sequence number, agreement hash of the call's buffers, offsets, count, type and grid} as
+//      one 64-bit word with release semantics into slot (me, b) of the peer's ready area. It waits for slot (p, b) of
+//      its own area from every peer p to carry this call's number and compares the hashes: a difference (another
+//      count, type, grid or buffer offset on that rank) records error code 2 and aborts the call on this rank before
+//      any data moves; the peer sees the same difference. (One word, not the descriptors behind a flag: a release
+//      after other stores waits for them to land, one more NVLink round trip per call.)
 //   2. reduce: for each unit of its range of my slice, every thread loads the unit from all P inputs (peers' over
 //      NVLink, kUnroll units in flight), sums them in fp32 in rank order 0..P-1 (the same bits on every rank, since
 //      only the owner sums a slice), stores the rounded unit into my output and into every peer's output (direct
@@ -18,7 +20,7 @@
 //   3. done: after a block barrier, one thread per peer publishes "done" (me, b) in that peer's area (release).
 //   4. Every block waits for "done" (p, b) from every peer p (acquire); in the copy-out form it then copies block b's
 //      range of every peer's slice from the gather area into the output.
-// Launch: blocks x threads, blocks <= kMaxRegisteredBlocks and identical on every rank (part of the descriptor);
+// Launch: blocks x threads, blocks <= kMaxRegisteredBlocks and identical on every rank (part of the agreement);
 //   threads >= P (one thread per peer signals and waits). Templated on the element type and P.
 // Sync: per-block sequence numbers as in device_units.cuh. Every block starts with griddepcontrol.wait, so when
 //   block b of rank p says ready, all of p's earlier kernels (which wrote its input, or read its output and gather
@@ -54,24 +56,15 @@ __device__ __forceinline__ void block_range(int64_t units, int ranks, int s, int
   end = s0 + len * (blockIdx.x + 1) / gridDim.x;
 }
 
-__device__ __forceinline__ void store_u64_volatile(char* p, unsigned long long v) {
-  asm volatile("st.volatile.global.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
-}
-__device__ __forceinline__ unsigned long long load_u64_volatile(const char* p) {
-  unsigned long long v;
-  asm volatile("ld.volatile.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
-  return v;
-}
-
-// Records the first error of the job on this rank (code 2: `peer` called with other arguments; step: 0 input
-// place, 1 output place, 2 count / type / grid) and raises the abort flag.
-__device__ void report_mismatch(const WaitContext& w, int peer, int what, unsigned long long seq) {
+// Records the first error of the job on this rank (code 2: `peer` called with other arguments) and raises the
+// abort flag.
+__device__ void report_mismatch(const WaitContext& w, int peer, unsigned long long seq) {
   if (atomicCAS(w.abort_flag, 0, 1) != 0) return;
   volatile ErrorRecord* e = w.error;
   e->rank = w.rank;
   e->peer = peer;
   e->phase = static_cast<int>(core::Phase::kRegisteredReady);
-  e->step = what;
+  e->step = 0;
   e->slice = 0;
   e->unit = 0;
   e->seq = seq;
@@ -108,27 +101,24 @@ __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kern
   // 1. ready: thread t < P (t != me) tells peer t, then waits for peer t's word.
   const int t = threadIdx.x;
   if (t < kRanks && t != me) {
-    char* slot = p.sync[t] + RegisteredSyncLayout::ready(me, b);
-    store_u64_volatile(slot + 8, p.in_descriptor);
-    store_u64_volatile(slot + 16, p.out_descriptor);
-    store_u64_volatile(slot + 24, p.shape_descriptor);
-    dev::store_flag_release(slot, seq);
+    const unsigned long long number = (seq & 0xffffffffULL) << 32;
+    dev::store_flag_release(p.sync[t] + RegisteredSyncLayout::ready(me, b), number | p.agreement);
     const char* mine = p.sync[me] + RegisteredSyncLayout::ready(t, b);
-    const bool ok = dev::wait_flag(p.wait, dev::kReleaseAcquire, mine, seq, [&] {
-      return WaitSite{t, core::Phase::kRegisteredReady, 0, t, 0, seq};
-    });
-    if (!ok) {
-      failed = 1;
-    } else {
-      const unsigned long long theirs[3] = {load_u64_volatile(mine + 8), load_u64_volatile(mine + 16),
-                                            load_u64_volatile(mine + 24)};
-      const unsigned long long ours[3] = {p.in_descriptor, p.out_descriptor, p.shape_descriptor};
-      for (int i = 0; i < 3; ++i)
-        if (theirs[i] != ours[i]) {
-          report_mismatch(p.wait, t, i, seq);
+    unsigned long long start = 0;
+    for (int tries = 1;; ++tries) {
+      const unsigned long long word = dev::load_flag_acquire(mine);
+      if ((word & 0xffffffff00000000ULL) == number) {
+        if ((word & 0xffffffffULL) != p.agreement) {
+          report_mismatch(p.wait, t, seq);
           failed = 1;
-          break;
         }
+        break;
+      }
+      if (tries % dev::kPollsPerClockCheck == 0 &&
+          !dev::still_waiting(p.wait, start, WaitSite{t, core::Phase::kRegisteredReady, 0, t, 0, seq})) {
+        failed = 1;
+        break;
+      }
     }
   }
   __syncthreads();
@@ -242,6 +232,17 @@ cudaError_t launch_ranks(const RegisteredParams& p, int blocks, int threads, cud
 }
 
 }  // namespace
+
+uint32_t registered_agreement(unsigned long long in, unsigned long long out, unsigned long long shape) {
+  // FNV-1a over the 24 bytes, folded to 32 bits.
+  unsigned long long h = 14695981039346656037ULL;
+  for (unsigned long long word : {in, out, shape})
+    for (int i = 0; i < 8; ++i) {
+      h ^= (word >> (8 * i)) & 0xff;
+      h *= 1099511628211ULL;
+    }
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
 
 int registered_blocks(int64_t units, int ranks, int threads, int max_blocks) {
   const int64_t slice = core::ceil_div(units, ranks);

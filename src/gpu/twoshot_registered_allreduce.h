@@ -18,11 +18,12 @@ constexpr int kMaxRegisteredBlocks = 256;
 constexpr int kRegisteredMaxThreads = 512;
 
 // The synchronisation area in each rank's symmetric heap. Slot (src, block) of "ready" is written by rank src's
-// block `block` when its input of the call is final: {sequence number, in descriptor, out descriptor, shape
-// descriptor} (32 bytes; the number is stored last, with release semantics). Slot (src, block) of "done": src's
-// block has stored its share of the sums into this rank's output or gather area (the sequence number).
+// block `block` when its input of the call is final: one 64-bit word, the call's sequence number (low 32 bits) in
+// the high half and src's agreement hash (RegisteredParams::agreement) in the low half, stored with release
+// semantics. Slot (src, block) of "done": src's block has stored its share of the sums into this rank's output or
+// gather area (the sequence number).
 struct RegisteredSyncLayout {
-  static constexpr std::size_t kReadySlotBytes = 32;
+  static constexpr std::size_t kReadySlotBytes = 8;
   static constexpr std::size_t kDoneSlotBytes = 8;
   __host__ __device__ static std::size_t ready(int src, int block) {
     return (static_cast<std::size_t>(src) * kMaxRegisteredBlocks + block) * kReadySlotBytes;
@@ -44,15 +45,18 @@ struct RegisteredParams {
   int64_t units;                         // 16-byte units of the call
   int rank;
   int ranks;
-  // What every rank must agree on, compared by the GPU before any data moves: the input's and the output's place
-  // (buffer number and offset; ~0 for an unregistered output) and the call's count, type and grid.
-  unsigned long long in_descriptor;
-  unsigned long long out_descriptor;
-  unsigned long long shape_descriptor;
+  // What every rank must agree on, compared by the GPU before any data moves: a 32-bit hash of the input's and the
+  // output's place (buffer number and offset; none for an unregistered output) and the call's count, type and grid
+  // (registered_agreement()).
+  uint32_t agreement;
   unsigned long long* seq_counters;  // kMaxRegisteredBlocks device words
   WaitContext wait;
   bool pdl;
 };
+
+// The agreement hash of a call's descriptors: in = buffer number << 40 | offset, out likewise or ~0 for an
+// unregistered output, shape = count << 20 | dtype << 16 | blocks.
+uint32_t registered_agreement(unsigned long long in, unsigned long long out, unsigned long long shape);
 
 // Blocks for a call: one per `threads` x 4 units of the largest slice, at least 1, at most max_blocks (and
 // kMaxRegisteredBlocks).

@@ -32,6 +32,10 @@
 // --suite timeout (>= 2 ranks)
 //   the last rank never calls; every other rank must get an nvrar::Error from synchronize() within a few seconds
 //   that says "timed out" and names the rank it waited for.
+//   --algorithm hierarchical | oneshot | registered (the waiting ranks' call; registered: on a registered buffer).
+// --suite mismatch (>= 2 ranks, registered two-shot)
+//   rank 0 passes another offset into its registered buffer than the others; every rank must get an nvrar::Error
+//   saying "called with another" and naming another rank, within a few seconds.
 // --suite sanitizer
 //   three small bf16 hierarchical calls eager and in a graph, 1 MiB capacity: quick under compute-sanitizer.
 //
@@ -1055,8 +1059,14 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
 // "timed out" and naming a rank other than itself (the one it waited for). No NCCL or NVSHMEM collective may follow
 // (the communicator is unusable), so each rank prints its own verdict and leaves (see leave()): the exit statuses
 // are the result (mpirun's is non-zero if any rank's is), and rank 0's final line counts rank 0's case only.
-[[noreturn]] void run_timeout(const Ctx& ctx) {
-  const int skipper = ctx.size - 1;
+// --suite mismatch (registered two-shot): every rank calls, but rank 0 passes another offset into its registered
+// buffer; every rank must fail within kLimit with "called with another", naming a rank other than itself.
+[[noreturn]] void run_timeout(const Ctx& ctx, bool mismatch) {
+  const std::size_t count = 4096;  // every rank owns a slice
+  // Registered buffers are allocated collectively, so before the skipper leaves; twice the call for the offset.
+  const bool registered = mismatch || ctx.timeout_algorithm == Algorithm::kTwoShotRegistered;
+  DeviceBuffer buf(2 * count * sizeof(float), registered ? Memory::kRegistered : Memory::kPlain, ctx.comm);
+  const int skipper = mismatch ? -1 : ctx.size - 1;
   if (ctx.rank == skipper) {
     fmt::print("test_gpu_allreduce: rank {} skips its call on purpose\n", ctx.rank);
     std::fflush(stdout);
@@ -1078,14 +1088,14 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
     hard_exit(1);
   }).detach();
 
-  const std::size_t count = 4096;  // every rank owns a slice
-  DeviceBuffer buf(count * sizeof(float));
   CHECK_CUDA(cudaMemsetAsync(buf.get(), 0, buf.bytes(), ctx.stream));
   const auto t0 = Clock::now();
   bool got_error = false;
   std::string message;
   try {
-    ctx.comm->allreduce(buf.get(), buf.get(), count, DataType::kFloat32, ctx.stream, ctx.timeout_algorithm);
+    auto* data = reinterpret_cast<float*>(buf.get()) + (mismatch && ctx.rank == 0 ? count : 0);
+    ctx.comm->allreduce(data, data, count, DataType::kFloat32, ctx.stream,
+                        mismatch ? Algorithm::kTwoShotRegistered : ctx.timeout_algorithm);
     ctx.comm->synchronize(ctx.stream);
   } catch (const nvrar::Error& e) {
     got_error = true;
@@ -1108,16 +1118,19 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
   }
   std::vector<std::string> problems;
   if (!got_error) problems.push_back(message.empty() ? "no error reported" : message);
-  if (got_error && message.find("timed out") == std::string::npos) problems.push_back("message lacks \"timed out\"");
+  const char* const expected = mismatch ? "called with another" : "timed out";
+  if (got_error && message.find(expected) == std::string::npos)
+    problems.push_back(fmt::format("message lacks \"{}\"", expected));
   if (got_error && named_peer < 0) problems.push_back("message names no other rank");
   if (elapsed > kLimit) problems.push_back(fmt::format("reported after {} ms (limit {} s)", ms, kLimit.count()));
   std::string why;
   for (const std::string& p : problems) why += (why.empty() ? "" : "; ") + p;
   if (problems.empty())
-    fmt::print("  rank {} PASS [timeout] reported after {} ms, naming rank {}: {}\n", ctx.rank, ms, named_peer,
-               message);
+    fmt::print("  rank {} PASS [{}] reported after {} ms, naming rank {}: {}\n", ctx.rank,
+               mismatch ? "mismatch" : "timeout", ms, named_peer, message);
   else
-    fmt::print("  rank {} FAIL [timeout] {}; message: {}\n", ctx.rank, why, message.empty() ? "(none)" : message);
+    fmt::print("  rank {} FAIL [{}] {}; message: {}\n", ctx.rank, mismatch ? "mismatch" : "timeout", why,
+               message.empty() ? "(none)" : message);
   if (ctx.rank == 0)
     fmt::print("test_gpu_allreduce: {} passed, {} failed\n", problems.empty() ? 1 : 0, problems.empty() ? 0 : 1);
   leave(problems.empty() ? 0 : 1);
@@ -1146,13 +1159,15 @@ int run_suite(const std::string& suite, nvrar::Communicator& comm, Algorithm tim
     std::fflush(stdout);
   }
 
-  if (suite == "timeout") {
-    if (ctx.size < 2 || !ctx.hierarchical) {
+  if (suite == "timeout" || suite == "mismatch") {
+    const Algorithm needed = suite == "mismatch" ? Algorithm::kTwoShotRegistered : ctx.timeout_algorithm;
+    if (ctx.size < 2 || !comm.supports(needed)) {
       if (ctx.rank == 0)
-        fmt::print("test_gpu_allreduce: SKIPPED (the timeout suite needs >= 2 ranks and the hierarchical algorithm)\n");
+        fmt::print("test_gpu_allreduce: SKIPPED (the {} suite needs >= 2 ranks and the {} algorithm)\n", suite,
+                   nvrar::algorithm_name(needed));
       return 77;
     }
-    run_timeout(ctx);
+    run_timeout(ctx, suite == "mismatch");
   }
 
   Totals totals;
@@ -1171,11 +1186,11 @@ int main(int argc, char** argv) {
   CLI::App app{"Multi-process GPU test of nvrar::Communicator::allreduce (run under mpirun, one process per GPU)"};
   std::string suite = "correctness";
   std::size_t max_bytes = 0;
-  app.add_option("--suite", suite, "correctness (default), timeout (>= 2 ranks) or sanitizer")
-      ->check(CLI::IsMember({"correctness", "timeout", "sanitizer"}));
+  app.add_option("--suite", suite, "correctness (default), timeout (>= 2 ranks), mismatch (>= 2 ranks) or sanitizer")
+      ->check(CLI::IsMember({"correctness", "timeout", "mismatch", "sanitizer"}));
   std::string timeout_algorithm = "hierarchical";
   app.add_option("--algorithm", timeout_algorithm, "timeout suite: the algorithm the waiting ranks call")
-      ->check(CLI::IsMember({"hierarchical", "oneshot"}));
+      ->check(CLI::IsMember({"hierarchical", "oneshot", "registered"}));
   bool from_nccl = false;
   app.add_flag("--from-nccl", from_nccl,
                "test a communicator adopted with Communicator::from_nccl from another one's NCCL communicator");
@@ -1198,7 +1213,7 @@ int main(int argc, char** argv) {
   nvrar::Options options;
   options.max_bytes = suite == "sanitizer" ? std::size_t{1} << 20 : k64MiB;
   if (*max_bytes_opt) options.max_bytes = max_bytes;
-  if (suite == "timeout") options.timeout_ms = 300;
+  if (suite == "timeout" || suite == "mismatch") options.timeout_ms = 300;
   if (suite == "correctness") options.buffer_bytes = correctness_buffer_bytes(options.max_bytes);
 
   // Outside the try: on an error the communicator is never destroyed (see hard_exit).
