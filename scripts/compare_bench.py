@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Side-by-side table of nvrar-bench and bench_torch_symm.py JSON files of one machine and rank count:
 time per algorithm per size (us), the best anchor (NCCL, NCCL symmetric, PyTorch), and the ratios to it of NVRAR's
-auto choice (nvrar) and of its best kernel at that size (min of nvrar, oneshot, hierarchical).
+auto choice on arbitrary pointers (nvrar), on registered buffers (nvrar-registered, where measured), and of its best
+kernel at that size (min of nvrar, oneshot, hierarchical, registered, nvrar-registered).
 
     python3 scripts/compare_bench.py bench_np4_g4.json torch_np4.json [--markdown] [--keep-wrong]
 
@@ -29,7 +30,9 @@ def main():
     def fmt_size(b):
         return f"{b >> 20}M" if b >= 1 << 20 else f"{b >> 10}K"
 
-    head = ["bytes"] + algos + ["best anchor", "nvrar / best", "best NVRAR kernel / best"]
+    registered = "nvrar-registered" in times
+    head = ["bytes"] + algos + ["best anchor", "nvrar / best"] + (["nvrar-registered / best"] if registered else []) + [
+        "best NVRAR kernel / best"]
     rows = []
     for b in sizes:
         vals = [times[a].get(b, math.nan) for a in algos]
@@ -37,12 +40,14 @@ def main():
                and (keep_wrong or wrong.get((a, b), 0) == 0)]
         best = min(anc) if anc else (math.nan, "-")
         mine = times.get("nvrar", {}).get(b, math.nan)
-        kernels = [times[a][b] for a in ("nvrar", "oneshot", "hierarchical") if a in times and b in times[a]
-                   and not math.isnan(times[a][b])]
+        kernels = [times[a][b] for a in ("nvrar", "oneshot", "hierarchical", "registered", "nvrar-registered")
+                   if a in times and b in times[a] and not math.isnan(times[a][b])]
         best_kernel = min(kernels) if kernels else math.nan
-        rows.append([fmt_size(b)] + [f"{v:.1f}" for v in vals] + [f"{best[0]:.1f} ({best[1]})",
-                                                                   f"{mine / best[0]:.2f}",
-                                                                   f"{best_kernel / best[0]:.2f}"])
+        ratios = [f"{mine / best[0]:.2f}"]
+        if registered:
+            ratios.append(f"{times['nvrar-registered'].get(b, math.nan) / best[0]:.2f}")
+        rows.append([fmt_size(b)] + [f"{v:.1f}" for v in vals] + [f"{best[0]:.1f} ({best[1]})"] + ratios +
+                    [f"{best_kernel / best[0]:.2f}"])
     if md:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
