@@ -29,7 +29,8 @@ enum class Algorithm : int {
   kOneShot = 3,       // every rank pushes its input to every other, then sums locally (one NVLink domain only)
   kTwoShotRegistered = 4,  // zero-copy two-shot: each rank reduces its slice by loading it from every peer's input
                            // in place, then stores the sums into every peer's output (one NVLink domain only; the
-                           // input must lie in a buffer from allocate_buffer(), the output anywhere)
+                           // input must lie in a buffer from allocate_buffer(); the output anywhere, up to
+                           // Options::max_bytes unless it lies in such a buffer too)
 };
 const char* algorithm_name(Algorithm a);
 // Parses "auto", "hierarchical" (or "twoshot"), "nccl", "oneshot", "registered" (or "twoshot-registered"); throws
@@ -97,12 +98,15 @@ class Communicator {
   // 256-byte aligned; it is collective: every rank calls it with the same bytes, in the same order (and
   // free_buffer() likewise). An all-reduce whose input lies in such a buffer reads the peers' inputs where they are
   // instead of copying them into NVRAR's exchange area first (Algorithm::kTwoShotRegistered, which auto takes on
-  // one node from NVRAR_REGISTERED_MIN_BYTES, default 1 MiB, up); if the output lies in one too, the sums are stored straight into
-  // the peers' outputs. Every rank must then pass the same offsets into its buffers (checked on the GPU: a
-  // mismatch fails the call on every rank, as a timeout does, and nothing is written). Throws nvrar::Error when the
-  // build has no NVSHMEM or Options::buffer_bytes is used up.
+  // one node from NVRAR_REGISTERED_MIN_BYTES, default 1 MiB, up); if the output lies in one too, the sums are
+  // stored straight into the peers' outputs. Every rank must then pass the same offsets into its buffers (checked
+  // on the GPU when every rank runs the registered kernel: a mismatch fails the call on every rank and nothing is
+  // written; a rank that passes a plain pointer instead makes the others time out). Throws nvrar::Error on every
+  // rank when the build has no NVSHMEM, when any rank refuses (0 bytes, Options::buffer_bytes used up) or when the
+  // sizes differ. Not during stream capture (it synchronises).
   virtual void* allocate_buffer(std::size_t bytes) = 0;
-  // Frees a buffer of allocate_buffer() (collective; after the calls that use it have completed).
+  // Frees a buffer of allocate_buffer() (collective; waits for the device first). CUDA graphs that use it hold its
+  // address: do not replay them afterwards. Buffers still allocated go with the communicator. Not during capture.
   virtual void free_buffer(void* buffer) = 0;
   // Whether [p, p + bytes) lies inside one buffer of allocate_buffer().
   virtual bool is_registered(const void* p, std::size_t bytes) const = 0;

@@ -221,19 +221,24 @@ class GpuCommunicator final : public Communicator {
       throw Error(fmt::format("nvrar: rank {} allocate_buffer: registered buffers live in NVSHMEM's symmetric heap, "
                               "and this build has no NVSHMEM",
                               rank_));
-    if (bytes == 0) throw Error(fmt::format("nvrar: rank {} allocate_buffer: 0 bytes", rank_));
+    // nvshmem_malloc is collective, and different sizes on different ranks would corrupt the heap or hang: every rank
+    // says what it will allocate (0: it refuses) and all go on only if all agree.
     const std::size_t rounded = (bytes + 255) / 256 * 256;
-    // nvshmem_malloc with different sizes on different ranks would corrupt the heap or hang: compare first.
-    const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, rounded);
+    std::string refusal;
+    if (bytes == 0)
+      refusal = "0 bytes";
+    else if (buffer_bytes_used_ + rounded > options_.buffer_bytes)
+      refusal = fmt::format("{} bytes more would exceed Options::buffer_bytes ({} bytes, {} in use)", rounded,
+                            options_.buffer_bytes, buffer_bytes_used_);
+    const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, refusal.empty() ? rounded : 0);
+    if (!refusal.empty()) throw Error(fmt::format("nvrar: rank {} allocate_buffer: {}", rank_, refusal));
     for (int r = 0; r < nranks_; ++r)
       if (all[r] != rounded)
-        throw Error(fmt::format("nvrar: rank {} allocate_buffer: rank {} asks for {} bytes, this rank for {}; the call "
-                                "is collective (same bytes, same order on every rank)",
-                                rank_, r, all[r], rounded));
-    if (buffer_bytes_used_ + rounded > options_.buffer_bytes)
-      throw Error(fmt::format("nvrar: rank {} allocate_buffer: {} bytes more would exceed Options::buffer_bytes ({} "
-                              "bytes, {} in use)",
-                              rank_, rounded, options_.buffer_bytes, buffer_bytes_used_));
+        throw Error(fmt::format("nvrar: rank {} allocate_buffer: rank {} {}, this rank asks for {} bytes; the call is "
+                                "collective (same bytes, same order on every rank)",
+                                rank_, r, all[r] == 0 ? std::string("refused (see its message)")
+                                                      : fmt::format("asks for {} bytes", all[r]),
+                                rounded));
     char* base = static_cast<char*>(shmem::symmetric_malloc(rounded));
     if (base == nullptr)
       throw Error(fmt::format("nvrar: rank {} allocate_buffer: nvshmem_malloc of {} bytes failed (symmetric heap "
@@ -249,15 +254,32 @@ class GpuCommunicator final : public Communicator {
 
   void free_buffer(void* buffer) override {
     const auto it = std::find_if(buffers_.begin(), buffers_.end(), [&](const Buffer& b) { return b.base == buffer; });
-    if (it == buffers_.end())
-      throw Error(fmt::format("nvrar: rank {} free_buffer: {} is not a buffer of allocate_buffer()", rank_, buffer));
-    const auto ids = nccl_allgather_u64(nccl_, rank_, nranks_, it->id);
+    if (!failure_.empty() || error_pending()) {
+      // After a failed call peers may be gone: no collective. The memory stays with NVSHMEM (not finalised then).
+      if (it == buffers_.end())
+        throw Error(fmt::format("nvrar: rank {} free_buffer: {} is not a buffer of allocate_buffer()", rank_, buffer));
+      buffer_bytes_used_ -= it->bytes;
+      buffers_.erase(it);
+      return;
+    }
+    // nvshmem_free is collective: every rank says which buffer it frees (0: it refuses) before any frees.
+    std::string refusal;
+    if (it == buffers_.end()) {
+      refusal = fmt::format("{} is not a buffer of allocate_buffer()", buffer);
+    } else {
+      const cudaError_t e = cudaDeviceSynchronize();  // no call still using it
+      if (e != cudaSuccess) refusal = fmt::format("cudaDeviceSynchronize failed: {}", cudaGetErrorString(e));
+    }
+    const unsigned long long id = refusal.empty() ? it->id : 0;
+    const auto ids = nccl_allgather_u64(nccl_, rank_, nranks_, id);
+    if (!refusal.empty()) throw Error(fmt::format("nvrar: rank {} free_buffer: {}", rank_, refusal));
     for (int r = 0; r < nranks_; ++r)
-      if (ids[r] != it->id)
-        throw Error(fmt::format("nvrar: rank {} free_buffer: rank {} frees its buffer number {}, this rank number {}; "
-                                "the call is collective (same buffers, same order on every rank)",
-                                rank_, r, ids[r], it->id));
-    NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
+      if (ids[r] != id)
+        throw Error(fmt::format("nvrar: rank {} free_buffer: rank {} {}, this rank its buffer number {}; the call is "
+                                "collective (same buffers, same order on every rank)",
+                                rank_, r, ids[r] == 0 ? std::string("refused (see its message)")
+                                                      : fmt::format("frees its buffer number {}", ids[r]),
+                                id));
     shmem::symmetric_free(it->base);
     buffer_bytes_used_ -= it->bytes;
     buffers_.erase(it);
@@ -283,10 +305,13 @@ class GpuCommunicator final : public Communicator {
     }
     const auto phase = static_cast<core::Phase>(e.phase);
     const std::string step = phase == core::Phase::kDoubling ? fmt::format(" step {}", e.step) : std::string();
+    const bool registered = phase == core::Phase::kRegisteredReady || phase == core::Phase::kRegisteredDone;
+    const std::string where = registered ? fmt::format(" (block {})", e.unit)
+                                         : fmt::format(" (unit {} of slice {})", e.unit, e.slice);
     failure_ = fmt::format(
-        "rank {} (node {}, local {}) allreduce call {}: timed out after {} ms in {}{} waiting for rank {} (unit {} of "
-        "slice {}); that rank did not reach this call, failed, or called with another count or dtype",
-        e.rank, topo_.node, topo_.local, e.seq, timeout_ms_, core::phase_name(phase), step, e.peer, e.unit, e.slice);
+        "rank {} (node {}, local {}) allreduce call {}: timed out after {} ms in {}{} waiting for rank {}{}; that rank "
+        "did not reach this call, failed, or called with another count or dtype",
+        e.rank, topo_.node, topo_.local, e.seq, timeout_ms_, core::phase_name(phase), step, e.peer, where);
     throw Error("nvrar: " + failure_);
   }
 
@@ -351,19 +376,19 @@ class GpuCommunicator final : public Communicator {
     Choice c = requested;
     if (c.algorithm == Algorithm::kAuto) c.algorithm = options_.algorithm;
     if (c.algorithm == Algorithm::kAuto) c.algorithm = env_algorithm_;
-    if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_in && requested.algorithm == Algorithm::kAuto)
-      c.algorithm = Algorithm::kAuto;  // a default (Options, NVRAR_ALGO) for registered calls; this one is not
+    const bool registered_runs = registered_in && registered_available_ && (registered_out || bytes <= max_bytes_);
+    if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_runs && requested.algorithm == Algorithm::kAuto)
+      c.algorithm = Algorithm::kAuto;  // a default (Options, NVRAR_ALGO) that this call cannot take: auto instead
     if (c.algorithm == Algorithm::kAuto) {
       c = auto_choice(bytes);
-      if (c.algorithm == Algorithm::kTwoShotRegistered && !(registered_in && registered_available_))
-        c = Choice{Algorithm::kHierarchical};  // a table entry for registered inputs; this one is not
+      if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_runs)
+        c = Choice{Algorithm::kHierarchical};  // a table entry for registered inputs; this call cannot take it
       if (c.algorithm == Algorithm::kOneShot && !oneshot_fits(bytes)) c = Choice{Algorithm::kHierarchical};
       if (c.algorithm == Algorithm::kHierarchical && (!hierarchical_available_ || bytes > max_bytes_))
         c = Choice{Algorithm::kNccl};
       // The zero-copy two-shot where the input allows it and the size pays for its handshakes (the table, measured on
       // arbitrary pointers, says nothing about it).
-      if (registered_in && registered_available_ && static_cast<int64_t>(bytes) >= core::param_RegisteredMinBytes() &&
-          (registered_out || bytes <= max_bytes_))
+      if (registered_runs && static_cast<int64_t>(bytes) >= core::param_RegisteredMinBytes())
         c = Choice{Algorithm::kTwoShotRegistered};
       return c;
     }
@@ -430,13 +455,13 @@ class GpuCommunicator final : public Communicator {
     return static_cast<int>(std::min<int64_t>(core::ceil_div(units, oneshot_threads(c)), max_blocks_));
   }
 
-  // The buffer of allocate_buffer() that holds [p, p + bytes), or nullptr.
   struct Buffer {
     char* base;
     std::size_t bytes;
     unsigned long long id;                // allocation number, the same on every rank
     char* peers[kMaxRegisteredRanks];     // every rank's copy, as load/store pointers (registered two-shot only)
   };
+  // The buffer of allocate_buffer() that holds [p, p + bytes), or nullptr (valid until the next allocate/free).
   const Buffer* find_buffer(const void* p, std::size_t bytes) const {
     const char* c = static_cast<const char*>(p);
     for (const Buffer& b : buffers_)
@@ -633,9 +658,14 @@ class GpuCommunicator final : public Communicator {
     }
     registered_sync_ = static_cast<char*>(shmem::symmetric_malloc(RegisteredSyncLayout::total_bytes()));
     registered_gather_ = static_cast<char*>(shmem::symmetric_malloc((max_bytes_ + 255) / 256 * 256));  // whole units
-    if (registered_sync_ == nullptr || registered_gather_ == nullptr)
-      throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc of {} bytes for the registered two-shot failed",
-                              rank_, RegisteredSyncLayout::total_bytes() + max_bytes_));
+    if (registered_sync_ == nullptr || registered_gather_ == nullptr) {  // e.g. a heap sized by an earlier communicator
+      if (registered_gather_ != nullptr) shmem::symmetric_free(registered_gather_);
+      if (registered_sync_ != nullptr) shmem::symmetric_free(registered_sync_);
+      registered_sync_ = registered_gather_ = nullptr;
+      registered_unavailable_ = fmt::format("nvshmem_malloc of {} bytes for its areas failed (symmetric heap full)",
+                                            RegisteredSyncLayout::total_bytes() + max_bytes_);
+      return;
+    }
     NVRAR_CUDA_CHECK(rank_, cudaMemset(registered_sync_, 0, RegisteredSyncLayout::total_bytes()));
     NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
     shmem::barrier_all();

@@ -21,7 +21,7 @@ struct ErrorRecord {
 
 struct WaitContext {
   int rank;               // this rank, for the record
-  int* abort_flag;        // device word: set when any wait timed out
+  int* abort_flag;        // device word: set when any wait timed out or a peer's arguments differed
   ErrorRecord* error;     // mapped host memory
   long long timeout_ns;
   int poll_sleep_ns;      // back-off between failed polls (0: spin)

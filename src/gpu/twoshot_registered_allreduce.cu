@@ -25,8 +25,9 @@
 // Sync: per-block sequence numbers as in device_units.cuh. Every block starts with griddepcontrol.wait, so when
 //   block b of rank p says ready, all of p's earlier kernels (which wrote its input, or read its output and gather
 //   area) have completed. A rank's call ends only after every peer's "done" for every block, i.e. after every peer
-//   has finished loading this rank's input: the caller may then overwrite it. Slots are rewritten only by the next
-//   call, which needs this rank's next "ready" first, so no slot is overwritten before it is read. In place
+//   has finished loading this rank's input: the caller may then overwrite it. A peer rewrites its ready slot here
+//   only in its next call, which starts after its current call has seen this rank's "done", sent after this rank
+//   read that slot; it rewrites a done slot only after this rank's next "ready", sent after this call ended. In place
 //   (in == out, direct form) is safe: rank p writes this rank's slice p only after loading it. Waits time out
 //   (WaitContext).
 #include "gpu/twoshot_registered_allreduce.h"
@@ -88,6 +89,9 @@ __device__ __forceinline__ void load_input_unit(const T* in, int64_t count, int6
   dev::load_unit(in, count, u, aligned, w);
 }
 
+// The call number in a ready word: 1 .. 2^32 - 1, never the 0 of a slot not written yet.
+__device__ __forceinline__ unsigned long long call_number(unsigned long long seq) { return (seq - 1) % 0xffffffffULL + 1; }
+
 template <typename T, int kRanks>
 __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kernel(const RegisteredParams p) {
   constexpr int kUnroll = kRanks <= 4 ? 4 : 2;
@@ -101,7 +105,7 @@ __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kern
   // 1. ready: thread t < P (t != me) tells peer t, then waits for peer t's word.
   const int t = threadIdx.x;
   if (t < kRanks && t != me) {
-    const unsigned long long number = (seq & 0xffffffffULL) << 32;
+    const unsigned long long number = call_number(seq) << 32;
     dev::store_flag_release(p.sync[t] + RegisteredSyncLayout::ready(me, b), number | p.agreement);
     const char* mine = p.sync[me] + RegisteredSyncLayout::ready(t, b);
     unsigned long long start = 0;
@@ -115,7 +119,7 @@ __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kern
         break;
       }
       if (tries % dev::kPollsPerClockCheck == 0 &&
-          !dev::still_waiting(p.wait, start, WaitSite{t, core::Phase::kRegisteredReady, 0, t, 0, seq})) {
+          !dev::still_waiting(p.wait, start, WaitSite{t, core::Phase::kRegisteredReady, 0, 0, b, seq})) {
         failed = 1;
         break;
       }
@@ -188,7 +192,7 @@ __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kern
   if (t < kRanks && t != me) {
     const char* slot = p.sync[me] + RegisteredSyncLayout::done(t, b);
     if (!dev::wait_flag(p.wait, dev::kReleaseAcquire, slot, seq, [&] {
-          return WaitSite{t, core::Phase::kRegisteredDone, 0, t, 0, seq};
+          return WaitSite{t, core::Phase::kRegisteredDone, 0, 0, b, seq};
         }))
       failed = 1;
   }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <span>
 
 #include <fmt/format.h>
@@ -140,13 +141,16 @@ LlamaTp::~LlamaTp() {
   if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   for (void* p : allocations_) cudaFree(p);
-  for (auto it = registered_.rbegin(); it != registered_.rend(); ++it) {
-    try {
-      comm_.free_buffer(*it);  // collective, like the construction
-    } catch (const std::exception& e) {
-      fmt::print(stderr, "nvrar-llm: rank {}: {}\n", comm_.rank(), e.what());
+  // free_buffer is collective, like the construction: only on the normal path. Unwinding from an error (this rank's
+  // alone, perhaps) leaves them to the communicator, which frees its buffers unless a call failed.
+  if (std::uncaught_exceptions() == 0)
+    for (auto it = registered_.rbegin(); it != registered_.rend(); ++it) {
+      try {
+        comm_.free_buffer(*it);
+      } catch (const std::exception& e) {
+        fmt::print(stderr, "nvrar-llm: rank {}: {}\n", comm_.rank(), e.what());
+      }
     }
-  }
   gemm_.reset();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
@@ -300,12 +304,10 @@ void LlamaTp::allreduce_norm(bf16_t* partial, const bf16_t* weight, int64_t n, T
   }
   Algorithm a = algorithm_;
   const std::size_t bytes = static_cast<std::size_t>(n * hidden_ * 2);
-  const bool registered = comm_.is_registered(partial, bytes);
+  const bool registered = comm_.is_registered(partial, bytes) && comm_.is_registered(x_, bytes);
   if (options_.allreduce == AllReduceBackend::kNvrar && comm_.resolve(bytes, registered).algorithm == Algorithm::kNccl &&
       comm_.supports(Algorithm::kHierarchical) && bytes <= comm_.max_bytes())
-    // NVRAR's kernels even where the tuner would pick NCCL (within their capacity).
-    a = registered && comm_.supports(Algorithm::kTwoShotRegistered) ? Algorithm::kTwoShotRegistered
-                                                                     : Algorithm::kHierarchical;
+    a = Algorithm::kHierarchical;  // NVRAR's kernels even where the tuner would pick NCCL (within their capacity)
   comm_.allreduce_add_rmsnorm(partial, h_, weight, x_, static_cast<std::size_t>(n), static_cast<std::size_t>(hidden_),
                               eps, DataType::kBFloat16, stream_, a);
 }
