@@ -4,7 +4,9 @@ time per algorithm per size (us), the best anchor (NCCL, NCCL symmetric, PyTorch
 auto choice on arbitrary pointers (nvrar), on registered buffers (nvrar-registered, where measured), and of its best
 kernel at that size (min of nvrar, oneshot, hierarchical, registered, nvrar-registered).
 
-    python3 scripts/compare_bench.py bench_np4_g4.json torch_np4.json [--markdown] [--keep-wrong]
+    python3 scripts/compare_bench.py bench_np4_g4.json torch_np4.json [--markdown] [--keep-wrong] [--each]
+
+--each: instead, the ratio of nvrar (and nvrar-registered, where measured) to every anchor at every size.
 
 Anchors whose check reported wrong elements are left out of "best anchor" unless --keep-wrong."""
 import json
@@ -31,6 +33,13 @@ def main():
         return f"{b >> 20}M" if b >= 1 << 20 else f"{b >> 10}K"
 
     registered = "nvrar-registered" in times
+    if "--each" in sys.argv:
+        ours = [a for a in ("nvrar", "nvrar-registered") if a in times]
+        head = ["bytes"] + [f"{o} / {a}" for o in ours for a in anchors]
+        rows = [[fmt_size(b)] + [f"{times[o].get(b, math.nan) / times[a].get(b, math.nan):.2f}" for o in ours
+                                 for a in anchors] for b in sizes]
+        emit(head, rows, md)
+        return
     head = ["bytes"] + algos + ["best anchor", "nvrar / best"] + (["nvrar-registered / best"] if registered else []) + [
         "best NVRAR kernel / best"]
     rows = []
@@ -48,6 +57,10 @@ def main():
             ratios.append(f"{times['nvrar-registered'].get(b, math.nan) / best[0]:.2f}")
         rows.append([fmt_size(b)] + [f"{v:.1f}" for v in vals] + [f"{best[0]:.1f} ({best[1]})"] + ratios +
                     [f"{best_kernel / best[0]:.2f}"])
+    emit(head, rows, md)
+
+
+def emit(head, rows, md):
     if md:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
