@@ -2,7 +2,7 @@
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
 #                             [bench] [engine] [torch] [all]
-# CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
+# CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset; BENCH_REPEAT: sweeps per config. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
 # (the device tool's output folder) or ./out. Prints a short summary last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -127,15 +127,18 @@ if want tune; then  # tuning tables, written where the communicator looks for th
   done
 fi
 
-if want bench; then
+if want bench; then  # BENCH_REPEAT=n: n sweeps per configuration (bench_np4_g4.json, bench_np4_g4_r2.json, ...)
   for cfg in ${BENCH_CFGS:-2:2 2:1 4:4 4:2 4:1}; do
     set -- ${cfg/:/ }
     [ "$1" -le "$NGPU" ] || continue
-    rc=$(run_split "$1" "$2" "$OUT/bench_np$1_g$2.log" $BUILD/tools/nvrar-bench --backend gpu --check \
-         --json "$OUT/bench_np$1_g$2.json")
-    note "bench np=$1 G=$2: rc=$rc"
-    grep -E '^# .*decides by' "$OUT/bench_np$1_g$2.log" | head -1
-    python3 scripts/compare_bench.py "$OUT/bench_np$1_g$2.json" $([ -f "$OUT/torch_np$1.json" ] && echo "$OUT/torch_np$1.json")
+    for rep in $(seq "${BENCH_REPEAT:-1}"); do
+      tag="np$1_g$2$([ "$rep" -gt 1 ] && echo "_r$rep")"
+      rc=$(run_split "$1" "$2" "$OUT/bench_$tag.log" $BUILD/tools/nvrar-bench --backend gpu --check \
+           --json "$OUT/bench_$tag.json")
+      note "bench $tag: rc=$rc"
+      grep -E '^# .*decides by' "$OUT/bench_$tag.log" | head -1
+      python3 scripts/compare_bench.py "$OUT/bench_$tag.json" $([ -f "$OUT/torch_np$1.json" ] && echo "$OUT/torch_np$1.json")
+    done
   done
 fi
 
