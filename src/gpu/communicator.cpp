@@ -230,15 +230,7 @@ class GpuCommunicator final : public Communicator {
     else if (buffer_bytes_used_ + rounded > options_.buffer_bytes)
       refusal = fmt::format("{} bytes more would exceed Options::buffer_bytes ({} bytes, {} in use)", rounded,
                             options_.buffer_bytes, buffer_bytes_used_);
-    const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, refusal.empty() ? rounded : 0);
-    if (!refusal.empty()) throw Error(fmt::format("nvrar: rank {} allocate_buffer: {}", rank_, refusal));
-    for (int r = 0; r < nranks_; ++r)
-      if (all[r] != rounded)
-        throw Error(fmt::format("nvrar: rank {} allocate_buffer: rank {} {}, this rank asks for {} bytes; the call is "
-                                "collective (same bytes, same order on every rank)",
-                                rank_, r, all[r] == 0 ? std::string("refused (see its message)")
-                                                      : fmt::format("asks for {} bytes", all[r]),
-                                rounded));
+    agree("allocate_buffer", rounded, refusal, "asks for {} bytes", "same bytes");
     char* base = static_cast<char*>(shmem::symmetric_malloc(rounded));
     if (base == nullptr)
       throw Error(fmt::format("nvrar: rank {} allocate_buffer: nvshmem_malloc of {} bytes failed (symmetric heap "
@@ -270,16 +262,7 @@ class GpuCommunicator final : public Communicator {
       const cudaError_t e = cudaDeviceSynchronize();  // no call still using it
       if (e != cudaSuccess) refusal = fmt::format("cudaDeviceSynchronize failed: {}", cudaGetErrorString(e));
     }
-    const unsigned long long id = refusal.empty() ? it->id : 0;
-    const auto ids = nccl_allgather_u64(nccl_, rank_, nranks_, id);
-    if (!refusal.empty()) throw Error(fmt::format("nvrar: rank {} free_buffer: {}", rank_, refusal));
-    for (int r = 0; r < nranks_; ++r)
-      if (ids[r] != id)
-        throw Error(fmt::format("nvrar: rank {} free_buffer: rank {} {}, this rank its buffer number {}; the call is "
-                                "collective (same buffers, same order on every rank)",
-                                rank_, r, ids[r] == 0 ? std::string("refused (see its message)")
-                                                      : fmt::format("frees its buffer number {}", ids[r]),
-                                id));
+    agree("free_buffer", refusal.empty() ? it->id : 0, refusal, "frees its buffer number {}", "same buffers");
     shmem::symmetric_free(it->base);
     buffer_bytes_used_ -= it->bytes;
     buffers_.erase(it);
@@ -461,6 +444,23 @@ class GpuCommunicator final : public Communicator {
     unsigned long long id;                // allocation number, the same on every rank
     char* peers[kMaxRegisteredRanks];     // every rank's copy, as load/store pointers (registered two-shot only)
   };
+  // Before a collective NVSHMEM allocation or free: every rank contributes `value` (nonzero) or refuses (`refusal`
+  // not empty); all go on only if all values are equal, otherwise every rank throws, naming the refusal or the rank
+  // that differs. what_rank_does: "asks for {} bytes" style text for a rank's value; same: what must be the same.
+  void agree(const char* call, uint64_t value, const std::string& refusal, const char* what_rank_does,
+             const char* same) const {
+    const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, refusal.empty() ? value : 0);
+    if (!refusal.empty()) throw Error(fmt::format("nvrar: rank {} {}: {}", rank_, call, refusal));
+    for (int r = 0; r < nranks_; ++r)
+      if (all[r] != value)
+        throw Error(fmt::format("nvrar: rank {} {}: rank {} {}, this rank {}; the call is collective ({}, same order "
+                                "on every rank)",
+                                rank_, call, r,
+                                all[r] == 0 ? std::string("refused (see its message)")
+                                            : fmt::format(fmt::runtime(what_rank_does), all[r]),
+                                fmt::format(fmt::runtime(what_rank_does), value), same));
+  }
+
   // The buffer of allocate_buffer() that holds [p, p + bytes), or nullptr (valid until the next allocate/free).
   const Buffer* find_buffer(const void* p, std::size_t bytes) const {
     const char* c = static_cast<const char*>(p);

@@ -182,8 +182,9 @@ struct WaitSite {
   unsigned long long seq;
 };
 
-// Records the first timeout of the job on this rank and raises the abort flag.
-__device__ inline void report_timeout(const WaitContext& w, const WaitSite& s) {
+// Records the first failure of the job on this rank (ErrorRecord::code: 1 timeout, 2 a peer's arguments differ)
+// and raises the abort flag.
+__device__ inline void report_failure(const WaitContext& w, const WaitSite& s, int code) {
   if (atomicCAS(w.abort_flag, 0, 1) != 0) return;
   volatile ErrorRecord* e = w.error;
   e->rank = w.rank;
@@ -194,7 +195,7 @@ __device__ inline void report_timeout(const WaitContext& w, const WaitSite& s) {
   e->unit = s.unit;
   e->seq = s.seq;
   __threadfence_system();
-  e->code = 1;
+  e->code = code;
   __threadfence_system();
 }
 
@@ -206,7 +207,7 @@ __device__ __forceinline__ bool still_waiting(const WaitContext& w, unsigned lon
   if (start == 0) {
     start = now;
   } else if (static_cast<long long>(now - start) > w.timeout_ns) {
-    report_timeout(w, s);
+    report_failure(w, s, 1);
     return false;
   }
   return true;

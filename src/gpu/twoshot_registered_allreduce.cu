@@ -57,23 +57,6 @@ __device__ __forceinline__ void block_range(int64_t units, int ranks, int s, int
   end = s0 + len * (blockIdx.x + 1) / gridDim.x;
 }
 
-// Records the first error of the job on this rank (code 2: `peer` called with other arguments) and raises the
-// abort flag.
-__device__ void report_mismatch(const WaitContext& w, int peer, unsigned long long seq) {
-  if (atomicCAS(w.abort_flag, 0, 1) != 0) return;
-  volatile ErrorRecord* e = w.error;
-  e->rank = w.rank;
-  e->peer = peer;
-  e->phase = static_cast<int>(core::Phase::kRegisteredReady);
-  e->step = 0;
-  e->slice = 0;
-  e->unit = 0;
-  e->seq = seq;
-  __threadfence_system();
-  e->code = 2;
-  __threadfence_system();
-}
-
 // Unit u of an input (16-byte load through L2 only: peers' memory, rewritten between calls).
 template <typename T>
 __device__ __forceinline__ void load_input_unit(const T* in, int64_t count, int64_t u, bool aligned, uint32_t w[4]) {
@@ -113,7 +96,7 @@ __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kern
       const unsigned long long word = dev::load_flag_acquire(mine);
       if ((word & 0xffffffff00000000ULL) == number) {
         if ((word & 0xffffffffULL) != p.agreement) {
-          report_mismatch(p.wait, t, seq);
+          dev::report_failure(p.wait, WaitSite{t, core::Phase::kRegisteredReady, 0, 0, b, seq}, 2);
           failed = 1;
         }
         break;

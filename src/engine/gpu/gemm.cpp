@@ -72,13 +72,12 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
   if (found == 0) check(CUBLAS_STATUS_NOT_SUPPORTED, "heuristic (no algorithm)", m, n, k);
   p.algo = results[0].algo;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  bool skinny = true;
-  for (const void* wi : weights) skinny = skinny && skinny_gemm_supports(x, wi, y, m, n, k);
   const auto variant_ok = [&](int variant) {
     for (const void* wi : weights)
       if (!skinny_gemm_supports(x, wi, y, m, n, k, variant)) return false;
     return true;
   };
+  const bool skinny = variant_ok(0);  // the shape at all (the other variants add k constraints)
   if ((found > 1 || skinny) && cudaStreamIsCapturing(stream, &capture) == cudaSuccess &&
       capture == cudaStreamCaptureStatusNone) {
     cudaEvent_t start = nullptr, stop = nullptr;

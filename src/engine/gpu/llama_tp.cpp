@@ -304,7 +304,7 @@ void LlamaTp::allreduce_norm(bf16_t* partial, const bf16_t* weight, int64_t n, T
   }
   Algorithm a = algorithm_;
   const std::size_t bytes = static_cast<std::size_t>(n * hidden_ * 2);
-  const bool registered = comm_.is_registered(partial, bytes) && comm_.is_registered(x_, bytes);
+  const bool registered = partial == part_ && registered_.size() == 2;  // part_ and x_ both in NVRAR buffers
   if (options_.allreduce == AllReduceBackend::kNvrar && comm_.resolve(bytes, registered).algorithm == Algorithm::kNccl &&
       comm_.supports(Algorithm::kHierarchical) && bytes <= comm_.max_bytes())
     a = Algorithm::kHierarchical;  // NVRAR's kernels even where the tuner would pick NCCL (within their capacity)
