@@ -2,6 +2,7 @@
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
 #                             [bench] [engine] [torch] [all]
+# ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
 # CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset; BENCH_REPEAT: sweeps per config. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
 # (the device tool's output folder) or ./out. Prints a short summary last.
 set -uo pipefail
@@ -22,7 +23,7 @@ note() { summary+=("$1"); echo "== $1"; }
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS
         -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH -x NVRAR_GPUS_PER_NODE -x NVRAR_TIMEOUT_MS
         -x NVRAR_INTER_NODE_STORES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS -x NVRAR_BULK_MIN_BYTES
-        -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO -x NVRAR_BULK_SYNC -x NVRAR_REGISTERED_MIN_BYTES)
+        -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO -x NVRAR_BULK_SYNC -x NVRAR_REGISTERED_MIN_BYTES -x NVRAR_PDL)
 
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
@@ -173,7 +174,7 @@ if want engine; then  # nvrar-llm: logits against transformers at TP 1, 2, 4 wit
   for cfg in ${ENGINE_BENCH:-"1:llama3.1-8b:1:0:auto" "1:llama3.1-8b:8:0:auto" "4:llama3.1-70b:8:20:nccl" "4:llama3.1-70b:8:20:nvrar"}; do
     IFS=: read -r tp model bs layers ar inlen outlen <<< "$cfg"
     [ "$tp" -le "$NGPU" ] || continue
-    tag="${model}_tp${tp}_b${bs}_l${layers}_${ar}_${inlen:-128}_${outlen:-128}"
+    tag="${model}_tp${tp}_b${bs}_l${layers}_${ar}_${inlen:-128}_${outlen:-128}${ENGINE_TAG:-}"
     run_split $tp $tp "$OUT/engine_bench_$tag.log" $BUILD/tools/nvrar-llm bench --model $model \
       --tp $tp --batch-size $bs --input-len ${inlen:-128} --output-len ${outlen:-128} --num-iters-warmup 1 --num-iters 3 \
       --allreduce $ar $([ "$layers" != 0 ] && echo --num-layers $layers) --json "$OUT/engine_bench_$tag.json" > /dev/null

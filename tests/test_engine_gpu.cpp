@@ -80,8 +80,8 @@ TEST(EngineGpu, LinearMatchesCpu) {
 }
 
 // The decode GEMM kernel directly (Gemm may or may not pick it): every m it takes, k not a multiple of the
-// CUDA-core variants' 256-element warp stride nor of the 8-warp tensor-core variant's 1024-element block pass,
-// n not a multiple of the blocks' 8 or 16 rows.
+// CUDA-core variants' 256-element warp stride, a number of 256-element chunks (17) that is not a multiple of the
+// tensor-core variants' 5 shared-memory stages, n not a multiple of the blocks' 8 or 16 rows.
 TEST(EngineGpu, SkinnyGemmMatchesCpu) {
   REQUIRE_GPU();
   const int64_t n = 37;
@@ -89,8 +89,8 @@ TEST(EngineGpu, SkinnyGemmMatchesCpu) {
   const auto w_all = random_bf16(n * k_largest, 11);
   for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant)
   for (int64_t m = 1; m <= eg::kSkinnyGemmMaxRows; ++m) {
-    // 4104 = 16 x 256 + 8 for the CUDA-core variants, 4224 = 33 x 128 (4 warps), 4352 = 17 x 256 (8 warps).
-    const int64_t k = variant < 2 ? 4104 : variant == 2 ? 4224 : k_largest;
+    // 4104 = 16 x 256 + 8 for the CUDA-core variants, 4352 = 17 x 256 for the tensor-core ones.
+    const int64_t k = variant < 2 ? 4104 : k_largest;
     const std::vector<uint16_t> w(w_all.begin(), w_all.begin() + n * k);
     uint16_t* dw = upload(w);
     const auto x = random_bf16(m * k, 12 + m);
@@ -115,9 +115,65 @@ TEST(EngineGpu, SkinnyGemmMatchesCpu) {
   EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 9, n, 4096));
   EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 12));
   EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 4104, 2));
+  EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 4224, 2));
   EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 4224, 3));
   EXPECT_FALSE(eg::skinny_gemm_supports(dw, dw, dw, 1, n, 4096, 4));
   cudaFree(dw);
+}
+
+// Under programmatic dependent launch (gpu/pdl.cuh) a skinny GEMM starts streaming weights while the previous
+// kernel still writes its input: in a captured graph, step i gathers new rows into the same x (gather_rows, which
+// lets the next kernel start early) and multiplies them; every step's y must come from that step's x, in every
+// replay (a load of x before griddepcontrol.wait, or through a cache that can hold the previous step's x, fails).
+TEST(EngineGpu, SkinnyGemmReadsTheNewInputUnderPdl) {
+  REQUIRE_GPU();
+  const int64_t m = 8, n = 272, k = 2048, steps = 6;
+  const auto table = random_bf16(steps * m * k, 21), w = random_bf16(n * k, 22);
+  std::vector<int32_t> rows(steps * m);
+  for (int64_t i = 0; i < steps * m; ++i) rows[i] = static_cast<int32_t>((i * 5 + 3) % (steps * m));
+  std::vector<double> ref(steps * m * n), mag(steps * m * n);
+  for (int64_t r = 0; r < steps * m; ++r)
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t t = 0; t < k; ++t) {
+        const double p = double(fl(table[rows[r] * k + t])) * fl(w[j * k + t]);
+        ref[r * n + j] += p;
+        mag[r * n + j] += std::fabs(p);
+      }
+  uint16_t *dtable = upload(table), *dw = upload(w), *dx = upload(std::vector<uint16_t>(m * k));
+  uint16_t* dy = upload(std::vector<uint16_t>(steps * m * n));
+  int32_t* drows = upload(rows);
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant) {
+    ASSERT_TRUE(eg::skinny_gemm_supports(dx, dw, dy, m, n, k, variant));
+    ASSERT_EQ(cudaMemset(dy, 0, steps * m * n * sizeof(uint16_t)), cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    for (int64_t i = 0; i < steps; ++i) {
+      eg::gather_rows(dtable, drows + i * m, m, k, dx, stream);
+      eg::skinny_gemm(dx, dw, dy + i * m * n, m, n, k, variant, stream);
+    }
+    ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    for (int replay = 0; replay < 3; ++replay) ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    const auto y = download(dy, steps * m * n);
+    int bad = 0;
+    for (int64_t i = 0; i < steps * m * n; ++i)
+      if (std::fabs(fl(y[i]) - ref[i]) > std::fabs(ref[i]) / 128 + mag[i] * 1e-5 + 1e-6 && ++bad <= 5)
+        ADD_FAILURE() << "variant " << variant << " step " << i / (m * n) << " row " << i / n % m << " col " << i % n
+                      << ": " << fl(y[i]) << " vs " << ref[i];
+    EXPECT_EQ(bad, 0) << "variant " << variant;
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+  }
+  cudaStreamDestroy(stream);
+  cudaFree(dtable);
+  cudaFree(dw);
+  cudaFree(dx);
+  cudaFree(dy);
+  cudaFree(drows);
 }
 
 TEST(EngineGpu, RopeFollowsTransformersRoundings) {

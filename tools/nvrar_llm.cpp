@@ -285,6 +285,7 @@ int run_check(const CheckOptions& o) {
     out << nlohmann::json(ours).dump() << "\n";
     if (!out) throw Error("nvrar-llm check: cannot write --tokens-out " + o.tokens_out);
   }
+  if (root) fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
   if (root)
     fmt::print("nvrar-llm check: TP {}, all-reduce {}, {} prompts x {} tokens, {} steps (teacher-forced): {}; "
                "greedy tokens equal HF's except {} near tie(s)\n",

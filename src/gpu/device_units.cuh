@@ -9,44 +9,13 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <utility>
 
 #include "core/numeric.h"
 #include "core/protocol.h"
 #include "gpu/device_wait.h"
+#include "gpu/pdl.cuh"
 
 namespace nvrar::gpu::dev {
-
-// Programmatic dependent launch (Hopper): a kernel launched with launch_kernel(..., pdl = true) may start while the
-// previous kernel of its stream is still running; it must call wait_for_previous_grid() before touching anything
-// that kernel wrote, and calls allow_next_grid() so that the next such kernel can be scheduled early too. Both are
-// no-ops on older GPUs and for kernels launched without the attribute.
-__device__ __forceinline__ void wait_for_previous_grid() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void allow_next_grid() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
-// Launches kernel<<<blocks, threads, 0, stream>>>(args...) with or without programmatic stream serialisation.
-template <typename... KArgs, typename... Args>
-inline cudaError_t launch_kernel(void (*kernel)(KArgs...), int blocks, int threads, cudaStream_t stream, bool pdl,
-                                 Args&&... args) {
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(static_cast<unsigned>(blocks));
-  config.blockDim = dim3(static_cast<unsigned>(threads));
-  config.stream = stream;
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
-}
 
 // Polls check the clock and the abort flag once every this many tries: a global-timer read costs about as much
 // as a poll, and 1024 tries are a few microseconds, far below any timeout.

@@ -108,6 +108,7 @@ template <typename T>
 __global__ void __launch_bounds__(kOneShotMaxThreads)
     residual_rmsnorm_kernel(const T* y, T* residual, const T* weight, T* out, int64_t rows, int64_t hidden,
                             float eps) {
+  dev::allow_next_grid();  // the engine's GEMM after this kernel may start streaming its weights
   const bool y_aligned = dev::is_aligned16(y);
   const int64_t row_units = hidden / dev::elems_per_unit<T>();
   const int64_t n = rows * hidden;

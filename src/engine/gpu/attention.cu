@@ -20,6 +20,7 @@
 
 #include "core/numeric.h"
 #include "engine/gpu/bf16_vector.cuh"
+#include "gpu/pdl.cuh"
 
 namespace nvrar::engine::gpu {
 
@@ -129,6 +130,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 __global__ void attention_combine_kernel(AttentionShape s, int64_t kps, const int32_t* lengths, const float* scratch,
                                          bf16_t* out) {
+  nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
   const int head = blockIdx.x;
   const int64_t t = blockIdx.y;
   const int64_t splits = (s.max_len + kps - 1) / kps;

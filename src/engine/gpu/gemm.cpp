@@ -1,6 +1,7 @@
 #include "engine/gpu/gemm.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include <fmt/format.h>
@@ -16,6 +17,22 @@ void check(cublasStatus_t s, const char* what, int64_t m, int64_t n, int64_t k) 
   if (s != CUBLAS_STATUS_SUCCESS)
     throw Error(fmt::format("nvrar-llm: cuBLASLt {} failed for a [{} x {}] . [{} x {}]^T GEMM (status {})", what, m, k,
                             n, k, static_cast<int>(s)));
+}
+
+// NVRAR_LLM_GEMM pins the kernel of every shape: "cublaslt", or "skinny0" .. "skinny3" where that variant takes
+// the shape (cuBLASLt elsewhere); unset or empty: the timed choice. -2: not pinned, -1: cuBLASLt, >= 0: variant.
+int pinned_kernel() {
+  static const int pinned = [] {
+    const char* v = std::getenv("NVRAR_LLM_GEMM");
+    const std::string s = v == nullptr ? "" : v;
+    if (s.empty()) return -2;
+    if (s == "cublaslt") return -1;
+    for (int variant = 0; variant < kSkinnyGemmVariants; ++variant)
+      if (s == fmt::format("skinny{}", variant)) return variant;
+    throw Error(fmt::format("nvrar-llm: NVRAR_LLM_GEMM='{}' (takes cublaslt or skinny0 .. skinny{})", s,
+                            kSkinnyGemmVariants - 1));
+  }();
+  return pinned;
 }
 
 }  // namespace
@@ -128,6 +145,10 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
     p.timed_over = weights.size();
+  }
+  if (pinned_kernel() != -2) {
+    p.skinny_variant = pinned_kernel() >= 0 && variant_ok(pinned_kernel()) ? pinned_kernel() : -1;
+    p.timings += p.timings.empty() ? "pinned" : ", pinned";
   }
   return plans_.emplace(key, p).first->second;
 }

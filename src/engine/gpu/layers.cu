@@ -68,6 +68,7 @@ __global__ void rope_kernel(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_head
 
 // SwiGLU: one thread per (token, intermediate index).
 __global__ void swiglu_kernel(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out) {
+  nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * inter) return;
   const int64_t t = i / inter, j = i % inter;
@@ -155,6 +156,7 @@ __global__ void advance_kernel(int32_t* positions, int32_t* lengths, int64_t n) 
 }
 
 __global__ void gather_rows_kernel(const bf16_t* src, const int32_t* rows, int64_t n, int64_t cols, bf16_t* dst) {
+  nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * cols) return;
   dst[i] = src[static_cast<int64_t>(rows[i / cols]) * cols + i % cols];
@@ -164,6 +166,7 @@ __global__ void gather_rows_kernel(const bf16_t* src, const int32_t* rows, int64
 // (r = x + 0 = x is written back unchanged).
 __global__ void rmsnorm_kernel(const bf16_t* x, const bf16_t* weight, bf16_t* out, int64_t rows, int64_t hidden,
                                float eps) {
+  nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x)
     nvrar::gpu::dev::residual_rmsnorm_row<Bf16>(
         row, hidden,

@@ -4,12 +4,15 @@
 //   (megabytes to a gigabyte) are read once; x (at most 8 x k bf16) stays in L1/L2.
 // Algorithm: one warp per C output columns j .. j + C - 1 (weight rows). Lane l reads 16 bytes (8 bf16) of each row
 //   at a time, U loads per row in flight (streaming, evict-first), and multiplies them with the same 8 elements of
-//   each of the m rows of x (16-byte loads through the read-only cache; one x load serves the C columns),
+//   each of the m rows of x (16-byte coherent loads, L1-cached; one x load serves the C columns),
 //   accumulating C m fp32 sums. A butterfly of xor-shuffles sums the lanes; lane C r + c writes y[r, j + c] rounded
 //   to bf16. Variants: 0 is C = 2, U = 4 (best for m of 1-2); 1 is C = 4, U = 2 (fewer x loads and conversions per
-//   weight for larger m); variants 2 and 3 (tensor cores) are described at their kernel below; Gemm times all four.
+//   weight for larger m); variants 2 and 3 (tensor cores, weights staged through shared memory) are described at
+//   their kernel below; Gemm times all four.
 // Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
-// Sync: none beyond the warp shuffles; no shared memory.
+// Sync: none beyond the warp shuffles; no shared memory. Programmatic dependent launch (gpu/pdl.cuh, off with
+//   NVRAR_PDL=0): every variant requests its first weights before griddepcontrol.wait, and reads x and writes y only
+//   after it.
 #include "engine/gpu/skinny_gemm.h"
 
 #include <cuda_runtime.h>
@@ -17,8 +20,10 @@
 #include <string>
 
 #include "core/numeric.h"
+#include "core/param.h"
 #include "engine/gpu/bf16_vector.cuh"
 #include "engine/gpu/layers.h"
+#include "gpu/pdl.cuh"
 #include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
@@ -26,22 +31,41 @@ namespace nvrar::engine::gpu {
 namespace {
 
 using core::Bf16;
+namespace pdl = ::nvrar::gpu::dev;
 constexpr int kWarpsPerBlock = 8;
+
+// 16 bytes of x, the activations the previous kernel wrote. A coherent load, issued only after
+// griddepcontrol.wait: x is neither __restrict__ nor read through the read-only path (ld.global.nc), since under
+// programmatic dependent launch it is written while this kernel already runs, and a compiler that takes x for
+// read-only may move such loads above the wait (a stale-x failure seen in the engine check with variant 2).
+__device__ __forceinline__ uint4 load_activation(const bf16_t* p) {
+  uint4 v;
+  // volatile: stays after the (volatile) griddepcontrol.wait; no memory clobber, so other loads still schedule freely.
+  asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+// Launch with programmatic dependent launch unless NVRAR_PDL=0 (each kernel below requests weights before it waits
+// for the previous kernel).
+bool pdl_enabled() {
+  static const bool enabled = core::param_Pdl() != 0;
+  return enabled;
+}
 
 
 // kColumnsPerWarp: weight rows per warp (each x load serves all of them); kUnroll: loads per row in flight.
 template <int M, int kColumnsPerWarp, int kUnroll>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    skinny_gemm_kernel(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ y, int64_t n,
-                       int64_t k) {
+    skinny_gemm_kernel(const bf16_t* x, const bf16_t* __restrict__ w, bf16_t* y, int64_t n, int64_t k) {
   const int lane = threadIdx.x % 32;
   const int64_t col0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32) * kColumnsPerWarp;
-  if (col0 >= n) return;
+  if (col0 >= n) return;  // reads nothing, writes nothing: no need to wait for the previous kernel
   const bf16_t* rows[kColumnsPerWarp];
 #pragma unroll
   for (int c = 0; c < kColumnsPerWarp; ++c) rows[c] = w + (col0 + c < n ? col0 + c : col0) * k;  // past n: reread
   float sum[M][kColumnsPerWarp] = {};
   constexpr int64_t kStep = 32 * 8;  // elements one warp-wide load covers
+  bool waited = false;
   for (int64_t base = static_cast<int64_t>(lane) * 8; base < k; base += kStep * kUnroll) {
     uint4 wraw[kUnroll][kColumnsPerWarp];
 #pragma unroll
@@ -51,6 +75,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
         const int64_t at = base + u * kStep;
         wraw[u][c] = at < k ? __ldcs(reinterpret_cast<const uint4*>(rows[c] + at)) : make_uint4(0, 0, 0, 0);
       }
+    if (!waited) {  // the first weights are requested before the previous kernel (which writes x) has finished
+      pdl::wait_for_previous_grid();
+      waited = true;
+    }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t at = base + u * kStep;
@@ -61,7 +89,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 #pragma unroll
       for (int r = 0; r < M; ++r) {
         float xv[8];
-        unpack_bf16x8(__ldg(reinterpret_cast<const uint4*>(x + r * k + at)), xv);
+        unpack_bf16x8(load_activation(x + r * k + at), xv);
 #pragma unroll
         for (int c = 0; c < kColumnsPerWarp; ++c)
 #pragma unroll
@@ -69,6 +97,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       }
     }
   }
+  if (!waited) pdl::wait_for_previous_grid();  // a lane past k (k < 256) still writes y below
 #pragma unroll
   for (int r = 0; r < M; ++r)
 #pragma unroll
@@ -83,19 +112,29 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 }
 
 
-// Variant 2, tensor cores: mma.sync m16n8k16 (bf16 in, fp32 accumulate) with the weights as A (16 rows of n) and
-//   x^T as B (its 8 columns are the batch rows; rows >= m are zeros).
-// Algorithm: a block of 4 warps owns 16 weight rows; warp w takes a quarter of k. The dot products sum over k, so
-//   any order of k works as long as A and B use the same one: lane (g = lane / 4, t = lane % 4) loads 16 contiguous
-//   bytes (8 bf16) of weight rows g and g + 8 and of x row g at offset 8 t of each 32-element chunk, and feeds
-//   elements 0-3 to one mma and 4-7 to the next as its k-slots (2t, 2t + 1, 2t + 8, 2t + 9). Four chunks' loads are
-//   in flight before their mmas. The warps' fp32 accumulators meet in shared memory; warp 0 adds them and writes
-//   y[r, row] for r < m (fragment: lane holds rows g, g + 8 x batch columns 2t, 2t + 1).
-// Launch shape: kWarps x 32 threads per block (variant 2: 4 warps, variant 3: 8 warps), ceil(n / 16) blocks; k must
-//   be a multiple of 32 x kWarps.
-// Sync: one __syncthreads before the cross-warp sum.
-constexpr int kMmaUnroll = 4;
-constexpr int mma_warps(int variant) { return variant == 2 ? 4 : 8; }
+// Variants 2 and 3, tensor cores with the weights staged through shared memory: mma.sync m16n8k16 (bf16 in, fp32
+//   accumulate) with the weights as A (16 rows of n) and x^T as B (its 8 columns are the batch rows; rows >= m are
+//   zeros).
+// Algorithm: a block owns 16 weight rows and walks k in chunks of kChunk = 256 elements through a ring of kStages
+//   shared-memory stages. cp.async copies a chunk (16 rows x 512 bytes) with each warp reading whole 512-byte row
+//   segments (fully coalesced, L2 only), kStages - 1 chunks ahead of the chunk being multiplied. The dot products sum
+//   over k, so any order of k works as long as A and B use the same one: lane (g = lane / 4, t = lane % 4) takes 16
+//   contiguous bytes (8 bf16) of rows g and g + 8 from shared memory and of x row g from global memory at
+//   offset 8 t of a 32-element group, and feeds elements 0-3 to one mma and 4-7 to the next as its k-slots (2t,
+//   2t + 1, 2t + 8, 2t + 9). A chunk's 8 groups are split over the warps; x is loaded one chunk ahead. The warps'
+//   accumulators meet in shared memory; warp 0 adds them and writes y[r, row] for r < m (fragment: lane holds rows
+//   g, g + 8 x batch columns 2t, 2t + 1).
+// Programmatic dependent launch: the first kStages - 1 chunks of weights are requested before
+//   griddepcontrol.wait, so they stream while the previous kernel (which writes x) finishes; x is read and y written
+//   only after the wait.
+// Launch shape: kWarps x 32 threads (variant 2: 4 warps, variant 3: 8), ceil(n / 16) blocks; k a multiple of 256.
+//   Shared memory: kStages x 16 rows x 576 bytes (512 + 64 bytes of padding, so that the 8 lanes of a 16-byte
+//   shared load phase hit 32 distinct banks: rows g and g + 1 land 64 bytes apart modulo 128).
+// Sync: cp.async groups and one __syncthreads per chunk (a stage is refilled only after every warp used it), one
+//   before the cross-warp sum.
+constexpr int kStagedChunk = 256;                       // elements of k per stage
+constexpr int kStagedRowBytes = kStagedChunk * 2 + 64;  // a row of a stage in shared memory, padded
+constexpr int kStagedStages = 5;
 
 __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                                uint32_t b0, uint32_t b1) {
@@ -106,46 +145,95 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], uint32_t a0, uint3
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-template <int kMmaWarps>
-__global__ void __launch_bounds__(kMmaWarps * 32)
-    skinny_gemm_mma_kernel(const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ y,
-                           int64_t m, int64_t n, int64_t k) {
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
+  const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(to), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+template <int kWarps>
+__global__ void __launch_bounds__(kWarps * 32)
+    skinny_gemm_staged_kernel(const bf16_t* x, const bf16_t* __restrict__ w, bf16_t* y, int64_t m, int64_t n,
+                              int64_t k) {
+  constexpr int kThreads = kWarps * 32;
+  constexpr int kPiecesPerRow = kStagedChunk * 2 / 16;          // 16-byte pieces of a row's chunk: 32
+  constexpr int kPiecesPerThread = 16 * kPiecesPerRow / kThreads;  // 4 (4 warps) or 2 (8 warps)
+  constexpr int kGroupsPerWarp = kStagedChunk / 32 / kWarps;     // 32-element groups per warp per chunk: 2 or 1
+  __shared__ __align__(16) char stage[kStagedStages][16 * kStagedRowBytes];
+
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
-  const int64_t r_lo = row0 + g < n ? row0 + g : n - 1;  // rows past n reread the last row; never stored
-  const int64_t r_hi = row0 + g + 8 < n ? row0 + g + 8 : n - 1;
-  const bf16_t* w_lo = w + r_lo * k;
-  const bf16_t* w_hi = w + r_hi * k;
+  const int64_t chunks = k / kStagedChunk;
+
+  // Thread i copies piece i % 32 of rows i / 32 + (kThreads / 32) j: a warp reads whole 512-byte row segments.
+  const bf16_t* src[kPiecesPerThread];
+  int dst[kPiecesPerThread];
+#pragma unroll
+  for (int j = 0; j < kPiecesPerThread; ++j) {
+    const int r = threadIdx.x / kPiecesPerRow + j * (kThreads / kPiecesPerRow);
+    const int piece = threadIdx.x % kPiecesPerRow;
+    const int64_t row = row0 + r < n ? row0 + r : n - 1;  // rows past n reread the last row; never stored
+    src[j] = w + row * k + piece * 8;
+    dst[j] = r * kStagedRowBytes + piece * 16;
+  }
+  const auto load_chunk = [&](int64_t chunk) {
+    char* s = stage[chunk % kStagedStages];
+#pragma unroll
+    for (int j = 0; j < kPiecesPerThread; ++j) cp_async_16(s + dst[j], src[j] + chunk * kStagedChunk);
+  };
+#pragma unroll
+  for (int c = 0; c < kStagedStages - 1; ++c) {
+    if (c < chunks) load_chunk(c);
+    cp_async_commit();
+  }
+  pdl::wait_for_previous_grid();  // x comes from the previous kernel; y may still be read by it
+
   const bool x_row = g < m;
-  const bf16_t* xr = x + (x_row ? g : 0) * k;
-  const int64_t span = k / kMmaWarps;
-  const int64_t begin = warp * span, end = begin + span;
-  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (int64_t chunk = begin; chunk < end; chunk += 32 * kMmaUnroll) {
-    uint4 lo[kMmaUnroll], hi[kMmaUnroll], xv[kMmaUnroll];
+  const bf16_t* xr = x + (x_row ? g : 0) * k + t * 8;
+  const auto load_x = [&](int64_t chunk, uint4 (&xv)[kGroupsPerWarp]) {
 #pragma unroll
-    for (int u = 0; u < kMmaUnroll; ++u) {
-      const int64_t at = chunk + u * 32 + t * 8;
-      const bool in = at < end;
-      lo[u] = in ? __ldcs(reinterpret_cast<const uint4*>(w_lo + at)) : make_uint4(0, 0, 0, 0);
-      hi[u] = in ? __ldcs(reinterpret_cast<const uint4*>(w_hi + at)) : make_uint4(0, 0, 0, 0);
-      xv[u] = in && x_row ? __ldg(reinterpret_cast<const uint4*>(xr + at)) : make_uint4(0, 0, 0, 0);
+    for (int i = 0; i < kGroupsPerWarp; ++i) {
+      const int group = warp * kGroupsPerWarp + i;
+      xv[i] = x_row && chunk < chunks ? load_activation(xr + chunk * kStagedChunk + group * 32) : make_uint4(0, 0, 0, 0);
     }
+  };
+  uint4 x_next[kGroupsPerWarp];
+  load_x(0, x_next);
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    uint4 xv[kGroupsPerWarp];
 #pragma unroll
-    for (int u = 0; u < kMmaUnroll; ++u) {
-      mma_bf16_16816(c, lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[u].x, xv[u].y);
-      mma_bf16_16816(c, lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[u].z, xv[u].w);
+    for (int i = 0; i < kGroupsPerWarp; ++i) xv[i] = x_next[i];
+    load_x(chunk + 1, x_next);
+    cp_async_wait<kStagedStages - 2>();  // this chunk's copies (of this thread) have landed
+    __syncthreads();                     // ... and everyone's; the stage refilled below is no longer read
+    if (chunk + kStagedStages - 1 < chunks) load_chunk(chunk + kStagedStages - 1);
+    cp_async_commit();
+    const char* s = stage[chunk % kStagedStages];
+#pragma unroll
+    for (int i = 0; i < kGroupsPerWarp; ++i) {
+      const int offset = (warp * kGroupsPerWarp + i) * 64 + t * 16;
+      const uint4 lo = *reinterpret_cast<const uint4*>(s + g * kStagedRowBytes + offset);
+      const uint4 hi = *reinterpret_cast<const uint4*>(s + (g + 8) * kStagedRowBytes + offset);
+      mma_bf16_16816(c, lo.x, hi.x, lo.y, hi.y, xv[i].x, xv[i].y);
+      mma_bf16_16816(c, lo.z, hi.z, lo.w, hi.w, xv[i].z, xv[i].w);
     }
   }
-  __shared__ float partial[kMmaWarps][32][4];
+  cp_async_wait<0>();
+  __syncthreads();  // every warp is done with the stages: reuse stage 0 for the partial sums
+  float* partial = reinterpret_cast<float*>(stage[0]);
 #pragma unroll
-  for (int i = 0; i < 4; ++i) partial[warp][lane][i] = c[i];
+  for (int i = 0; i < 4; ++i) partial[(warp * 32 + lane) * 4 + i] = c[i];
   __syncthreads();
   if (warp != 0) return;
 #pragma unroll
   for (int i = 0; i < 4; ++i)
-    for (int v = 1; v < kMmaWarps; ++v) c[i] += partial[v][lane][i];
+    for (int v = 1; v < kWarps; ++v) c[i] += partial[(v * 32 + lane) * 4 + i];
   // c0: (row g, batch 2t), c1: (row g, batch 2t + 1), c2: (row g + 8, batch 2t), c3: (row g + 8, batch 2t + 1).
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -159,8 +247,9 @@ template <int M, int kColumnsPerWarp, int kUnroll>
 void launch_shape(const void* x, const void* w, void* y, int64_t n, int64_t k, cudaStream_t stream) {
   constexpr int64_t kColumnsPerBlock = kWarpsPerBlock * kColumnsPerWarp;
   const unsigned blocks = static_cast<unsigned>((n + kColumnsPerBlock - 1) / kColumnsPerBlock);
-  skinny_gemm_kernel<M, kColumnsPerWarp, kUnroll><<<blocks, kWarpsPerBlock * 32, 0, stream>>>(
-      static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w), static_cast<bf16_t*>(y), n, k);
+  pdl::launch_kernel(skinny_gemm_kernel<M, kColumnsPerWarp, kUnroll>, blocks, kWarpsPerBlock * 32, stream,
+                          pdl_enabled(), static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w),
+                          static_cast<bf16_t*>(y), n, k);
 }
 
 template <int M>
@@ -175,7 +264,7 @@ void launch(const void* x, const void* w, void* y, int64_t n, int64_t k, int var
 
 bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k, int variant) {
   const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-  const int64_t k_multiple = variant >= 2 ? 32 * mma_warps(variant) : 8;
+  const int64_t k_multiple = variant >= 2 ? kStagedChunk : 8;
   return variant >= 0 && variant < kSkinnyGemmVariants && m >= 1 && m <= kSkinnyGemmMaxRows && n >= 1 && k >= 8 &&
          k % k_multiple == 0 && aligned(x) && aligned(w) && aligned(y);
 }
@@ -186,15 +275,18 @@ void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, in
     throw Error("nvrar-llm: skinny_gemm: m " + std::to_string(m) + " variant " + std::to_string(variant) +
                 " (takes 1 <= m <= " + std::to_string(kSkinnyGemmMaxRows) + " and variant < " +
                 std::to_string(kSkinnyGemmVariants) + ")");
-  const unsigned mma_blocks = static_cast<unsigned>((n + 15) / 16);
+  const unsigned staged_blocks = static_cast<unsigned>((n + 15) / 16);
+  const auto* xb = static_cast<const bf16_t*>(x);
+  const auto* wb = static_cast<const bf16_t*>(w);
+  auto* yb = static_cast<bf16_t*>(y);
   if (variant == 2) {
-    skinny_gemm_mma_kernel<4><<<mma_blocks, 4 * 32, 0, stream>>>(
-        static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w), static_cast<bf16_t*>(y), m, n, k);
+    pdl::launch_kernel(skinny_gemm_staged_kernel<4>, staged_blocks, 4 * 32, stream, pdl_enabled(), xb, wb, yb,
+                            m, n, k);
     return;
   }
   if (variant == 3) {
-    skinny_gemm_mma_kernel<8><<<mma_blocks, 8 * 32, 0, stream>>>(
-        static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w), static_cast<bf16_t*>(y), m, n, k);
+    pdl::launch_kernel(skinny_gemm_staged_kernel<8>, staged_blocks, 8 * 32, stream, pdl_enabled(), xb, wb, yb,
+                            m, n, k);
     return;
   }
   switch (m) {
