@@ -2,6 +2,7 @@
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
 #                             [bench] [engine] [torch] [all]
+# SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
 # ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
 # CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset; BENCH_REPEAT: sweeps per config. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
 # (the device tool's output folder) or ./out. Prints a short summary last.
@@ -56,7 +57,7 @@ if want correct; then
 fi
 
 if want timeout; then  # one rank absent: the others must fail with a message, for each NVRAR algorithm
-  for cfg in ${TIMEOUT_CFGS:-oneshot:2 hierarchical:2 hierarchical:1 registered:2}; do
+  for cfg in ${TIMEOUT_CFGS:-oneshot:2 hierarchical:2 hierarchical:1 registered:2 ll128:2}; do
     set -- ${cfg/:/ }
     rc=$(NVRAR_TIMEOUT_MS=300 run_split 2 $2 "$OUT/timeout_$1_g$2.log" $BUILD/tests/test_gpu_allreduce --suite timeout \
          --algorithm $1)
@@ -70,8 +71,8 @@ if want timeout; then  # one rank absent: the others must fail with a message, f
 fi
 
 if want sanitize; then  # compute-sanitizer on the small suite: 1 x 2 (intra-node phases) and 2 x 1 (puts)
-  for tool in memcheck racecheck; do
-    for g in 2 1; do
+  for tool in ${SANITIZE_TOOLS:-memcheck racecheck}; do
+    for g in ${SANITIZE_GPUS:-2 1}; do
       log="$OUT/sanitize_${tool}_g$g.log"
       rc=$(run_split 2 $g "$log" compute-sanitizer --tool $tool --report-api-errors no --error-exitcode 9 \
            $BUILD/tests/test_gpu_allreduce --suite sanitizer)

@@ -31,9 +31,12 @@ enum class Algorithm : int {
                            // in place, then stores the sums into every peer's output (one NVLink domain only; the
                            // input must lie in a buffer from allocate_buffer(); the output anywhere, up to
                            // Options::max_bytes unless it lies in such a buffer too)
+  kTwoShotLl128 = 5,  // two-shot over NVLink in 128-byte lines that carry their own flag: no copy-in, no barrier;
+                      // inputs and outputs anywhere (one NVLink domain only, up to Options::ll128_max_bytes)
 };
 const char* algorithm_name(Algorithm a);
-// Parses "auto", "hierarchical" (or "twoshot"), "nccl", "oneshot", "registered" (or "twoshot-registered"); throws
+// Parses "auto", "hierarchical" (or "twoshot"), "nccl", "oneshot", "registered" (or "twoshot-registered"), "ll128"
+// (or "twoshot-ll128"); throws
 // nvrar::Error otherwise.
 Algorithm parse_algorithm(const std::string& name);
 
@@ -56,6 +59,8 @@ struct Options {
   Algorithm algorithm = Algorithm::kAuto;
   // Largest message of the one-shot algorithm (its exchange area takes 4 x ranks x this in each GPU's heap).
   std::size_t oneshot_max_bytes = std::size_t{1} << 20;
+  // Largest message of the LL128 two-shot (its exchange area takes about 4 x 128 / 120 x this in each GPU's heap).
+  std::size_t ll128_max_bytes = std::size_t{8} << 20;
   // Tuning table (nvrar-bench --tune); empty: NVRAR_TUNING_FILE, else a table of NVRAR_TUNING_DIR (default: the
   // tables shipped with NVRAR) measured on this card and topology, else the cost model.
   std::string tuning_file;
@@ -123,8 +128,9 @@ class Communicator {
   virtual int gpus_per_node() const = 0;
   virtual std::size_t max_bytes() const = 0;
   virtual std::size_t oneshot_max_bytes() const = 0;
-  // Whether this communicator can run `algorithm` at all (NVSHMEM in the build, NVLink reach for one-shot and
-  // registered two-shot).
+  virtual std::size_t ll128_max_bytes() const = 0;  // 0 where the LL128 two-shot cannot run
+  // Whether this communicator can run `algorithm` at all (NVSHMEM in the build, NVLink reach for one-shot, registered
+  // and LL128 two-shot).
   virtual bool supports(Algorithm algorithm) const = 0;
   virtual ncclComm_t nccl() const = 0;
   // "P=4 (N=2 x G=2), NVSHMEM x.y.z, inter-node transport put"

@@ -25,6 +25,7 @@
 #include "core/topology.h"
 #include "gpu/bootstrap.h"
 #include "gpu/hierarchical_allreduce.h"
+#include "gpu/ll128_allreduce.h"
 #include "gpu/oneshot_allreduce.h"
 #include "gpu/twoshot_registered_allreduce.h"
 #include "core/tuning.h"
@@ -46,6 +47,8 @@ const char* algorithm_name(Algorithm a) {
       return "oneshot";
     case Algorithm::kTwoShotRegistered:
       return "registered";
+    case Algorithm::kTwoShotLl128:
+      return "ll128";
   }
   return "invalid";
 }
@@ -56,7 +59,8 @@ Algorithm parse_algorithm(const std::string& name) {
   if (name == "nccl") return Algorithm::kNccl;
   if (name == "oneshot") return Algorithm::kOneShot;
   if (name == "registered" || name == "twoshot-registered") return Algorithm::kTwoShotRegistered;
-  throw Error("nvrar: unknown algorithm '" + name + "' (auto, hierarchical, twoshot, oneshot, registered, nccl)");
+  if (name == "ll128" || name == "twoshot-ll128") return Algorithm::kTwoShotLl128;
+  throw Error("nvrar: unknown algorithm '" + name + "' (auto, hierarchical, twoshot, oneshot, registered, ll128, nccl)");
 }
 
 bool built_with_nvshmem() { return gpu::shmem::available(); }
@@ -110,6 +114,8 @@ class GpuCommunicator final : public Communicator {
     NVRAR_CUDA_CHECK(rank_, cudaMemset(oneshot_seq_, 0, sizeof(unsigned long long) * kMaxOneShotBlocks));
     NVRAR_CUDA_CHECK(rank_, cudaMalloc(&registered_seq_, sizeof(unsigned long long) * kMaxRegisteredBlocks));
     NVRAR_CUDA_CHECK(rank_, cudaMemset(registered_seq_, 0, sizeof(unsigned long long) * kMaxRegisteredBlocks));
+    NVRAR_CUDA_CHECK(rank_, cudaMalloc(&ll128_seq_, sizeof(unsigned long long) * kMaxLl128Blocks));
+    NVRAR_CUDA_CHECK(rank_, cudaMemset(ll128_seq_, 0, sizeof(unsigned long long) * kMaxLl128Blocks));
     NVRAR_CUDA_CHECK(rank_, cudaMalloc(&abort_flag_, sizeof(int)));
     NVRAR_CUDA_CHECK(rank_, cudaMemset(abort_flag_, 0, sizeof(int)));
     NVRAR_CUDA_CHECK(rank_, cudaHostAlloc(&error_host_, sizeof(ErrorRecord), cudaHostAllocMapped));
@@ -121,6 +127,8 @@ class GpuCommunicator final : public Communicator {
     setup_oneshot();
     core::debug_stage(rank_, "registered two-shot area");
     setup_registered();
+    core::debug_stage(rank_, "LL128 two-shot area");
+    setup_ll128();
     core::debug_stage(rank_, "tuning table");
     setup_tuning();
     core::debug_stage(rank_, "ready: " + describe());
@@ -133,6 +141,7 @@ class GpuCommunicator final : public Communicator {
       for (auto it = buffers_.rbegin(); it != buffers_.rend(); ++it) shmem::symmetric_free(it->base);
       if (registered_gather_ != nullptr) shmem::symmetric_free(registered_gather_);
       if (registered_sync_ != nullptr) shmem::symmetric_free(registered_sync_);
+      if (ll128_heap_ != nullptr) shmem::symmetric_free(ll128_heap_);
       if (oneshot_heap_ != nullptr) shmem::symmetric_free(oneshot_heap_);
       shmem::symmetric_free(heap_);
       shmem::release();
@@ -142,6 +151,7 @@ class GpuCommunicator final : public Communicator {
     if (seq_counters_ != nullptr) cudaFree(seq_counters_);
     if (oneshot_seq_ != nullptr) cudaFree(oneshot_seq_);
     if (registered_seq_ != nullptr) cudaFree(registered_seq_);
+    if (ll128_seq_ != nullptr) cudaFree(ll128_seq_);
     if (owns_nccl_ && nccl_ != nullptr) ncclCommDestroy(nccl_);
   }
 
@@ -167,6 +177,10 @@ class GpuCommunicator final : public Communicator {
         return;
       case Algorithm::kTwoShotRegistered:
         launch_registered_call(in, out, *in_buffer, out_buffer, count, dtype, c, stream);
+        return;
+      case Algorithm::kTwoShotLl128:
+        NVRAR_CUDA_CHECK(rank_, launch_ll128(ll128_params(in, out, count, dtype), dtype, ll128_blocks(c, bytes),
+                                             ll128_threads(c), stream));
         return;
       default:
         launch_hierarchical_call(in, out, count, dtype, c, stream);
@@ -310,6 +324,7 @@ class GpuCommunicator final : public Communicator {
   int gpus_per_node() const override { return topo_.gpus_per_node; }
   std::size_t max_bytes() const override { return max_bytes_; }
   std::size_t oneshot_max_bytes() const override { return oneshot_available_ ? options_.oneshot_max_bytes : 0; }
+  std::size_t ll128_max_bytes() const override { return ll128_available_ ? options_.ll128_max_bytes : 0; }
   bool supports(Algorithm a) const override {
     switch (a) {
       case Algorithm::kAuto:
@@ -321,6 +336,8 @@ class GpuCommunicator final : public Communicator {
         return oneshot_available_;
       case Algorithm::kTwoShotRegistered:
         return registered_available_;
+      case Algorithm::kTwoShotLl128:
+        return ll128_available_;
     }
     return false;
   }
@@ -331,11 +348,14 @@ class GpuCommunicator final : public Communicator {
         shmem::available() ? fmt::format("NVSHMEM {}, inter-node {}", shmem::version(),
                                          core::param_InterNodeStores() ? "stores where NVLink-reachable" : "puts")
                            : std::string("no NVSHMEM in this build: NCCL only");
-    return fmt::format("{}, bootstrap {}, {}, one-shot {}, registered two-shot {}, {} blocks max",
+    return fmt::format("{}, bootstrap {}, {}, one-shot {}, registered two-shot {}, LL128 two-shot {}, {} blocks max",
                        core::describe(topo_), bootstrap_, transport,
                        oneshot_available_ ? fmt::format("up to {} bytes", options_.oneshot_max_bytes)
                                           : "off (" + oneshot_unavailable_ + ")",
-                       registered_available_ ? "on" : "off (" + registered_unavailable_ + ")", max_blocks_);
+                       registered_available_ ? "on" : "off (" + registered_unavailable_ + ")",
+                       ll128_available_ ? fmt::format("up to {} bytes", options_.ll128_max_bytes)
+                                        : "off (" + ll128_unavailable_ + ")",
+                       max_blocks_);
   }
 
  private:
@@ -350,6 +370,7 @@ class GpuCommunicator final : public Communicator {
   }
 
   bool oneshot_fits(std::size_t bytes) const { return oneshot_available_ && bytes <= options_.oneshot_max_bytes; }
+  bool ll128_fits(std::size_t bytes) const { return ll128_available_ && bytes <= options_.ll128_max_bytes; }
 
   // The algorithm and launch shape of a call. Explicit requests are honoured or refused with the reason; auto
   // follows options, NVRAR_ALGO, the tuning table, then the cost model, and never picks what cannot run.
@@ -367,6 +388,7 @@ class GpuCommunicator final : public Communicator {
       if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_runs)
         c = Choice{Algorithm::kHierarchical};  // a table entry for registered inputs; this call cannot take it
       if (c.algorithm == Algorithm::kOneShot && !oneshot_fits(bytes)) c = Choice{Algorithm::kHierarchical};
+      if (c.algorithm == Algorithm::kTwoShotLl128 && !ll128_fits(bytes)) c = Choice{Algorithm::kHierarchical};
       if (c.algorithm == Algorithm::kHierarchical && (!hierarchical_available_ || bytes > max_bytes_))
         c = Choice{Algorithm::kNccl};
       // The zero-copy two-shot where the input allows it and the size pays for its handshakes (the table, measured on
@@ -391,6 +413,20 @@ class GpuCommunicator final : public Communicator {
       if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kRegisteredMaxThreads))
         throw Error(fmt::format("nvrar: rank {} {}: registered two-shot threads {} (a multiple of 32, at most {})",
                                 rank_, call, c.threads, kRegisteredMaxThreads));
+      return c;
+    }
+    if (c.algorithm == Algorithm::kTwoShotLl128) {
+      if (!ll128_available_)
+        throw Error(fmt::format("nvrar: rank {} {}: the LL128 two-shot needs NVSHMEM and every rank load/store "
+                                "reachable over NVLink (one host, at most {} ranks); not so here: {}",
+                                rank_, call, kMaxLl128Ranks, ll128_unavailable_));
+      if (bytes > options_.ll128_max_bytes)
+        throw Error(fmt::format("nvrar: rank {} {}: {} bytes exceed the LL128 two-shot capacity of {} bytes "
+                                "(Options::ll128_max_bytes)",
+                                rank_, call, bytes, options_.ll128_max_bytes));
+      if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kLl128MaxThreads))
+        throw Error(fmt::format("nvrar: rank {} {}: LL128 two-shot threads {} (a multiple of 32, at most {})", rank_,
+                                call, c.threads, kLl128MaxThreads));
       return c;
     }
     if (c.algorithm == Algorithm::kHierarchical && !hierarchical_available_)
@@ -432,6 +468,24 @@ class GpuCommunicator final : public Communicator {
     return p;
   }
   int oneshot_threads(const Choice& c) const { return c.threads > 0 ? c.threads : 128; }
+  Ll128Params ll128_params(const void* in, void* out, std::size_t count, DataType dtype) const {
+    Ll128Params p = ll128_params_;
+    p.in = in;
+    p.out = out;
+    p.count = static_cast<int64_t>(count);
+    p.bytes = static_cast<int64_t>(count * dtype_size(dtype));
+    p.lines = ll128_lines(p.bytes, nranks_);
+    return p;
+  }
+  int ll128_threads(const Choice& c) const { return c.threads > 0 ? c.threads : 512; }
+  // Default: enough warps for 4 lines each (a warp's lines per pass), at most one block per SM.
+  int ll128_blocks(const Choice& c, std::size_t bytes) const {
+    const int limit = std::min(max_blocks_, kMaxLl128Blocks);
+    if (c.blocks > 0) return std::min(c.blocks, limit);
+    const int64_t lines = ll128_lines(static_cast<int64_t>(bytes), nranks_);
+    const int64_t lines_per_block = static_cast<int64_t>(ll128_threads(c) / 32) * 4;
+    return static_cast<int>(std::min<int64_t>(core::ceil_div(lines, lines_per_block), limit));
+  }
   int oneshot_blocks(const Choice& c, std::size_t bytes) const {
     if (c.blocks > 0) return std::min(c.blocks, kMaxOneShotBlocks);
     const int64_t units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
@@ -559,10 +613,11 @@ class GpuCommunicator final : public Communicator {
     oneshot_layout_.slot_units =
         std::max<int64_t>(1, core::ceil_div(static_cast<int64_t>(options_.oneshot_max_bytes), core::kUnitBytes));
     // Both areas, plus NVSHMEM's own allocation granularity and internal use.
-    // ... and the registered two-shot's sync and gather areas and the room for allocate_buffer().
+    // ... the registered two-shot's sync and gather areas, the LL128 area and the room for allocate_buffer().
     shmem::acquire(nccl_, rank_, nranks_,
                    layout_.total_bytes + oneshot_layout_.total_bytes() + RegisteredSyncLayout::total_bytes() +
-                       max_bytes_ + options_.buffer_bytes + (std::size_t{64} << 20));
+                       max_bytes_ + ll128_layout(options_.ll128_max_bytes, nranks_).total_bytes() +
+                       options_.buffer_bytes + (std::size_t{64} << 20));
     heap_ = static_cast<char*>(shmem::symmetric_malloc(layout_.total_bytes));
     if (heap_ == nullptr)
       throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc of {} bytes failed (NVSHMEM_SYMMETRIC_SIZE too "
@@ -637,6 +692,44 @@ class GpuCommunicator final : public Communicator {
     shmem::barrier_all();
     for (int r = 0; r < nranks_; ++r) oneshot_params_.heaps[r] = static_cast<char*>(shmem::peer_pointer(oneshot_heap_, r));
     oneshot_available_ = true;
+  }
+
+  // The LL128 two-shot's exchange area: where the one-shot runs (one NVLink domain), at most kMaxLl128Ranks ranks.
+  void setup_ll128() {
+    ll128_params_ = Ll128Params{};
+    ll128_params_.rank = rank_;
+    ll128_params_.ranks = nranks_;
+    ll128_params_.seq_counters = ll128_seq_;
+    ll128_params_.wait = params_.wait;
+    ll128_params_.pdl = params_.pdl;
+    if (!oneshot_available_) {
+      ll128_unavailable_ = oneshot_unavailable_;
+      return;
+    }
+    if (nranks_ > kMaxLl128Ranks) {
+      ll128_unavailable_ = fmt::format("{} ranks", nranks_);
+      return;
+    }
+    ll128_layout_ = ll128_layout(options_.ll128_max_bytes, nranks_);
+    ll128_heap_ = static_cast<char*>(shmem::symmetric_malloc(ll128_layout_.total_bytes()));
+    if (ll128_heap_ == nullptr) {  // e.g. a heap sized by an earlier communicator
+      ll128_unavailable_ = fmt::format("nvshmem_malloc of {} bytes for its area failed (symmetric heap full)",
+                                       ll128_layout_.total_bytes());
+      return;
+    }
+    NVRAR_CUDA_CHECK(rank_, cudaMemset(ll128_heap_, 0, ll128_layout_.total_bytes()));
+    NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
+    shmem::barrier_all();
+    ll128_params_.layout = ll128_layout_;
+    for (int r = 0; r < nranks_; ++r) ll128_params_.heaps[r] = static_cast<char*>(shmem::peer_pointer(ll128_heap_, r));
+    ll128_available_ = true;
+  }
+  static Ll128Layout ll128_layout(std::size_t max_bytes, int ranks) {
+    Ll128Layout l;
+    l.ranks = ranks;
+    l.lines_max = ll128_lines(static_cast<int64_t>(max_bytes), ranks);
+    l.slice_lines_max = core::ceil_div(l.lines_max, static_cast<int64_t>(ranks));
+    return l;
   }
 
   // The registered two-shot's areas (sync slots, gather area of max_bytes): where the one-shot runs (one NVLink
@@ -772,6 +865,13 @@ class GpuCommunicator final : public Communicator {
   char* registered_gather_ = nullptr;
   unsigned long long* registered_seq_ = nullptr;
   RegisteredParams registered_params_{};
+  // LL128 two-shot
+  bool ll128_available_ = false;
+  std::string ll128_unavailable_ = "not set up";
+  Ll128Layout ll128_layout_{};
+  Ll128Params ll128_params_{};
+  char* ll128_heap_ = nullptr;
+  unsigned long long* ll128_seq_ = nullptr;
   // tuner
   Algorithm env_algorithm_ = Algorithm::kAuto;
   std::string model_preset_;

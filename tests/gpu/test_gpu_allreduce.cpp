@@ -7,7 +7,8 @@
 //
 // --suite correctness (default)
 //   matrix      counts 1, 2, 3, 5, 7, G-1, G+1, primes up to 1048579 and the largest counts of 64 MiB (and of
-//               max_bytes) x fp32/bf16/fp16 x hierarchical/oneshot (up to its capacity)/auto, in-place for every other count, and a few counts
+//               max_bytes) x fp32/bf16/fp16 x hierarchical/oneshot/ll128 (up to their capacities)/auto, in-place for
+//               every other count, and a few counts
 //               with input and output one element off their alignment. Each call: float64 reference, within the
 //               same tolerance of ncclAllReduce's result, guard bytes around the output untouched, input untouched,
 //               output bytes identical on every rank.
@@ -32,12 +33,14 @@
 // --suite timeout (>= 2 ranks)
 //   the last rank never calls; every other rank must get an nvrar::Error from synchronize() within a few seconds
 //   that says "timed out" and names the rank it waited for.
-//   --algorithm hierarchical | oneshot | registered (the waiting ranks' call; registered: on a registered buffer).
+//   --algorithm hierarchical | oneshot | registered | ll128 (the waiting ranks' call; registered: on a registered
+//   buffer).
 // --suite mismatch (>= 2 ranks, registered two-shot)
 //   rank 0 passes another offset into its registered buffer than the others; every rank must get an nvrar::Error
 //   saying "called with another" and naming another rank, within a few seconds.
 // --suite sanitizer
-//   three small bf16 hierarchical calls eager and in a graph, 1 MiB capacity: quick under compute-sanitizer.
+//   three small bf16 calls of each NVRAR algorithm (hierarchical, oneshot, ll128) eager and in a graph, 1 MiB
+//   capacity: quick under compute-sanitizer.
 //
 // Exit status: 0 when every case passed on every rank, 1 otherwise or on an error, 77 (skipped) without a CUDA
 // device (or, for the timeout suite, with one rank or without the hierarchical algorithm).
@@ -258,7 +261,9 @@ struct Ctx {
 
 // Largest count of `dtype` that `a` accepts on this communicator.
 std::size_t capacity_of(const Ctx& ctx, Algorithm a, DataType dtype) {
-  const std::size_t bytes = a == Algorithm::kOneShot ? ctx.comm->oneshot_max_bytes() : ctx.comm->max_bytes();
+  const std::size_t bytes = a == Algorithm::kOneShot        ? ctx.comm->oneshot_max_bytes()
+                            : a == Algorithm::kTwoShotLl128 ? ctx.comm->ll128_max_bytes()
+                                                            : ctx.comm->max_bytes();
   return bytes / esize(dtype);
 }
 
@@ -606,11 +611,14 @@ std::vector<Call> random_calls(const Ctx& ctx, int n, uint64_t seed, std::size_t
     const std::size_t capacity = ctx.comm->max_bytes() / esize(c.dtype);
     c.count = static_cast<std::size_t>(std::exp(log_count(rng)));
     c.count = std::clamp<std::size_t>(c.count, 1, std::min(max_count, capacity));
-    const uint64_t pick = rng() % 3;
+    const uint64_t pick = rng() % 4;
     c.algorithm = Algorithm::kAuto;
     if (pick == 0 && ctx.hierarchical) c.algorithm = Algorithm::kHierarchical;
     if (pick == 1 && ctx.comm->supports(Algorithm::kOneShot) && c.count <= capacity_of(ctx, Algorithm::kOneShot, c.dtype))
       c.algorithm = Algorithm::kOneShot;
+    if (pick == 2 && ctx.comm->supports(Algorithm::kTwoShotLl128) &&
+        c.count <= capacity_of(ctx, Algorithm::kTwoShotLl128, c.dtype))
+      c.algorithm = Algorithm::kTwoShotLl128;
     c.in_place = rng() % 2 == 0;
     c.misaligned = rng() % 8 == 0;
     calls.push_back(c);
@@ -666,6 +674,7 @@ std::vector<Algorithm> algorithms(const Ctx& ctx) {
   std::vector<Algorithm> a;
   if (ctx.hierarchical) a.push_back(Algorithm::kHierarchical);
   if (ctx.comm->supports(Algorithm::kOneShot)) a.push_back(Algorithm::kOneShot);
+  if (ctx.comm->supports(Algorithm::kTwoShotLl128)) a.push_back(Algorithm::kTwoShotLl128);
   a.push_back(Algorithm::kAuto);
   return a;
 }
@@ -782,6 +791,7 @@ void run_rmsnorm(const Ctx& ctx, Totals& totals) {
   std::vector<Algorithm> algos = {Algorithm::kAuto, Algorithm::kNccl};
   if (ctx.hierarchical) algos.push_back(Algorithm::kHierarchical);
   if (ctx.comm->supports(Algorithm::kOneShot)) algos.push_back(Algorithm::kOneShot);
+  if (ctx.comm->supports(Algorithm::kTwoShotLl128)) algos.push_back(Algorithm::kTwoShotLl128);
   const std::pair<std::size_t, std::size_t> shapes[] = {{1, 8}, {1, 4096}, {3, 1000}, {5, 2056}, {8, 8192}, {32, 8192}};
   uint64_t seed = 6'000'000;
   for (Algorithm a : algos)
@@ -1013,6 +1023,10 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
       c.algorithm = Algorithm::kOneShot;
       calls.push_back(c);
     }
+    if (ctx.comm->supports(Algorithm::kTwoShotLl128)) {
+      c.algorithm = Algorithm::kTwoShotLl128;
+      calls.push_back(c);
+    }
   }
   {
     Section s{"sanitizer eager"};
@@ -1190,7 +1204,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"correctness", "timeout", "mismatch", "sanitizer"}));
   std::string timeout_algorithm = "hierarchical";
   app.add_option("--algorithm", timeout_algorithm, "timeout suite: the algorithm the waiting ranks call")
-      ->check(CLI::IsMember({"hierarchical", "oneshot", "registered"}));
+      ->check(CLI::IsMember({"hierarchical", "oneshot", "registered", "ll128"}));
   bool from_nccl = false;
   app.add_flag("--from-nccl", from_nccl,
                "test a communicator adopted with Communicator::from_nccl from another one's NCCL communicator");

@@ -11,7 +11,7 @@
 // element the call never writes counts as wrong), and every rank compares its whole output with a float64
 // reference it builds from all ranks' regenerated inputs (cached per size and dtype, shared by the algorithms).
 // Tolerance: check::hierarchical_roundings(nodes) roundings for NVRAR's forced kernels (hierarchical, oneshot,
-// registered); at least P for the NCCL algorithms, whose ring rounds at every hop, and for nvrar and
+// registered, ll128); at least P for the NCCL algorithms, whose ring rounds at every hop, and for nvrar and
 // nvrar-registered, which hand sizes above their range (or builds without NVSHMEM) to NCCL. NVRAR's algorithms
 // also promise the same bits on every rank: a rank whose output hash (FNV-1a) differs from rank 0's counts its
 // whole output as wrong. #wrong is the sum over ranks.
@@ -280,6 +280,7 @@ std::vector<std::string> GpuBackend::algorithms() const {
   std::vector<std::string> names{"nvrar"};
   if (comm_->supports(Algorithm::kOneShot)) names.push_back("oneshot");
   if (comm_->supports(Algorithm::kHierarchical)) names.push_back("hierarchical");
+  if (comm_->supports(Algorithm::kTwoShotLl128)) names.push_back("ll128");
   if (comm_->supports(Algorithm::kTwoShotRegistered)) {
     names.push_back("registered");
     names.push_back("nvrar-registered");
@@ -297,12 +298,15 @@ std::vector<std::string> GpuBackend::tuning_candidates(std::size_t bytes) const 
     c.emplace_back("hierarchical:cells");
     c.emplace_back("hierarchical:bulk");
   }
+  if (comm_->supports(Algorithm::kTwoShotLl128) && bytes <= comm_->ll128_max_bytes())
+    for (const char* shape : {"ll128:t256", "ll128:t512", "ll128:t1024"}) c.emplace_back(shape);
   c.emplace_back("nccl");
   return c;
 }
 
 std::size_t GpuBackend::max_bytes_for(const std::string& algorithm) const {
   if (algorithm.rfind("oneshot", 0) == 0) return std::min(max_bytes_, comm_->oneshot_max_bytes());
+  if (algorithm.rfind("ll128", 0) == 0) return std::min(max_bytes_, comm_->ll128_max_bytes());
   return max_bytes_;
 }
 
@@ -319,6 +323,7 @@ GpuBackend::Target GpuBackend::parse_target(const std::string& algorithm) const 
   if (spec.name == "oneshot") t.choice.algorithm = Algorithm::kOneShot;
   if (spec.name == "hierarchical") t.choice.algorithm = Algorithm::kHierarchical;
   if (spec.name == "registered") t.choice.algorithm = Algorithm::kTwoShotRegistered;
+  if (spec.name == "ll128") t.choice.algorithm = Algorithm::kTwoShotLl128;
   t.registered = spec.name == "registered" || spec.name == "nvrar-registered";
   if (t.kind != Target::kNvrar && algorithm != spec.name)
     throw Error(fmt::format("nvrar-bench: '{}': NCCL takes no shape options", algorithm));

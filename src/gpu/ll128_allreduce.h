@@ -1,0 +1,67 @@
+// Launch interface of the LL128 two-shot all-reduce (ll128_allreduce.cu): reduce-scatter + all-gather over NVLink
+// with 128-byte lines that carry their own flag, so no barrier, fence or copy-in is needed; inputs and outputs
+// anywhere in device memory. One NVLink domain only (every rank load/store reachable).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gpu/device_wait.h"
+#include "nvrar/types.h"
+
+namespace nvrar::gpu {
+
+constexpr int kMaxLl128Ranks = 8;
+constexpr int kMaxLl128Blocks = 128;  // at most one block per SM of an H100: every block is resident at once
+constexpr int kLl128MaxThreads = 1024;
+constexpr int kLl128LineBytes = 128;     // one line: 15 payload words of 8 bytes and one flag word
+constexpr int kLl128PayloadBytes = 120;  // message bytes per line
+
+// Lines of a message of `bytes` (at least one per rank, so that every pair of ranks exchanges data both ways in
+// both phases; padding lines carry zeros nobody stores).
+__host__ __device__ inline int64_t ll128_lines(int64_t bytes, int ranks) {
+  const int64_t lines = (bytes + kLl128PayloadBytes - 1) / kLl128PayloadBytes;
+  return lines < ranks ? ranks : lines;
+}
+
+// The LL128 exchange area in each rank's symmetric heap, for each parity of the call's sequence number: the
+// all-gather region (a line slot for every line of the largest message; owners store the summed lines of their
+// slice there) and one reduce-scatter slot per source rank (the source's lines of this rank's slice).
+struct Ll128Layout {
+  int64_t lines_max = 1;        // ll128_lines(Options::ll128_max_bytes)
+  int64_t slice_lines_max = 1;  // the largest slice of such a message
+  int ranks = 1;
+  __host__ __device__ std::size_t region(int parity) const {
+    return static_cast<std::size_t>(parity) * static_cast<std::size_t>(lines_max + ranks * slice_lines_max) *
+           kLl128LineBytes;
+  }
+  __host__ __device__ std::size_t all_gather(int parity, int64_t line) const {
+    return region(parity) + static_cast<std::size_t>(line) * kLl128LineBytes;
+  }
+  __host__ __device__ std::size_t reduce_scatter(int parity, int src, int64_t slice_line) const {
+    return region(parity) + static_cast<std::size_t>(lines_max + src * slice_lines_max + slice_line) * kLl128LineBytes;
+  }
+  __host__ __device__ std::size_t total_bytes() const { return region(2); }
+};
+
+struct Ll128Params {
+  const void* in;
+  void* out;
+  int64_t count;  // elements
+  int64_t bytes;  // count x element size
+  int64_t lines;  // ll128_lines(bytes, ranks)
+  int rank;
+  int ranks;
+  Ll128Layout layout;
+  char* heaps[kMaxLl128Ranks];       // every rank's LL128 area, as peer pointers (mine included)
+  unsigned long long* seq_counters;  // kMaxLl128Blocks device words
+  WaitContext wait;
+  bool pdl;  // launch with programmatic dependent launch (NVRAR_PDL)
+};
+
+// Enqueues the kernel: blocks <= kMaxLl128Blocks, threads a multiple of 32 up to kLl128MaxThreads.
+cudaError_t launch_ll128(const Ll128Params& params, DataType dtype, int blocks, int threads, cudaStream_t stream);
+
+}  // namespace nvrar::gpu
