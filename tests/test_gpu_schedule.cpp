@@ -16,6 +16,7 @@
 
 #include "core/numeric.h"
 #include "core/schedule.h"
+#include "gpu/ll128_allreduce.h"
 #include "gpu/schedule_device_check.h"
 #include "nvrar/types.h"
 
@@ -185,3 +186,38 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, GpuRounding,
 
 }  // namespace
 }  // namespace nvrar
+
+// The LL128 two-shot's exchange area (gpu/ll128_allreduce.h): for every rank count and message size up to the
+// capacity, every line slot is 128-byte aligned, every slice fits its reduce-scatter slot, and the all-gather
+// region, the P reduce-scatter slots and the two parities never overlap.
+TEST(Ll128Layout, SlicesFitAndRegionsDoNotOverlap) {
+  using namespace nvrar::gpu;
+  const int64_t max_bytes = int64_t{8} << 20;
+  for (int P = 1; P <= kMaxLl128Ranks; ++P) {
+    Ll128Layout l;
+    l.ranks = P;
+    l.lines_max = ll128_lines(max_bytes, P);
+    l.slice_lines_max = (l.lines_max + P - 1) / P;
+    EXPECT_EQ(l.total_bytes() % kLl128LineBytes, 0u);
+    for (int parity = 0; parity < 2; ++parity) {
+      EXPECT_EQ(l.all_gather(parity, l.lines_max - 1) + kLl128LineBytes, l.reduce_scatter(parity, 0, 0));
+      EXPECT_EQ(l.reduce_scatter(parity, P - 1, l.slice_lines_max - 1) + kLl128LineBytes, l.region(parity + 1));
+      for (int src = 0; src + 1 < P; ++src)
+        EXPECT_EQ(l.reduce_scatter(parity, src, l.slice_lines_max), l.reduce_scatter(parity, src + 1, 0));
+    }
+    for (int64_t bytes : {int64_t{1}, int64_t{119}, int64_t{120}, int64_t{121}, int64_t{4096}, int64_t{131072} + 6,
+                          int64_t{1048576}, max_bytes - 2, max_bytes}) {
+      const int64_t L = ll128_lines(bytes, P);
+      EXPECT_GE(L, P) << "every rank owns a line";
+      EXPECT_GE(L * kLl128PayloadBytes, bytes);
+      EXPECT_LE(L, l.lines_max);
+      EXPECT_EQ(ll128_slice_begin(L, P, 0), 0);
+      EXPECT_EQ(ll128_slice_begin(L, P, P), L);
+      for (int s = 0; s < P; ++s) {
+        const int64_t size = ll128_slice_begin(L, P, s + 1) - ll128_slice_begin(L, P, s);
+        EXPECT_GE(size, 1) << "P " << P << " bytes " << bytes << " slice " << s;
+        EXPECT_LE(size, l.slice_lines_max) << "P " << P << " bytes " << bytes << " slice " << s;
+      }
+    }
+  }
+}

@@ -426,6 +426,8 @@ TEST(ScheduleProtocol, PhaseNames) {
   EXPECT_STREQ(phase_name(Phase::kDoubling), "inter-node recursive doubling");
   EXPECT_STREQ(phase_name(Phase::kFoldOut), "inter-node fold-out");
   EXPECT_STREQ(phase_name(Phase::kAllGather), "intra-node all-gather");
+  EXPECT_STREQ(phase_name(Phase::kLl128ReduceScatter), "LL128 two-shot reduce-scatter");
+  EXPECT_STREQ(phase_name(Phase::kLl128AllGather), "LL128 two-shot all-gather");
 }
 
 }  // namespace

@@ -125,6 +125,18 @@ TEST(Tuning, ModelFallbackPicksWhatCanRun) {
 
 namespace {
 
+// Every algorithm a table may name, as nvrar-bench --tune writes them.
+TEST(Tuning, AcceptsEveryRuntimeAlgorithm) {
+  for (const char* name : {"oneshot", "hierarchical", "ll128", "nccl"}) {
+    const TuningTable t = nvrar::core::parse_tuning_table(with("\"oneshot\"", std::string("\"") + name + "\""), "t.json");
+    EXPECT_EQ(t.lookup(1)->algorithm, name);
+  }
+  expect_error(with("\"oneshot\"", "\"registered\""), "unknown algorithm 'registered'");
+  const auto spec = nvrar::core::parse_algorithm_spec("ll128:t1024");
+  EXPECT_EQ(spec.name, "ll128");
+  EXPECT_EQ(spec.threads, 1024);
+}
+
 TEST(Tuning, ParsesAlgorithmSpecs) {
   using nvrar::core::parse_algorithm_spec;
   auto a = parse_algorithm_spec("oneshot:t128");

@@ -103,7 +103,8 @@ class Communicator {
   // 256-byte aligned; it is collective: every rank calls it with the same bytes, in the same order (and
   // free_buffer() likewise). An all-reduce whose input lies in such a buffer reads the peers' inputs where they are
   // instead of copying them into NVRAR's exchange area first (Algorithm::kTwoShotRegistered, which auto takes on
-  // one node from NVRAR_REGISTERED_MIN_BYTES, default 1 MiB, up); if the output lies in one too, the sums are
+  // one node from NVRAR_REGISTERED_MIN_BYTES, default 1 MiB, up, except where the tuning table picks the LL128
+  // two-shot, which needs no copy either); if the output lies in one too, the sums are
   // stored straight into the peers' outputs. Every rank must then pass the same offsets into its buffers (checked
   // on the GPU when every rank runs the registered kernel: a mismatch fails the call on every rank and nothing is
   // written; a rank that passes a plain pointer instead makes the others time out). Throws nvrar::Error on every

@@ -42,8 +42,9 @@ NVRAR_PARAM(BulkMinBytes, "NVRAR_BULK_MIN_BYTES", int64_t{1} << 20)
 // relaxed polls and one fence after (see gpu/device_units.cuh, BulkSync).
 NVRAR_PARAM(BulkSync, "NVRAR_BULK_SYNC", 0)
 // GPU, auto with a registered input (allocate_buffer) on one node: the registered two-shot from this size up, over
-// the tuning table's choice (copy-in two-shot or NCCL). 1 MiB: below it, its two handshakes (~10 us fixed) lose to
-// the copy-in forms; from it, it measured at or below both and NCCL up to 64 MiB (4 x H100, docs/perf-notes.md).
+// the tuning table's choice (copy-in two-shot or NCCL) unless that is the LL128 two-shot. 1 MiB: below it, its two
+// handshakes (~10 us fixed) lose to the copy-in forms; from it, it measured at or below both and NCCL up to 64 MiB
+// (4 x H100, docs/perf-notes.md); the LL128 two-shot beats it where the tables pick LL128.
 NVRAR_PARAM(RegisteredMinBytes, "NVRAR_REGISTERED_MIN_BYTES", int64_t{1} << 20)
 // GPU: 1 launches NVRAR's kernels with programmatic dependent launch (Hopper and later: the next kernel is scheduled
 // while the previous one drains), 0 plain launches.

@@ -44,6 +44,8 @@ enum class Phase : int {
   kOneShot = 5,
   kRegisteredReady = 6,  // registered two-shot: waiting for a peer's "my input is ready"
   kRegisteredDone = 7,   // registered two-shot: waiting for a peer's "your share of my sums is stored"
+  kLl128ReduceScatter = 8,  // LL128 two-shot: waiting for a peer's line of my slice
+  kLl128AllGather = 9,      // LL128 two-shot: waiting for the owner's summed line
 };
 
 inline const char* phase_name(Phase p) {
@@ -64,6 +66,10 @@ inline const char* phase_name(Phase p) {
       return "registered two-shot (inputs ready)";
     case Phase::kRegisteredDone:
       return "registered two-shot (sums stored)";
+    case Phase::kLl128ReduceScatter:
+      return "LL128 two-shot reduce-scatter";
+    case Phase::kLl128AllGather:
+      return "LL128 two-shot all-gather";
   }
   return "unknown phase";
 }

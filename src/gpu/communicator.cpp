@@ -97,6 +97,7 @@ class GpuCommunicator final : public Communicator {
     setup_topology();
     max_bytes_ = options_.max_bytes;
     if (max_bytes_ == 0) throw Error(fmt::format("nvrar: rank {} setup: Options::max_bytes must be positive", rank_));
+    check_sizes_agree();
     layout_ = core::make_heap_layout(topo_, max_bytes_);
     const int timeout_ms = options_.timeout_ms > 0 ? options_.timeout_ms : static_cast<int>(core::param_TimeoutMs());
     if (timeout_ms <= 0) throw Error(fmt::format("nvrar: rank {} setup: timeout must be positive", rank_));
@@ -179,7 +180,7 @@ class GpuCommunicator final : public Communicator {
         launch_registered_call(in, out, *in_buffer, out_buffer, count, dtype, c, stream);
         return;
       case Algorithm::kTwoShotLl128:
-        NVRAR_CUDA_CHECK(rank_, launch_ll128(ll128_params(in, out, count, dtype), dtype, ll128_blocks(c, bytes),
+        NVRAR_CUDA_CHECK(rank_, launch_ll128(ll128_params(in, out, count, dtype), dtype, ll128_blocks(c, bytes, dtype),
                                              ll128_threads(c), stream));
         return;
       default:
@@ -303,7 +304,9 @@ class GpuCommunicator final : public Communicator {
     const auto phase = static_cast<core::Phase>(e.phase);
     const std::string step = phase == core::Phase::kDoubling ? fmt::format(" step {}", e.step) : std::string();
     const bool registered = phase == core::Phase::kRegisteredReady || phase == core::Phase::kRegisteredDone;
+    const bool ll128 = phase == core::Phase::kLl128ReduceScatter || phase == core::Phase::kLl128AllGather;
     const std::string where = registered ? fmt::format(" (block {})", e.unit)
+                              : ll128    ? fmt::format(" (128-byte line {} of slice {})", e.unit, e.slice)
                                          : fmt::format(" (unit {} of slice {})", e.unit, e.slice);
     failure_ = fmt::format(
         "rank {} (node {}, local {}) allreduce call {}: timed out after {} ms in {}{} waiting for rank {}{}; that rank "
@@ -383,6 +386,8 @@ class GpuCommunicator final : public Communicator {
     const bool registered_runs = registered_in && registered_available_ && (registered_out || bytes <= max_bytes_);
     if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_runs && requested.algorithm == Algorithm::kAuto)
       c.algorithm = Algorithm::kAuto;  // a default (Options, NVRAR_ALGO) that this call cannot take: auto instead
+    if (c.algorithm == Algorithm::kTwoShotLl128 && !ll128_fits(bytes) && requested.algorithm == Algorithm::kAuto)
+      c.algorithm = Algorithm::kAuto;  // likewise (e.g. NVRAR_ALGO=ll128 and a prefill above ll128_max_bytes)
     if (c.algorithm == Algorithm::kAuto) {
       c = auto_choice(bytes);
       if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_runs)
@@ -392,8 +397,11 @@ class GpuCommunicator final : public Communicator {
       if (c.algorithm == Algorithm::kHierarchical && (!hierarchical_available_ || bytes > max_bytes_))
         c = Choice{Algorithm::kNccl};
       // The zero-copy two-shot where the input allows it and the size pays for its handshakes (the table, measured on
-      // arbitrary pointers, says nothing about it).
-      if (registered_runs && static_cast<int64_t>(bytes) >= core::param_RegisteredMinBytes())
+      // arbitrary pointers, says nothing about it), unless the table picked the LL128 two-shot, which needs no
+      // handshake and was measured faster than the registered two-shot wherever a table picks it (1 x 4: up to
+      // 4 MiB, 1 x 2: up to 8 MiB; bench/results/2026-11-27-h100-v5).
+      if (registered_runs && static_cast<int64_t>(bytes) >= core::param_RegisteredMinBytes() &&
+          c.algorithm != Algorithm::kTwoShotLl128)
         c = Choice{Algorithm::kTwoShotRegistered};
       return c;
     }
@@ -478,9 +486,12 @@ class GpuCommunicator final : public Communicator {
     return p;
   }
   int ll128_threads(const Choice& c) const { return c.threads > 0 ? c.threads : 512; }
-  // Default: enough warps for 4 lines each (a warp's lines per pass), at most one block per SM.
-  int ll128_blocks(const Choice& c, std::size_t bytes) const {
-    const int limit = std::min(max_blocks_, kMaxLl128Blocks);
+  // Default: enough warps for 4 lines each (a warp's lines per pass), at most max_blocks_ and never more than fit on
+  // the device at once (ll128_resident_, measured at setup; 0: unknown, then max_blocks_ alone).
+  int ll128_blocks(const Choice& c, std::size_t bytes, DataType dtype) const {
+    int limit = std::min(max_blocks_, kMaxLl128Blocks);
+    const int resident = ll128_resident_[static_cast<int>(dtype) % 3][ll128_threads(c) / 32];
+    if (resident > 0) limit = std::min(limit, resident);
     if (c.blocks > 0) return std::min(c.blocks, limit);
     const int64_t lines = ll128_lines(static_cast<int64_t>(bytes), nranks_);
     const int64_t lines_per_block = static_cast<int64_t>(ll128_threads(c) / 32) * 4;
@@ -591,6 +602,25 @@ class GpuCommunicator final : public Communicator {
                                 "GPUs per host",
                                 rank_, topo_.node, G, peer));
     }
+  }
+
+  // The Options that size the exchange areas must be equal on every rank: peers store at offsets computed from their
+  // own values (a larger layout on one rank would write past the area of another).
+  void check_sizes_agree() const {
+    uint64_t h = 14695981039346656037ULL;  // FNV-1a over the three sizes
+    for (uint64_t v : {static_cast<uint64_t>(options_.max_bytes), static_cast<uint64_t>(options_.oneshot_max_bytes),
+                       static_cast<uint64_t>(options_.ll128_max_bytes)})
+      for (int i = 0; i < 8; ++i) {
+        h ^= (v >> (8 * i)) & 0xff;
+        h *= 1099511628211ULL;
+      }
+    const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, h);
+    for (int r = 0; r < nranks_; ++r)
+      if (all[r] != h)
+        throw Error(fmt::format("nvrar: rank {} setup: rank {} was created with other Options::max_bytes, "
+                                "oneshot_max_bytes or ll128_max_bytes than this rank ({}, {}, {}); they size the "
+                                "exchange areas and must be the same on every rank",
+                                rank_, r, options_.max_bytes, options_.oneshot_max_bytes, options_.ll128_max_bytes));
   }
 
   void setup_heap() {
@@ -710,6 +740,15 @@ class GpuCommunicator final : public Communicator {
       ll128_unavailable_ = fmt::format("{} ranks", nranks_);
       return;
     }
+    if (options_.ll128_max_bytes == 0) {
+      ll128_unavailable_ = "Options::ll128_max_bytes is 0";
+      return;
+    }
+    // Every block of the kernel must be resident at once: how many fit, per type and block size (setup, not during
+    // a capture).
+    for (int d = 0; d < 3; ++d)
+      for (int w = 1; w <= kLl128MaxThreads / 32; ++w)
+        ll128_resident_[d][w] = ll128_resident_blocks(static_cast<DataType>(d), 32 * w);
     ll128_layout_ = ll128_layout(options_.ll128_max_bytes, nranks_);
     ll128_heap_ = static_cast<char*>(shmem::symmetric_malloc(ll128_layout_.total_bytes()));
     if (ll128_heap_ == nullptr) {  // e.g. a heap sized by an earlier communicator
@@ -717,6 +756,12 @@ class GpuCommunicator final : public Communicator {
                                        ll128_layout_.total_bytes());
       return;
     }
+    // Lines must be 128-byte aligned (one line, one aligned 128-byte block); NVSHMEM's allocations are (512 in the
+    // versions seen), and the offset is the same on every rank, so every rank reaches the same verdict.
+    if (reinterpret_cast<std::uintptr_t>(ll128_heap_) % kLl128LineBytes != 0)
+      throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc returned {} for the LL128 area, not {}-byte "
+                              "aligned",
+                              rank_, static_cast<void*>(ll128_heap_), kLl128LineBytes));
     NVRAR_CUDA_CHECK(rank_, cudaMemset(ll128_heap_, 0, ll128_layout_.total_bytes()));
     NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
     shmem::barrier_all();
@@ -870,6 +915,7 @@ class GpuCommunicator final : public Communicator {
   std::string ll128_unavailable_ = "not set up";
   Ll128Layout ll128_layout_{};
   Ll128Params ll128_params_{};
+  int ll128_resident_[3][kLl128MaxThreads / 32 + 1] = {};  // [dtype][threads / 32]: blocks that fit at once
   char* ll128_heap_ = nullptr;
   unsigned long long* ll128_seq_ = nullptr;
   // tuner

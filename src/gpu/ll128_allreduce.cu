@@ -8,7 +8,8 @@
 //   instruction (lane j: message bytes 16 j .. 16 j + 15 of the line; lane 7: bytes 112-119 and the flag word), and
 //   a receiver loads it the same way, checks the flag word in lane 7 and reloads the whole warp's lines while any
 //   flag is stale. This relies on NVLink delivering a 128-byte aligned line written by one warp instruction as a
-//   whole (NCCL's LL128 protocol rests on the same property of NVLink on Hopper); the correctness suite checks it.
+//   whole, a property of the hardware, not of the PTX memory model (NCCL's LL128 protocol rests on the same property
+//   of NVLink on Hopper); the correctness suite samples it (no torn line seen), it cannot prove it.
 // Algorithm (P ranks, the message cut into L >= P lines, slice s = lines [L s / P, L (s + 1) / P) owned by rank s):
 //   1. push: every line of every other rank's slice goes from my input into that owner's reduce-scatter slot
 //      (parity, me).
@@ -19,11 +20,13 @@
 //   Warps stride over lines four at a time (a warp holds 4 lines); each warp runs the three phases in order. Phase 1
 //   never waits, so every line is pushed whatever the others do; phase 2 waits only for phase-1 lines and phase 3
 //   for phase-2 lines: no cycle, provided every block is resident (blocks <= kMaxLl128Blocks, one per SM).
-// In place (in == out) is safe: a warp reads the input bytes of a line before it writes the output bytes of the
-//   same line (phases 1 and 3 visit the other slices' lines in the same order, phase 2 reads before it writes).
+// In place (in == out) is safe: the same lanes of the same warp own a line in all three phases (the loops stride
+//   alike), and they read its input bytes (phase 1 or 2) before they write its output bytes (phase 2 or 3).
 // Launch: blocks x threads (a multiple of 32), every rank the same; per-block sequence numbers as in
 //   device_units.cuh. Every pair of ranks exchanges at least one line each way in each phase (L >= P), which with
 //   the parity double buffering is the no-barrier argument of core/protocol.h. Polls time out (WaitContext).
+// Residency: the communicator caps the grid at what the occupancy calculator says fits at once (ll128_resident_blocks),
+//   since a block that is not resident cannot push its lines while the others wait for them.
 #include "gpu/ll128_allreduce.h"
 
 #include <cuda_runtime.h>
@@ -40,8 +43,9 @@ using dev::WaitSite;
 constexpr int kLanesPerLine = kLl128LineBytes / 16;  // 8
 constexpr int kLinesPerWarp = 32 / kLanesPerLine;    // 4
 
-// First line of slice s (the same on every rank).
-__device__ __forceinline__ int64_t slice_begin(int64_t lines, int ranks, int s) { return lines * s / ranks; }
+__device__ __forceinline__ int64_t slice_begin(int64_t lines, int ranks, int s) {
+  return ll128_slice_begin(lines, ranks, s);
+}
 
 // The rank whose slice holds `line`.
 __device__ __forceinline__ int owner_of(int64_t line, int64_t lines, int ranks) {
@@ -113,7 +117,7 @@ __device__ __forceinline__ void store_line(char* line_base, int j, bool active, 
 }
 
 // Warp-collective (all 32 lanes call it): loads this lane's 16 bytes of a line until the flag of every active line
-// of the warp carries `flag`; false when the call was aborted (timeout here or elsewhere).
+// of the warp carries `flag`; false when the call was aborted (a timeout here or in another block of this rank).
 template <typename MakeSite>
 __device__ __forceinline__ bool poll_line(const WaitContext& wc, const char* line_base, int j, bool active,
                                           uint32_t flag, uint32_t w[4], MakeSite make_site) {
@@ -180,7 +184,7 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
         if (active) load_share(in, p.count, line, j, in_aligned, w);
       } else if (!poll_line(p.wait, mine + p.layout.reduce_scatter(e.parity, src, active ? line - my_begin : 0), j,
                             active, e.flag, w, [&] {
-                              return WaitSite{src, core::Phase::kReduceScatter, 0, me, line, e.seq};
+                              return WaitSite{src, core::Phase::kLl128ReduceScatter, 0, me, line, e.seq};
                             })) {
         ok = false;
         break;
@@ -204,7 +208,7 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
     const bool other = line < L && (line < my_begin || line >= my_end);
     uint32_t w[4];
     if (!poll_line(p.wait, mine + p.layout.all_gather(e.parity, other ? line : 0), j, other, e.flag, w, [&] {
-          return WaitSite{owner_of(line, L, p.ranks), core::Phase::kAllGather, 0, owner_of(line, L, p.ranks), line,
+          return WaitSite{owner_of(line, L, p.ranks), core::Phase::kLl128AllGather, 0, owner_of(line, L, p.ranks), line,
                           e.seq};
         }))
       break;
@@ -214,6 +218,20 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
 }
 
 }  // namespace
+
+int ll128_resident_blocks(DataType dtype, int threads) {
+  const void* kernel = dtype == DataType::kFloat32     ? reinterpret_cast<const void*>(ll128_allreduce_kernel<float>)
+                       : dtype == DataType::kBFloat16 ? reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Bf16>)
+                                                      : reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Fp16>);
+  int per_sm = 0, device = 0, sms = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0) != cudaSuccess ||
+      cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    cudaGetLastError();  // leave no sticky error for the caller's next check
+    return 0;
+  }
+  return per_sm * sms;
+}
 
 cudaError_t launch_ll128(const Ll128Params& params, DataType dtype, int blocks, int threads, cudaStream_t stream) {
   if (blocks < 1 || blocks > kMaxLl128Blocks || threads < 32 || threads % 32 != 0 || threads > kLl128MaxThreads ||

@@ -14,7 +14,7 @@
 namespace nvrar::gpu {
 
 constexpr int kMaxLl128Ranks = 8;
-constexpr int kMaxLl128Blocks = 128;  // at most one block per SM of an H100: every block is resident at once
+constexpr int kMaxLl128Blocks = 128;  // grid limit; the communicator also caps it at ll128_resident_blocks()
 constexpr int kLl128MaxThreads = 1024;
 constexpr int kLl128LineBytes = 128;     // one line: 15 payload words of 8 bytes and one flag word
 constexpr int kLl128PayloadBytes = 120;  // message bytes per line
@@ -25,6 +25,9 @@ __host__ __device__ inline int64_t ll128_lines(int64_t bytes, int ranks) {
   const int64_t lines = (bytes + kLl128PayloadBytes - 1) / kLl128PayloadBytes;
   return lines < ranks ? ranks : lines;
 }
+
+// First line of slice s of a message of `lines` lines cut into `ranks` slices (the same on every rank).
+__host__ __device__ inline int64_t ll128_slice_begin(int64_t lines, int ranks, int s) { return lines * s / ranks; }
 
 // The LL128 exchange area in each rank's symmetric heap, for each parity of the call's sequence number: the
 // all-gather region (a line slot for every line of the largest message; owners store the summed lines of their
@@ -60,6 +63,10 @@ struct Ll128Params {
   WaitContext wait;
   bool pdl;  // launch with programmatic dependent launch (NVRAR_PDL)
 };
+
+// How many blocks of `threads` threads of the kernel for `dtype` fit on the current device at once (occupancy x SM
+// count); 0 if the runtime cannot tell. Every block must be resident (the kernel's blocks wait for each other).
+int ll128_resident_blocks(DataType dtype, int threads);
 
 // Enqueues the kernel: blocks <= kMaxLl128Blocks, threads a multiple of 32 up to kLl128MaxThreads.
 cudaError_t launch_ll128(const Ll128Params& params, DataType dtype, int blocks, int threads, cudaStream_t stream);
