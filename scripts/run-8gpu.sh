@@ -4,7 +4,10 @@
 # check against transformers at TP 1, 2, 4, 8 (the tiny model's 4 KV heads are replicated at 8), and the engine
 # benchmarks: Llama-3.1-70B at TP 8 decode-heavy (input 128, output 512, batch 8 and 32) with NCCL and NVRAR, and
 # Llama-3.1-405B shapes truncated to LAYERS_405B layers (default 60). Logs and JSON in $OUT (one archive, all.tgz).
-#   bash scripts/run-8gpu.sh
+#   bash scripts/run-8gpu.sh [1|2|3]
+# The device tool allows 10 minutes per command: part 1 = build and correctness, part 2 = build, the tuning table,
+# then the bench with it and the PyTorch anchors, part 3 = build and the engine; no argument runs everything in one
+# go (for machines without that limit).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 L=${LAYERS_405B:-60}
@@ -12,4 +15,10 @@ export CORRECT_CFGS="8:8 8:4 8:2 8:1" TUNE_CFGS="8:8" BENCH_CFGS="8:8 8:4 8:2 8:
 export ENGINE_BENCH="8:llama3.1-70b:8:0:nccl:128:512 8:llama3.1-70b:8:0:nvrar:128:512 8:llama3.1-70b:32:0:nccl:128:512 \
 8:llama3.1-70b:32:0:nvrar:128:512 8:llama3.1-405b:8:$L:nccl:128:512 8:llama3.1-405b:8:$L:nvrar:128:512"
 export RUN_TIMEOUT=${RUN_TIMEOUT:-300}
-exec bash scripts/gpu-check.sh build correct tune torch bench engine
+case "${1:-all}" in
+  1) exec bash scripts/gpu-check.sh build correct ;;
+  2) exec bash scripts/gpu-check.sh build tune torch bench ;;
+  3) exec bash scripts/gpu-check.sh build engine ;;
+  all) exec bash scripts/gpu-check.sh build correct tune torch bench engine ;;
+  *) echo "usage: bash scripts/run-8gpu.sh [1|2|3]" >&2; exit 2 ;;
+esac
