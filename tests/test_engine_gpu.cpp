@@ -41,6 +41,23 @@ std::vector<uint16_t> random_bf16(std::size_t n, uint64_t seed, float scale = 1.
   return v;
 }
 
+// float64 reference of y = x . w^T (x: rows x k, w: n x k, bf16 bits) and, per element, the sum of |products|;
+// within(y, i) allows a bf16 rounding of the result plus fp32 accumulation error.
+struct LinearReference {
+  std::vector<double> value, magnitude;
+  LinearReference(const std::vector<uint16_t>& x, const std::vector<uint16_t>& w, int64_t rows, int64_t n, int64_t k)
+      : value(rows * n), magnitude(rows * n) {
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t t = 0; t < k; ++t) {
+          const double p = double(fl(x[i * k + t])) * fl(w[j * k + t]);
+          value[i * n + j] += p;
+          magnitude[i * n + j] += std::fabs(p);
+        }
+  }
+  double tolerance(int64_t i) const { return std::fabs(value[i]) / 128 + magnitude[i] * 1e-5 + 1e-6; }
+};
+
 template <typename T>
 T* upload(const std::vector<T>& v) {
   T* d = nullptr;
@@ -65,15 +82,10 @@ TEST(EngineGpu, LinearMatchesCpu) {
   eg::Gemm gemm;
   gemm.linear(dx, dw, dy, m, n, k, nullptr);
   const auto y = download(dy, m * n);
+  const LinearReference ref(x, w, m, n, k);
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double ref = 0, mag = 0;
-      for (int64_t t = 0; t < k; ++t) {
-        ref += double(fl(x[i * k + t])) * fl(w[j * k + t]);
-        mag += std::fabs(double(fl(x[i * k + t])) * fl(w[j * k + t]));
-      }
-      EXPECT_NEAR(fl(y[i * n + j]), ref, std::fabs(ref) / 128 + mag * 1e-5 + 1e-6) << i << "," << j;
-    }
+    for (int64_t j = 0; j < n; ++j)
+      EXPECT_NEAR(fl(y[i * n + j]), ref.value[i * n + j], ref.tolerance(i * n + j)) << i << "," << j;
   cudaFree(dx);
   cudaFree(dw);
   cudaFree(dy);
@@ -98,15 +110,11 @@ TEST(EngineGpu, SkinnyGemmMatchesCpu) {
     ASSERT_TRUE(eg::skinny_gemm_supports(dx, dw, dy, m, n, k, variant));
     eg::skinny_gemm(dx, dw, dy, m, n, k, variant, nullptr);
     const auto y = download(dy, m * n);
+    const LinearReference ref(x, w, m, n, k);
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double ref = 0, mag = 0;
-        for (int64_t t = 0; t < k; ++t) {
-          ref += double(fl(x[i * k + t])) * fl(w[j * k + t]);
-          mag += std::fabs(double(fl(x[i * k + t])) * fl(w[j * k + t]));
-        }
-        EXPECT_NEAR(fl(y[i * n + j]), ref, std::fabs(ref) / 128 + mag * 1e-5 + 1e-6) << "variant " << variant << " m " << m << ": " << i << "," << j;
-      }
+      for (int64_t j = 0; j < n; ++j)
+        EXPECT_NEAR(fl(y[i * n + j]), ref.value[i * n + j], ref.tolerance(i * n + j))
+            << "variant " << variant << " m " << m << ": " << i << "," << j;
     cudaFree(dx);
     cudaFree(dy);
     cudaFree(dw);
@@ -131,14 +139,10 @@ TEST(EngineGpu, SkinnyGemmReadsTheNewInputUnderPdl) {
   const auto table = random_bf16(steps * m * k, 21), w = random_bf16(n * k, 22);
   std::vector<int32_t> rows(steps * m);
   for (int64_t i = 0; i < steps * m; ++i) rows[i] = static_cast<int32_t>((i * 5 + 3) % (steps * m));
-  std::vector<double> ref(steps * m * n), mag(steps * m * n);
+  std::vector<uint16_t> gathered(steps * m * k);  // step i's x: rows i m .. i m + m - 1 of the gathered table
   for (int64_t r = 0; r < steps * m; ++r)
-    for (int64_t j = 0; j < n; ++j)
-      for (int64_t t = 0; t < k; ++t) {
-        const double p = double(fl(table[rows[r] * k + t])) * fl(w[j * k + t]);
-        ref[r * n + j] += p;
-        mag[r * n + j] += std::fabs(p);
-      }
+    std::copy_n(table.begin() + rows[r] * k, k, gathered.begin() + r * k);
+  const LinearReference ref(gathered, w, steps * m, n, k);
   uint16_t *dtable = upload(table), *dw = upload(w), *dx = upload(std::vector<uint16_t>(m * k));
   uint16_t* dy = upload(std::vector<uint16_t>(steps * m * n));
   int32_t* drows = upload(rows);
@@ -161,9 +165,9 @@ TEST(EngineGpu, SkinnyGemmReadsTheNewInputUnderPdl) {
     const auto y = download(dy, steps * m * n);
     int bad = 0;
     for (int64_t i = 0; i < steps * m * n; ++i)
-      if (std::fabs(fl(y[i]) - ref[i]) > std::fabs(ref[i]) / 128 + mag[i] * 1e-5 + 1e-6 && ++bad <= 5)
+      if (std::fabs(fl(y[i]) - ref.value[i]) > ref.tolerance(i) && ++bad <= 5)
         ADD_FAILURE() << "variant " << variant << " step " << i / (m * n) << " row " << i / n % m << " col " << i % n
-                      << ": " << fl(y[i]) << " vs " << ref[i];
+                      << ": " << fl(y[i]) << " vs " << ref.value[i];
     EXPECT_EQ(bad, 0) << "variant " << variant;
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);

@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "core/hash.h"
 #include "core/param.h"
 #include "core/protocol.h"
 #include "core/schedule.h"
@@ -607,13 +608,9 @@ class GpuCommunicator final : public Communicator {
   // The Options that size the exchange areas must be equal on every rank: peers store at offsets computed from their
   // own values (a larger layout on one rank would write past the area of another).
   void check_sizes_agree() const {
-    uint64_t h = 14695981039346656037ULL;  // FNV-1a over the three sizes
-    for (uint64_t v : {static_cast<uint64_t>(options_.max_bytes), static_cast<uint64_t>(options_.oneshot_max_bytes),
-                       static_cast<uint64_t>(options_.ll128_max_bytes)})
-      for (int i = 0; i < 8; ++i) {
-        h ^= (v >> (8 * i)) & 0xff;
-        h *= 1099511628211ULL;
-      }
+    const uint64_t h = core::fnv1a64_words({static_cast<uint64_t>(options_.max_bytes),
+                                            static_cast<uint64_t>(options_.oneshot_max_bytes),
+                                            static_cast<uint64_t>(options_.ll128_max_bytes)});
     const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, h);
     for (int r = 0; r < nranks_; ++r)
       if (all[r] != h)

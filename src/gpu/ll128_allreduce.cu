@@ -43,15 +43,11 @@ using dev::WaitSite;
 constexpr int kLanesPerLine = kLl128LineBytes / 16;  // 8
 constexpr int kLinesPerWarp = 32 / kLanesPerLine;    // 4
 
-__device__ __forceinline__ int64_t slice_begin(int64_t lines, int ranks, int s) {
-  return ll128_slice_begin(lines, ranks, s);
-}
-
 // The rank whose slice holds `line`.
 __device__ __forceinline__ int owner_of(int64_t line, int64_t lines, int ranks) {
   int s = static_cast<int>(line * ranks / lines);
-  while (s + 1 < ranks && slice_begin(lines, ranks, s + 1) <= line) ++s;
-  while (s > 0 && slice_begin(lines, ranks, s) > line) --s;
+  while (s + 1 < ranks && ll128_slice_begin(lines, ranks, s + 1) <= line) ++s;
+  while (s > 0 && ll128_slice_begin(lines, ranks, s) > line) --s;
   return s;
 }
 
@@ -155,7 +151,7 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   const int64_t warp = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int64_t L = p.lines, stride = warps * kLinesPerWarp;
-  const int64_t my_begin = slice_begin(L, p.ranks, me), my_end = slice_begin(L, p.ranks, me + 1);
+  const int64_t my_begin = ll128_slice_begin(L, p.ranks, me), my_end = ll128_slice_begin(L, p.ranks, me + 1);
   const char* mine = p.heaps[me];
 
   // 1. push the other slices' lines to their owners.
@@ -168,7 +164,7 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
       load_share(in, p.count, line, j, in_aligned, w);
       owner = owner_of(line, L, p.ranks);
     }
-    const int64_t slice_line = other ? line - slice_begin(L, p.ranks, owner) : 0;
+    const int64_t slice_line = other ? line - ll128_slice_begin(L, p.ranks, owner) : 0;
     store_line(p.heaps[owner] + p.layout.reduce_scatter(e.parity, me, slice_line), j, other, w, e.flag);
   }
 

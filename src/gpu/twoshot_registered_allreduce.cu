@@ -36,6 +36,7 @@
 
 #include <algorithm>
 
+#include "core/hash.h"
 #include "core/numeric.h"
 #include "core/protocol.h"
 #include "core/schedule.h"
@@ -222,12 +223,7 @@ cudaError_t launch_ranks(const RegisteredParams& p, int blocks, int threads, cud
 
 uint32_t registered_agreement(unsigned long long in, unsigned long long out, unsigned long long shape) {
   // FNV-1a over the 24 bytes, folded to 32 bits.
-  unsigned long long h = 14695981039346656037ULL;
-  for (unsigned long long word : {in, out, shape})
-    for (int i = 0; i < 8; ++i) {
-      h ^= (word >> (8 * i)) & 0xff;
-      h *= 1099511628211ULL;
-    }
+  const uint64_t h = core::fnv1a64_words({in, out, shape});
   return static_cast<uint32_t>(h ^ (h >> 32));
 }
 
