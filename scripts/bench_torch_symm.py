@@ -5,7 +5,10 @@ torch.distributed.all_reduce, and PyTorch symmetric memory's one_shot_all_reduce
     torchrun --nproc-per-node 4 scripts/bench_torch_symm.py [--min-bytes 4096] [--max-bytes 67108864] [--json out.json]
 
 Per size and algorithm: 20 calls captured in one CUDA graph, 3 warm-up replays, 15 timed replays (CUDA events),
-per-rank median of replay time / 20, maximum over ranks. bf16, pseudo-random inputs; each algorithm's result is
+per-rank median of replay time / 20, maximum over ranks. Before each timed replay the ranks are aligned as in
+nvrar-bench (tools/bench/gpu_backend.cpp): a ~100 us GPU sleep while the host queues a one-element all-reduce, the
+start event and the replay, so the replay starts at about the same moment on every GPU (--no-start-gate: without).
+bf16, pseudo-random inputs; each algorithm's result is
 checked once against a float64 sum of all ranks' inputs (printed as #wrong). Multicast stays off
 (TORCH_SYMM_MEM_DISABLE_MULTICAST=1, NCCL_NVLS_ENABLE=0 are forced here)."""
 import argparse
@@ -29,6 +32,7 @@ def main():
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--json", default="")
+    ap.add_argument("--no-start-gate", action="store_true")
     args = ap.parse_args()
 
     local = int(os.environ["LOCAL_RANK"])
@@ -44,6 +48,7 @@ def main():
     symm_mem.rendezvous(buf, group_name)
     plain = torch.empty(max_elems, dtype=torch.bfloat16, device="cuda")
     stream = torch.cuda.Stream()
+    gate = torch.zeros(1, dtype=torch.int32, device="cuda")
 
     def algos(n):
         view = buf[:n]
@@ -91,6 +96,9 @@ def main():
                 for i in range(3 + args.rounds):
                     start = torch.cuda.Event(enable_timing=True)
                     stop = torch.cuda.Event(enable_timing=True)
+                    if not args.no_start_gate:
+                        torch.cuda._sleep(200_000)  # ~100 us at H100 clocks: the host queues what follows meanwhile
+                        dist.all_reduce(gate, op=dist.ReduceOp.MAX)
                     start.record()
                     g.replay()
                     stop.record()

@@ -8,13 +8,49 @@ kernel at that size (min of nvrar, oneshot, hierarchical, ll128, registered, nvr
 
 --each: instead, the ratio of nvrar (and nvrar-registered, where measured) to every anchor at every size.
 
+    python3 scripts/compare_bench.py --spread a_r1.json a_r2.json ... -- b_r1.json b_r2.json ... [--markdown]
+
+--spread: repeated sweeps of two setups (A before "--", B after; e.g. two builds, or the start gate on and off):
+per algorithm and size, the median and the min-max of A and of B over the repeats, and B's median / A's.
+
 Anchors whose check reported wrong elements are left out of "best anchor" unless --keep-wrong."""
 import json
 import math
+import statistics
 import sys
 
 
+def spread(md):
+    args = sys.argv[1:]
+    cut = args.index("--")
+    sides = [[a for a in args[:cut] if not a.startswith("--")], [a for a in args[cut + 1:] if not a.startswith("--")]]
+    runs = []  # per side: algorithm -> bytes -> [us per repeat]
+    for files in sides:
+        t = {}
+        for path in files:
+            for r in json.load(open(path))["results"]:
+                t.setdefault(r["algorithm"], {}).setdefault(r["bytes"], []).append(r["time_us"])
+        runs.append(t)
+    head = ["algorithm", "bytes", "A median", "A min-max", "B median", "B min-max", "B / A"]
+    rows = []
+    for algo in runs[0]:
+        for b in sorted(runs[0][algo]):
+            a_t, b_t = runs[0][algo][b], runs[1].get(algo, {}).get(b, [])
+            am = statistics.median(a_t)
+            bm = statistics.median(b_t) if b_t else math.nan
+            rows.append([algo, fmt_size(b), f"{am:.2f}", f"{min(a_t):.2f}-{max(a_t):.2f}", f"{bm:.2f}",
+                         f"{min(b_t):.2f}-{max(b_t):.2f}" if b_t else "-", f"{bm / am:.2f}"])
+    emit(head, rows, md)
+
+
+def fmt_size(b):
+    return f"{b >> 20}M" if b >= 1 << 20 else f"{b >> 10}K"
+
+
 def main():
+    if "--spread" in sys.argv:
+        spread("--markdown" in sys.argv)
+        return
     files = [a for a in sys.argv[1:] if not a.startswith("--")]
     md = "--markdown" in sys.argv
     keep_wrong = "--keep-wrong" in sys.argv
@@ -28,9 +64,6 @@ def main():
     algos = list(times)
     anchors = [a for a in algos if a.startswith("nccl") or a.startswith("symm") or a.startswith("torch")]
     sizes = sorted({b for a in algos for b in times[a]})
-
-    def fmt_size(b):
-        return f"{b >> 20}M" if b >= 1 << 20 else f"{b >> 10}K"
 
     registered = "nvrar-registered" in times
     if "--each" in sys.argv:

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
-#                             [bench] [engine] [torch] [all]
+#                             [bench] [engine] [torch] [spread] [ab] [all]
+# BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M).
+# spread: the small sizes SPREAD_REPEAT times with the start gate and without it (--no-start-gate), 1 x 4.
+# ab: AB_SWAP='repo/path=replacement ...' builds a copy of the tree with those files replaced (in the background,
+#   from the start of the script) and runs the same nvrar-bench sweep (AB_CFGS, AB_ALGOS, AB_MIN/AB_MAX, AB_ARGS:
+#   extra arguments) with both builds AB_REPEAT times, alternating: ab_<cfg>_{a,b}_r<n>.json (a: this tree, b: the
+#   swapped copy).
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
 # ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
 # CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset; BENCH_REPEAT: sweeps per config. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
@@ -24,7 +30,8 @@ note() { summary+=("$1"); echo "== $1"; }
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS
         -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH -x NVRAR_GPUS_PER_NODE -x NVRAR_TIMEOUT_MS
         -x NVRAR_INTER_NODE_STORES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS -x NVRAR_BULK_MIN_BYTES
-        -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO -x NVRAR_BULK_SYNC -x NVRAR_REGISTERED_MIN_BYTES -x NVRAR_PDL)
+        -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO -x NVRAR_BULK_SYNC -x NVRAR_REGISTERED_MIN_BYTES
+        -x NVRAR_REGISTERED_OVER_LL128_BYTES -x NVRAR_PDL)
 
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
@@ -34,6 +41,17 @@ if want build; then
   else
     note "build: FAILED"; tail -40 "$OUT/build.log"; printf '%s\n' "${summary[@]}"; exit 1
   fi
+fi
+
+ab_pid=""
+if want ab && [ -n "${AB_SWAP:-}" ]; then  # build the B side while the other stages run
+  AB_DIR=/tmp/nvrar-ab; rm -rf $AB_DIR; mkdir -p $AB_DIR
+  tar cf - --exclude=./build --exclude=./out . | tar xf - -C $AB_DIR
+  for pair in $AB_SWAP; do cp "${pair#*=}" "$AB_DIR/${pair%%=*}"; done
+  (cmake -S $AB_DIR -B $AB_DIR/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+     -DNVRAR_NVSHMEM=ON -DNVRAR_MPI=ON && cmake --build $AB_DIR/build -j 8 --target nvrar-bench) \
+    > "$OUT/ab-build.log" 2>&1 &
+  ab_pid=$!
 fi
 
 if want unit; then
@@ -123,7 +141,7 @@ if want tune; then  # tuning tables, written where the communicator looks for th
     set -- ${cfg/:/ }
     [ "$1" -le "$NGPU" ] || continue
     rc=$(run_split "$1" "$2" "$OUT/tune_np$1_g$2.log" $BUILD/tools/nvrar-bench --backend gpu --check -e 64M \
-         --tune "$OUT/tune_np$1_g$2.json")
+         --tune "$OUT/tune_np$1_g$2.json" ${TUNE_ARGS:-})
     note "tune np=$1 G=$2: rc=$rc"; grep -vE '^#' "$OUT/tune_np$1_g$2.log" | awk '{print "   ", $1, $2, $3}'
     mkdir -p tuning && cp "$OUT/tune_np$1_g$2.json" "tuning/h100-np$1-g$2.json"
   done
@@ -136,7 +154,7 @@ if want bench; then  # BENCH_REPEAT=n: n sweeps per configuration (bench_np4_g4.
     for rep in $(seq "${BENCH_REPEAT:-1}"); do
       tag="np$1_g$2$([ "$rep" -gt 1 ] && echo "_r$rep")"
       rc=$(run_split "$1" "$2" "$OUT/bench_$tag.log" $BUILD/tools/nvrar-bench --backend gpu --check \
-           --json "$OUT/bench_$tag.json")
+           --json "$OUT/bench_$tag.json" ${BENCH_ARGS:-})
       note "bench $tag: rc=$rc"
       grep -E '^# .*decides by' "$OUT/bench_$tag.log" | head -1
       python3 scripts/compare_bench.py "$OUT/bench_$tag.json" $([ -f "$OUT/torch_np$1.json" ] && echo "$OUT/torch_np$1.json")
@@ -192,6 +210,39 @@ if want torch; then  # PyTorch anchors (NCCL through torch, symmetric-memory one
     note "torch anchors np=$np: rc=$?"; grep -vE '^\[' "$OUT/torch_np$np.log" | head -20
     [ -f "$OUT/bench_np${np}_g$np.json" ] && python3 scripts/compare_bench.py "$OUT/bench_np${np}_g$np.json" "$OUT/torch_np$np.json"
   done
+fi
+
+if want spread; then  # small-size run-to-run spread, with and without the start gate (nvrar-bench --no-start-gate)
+  for rep in $(seq "${SPREAD_REPEAT:-3}"); do
+    for gate in on off; do
+      tag="spread_${gate}_r$rep"
+      rc=$(run_split 4 4 "$OUT/$tag.log" $BUILD/tools/nvrar-bench --backend gpu -b 4K -e ${SPREAD_MAX:-256K} \
+           --algorithms ${SPREAD_ALGOS:-nvrar,oneshot:t64,nccl-symmetric,nccl} --json "$OUT/$tag.json" \
+           $([ $gate = off ] && echo --no-start-gate))
+      note "$tag: rc=$rc"
+    done
+  done
+  python3 scripts/compare_bench.py --spread "$OUT"/spread_on_r*.json -- "$OUT"/spread_off_r*.json || true
+fi
+
+if want ab; then
+  if [ -z "$ab_pid" ]; then note "ab: set AB_SWAP"
+  elif ! wait "$ab_pid"; then note "ab: B build FAILED"; tail -20 "$OUT/ab-build.log"
+  else
+    for cfg in ${AB_CFGS:-4:4}; do
+      set -- ${cfg/:/ }
+      for rep in $(seq "${AB_REPEAT:-2}"); do
+        for side in a b; do
+          bin=$BUILD/tools/nvrar-bench; [ $side = b ] && bin=$AB_DIR/build/tools/nvrar-bench
+          tag="ab_np$1_g$2_${side}_r$rep"
+          rc=$(run_split "$1" "$2" "$OUT/$tag.log" $bin --backend gpu --check -b ${AB_MIN:-64K} -e ${AB_MAX:-8M} \
+               --algorithms ${AB_ALGOS:-ll128:t256,ll128:t512,ll128:t1024} --json "$OUT/$tag.json" ${AB_ARGS:-})
+          note "$tag: rc=$rc"
+        done
+      done
+      python3 scripts/compare_bench.py --spread "$OUT"/ab_np$1_g$2_a_r*.json -- "$OUT"/ab_np$1_g$2_b_r*.json || true
+    done
+  fi
 fi
 
 echo; echo "==== summary"; printf '%s\n' "${summary[@]}"

@@ -47,6 +47,8 @@ struct Options {
   std::vector<std::string> algorithms;
   int iters = 0;  // 0 (not given): the backend's default, likewise warmup and rounds
   int warmup = -1;
+  bool no_start_gate = false;
+  std::string ll128_max_bytes;  // empty: Options' default
   int rounds = 0;
   bool check = false;
   std::string json;
@@ -198,6 +200,9 @@ int run_benchmark(const Options& opt) {
   backend_options.ranks = opt.ranks;
   backend_options.gpus_per_node = opt.gpus_per_node;
   backend_options.max_bytes = counts.back() * elem;
+  backend_options.start_gate = !opt.no_start_gate;
+  if (!opt.ll128_max_bytes.empty())
+    backend_options.ll128_max_bytes = parse_size(opt.ll128_max_bytes, "--ll128-max-bytes");
   const std::unique_ptr<bench::Backend> backend = bench::make_backend(backend_name, backend_options);
 
   const std::vector<std::string> offered = backend->algorithms();
@@ -295,6 +300,12 @@ int main(int argc, char** argv) {
                  "Timed rounds (gpu: graph replays) per size; time = max over ranks of the per-rank median "
                  "(default: gpu 15, host 3)")
       ->check(CLI::Range(1, 1000000));
+  app.add_option("--ll128-max-bytes", opt.ll128_max_bytes,
+                 "gpu: Options::ll128_max_bytes of the communicator (default: the tuning table's largest LL128 "
+                 "size, at least 16M): the largest message LL128 may take, here and in --tune's candidates");
+  app.add_flag("--no-start-gate", opt.no_start_gate,
+               "gpu: time each replay from when the host records the start event, without first aligning the ranks "
+               "(spin + one-element all-reduce); for comparison with runs made before the gate");
   app.add_flag("--check", opt.check, "Verify one call per size against a float64 reference and rank 0's output");
   app.add_option("--json", opt.json, "Also write the results as JSON to this file");
   app.add_option("--tune", opt.tune,

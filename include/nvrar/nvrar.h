@@ -48,6 +48,9 @@ struct Choice {
   int bulk = -1;    // hierarchical: 1 plain data + chunk flags, 0 flagged cells, -1 by NVRAR_BULK_MIN_BYTES
 };
 
+// Options::ll128_max_bytes's default: sized from the tuning table at setup (see there).
+constexpr std::size_t kSizeFromTuning = ~std::size_t{0};
+
 struct Options {
   // Largest message (count x element size) the hierarchical kernel accepts; sizes the NVSHMEM heap.
   std::size_t max_bytes = std::size_t{64} << 20;
@@ -59,8 +62,10 @@ struct Options {
   Algorithm algorithm = Algorithm::kAuto;
   // Largest message of the one-shot algorithm (its exchange area takes 4 x ranks x this in each GPU's heap).
   std::size_t oneshot_max_bytes = std::size_t{1} << 20;
-  // Largest message of the LL128 two-shot (its exchange area takes about 4 x 128 / 120 x this in each GPU's heap).
-  std::size_t ll128_max_bytes = std::size_t{8} << 20;
+  // Largest message of the LL128 two-shot; its exchange area takes about 4 x 128 / 120 x this in each GPU's heap.
+  // kSizeFromTuning (default): the larger of 16 MiB (~72 MB of area) and the largest message the tuning table in use
+  // gives LL128 (shipped H100 tables: 16 MiB on 4 GPUs, 64 MiB = ~286 MB of area on 2 GPUs). 0: no LL128.
+  std::size_t ll128_max_bytes = kSizeFromTuning;
   // Tuning table (nvrar-bench --tune); empty: NVRAR_TUNING_FILE, else a table of NVRAR_TUNING_DIR (default: the
   // tables shipped with NVRAR) measured on this card and topology, else the cost model.
   std::string tuning_file;

@@ -46,6 +46,10 @@ NVRAR_PARAM(BulkSync, "NVRAR_BULK_SYNC", 0)
 // handshakes (~10 us fixed) lose to the copy-in forms; from it, it measured at or below both and NCCL up to 64 MiB
 // (4 x H100, docs/perf-notes.md); the LL128 two-shot beats it where the tables pick LL128.
 NVRAR_PARAM(RegisteredMinBytes, "NVRAR_REGISTERED_MIN_BYTES", int64_t{1} << 20)
+// GPU, auto with a registered input: from this size the registered two-shot also replaces the table's LL128 choice.
+// Both are bound by NVLink there and LL128 also carries its flag words (8 of every 128 bytes): 2 x H100, 32 MB
+// 108.3 vs 109.5 us, 64 MB 206.8 vs 219.4; 16 MB 57.9 vs 57.6 (bench/results/2026-11-27-h100-v6).
+NVRAR_PARAM(RegisteredOverLl128Bytes, "NVRAR_REGISTERED_OVER_LL128_BYTES", int64_t{32} << 20)
 // GPU: 1 launches NVRAR's kernels with programmatic dependent launch (Hopper and later: the next kernel is scheduled
 // while the previous one drains), 0 plain launches.
 NVRAR_PARAM(Pdl, "NVRAR_PDL", 1)

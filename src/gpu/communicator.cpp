@@ -123,6 +123,9 @@ class GpuCommunicator final : public Communicator {
     NVRAR_CUDA_CHECK(rank_, cudaHostAlloc(&error_host_, sizeof(ErrorRecord), cudaHostAllocMapped));
     std::memset(error_host_, 0, sizeof(ErrorRecord));
     NVRAR_CUDA_CHECK(rank_, cudaHostGetDevicePointer(reinterpret_cast<void**>(&error_device_), error_host_, 0));
+    core::debug_stage(rank_, "tuning table");
+    setup_tuning();  // before the heap: the table sizes the LL128 area (Options::ll128_max_bytes)
+    ll128_max_bytes_ = resolve_ll128_max_bytes();
     core::debug_stage(rank_, "NVSHMEM init and symmetric heap");
     setup_heap();
     core::debug_stage(rank_, "one-shot area");
@@ -131,8 +134,6 @@ class GpuCommunicator final : public Communicator {
     setup_registered();
     core::debug_stage(rank_, "LL128 two-shot area");
     setup_ll128();
-    core::debug_stage(rank_, "tuning table");
-    setup_tuning();
     core::debug_stage(rank_, "ready: " + describe());
   }
 
@@ -328,7 +329,7 @@ class GpuCommunicator final : public Communicator {
   int gpus_per_node() const override { return topo_.gpus_per_node; }
   std::size_t max_bytes() const override { return max_bytes_; }
   std::size_t oneshot_max_bytes() const override { return oneshot_available_ ? options_.oneshot_max_bytes : 0; }
-  std::size_t ll128_max_bytes() const override { return ll128_available_ ? options_.ll128_max_bytes : 0; }
+  std::size_t ll128_max_bytes() const override { return ll128_available_ ? ll128_max_bytes_ : 0; }
   bool supports(Algorithm a) const override {
     switch (a) {
       case Algorithm::kAuto:
@@ -357,7 +358,7 @@ class GpuCommunicator final : public Communicator {
                        oneshot_available_ ? fmt::format("up to {} bytes", options_.oneshot_max_bytes)
                                           : "off (" + oneshot_unavailable_ + ")",
                        registered_available_ ? "on" : "off (" + registered_unavailable_ + ")",
-                       ll128_available_ ? fmt::format("up to {} bytes", options_.ll128_max_bytes)
+                       ll128_available_ ? fmt::format("up to {} bytes", ll128_max_bytes_)
                                         : "off (" + ll128_unavailable_ + ")",
                        max_blocks_);
   }
@@ -374,7 +375,7 @@ class GpuCommunicator final : public Communicator {
   }
 
   bool oneshot_fits(std::size_t bytes) const { return oneshot_available_ && bytes <= options_.oneshot_max_bytes; }
-  bool ll128_fits(std::size_t bytes) const { return ll128_available_ && bytes <= options_.ll128_max_bytes; }
+  bool ll128_fits(std::size_t bytes) const { return ll128_available_ && bytes <= ll128_max_bytes_; }
 
   // The algorithm and launch shape of a call. Explicit requests are honoured or refused with the reason; auto
   // follows options, NVRAR_ALGO, the tuning table, then the cost model, and never picks what cannot run.
@@ -394,15 +395,18 @@ class GpuCommunicator final : public Communicator {
       if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_runs)
         c = Choice{Algorithm::kHierarchical};  // a table entry for registered inputs; this call cannot take it
       if (c.algorithm == Algorithm::kOneShot && !oneshot_fits(bytes)) c = Choice{Algorithm::kHierarchical};
-      if (c.algorithm == Algorithm::kTwoShotLl128 && !ll128_fits(bytes)) c = Choice{Algorithm::kHierarchical};
+      // LL128 past an Options::ll128_max_bytes set below the table's range: NCCL, which beats the copy-in
+      // hierarchical form at those sizes on one node (2 GPUs, 32 MB: 138 vs 199 us).
+      if (c.algorithm == Algorithm::kTwoShotLl128 && !ll128_fits(bytes)) c = Choice{Algorithm::kNccl};
       if (c.algorithm == Algorithm::kHierarchical && (!hierarchical_available_ || bytes > max_bytes_))
         c = Choice{Algorithm::kNccl};
       // The zero-copy two-shot where the input allows it and the size pays for its handshakes (the table, measured on
       // arbitrary pointers, says nothing about it), unless the table picked the LL128 two-shot, which needs no
-      // handshake and was measured faster than the registered two-shot wherever a table picks it (1 x 4: up to
-      // 4 MiB, 1 x 2: up to 8 MiB; bench/results/2026-11-27-h100-v5).
-      if (registered_runs && static_cast<int64_t>(bytes) >= core::param_RegisteredMinBytes() &&
-          c.algorithm != Algorithm::kTwoShotLl128)
+      // handshake and measured faster than the registered two-shot below NVRAR_REGISTERED_OVER_LL128_BYTES (1 x 4:
+      // up to 16 MiB, 1 x 2: up to 16 MiB; bench/results/2026-11-27-h100-v6).
+      const int64_t size = static_cast<int64_t>(bytes);
+      if (registered_runs && size >= core::param_RegisteredMinBytes() &&
+          (c.algorithm != Algorithm::kTwoShotLl128 || size >= core::param_RegisteredOverLl128Bytes()))
         c = Choice{Algorithm::kTwoShotRegistered};
       return c;
     }
@@ -429,10 +433,10 @@ class GpuCommunicator final : public Communicator {
         throw Error(fmt::format("nvrar: rank {} {}: the LL128 two-shot needs NVSHMEM and every rank load/store "
                                 "reachable over NVLink (one host, at most {} ranks); not so here: {}",
                                 rank_, call, kMaxLl128Ranks, ll128_unavailable_));
-      if (bytes > options_.ll128_max_bytes)
+      if (bytes > ll128_max_bytes_)
         throw Error(fmt::format("nvrar: rank {} {}: {} bytes exceed the LL128 two-shot capacity of {} bytes "
                                 "(Options::ll128_max_bytes)",
-                                rank_, call, bytes, options_.ll128_max_bytes));
+                                rank_, call, bytes, ll128_max_bytes_));
       if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kLl128MaxThreads))
         throw Error(fmt::format("nvrar: rank {} {}: LL128 two-shot threads {} (a multiple of 32, at most {})", rank_,
                                 call, c.threads, kLl128MaxThreads));
@@ -607,6 +611,10 @@ class GpuCommunicator final : public Communicator {
 
   // The Options that size the exchange areas must be equal on every rank: peers store at offsets computed from their
   // own values (a larger layout on one rank would write past the area of another).
+  std::string ll128_option_text() const {
+    return options_.ll128_max_bytes == kSizeFromTuning ? std::string("from the tuning table")
+                                                       : std::to_string(options_.ll128_max_bytes);
+  }
   void check_sizes_agree() const {
     const uint64_t h = core::fnv1a64_words({static_cast<uint64_t>(options_.max_bytes),
                                             static_cast<uint64_t>(options_.oneshot_max_bytes),
@@ -617,7 +625,7 @@ class GpuCommunicator final : public Communicator {
         throw Error(fmt::format("nvrar: rank {} setup: rank {} was created with other Options::max_bytes, "
                                 "oneshot_max_bytes or ll128_max_bytes than this rank ({}, {}, {}); they size the "
                                 "exchange areas and must be the same on every rank",
-                                rank_, r, options_.max_bytes, options_.oneshot_max_bytes, options_.ll128_max_bytes));
+                                rank_, r, options_.max_bytes, options_.oneshot_max_bytes, ll128_option_text()));
   }
 
   void setup_heap() {
@@ -643,7 +651,7 @@ class GpuCommunicator final : public Communicator {
     // ... the registered two-shot's sync and gather areas, the LL128 area and the room for allocate_buffer().
     shmem::acquire(nccl_, rank_, nranks_,
                    layout_.total_bytes + oneshot_layout_.total_bytes() + RegisteredSyncLayout::total_bytes() +
-                       max_bytes_ + ll128_layout(options_.ll128_max_bytes, nranks_).total_bytes() +
+                       max_bytes_ + ll128_layout(ll128_max_bytes_, nranks_).total_bytes() +
                        options_.buffer_bytes + (std::size_t{64} << 20));
     heap_ = static_cast<char*>(shmem::symmetric_malloc(layout_.total_bytes));
     if (heap_ == nullptr)
@@ -737,7 +745,7 @@ class GpuCommunicator final : public Communicator {
       ll128_unavailable_ = fmt::format("{} ranks", nranks_);
       return;
     }
-    if (options_.ll128_max_bytes == 0) {
+    if (ll128_max_bytes_ == 0) {
       ll128_unavailable_ = "Options::ll128_max_bytes is 0";
       return;
     }
@@ -746,7 +754,7 @@ class GpuCommunicator final : public Communicator {
     for (int d = 0; d < 3; ++d)
       for (int w = 1; w <= kLl128MaxThreads / 32; ++w)
         ll128_resident_[d][w] = ll128_resident_blocks(static_cast<DataType>(d), 32 * w);
-    ll128_layout_ = ll128_layout(options_.ll128_max_bytes, nranks_);
+    ll128_layout_ = ll128_layout(ll128_max_bytes_, nranks_);
     ll128_heap_ = static_cast<char*>(shmem::symmetric_malloc(ll128_layout_.total_bytes()));
     if (ll128_heap_ == nullptr) {  // e.g. a heap sized by an earlier communicator
       ll128_unavailable_ = fmt::format("nvshmem_malloc of {} bytes for its area failed (symmetric heap full)",
@@ -809,6 +817,18 @@ class GpuCommunicator final : public Communicator {
       registered_params_.gather[r] = static_cast<char*>(shmem::peer_pointer(registered_gather_, r));
     }
     registered_available_ = true;
+  }
+
+  // Options::ll128_max_bytes, kSizeFromTuning resolved: the larger of 16 MiB and the tuning table's largest LL128
+  // message. The same on every rank (the tables' fingerprints agree, setup_tuning).
+  std::size_t resolve_ll128_max_bytes() const {
+    if (options_.ll128_max_bytes != kSizeFromTuning) return options_.ll128_max_bytes;
+    std::size_t bytes = std::size_t{16} << 20;
+    if (tuning_)
+      for (const core::TuningEntry& e : tuning_->entries)
+        if (parse_algorithm(e.algorithm) == Algorithm::kTwoShotLl128)
+          bytes = std::max(bytes, static_cast<std::size_t>(e.max_bytes));
+    return bytes;
   }
 
   // Tuning table: Options, NVRAR_TUNING_FILE, or a shipped table for this card and topology; else the cost model.
@@ -919,6 +939,7 @@ class GpuCommunicator final : public Communicator {
   Algorithm env_algorithm_ = Algorithm::kAuto;
   std::string model_preset_;
   std::shared_ptr<core::TuningTable> tuning_;
+  std::size_t ll128_max_bytes_ = 0;  // Options::ll128_max_bytes resolved (resolve_ll128_max_bytes)
   std::string tuning_source_;
 };
 

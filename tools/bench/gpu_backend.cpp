@@ -4,7 +4,14 @@
 // any other's), one eager call (the verified call under --check; it also lets NCCL connect outside a capture),
 // then K = iters back-to-back out-of-place calls captured into one CUDA graph on a non-blocking stream, `warmup`
 // untimed replays and `rounds` replays timed with CUDA events. Time per call = max over ranks of the per-rank
-// median of (replay time / K). The stream is synchronised after every replay, so an NVRAR kernel that times out
+// median of (replay time / K).
+// Start gate (on unless --no-start-gate): before each timed replay a spin kernel holds the stream for
+// kGateSpinNs while the host queues a one-element NCCL all-reduce, the start event and the graph behind it; the
+// all-reduce ends at about the same moment on every GPU (within a hop), so the start event marks a common start.
+// Without it a replay's time also holds the graph's launch and, for the first calls, the wait for the rank whose
+// host woke last from the previous replay's synchronisation (up to tens of us, i.e. 1-3 us per call over K = 20:
+// the run-to-run jumps at small sizes seen before the gate). The PyTorch anchors (scripts/bench_torch_symm.py)
+// use the same gate. The stream is synchronised after every replay, so an NVRAR kernel that times out
 // (it ends itself after NVRAR_TIMEOUT_MS) becomes an error naming the peer instead of a hang.
 //
 // --check: the eager call writes into an output poisoned with 0xFF bytes (NaN in fp32, bf16 and fp16, so an
@@ -23,6 +30,7 @@
 // file:line: <cause>". After a failure inside run() the backend tears down locally only (peers may be gone or
 // stuck) and leaks the communicator; the process then exits and the launcher ends the job.
 #include "bench/gpu_backend.h"
+#include "bench/start_gate.h"
 
 #include <algorithm>
 #include <chrono>
@@ -142,7 +150,8 @@ int gpu_device_count(std::string* why) {
   return n;
 }
 
-GpuBackend::GpuBackend(const BackendOptions& options) : max_bytes_(options.max_bytes) {
+GpuBackend::GpuBackend(const BackendOptions& options)
+    : max_bytes_(options.max_bytes), start_gate_(options.start_gate) {
   try {
     rank_ = detect_launch().rank;
   } catch (const Error&) {
@@ -161,6 +170,7 @@ GpuBackend::GpuBackend(const BackendOptions& options) : max_bytes_(options.max_b
   // The registered algorithms' input and output (max_bytes_ each), with room for the allocator's alignment.
   comm_options.buffer_bytes = 2 * max_bytes_ + (std::size_t{4} << 20);
   comm_options.gpus_per_node = options.gpus_per_node;
+  if (options.ll128_max_bytes > 0) comm_options.ll128_max_bytes = options.ll128_max_bytes;
   comm_ = Communicator::create(comm_options);  // selects this rank's GPU
   rank_ = comm_->rank();
 
@@ -173,6 +183,8 @@ GpuBackend::GpuBackend(const BackendOptions& options) : max_bytes_(options.max_b
     BENCH_CUDA_CHECK(rank_, cudaMalloc(&out_, max_bytes_));
     scratch_bytes_ = static_cast<std::size_t>(p) * kNameBytes;  // also holds P hashes and one double
     BENCH_CUDA_CHECK(rank_, cudaMalloc(&scratch_, scratch_bytes_));
+    BENCH_CUDA_CHECK(rank_, cudaMalloc(&gate_, sizeof(int)));
+    BENCH_CUDA_CHECK(rank_, cudaMemset(gate_, 0, sizeof(int)));
 
     // Device names of all ranks, so that a job on mixed cards says so.
     int dev = 0;
@@ -259,13 +271,14 @@ void GpuBackend::release(bool collective) noexcept {
   symmetric_out_window_ = symmetric_in_window_ = nullptr;
   symmetric_out_ = symmetric_in_ = nullptr;
   registered_out_ = registered_in_ = nullptr;
+  if (gate_ != nullptr) cudaFree(gate_);
   if (scratch_ != nullptr) cudaFree(scratch_);
   if (out_ != nullptr) cudaFree(out_);
   if (in_ != nullptr) cudaFree(in_);
   if (stop_ != nullptr) cudaEventDestroy(stop_);
   if (start_ != nullptr) cudaEventDestroy(start_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
-  scratch_ = out_ = in_ = nullptr;
+  gate_ = scratch_ = out_ = in_ = nullptr;
   stop_ = start_ = nullptr;
   stream_ = nullptr;
   if (collective) {
@@ -392,6 +405,10 @@ Measurement GpuBackend::measure(const Target& algo, std::size_t count, DataType 
   }
   std::vector<double> per_call_us(static_cast<std::size_t>(config.rounds));
   for (double& t : per_call_us) {
+    if (start_gate_) {
+      BENCH_CUDA_CHECK(rank_, launch_spin(stream_, kGateSpinNs));
+      BENCH_NCCL_CHECK(rank_, ncclAllReduce(gate_, gate_, 1, ncclInt32, ncclMax, comm_->nccl(), stream_));
+    }
     BENCH_CUDA_CHECK(rank_, cudaEventRecord(start_, stream_));
     BENCH_CUDA_CHECK(rank_, cudaGraphLaunch(g.exec, stream_));
     BENCH_CUDA_CHECK(rank_, cudaEventRecord(stop_, stream_));

@@ -100,6 +100,10 @@ class GpuBackend : public Backend {
   void* in_ = nullptr;  // cudaMalloc, max_bytes_: nvrar, oneshot, hierarchical, nccl
   void* out_ = nullptr;
   void* scratch_ = nullptr;  // cudaMalloc, scratch_bytes_: device names, hashes, max and sum over ranks
+  void* gate_ = nullptr;     // cudaMalloc, one int: the start gate's all-reduce
+  bool start_gate_ = true;   // BackendOptions::start_gate
+  // The start gate's spin: longer than the host needs to queue the gate all-reduce, an event and a graph launch.
+  static constexpr unsigned long long kGateSpinNs = 100'000;
   std::size_t scratch_bytes_ = 0;
   void* symmetric_in_ = nullptr;  // ncclMemAlloc, symmetric_bytes_, registered on first use of nccl-symmetric
   void* symmetric_out_ = nullptr;

@@ -1,0 +1,27 @@
+// Spin kernel of the timed-replay gate (start_gate.h).
+//
+// Purpose: hold the stream for a fixed time while the host queues the work behind it.
+// Algorithm: one thread reads %globaltimer until `ns` have passed.
+// Launch: 1 block x 1 thread. Sync: none (stream order only).
+#include "bench/start_gate.h"
+
+namespace nvrar::bench {
+
+namespace {
+
+__global__ void spin_kernel(unsigned long long ns) {
+  unsigned long long start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
+}
+
+}  // namespace
+
+cudaError_t launch_spin(cudaStream_t stream, unsigned long long ns) {
+  spin_kernel<<<1, 1, 0, stream>>>(ns);
+  return cudaGetLastError();
+}
+
+}  // namespace nvrar::bench
