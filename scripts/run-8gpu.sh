@@ -11,6 +11,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 L=${LAYERS_405B:-60}
+# The tuner may try LL128 up to 64 MiB; the table it writes then sizes the LL128 area (Options::ll128_max_bytes).
+export TUNE_ARGS="${TUNE_ARGS:---ll128-max-bytes 64M}"
 export CORRECT_CFGS="8:8 8:4 8:2 8:1" TUNE_CFGS="8:8" BENCH_CFGS="8:8 8:4 8:2 8:1" TORCH_NP="8" ENGINE_CHECK_TPS="1 2 4 8"
 export ENGINE_BENCH="8:llama3.1-70b:8:0:nccl:128:512 8:llama3.1-70b:8:0:nvrar:128:512 8:llama3.1-70b:32:0:nccl:128:512 \
 8:llama3.1-70b:32:0:nvrar:128:512 8:llama3.1-405b:8:$L:nccl:128:512 8:llama3.1-405b:8:$L:nvrar:128:512"
