@@ -609,12 +609,14 @@ class GpuCommunicator final : public Communicator {
     }
   }
 
-  // The Options that size the exchange areas must be equal on every rank: peers store at offsets computed from their
-  // own values (a larger layout on one rank would write past the area of another).
+  // Options::ll128_max_bytes as a message shows it.
   std::string ll128_option_text() const {
     return options_.ll128_max_bytes == kSizeFromTuning ? std::string("from the tuning table")
                                                        : std::to_string(options_.ll128_max_bytes);
   }
+
+  // The Options that size the exchange areas must be equal on every rank: peers store at offsets computed from their
+  // own values (a larger layout on one rank would write past the area of another).
   void check_sizes_agree() const {
     const uint64_t h = core::fnv1a64_words({static_cast<uint64_t>(options_.max_bytes),
                                             static_cast<uint64_t>(options_.oneshot_max_bytes),
