@@ -21,32 +21,11 @@
 
 namespace nvrar {
 
-enum class Algorithm : int {
-  kAuto = 0,          // the tuner's choice for the size and topology (tuning table, else the cost model)
-  kHierarchical = 1,  // reduce-scatter over NVLink, recursive doubling across nodes, all-gather over NVLink
-                      // (on one node: the two-shot all-reduce)
-  kNccl = 2,          // ncclAllReduce on the communicator's NCCL communicator
-  kOneShot = 3,       // every rank pushes its input to every other, then sums locally (one NVLink domain only)
-  kTwoShotRegistered = 4,  // zero-copy two-shot: each rank reduces its slice by loading it from every peer's input
-                           // in place, then stores the sums into every peer's output (one NVLink domain only; the
-                           // input must lie in a buffer from allocate_buffer(); the output anywhere, up to
-                           // Options::max_bytes unless it lies in such a buffer too)
-  kTwoShotLl128 = 5,  // two-shot over NVLink in 128-byte lines that carry their own flag: no copy-in, no barrier;
-                      // inputs and outputs anywhere (one NVLink domain only, up to Options::ll128_max_bytes)
-};
+// Algorithm and Choice (an algorithm with its launch shape) are in nvrar/types.h.
 const char* algorithm_name(Algorithm a);
 // Parses "auto", "hierarchical" (or "twoshot"), "nccl", "oneshot", "registered" (or "twoshot-registered"), "ll128"
-// (or "twoshot-ll128"); throws
-// nvrar::Error otherwise.
+// (or "twoshot-ll128"); throws nvrar::Error otherwise.
 Algorithm parse_algorithm(const std::string& name);
-
-// An algorithm with its launch shape. Zeros (and bulk -1) leave the choice to the kernel; the tuner fills them.
-struct Choice {
-  Algorithm algorithm = Algorithm::kAuto;
-  int threads = 0;  // threads per block (multiple of 32)
-  int blocks = 0;   // blocks per grid
-  int bulk = -1;    // hierarchical: 1 plain data + chunk flags, 0 flagged cells, -1 by NVRAR_BULK_MIN_BYTES
-};
 
 // Options::ll128_max_bytes's default: sized from the tuning table at setup (see there).
 constexpr std::size_t kSizeFromTuning = ~std::size_t{0};

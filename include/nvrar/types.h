@@ -1,4 +1,4 @@
-// Public vocabulary shared by every NVRAR entry point: element types, errors.
+// Public vocabulary shared by every NVRAR entry point: element types, algorithms and launch shapes, errors.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +17,29 @@ std::size_t dtype_size(DataType dtype);
 const char* dtype_name(DataType dtype);
 // True for the three types above.
 bool dtype_valid(DataType dtype);
+
+// Algorithms of the GPU communicator (nvrar.h: algorithm_name, parse_algorithm).
+enum class Algorithm : int {
+  kAuto = 0,          // the tuner's choice for the size and topology (tuning table, else the cost model)
+  kHierarchical = 1,  // reduce-scatter over NVLink, recursive doubling across nodes, all-gather over NVLink
+                      // (on one node: the two-shot all-reduce)
+  kNccl = 2,          // ncclAllReduce on the communicator's NCCL communicator
+  kOneShot = 3,       // every rank pushes its input to every other, then sums locally (one NVLink domain only)
+  kTwoShotRegistered = 4,  // zero-copy two-shot: each rank reduces its slice by loading it from every peer's input
+                           // in place, then stores the sums into every peer's output (one NVLink domain only; the
+                           // input must lie in a buffer from allocate_buffer(); the output anywhere, up to
+                           // Options::max_bytes unless it lies in such a buffer too)
+  kTwoShotLl128 = 5,  // two-shot over NVLink in 128-byte lines that carry their own flag: no copy-in, no barrier;
+                      // inputs and outputs anywhere (one NVLink domain only, up to Options::ll128_max_bytes)
+};
+
+// An algorithm with its launch shape. Zeros (and bulk -1) leave the choice to the kernel; the tuner fills them.
+struct Choice {
+  Algorithm algorithm = Algorithm::kAuto;
+  int threads = 0;  // threads per block (multiple of 32)
+  int blocks = 0;   // blocks per grid
+  int bulk = -1;    // hierarchical: 1 plain data + chunk flags, 0 flagged cells, -1 by NVRAR_BULK_MIN_BYTES
+};
 
 // Every failure NVRAR reports is an nvrar::Error whose message names the rank, the call and the cause,
 // e.g. "nvrar: rank 3 allreduce: count 9000000 exceeds the communicator's capacity of 8388608 elements".

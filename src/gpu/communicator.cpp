@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "core/auto_choice.h"
 #include "core/hash.h"
 #include "core/param.h"
 #include "core/protocol.h"
@@ -98,7 +99,6 @@ class GpuCommunicator final : public Communicator {
     setup_topology();
     max_bytes_ = options_.max_bytes;
     if (max_bytes_ == 0) throw Error(fmt::format("nvrar: rank {} setup: Options::max_bytes must be positive", rank_));
-    check_sizes_agree();
     layout_ = core::make_heap_layout(topo_, max_bytes_);
     const int timeout_ms = options_.timeout_ms > 0 ? options_.timeout_ms : static_cast<int>(core::param_TimeoutMs());
     if (timeout_ms <= 0) throw Error(fmt::format("nvrar: rank {} setup: timeout must be positive", rank_));
@@ -126,6 +126,7 @@ class GpuCommunicator final : public Communicator {
     core::debug_stage(rank_, "tuning table");
     setup_tuning();  // before the heap: the table sizes the LL128 area (Options::ll128_max_bytes)
     ll128_max_bytes_ = resolve_ll128_max_bytes();
+    check_sizes_agree();
     core::debug_stage(rank_, "NVSHMEM init and symmetric heap");
     setup_heap();
     core::debug_stage(rank_, "one-shot area");
@@ -376,6 +377,9 @@ class GpuCommunicator final : public Communicator {
 
   bool oneshot_fits(std::size_t bytes) const { return oneshot_available_ && bytes <= options_.oneshot_max_bytes; }
   bool ll128_fits(std::size_t bytes) const { return ll128_available_ && bytes <= ll128_max_bytes_; }
+  // Whether setup_ll128 can turn LL128 on (one NVLink domain, few enough ranks, a capacity): the heap reserves its
+  // area only then.
+  bool ll128_possible() const { return topo_.nodes == 1 && nranks_ <= kMaxLl128Ranks && ll128_max_bytes_ > 0; }
 
   // The algorithm and launch shape of a call. Explicit requests are honoured or refused with the reason; auto
   // follows options, NVRAR_ALGO, the tuning table, then the cost model, and never picks what cannot run.
@@ -391,24 +395,16 @@ class GpuCommunicator final : public Communicator {
     if (c.algorithm == Algorithm::kTwoShotLl128 && !ll128_fits(bytes) && requested.algorithm == Algorithm::kAuto)
       c.algorithm = Algorithm::kAuto;  // likewise (e.g. NVRAR_ALGO=ll128 and a prefill above ll128_max_bytes)
     if (c.algorithm == Algorithm::kAuto) {
-      c = auto_choice(bytes);
-      if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_runs)
-        c = Choice{Algorithm::kHierarchical};  // a table entry for registered inputs; this call cannot take it
-      if (c.algorithm == Algorithm::kOneShot && !oneshot_fits(bytes)) c = Choice{Algorithm::kHierarchical};
-      // LL128 past an Options::ll128_max_bytes set below the table's range: NCCL, which beats the copy-in
-      // hierarchical form at those sizes on one node (2 GPUs, 32 MB: 138 vs 199 us).
-      if (c.algorithm == Algorithm::kTwoShotLl128 && !ll128_fits(bytes)) c = Choice{Algorithm::kNccl};
-      if (c.algorithm == Algorithm::kHierarchical && (!hierarchical_available_ || bytes > max_bytes_))
-        c = Choice{Algorithm::kNccl};
-      // The zero-copy two-shot where the input allows it and the size pays for its handshakes (the table, measured on
-      // arbitrary pointers, says nothing about it), unless the table picked the LL128 two-shot, which needs no
-      // handshake and measured faster than the registered two-shot below NVRAR_REGISTERED_OVER_LL128_BYTES (1 x 4:
-      // up to 16 MiB, 1 x 2: up to 16 MiB; bench/results/2026-11-27-h100-v6).
-      const int64_t size = static_cast<int64_t>(bytes);
-      if (registered_runs && size >= core::param_RegisteredMinBytes() &&
-          (c.algorithm != Algorithm::kTwoShotLl128 || size >= core::param_RegisteredOverLl128Bytes()))
-        c = Choice{Algorithm::kTwoShotRegistered};
-      return c;
+      // The table's pick, adjusted to what this call can run; the zero-copy two-shot where the input allows it and
+      // the size pays for its handshakes (the table, measured on arbitrary pointers, says nothing about it), unless
+      // the table picked the LL128 two-shot below NVRAR_REGISTERED_OVER_LL128_BYTES (core/auto_choice.h).
+      core::CallReach reach;
+      reach.registered = registered_runs;
+      reach.oneshot = oneshot_fits(bytes);
+      reach.ll128 = ll128_fits(bytes);
+      reach.ll128_too_big = ll128_available_ && bytes > ll128_max_bytes_;
+      reach.hierarchical = hierarchical_available_ && bytes <= max_bytes_;
+      return core::settle_auto_choice(auto_choice(bytes), static_cast<int64_t>(bytes), reach, registered_rule_);
     }
     if (c.algorithm == Algorithm::kTwoShotRegistered) {
       if (!registered_available_)
@@ -609,25 +605,21 @@ class GpuCommunicator final : public Communicator {
     }
   }
 
-  // Options::ll128_max_bytes as a message shows it.
-  std::string ll128_option_text() const {
-    return options_.ll128_max_bytes == kSizeFromTuning ? std::string("from the tuning table")
-                                                       : std::to_string(options_.ll128_max_bytes);
-  }
-
-  // The Options that size the exchange areas must be equal on every rank: peers store at offsets computed from their
-  // own values (a larger layout on one rank would write past the area of another).
+  // The sizes of the exchange areas must be equal on every rank: peers store at offsets computed from their own
+  // values (a larger layout on one rank would write past the area of another). Compared after the LL128 capacity is
+  // resolved from the tuning table (kSizeFromTuning), so an explicit value equal to another rank's resolved default
+  // passes.
   void check_sizes_agree() const {
     const uint64_t h = core::fnv1a64_words({static_cast<uint64_t>(options_.max_bytes),
                                             static_cast<uint64_t>(options_.oneshot_max_bytes),
-                                            static_cast<uint64_t>(options_.ll128_max_bytes)});
+                                            static_cast<uint64_t>(ll128_max_bytes_)});
     const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, h);
     for (int r = 0; r < nranks_; ++r)
       if (all[r] != h)
         throw Error(fmt::format("nvrar: rank {} setup: rank {} was created with other Options::max_bytes, "
-                                "oneshot_max_bytes or ll128_max_bytes than this rank ({}, {}, {}); they size the "
-                                "exchange areas and must be the same on every rank",
-                                rank_, r, options_.max_bytes, options_.oneshot_max_bytes, ll128_option_text()));
+                                "oneshot_max_bytes or ll128_max_bytes (after sizing from the tuning table) than this "
+                                "rank ({}, {}, {}); they size the exchange areas and must be the same on every rank",
+                                rank_, r, options_.max_bytes, options_.oneshot_max_bytes, ll128_max_bytes_));
   }
 
   void setup_heap() {
@@ -653,7 +645,7 @@ class GpuCommunicator final : public Communicator {
     // ... the registered two-shot's sync and gather areas, the LL128 area and the room for allocate_buffer().
     shmem::acquire(nccl_, rank_, nranks_,
                    layout_.total_bytes + oneshot_layout_.total_bytes() + RegisteredSyncLayout::total_bytes() +
-                       max_bytes_ + ll128_layout(ll128_max_bytes_, nranks_).total_bytes() +
+                       max_bytes_ + (ll128_possible() ? ll128_layout(ll128_max_bytes_, nranks_).total_bytes() : 0) +
                        options_.buffer_bytes + (std::size_t{64} << 20));
     heap_ = static_cast<char*>(shmem::symmetric_malloc(layout_.total_bytes));
     if (heap_ == nullptr)
@@ -837,6 +829,8 @@ class GpuCommunicator final : public Communicator {
   // Every rank must decide alike: the tables' fingerprints are compared across ranks.
   void setup_tuning() {
     env_algorithm_ = parse_algorithm(core::read_env_string("NVRAR_ALGO", "auto"));
+    registered_rule_.min_bytes = core::param_RegisteredMinBytes();
+    registered_rule_.over_ll128_bytes = core::param_RegisteredOverLl128Bytes();
     model_preset_ = core::read_env_string("NVRAR_MODEL_PRESET", "h100-ndr400");
     std::string file = options_.tuning_file.empty() ? core::read_env_string("NVRAR_TUNING_FILE", "") : options_.tuning_file;
     const bool explicit_file = !file.empty();
@@ -942,6 +936,7 @@ class GpuCommunicator final : public Communicator {
   std::string model_preset_;
   std::shared_ptr<core::TuningTable> tuning_;
   std::size_t ll128_max_bytes_ = 0;  // Options::ll128_max_bytes resolved (resolve_ll128_max_bytes)
+  core::RegisteredRule registered_rule_;  // NVRAR_REGISTERED_MIN_BYTES, NVRAR_REGISTERED_OVER_LL128_BYTES (setup)
   std::string tuning_source_;
 };
 

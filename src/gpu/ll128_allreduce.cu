@@ -9,15 +9,18 @@
 //   a receiver loads it the same way and checks the flag word in lane 7; while any flag of the warp's lines is stale,
 //   only lane 7 of each stale line polls again (16 bytes, not 128: less L2 traffic from waiting warps), and once all
 //   flags are in, the other lanes reload those lines. This relies on NVLink delivering a 128-byte aligned line
-//   written by one warp instruction as a whole, a property of the hardware, not of the PTX memory model (NCCL's LL128 protocol rests on the same property
-//   of NVLink on Hopper); the correctness suite samples it (no torn line seen), it cannot prove it.
+//   written by one warp instruction as a whole, a property of the hardware, not of the PTX memory model (NCCL's
+//   LL128 protocol rests on the same property of NVLink on Hopper); the correctness suite samples it (no torn line
+//   seen), it cannot prove it. The reload asks no more of it: it is issued only after the warp's vote has seen the
+//   flag (a control dependency on the flag load), it bypasses L1 (volatile), and a peer writes the slot again only
+//   in the call after next (same parity), which it cannot reach before this rank has finished this call.
 // Algorithm (P ranks, the message cut into L >= P lines, slice s = lines [L s / P, L (s + 1) / P) owned by rank s):
 //   1. push: every line of every other rank's slice goes from my input into that owner's reduce-scatter slot
 //      (parity, me).
 //   2. reduce my slice: per line, poll the P - 1 peers' lines in my reduce-scatter slots (3 peers' loads in flight
-//      at once, so one wait instead of one per peer), sum them with my input in rank order 0..P-1 in fp32 (only the
-//      owner sums a line, so every rank gets the same bits), store the sum into my output and as a line into every
-//      peer's all-gather region.
+//      at once: one wait instead of one per peer up to 4 ranks, 3 at 8), sum them with my input in rank order
+//      0..P-1 in fp32 (only the owner sums a line, so every rank gets the same bits), store the sum into my output
+//      and as a line into every peer's all-gather region.
 //   3. gather: per line of the other slices, poll my all-gather region and store the line into my output.
 //   Warps stride over lines four at a time (a warp holds 4 lines); each warp runs the three phases in order. Phases 1
 //   and 3 take the other slices from slice me + 1 on (wrapping): were every rank to push slice 0 first, P - 1 ranks
@@ -132,9 +135,9 @@ __device__ __forceinline__ bool line_stale(const uint4& v, uint32_t flag) { retu
 // Warp-collective (all 32 lanes call it, each with the same N): this lane's 16 bytes of N lines, addr[k] (already
 // offset by 16 j), the lines predicated by active[k]. Loads all N at once; while the flag of any active line of the
 // warp is stale, only the flag lanes of the stale lines poll again (16 bytes each instead of the whole line), and
-// once every flag has arrived the other lanes reload those lines. The reload sees the new payload because a line is
-// stored by one warp instruction and lands as a whole (the same property the first load relies on). False when the
-// call was aborted (a timeout here or in another block of this rank); make_site(k) names the wait of line k.
+// once every flag has arrived the other lanes reload those lines (why that reload sees the payload: the comment at
+// the top of this file). False when the call was aborted (a timeout here or in another block of this rank);
+// make_site(k) names the wait of line k.
 template <int N, typename MakeSite>
 __device__ __forceinline__ bool poll_lines(const WaitContext& wc, const char* const addr[N], const bool active[N],
                                            bool flag_lane, int flag_lane_id, uint32_t flag, uint4 v[N],
@@ -292,9 +295,10 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
 }  // namespace
 
 int ll128_resident_blocks(DataType dtype, int threads) {
-  const void* kernel = dtype == DataType::kFloat32     ? reinterpret_cast<const void*>(ll128_allreduce_kernel<float>)
-                       : dtype == DataType::kBFloat16 ? reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Bf16>)
-                                                      : reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Fp16>);
+  const void* kernel =
+      dtype == DataType::kFloat32    ? reinterpret_cast<const void*>(ll128_allreduce_kernel<float>)
+      : dtype == DataType::kBFloat16 ? reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Bf16>)
+                                     : reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Fp16>);
   int per_sm = 0, device = 0, sms = 0;
   if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0) != cudaSuccess ||
       cudaGetDevice(&device) != cudaSuccess ||

@@ -12,7 +12,9 @@
 // host woke last from the previous replay's synchronisation (up to tens of us, i.e. 1-3 us per call over K = 20:
 // the run-to-run jumps at small sizes seen before the gate). The PyTorch anchors (scripts/bench_torch_symm.py)
 // use the same gate. The stream is synchronised after every replay, so an NVRAR kernel that times out
-// (it ends itself after NVRAR_TIMEOUT_MS) becomes an error naming the peer instead of a hang.
+// (it ends itself after NVRAR_TIMEOUT_MS) becomes an error naming the peer instead of a hang. (A rank that fails
+// leaves the others in their next NCCL call, the start gate's or max_over_ranks', until the launcher ends the job,
+// as mpirun does when a rank exits with an error.)
 //
 // --check: the eager call writes into an output poisoned with 0xFF bytes (NaN in fp32, bf16 and fp16, so an
 // element the call never writes counts as wrong), and every rank compares its whole output with a float64
@@ -170,7 +172,7 @@ GpuBackend::GpuBackend(const BackendOptions& options)
   // The registered algorithms' input and output (max_bytes_ each), with room for the allocator's alignment.
   comm_options.buffer_bytes = 2 * max_bytes_ + (std::size_t{4} << 20);
   comm_options.gpus_per_node = options.gpus_per_node;
-  if (options.ll128_max_bytes > 0) comm_options.ll128_max_bytes = options.ll128_max_bytes;
+  if (options.ll128_max_bytes) comm_options.ll128_max_bytes = *options.ll128_max_bytes;
   comm_ = Communicator::create(comm_options);  // selects this rank's GPU
   rank_ = comm_->rank();
 
