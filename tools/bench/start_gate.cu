@@ -1,20 +1,20 @@
 // Spin kernel of the timed-replay gate (start_gate.h).
 //
 // Purpose: hold the stream for a fixed time while the host queues the work behind it.
-// Algorithm: one thread reads %globaltimer until `ns` have passed.
+// Algorithm: one thread reads the GPU's global timer until `ns` have passed.
 // Launch: 1 block x 1 thread. Sync: none (stream order only).
 #include "bench/start_gate.h"
+
+#include "gpu/device_units.cuh"
 
 namespace nvrar::bench {
 
 namespace {
 
 __global__ void spin_kernel(unsigned long long ns) {
-  unsigned long long start = 0, now = 0;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
-  do {
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-  } while (now - start < ns);
+  const unsigned long long start = gpu::dev::global_timer_ns();
+  while (gpu::dev::global_timer_ns() - start < ns) {
+  }
 }
 
 }  // namespace
