@@ -20,6 +20,7 @@ target_link_libraries(nvrar_nccl INTERFACE ${NVRAR_NCCL_LIB})
 set(_gpu_sources src/gpu/communicator.cpp src/gpu/nvshmem_runtime.cu src/gpu/hierarchical_allreduce.cu
                  src/gpu/oneshot_allreduce.cu src/gpu/twoshot_registered_allreduce.cu
                  src/gpu/ll128_allreduce.cu
+                 src/gpu/twoshot_push_allreduce.cu
                  src/gpu/bootstrap.cpp)
 if(NVRAR_HAVE_MPI)
   list(APPEND _gpu_sources src/gpu/bootstrap_mpi.cpp)

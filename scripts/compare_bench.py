@@ -2,7 +2,7 @@
 """Side-by-side table of nvrar-bench and bench_torch_symm.py JSON files of one machine and rank count:
 time per algorithm per size (us), the best anchor (NCCL, NCCL symmetric, PyTorch), and the ratios to it of NVRAR's
 auto choice on arbitrary pointers (nvrar), on registered buffers (nvrar-registered, where measured), and of its best
-kernel at that size (min of nvrar, oneshot, hierarchical, ll128, registered, nvrar-registered).
+kernel at that size (min of nvrar, oneshot, hierarchical, ll128, push, registered, nvrar-registered).
 
     python3 scripts/compare_bench.py bench_np4_g4.json torch_np4.json [--markdown] [--keep-wrong] [--each]
 
@@ -82,7 +82,8 @@ def main():
                and (keep_wrong or wrong.get((a, b), 0) == 0)]
         best = min(anc) if anc else (math.nan, "-")
         mine = times.get("nvrar", {}).get(b, math.nan)
-        kernels = [times[a][b] for a in ("nvrar", "oneshot", "hierarchical", "ll128", "registered", "nvrar-registered")
+        kernels = [times[a][b] for a in ("nvrar", "oneshot", "hierarchical", "ll128", "push", "registered",
+                                          "nvrar-registered")
                    if a in times and b in times[a] and not math.isnan(times[a][b])]
         best_kernel = min(kernels) if kernels else math.nan
         ratios = [f"{mine / best[0]:.2f}"]

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
-#                             [bench] [engine] [torch] [spread] [ab] [all]
+#                             [bench] [engine] [torch] [spread] [ab] [pieces] [all]
 # BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M).
 # spread: the small sizes SPREAD_REPEAT times with the start gate and without it (--no-start-gate), 1 x 4.
 # ab: AB_SWAP='repo/path=replacement ...' builds a copy of the tree with those files replaced (in the background,
 #   from the start of the script) and runs the same nvrar-bench sweep (AB_CFGS, AB_ALGOS, AB_MIN/AB_MAX, AB_ARGS:
 #   extra arguments) with both builds AB_REPEAT times, alternating: ab_<cfg>_{a,b}_r<n>.json (a: this tree, b: the
 #   swapped copy).
+# pieces: the push two-shot at each NVRAR_PUSH_PIECE_UNITS of PIECES (PIECE_CFGS, PIECE_ALGOS, PIECE_MIN/PIECE_MAX):
+#   pieces_<cfg>_u<units>.json.
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
 # ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
 # CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset; BENCH_REPEAT: sweeps per config. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
@@ -31,7 +33,7 @@ MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_E
         -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH -x NVRAR_GPUS_PER_NODE -x NVRAR_TIMEOUT_MS
         -x NVRAR_INTER_NODE_STORES -x NVRAR_MAX_BLOCKS -x NVRAR_CHUNK_UNITS -x NVRAR_POLL_SLEEP_NS -x NVRAR_BULK_MIN_BYTES
         -x NVRAR_TUNING_FILE -x NVRAR_TUNING_DIR -x NVRAR_ALGO -x NVRAR_BULK_SYNC -x NVRAR_REGISTERED_MIN_BYTES
-        -x NVRAR_REGISTERED_OVER_LL128_BYTES -x NVRAR_PDL)
+        -x NVRAR_REGISTERED_OVER_LL128_BYTES -x NVRAR_PDL -x NVRAR_PUSH_PIECE_UNITS)
 
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
@@ -75,7 +77,7 @@ if want correct; then
 fi
 
 if want timeout; then  # one rank absent: the others must fail with a message, for each NVRAR algorithm
-  for cfg in ${TIMEOUT_CFGS:-oneshot:2 hierarchical:2 hierarchical:1 registered:2 ll128:2}; do
+  for cfg in ${TIMEOUT_CFGS:-oneshot:2 hierarchical:2 hierarchical:1 registered:2 ll128:2 push:2}; do
     set -- ${cfg/:/ }
     rc=$(NVRAR_TIMEOUT_MS=300 run_split 2 $2 "$OUT/timeout_$1_g$2.log" $BUILD/tests/test_gpu_allreduce --suite timeout \
          --algorithm $1)
@@ -243,6 +245,19 @@ if want ab; then
       python3 scripts/compare_bench.py --spread "$OUT"/ab_np$1_g$2_a_r*.json -- "$OUT"/ab_np$1_g$2_b_r*.json || true
     done
   fi
+fi
+
+if want pieces; then
+  for cfg in ${PIECE_CFGS:-2:2}; do
+    set -- ${cfg/:/ }
+    for units in ${PIECES:-256 512 2048}; do
+      tag="pieces_np$1_g$2_u$units"
+      rc=$(NVRAR_PUSH_PIECE_UNITS=$units run_split "$1" "$2" "$OUT/$tag.log" $BUILD/tools/nvrar-bench --backend gpu \
+           --check -b ${PIECE_MIN:-1M} -e ${PIECE_MAX:-64M} --algorithms ${PIECE_ALGOS:-push:t256,push:t512} \
+           --json "$OUT/$tag.json" --ll128-max-bytes 64M)
+      note "$tag: rc=$rc"; python3 scripts/compare_bench.py "$OUT/$tag.json" | tail -8
+    done
+  done
 fi
 
 echo; echo "==== summary"; printf '%s\n' "${summary[@]}"

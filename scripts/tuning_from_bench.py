@@ -5,8 +5,8 @@ at each size, the fastest measured NVRAR kernel shape or NCCL (minimum over all 
 
     python3 scripts/tuning_from_bench.py OUT.json bench_np4_g4.json [shapes_np4_g4.json ...]
 
-Algorithm names understood: oneshot[:t<threads>], hierarchical[:cells|:bulk], ll128[:t<threads>], nccl (others are
-ignored)."""
+Algorithm names understood: oneshot[:t<threads>], hierarchical[:cells|:bulk], ll128[:t<threads>],
+push[:t<threads>], nccl (others are ignored)."""
 import json
 import sys
 
@@ -39,7 +39,7 @@ def main():
             sys.exit(f"{path}: another machine or topology than {files[0]}")
         for r in d["results"]:
             name = r["algorithm"]
-            if name.split(":")[0] not in ("oneshot", "hierarchical", "ll128", "nccl") or r.get("wrong", 0) != 0:
+            if name.split(":")[0] not in ("oneshot", "hierarchical", "ll128", "push", "nccl") or r.get("wrong", 0) != 0:
                 continue
             b = r["bytes"]
             if b not in best or r["time_us"] < best[b][0]:

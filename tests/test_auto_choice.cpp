@@ -16,7 +16,7 @@ constexpr int64_t kMiB = int64_t{1} << 20;
 
 CallReach everything() {
   CallReach r;
-  r.registered = r.oneshot = r.ll128 = r.hierarchical = true;
+  r.registered = r.oneshot = r.ll128 = r.push = r.hierarchical = true;
   return r;
 }
 
@@ -31,7 +31,8 @@ Algorithm settle(Algorithm pick, int64_t bytes, const CallReach& reach, Register
 }
 
 TEST(AutoChoice, KeepsWhatCanRunOnPlainPointers) {
-  for (Algorithm a : {Algorithm::kOneShot, Algorithm::kTwoShotLl128, Algorithm::kHierarchical, Algorithm::kNccl})
+  for (Algorithm a : {Algorithm::kOneShot, Algorithm::kTwoShotLl128, Algorithm::kTwoShotPush, Algorithm::kHierarchical,
+                      Algorithm::kNccl})
     for (int64_t bytes : {int64_t{4096}, 2 * kMiB, 64 * kMiB}) EXPECT_EQ(settle(a, bytes, plain_pointers()), a);
 }
 
@@ -52,6 +53,10 @@ TEST(AutoChoice, FallsBackWhereThePickCannotRun) {
   r.ll128_too_big = true;  // LL128 over its capacity: NCCL, not the copy-in hierarchical form
   EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 64 * kMiB, r), Algorithm::kNccl);
   EXPECT_EQ(settle(Algorithm::kTwoShotRegistered, 64 * kMiB, r), Algorithm::kHierarchical);
+  r.push = false;  // the push two-shot alike: off -> hierarchical, over capacity -> NCCL
+  EXPECT_EQ(settle(Algorithm::kTwoShotPush, 8 * kMiB, r), Algorithm::kHierarchical);
+  r.push_too_big = true;
+  EXPECT_EQ(settle(Algorithm::kTwoShotPush, 64 * kMiB, r), Algorithm::kNccl);
   r.hierarchical = false;  // no NVSHMEM, or over Options::max_bytes: NCCL, also after the falls above
   EXPECT_EQ(settle(Algorithm::kHierarchical, 4096, r), Algorithm::kNccl);
   EXPECT_EQ(settle(Algorithm::kOneShot, 4096, r), Algorithm::kNccl);
@@ -71,6 +76,9 @@ TEST(AutoChoice, RegisteredInputsTakeTheZeroCopyTwoShotFromItsThresholds) {
   EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 16 * kMiB, r, rule), Algorithm::kTwoShotLl128);
   EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 32 * kMiB - 2, r, rule), Algorithm::kTwoShotLl128);
   EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 32 * kMiB, r, rule), Algorithm::kTwoShotRegistered);
+  // The push two-shot likewise.
+  EXPECT_EQ(settle(Algorithm::kTwoShotPush, 16 * kMiB, r, rule), Algorithm::kTwoShotPush);
+  EXPECT_EQ(settle(Algorithm::kTwoShotPush, 32 * kMiB, r, rule), Algorithm::kTwoShotRegistered);
   // A registered input whose call cannot take it (e.g. output too large for the gather room) keeps the table's way.
   CallReach no = r;
   no.registered = false;

@@ -127,7 +127,7 @@ namespace {
 
 // Every algorithm a table may name, as nvrar-bench --tune writes them.
 TEST(Tuning, AcceptsEveryRuntimeAlgorithm) {
-  for (const char* name : {"oneshot", "hierarchical", "ll128", "nccl"}) {
+  for (const char* name : {"oneshot", "hierarchical", "ll128", "push", "nccl"}) {
     const TuningTable t = nvrar::core::parse_tuning_table(with("\"oneshot\"", std::string("\"") + name + "\""), "t.json");
     EXPECT_EQ(t.lookup(1)->algorithm, name);
   }

@@ -24,7 +24,7 @@ namespace nvrar {
 // Algorithm and Choice (an algorithm with its launch shape) are in nvrar/types.h.
 const char* algorithm_name(Algorithm a);
 // Parses "auto", "hierarchical" (or "twoshot"), "nccl", "oneshot", "registered" (or "twoshot-registered"), "ll128"
-// (or "twoshot-ll128"); throws nvrar::Error otherwise.
+// (or "twoshot-ll128"), "push" (or "twoshot-push"); throws nvrar::Error otherwise.
 Algorithm parse_algorithm(const std::string& name);
 
 // Options::ll128_max_bytes's default: sized from the tuning table at setup (see there).
@@ -41,9 +41,10 @@ struct Options {
   Algorithm algorithm = Algorithm::kAuto;
   // Largest message of the one-shot algorithm (its exchange area takes 4 x ranks x this in each GPU's heap).
   std::size_t oneshot_max_bytes = std::size_t{1} << 20;
-  // Largest message of the LL128 two-shot; its exchange area takes about 4 x 128 / 120 x this in each GPU's heap.
-  // kSizeFromTuning (default): the larger of 16 MiB (~72 MB of area) and the largest message the tuning table in use
-  // gives LL128 (shipped H100 tables: 16 MiB on 4 GPUs, 64 MiB = ~286 MB of area on 2 GPUs). 0: no LL128.
+  // Largest message of the LL128 and push two-shots; their exchange areas take about 4 x 128 / 120 x this (LL128)
+  // and 2 x (ranks - 1) / ranks x this (push) in each GPU's heap. kSizeFromTuning (default): the larger of 16 MiB
+  // (~72 + 24 MB of areas on 4 GPUs) and the largest message the tuning table in use gives LL128 or push (64 MiB on
+  // 2 GPUs: ~286 + 64 MB). 0: neither.
   std::size_t ll128_max_bytes = kSizeFromTuning;
   // Tuning table (nvrar-bench --tune); empty: NVRAR_TUNING_FILE, else a table of NVRAR_TUNING_DIR (default: the
   // tables shipped with NVRAR) measured on this card and topology, else the cost model.
@@ -114,8 +115,9 @@ class Communicator {
   virtual std::size_t max_bytes() const = 0;
   virtual std::size_t oneshot_max_bytes() const = 0;
   virtual std::size_t ll128_max_bytes() const = 0;  // 0 where the LL128 two-shot cannot run
-  // Whether this communicator can run `algorithm` at all (NVSHMEM in the build, NVLink reach for one-shot, registered
-  // and LL128 two-shot).
+  virtual std::size_t push_max_bytes() const = 0;   // 0 where the push two-shot cannot run
+  // Whether this communicator can run `algorithm` at all (NVSHMEM in the build, NVLink reach for one-shot, registered,
+  // LL128 and push two-shot).
   virtual bool supports(Algorithm algorithm) const = 0;
   virtual ncclComm_t nccl() const = 0;
   // "P=4 (N=2 x G=2), NVSHMEM x.y.z, inter-node transport put"

@@ -31,6 +31,9 @@ enum class Algorithm : int {
                            // Options::max_bytes unless it lies in such a buffer too)
   kTwoShotLl128 = 5,  // two-shot over NVLink in 128-byte lines that carry their own flag: no copy-in, no barrier;
                       // inputs and outputs anywhere (one NVLink domain only, up to Options::ll128_max_bytes)
+  kTwoShotPush = 6,  // two-shot over NVLink moving plain 16-byte units behind one flag per piece (8 KB): the
+                     // bandwidth form for large messages, inputs and outputs anywhere (one NVLink domain only, up
+                     // to Options::ll128_max_bytes)
 };
 
 // An algorithm with its launch shape. Zeros (and bulk -1) leave the choice to the kernel; the tuner fills them.

@@ -50,6 +50,10 @@ NVRAR_PARAM(RegisteredMinBytes, "NVRAR_REGISTERED_MIN_BYTES", int64_t{1} << 20)
 // Both are bound by NVLink there and LL128 also carries its flag words (8 of every 128 bytes): 2 x H100, 32 MB
 // 108.3 vs 109.5 us, 64 MB 206.8 vs 219.4; 16 MB 57.9 vs 57.6 (bench/results/2026-11-27-h100-v6).
 NVRAR_PARAM(RegisteredOverLl128Bytes, "NVRAR_REGISTERED_OVER_LL128_BYTES", int64_t{32} << 20)
+// GPU, push two-shot: 16-byte units per piece (a multiple of 128): the data behind one flag. Larger pieces mean fewer
+// release stores and waits, smaller ones more pieces per warp to pipeline. Part of the setup agreement (every rank
+// the same).
+NVRAR_PARAM(PushPieceUnits, "NVRAR_PUSH_PIECE_UNITS", 512)
 // GPU: 1 launches NVRAR's kernels with programmatic dependent launch (Hopper and later: the next kernel is scheduled
 // while the previous one drains), 0 plain launches.
 NVRAR_PARAM(Pdl, "NVRAR_PDL", 1)

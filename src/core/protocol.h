@@ -46,6 +46,8 @@ enum class Phase : int {
   kRegisteredDone = 7,   // registered two-shot: waiting for a peer's "your share of my sums is stored"
   kLl128ReduceScatter = 8,  // LL128 two-shot: waiting for a peer's line of my slice
   kLl128AllGather = 9,      // LL128 two-shot: waiting for the owner's summed line
+  kPushReduceScatter = 10,  // push two-shot: waiting for a peer's piece of my slice
+  kPushAllGather = 11,      // push two-shot: waiting for the owner's summed piece
 };
 
 inline const char* phase_name(Phase p) {
@@ -70,6 +72,10 @@ inline const char* phase_name(Phase p) {
       return "LL128 two-shot reduce-scatter";
     case Phase::kLl128AllGather:
       return "LL128 two-shot all-gather";
+    case Phase::kPushReduceScatter:
+      return "push two-shot reduce-scatter";
+    case Phase::kPushAllGather:
+      return "push two-shot all-gather";
   }
   return "unknown phase";
 }

@@ -17,7 +17,7 @@ namespace {
 constexpr const char* kFormat = "nvrar-tuning-1";
 
 bool known_algorithm(const std::string& a) {
-  return a == "oneshot" || a == "hierarchical" || a == "ll128" || a == "nccl";
+  return a == "oneshot" || a == "hierarchical" || a == "ll128" || a == "push" || a == "nccl";
 }
 
 template <typename V>
@@ -145,8 +145,9 @@ TuningTable parse_tuning_table(const std::string& json_text, const std::string& 
     e.bulk = optional_field<int>(je, "bulk", where, -1);
     e.time_us = optional_field<double>(je, "time_us", where, 0.0);
     if (!known_algorithm(e.algorithm))
-      throw Error(fmt::format("nvrar: tuning table {}: unknown algorithm '{}' (oneshot, hierarchical, ll128, nccl)", where,
-                              e.algorithm));
+      throw Error(fmt::format("nvrar: tuning table {}: unknown algorithm '{}' (oneshot, hierarchical, ll128, push, "
+                              "nccl)",
+                              where, e.algorithm));
     if (e.max_bytes <= previous)
       throw Error(fmt::format("nvrar: tuning table {}: max_bytes {} not above the previous entry's {}", where,
                               e.max_bytes, previous));

@@ -16,7 +16,8 @@
 
 namespace nvrar::core {
 
-// Algorithms a table may name (the runtime's, see nvrar::Algorithm): "oneshot", "hierarchical", "ll128", "nccl".
+// Algorithms a table may name (the runtime's, see nvrar::Algorithm): "oneshot", "hierarchical", "ll128", "push",
+// "nccl".
 struct TuningEntry {
   int64_t max_bytes = 0;
   std::string algorithm;

@@ -30,6 +30,7 @@
 #include "gpu/ll128_allreduce.h"
 #include "gpu/oneshot_allreduce.h"
 #include "gpu/twoshot_registered_allreduce.h"
+#include "gpu/twoshot_push_allreduce.h"
 #include "core/tuning.h"
 #include "gpu/nvshmem_runtime.h"
 #include "nvrar/nvrar.h"
@@ -51,6 +52,8 @@ const char* algorithm_name(Algorithm a) {
       return "registered";
     case Algorithm::kTwoShotLl128:
       return "ll128";
+    case Algorithm::kTwoShotPush:
+      return "push";
   }
   return "invalid";
 }
@@ -62,7 +65,9 @@ Algorithm parse_algorithm(const std::string& name) {
   if (name == "oneshot") return Algorithm::kOneShot;
   if (name == "registered" || name == "twoshot-registered") return Algorithm::kTwoShotRegistered;
   if (name == "ll128" || name == "twoshot-ll128") return Algorithm::kTwoShotLl128;
-  throw Error("nvrar: unknown algorithm '" + name + "' (auto, hierarchical, twoshot, oneshot, registered, ll128, nccl)");
+  if (name == "push" || name == "twoshot-push") return Algorithm::kTwoShotPush;
+  throw Error("nvrar: unknown algorithm '" + name +
+              "' (auto, hierarchical, twoshot, oneshot, registered, ll128, push, nccl)");
 }
 
 bool built_with_nvshmem() { return gpu::shmem::available(); }
@@ -118,6 +123,8 @@ class GpuCommunicator final : public Communicator {
     NVRAR_CUDA_CHECK(rank_, cudaMemset(registered_seq_, 0, sizeof(unsigned long long) * kMaxRegisteredBlocks));
     NVRAR_CUDA_CHECK(rank_, cudaMalloc(&ll128_seq_, sizeof(unsigned long long) * kMaxLl128Blocks));
     NVRAR_CUDA_CHECK(rank_, cudaMemset(ll128_seq_, 0, sizeof(unsigned long long) * kMaxLl128Blocks));
+    NVRAR_CUDA_CHECK(rank_, cudaMalloc(&push_seq_, sizeof(unsigned long long) * kMaxPushBlocks));
+    NVRAR_CUDA_CHECK(rank_, cudaMemset(push_seq_, 0, sizeof(unsigned long long) * kMaxPushBlocks));
     NVRAR_CUDA_CHECK(rank_, cudaMalloc(&abort_flag_, sizeof(int)));
     NVRAR_CUDA_CHECK(rank_, cudaMemset(abort_flag_, 0, sizeof(int)));
     NVRAR_CUDA_CHECK(rank_, cudaHostAlloc(&error_host_, sizeof(ErrorRecord), cudaHostAllocMapped));
@@ -126,6 +133,10 @@ class GpuCommunicator final : public Communicator {
     core::debug_stage(rank_, "tuning table");
     setup_tuning();  // before the heap: the table sizes the LL128 area (Options::ll128_max_bytes)
     ll128_max_bytes_ = resolve_ll128_max_bytes();
+    push_piece_units_ = core::param_PushPieceUnits();
+    if (push_piece_units_ < kPushRoundUnits || push_piece_units_ % kPushRoundUnits != 0 || push_piece_units_ > (1 << 20))
+      throw Error(fmt::format("nvrar: rank {} setup: NVRAR_PUSH_PIECE_UNITS={} (a multiple of {} up to 1048576)", rank_,
+                              push_piece_units_, kPushRoundUnits));
     check_sizes_agree();
     core::debug_stage(rank_, "NVSHMEM init and symmetric heap");
     setup_heap();
@@ -135,6 +146,8 @@ class GpuCommunicator final : public Communicator {
     setup_registered();
     core::debug_stage(rank_, "LL128 two-shot area");
     setup_ll128();
+    core::debug_stage(rank_, "push two-shot area");
+    setup_push();
     core::debug_stage(rank_, "ready: " + describe());
   }
 
@@ -145,6 +158,7 @@ class GpuCommunicator final : public Communicator {
       for (auto it = buffers_.rbegin(); it != buffers_.rend(); ++it) shmem::symmetric_free(it->base);
       if (registered_gather_ != nullptr) shmem::symmetric_free(registered_gather_);
       if (registered_sync_ != nullptr) shmem::symmetric_free(registered_sync_);
+      if (push_area_ != nullptr) shmem::symmetric_free(push_area_);
       if (ll128_heap_ != nullptr) shmem::symmetric_free(ll128_heap_);
       if (oneshot_heap_ != nullptr) shmem::symmetric_free(oneshot_heap_);
       shmem::symmetric_free(heap_);
@@ -156,6 +170,7 @@ class GpuCommunicator final : public Communicator {
     if (oneshot_seq_ != nullptr) cudaFree(oneshot_seq_);
     if (registered_seq_ != nullptr) cudaFree(registered_seq_);
     if (ll128_seq_ != nullptr) cudaFree(ll128_seq_);
+    if (push_seq_ != nullptr) cudaFree(push_seq_);
     if (owns_nccl_ && nccl_ != nullptr) ncclCommDestroy(nccl_);
   }
 
@@ -185,6 +200,10 @@ class GpuCommunicator final : public Communicator {
       case Algorithm::kTwoShotLl128:
         NVRAR_CUDA_CHECK(rank_, launch_ll128(ll128_params(in, out, count, dtype), dtype, ll128_blocks(c, bytes, dtype),
                                              ll128_threads(c), stream));
+        return;
+      case Algorithm::kTwoShotPush:
+        NVRAR_CUDA_CHECK(rank_, launch_push(push_params(in, out, count, dtype), dtype, push_blocks(c, bytes, dtype),
+                                            push_threads(c), stream));
         return;
       default:
         launch_hierarchical_call(in, out, count, dtype, c, stream);
@@ -308,8 +327,10 @@ class GpuCommunicator final : public Communicator {
     const std::string step = phase == core::Phase::kDoubling ? fmt::format(" step {}", e.step) : std::string();
     const bool registered = phase == core::Phase::kRegisteredReady || phase == core::Phase::kRegisteredDone;
     const bool ll128 = phase == core::Phase::kLl128ReduceScatter || phase == core::Phase::kLl128AllGather;
+    const bool push = phase == core::Phase::kPushReduceScatter || phase == core::Phase::kPushAllGather;
     const std::string where = registered ? fmt::format(" (block {})", e.unit)
                               : ll128    ? fmt::format(" (128-byte line {} of slice {})", e.unit, e.slice)
+                              : push     ? fmt::format(" (piece {} of slice {})", e.unit, e.slice)
                                          : fmt::format(" (unit {} of slice {})", e.unit, e.slice);
     failure_ = fmt::format(
         "rank {} (node {}, local {}) allreduce call {}: timed out after {} ms in {}{} waiting for rank {}{}; that rank "
@@ -331,6 +352,7 @@ class GpuCommunicator final : public Communicator {
   std::size_t max_bytes() const override { return max_bytes_; }
   std::size_t oneshot_max_bytes() const override { return oneshot_available_ ? options_.oneshot_max_bytes : 0; }
   std::size_t ll128_max_bytes() const override { return ll128_available_ ? ll128_max_bytes_ : 0; }
+  std::size_t push_max_bytes() const override { return push_available_ ? ll128_max_bytes_ : 0; }
   bool supports(Algorithm a) const override {
     switch (a) {
       case Algorithm::kAuto:
@@ -344,6 +366,8 @@ class GpuCommunicator final : public Communicator {
         return registered_available_;
       case Algorithm::kTwoShotLl128:
         return ll128_available_;
+      case Algorithm::kTwoShotPush:
+        return push_available_;
     }
     return false;
   }
@@ -354,13 +378,16 @@ class GpuCommunicator final : public Communicator {
         shmem::available() ? fmt::format("NVSHMEM {}, inter-node {}", shmem::version(),
                                          core::param_InterNodeStores() ? "stores where NVLink-reachable" : "puts")
                            : std::string("no NVSHMEM in this build: NCCL only");
-    return fmt::format("{}, bootstrap {}, {}, one-shot {}, registered two-shot {}, LL128 two-shot {}, {} blocks max",
+    return fmt::format("{}, bootstrap {}, {}, one-shot {}, registered two-shot {}, LL128 two-shot {}, push two-shot {}, "
+                       "{} blocks max",
                        core::describe(topo_), bootstrap_, transport,
                        oneshot_available_ ? fmt::format("up to {} bytes", options_.oneshot_max_bytes)
                                           : "off (" + oneshot_unavailable_ + ")",
                        registered_available_ ? "on" : "off (" + registered_unavailable_ + ")",
                        ll128_available_ ? fmt::format("up to {} bytes", ll128_max_bytes_)
                                         : "off (" + ll128_unavailable_ + ")",
+                       push_available_ ? fmt::format("up to {} bytes, {}-unit pieces", ll128_max_bytes_, push_piece_units_)
+                                       : "off (" + push_unavailable_ + ")",
                        max_blocks_);
   }
 
@@ -377,6 +404,7 @@ class GpuCommunicator final : public Communicator {
 
   bool oneshot_fits(std::size_t bytes) const { return oneshot_available_ && bytes <= options_.oneshot_max_bytes; }
   bool ll128_fits(std::size_t bytes) const { return ll128_available_ && bytes <= ll128_max_bytes_; }
+  bool push_fits(std::size_t bytes) const { return push_available_ && bytes <= ll128_max_bytes_; }
   // Whether setup_ll128 can turn LL128 on (one NVLink domain, few enough ranks, a capacity): the heap reserves its
   // area only then.
   bool ll128_possible() const { return topo_.nodes == 1 && nranks_ <= kMaxLl128Ranks && ll128_max_bytes_ > 0; }
@@ -394,6 +422,8 @@ class GpuCommunicator final : public Communicator {
       c.algorithm = Algorithm::kAuto;  // a default (Options, NVRAR_ALGO) that this call cannot take: auto instead
     if (c.algorithm == Algorithm::kTwoShotLl128 && !ll128_fits(bytes) && requested.algorithm == Algorithm::kAuto)
       c.algorithm = Algorithm::kAuto;  // likewise (e.g. NVRAR_ALGO=ll128 and a prefill above ll128_max_bytes)
+    if (c.algorithm == Algorithm::kTwoShotPush && !push_fits(bytes) && requested.algorithm == Algorithm::kAuto)
+      c.algorithm = Algorithm::kAuto;
     if (c.algorithm == Algorithm::kAuto) {
       // The table's pick, adjusted to what this call can run; the zero-copy two-shot where the input allows it and
       // the size pays for its handshakes (the table, measured on arbitrary pointers, says nothing about it), unless
@@ -403,6 +433,8 @@ class GpuCommunicator final : public Communicator {
       reach.oneshot = oneshot_fits(bytes);
       reach.ll128 = ll128_fits(bytes);
       reach.ll128_too_big = ll128_available_ && bytes > ll128_max_bytes_;
+      reach.push = push_fits(bytes);
+      reach.push_too_big = push_available_ && bytes > ll128_max_bytes_;
       reach.hierarchical = hierarchical_available_ && bytes <= max_bytes_;
       return core::settle_auto_choice(auto_choice(bytes), static_cast<int64_t>(bytes), reach, registered_rule_);
     }
@@ -436,6 +468,20 @@ class GpuCommunicator final : public Communicator {
       if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kLl128MaxThreads))
         throw Error(fmt::format("nvrar: rank {} {}: LL128 two-shot threads {} (a multiple of 32, at most {})", rank_,
                                 call, c.threads, kLl128MaxThreads));
+      return c;
+    }
+    if (c.algorithm == Algorithm::kTwoShotPush) {
+      if (!push_available_)
+        throw Error(fmt::format("nvrar: rank {} {}: the push two-shot needs NVSHMEM and every rank load/store "
+                                "reachable over NVLink (one host, at most {} ranks); not so here: {}",
+                                rank_, call, kMaxPushRanks, push_unavailable_));
+      if (bytes > ll128_max_bytes_)
+        throw Error(fmt::format("nvrar: rank {} {}: {} bytes exceed the push two-shot capacity of {} bytes "
+                                "(Options::ll128_max_bytes)",
+                                rank_, call, bytes, ll128_max_bytes_));
+      if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kPushMaxThreads))
+        throw Error(fmt::format("nvrar: rank {} {}: push two-shot threads {} (a multiple of 32, at most {})", rank_,
+                                call, c.threads, kPushMaxThreads));
       return c;
     }
     if (c.algorithm == Algorithm::kHierarchical && !hierarchical_available_)
@@ -497,6 +543,25 @@ class GpuCommunicator final : public Communicator {
     const int64_t lines = ll128_lines(static_cast<int64_t>(bytes), nranks_);
     const int64_t lines_per_block = static_cast<int64_t>(ll128_threads(c) / 32) * 4;
     return static_cast<int>(std::min<int64_t>(core::ceil_div(lines, lines_per_block), limit));
+  }
+  PushParams push_params(const void* in, void* out, std::size_t count, DataType dtype) const {
+    PushParams p = push_params_;
+    p.in = in;
+    p.out = out;
+    p.count = static_cast<int64_t>(count);
+    p.units = core::ceil_div(static_cast<int64_t>(count * dtype_size(dtype)), core::kUnitBytes);
+    return p;
+  }
+  int push_threads(const Choice& c) const { return c.threads > 0 ? c.threads : 512; }
+  // Default: a warp per piece of the largest slice, at most max_blocks_ and never more than fit at once.
+  int push_blocks(const Choice& c, std::size_t bytes, DataType dtype) const {
+    int limit = std::min(max_blocks_, kMaxPushBlocks);
+    const int resident = push_resident_[static_cast<int>(dtype) % 3][push_threads(c) / 32];
+    if (resident > 0) limit = std::min(limit, resident);
+    if (c.blocks > 0) return std::min(c.blocks, limit);
+    const int64_t units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
+    const int64_t pieces = core::ceil_div(core::ceil_div(units, static_cast<int64_t>(nranks_)), push_piece_units_);
+    return static_cast<int>(std::min<int64_t>(core::ceil_div(pieces, static_cast<int64_t>(push_threads(c) / 32)), limit));
   }
   int oneshot_blocks(const Choice& c, std::size_t bytes) const {
     if (c.blocks > 0) return std::min(c.blocks, kMaxOneShotBlocks);
@@ -612,14 +677,17 @@ class GpuCommunicator final : public Communicator {
   void check_sizes_agree() const {
     const uint64_t h = core::fnv1a64_words({static_cast<uint64_t>(options_.max_bytes),
                                             static_cast<uint64_t>(options_.oneshot_max_bytes),
-                                            static_cast<uint64_t>(ll128_max_bytes_)});
+                                            static_cast<uint64_t>(ll128_max_bytes_),
+                                            static_cast<uint64_t>(push_piece_units_)});
     const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, h);
     for (int r = 0; r < nranks_; ++r)
       if (all[r] != h)
         throw Error(fmt::format("nvrar: rank {} setup: rank {} was created with other Options::max_bytes, "
-                                "oneshot_max_bytes or ll128_max_bytes (after sizing from the tuning table) than this "
-                                "rank ({}, {}, {}); they size the exchange areas and must be the same on every rank",
-                                rank_, r, options_.max_bytes, options_.oneshot_max_bytes, ll128_max_bytes_));
+                                "oneshot_max_bytes or ll128_max_bytes (after sizing from the tuning table), or another "
+                                "NVRAR_PUSH_PIECE_UNITS, than this rank ({}, {}, {}, {}); they size the exchange areas "
+                                "and must be the same on every rank",
+                                rank_, r, options_.max_bytes, options_.oneshot_max_bytes, ll128_max_bytes_,
+                                push_piece_units_));
   }
 
   void setup_heap() {
@@ -645,7 +713,10 @@ class GpuCommunicator final : public Communicator {
     // ... the registered two-shot's sync and gather areas, the LL128 area and the room for allocate_buffer().
     shmem::acquire(nccl_, rank_, nranks_,
                    layout_.total_bytes + oneshot_layout_.total_bytes() + RegisteredSyncLayout::total_bytes() +
-                       max_bytes_ + (ll128_possible() ? ll128_layout(ll128_max_bytes_, nranks_).total_bytes() : 0) +
+                       max_bytes_ +
+                       (ll128_possible() ? ll128_layout(ll128_max_bytes_, nranks_).total_bytes() +
+                                               push_layout(ll128_max_bytes_, nranks_).total_bytes()
+                                         : 0) +
                        options_.buffer_bytes + (std::size_t{64} << 20));
     heap_ = static_cast<char*>(shmem::symmetric_malloc(layout_.total_bytes));
     if (heap_ == nullptr)
@@ -768,6 +839,42 @@ class GpuCommunicator final : public Communicator {
     for (int r = 0; r < nranks_; ++r) ll128_params_.heaps[r] = static_cast<char*>(shmem::peer_pointer(ll128_heap_, r));
     ll128_available_ = true;
   }
+  // The push two-shot's exchange area: where LL128 runs (the same reach and capacity, Options::ll128_max_bytes).
+  void setup_push() {
+    push_params_ = PushParams{};
+    push_params_.rank = rank_;
+    push_params_.ranks = nranks_;
+    push_params_.piece_units = push_piece_units_;
+    push_params_.seq_counters = push_seq_;
+    push_params_.wait = params_.wait;
+    push_params_.pdl = params_.pdl;
+    if (!oneshot_available_) {
+      push_unavailable_ = oneshot_unavailable_;
+      return;
+    }
+    if (nranks_ > kMaxPushRanks || ll128_max_bytes_ == 0) {
+      push_unavailable_ = nranks_ > kMaxPushRanks ? fmt::format("{} ranks", nranks_) : "Options::ll128_max_bytes is 0";
+      return;
+    }
+    for (int d = 0; d < 3; ++d)
+      for (int w = 1; w <= kPushMaxThreads / 32; ++w)
+        push_resident_[d][w] = push_resident_blocks(static_cast<DataType>(d), nranks_, 32 * w);
+    push_params_.layout = push_layout(ll128_max_bytes_, nranks_);
+    const std::size_t bytes = push_params_.layout.total_bytes();
+    push_area_ = static_cast<char*>(shmem::symmetric_malloc(bytes));
+    if (push_area_ == nullptr) {  // e.g. a heap sized by an earlier communicator
+      push_unavailable_ = fmt::format("nvshmem_malloc of {} bytes for its area failed (symmetric heap full)", bytes);
+      return;
+    }
+    if (reinterpret_cast<std::uintptr_t>(push_area_) % core::kUnitBytes != 0)
+      throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc returned {} for the push area, not 16-byte aligned",
+                              rank_, static_cast<void*>(push_area_)));
+    NVRAR_CUDA_CHECK(rank_, cudaMemset(push_area_, 0, bytes));  // flags 0: no call's sequence number
+    NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
+    shmem::barrier_all();
+    for (int r = 0; r < nranks_; ++r) push_params_.areas[r] = static_cast<char*>(shmem::peer_pointer(push_area_, r));
+    push_available_ = true;
+  }
   static Ll128Layout ll128_layout(std::size_t max_bytes, int ranks) {
     Ll128Layout l;
     l.ranks = ranks;
@@ -820,7 +927,7 @@ class GpuCommunicator final : public Communicator {
     std::size_t bytes = std::size_t{16} << 20;
     if (tuning_)
       for (const core::TuningEntry& e : tuning_->entries)
-        if (parse_algorithm(e.algorithm) == Algorithm::kTwoShotLl128)
+        if (const Algorithm a = parse_algorithm(e.algorithm); a == Algorithm::kTwoShotLl128 || a == Algorithm::kTwoShotPush)
           bytes = std::max(bytes, static_cast<std::size_t>(e.max_bytes));
     return bytes;
   }
@@ -931,6 +1038,13 @@ class GpuCommunicator final : public Communicator {
   int ll128_resident_[3][kLl128MaxThreads / 32 + 1] = {};  // [dtype][threads / 32]: blocks that fit at once
   char* ll128_heap_ = nullptr;
   unsigned long long* ll128_seq_ = nullptr;
+  bool push_available_ = false;
+  std::string push_unavailable_ = "not set up";
+  PushParams push_params_{};
+  int push_resident_[3][kPushMaxThreads / 32 + 1] = {};  // [dtype][threads / 32]: blocks that fit at once
+  char* push_area_ = nullptr;
+  unsigned long long* push_seq_ = nullptr;
+  int64_t push_piece_units_ = 0;  // NVRAR_PUSH_PIECE_UNITS, checked at setup
   // tuner
   Algorithm env_algorithm_ = Algorithm::kAuto;
   std::string model_preset_;

@@ -7,7 +7,7 @@
 //
 // --suite correctness (default)
 //   matrix      counts 1, 2, 3, 5, 7, G-1, G+1, primes up to 1048579 and the largest counts of 64 MiB (and of
-//               max_bytes) x fp32/bf16/fp16 x hierarchical/oneshot/ll128 (up to their capacities)/auto, in-place for
+//               max_bytes) x fp32/bf16/fp16 x hierarchical/oneshot/ll128/push (up to their capacities)/auto, in-place for
 //               every other count, and a few counts
 //               with input and output one element off their alignment. Each call: float64 reference, within the
 //               same tolerance of ncclAllReduce's result, guard bytes around the output untouched, input untouched,
@@ -33,13 +33,13 @@
 // --suite timeout (>= 2 ranks)
 //   the last rank never calls; every other rank must get an nvrar::Error from synchronize() within a few seconds
 //   that says "timed out" and names the rank it waited for.
-//   --algorithm hierarchical | oneshot | registered | ll128 (the waiting ranks' call; registered: on a registered
+//   --algorithm hierarchical | oneshot | registered | ll128 | push (the waiting ranks' call; registered: on a registered
 //   buffer).
 // --suite mismatch (>= 2 ranks, registered two-shot)
 //   rank 0 passes another offset into its registered buffer than the others; every rank must get an nvrar::Error
 //   saying "called with another" and naming another rank, within a few seconds.
 // --suite sanitizer
-//   three small bf16 calls of each NVRAR algorithm (hierarchical, oneshot, ll128) eager and in a graph, 1 MiB
+//   three small bf16 calls of each NVRAR algorithm (hierarchical, oneshot, ll128, push) eager and in a graph, 1 MiB
 //   capacity: quick under compute-sanitizer.
 //
 // Exit status: 0 when every case passed on every rank, 1 otherwise or on an error, 77 (skipped) without a CUDA
@@ -263,6 +263,7 @@ struct Ctx {
 std::size_t capacity_of(const Ctx& ctx, Algorithm a, DataType dtype) {
   const std::size_t bytes = a == Algorithm::kOneShot        ? ctx.comm->oneshot_max_bytes()
                             : a == Algorithm::kTwoShotLl128 ? ctx.comm->ll128_max_bytes()
+                            : a == Algorithm::kTwoShotPush  ? ctx.comm->push_max_bytes()
                                                             : ctx.comm->max_bytes();
   return bytes / esize(dtype);
 }
@@ -611,7 +612,7 @@ std::vector<Call> random_calls(const Ctx& ctx, int n, uint64_t seed, std::size_t
     const std::size_t capacity = ctx.comm->max_bytes() / esize(c.dtype);
     c.count = static_cast<std::size_t>(std::exp(log_count(rng)));
     c.count = std::clamp<std::size_t>(c.count, 1, std::min(max_count, capacity));
-    const uint64_t pick = rng() % 4;
+    const uint64_t pick = rng() % 5;
     c.algorithm = Algorithm::kAuto;
     if (pick == 0 && ctx.hierarchical) c.algorithm = Algorithm::kHierarchical;
     if (pick == 1 && ctx.comm->supports(Algorithm::kOneShot) && c.count <= capacity_of(ctx, Algorithm::kOneShot, c.dtype))
@@ -619,6 +620,9 @@ std::vector<Call> random_calls(const Ctx& ctx, int n, uint64_t seed, std::size_t
     if (pick == 2 && ctx.comm->supports(Algorithm::kTwoShotLl128) &&
         c.count <= capacity_of(ctx, Algorithm::kTwoShotLl128, c.dtype))
       c.algorithm = Algorithm::kTwoShotLl128;
+    if (pick == 3 && ctx.comm->supports(Algorithm::kTwoShotPush) &&
+        c.count <= capacity_of(ctx, Algorithm::kTwoShotPush, c.dtype))
+      c.algorithm = Algorithm::kTwoShotPush;
     c.in_place = rng() % 2 == 0;
     c.misaligned = rng() % 8 == 0;
     calls.push_back(c);
@@ -675,6 +679,7 @@ std::vector<Algorithm> algorithms(const Ctx& ctx) {
   if (ctx.hierarchical) a.push_back(Algorithm::kHierarchical);
   if (ctx.comm->supports(Algorithm::kOneShot)) a.push_back(Algorithm::kOneShot);
   if (ctx.comm->supports(Algorithm::kTwoShotLl128)) a.push_back(Algorithm::kTwoShotLl128);
+  if (ctx.comm->supports(Algorithm::kTwoShotPush)) a.push_back(Algorithm::kTwoShotPush);
   a.push_back(Algorithm::kAuto);
   return a;
 }
@@ -792,6 +797,7 @@ void run_rmsnorm(const Ctx& ctx, Totals& totals) {
   if (ctx.hierarchical) algos.push_back(Algorithm::kHierarchical);
   if (ctx.comm->supports(Algorithm::kOneShot)) algos.push_back(Algorithm::kOneShot);
   if (ctx.comm->supports(Algorithm::kTwoShotLl128)) algos.push_back(Algorithm::kTwoShotLl128);
+  if (ctx.comm->supports(Algorithm::kTwoShotPush)) algos.push_back(Algorithm::kTwoShotPush);
   const std::pair<std::size_t, std::size_t> shapes[] = {{1, 8}, {1, 4096}, {3, 1000}, {5, 2056}, {8, 8192}, {32, 8192}};
   uint64_t seed = 6'000'000;
   for (Algorithm a : algos)
@@ -1027,6 +1033,10 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
       c.algorithm = Algorithm::kTwoShotLl128;
       calls.push_back(c);
     }
+    if (ctx.comm->supports(Algorithm::kTwoShotPush)) {
+      c.algorithm = Algorithm::kTwoShotPush;
+      calls.push_back(c);
+    }
   }
   {
     Section s{"sanitizer eager"};
@@ -1204,7 +1214,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"correctness", "timeout", "mismatch", "sanitizer"}));
   std::string timeout_algorithm = "hierarchical";
   app.add_option("--algorithm", timeout_algorithm, "timeout suite: the algorithm the waiting ranks call")
-      ->check(CLI::IsMember({"hierarchical", "oneshot", "registered", "ll128"}));
+      ->check(CLI::IsMember({"hierarchical", "oneshot", "registered", "ll128", "push"}));
   bool from_nccl = false;
   app.add_flag("--from-nccl", from_nccl,
                "test a communicator adopted with Communicator::from_nccl from another one's NCCL communicator");

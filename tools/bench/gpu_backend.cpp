@@ -296,6 +296,7 @@ std::vector<std::string> GpuBackend::algorithms() const {
   if (comm_->supports(Algorithm::kOneShot)) names.push_back("oneshot");
   if (comm_->supports(Algorithm::kHierarchical)) names.push_back("hierarchical");
   if (comm_->supports(Algorithm::kTwoShotLl128)) names.push_back("ll128");
+  if (comm_->supports(Algorithm::kTwoShotPush)) names.push_back("push");
   if (comm_->supports(Algorithm::kTwoShotRegistered)) {
     names.push_back("registered");
     names.push_back("nvrar-registered");
@@ -315,6 +316,9 @@ std::vector<std::string> GpuBackend::tuning_candidates(std::size_t bytes) const 
   }
   if (comm_->supports(Algorithm::kTwoShotLl128) && bytes <= comm_->ll128_max_bytes())
     for (const char* shape : {"ll128:t256", "ll128:t512", "ll128:t1024"}) c.emplace_back(shape);
+  // The push two-shot is a bandwidth form: below 1 MiB its flag round trips lose to LL128 (not worth the tuner's time).
+  if (comm_->supports(Algorithm::kTwoShotPush) && bytes >= (std::size_t{1} << 20) && bytes <= comm_->push_max_bytes())
+    for (const char* shape : {"push:t256", "push:t512"}) c.emplace_back(shape);
   c.emplace_back("nccl");
   return c;
 }
@@ -322,6 +326,7 @@ std::vector<std::string> GpuBackend::tuning_candidates(std::size_t bytes) const 
 std::size_t GpuBackend::max_bytes_for(const std::string& algorithm) const {
   if (algorithm.rfind("oneshot", 0) == 0) return std::min(max_bytes_, comm_->oneshot_max_bytes());
   if (algorithm.rfind("ll128", 0) == 0) return std::min(max_bytes_, comm_->ll128_max_bytes());
+  if (algorithm.rfind("push", 0) == 0) return std::min(max_bytes_, comm_->push_max_bytes());
   return max_bytes_;
 }
 
@@ -339,6 +344,7 @@ GpuBackend::Target GpuBackend::parse_target(const std::string& algorithm) const 
   if (spec.name == "hierarchical") t.choice.algorithm = Algorithm::kHierarchical;
   if (spec.name == "registered") t.choice.algorithm = Algorithm::kTwoShotRegistered;
   if (spec.name == "ll128") t.choice.algorithm = Algorithm::kTwoShotLl128;
+  if (spec.name == "push") t.choice.algorithm = Algorithm::kTwoShotPush;
   t.registered = spec.name == "registered" || spec.name == "nvrar-registered";
   if (t.kind != Target::kNvrar && algorithm != spec.name)
     throw Error(fmt::format("nvrar-bench: '{}': NCCL takes no shape options", algorithm));
