@@ -552,7 +552,7 @@ class GpuCommunicator final : public Communicator {
     p.units = core::ceil_div(static_cast<int64_t>(count * dtype_size(dtype)), core::kUnitBytes);
     return p;
   }
-  int push_threads(const Choice& c) const { return c.threads > 0 ? c.threads : 512; }
+  int push_threads(const Choice& c) const { return c.threads > 0 ? c.threads : 256; }
   // Default: a warp per piece of the largest slice, at most max_blocks_ and never more than fit at once.
   int push_blocks(const Choice& c, std::size_t bytes, DataType dtype) const {
     int limit = std::min(max_blocks_, kMaxPushBlocks);
