@@ -2,7 +2,8 @@
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
 #                             [bench] [engine] [torch] [spread] [ab] [pieces] [all]
-# BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M).
+# BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M). TUNE_MERGE_FROM=16M with
+#   TUNE_ARGS='-b 16M ...': re-tune from that size up, merged over the shipped table (scripts/merge_tuning.py).
 # spread: the small sizes SPREAD_REPEAT times with the start gate and without it (--no-start-gate), 1 x 4.
 # ab: AB_SWAP='repo/path=replacement ...' builds a copy of the tree with those files replaced (in the background,
 #   from the start of the script) and runs the same nvrar-bench sweep (AB_CFGS, AB_ALGOS, AB_MIN/AB_MAX, AB_ARGS:
@@ -145,7 +146,14 @@ if want tune; then  # tuning tables, written where the communicator looks for th
     rc=$(run_split "$1" "$2" "$OUT/tune_np$1_g$2.log" $BUILD/tools/nvrar-bench --backend gpu --check -e 64M \
          --tune "$OUT/tune_np$1_g$2.json" ${TUNE_ARGS:-})
     note "tune np=$1 G=$2: rc=$rc"; grep -vE '^#' "$OUT/tune_np$1_g$2.log" | awk '{print "   ", $1, $2, $3}'
-    mkdir -p tuning && cp "$OUT/tune_np$1_g$2.json" "tuning/h100-np$1-g$2.json"
+    mkdir -p tuning
+    if [ -n "${TUNE_MERGE_FROM:-}" ]; then  # a partial sweep (TUNE_ARGS -b ...) over the shipped table's upper range
+      python3 scripts/merge_tuning.py "tuning/h100-sxm-np$1-g$2.json" "$OUT/tune_np$1_g$2.json" \
+        "$OUT/tune_np$1_g$2_merged.json" --from "$TUNE_MERGE_FROM" &&
+        cp "$OUT/tune_np$1_g$2_merged.json" "tuning/h100-np$1-g$2.json"
+    else
+      cp "$OUT/tune_np$1_g$2.json" "tuning/h100-np$1-g$2.json"
+    fi
   done
 fi
 

@@ -153,6 +153,22 @@ TEST(Tuning, ParsesAlgorithmSpecs) {
   EXPECT_THROW(parse_algorithm_spec("oneshot:tx"), nvrar::Error);
   EXPECT_THROW(parse_algorithm_spec("oneshot:fast"), nvrar::Error);
   EXPECT_THROW(parse_algorithm_spec(":t64"), nvrar::Error);
+  a = parse_algorithm_spec("push:t256:p1024");  // p<units>: the push two-shot's piece
+  EXPECT_EQ(a.piece_units, 1024);
+  EXPECT_EQ(a.threads, 256);
+  EXPECT_THROW(parse_algorithm_spec("push:p1000"), nvrar::Error);  // not a multiple of 128
+}
+
+// A push entry's piece size survives the file, and tables without the field read it as 0 (the default piece).
+TEST(Tuning, PieceUnitsRoundTrip) {
+  TuningTable t = nvrar::core::parse_tuning_table(with("\"oneshot\"", "\"push\""), "t.json");
+  EXPECT_EQ(t.entries[0].piece_units, 0);
+  EXPECT_EQ(nvrar::core::tuning_table_json(t).find("piece_units"), std::string::npos);
+  t.entries[0].piece_units = 1024;
+  const TuningTable back = nvrar::core::parse_tuning_table(nvrar::core::tuning_table_json(t), "back.json");
+  EXPECT_EQ(back.entries[0].piece_units, 1024);
+  const TuningTable plain = nvrar::core::parse_tuning_table(with("\"oneshot\"", "\"push\""), "t.json");
+  EXPECT_NE(back.fingerprint(), plain.fingerprint());
 }
 
 }  // namespace

@@ -155,6 +155,7 @@ int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<st
     e.threads = spec.threads;
     e.blocks = spec.blocks;
     e.bulk = spec.bulk;
+    e.piece_units = spec.piece_units;
     table.entries.push_back(e);
     if (root) fmt::print("  {:>12}  {:<22} {:>9.2f} {}\n", bytes, best, best_us, others);
   }

@@ -45,13 +45,12 @@ nlohmann::json to_json(const TuningTable& t) {
   j["nodes"] = t.nodes;
   j["gpus_per_node"] = t.gpus_per_node;
   j["entries"] = nlohmann::json::array();
-  for (const TuningEntry& e : t.entries)
-    j["entries"].push_back({{"max_bytes", e.max_bytes},
-                            {"algorithm", e.algorithm},
-                            {"threads", e.threads},
-                            {"blocks", e.blocks},
-                            {"bulk", e.bulk},
-                            {"time_us", e.time_us}});
+  for (const TuningEntry& e : t.entries) {
+    nlohmann::json je = {{"max_bytes", e.max_bytes}, {"algorithm", e.algorithm}, {"threads", e.threads},
+                         {"blocks", e.blocks},       {"bulk", e.bulk},           {"time_us", e.time_us}};
+    if (e.piece_units != 0) je["piece_units"] = e.piece_units;
+    j["entries"].push_back(je);
+  }
   return j;
 }
 
@@ -71,7 +70,9 @@ AlgorithmSpec parse_algorithm_spec(const std::string& spec) {
   auto number = [&](const std::string& option) {
     const std::string digits = option.substr(1);
     if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
-      throw Error(fmt::format("nvrar: algorithm '{}': option '{}' needs a number (t<threads>, b<blocks>)", spec, option));
+      throw Error(fmt::format("nvrar: algorithm '{}': option '{}' needs a number (t<threads>, b<blocks>, p<piece "
+                              "units>)",
+                              spec, option));
     return std::stoi(digits);
   };
   for (std::size_t i = 1; i < parts.size(); ++i) {
@@ -84,10 +85,16 @@ AlgorithmSpec parse_algorithm_spec(const std::string& spec) {
       a.threads = number(o);
     } else if (!o.empty() && o[0] == 'b') {
       a.blocks = number(o);
+    } else if (!o.empty() && o[0] == 'p') {
+      a.piece_units = number(o);
     } else {
-      throw Error(fmt::format("nvrar: algorithm '{}': unknown option '{}' (t<threads>, b<blocks>, bulk, cells)", spec, o));
+      throw Error(fmt::format("nvrar: algorithm '{}': unknown option '{}' (t<threads>, b<blocks>, bulk, cells, "
+                              "p<piece units>)",
+                              spec, o));
     }
   }
+  if (a.piece_units % 128 != 0)
+    throw Error(fmt::format("nvrar: algorithm '{}': piece units {} (a multiple of 128)", spec, a.piece_units));
   if (a.threads % 32 != 0 || a.threads > 1024)
     throw Error(fmt::format("nvrar: algorithm '{}': threads {} (a multiple of 32 up to 1024)", spec, a.threads));
   return a;
@@ -143,6 +150,7 @@ TuningTable parse_tuning_table(const std::string& json_text, const std::string& 
     e.threads = optional_field<int>(je, "threads", where, 0);
     e.blocks = optional_field<int>(je, "blocks", where, 0);
     e.bulk = optional_field<int>(je, "bulk", where, -1);
+    e.piece_units = optional_field<int>(je, "piece_units", where, 0);
     e.time_us = optional_field<double>(je, "time_us", where, 0.0);
     if (!known_algorithm(e.algorithm))
       throw Error(fmt::format("nvrar: tuning table {}: unknown algorithm '{}' (oneshot, hierarchical, ll128, push, "
@@ -185,7 +193,8 @@ TuningTable merge_equal_neighbours(const TuningTable& table) {
   for (const TuningEntry& e : table.entries) {
     if (!t.entries.empty()) {
       TuningEntry& last = t.entries.back();
-      if (last.algorithm == e.algorithm && last.threads == e.threads && last.blocks == e.blocks && last.bulk == e.bulk) {
+      if (last.algorithm == e.algorithm && last.threads == e.threads && last.blocks == e.blocks &&
+          last.bulk == e.bulk && last.piece_units == e.piece_units) {
         last.max_bytes = e.max_bytes;
         last.time_us = e.time_us;
         continue;

@@ -24,6 +24,7 @@ struct TuningEntry {
   int threads = 0;   // 0: the kernel's own choice
   int blocks = 0;    // 0: the kernel's own choice
   int bulk = -1;     // hierarchical only: 1 bulk form, 0 cells, -1 by NVRAR_BULK_MIN_BYTES
+  int piece_units = 0;  // push only: 16-byte units per piece, 0: NVRAR_PUSH_PIECE_UNITS (written only when set)
   double time_us = 0;  // what the tuning run measured (informative)
 };
 
@@ -46,13 +47,14 @@ struct TuningTable {
 };
 
 // The text form of a choice, as nvrar-bench takes it: "name[:option...]", options t<threads>, b<blocks>, bulk,
-// cells; e.g. "oneshot:t128", "hierarchical:bulk:b64". The name is not checked here (the bench has more names than
+// cells, p<piece units>; e.g. "oneshot:t128", "hierarchical:bulk:b64", "push:t256:p1024". The name is not checked here (the bench has more names than
 // a table); options are, with errors naming the spec.
 struct AlgorithmSpec {
   std::string name;
   int threads = 0;
   int blocks = 0;
   int bulk = -1;
+  int piece_units = 0;
 };
 AlgorithmSpec parse_algorithm_spec(const std::string& spec);
 

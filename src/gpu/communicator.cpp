@@ -134,7 +134,8 @@ class GpuCommunicator final : public Communicator {
     setup_tuning();  // before the heap: the table sizes the LL128 area (Options::ll128_max_bytes)
     ll128_max_bytes_ = resolve_ll128_max_bytes();
     push_piece_units_ = core::param_PushPieceUnits();
-    if (push_piece_units_ < kPushRoundUnits || push_piece_units_ % kPushRoundUnits != 0 || push_piece_units_ > (1 << 20))
+    if (push_piece_units_ < kPushRoundUnits || push_piece_units_ % kPushRoundUnits != 0 ||
+        push_piece_units_ > (1 << 20))
       throw Error(fmt::format("nvrar: rank {} setup: NVRAR_PUSH_PIECE_UNITS={} (a multiple of {} up to 1048576)", rank_,
                               push_piece_units_, kPushRoundUnits));
     check_sizes_agree();
@@ -202,7 +203,7 @@ class GpuCommunicator final : public Communicator {
                                              ll128_threads(c), stream));
         return;
       case Algorithm::kTwoShotPush:
-        NVRAR_CUDA_CHECK(rank_, launch_push(push_params(in, out, count, dtype), dtype, push_blocks(c, bytes, dtype),
+        NVRAR_CUDA_CHECK(rank_, launch_push(push_params(in, out, count, dtype, c), dtype, push_blocks(c, bytes, dtype),
                                             push_threads(c), stream));
         return;
       default:
@@ -378,16 +379,17 @@ class GpuCommunicator final : public Communicator {
         shmem::available() ? fmt::format("NVSHMEM {}, inter-node {}", shmem::version(),
                                          core::param_InterNodeStores() ? "stores where NVLink-reachable" : "puts")
                            : std::string("no NVSHMEM in this build: NCCL only");
-    return fmt::format("{}, bootstrap {}, {}, one-shot {}, registered two-shot {}, LL128 two-shot {}, push two-shot {}, "
-                       "{} blocks max",
+    return fmt::format("{}, bootstrap {}, {}, one-shot {}, registered two-shot {}, LL128 two-shot {}, push two-shot "
+                       "{}, {} blocks max",
                        core::describe(topo_), bootstrap_, transport,
                        oneshot_available_ ? fmt::format("up to {} bytes", options_.oneshot_max_bytes)
                                           : "off (" + oneshot_unavailable_ + ")",
                        registered_available_ ? "on" : "off (" + registered_unavailable_ + ")",
                        ll128_available_ ? fmt::format("up to {} bytes", ll128_max_bytes_)
                                         : "off (" + ll128_unavailable_ + ")",
-                       push_available_ ? fmt::format("up to {} bytes, {}-unit pieces", ll128_max_bytes_, push_piece_units_)
-                                       : "off (" + push_unavailable_ + ")",
+                       push_available_
+                           ? fmt::format("up to {} bytes, {}-unit pieces", ll128_max_bytes_, push_piece_units_)
+                           : "off (" + push_unavailable_ + ")",
                        max_blocks_);
   }
 
@@ -482,6 +484,9 @@ class GpuCommunicator final : public Communicator {
       if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kPushMaxThreads))
         throw Error(fmt::format("nvrar: rank {} {}: push two-shot threads {} (a multiple of 32, at most {})", rank_,
                                 call, c.threads, kPushMaxThreads));
+      if (c.piece_units != 0 && (c.piece_units < kPushRoundUnits || c.piece_units % kPushRoundUnits != 0))
+        throw Error(fmt::format("nvrar: rank {} {}: push two-shot piece units {} (a positive multiple of {})", rank_,
+                                call, c.piece_units, kPushRoundUnits));
       return c;
     }
     if (c.algorithm == Algorithm::kHierarchical && !hierarchical_available_)
@@ -507,7 +512,7 @@ class GpuCommunicator final : public Communicator {
     if (tuning_) {
       const core::TuningEntry* e = tuning_->lookup(static_cast<int64_t>(bytes));
       if (e == nullptr) return Choice{Algorithm::kNccl};
-      return Choice{parse_algorithm(e->algorithm), e->threads, e->blocks, e->bulk};
+      return Choice{parse_algorithm(e->algorithm), e->threads, e->blocks, e->bulk, e->piece_units};
     }
     return Choice{parse_algorithm(core::decide_by_model(model_preset_, topo_.nodes, topo_.gpus_per_node,
                                                         oneshot_available_, static_cast<int64_t>(bytes)))};
@@ -544,8 +549,9 @@ class GpuCommunicator final : public Communicator {
     const int64_t lines_per_block = static_cast<int64_t>(ll128_threads(c) / 32) * 4;
     return static_cast<int>(std::min<int64_t>(core::ceil_div(lines, lines_per_block), limit));
   }
-  PushParams push_params(const void* in, void* out, std::size_t count, DataType dtype) const {
+  PushParams push_params(const void* in, void* out, std::size_t count, DataType dtype, const Choice& c) const {
     PushParams p = push_params_;
+    if (c.piece_units > 0) p.piece_units = c.piece_units;
     p.in = in;
     p.out = out;
     p.count = static_cast<int64_t>(count);
@@ -560,8 +566,10 @@ class GpuCommunicator final : public Communicator {
     if (resident > 0) limit = std::min(limit, resident);
     if (c.blocks > 0) return std::min(c.blocks, limit);
     const int64_t units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
-    const int64_t pieces = core::ceil_div(core::ceil_div(units, static_cast<int64_t>(nranks_)), push_piece_units_);
-    return static_cast<int>(std::min<int64_t>(core::ceil_div(pieces, static_cast<int64_t>(push_threads(c) / 32)), limit));
+    const int64_t piece = c.piece_units > 0 ? c.piece_units : push_piece_units_;
+    const int64_t pieces = core::ceil_div(core::ceil_div(units, static_cast<int64_t>(nranks_)), piece);
+    const int64_t warps_per_block = push_threads(c) / 32;
+    return static_cast<int>(std::min<int64_t>(core::ceil_div(pieces, warps_per_block), limit));
   }
   int oneshot_blocks(const Choice& c, std::size_t bytes) const {
     if (c.blocks > 0) return std::min(c.blocks, kMaxOneShotBlocks);

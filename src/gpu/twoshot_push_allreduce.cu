@@ -223,7 +223,8 @@ __global__ void __launch_bounds__(kPushMaxThreads) push_allreduce_kernel(const P
   for (int64_t i = 0; ok && i < my_pieces + kGatherLag; ++i) {
     if (i < my_pieces) push_piece<T, kRanks>(p, in, in_aligned, warp + i * warps, lane, seq);
     const int64_t r = i - kReduceLag, g = i - kGatherLag;
-    if (r >= 0 && r < my_pieces) ok = reduce_piece<T, kRanks>(p, in, in_aligned, out, out_aligned, warp + r * warps, lane, seq);
+    if (r >= 0 && r < my_pieces)
+      ok = reduce_piece<T, kRanks>(p, in, in_aligned, out, out_aligned, warp + r * warps, lane, seq);
     if (ok && g >= 0) ok = gather_piece<T, kRanks>(p, out, out_aligned, warp + g * warps, lane, seq);
   }
   dev::end_sequence(p.seq_counters, kMaxPushBlocks, seq);

@@ -43,7 +43,9 @@ struct PushLayout {
   __host__ __device__ std::size_t all_gather(int slot, int64_t slice_unit) const {
     return static_cast<std::size_t>(ranks - 1 + slot) * slot_bytes() + static_cast<std::size_t>(slice_unit) * 16;
   }
-  __host__ __device__ std::size_t data_bytes() const { return static_cast<std::size_t>(2 * (ranks - 1)) * slot_bytes(); }
+  __host__ __device__ std::size_t data_bytes() const {
+    return static_cast<std::size_t>(2 * (ranks - 1)) * slot_bytes();
+  }
   __host__ __device__ std::size_t reduce_scatter_flag(int slot, int64_t piece) const {
     return data_bytes() + (static_cast<std::size_t>(slot) * pieces_max + piece) * 8;
   }

@@ -7,8 +7,8 @@
 //
 // --suite correctness (default)
 //   matrix      counts 1, 2, 3, 5, 7, G-1, G+1, primes up to 1048579 and the largest counts of 64 MiB (and of
-//               max_bytes) x fp32/bf16/fp16 x hierarchical/oneshot/ll128/push (up to their capacities)/auto, in-place for
-//               every other count, and a few counts
+//               max_bytes) x fp32/bf16/fp16 x hierarchical/oneshot/ll128/push (up to their capacities)/auto,
+//               in-place for every other count, and a few counts
 //               with input and output one element off their alignment. Each call: float64 reference, within the
 //               same tolerance of ncclAllReduce's result, guard bytes around the output untouched, input untouched,
 //               output bytes identical on every rank.
@@ -33,8 +33,8 @@
 // --suite timeout (>= 2 ranks)
 //   the last rank never calls; every other rank must get an nvrar::Error from synchronize() within a few seconds
 //   that says "timed out" and names the rank it waited for.
-//   --algorithm hierarchical | oneshot | registered | ll128 | push (the waiting ranks' call; registered: on a registered
-//   buffer).
+//   --algorithm hierarchical | oneshot | registered | ll128 | push (the waiting ranks' call; registered: on a
+//   registered buffer).
 // --suite mismatch (>= 2 ranks, registered two-shot)
 //   rank 0 passes another offset into its registered buffer than the others; every rank must get an nvrar::Error
 //   saying "called with another" and naming another rank, within a few seconds.
