@@ -302,9 +302,9 @@ int main(int argc, char** argv) {
                  "(default: gpu 15, host 3)")
       ->check(CLI::Range(1, 1000000));
   app.add_option("--ll128-max-bytes", opt.ll128_max_bytes,
-                 "gpu: Options::ll128_max_bytes of the communicator (default: the tuning table's largest LL128 "
-                 "size, at least 16M; 0: no LL128): the largest message LL128 may take, here and in --tune's "
-                 "candidates (so a re-tune that may extend LL128's range needs it)");
+                 "gpu: Options::ll128_max_bytes of the communicator (default: the tuning table's largest LL128 or "
+                 "push size, at least 16M; 0: neither): the largest message the LL128 and push two-shots may take, "
+                 "here and in --tune's candidates (so a re-tune that may extend their range needs it)");
   app.add_flag("--no-start-gate", opt.no_start_gate,
                "gpu: time each replay from when the host records the start event, without first aligning the ranks "
                "(spin + one-element all-reduce); for comparison with runs made before the gate");
