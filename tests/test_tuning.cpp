@@ -157,6 +157,22 @@ TEST(Tuning, ParsesAlgorithmSpecs) {
   EXPECT_EQ(a.piece_units, 1024);
   EXPECT_EQ(a.threads, 256);
   EXPECT_THROW(parse_algorithm_spec("push:p1000"), nvrar::Error);  // not a multiple of 128
+  EXPECT_THROW(parse_algorithm_spec("ll128:p512"), nvrar::Error);  // push only
+}
+
+// Entries the push kernel could not launch are refused when the table is read, naming the field.
+TEST(Tuning, RefusesPushEntriesItCannotRun) {
+  const std::string t128 = "\"threads\": 128";
+  expect_error(with(t128, t128 + ", \"piece_units\": 512"), "piece_units 512 (push only");  // a one-shot entry
+  auto push_with = [&](const std::string& to) {
+    std::string s = with("\"oneshot\"", "\"push\"");
+    return s.replace(s.find(t128), t128.size(), to);
+  };
+  expect_error(push_with("\"threads\": 1024"), "push threads 1024 (at most 512)");
+  expect_error(push_with(t128 + ", \"piece_units\": 100"), "piece_units 100");
+  expect_error(push_with(t128 + ", \"piece_units\": -128"), "piece_units -128");
+  const TuningTable ok = nvrar::core::parse_tuning_table(push_with(t128 + ", \"piece_units\": 1024"), "t.json");
+  EXPECT_EQ(ok.entries[0].piece_units, 1024);
 }
 
 // A push entry's piece size survives the file, and tables without the field read it as 0 (the default piece).

@@ -42,9 +42,9 @@ struct Options {
   // Largest message of the one-shot algorithm (its exchange area takes 4 x ranks x this in each GPU's heap).
   std::size_t oneshot_max_bytes = std::size_t{1} << 20;
   // Largest message of the LL128 and push two-shots; their exchange areas take about 4 x 128 / 120 x this (LL128)
-  // and 2 x (ranks - 1) / ranks x this (push) in each GPU's heap. kSizeFromTuning (default): the larger of 16 MiB
-  // (~72 + 24 MB of areas on 4 GPUs) and the largest message the tuning table in use gives LL128 or push (64 MiB on
-  // 2 GPUs: ~286 + 64 MB). 0: neither.
+  // and 2 x (ranks - 1) / ranks x this (push) in each GPU's heap. kSizeFromTuning (default): for each of the two,
+  // the larger of 16 MiB and the largest message the tuning table in use gives it (shipped H100 tables: LL128
+  // 16 MiB, ~72 MB of area; push 64 MiB, 64 MB of area on 2 GPUs, 96 MB on 4). 0: neither.
   std::size_t ll128_max_bytes = kSizeFromTuning;
   // Tuning table (nvrar-bench --tune); empty: NVRAR_TUNING_FILE, else a table of NVRAR_TUNING_DIR (default: the
   // tables shipped with NVRAR) measured on this card and topology, else the cost model.

@@ -42,7 +42,8 @@ struct Choice {
   int threads = 0;  // threads per block (multiple of 32)
   int blocks = 0;   // blocks per grid
   int bulk = -1;    // hierarchical: 1 plain data + chunk flags, 0 flagged cells, -1 by NVRAR_BULK_MIN_BYTES
-  int piece_units = 0;  // push: 16-byte units per piece (a multiple of 128); 0: NVRAR_PUSH_PIECE_UNITS
+  int piece_units = 0;  // push: 16-byte units per piece (a multiple of 128, the same on every rank); 0:
+                        // NVRAR_PUSH_PIECE_UNITS
 };
 
 // Every failure NVRAR reports is an nvrar::Error whose message names the rank, the call and the cause,

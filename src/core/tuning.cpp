@@ -95,6 +95,8 @@ AlgorithmSpec parse_algorithm_spec(const std::string& spec) {
   }
   if (a.piece_units % 128 != 0)
     throw Error(fmt::format("nvrar: algorithm '{}': piece units {} (a multiple of 128)", spec, a.piece_units));
+  if (a.piece_units != 0 && a.name != "push")
+    throw Error(fmt::format("nvrar: algorithm '{}': p<piece units> is an option of push only", spec));
   if (a.threads % 32 != 0 || a.threads > 1024)
     throw Error(fmt::format("nvrar: algorithm '{}': threads {} (a multiple of 32 up to 1024)", spec, a.threads));
   return a;
@@ -164,6 +166,11 @@ TuningTable parse_tuning_table(const std::string& json_text, const std::string& 
                               e.threads));
     if (e.blocks < 0) throw Error(fmt::format("nvrar: tuning table {}: negative blocks", where));
     if (e.bulk < -1 || e.bulk > 1) throw Error(fmt::format("nvrar: tuning table {}: bulk must be -1, 0 or 1", where));
+    if (e.piece_units < 0 || e.piece_units % 128 != 0 || (e.piece_units != 0 && e.algorithm != "push"))
+      throw Error(fmt::format("nvrar: tuning table {}: piece_units {} (push only, a multiple of 128)", where,
+                              e.piece_units));
+    if (e.algorithm == "push" && e.threads > 512)
+      throw Error(fmt::format("nvrar: tuning table {}: push threads {} (at most 512)", where, e.threads));
     previous = e.max_bytes;
     t.entries.push_back(e);
   }

@@ -131,14 +131,15 @@ class GpuCommunicator final : public Communicator {
     std::memset(error_host_, 0, sizeof(ErrorRecord));
     NVRAR_CUDA_CHECK(rank_, cudaHostGetDevicePointer(reinterpret_cast<void**>(&error_device_), error_host_, 0));
     core::debug_stage(rank_, "tuning table");
-    setup_tuning();  // before the heap: the table sizes the LL128 area (Options::ll128_max_bytes)
-    ll128_max_bytes_ = resolve_ll128_max_bytes();
+    setup_tuning();  // before the heap: the table sizes the LL128 and push areas (Options::ll128_max_bytes)
+    ll128_max_bytes_ = resolve_capacity(Algorithm::kTwoShotLl128);
+    push_max_bytes_ = resolve_capacity(Algorithm::kTwoShotPush);
     push_piece_units_ = core::param_PushPieceUnits();
+    check_sizes_agree();  // first, so that a value one rank refuses below cannot leave the others waiting here
     if (push_piece_units_ < kPushRoundUnits || push_piece_units_ % kPushRoundUnits != 0 ||
         push_piece_units_ > (1 << 20))
       throw Error(fmt::format("nvrar: rank {} setup: NVRAR_PUSH_PIECE_UNITS={} (a multiple of {} up to 1048576)", rank_,
                               push_piece_units_, kPushRoundUnits));
-    check_sizes_agree();
     core::debug_stage(rank_, "NVSHMEM init and symmetric heap");
     setup_heap();
     core::debug_stage(rank_, "one-shot area");
@@ -353,7 +354,7 @@ class GpuCommunicator final : public Communicator {
   std::size_t max_bytes() const override { return max_bytes_; }
   std::size_t oneshot_max_bytes() const override { return oneshot_available_ ? options_.oneshot_max_bytes : 0; }
   std::size_t ll128_max_bytes() const override { return ll128_available_ ? ll128_max_bytes_ : 0; }
-  std::size_t push_max_bytes() const override { return push_available_ ? ll128_max_bytes_ : 0; }
+  std::size_t push_max_bytes() const override { return push_available_ ? push_max_bytes_ : 0; }
   bool supports(Algorithm a) const override {
     switch (a) {
       case Algorithm::kAuto:
@@ -388,7 +389,7 @@ class GpuCommunicator final : public Communicator {
                        ll128_available_ ? fmt::format("up to {} bytes", ll128_max_bytes_)
                                         : "off (" + ll128_unavailable_ + ")",
                        push_available_
-                           ? fmt::format("up to {} bytes, {}-unit pieces", ll128_max_bytes_, push_piece_units_)
+                           ? fmt::format("up to {} bytes, {}-unit pieces", push_max_bytes_, push_piece_units_)
                            : "off (" + push_unavailable_ + ")",
                        max_blocks_);
   }
@@ -406,10 +407,11 @@ class GpuCommunicator final : public Communicator {
 
   bool oneshot_fits(std::size_t bytes) const { return oneshot_available_ && bytes <= options_.oneshot_max_bytes; }
   bool ll128_fits(std::size_t bytes) const { return ll128_available_ && bytes <= ll128_max_bytes_; }
-  bool push_fits(std::size_t bytes) const { return push_available_ && bytes <= ll128_max_bytes_; }
-  // Whether setup_ll128 can turn LL128 on (one NVLink domain, few enough ranks, a capacity): the heap reserves its
-  // area only then.
+  bool push_fits(std::size_t bytes) const { return push_available_ && bytes <= push_max_bytes_; }
+  // Whether setup_ll128 / setup_push can turn LL128 / push on (one NVLink domain, few enough ranks, a capacity): the
+  // heap reserves their areas only then.
   bool ll128_possible() const { return topo_.nodes == 1 && nranks_ <= kMaxLl128Ranks && ll128_max_bytes_ > 0; }
+  bool push_possible() const { return topo_.nodes == 1 && nranks_ <= kMaxPushRanks && push_max_bytes_ > 0; }
 
   // The algorithm and launch shape of a call. Explicit requests are honoured or refused with the reason; auto
   // follows options, NVRAR_ALGO, the tuning table, then the cost model, and never picks what cannot run.
@@ -429,14 +431,14 @@ class GpuCommunicator final : public Communicator {
     if (c.algorithm == Algorithm::kAuto) {
       // The table's pick, adjusted to what this call can run; the zero-copy two-shot where the input allows it and
       // the size pays for its handshakes (the table, measured on arbitrary pointers, says nothing about it), unless
-      // the table picked the LL128 two-shot below NVRAR_REGISTERED_OVER_LL128_BYTES (core/auto_choice.h).
+      // the table picked the LL128 or push two-shot below NVRAR_REGISTERED_OVER_LL128_BYTES (core/auto_choice.h).
       core::CallReach reach;
       reach.registered = registered_runs;
       reach.oneshot = oneshot_fits(bytes);
       reach.ll128 = ll128_fits(bytes);
       reach.ll128_too_big = ll128_available_ && bytes > ll128_max_bytes_;
       reach.push = push_fits(bytes);
-      reach.push_too_big = push_available_ && bytes > ll128_max_bytes_;
+      reach.push_too_big = push_available_ && bytes > push_max_bytes_;
       reach.hierarchical = hierarchical_available_ && bytes <= max_bytes_;
       return core::settle_auto_choice(auto_choice(bytes), static_cast<int64_t>(bytes), reach, registered_rule_);
     }
@@ -477,10 +479,10 @@ class GpuCommunicator final : public Communicator {
         throw Error(fmt::format("nvrar: rank {} {}: the push two-shot needs NVSHMEM and every rank load/store "
                                 "reachable over NVLink (one host, at most {} ranks); not so here: {}",
                                 rank_, call, kMaxPushRanks, push_unavailable_));
-      if (bytes > ll128_max_bytes_)
+      if (bytes > push_max_bytes_)
         throw Error(fmt::format("nvrar: rank {} {}: {} bytes exceed the push two-shot capacity of {} bytes "
-                                "(Options::ll128_max_bytes)",
-                                rank_, call, bytes, ll128_max_bytes_));
+                                "(Options::ll128_max_bytes, else the tuning table's largest push size)",
+                                rank_, call, bytes, push_max_bytes_));
       if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kPushMaxThreads))
         throw Error(fmt::format("nvrar: rank {} {}: push two-shot threads {} (a multiple of 32, at most {})", rank_,
                                 call, c.threads, kPushMaxThreads));
@@ -562,7 +564,7 @@ class GpuCommunicator final : public Communicator {
   // Default: a warp per piece of the largest slice, at most max_blocks_ and never more than fit at once.
   int push_blocks(const Choice& c, std::size_t bytes, DataType dtype) const {
     int limit = std::min(max_blocks_, kMaxPushBlocks);
-    const int resident = push_resident_[static_cast<int>(dtype) % 3][push_threads(c) / 32];
+    const int resident = push_resident_[static_cast<int>(dtype) % 3][std::min(push_threads(c), kPushMaxThreads) / 32];
     if (resident > 0) limit = std::min(limit, resident);
     if (c.blocks > 0) return std::min(c.blocks, limit);
     const int64_t units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
@@ -686,16 +688,17 @@ class GpuCommunicator final : public Communicator {
     const uint64_t h = core::fnv1a64_words({static_cast<uint64_t>(options_.max_bytes),
                                             static_cast<uint64_t>(options_.oneshot_max_bytes),
                                             static_cast<uint64_t>(ll128_max_bytes_),
+                                            static_cast<uint64_t>(push_max_bytes_),
                                             static_cast<uint64_t>(push_piece_units_)});
     const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, h);
     for (int r = 0; r < nranks_; ++r)
       if (all[r] != h)
         throw Error(fmt::format("nvrar: rank {} setup: rank {} was created with other Options::max_bytes, "
-                                "oneshot_max_bytes or ll128_max_bytes (after sizing from the tuning table), or another "
-                                "NVRAR_PUSH_PIECE_UNITS, than this rank ({}, {}, {}, {}); they size the exchange areas "
-                                "and must be the same on every rank",
+                                "oneshot_max_bytes or ll128_max_bytes (LL128 and push capacities after sizing from the "
+                                "tuning table), or another NVRAR_PUSH_PIECE_UNITS, than this rank ({}, {}, {} and {}, "
+                                "{}); they size the exchange areas and must be the same on every rank",
                                 rank_, r, options_.max_bytes, options_.oneshot_max_bytes, ll128_max_bytes_,
-                                push_piece_units_));
+                                push_max_bytes_, push_piece_units_));
   }
 
   void setup_heap() {
@@ -722,9 +725,8 @@ class GpuCommunicator final : public Communicator {
     shmem::acquire(nccl_, rank_, nranks_,
                    layout_.total_bytes + oneshot_layout_.total_bytes() + RegisteredSyncLayout::total_bytes() +
                        max_bytes_ +
-                       (ll128_possible() ? ll128_layout(ll128_max_bytes_, nranks_).total_bytes() +
-                                               push_layout(ll128_max_bytes_, nranks_).total_bytes()
-                                         : 0) +
+                       (ll128_possible() ? ll128_layout(ll128_max_bytes_, nranks_).total_bytes() : 0) +
+                       (push_possible() ? push_layout(push_max_bytes_, nranks_).total_bytes() : 0) +
                        options_.buffer_bytes + (std::size_t{64} << 20));
     heap_ = static_cast<char*>(shmem::symmetric_malloc(layout_.total_bytes));
     if (heap_ == nullptr)
@@ -847,7 +849,7 @@ class GpuCommunicator final : public Communicator {
     for (int r = 0; r < nranks_; ++r) ll128_params_.heaps[r] = static_cast<char*>(shmem::peer_pointer(ll128_heap_, r));
     ll128_available_ = true;
   }
-  // The push two-shot's exchange area: where LL128 runs (the same reach and capacity, Options::ll128_max_bytes).
+  // The push two-shot's exchange area: where the one-shot runs (one NVLink domain), at most kMaxPushRanks ranks.
   void setup_push() {
     push_params_ = PushParams{};
     push_params_.rank = rank_;
@@ -860,15 +862,16 @@ class GpuCommunicator final : public Communicator {
       push_unavailable_ = oneshot_unavailable_;
       return;
     }
-    if (nranks_ > kMaxPushRanks || ll128_max_bytes_ == 0) {
+    if (nranks_ > kMaxPushRanks || push_max_bytes_ == 0) {
       push_unavailable_ = nranks_ > kMaxPushRanks ? fmt::format("{} ranks", nranks_) : "Options::ll128_max_bytes is 0";
       return;
     }
     for (int d = 0; d < 3; ++d)
       for (int w = 1; w <= kPushMaxThreads / 32; ++w)
         push_resident_[d][w] = push_resident_blocks(static_cast<DataType>(d), nranks_, 32 * w);
-    push_params_.layout = push_layout(ll128_max_bytes_, nranks_);
-    const std::size_t bytes = push_params_.layout.total_bytes();
+    push_params_.layout = push_layout(push_max_bytes_, nranks_);
+    // At least one unit: one rank has no slots (nothing to exchange), and NVSHMEM may refuse 0 bytes.
+    const std::size_t bytes = std::max<std::size_t>(push_params_.layout.total_bytes(), core::kUnitBytes);
     push_area_ = static_cast<char*>(shmem::symmetric_malloc(bytes));
     if (push_area_ == nullptr) {  // e.g. a heap sized by an earlier communicator
       push_unavailable_ = fmt::format("nvshmem_malloc of {} bytes for its area failed (symmetric heap full)", bytes);
@@ -928,15 +931,14 @@ class GpuCommunicator final : public Communicator {
     registered_available_ = true;
   }
 
-  // Options::ll128_max_bytes, kSizeFromTuning resolved: the larger of 16 MiB and the tuning table's largest LL128
-  // message. The same on every rank (the tables' fingerprints agree, setup_tuning).
-  std::size_t resolve_ll128_max_bytes() const {
+  // Options::ll128_max_bytes, kSizeFromTuning resolved for `a` (LL128 or push): the larger of 16 MiB and the tuning
+  // table's largest message of that algorithm. The same on every rank (the tables' fingerprints agree, setup_tuning).
+  std::size_t resolve_capacity(Algorithm a) const {
     if (options_.ll128_max_bytes != kSizeFromTuning) return options_.ll128_max_bytes;
     std::size_t bytes = std::size_t{16} << 20;
     if (tuning_)
       for (const core::TuningEntry& e : tuning_->entries)
-        if (const Algorithm a = parse_algorithm(e.algorithm); a == Algorithm::kTwoShotLl128 || a == Algorithm::kTwoShotPush)
-          bytes = std::max(bytes, static_cast<std::size_t>(e.max_bytes));
+        if (parse_algorithm(e.algorithm) == a) bytes = std::max(bytes, static_cast<std::size_t>(e.max_bytes));
     return bytes;
   }
 
@@ -1057,7 +1059,8 @@ class GpuCommunicator final : public Communicator {
   Algorithm env_algorithm_ = Algorithm::kAuto;
   std::string model_preset_;
   std::shared_ptr<core::TuningTable> tuning_;
-  std::size_t ll128_max_bytes_ = 0;  // Options::ll128_max_bytes resolved (resolve_ll128_max_bytes)
+  std::size_t ll128_max_bytes_ = 0;  // Options::ll128_max_bytes resolved for LL128 (resolve_capacity)
+  std::size_t push_max_bytes_ = 0;   // and for push
   core::RegisteredRule registered_rule_;  // NVRAR_REGISTERED_MIN_BYTES, NVRAR_REGISTERED_OVER_LL128_BYTES (setup)
   std::string tuning_source_;
 };

@@ -17,16 +17,18 @@
 //      slice me + 1 + k from the slot into my output.
 //   A warp runs its pieces x_0, x_1, ... software-pipelined: step i does A(x_i), B(x_(i-1)), C(x_(i-2)), so its waits
 //   are for work peers did a step earlier and a piece's local copy (C) overlaps later pieces' NVLink traffic.
-// Launch: blocks x threads (multiple of 32, <= kPushMaxThreads), the same on every rank (the piece-to-warp mapping
-//   must agree), every block resident at once (the communicator caps the grid at push_resident_blocks()). Templated
-//   on the element type and P.
+// Launch: blocks x threads (multiple of 32, <= kPushMaxThreads), every block resident at once (the communicator caps
+//   the grid at push_resident_blocks()); the grid may differ between ranks, the piece size may not (it places the
+//   data and names the flags). Templated on the element type and P.
 // Sync: per-block sequence numbers as in device_units.cuh; a piece's stores are ordered before its flag by a warp
 //   barrier and a release store at system scope (st.release.sys); a waiter polls with acquire loads, then a warp
-//   barrier orders the other lanes' loads (through L2, ld.cv) after it. Deadlock-free: step i's waits depend only on
-//   the peers' steps up to i - 1 (A never waits). One buffer, no parity: rank r writes slot data of call n + 1 only
-//   after its call n ended, which needed every peer's all-gather flags of call n, released after that peer had read
-//   r's reduce-scatter slots of call n; and a peer writes r's all-gather slot of piece x in call n + 1 only after
-//   r's reduce-scatter flag of x in call n + 1, sent after r's call n (which read that slot) had ended. In place
+//   barrier orders the other lanes' loads (through L2, ld.cv) after it. Deadlock-free: a warp's pieces come in
+//   increasing order and its waits at piece x are for the peers' work on pieces up to x, which their warps reach
+//   after waits for smaller pieces only (A never waits): induction on the piece. One buffer, no parity: rank r
+//   writes slot data of call n + 1 only after its call n ended, which needed every peer's all-gather flags of call
+//   n, released after that peer had read r's reduce-scatter slots of call n; and a peer writes r's all-gather slot
+//   of piece x in call n + 1 only after r's reduce-scatter flag of x in call n + 1, sent after r's call n (which read
+//   that slot) had ended. In place
 //   (in == out) is safe: a lane reads its units of a piece's input (A or B) before it writes their output (B or C,
 //   same lane, later in program order). Waits time out (WaitContext).
 #include "gpu/twoshot_push_allreduce.h"

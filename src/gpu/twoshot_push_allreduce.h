@@ -1,7 +1,7 @@
 // Launch interface of the plain-data push two-shot all-reduce (twoshot_push_allreduce.cu): reduce-scatter +
 // all-gather over NVLink for inputs and outputs anywhere in device memory, the data moved as plain 16-byte units
 // (no flag words in it) behind one flag per piece of the message. One NVLink domain only (every rank load/store
-// reachable). Its capacity is the LL128 two-shot's (Options::ll128_max_bytes).
+// reachable). Capacity: Options::ll128_max_bytes, else the larger of 16 MiB and the tuning table's largest push size.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -19,7 +19,6 @@ constexpr int kMaxPushBlocks = 128;   // grid limit; the communicator also caps 
 constexpr int kPushMaxThreads = 512;
 constexpr int kPushUnitsPerLane = 4;  // 16-byte units a lane keeps in flight per round
 constexpr int64_t kPushRoundUnits = 32 * kPushUnitsPerLane;  // a warp's round: 128 units (2 KB)
-constexpr int64_t kPushDefaultPieceUnits = 512;              // 8 KB pieces unless NVRAR_PUSH_PIECE_UNITS says otherwise
 
 // First 16-byte unit of slice s of a message of `units` units cut into `ranks` slices (the same on every rank).
 __host__ __device__ inline int64_t push_slice_begin(int64_t units, int ranks, int s) { return units * s / ranks; }
@@ -65,7 +64,8 @@ struct PushParams {
   void* out;
   int64_t count;        // elements
   int64_t units;        // 16-byte units of the message
-  int64_t piece_units;  // units per piece (a multiple of kPushRoundUnits): one flag per piece and slot
+  int64_t piece_units;  // units per piece (a multiple of kPushRoundUnits), the same on every rank: one flag per piece
+                        // and slot
   int rank;
   int ranks;
   PushLayout layout;

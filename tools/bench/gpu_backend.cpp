@@ -318,7 +318,7 @@ std::vector<std::string> GpuBackend::tuning_candidates(std::size_t bytes) const 
     for (const char* shape : {"ll128:t256", "ll128:t512", "ll128:t1024"}) c.emplace_back(shape);
   // The push two-shot is a bandwidth form: below 1 MiB its flag round trips lose to LL128 (not worth the tuner's time).
   if (comm_->supports(Algorithm::kTwoShotPush) && bytes >= (std::size_t{1} << 20) && bytes <= comm_->push_max_bytes())
-    for (const char* shape : {"push:t256", "push:t256:p1024", "push:t256:p2048"}) c.emplace_back(shape);
+    for (const char* shape : {"push:t256:p512", "push:t256:p1024", "push:t256:p2048"}) c.emplace_back(shape);
   c.emplace_back("nccl");
   return c;
 }
