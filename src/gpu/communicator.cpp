@@ -830,24 +830,32 @@ class GpuCommunicator final : public Communicator {
       for (int w = 1; w <= kLl128MaxThreads / 32; ++w)
         ll128_resident_[d][w] = ll128_resident_blocks(static_cast<DataType>(d), 32 * w);
     ll128_layout_ = ll128_layout(ll128_max_bytes_, nranks_);
-    ll128_heap_ = static_cast<char*>(shmem::symmetric_malloc(ll128_layout_.total_bytes()));
-    if (ll128_heap_ == nullptr) {  // e.g. a heap sized by an earlier communicator
-      ll128_unavailable_ = fmt::format("nvshmem_malloc of {} bytes for its area failed (symmetric heap full)",
-                                       ll128_layout_.total_bytes());
-      return;
+    // Lines must be 128-byte aligned (one line, one aligned 128-byte block).
+    ll128_heap_ = allocate_area(ll128_layout_.total_bytes(), kLl128LineBytes, "LL128", ll128_params_.heaps,
+                                ll128_unavailable_);
+    if (ll128_heap_ == nullptr) return;
+    ll128_params_.layout = ll128_layout_;
+    ll128_available_ = true;
+  }
+  // A collective exchange area of `bytes`: allocated in the symmetric heap, checked for `align`-byte alignment
+  // (NVSHMEM's allocations are 512-byte aligned in the versions seen, and the offset is the same on every rank, so
+  // every rank reaches the same verdict), zeroed on every rank before any peer may write into it; every rank's copy
+  // as a peer pointer in peers[0..ranks). nullptr, with the reason in `unavailable`, if the heap is full (e.g. sized
+  // by an earlier communicator).
+  char* allocate_area(std::size_t bytes, std::size_t align, const char* what, char** peers, std::string& unavailable) {
+    char* area = static_cast<char*>(shmem::symmetric_malloc(bytes));
+    if (area == nullptr) {
+      unavailable = fmt::format("nvshmem_malloc of {} bytes for its area failed (symmetric heap full)", bytes);
+      return nullptr;
     }
-    // Lines must be 128-byte aligned (one line, one aligned 128-byte block); NVSHMEM's allocations are (512 in the
-    // versions seen), and the offset is the same on every rank, so every rank reaches the same verdict.
-    if (reinterpret_cast<std::uintptr_t>(ll128_heap_) % kLl128LineBytes != 0)
-      throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc returned {} for the LL128 area, not {}-byte "
-                              "aligned",
-                              rank_, static_cast<void*>(ll128_heap_), kLl128LineBytes));
-    NVRAR_CUDA_CHECK(rank_, cudaMemset(ll128_heap_, 0, ll128_layout_.total_bytes()));
+    if (reinterpret_cast<std::uintptr_t>(area) % align != 0)
+      throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc returned {} for the {} area, not {}-byte aligned",
+                              rank_, static_cast<void*>(area), what, align));
+    NVRAR_CUDA_CHECK(rank_, cudaMemset(area, 0, bytes));
     NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
     shmem::barrier_all();
-    ll128_params_.layout = ll128_layout_;
-    for (int r = 0; r < nranks_; ++r) ll128_params_.heaps[r] = static_cast<char*>(shmem::peer_pointer(ll128_heap_, r));
-    ll128_available_ = true;
+    for (int r = 0; r < nranks_; ++r) peers[r] = static_cast<char*>(shmem::peer_pointer(area, r));
+    return area;
   }
   // The push two-shot's exchange area: where the one-shot runs (one NVLink domain), at most kMaxPushRanks ranks.
   void setup_push() {
@@ -870,20 +878,11 @@ class GpuCommunicator final : public Communicator {
       for (int w = 1; w <= kPushMaxThreads / 32; ++w)
         push_resident_[d][w] = push_resident_blocks(static_cast<DataType>(d), nranks_, 32 * w);
     push_params_.layout = push_layout(push_max_bytes_, nranks_);
-    // At least one unit: one rank has no slots (nothing to exchange), and NVSHMEM may refuse 0 bytes.
+    // At least one unit: one rank has no slots (nothing to exchange), and NVSHMEM may refuse 0 bytes. Zeroed flags
+    // carry no call's sequence number.
     const std::size_t bytes = std::max<std::size_t>(push_params_.layout.total_bytes(), core::kUnitBytes);
-    push_area_ = static_cast<char*>(shmem::symmetric_malloc(bytes));
-    if (push_area_ == nullptr) {  // e.g. a heap sized by an earlier communicator
-      push_unavailable_ = fmt::format("nvshmem_malloc of {} bytes for its area failed (symmetric heap full)", bytes);
-      return;
-    }
-    if (reinterpret_cast<std::uintptr_t>(push_area_) % core::kUnitBytes != 0)
-      throw Error(fmt::format("nvrar: rank {} setup: nvshmem_malloc returned {} for the push area, not 16-byte aligned",
-                              rank_, static_cast<void*>(push_area_)));
-    NVRAR_CUDA_CHECK(rank_, cudaMemset(push_area_, 0, bytes));  // flags 0: no call's sequence number
-    NVRAR_CUDA_CHECK(rank_, cudaDeviceSynchronize());
-    shmem::barrier_all();
-    for (int r = 0; r < nranks_; ++r) push_params_.areas[r] = static_cast<char*>(shmem::peer_pointer(push_area_, r));
+    push_area_ = allocate_area(bytes, core::kUnitBytes, "push", push_params_.areas, push_unavailable_);
+    if (push_area_ == nullptr) return;
     push_available_ = true;
   }
   static Ll128Layout ll128_layout(std::size_t max_bytes, int ranks) {

@@ -17,6 +17,20 @@
 
 namespace nvrar::gpu::dev {
 
+// Host: how many blocks of `threads` threads of `kernel` fit on the current device at once (occupancy x SM count);
+// 0 if the runtime cannot tell (its error is cleared). For kernels whose blocks wait for each other: every block must
+// be resident.
+inline int resident_blocks(const void* kernel, int threads) {
+  int per_sm = 0, device = 0, sms = 0;
+  if (kernel == nullptr || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0) != cudaSuccess ||
+      cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    cudaGetLastError();  // leave no sticky error for the caller's next check
+    return 0;
+  }
+  return per_sm * sms;
+}
+
 // Polls check the clock and the abort flag once every this many tries: a global-timer read costs about as much
 // as a poll, and 1024 tries are a few microseconds, far below any timeout.
 constexpr int kPollsPerClockCheck = 1024;

@@ -299,14 +299,7 @@ int ll128_resident_blocks(DataType dtype, int threads) {
       dtype == DataType::kFloat32    ? reinterpret_cast<const void*>(ll128_allreduce_kernel<float>)
       : dtype == DataType::kBFloat16 ? reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Bf16>)
                                      : reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Fp16>);
-  int per_sm = 0, device = 0, sms = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0) != cudaSuccess ||
-      cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    cudaGetLastError();  // leave no sticky error for the caller's next check
-    return 0;
-  }
-  return per_sm * sms;
+  return dev::resident_blocks(kernel, threads);
 }
 
 cudaError_t launch_ll128(const Ll128Params& params, DataType dtype, int blocks, int threads, cudaStream_t stream) {

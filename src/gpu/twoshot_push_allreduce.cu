@@ -77,6 +77,25 @@ __device__ __forceinline__ bool warp_wait(const WaitContext& wc, const char* fla
   return ok;
 }
 
+// A piece's units through one lane's rounds: each lane loads its kPushUnitsPerLane units of a round (load(u, w)),
+// all in flight together, then stores them (store(u, w)).
+template <typename Load, typename Store>
+__device__ __forceinline__ void copy_piece(const Piece& pc, int lane, Load load, Store store) {
+  for (int64_t base = pc.begin; base < pc.end; base += kPushRoundUnits) {
+    uint32_t w[kPushUnitsPerLane][4];
+#pragma unroll
+    for (int v = 0; v < kPushUnitsPerLane; ++v) {
+      const int64_t u = base + lane + 32 * v;
+      if (u < pc.end) load(u, w[v]);
+    }
+#pragma unroll
+    for (int v = 0; v < kPushUnitsPerLane; ++v) {
+      const int64_t u = base + lane + 32 * v;
+      if (u < pc.end) store(u, w[v]);
+    }
+  }
+}
+
 // A: piece x of every other slice from my input into its owner's reduce-scatter slot, then the owners' flags.
 template <typename T, int kRanks>
 __device__ __forceinline__ void push_piece(const PushParams& p, const T* in, bool in_aligned, int64_t x, int lane,
@@ -87,19 +106,9 @@ __device__ __forceinline__ void push_piece(const PushParams& p, const T* in, boo
     const int o = (me + i) % kRanks;
     const Piece pc = piece_of<kRanks>(p, o, x);
     char* slot = p.areas[o] + p.layout.reduce_scatter(push_slot(o, me, kRanks), 0);
-    for (int64_t base = pc.begin; base < pc.end; base += kPushRoundUnits) {
-      uint32_t w[kPushUnitsPerLane][4];
-#pragma unroll
-      for (int v = 0; v < kPushUnitsPerLane; ++v) {
-        const int64_t u = base + lane + 32 * v;
-        if (u < pc.end) dev::load_unit(in, p.count, u, in_aligned, w[v]);
-      }
-#pragma unroll
-      for (int v = 0; v < kPushUnitsPerLane; ++v) {
-        const int64_t u = base + lane + 32 * v;
-        if (u < pc.end) dev::store_plain_v4(slot + (u - pc.slice_begin) * 16, w[v]);
-      }
-    }
+    copy_piece(
+        pc, lane, [&](int64_t u, uint32_t w[4]) { dev::load_unit(in, p.count, u, in_aligned, w); },
+        [&](int64_t u, const uint32_t w[4]) { dev::store_plain_v4(slot + (u - pc.slice_begin) * 16, w); });
   }
   __syncwarp();  // every lane's stores before the release below (cumulativity through the barrier)
   if (lane < kRanks - 1) {
@@ -191,19 +200,9 @@ __device__ __forceinline__ bool gather_piece(const PushParams& p, T* out, bool o
   for (int k = 0; k < kRanks - 1; ++k) {
     const Piece pc = piece_of<kRanks>(p, (me + 1 + k) % kRanks, x);
     const char* slot = mine + p.layout.all_gather(k, 0);
-    for (int64_t base = pc.begin; base < pc.end; base += kPushRoundUnits) {
-      uint32_t w[kPushUnitsPerLane][4];
-#pragma unroll
-      for (int v = 0; v < kPushUnitsPerLane; ++v) {
-        const int64_t u = base + lane + 32 * v;
-        if (u < pc.end) dev::load_l2_v4(slot + (u - pc.slice_begin) * 16, w[v]);
-      }
-#pragma unroll
-      for (int v = 0; v < kPushUnitsPerLane; ++v) {
-        const int64_t u = base + lane + 32 * v;
-        if (u < pc.end) dev::store_unit(out, p.count, u, out_aligned, w[v]);
-      }
-    }
+    copy_piece(
+        pc, lane, [&](int64_t u, uint32_t w[4]) { dev::load_l2_v4(slot + (u - pc.slice_begin) * 16, w); },
+        [&](int64_t u, const uint32_t w[4]) { dev::store_unit(out, p.count, u, out_aligned, w); });
   }
   return true;
 }
@@ -232,39 +231,31 @@ __global__ void __launch_bounds__(kPushMaxThreads) push_allreduce_kernel(const P
   dev::end_sequence(p.seq_counters, kMaxPushBlocks, seq);
 }
 
+using PushKernel = void (*)(PushParams);
+
 template <typename T>
-const void* kernel_for(int ranks) {
+PushKernel kernel_for(int ranks) {
   switch (ranks) {
-    case 1: return reinterpret_cast<const void*>(push_allreduce_kernel<T, 1>);
-    case 2: return reinterpret_cast<const void*>(push_allreduce_kernel<T, 2>);
-    case 3: return reinterpret_cast<const void*>(push_allreduce_kernel<T, 3>);
-    case 4: return reinterpret_cast<const void*>(push_allreduce_kernel<T, 4>);
-    case 5: return reinterpret_cast<const void*>(push_allreduce_kernel<T, 5>);
-    case 6: return reinterpret_cast<const void*>(push_allreduce_kernel<T, 6>);
-    case 7: return reinterpret_cast<const void*>(push_allreduce_kernel<T, 7>);
-    case 8: return reinterpret_cast<const void*>(push_allreduce_kernel<T, 8>);
+    case 1: return push_allreduce_kernel<T, 1>;
+    case 2: return push_allreduce_kernel<T, 2>;
+    case 3: return push_allreduce_kernel<T, 3>;
+    case 4: return push_allreduce_kernel<T, 4>;
+    case 5: return push_allreduce_kernel<T, 5>;
+    case 6: return push_allreduce_kernel<T, 6>;
+    case 7: return push_allreduce_kernel<T, 7>;
+    case 8: return push_allreduce_kernel<T, 8>;
   }
   return nullptr;
 }
 
-template <typename T, int kRanks>
-cudaError_t launch_typed(const PushParams& p, int blocks, int threads, cudaStream_t stream) {
-  return dev::launch_kernel(push_allreduce_kernel<T, kRanks>, blocks, threads, stream, p.pdl, p);
-}
-
-template <typename T>
-cudaError_t launch_ranks(const PushParams& p, int blocks, int threads, cudaStream_t stream) {
-  switch (p.ranks) {
-    case 1: return launch_typed<T, 1>(p, blocks, threads, stream);
-    case 2: return launch_typed<T, 2>(p, blocks, threads, stream);
-    case 3: return launch_typed<T, 3>(p, blocks, threads, stream);
-    case 4: return launch_typed<T, 4>(p, blocks, threads, stream);
-    case 5: return launch_typed<T, 5>(p, blocks, threads, stream);
-    case 6: return launch_typed<T, 6>(p, blocks, threads, stream);
-    case 7: return launch_typed<T, 7>(p, blocks, threads, stream);
-    case 8: return launch_typed<T, 8>(p, blocks, threads, stream);
+// The kernel for a type and rank count; nullptr for a value outside them.
+PushKernel kernel_of(DataType dtype, int ranks) {
+  switch (dtype) {
+    case DataType::kFloat32: return kernel_for<float>(ranks);
+    case DataType::kBFloat16: return kernel_for<core::Bf16>(ranks);
+    case DataType::kFloat16: return kernel_for<core::Fp16>(ranks);
   }
-  return cudaErrorInvalidValue;
+  return nullptr;
 }
 
 }  // namespace
@@ -279,32 +270,16 @@ PushLayout push_layout(std::size_t max_bytes, int ranks) {
 }
 
 int push_resident_blocks(DataType dtype, int ranks, int threads) {
-  const void* kernel = dtype == DataType::kFloat32    ? kernel_for<float>(ranks)
-                       : dtype == DataType::kBFloat16 ? kernel_for<core::Bf16>(ranks)
-                                                      : kernel_for<core::Fp16>(ranks);
-  int per_sm = 0, device = 0, sms = 0;
-  if (kernel == nullptr || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0) != cudaSuccess ||
-      cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    cudaGetLastError();  // leave no sticky error for the caller's next check
-    return 0;
-  }
-  return per_sm * sms;
+  return dev::resident_blocks(reinterpret_cast<const void*>(kernel_of(dtype, ranks)), threads);
 }
 
 cudaError_t launch_push(const PushParams& params, DataType dtype, int blocks, int threads, cudaStream_t stream) {
   if (blocks < 1 || blocks > kMaxPushBlocks || threads < 32 || threads % 32 != 0 || threads > kPushMaxThreads ||
       params.piece_units < kPushRoundUnits || params.piece_units % kPushRoundUnits != 0)
     return cudaErrorInvalidConfiguration;
-  switch (dtype) {
-    case DataType::kFloat32:
-      return launch_ranks<float>(params, blocks, threads, stream);
-    case DataType::kBFloat16:
-      return launch_ranks<core::Bf16>(params, blocks, threads, stream);
-    case DataType::kFloat16:
-      return launch_ranks<core::Fp16>(params, blocks, threads, stream);
-  }
-  return cudaErrorInvalidValue;
+  const PushKernel kernel = kernel_of(dtype, params.ranks);
+  if (kernel == nullptr) return cudaErrorInvalidValue;
+  return dev::launch_kernel(kernel, blocks, threads, stream, params.pdl, params);
 }
 
 }  // namespace nvrar::gpu
