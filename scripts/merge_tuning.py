@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from tuning_from_bench import merge_neighbours
+
 
 def size(text):
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -36,13 +38,7 @@ def main():
               f"below {a.start}; they now take {a.part}'s first choice", file=sys.stderr)
     if any(e["max_bytes"] < a.start for e in part["entries"]):
         sys.exit(f"merge_tuning: {a.part} has entries below --from {a.start}")
-    merged = []
-    for e in kept + part["entries"]:
-        same = ("algorithm", "threads", "blocks", "bulk", "piece_units")
-        if merged and all(merged[-1].get(k) == e.get(k) for k in same):
-            merged[-1]["max_bytes"], merged[-1]["time_us"] = e["max_bytes"], e["time_us"]
-        else:
-            merged.append(dict(e))
+    merged = merge_neighbours(kept + part["entries"])
     out = dict(base)
     out["created"] = part["created"]
     out["source"] = f"{base['source']} below {a.start} bytes ({base['created']}); {part['source']} from there"

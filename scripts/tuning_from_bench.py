@@ -6,7 +6,7 @@ at each size, the fastest measured NVRAR kernel shape or NCCL (minimum over all 
     python3 scripts/tuning_from_bench.py OUT.json bench_np4_g4.json [shapes_np4_g4.json ...]
 
 Algorithm names understood: oneshot[:t<threads>], hierarchical[:cells|:bulk], ll128[:t<threads>],
-push[:t<threads>], nccl (others are ignored)."""
+push[:t<threads>][:p<piece units>], nccl (others are ignored)."""
 import json
 import sys
 
@@ -23,7 +23,22 @@ def spec_entry(name):
             e["threads"] = int(o[1:])
         elif o.startswith("b"):
             e["blocks"] = int(o[1:])
+        elif o.startswith("p"):
+            e["piece_units"] = int(o[1:])  # written only when set, as nvrar-bench --tune does
     return e
+
+
+def merge_neighbours(entries):
+    """Adjacent entries with the same choice as one range (the last one's max_bytes and time), like the C++
+    merge_equal_neighbours; entries are dicts of a table's "entries"."""
+    merged = []
+    for e in entries:
+        same = ("algorithm", "threads", "blocks", "bulk", "piece_units")
+        if merged and all(merged[-1].get(k) == e.get(k) for k in same):
+            merged[-1].update({"max_bytes": e["max_bytes"], "time_us": e["time_us"]})
+        else:
+            merged.append(dict(e))
+    return merged
 
 
 def main():
@@ -50,10 +65,8 @@ def main():
     for b in sorted(best):
         e = spec_entry(best[b][1])
         e.update({"max_bytes": b, "time_us": round(best[b][0], 2)})
-        if entries and all(entries[-1][k] == e[k] for k in ("algorithm", "threads", "blocks", "bulk")):
-            entries[-1].update({"max_bytes": b, "time_us": e["time_us"]})
-        else:
-            entries.append(e)
+        entries.append(e)
+    entries = merge_neighbours(entries)
     while entries and entries[-1]["algorithm"] == "nccl":
         entries.pop()
     table = {"format": "nvrar-tuning-1", "card": card, "created": d["date"],
