@@ -20,7 +20,7 @@
 // element the call never writes counts as wrong), and every rank compares its whole output with a float64
 // reference it builds from all ranks' regenerated inputs (cached per size and dtype, shared by the algorithms).
 // Tolerance: check::hierarchical_roundings(nodes) roundings for NVRAR's forced kernels (hierarchical, oneshot,
-// registered, ll128); at least P for the NCCL algorithms, whose ring rounds at every hop, and for nvrar and
+// registered, ll128, push); at least P for the NCCL algorithms, whose ring rounds at every hop, and for nvrar and
 // nvrar-registered, which hand sizes above their range (or builds without NVSHMEM) to NCCL. NVRAR's algorithms
 // also promise the same bits on every rank: a rank whose output hash (FNV-1a) differs from rank 0's counts its
 // whole output as wrong. #wrong is the sum over ranks.
