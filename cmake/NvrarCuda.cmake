@@ -1,7 +1,7 @@
 # CUDA parts of NVRAR. Compiled wherever nvcc is found (CI compiles them; only the GPU machine runs them).
 
 # Device build of the shared schedule and conversions, checked against the host build by test_gpu_schedule.
-add_library(nvrar_cuda_check STATIC src/gpu/schedule_device_check.cu)
+add_library(nvrar_cuda_check STATIC src/gpu/device/schedule_device_check.cu)
 target_include_directories(nvrar_cuda_check PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/include)
 target_link_libraries(nvrar_cuda_check PUBLIC CUDA::cudart)
 
@@ -17,15 +17,15 @@ target_link_libraries(nvrar_nccl INTERFACE ${NVRAR_NCCL_LIB})
 
 # The GPU library: communicator, bootstrap, kernels. Shared, so NVSHMEM's device code is linked (device link)
 # once into it, next to the host calls that initialise it.
-set(_gpu_sources src/gpu/communicator.cpp src/gpu/nvshmem_runtime.cu src/gpu/hierarchical_allreduce.cu
-                 src/gpu/oneshot_allreduce.cu src/gpu/twoshot_registered_allreduce.cu
-                 src/gpu/ll128_allreduce.cu
-                 src/gpu/twoshot_push_allreduce.cu
-                 src/gpu/bootstrap.cpp)
+set(_gpu_sources src/gpu/communicator.cpp src/gpu/runtime/nvshmem_runtime.cu src/gpu/algorithms/hierarchical.cu
+                 src/gpu/algorithms/oneshot.cu src/gpu/algorithms/registered.cu
+                 src/gpu/algorithms/ll128.cu
+                 src/gpu/algorithms/push.cu
+                 src/gpu/runtime/bootstrap.cpp)
 if(NVRAR_HAVE_MPI)
-  list(APPEND _gpu_sources src/gpu/bootstrap_mpi.cpp)
+  list(APPEND _gpu_sources src/gpu/runtime/bootstrap_mpi.cpp)
 else()
-  list(APPEND _gpu_sources src/gpu/bootstrap_no_mpi.cpp)
+  list(APPEND _gpu_sources src/gpu/runtime/bootstrap_no_mpi.cpp)
 endif()
 add_library(nvrar_gpu SHARED ${_gpu_sources})
 add_library(nvrar::gpu ALIAS nvrar_gpu)
@@ -52,14 +52,4 @@ else()
   target_compile_definitions(nvrar_gpu PRIVATE NVRAR_HAVE_NVSHMEM=0)
 endif()
 
-# The inference engine's GPU half (src/engine/gpu): cuBLASLt GEMMs, the Llama kernels, the tensor-parallel model.
-add_library(nvrar_engine_gpu STATIC
-  src/engine/gpu/gemm.cpp
-  src/engine/gpu/layers.cu
-  src/engine/gpu/attention.cu
-  src/engine/gpu/skinny_gemm.cu
-  src/engine/gpu/llama_tp.cpp)
-target_include_directories(nvrar_engine_gpu PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/include)
-target_link_libraries(nvrar_engine_gpu PUBLIC nvrar_engine nvrar_gpu CUDA::cublasLt CUDA::cudart PRIVATE fmt::fmt)
-set_target_properties(nvrar_engine_gpu PROPERTIES POSITION_INDEPENDENT_CODE ON)
-target_compile_options(nvrar_engine_gpu PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra>)
+include(NvrarEngineGpu)

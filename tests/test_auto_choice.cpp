@@ -31,15 +31,15 @@ Algorithm settle(Algorithm pick, int64_t bytes, const CallReach& reach, Register
 }
 
 TEST(AutoChoice, KeepsWhatCanRunOnPlainPointers) {
-  for (Algorithm a : {Algorithm::kOneShot, Algorithm::kTwoShotLl128, Algorithm::kTwoShotPush, Algorithm::kHierarchical,
+  for (Algorithm a : {Algorithm::kOneShot, Algorithm::kLl128, Algorithm::kPush, Algorithm::kHierarchical,
                       Algorithm::kNccl})
     for (int64_t bytes : {int64_t{4096}, 2 * kMiB, 64 * kMiB}) EXPECT_EQ(settle(a, bytes, plain_pointers()), a);
 }
 
 TEST(AutoChoice, KeepsTheShapeOfAPickItKeeps) {
-  const Choice pick{Algorithm::kTwoShotLl128, 512, 64, -1};
+  const Choice pick{Algorithm::kLl128, 512, 64, -1};
   const Choice got = settle_auto_choice(pick, 2 * kMiB, plain_pointers(), RegisteredRule{});
-  EXPECT_EQ(got.algorithm, Algorithm::kTwoShotLl128);
+  EXPECT_EQ(got.algorithm, Algorithm::kLl128);
   EXPECT_EQ(got.threads, 512);
   EXPECT_EQ(got.blocks, 64);
 }
@@ -49,18 +49,18 @@ TEST(AutoChoice, FallsBackWhereThePickCannotRun) {
   r.oneshot = false;
   EXPECT_EQ(settle(Algorithm::kOneShot, 2 * kMiB, r), Algorithm::kHierarchical);
   r.ll128 = false;  // LL128 off (its area did not fit): the hierarchical two-shot
-  EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 512 * 1024, r), Algorithm::kHierarchical);
+  EXPECT_EQ(settle(Algorithm::kLl128, 512 * 1024, r), Algorithm::kHierarchical);
   r.ll128_too_big = true;  // LL128 over its capacity: NCCL, not the copy-in hierarchical form
-  EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 64 * kMiB, r), Algorithm::kNccl);
-  EXPECT_EQ(settle(Algorithm::kTwoShotRegistered, 64 * kMiB, r), Algorithm::kHierarchical);
+  EXPECT_EQ(settle(Algorithm::kLl128, 64 * kMiB, r), Algorithm::kNccl);
+  EXPECT_EQ(settle(Algorithm::kRegistered, 64 * kMiB, r), Algorithm::kHierarchical);
   r.push = false;  // the push two-shot alike: off -> hierarchical, over capacity -> NCCL
-  EXPECT_EQ(settle(Algorithm::kTwoShotPush, 8 * kMiB, r), Algorithm::kHierarchical);
+  EXPECT_EQ(settle(Algorithm::kPush, 8 * kMiB, r), Algorithm::kHierarchical);
   r.push_too_big = true;
-  EXPECT_EQ(settle(Algorithm::kTwoShotPush, 64 * kMiB, r), Algorithm::kNccl);
+  EXPECT_EQ(settle(Algorithm::kPush, 64 * kMiB, r), Algorithm::kNccl);
   r.hierarchical = false;  // no NVSHMEM, or over Options::max_bytes: NCCL, also after the falls above
   EXPECT_EQ(settle(Algorithm::kHierarchical, 4096, r), Algorithm::kNccl);
   EXPECT_EQ(settle(Algorithm::kOneShot, 4096, r), Algorithm::kNccl);
-  EXPECT_EQ(settle(Algorithm::kTwoShotRegistered, 4096, r), Algorithm::kNccl);
+  EXPECT_EQ(settle(Algorithm::kRegistered, 4096, r), Algorithm::kNccl);
 }
 
 TEST(AutoChoice, RegisteredInputsTakeTheZeroCopyTwoShotFromItsThresholds) {
@@ -70,19 +70,19 @@ TEST(AutoChoice, RegisteredInputsTakeTheZeroCopyTwoShotFromItsThresholds) {
   EXPECT_EQ(settle(Algorithm::kOneShot, kMiB - 1, r, rule), Algorithm::kOneShot);
   EXPECT_EQ(settle(Algorithm::kHierarchical, kMiB / 2, r, rule), Algorithm::kHierarchical);
   // From min_bytes it replaces the copy-in forms and NCCL...
-  EXPECT_EQ(settle(Algorithm::kHierarchical, kMiB, r, rule), Algorithm::kTwoShotRegistered);
-  EXPECT_EQ(settle(Algorithm::kNccl, 64 * kMiB, r, rule), Algorithm::kTwoShotRegistered);
+  EXPECT_EQ(settle(Algorithm::kHierarchical, kMiB, r, rule), Algorithm::kRegistered);
+  EXPECT_EQ(settle(Algorithm::kNccl, 64 * kMiB, r, rule), Algorithm::kRegistered);
   // ... but LL128 only from over_ll128_bytes.
-  EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 16 * kMiB, r, rule), Algorithm::kTwoShotLl128);
-  EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 32 * kMiB - 2, r, rule), Algorithm::kTwoShotLl128);
-  EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 32 * kMiB, r, rule), Algorithm::kTwoShotRegistered);
+  EXPECT_EQ(settle(Algorithm::kLl128, 16 * kMiB, r, rule), Algorithm::kLl128);
+  EXPECT_EQ(settle(Algorithm::kLl128, 32 * kMiB - 2, r, rule), Algorithm::kLl128);
+  EXPECT_EQ(settle(Algorithm::kLl128, 32 * kMiB, r, rule), Algorithm::kRegistered);
   // The push two-shot likewise.
-  EXPECT_EQ(settle(Algorithm::kTwoShotPush, 16 * kMiB, r, rule), Algorithm::kTwoShotPush);
-  EXPECT_EQ(settle(Algorithm::kTwoShotPush, 32 * kMiB, r, rule), Algorithm::kTwoShotRegistered);
+  EXPECT_EQ(settle(Algorithm::kPush, 16 * kMiB, r, rule), Algorithm::kPush);
+  EXPECT_EQ(settle(Algorithm::kPush, 32 * kMiB, r, rule), Algorithm::kRegistered);
   // A registered input whose call cannot take it (e.g. output too large for the gather room) keeps the table's way.
   CallReach no = r;
   no.registered = false;
-  EXPECT_EQ(settle(Algorithm::kTwoShotLl128, 64 * kMiB, no, rule), Algorithm::kTwoShotLl128);
+  EXPECT_EQ(settle(Algorithm::kLl128, 64 * kMiB, no, rule), Algorithm::kLl128);
 }
 
 }  // namespace

@@ -129,7 +129,7 @@ TEST(EngineGpu, SkinnyGemmMatchesCpu) {
   cudaFree(dw);
 }
 
-// Under programmatic dependent launch (gpu/pdl.cuh) a skinny GEMM starts streaming weights while the previous
+// Under programmatic dependent launch (gpu/device/pdl.cuh) a skinny GEMM starts streaming weights while the previous
 // kernel still writes its input: in a captured graph, step i gathers new rows into the same x (gather_rows, which
 // lets the next kernel start early) and multiplies them; every step's y must come from that step's x, in every
 // replay (a load of x before griddepcontrol.wait, or through a cache that can hold the previous step's x, fails).

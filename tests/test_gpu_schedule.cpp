@@ -16,8 +16,8 @@
 
 #include "core/numeric.h"
 #include "core/schedule.h"
-#include "gpu/ll128_allreduce.h"
-#include "gpu/schedule_device_check.h"
+#include "gpu/algorithms/ll128.h"
+#include "gpu/device/schedule_device_check.h"
 #include "nvrar/types.h"
 
 namespace nvrar {
@@ -187,7 +187,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, GpuRounding,
 }  // namespace
 }  // namespace nvrar
 
-// The LL128 two-shot's exchange area (gpu/ll128_allreduce.h): for every rank count and message size up to the
+// The LL128 two-shot's exchange area (gpu/algorithms/ll128.h): for every rank count and message size up to the
 // capacity, every line slot is 128-byte aligned, every slice fits its reduce-scatter slot, and the all-gather
 // region, the P reduce-scatter slots and the two parities never overlap.
 TEST(Ll128Layout, SlicesFitAndRegionsDoNotOverlap) {

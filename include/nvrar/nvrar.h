@@ -87,7 +87,7 @@ class Communicator {
   // Registered buffers (zero copy). allocate_buffer() returns `bytes` of device memory in NVRAR's symmetric heap,
   // 256-byte aligned; it is collective: every rank calls it with the same bytes, in the same order (and
   // free_buffer() likewise). An all-reduce whose input lies in such a buffer reads the peers' inputs where they are
-  // instead of copying them into NVRAR's exchange area first (Algorithm::kTwoShotRegistered, which auto takes on
+  // instead of copying them into NVRAR's exchange area first (Algorithm::kRegistered, which auto takes on
   // one node from NVRAR_REGISTERED_MIN_BYTES, default 1 MiB, up, except where the tuning table picks the LL128
   // two-shot, which needs no copy either); if the output lies in one too, the sums are
   // stored straight into the peers' outputs. Every rank must then pass the same offsets into its buffers (checked

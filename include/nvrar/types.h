@@ -25,13 +25,13 @@ enum class Algorithm : int {
                       // (on one node: the two-shot all-reduce)
   kNccl = 2,          // ncclAllReduce on the communicator's NCCL communicator
   kOneShot = 3,       // every rank pushes its input to every other, then sums locally (one NVLink domain only)
-  kTwoShotRegistered = 4,  // zero-copy two-shot: each rank reduces its slice by loading it from every peer's input
+  kRegistered = 4,  // zero-copy two-shot: each rank reduces its slice by loading it from every peer's input
                            // in place, then stores the sums into every peer's output (one NVLink domain only; the
                            // input must lie in a buffer from allocate_buffer(); the output anywhere, up to
                            // Options::max_bytes unless it lies in such a buffer too)
-  kTwoShotLl128 = 5,  // two-shot over NVLink in 128-byte lines that carry their own flag: no copy-in, no barrier;
+  kLl128 = 5,  // two-shot over NVLink in 128-byte lines that carry their own flag: no copy-in, no barrier;
                       // inputs and outputs anywhere (one NVLink domain only, up to Options::ll128_max_bytes)
-  kTwoShotPush = 6,  // two-shot over NVLink moving plain 16-byte units behind one flag per piece (8 KB): the
+  kPush = 6,  // two-shot over NVLink moving plain 16-byte units behind one flag per piece (8 KB): the
                      // bandwidth form for large messages, inputs and outputs anywhere (one NVLink domain only, up
                      // to Options::ll128_max_bytes)
 };

@@ -39,7 +39,7 @@ NVRAR_PARAM(ChunkUnits, "NVRAR_CHUNK_UNITS", 0)
 // cross on 4 x H100 as 1 x 4 (docs/perf-notes.md, v4); a tuning table's "bulk" field overrides it per size.
 NVRAR_PARAM(BulkMinBytes, "NVRAR_BULK_MIN_BYTES", int64_t{1} << 20)
 // GPU, bulk form: 0 release store per flag and acquire polls; 1 one system-scope fence then relaxed flag stores,
-// relaxed polls and one fence after (see gpu/device_units.cuh, BulkSync).
+// relaxed polls and one fence after (see gpu/device/device_units.cuh, BulkSync).
 NVRAR_PARAM(BulkSync, "NVRAR_BULK_SYNC", 0)
 // GPU, auto with a registered input (allocate_buffer) on one node: the registered two-shot from this size up, over
 // the tuning table's choice (copy-in two-shot or NCCL) unless that is the LL128 two-shot. 1 MiB: below it, its two

@@ -25,14 +25,14 @@
 #include "core/protocol.h"
 #include "core/schedule.h"
 #include "core/topology.h"
-#include "gpu/bootstrap.h"
-#include "gpu/hierarchical_allreduce.h"
-#include "gpu/ll128_allreduce.h"
-#include "gpu/oneshot_allreduce.h"
-#include "gpu/twoshot_registered_allreduce.h"
-#include "gpu/twoshot_push_allreduce.h"
+#include "gpu/runtime/bootstrap.h"
+#include "gpu/algorithms/hierarchical.h"
+#include "gpu/algorithms/ll128.h"
+#include "gpu/algorithms/oneshot.h"
+#include "gpu/algorithms/registered.h"
+#include "gpu/algorithms/push.h"
 #include "core/tuning.h"
-#include "gpu/nvshmem_runtime.h"
+#include "gpu/runtime/nvshmem_runtime.h"
 #include "nvrar/nvrar.h"
 
 
@@ -48,11 +48,11 @@ const char* algorithm_name(Algorithm a) {
       return "nccl";
     case Algorithm::kOneShot:
       return "oneshot";
-    case Algorithm::kTwoShotRegistered:
+    case Algorithm::kRegistered:
       return "registered";
-    case Algorithm::kTwoShotLl128:
+    case Algorithm::kLl128:
       return "ll128";
-    case Algorithm::kTwoShotPush:
+    case Algorithm::kPush:
       return "push";
   }
   return "invalid";
@@ -63,9 +63,9 @@ Algorithm parse_algorithm(const std::string& name) {
   if (name == "hierarchical" || name == "twoshot") return Algorithm::kHierarchical;
   if (name == "nccl") return Algorithm::kNccl;
   if (name == "oneshot") return Algorithm::kOneShot;
-  if (name == "registered" || name == "twoshot-registered") return Algorithm::kTwoShotRegistered;
-  if (name == "ll128" || name == "twoshot-ll128") return Algorithm::kTwoShotLl128;
-  if (name == "push" || name == "twoshot-push") return Algorithm::kTwoShotPush;
+  if (name == "registered" || name == "twoshot-registered") return Algorithm::kRegistered;
+  if (name == "ll128" || name == "twoshot-ll128") return Algorithm::kLl128;
+  if (name == "push" || name == "twoshot-push") return Algorithm::kPush;
   throw Error("nvrar: unknown algorithm '" + name +
               "' (auto, hierarchical, twoshot, oneshot, registered, ll128, push, nccl)");
 }
@@ -132,8 +132,8 @@ class GpuCommunicator final : public Communicator {
     NVRAR_CUDA_CHECK(rank_, cudaHostGetDevicePointer(reinterpret_cast<void**>(&error_device_), error_host_, 0));
     core::debug_stage(rank_, "tuning table");
     setup_tuning();  // before the heap: the table sizes the LL128 and push areas (Options::ll128_max_bytes)
-    ll128_max_bytes_ = resolve_capacity(Algorithm::kTwoShotLl128);
-    push_max_bytes_ = resolve_capacity(Algorithm::kTwoShotPush);
+    ll128_max_bytes_ = resolve_capacity(Algorithm::kLl128);
+    push_max_bytes_ = resolve_capacity(Algorithm::kPush);
     push_piece_units_ = core::param_PushPieceUnits();
     check_sizes_agree();  // first, so that a value one rank refuses below cannot leave the others waiting here
     if (push_piece_units_ < kPushRoundUnits || push_piece_units_ % kPushRoundUnits != 0 ||
@@ -196,14 +196,14 @@ class GpuCommunicator final : public Communicator {
         NVRAR_CUDA_CHECK(rank_, launch_oneshot(oneshot_params(in, out, count, dtype), dtype,
                                                oneshot_blocks(c, bytes), oneshot_threads(c), stream));
         return;
-      case Algorithm::kTwoShotRegistered:
+      case Algorithm::kRegistered:
         launch_registered_call(in, out, *in_buffer, out_buffer, count, dtype, c, stream);
         return;
-      case Algorithm::kTwoShotLl128:
+      case Algorithm::kLl128:
         NVRAR_CUDA_CHECK(rank_, launch_ll128(ll128_params(in, out, count, dtype), dtype, ll128_blocks(c, bytes, dtype),
                                              ll128_threads(c), stream));
         return;
-      case Algorithm::kTwoShotPush:
+      case Algorithm::kPush:
         NVRAR_CUDA_CHECK(rank_, launch_push(push_params(in, out, count, dtype, c), dtype, push_blocks(c, bytes, dtype),
                                             push_threads(c), stream));
         return;
@@ -364,11 +364,11 @@ class GpuCommunicator final : public Communicator {
         return hierarchical_available_;
       case Algorithm::kOneShot:
         return oneshot_available_;
-      case Algorithm::kTwoShotRegistered:
+      case Algorithm::kRegistered:
         return registered_available_;
-      case Algorithm::kTwoShotLl128:
+      case Algorithm::kLl128:
         return ll128_available_;
-      case Algorithm::kTwoShotPush:
+      case Algorithm::kPush:
         return push_available_;
     }
     return false;
@@ -422,11 +422,11 @@ class GpuCommunicator final : public Communicator {
     if (c.algorithm == Algorithm::kAuto) c.algorithm = options_.algorithm;
     if (c.algorithm == Algorithm::kAuto) c.algorithm = env_algorithm_;
     const bool registered_runs = registered_in && registered_available_ && (registered_out || bytes <= max_bytes_);
-    if (c.algorithm == Algorithm::kTwoShotRegistered && !registered_runs && requested.algorithm == Algorithm::kAuto)
+    if (c.algorithm == Algorithm::kRegistered && !registered_runs && requested.algorithm == Algorithm::kAuto)
       c.algorithm = Algorithm::kAuto;  // a default (Options, NVRAR_ALGO) that this call cannot take: auto instead
-    if (c.algorithm == Algorithm::kTwoShotLl128 && !ll128_fits(bytes) && requested.algorithm == Algorithm::kAuto)
+    if (c.algorithm == Algorithm::kLl128 && !ll128_fits(bytes) && requested.algorithm == Algorithm::kAuto)
       c.algorithm = Algorithm::kAuto;  // likewise (e.g. NVRAR_ALGO=ll128 and a prefill above ll128_max_bytes)
-    if (c.algorithm == Algorithm::kTwoShotPush && !push_fits(bytes) && requested.algorithm == Algorithm::kAuto)
+    if (c.algorithm == Algorithm::kPush && !push_fits(bytes) && requested.algorithm == Algorithm::kAuto)
       c.algorithm = Algorithm::kAuto;
     if (c.algorithm == Algorithm::kAuto) {
       // The table's pick, adjusted to what this call can run; the zero-copy two-shot where the input allows it and
@@ -442,7 +442,7 @@ class GpuCommunicator final : public Communicator {
       reach.hierarchical = hierarchical_available_ && bytes <= max_bytes_;
       return core::settle_auto_choice(auto_choice(bytes), static_cast<int64_t>(bytes), reach, registered_rule_);
     }
-    if (c.algorithm == Algorithm::kTwoShotRegistered) {
+    if (c.algorithm == Algorithm::kRegistered) {
       if (!registered_available_)
         throw Error(fmt::format("nvrar: rank {} {}: the registered two-shot needs NVSHMEM and every rank load/store "
                                 "reachable over NVLink (one host, at most {} ranks); not so here: {}",
@@ -460,7 +460,7 @@ class GpuCommunicator final : public Communicator {
                                 rank_, call, c.threads, kRegisteredMaxThreads));
       return c;
     }
-    if (c.algorithm == Algorithm::kTwoShotLl128) {
+    if (c.algorithm == Algorithm::kLl128) {
       if (!ll128_available_)
         throw Error(fmt::format("nvrar: rank {} {}: the LL128 two-shot needs NVSHMEM and every rank load/store "
                                 "reachable over NVLink (one host, at most {} ranks); not so here: {}",
@@ -474,7 +474,7 @@ class GpuCommunicator final : public Communicator {
                                 call, c.threads, kLl128MaxThreads));
       return c;
     }
-    if (c.algorithm == Algorithm::kTwoShotPush) {
+    if (c.algorithm == Algorithm::kPush) {
       if (!push_available_)
         throw Error(fmt::format("nvrar: rank {} {}: the push two-shot needs NVSHMEM and every rank load/store "
                                 "reachable over NVLink (one host, at most {} ranks); not so here: {}",

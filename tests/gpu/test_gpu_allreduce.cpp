@@ -17,7 +17,7 @@
 //   rmsnorm     allreduce_add_rmsnorm (one-shot fused kernel, and all-reduce + residual/RMSNorm kernel for the other
 //               algorithms), shapes up to 32 x 8192, x aliasing out, against a float64 definition; bitwise across ranks.
 //   graph       100 such calls captured into one CUDA graph, replayed 20 times with fresh inputs, each replay verified.
-//   registered  only where supports(kTwoShotRegistered); buffers from Communicator::allocate_buffer (the suite sets
+//   registered  only where supports(kRegistered); buffers from Communicator::allocate_buffer (the suite sets
 //               Options::buffer_bytes to what it allocates: 2 x max_bytes + 160 MiB). The input arena is registered,
 //               the output arena registered too ("direct": sums stored into the peers' outputs) or from cudaMalloc
 //               ("copy-out"); in-place calls take their input from the output arena.
@@ -262,8 +262,8 @@ struct Ctx {
 // Largest count of `dtype` that `a` accepts on this communicator.
 std::size_t capacity_of(const Ctx& ctx, Algorithm a, DataType dtype) {
   const std::size_t bytes = a == Algorithm::kOneShot        ? ctx.comm->oneshot_max_bytes()
-                            : a == Algorithm::kTwoShotLl128 ? ctx.comm->ll128_max_bytes()
-                            : a == Algorithm::kTwoShotPush  ? ctx.comm->push_max_bytes()
+                            : a == Algorithm::kLl128 ? ctx.comm->ll128_max_bytes()
+                            : a == Algorithm::kPush  ? ctx.comm->push_max_bytes()
                                                             : ctx.comm->max_bytes();
   return bytes / esize(dtype);
 }
@@ -617,12 +617,12 @@ std::vector<Call> random_calls(const Ctx& ctx, int n, uint64_t seed, std::size_t
     if (pick == 0 && ctx.hierarchical) c.algorithm = Algorithm::kHierarchical;
     if (pick == 1 && ctx.comm->supports(Algorithm::kOneShot) && c.count <= capacity_of(ctx, Algorithm::kOneShot, c.dtype))
       c.algorithm = Algorithm::kOneShot;
-    if (pick == 2 && ctx.comm->supports(Algorithm::kTwoShotLl128) &&
-        c.count <= capacity_of(ctx, Algorithm::kTwoShotLl128, c.dtype))
-      c.algorithm = Algorithm::kTwoShotLl128;
-    if (pick == 3 && ctx.comm->supports(Algorithm::kTwoShotPush) &&
-        c.count <= capacity_of(ctx, Algorithm::kTwoShotPush, c.dtype))
-      c.algorithm = Algorithm::kTwoShotPush;
+    if (pick == 2 && ctx.comm->supports(Algorithm::kLl128) &&
+        c.count <= capacity_of(ctx, Algorithm::kLl128, c.dtype))
+      c.algorithm = Algorithm::kLl128;
+    if (pick == 3 && ctx.comm->supports(Algorithm::kPush) &&
+        c.count <= capacity_of(ctx, Algorithm::kPush, c.dtype))
+      c.algorithm = Algorithm::kPush;
     c.in_place = rng() % 2 == 0;
     c.misaligned = rng() % 8 == 0;
     calls.push_back(c);
@@ -678,8 +678,8 @@ std::vector<Algorithm> algorithms(const Ctx& ctx) {
   std::vector<Algorithm> a;
   if (ctx.hierarchical) a.push_back(Algorithm::kHierarchical);
   if (ctx.comm->supports(Algorithm::kOneShot)) a.push_back(Algorithm::kOneShot);
-  if (ctx.comm->supports(Algorithm::kTwoShotLl128)) a.push_back(Algorithm::kTwoShotLl128);
-  if (ctx.comm->supports(Algorithm::kTwoShotPush)) a.push_back(Algorithm::kTwoShotPush);
+  if (ctx.comm->supports(Algorithm::kLl128)) a.push_back(Algorithm::kLl128);
+  if (ctx.comm->supports(Algorithm::kPush)) a.push_back(Algorithm::kPush);
   a.push_back(Algorithm::kAuto);
   return a;
 }
@@ -796,8 +796,8 @@ void run_rmsnorm(const Ctx& ctx, Totals& totals) {
   std::vector<Algorithm> algos = {Algorithm::kAuto, Algorithm::kNccl};
   if (ctx.hierarchical) algos.push_back(Algorithm::kHierarchical);
   if (ctx.comm->supports(Algorithm::kOneShot)) algos.push_back(Algorithm::kOneShot);
-  if (ctx.comm->supports(Algorithm::kTwoShotLl128)) algos.push_back(Algorithm::kTwoShotLl128);
-  if (ctx.comm->supports(Algorithm::kTwoShotPush)) algos.push_back(Algorithm::kTwoShotPush);
+  if (ctx.comm->supports(Algorithm::kLl128)) algos.push_back(Algorithm::kLl128);
+  if (ctx.comm->supports(Algorithm::kPush)) algos.push_back(Algorithm::kPush);
   const std::pair<std::size_t, std::size_t> shapes[] = {{1, 8}, {1, 4096}, {3, 1000}, {5, 2056}, {8, 8192}, {32, 8192}};
   uint64_t seed = 6'000'000;
   for (Algorithm a : algos)
@@ -827,7 +827,7 @@ void run_matrix(const Ctx& ctx, Section& s, SingleCaseRunner& runner, Algorithm 
     c.algorithm = a;
     c.in_place = in_place;
     c.misaligned = misaligned;
-    if (a == Algorithm::kTwoShotRegistered && !runner.registered_input(c)) c.in_place = false;
+    if (a == Algorithm::kRegistered && !runner.registered_input(c)) c.in_place = false;
     runner.run(s, c, seed++, /*compare_nccl=*/true);
   };
   const std::vector<std::size_t> counts = matrix_counts(ctx, dt);
@@ -840,7 +840,7 @@ void run_matrix(const Ctx& ctx, Section& s, SingleCaseRunner& runner, Algorithm 
 }
 
 // ---- registered buffers (Communicator::allocate_buffer, the zero-copy two-shot) ----
-// Only where supports(kTwoShotRegistered). The input arena is registered; the output arena either registered too
+// Only where supports(kRegistered). The input arena is registered; the output arena either registered too
 // (the "direct" form: sums stored straight into the peers' outputs) or plain (the "copy-out" form: through NVRAR's
 // exchange area and a local copy). In-place calls take their input from the output arena.
 
@@ -855,7 +855,7 @@ std::vector<Call> random_registered_calls(const Ctx& ctx, int n, uint64_t seed, 
     const bool registered_input = !c.in_place || out_memory == Memory::kRegistered;
     switch (rng() % 4) {
       case 0:
-        c.algorithm = registered_input ? Algorithm::kTwoShotRegistered : Algorithm::kAuto;
+        c.algorithm = registered_input ? Algorithm::kRegistered : Algorithm::kAuto;
         break;
       case 1:
         c.algorithm = Algorithm::kAuto;
@@ -881,7 +881,7 @@ void run_registered_error_case(const Ctx& ctx, Section& s, Memory out_memory, bo
   Call c;
   c.count = 4096;
   c.dtype = DataType::kFloat32;
-  c.algorithm = Algorithm::kTwoShotRegistered;
+  c.algorithm = Algorithm::kRegistered;
   c.in_place = in_place;
   const std::size_t bytes = c.bytes();
   DeviceBuffer d_in(bytes);
@@ -943,7 +943,7 @@ void run_registered(const Ctx& ctx, Totals& totals) {
     uint64_t seed = 7'000'000;
     for (Memory out_memory : {Memory::kRegistered, Memory::kPlain}) {
       SingleCaseRunner runner(ctx, ctx.comm->max_bytes(), Memory::kRegistered, out_memory);
-      for (Algorithm a : {Algorithm::kTwoShotRegistered, Algorithm::kAuto})
+      for (Algorithm a : {Algorithm::kRegistered, Algorithm::kAuto})
         for (DataType dt : kTypes) run_matrix(ctx, s, runner, a, dt, seed);
     }
     finish_section(ctx, s, totals);
@@ -1004,7 +1004,7 @@ int run_correctness(const Ctx& ctx, Totals& totals) {
     finish_section(ctx, s, totals);
   }
   // 5. Registered buffers: refused inputs, the matrix, eager calls and a graph on allocate_buffer's memory.
-  if (ctx.comm->supports(Algorithm::kTwoShotRegistered)) {
+  if (ctx.comm->supports(Algorithm::kRegistered)) {
     run_registered(ctx, totals);
   } else if (ctx.rank == 0) {
     fmt::print("test_gpu_allreduce: NOTE: no registered two-shot on this communicator: registered sections left out\n");
@@ -1029,12 +1029,12 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
       c.algorithm = Algorithm::kOneShot;
       calls.push_back(c);
     }
-    if (ctx.comm->supports(Algorithm::kTwoShotLl128)) {
-      c.algorithm = Algorithm::kTwoShotLl128;
+    if (ctx.comm->supports(Algorithm::kLl128)) {
+      c.algorithm = Algorithm::kLl128;
       calls.push_back(c);
     }
-    if (ctx.comm->supports(Algorithm::kTwoShotPush)) {
-      c.algorithm = Algorithm::kTwoShotPush;
+    if (ctx.comm->supports(Algorithm::kPush)) {
+      c.algorithm = Algorithm::kPush;
       calls.push_back(c);
     }
   }
@@ -1057,14 +1057,14 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
     run_graph(ctx, s, calls, /*replays=*/2, 5'000'000);
     finish_section(ctx, s, totals);
   }
-  if (ctx.comm->supports(Algorithm::kTwoShotRegistered)) {
+  if (ctx.comm->supports(Algorithm::kRegistered)) {
     // The registered two-shot, direct (both arenas registered) and copy-out (input only), odd sizes, one in place.
     std::vector<Call> direct_calls, copy_out_calls;
     for (std::size_t n : {std::size_t{1}, std::size_t{1000}, std::size_t{65537}}) {
       Call c;
       c.count = n;
       c.dtype = DataType::kBFloat16;
-      c.algorithm = Algorithm::kTwoShotRegistered;
+      c.algorithm = Algorithm::kRegistered;
       c.in_place = n == 1000;
       direct_calls.push_back(c);
       c.in_place = false;
@@ -1088,7 +1088,7 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
 [[noreturn]] void run_timeout(const Ctx& ctx, bool mismatch) {
   const std::size_t count = 4096;  // every rank owns a slice
   // Registered buffers are allocated collectively, so before the skipper leaves; twice the call for the offset.
-  const bool registered = mismatch || ctx.timeout_algorithm == Algorithm::kTwoShotRegistered;
+  const bool registered = mismatch || ctx.timeout_algorithm == Algorithm::kRegistered;
   DeviceBuffer buf(2 * count * sizeof(float), registered ? Memory::kRegistered : Memory::kPlain, ctx.comm);
   const int skipper = mismatch ? -1 : ctx.size - 1;
   if (ctx.rank == skipper) {
@@ -1119,7 +1119,7 @@ int run_sanitizer(const Ctx& ctx, Totals& totals) {
   try {
     auto* data = reinterpret_cast<float*>(buf.get()) + (mismatch && ctx.rank == 0 ? count : 0);
     ctx.comm->allreduce(data, data, count, DataType::kFloat32, ctx.stream,
-                        mismatch ? Algorithm::kTwoShotRegistered : ctx.timeout_algorithm);
+                        mismatch ? Algorithm::kRegistered : ctx.timeout_algorithm);
     ctx.comm->synchronize(ctx.stream);
   } catch (const nvrar::Error& e) {
     got_error = true;
@@ -1184,7 +1184,7 @@ int run_suite(const std::string& suite, nvrar::Communicator& comm, Algorithm tim
   }
 
   if (suite == "timeout" || suite == "mismatch") {
-    const Algorithm needed = suite == "mismatch" ? Algorithm::kTwoShotRegistered : ctx.timeout_algorithm;
+    const Algorithm needed = suite == "mismatch" ? Algorithm::kRegistered : ctx.timeout_algorithm;
     if (ctx.size < 2 || !comm.supports(needed)) {
       if (ctx.rank == 0)
         fmt::print("test_gpu_allreduce: SKIPPED (the {} suite needs >= 2 ranks and the {} algorithm)\n", suite,

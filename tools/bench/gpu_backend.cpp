@@ -239,7 +239,7 @@ GpuBackend::GpuBackend(const BackendOptions& options)
         "registered, nvrar-registered)");
     if (!built_with_nvshmem())
       notes_.push_back("no NVSHMEM in this build: 'hierarchical' is not offered and 'nvrar' runs NCCL");
-    if (!comm_->supports(Algorithm::kTwoShotRegistered))
+    if (!comm_->supports(Algorithm::kRegistered))
       notes_.push_back(
           "'registered' and 'nvrar-registered' are not offered: the registered two-shot needs NVSHMEM, one node and "
           "NVLink between all ranks");
@@ -295,9 +295,9 @@ std::vector<std::string> GpuBackend::algorithms() const {
   std::vector<std::string> names{"nvrar"};
   if (comm_->supports(Algorithm::kOneShot)) names.push_back("oneshot");
   if (comm_->supports(Algorithm::kHierarchical)) names.push_back("hierarchical");
-  if (comm_->supports(Algorithm::kTwoShotLl128)) names.push_back("ll128");
-  if (comm_->supports(Algorithm::kTwoShotPush)) names.push_back("push");
-  if (comm_->supports(Algorithm::kTwoShotRegistered)) {
+  if (comm_->supports(Algorithm::kLl128)) names.push_back("ll128");
+  if (comm_->supports(Algorithm::kPush)) names.push_back("push");
+  if (comm_->supports(Algorithm::kRegistered)) {
     names.push_back("registered");
     names.push_back("nvrar-registered");
   }
@@ -314,10 +314,10 @@ std::vector<std::string> GpuBackend::tuning_candidates(std::size_t bytes) const 
     c.emplace_back("hierarchical:cells");
     c.emplace_back("hierarchical:bulk");
   }
-  if (comm_->supports(Algorithm::kTwoShotLl128) && bytes <= comm_->ll128_max_bytes())
+  if (comm_->supports(Algorithm::kLl128) && bytes <= comm_->ll128_max_bytes())
     for (const char* shape : {"ll128:t256", "ll128:t512", "ll128:t1024"}) c.emplace_back(shape);
   // The push two-shot is a bandwidth form: below 1 MiB its flag round trips lose to LL128 (not worth the tuner's time).
-  if (comm_->supports(Algorithm::kTwoShotPush) && bytes >= (std::size_t{1} << 20) && bytes <= comm_->push_max_bytes())
+  if (comm_->supports(Algorithm::kPush) && bytes >= (std::size_t{1} << 20) && bytes <= comm_->push_max_bytes())
     for (const char* shape : {"push:t256:p512", "push:t256:p1024", "push:t256:p2048"}) c.emplace_back(shape);
   c.emplace_back("nccl");
   return c;
@@ -342,9 +342,9 @@ GpuBackend::Target GpuBackend::parse_target(const std::string& algorithm) const 
   if (spec.name == "nccl-symmetric") t.kind = Target::kNcclSymmetric;
   if (spec.name == "oneshot") t.choice.algorithm = Algorithm::kOneShot;
   if (spec.name == "hierarchical") t.choice.algorithm = Algorithm::kHierarchical;
-  if (spec.name == "registered") t.choice.algorithm = Algorithm::kTwoShotRegistered;
-  if (spec.name == "ll128") t.choice.algorithm = Algorithm::kTwoShotLl128;
-  if (spec.name == "push") t.choice.algorithm = Algorithm::kTwoShotPush;
+  if (spec.name == "registered") t.choice.algorithm = Algorithm::kRegistered;
+  if (spec.name == "ll128") t.choice.algorithm = Algorithm::kLl128;
+  if (spec.name == "push") t.choice.algorithm = Algorithm::kPush;
   t.registered = spec.name == "registered" || spec.name == "nvrar-registered";
   if (t.kind != Target::kNvrar && algorithm != spec.name)
     throw Error(fmt::format("nvrar-bench: '{}': NCCL takes no shape options", algorithm));

@@ -5,7 +5,7 @@
 // Launch: 1 block x 1 thread. Sync: none (stream order only).
 #include "bench/start_gate.h"
 
-#include "gpu/device_units.cuh"
+#include "gpu/device/device_units.cuh"
 
 namespace nvrar::bench {
 

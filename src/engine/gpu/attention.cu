@@ -20,7 +20,7 @@
 
 #include "core/numeric.h"
 #include "engine/gpu/bf16_vector.cuh"
-#include "gpu/pdl.cuh"
+#include "gpu/device/pdl.cuh"
 
 namespace nvrar::engine::gpu {
 

@@ -5,8 +5,8 @@
 #include <cuda_runtime.h>
 
 #include "core/numeric.h"
-#include "gpu/device_units.cuh"
-#include "gpu/rmsnorm.cuh"
+#include "gpu/device/device_units.cuh"
+#include "gpu/device/rmsnorm.cuh"
 
 namespace nvrar::engine::gpu {
 

@@ -15,7 +15,7 @@
 #include "engine/llama_weights.h"
 #include "engine/rope.h"
 #include "engine/safetensors.h"
-#include "gpu/oneshot_allreduce.h"
+#include "gpu/algorithms/oneshot.h"
 
 namespace nvrar::engine::gpu {
 
@@ -197,7 +197,7 @@ void LlamaTp::allocate() {
   // registered two-shot then reads peers' partial sums in place and stores the sums straight into their outputs.
   // Where the heap's room (Options::buffer_bytes) is too small, plain memory (the copy-in path).
   auto registered = [&](int64_t elems, const char* what) -> bf16_t* {
-    if (options_.allreduce != AllReduceBackend::kNccl && ranks_ > 1 && comm_.supports(Algorithm::kTwoShotRegistered)) {
+    if (options_.allreduce != AllReduceBackend::kNccl && ranks_ > 1 && comm_.supports(Algorithm::kRegistered)) {
       try {
         void* p = comm_.allocate_buffer(static_cast<std::size_t>(elems) * 2);
         registered_.push_back(p);

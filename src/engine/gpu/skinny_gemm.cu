@@ -10,7 +10,7 @@
 //   weight for larger m); variants 2 and 3 (tensor cores, weights staged through shared memory) are described at
 //   their kernel below; Gemm times all four.
 // Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
-// Sync: none beyond the warp shuffles; no shared memory. Programmatic dependent launch (gpu/pdl.cuh, off with
+// Sync: none beyond the warp shuffles; no shared memory. Programmatic dependent launch (gpu/device/pdl.cuh, off with
 //   NVRAR_PDL=0): every variant requests its first weights before griddepcontrol.wait, and reads x and writes y only
 //   after it.
 #include "engine/gpu/skinny_gemm.h"
@@ -23,7 +23,7 @@
 #include "core/param.h"
 #include "engine/gpu/bf16_vector.cuh"
 #include "engine/gpu/layers.h"
-#include "gpu/pdl.cuh"
+#include "gpu/device/pdl.cuh"
 #include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {

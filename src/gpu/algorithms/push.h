@@ -1,4 +1,4 @@
-// Launch interface of the plain-data push two-shot all-reduce (twoshot_push_allreduce.cu): reduce-scatter +
+// Launch interface of the plain-data push two-shot all-reduce (push.cu): reduce-scatter +
 // all-gather over NVLink for inputs and outputs anywhere in device memory, the data moved as plain 16-byte units
 // (no flag words in it) behind one flag per piece of the message. One NVLink domain only (every rank load/store
 // reachable). Capacity: Options::ll128_max_bytes, else the larger of 16 MiB and the tuning table's largest push size.
@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "gpu/device_wait.h"
+#include "gpu/device/device_wait.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {

@@ -27,13 +27,13 @@
 //   exit, writes it to every counter it stands for (j = blockIdx.x mod gridDim.x), so the next call sees it
 //   whatever its grid size. Every poll gives up after timeout_ns, records who waited for whom in the mapped
 //   ErrorRecord and raises abort_flag, which ends the other blocks' waits too.
-#include "gpu/hierarchical_allreduce.h"
+#include "gpu/algorithms/hierarchical.h"
 
 #include <cuda_runtime.h>
 
 #include "core/numeric.h"
 #include "core/protocol.h"
-#include "gpu/device_units.cuh"
+#include "gpu/device/device_units.cuh"
 
 #if NVRAR_HAVE_NVSHMEM
 #include <nvshmem.h>

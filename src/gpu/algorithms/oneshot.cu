@@ -15,14 +15,14 @@
 // Synchronisation: none beyond the cells' epoch flags. The exchange area is double-buffered by the sequence
 //   number's parity; every pair of ranks exchanges at least one unit each way per call (the argument of
 //   core/protocol.h). Per-block sequence numbers as in device_units.cuh; each poll times out (WaitContext).
-#include "gpu/oneshot_allreduce.h"
+#include "gpu/algorithms/oneshot.h"
 
 #include <cuda_runtime.h>
 
 #include "core/numeric.h"
 #include "core/protocol.h"
-#include "gpu/device_units.cuh"
-#include "gpu/rmsnorm.cuh"
+#include "gpu/device/device_units.cuh"
+#include "gpu/device/rmsnorm.cuh"
 
 namespace nvrar::gpu {
 

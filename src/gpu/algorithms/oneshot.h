@@ -1,4 +1,4 @@
-// Launch interface of the one-shot all-reduce (oneshot_allreduce.cu) and of its fused form with residual add and
+// Launch interface of the one-shot all-reduce (oneshot.cu) and of its fused form with residual add and
 // RMSNorm. Both need every rank of the communicator to be an NVLink peer (one host, at most kMaxOneShotRanks).
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "gpu/device_wait.h"
+#include "gpu/device/device_wait.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {

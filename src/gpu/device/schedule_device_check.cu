@@ -1,7 +1,7 @@
 // Device-side evaluation of the shared schedule (core/schedule.h) and conversions (core/numeric.h).
 //
 // Kernels: one thread per probe / value, grid-stride loop, no synchronisation (pure functions).
-#include "gpu/schedule_device_check.h"
+#include "gpu/device/schedule_device_check.h"
 
 #include <cuda_runtime.h>
 

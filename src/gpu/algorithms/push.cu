@@ -1,4 +1,4 @@
-// Plain-data push two-shot all-reduce over NVLink peers (Algorithm::kTwoShotPush).
+// Plain-data push two-shot all-reduce over NVLink peers (Algorithm::kPush).
 //
 // Purpose: the two-shot all-reduce for large messages on inputs and outputs anywhere in device memory, at the
 //   NVLink bandwidth of the registered two-shot. The LL128 two-shot carries 8 flag bytes in every 128-byte line
@@ -31,7 +31,7 @@
 //   that slot) had ended. In place
 //   (in == out) is safe: a lane reads its units of a piece's input (A or B) before it writes their output (B or C,
 //   same lane, later in program order). Waits time out (WaitContext).
-#include "gpu/twoshot_push_allreduce.h"
+#include "gpu/algorithms/push.h"
 
 #include <cuda_runtime.h>
 
@@ -40,7 +40,7 @@
 #include "core/numeric.h"
 #include "core/protocol.h"
 #include "core/schedule.h"
-#include "gpu/device_units.cuh"
+#include "gpu/device/device_units.cuh"
 
 namespace nvrar::gpu {
 

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "gpu/bootstrap.h"
+#include "gpu/runtime/bootstrap.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {

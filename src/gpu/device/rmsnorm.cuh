@@ -1,4 +1,4 @@
-// Residual add + RMSNorm of one row, the epilogue shared by the fused all-reduce (oneshot_allreduce.cu) and the
+// Residual add + RMSNorm of one row, the epilogue shared by the fused all-reduce (oneshot.cu) and the
 // engine. Arithmetic follows Hugging Face's LlamaRMSNorm in bf16/fp16 models, rounding where it rounds:
 //   r   = round(residual + y)                       (the new residual, stored)
 //   inv = rsqrt(mean(float(r)^2) + eps)             (fp32)
@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "gpu/device_units.cuh"
+#include "gpu/device/device_units.cuh"
 
 namespace nvrar::gpu::dev {
 

@@ -1,4 +1,4 @@
-// LL128 two-shot all-reduce over NVLink peers (Algorithm::kTwoShotLl128).
+// LL128 two-shot all-reduce over NVLink peers (Algorithm::kLl128).
 //
 // Purpose: the two-shot all-reduce (reduce-scatter + all-gather) at a latency close to the one-shot's, for inputs
 //   and outputs anywhere in device memory: no copy-in, no barrier, no fence. Data moves in 128-byte lines of 120
@@ -36,13 +36,13 @@
 //   the parity double buffering is the no-barrier argument of core/protocol.h. Polls time out (WaitContext).
 // Residency: the communicator caps the grid at what the occupancy calculator says fits at once (ll128_resident_blocks),
 //   since a block that is not resident cannot push its lines while the others wait for them.
-#include "gpu/ll128_allreduce.h"
+#include "gpu/algorithms/ll128.h"
 
 #include <cuda_runtime.h>
 
 #include "core/numeric.h"
 #include "core/protocol.h"
-#include "gpu/device_units.cuh"
+#include "gpu/device/device_units.cuh"
 
 namespace nvrar::gpu {
 

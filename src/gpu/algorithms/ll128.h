@@ -1,4 +1,4 @@
-// Launch interface of the LL128 two-shot all-reduce (ll128_allreduce.cu): reduce-scatter + all-gather over NVLink
+// Launch interface of the LL128 two-shot all-reduce (ll128.cu): reduce-scatter + all-gather over NVLink
 // with 128-byte lines that carry their own flag, so no barrier, fence or copy-in is needed; inputs and outputs
 // anywhere in device memory. One NVLink domain only (every rank load/store reachable).
 #pragma once
@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "gpu/device_wait.h"
+#include "gpu/device/device_wait.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {

@@ -1,4 +1,4 @@
-// Launch interface of the zero-copy (registered-buffer) two-shot all-reduce (twoshot_registered_allreduce.cu). The
+// Launch interface of the zero-copy (registered-buffer) two-shot all-reduce (registered.cu). The
 // input lies in a buffer of Communicator::allocate_buffer(), so every rank can load its peers' inputs where they
 // are; one NVLink domain only (every rank load/store reachable).
 #pragma once
@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "gpu/device_wait.h"
+#include "gpu/device/device_wait.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {

@@ -1,4 +1,4 @@
-#include "gpu/bootstrap.h"
+#include "gpu/runtime/bootstrap.h"
 
 #include <cstdlib>
 #include <cstring>

@@ -1,7 +1,7 @@
-// Zero-copy two-shot all-reduce on registered buffers (Algorithm::kTwoShotRegistered).
+// Zero-copy two-shot all-reduce on registered buffers (Algorithm::kRegistered).
 //
 // Purpose: the two-shot all-reduce without copying the input anywhere first, for inputs that live in NVRAR's
-//   symmetric heap (Communicator::allocate_buffer). Against the copy-in two-shot (hierarchical_allreduce.cu on one
+//   symmetric heap (Communicator::allocate_buffer). Against the copy-in two-shot (hierarchical.cu on one
 //   node) it saves pushing (P-1)/P of the message into peers' exchange areas and the flag round trip behind that
 //   data; what stays is one data-free "ready" handshake and one push of the sums.
 // Algorithm (P ranks of one NVLink domain, the message cut into P slices of 16-byte units, slice r owned by rank r,
@@ -30,7 +30,7 @@
 //   read that slot; it rewrites a done slot only after this rank's next "ready", sent after this call ended. In place
 //   (in == out, direct form) is safe: rank p writes this rank's slice p only after loading it. Waits time out
 //   (WaitContext).
-#include "gpu/twoshot_registered_allreduce.h"
+#include "gpu/algorithms/registered.h"
 
 #include <cuda_runtime.h>
 
@@ -40,7 +40,7 @@
 #include "core/numeric.h"
 #include "core/protocol.h"
 #include "core/schedule.h"
-#include "gpu/device_units.cuh"
+#include "gpu/device/device_units.cuh"
 
 namespace nvrar::gpu {
 

@@ -1,11 +1,11 @@
-#include "gpu/nvshmem_runtime.h"
+#include "gpu/runtime/nvshmem_runtime.h"
 
 #include <cstdlib>
 #include <mutex>
 #include <string>
 
 #include "core/param.h"
-#include "gpu/bootstrap.h"
+#include "gpu/runtime/bootstrap.h"
 #include "nvrar/types.h"
 
 #if NVRAR_HAVE_NVSHMEM

@@ -1,5 +1,5 @@
 // Stand-in for builds without MPI: the bootstrap then always goes through NCCL_COMM_ID.
-#include "gpu/bootstrap.h"
+#include "gpu/runtime/bootstrap.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {

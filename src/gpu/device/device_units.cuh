@@ -12,8 +12,8 @@
 
 #include "core/numeric.h"
 #include "core/protocol.h"
-#include "gpu/device_wait.h"
-#include "gpu/pdl.cuh"
+#include "gpu/device/device_wait.h"
+#include "gpu/device/pdl.cuh"
 
 namespace nvrar::gpu::dev {
 

@@ -1,4 +1,4 @@
-// Launch interface of the fused hierarchical all-reduce kernel (hierarchical_allreduce.cu). Host code fills a
+// Launch interface of the fused hierarchical all-reduce kernel (hierarchical.cu). Host code fills a
 // HierarchicalParams per call; everything the kernel needs travels by value, so calls are graph-capturable.
 #pragma once
 
@@ -8,7 +8,7 @@
 
 #include "core/schedule.h"
 #include "core/topology.h"
-#include "gpu/device_wait.h"
+#include "gpu/device/device_wait.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {

@@ -1,0 +1,11 @@
+# The inference engine's GPU half (src/engine/gpu): cuBLASLt GEMMs, the Llama kernels, the tensor-parallel model.
+add_library(nvrar_engine_gpu STATIC
+  src/engine/gpu/gemm.cpp
+  src/engine/gpu/layers.cu
+  src/engine/gpu/attention.cu
+  src/engine/gpu/skinny_gemm.cu
+  src/engine/gpu/llama_tp.cpp)
+target_include_directories(nvrar_engine_gpu PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/include)
+target_link_libraries(nvrar_engine_gpu PUBLIC nvrar_engine nvrar_gpu CUDA::cublasLt CUDA::cudart PRIVATE fmt::fmt)
+set_target_properties(nvrar_engine_gpu PROPERTIES POSITION_INDEPENDENT_CODE ON)
+target_compile_options(nvrar_engine_gpu PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra>)
