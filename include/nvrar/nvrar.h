@@ -52,6 +52,9 @@ struct Options {
   // Room in NVRAR's symmetric heap for allocate_buffer() (all buffers together); sizes the NVSHMEM heap when this
   // communicator is the first to initialise NVSHMEM in the process.
   std::size_t buffer_bytes = std::size_t{256} << 20;
+  // Whether auto may hand a call to NCCL. false: auto takes one of NVRAR's own kernels wherever one can run the call
+  // (within its capacity) and NCCL only where none can (the engine's --allreduce nvrar).
+  bool auto_may_use_nccl = true;
 };
 
 class Communicator {
@@ -75,7 +78,8 @@ class Communicator {
   // Fused all-reduce + residual add + RMSNorm over rows x hidden elements (a transformer layer's epilogue):
   //   residual = residual + allreduce(x);  out = rmsnorm(residual, eps) * weight   (weight: hidden elements)
   // with Hugging Face LlamaRMSNorm's roundings. One kernel where the one-shot algorithm is chosen; otherwise the
-  // chosen all-reduce into `out`, then one residual + RMSNorm kernel. x may alias out or residual.
+  // chosen all-reduce into `out`, then one residual + RMSNorm kernel. On a communicator of one rank (the sum is x
+  // itself) only the residual + RMSNorm kernel runs. x may alias out or residual.
   // hidden x element size must be a multiple of 16 bytes.
   virtual void allreduce_add_rmsnorm(const void* x, void* residual, const void* weight, void* out, std::size_t rows,
                                      std::size_t hidden, float eps, DataType dtype, cudaStream_t stream,
