@@ -21,11 +21,7 @@
 
 namespace nvrar {
 
-// Algorithm and Choice (an algorithm with its launch shape) are in nvrar/types.h.
-const char* algorithm_name(Algorithm a);
-// Parses "auto", "hierarchical" (or "twoshot"), "nccl", "oneshot", "registered" (or "twoshot-registered"), "ll128"
-// (or "twoshot-ll128"), "push" (or "twoshot-push"); throws nvrar::Error otherwise.
-Algorithm parse_algorithm(const std::string& name);
+// Algorithm and Choice (an algorithm with its launch shape), algorithm_name and parse_algorithm: nvrar/types.h.
 
 // Options::ll128_max_bytes's default: sized from the tuning table at setup (see there).
 constexpr std::size_t kSizeFromTuning = ~std::size_t{0};

@@ -36,6 +36,13 @@ enum class Algorithm : int {
                      // to Options::ll128_max_bytes)
 };
 
+// "auto", "hierarchical", "nccl", "oneshot", "registered", "ll128", "push": the one name of each algorithm, used by
+// the CLI, tuning tables, NVRAR_ALGO and the docs.
+const char* algorithm_name(Algorithm a);
+// Parses an algorithm_name() (also the older spellings "twoshot", "twoshot-registered", "twoshot-ll128",
+// "twoshot-push"); throws nvrar::Error naming the accepted names otherwise.
+Algorithm parse_algorithm(const std::string& name);
+
 // An algorithm with its launch shape. Zeros (and bulk -1) leave the choice to the kernel; the tuner fills them.
 struct Choice {
   Algorithm algorithm = Algorithm::kAuto;

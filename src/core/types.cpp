@@ -37,4 +37,36 @@ const char* dtype_name(DataType dtype) {
   return "invalid";
 }
 
+const char* algorithm_name(Algorithm a) {
+  switch (a) {
+    case Algorithm::kAuto:
+      return "auto";
+    case Algorithm::kHierarchical:
+      return "hierarchical";
+    case Algorithm::kNccl:
+      return "nccl";
+    case Algorithm::kOneShot:
+      return "oneshot";
+    case Algorithm::kRegistered:
+      return "registered";
+    case Algorithm::kLl128:
+      return "ll128";
+    case Algorithm::kPush:
+      return "push";
+  }
+  return "invalid";
+}
+
+Algorithm parse_algorithm(const std::string& name) {
+  if (name == "auto") return Algorithm::kAuto;
+  if (name == "hierarchical" || name == "twoshot") return Algorithm::kHierarchical;
+  if (name == "nccl") return Algorithm::kNccl;
+  if (name == "oneshot") return Algorithm::kOneShot;
+  if (name == "registered" || name == "twoshot-registered") return Algorithm::kRegistered;
+  if (name == "ll128" || name == "twoshot-ll128") return Algorithm::kLl128;
+  if (name == "push" || name == "twoshot-push") return Algorithm::kPush;
+  throw Error("nvrar: unknown algorithm '" + name +
+              "' (auto, hierarchical, twoshot, oneshot, registered, ll128, push, nccl)");
+}
+
 }  // namespace nvrar

@@ -38,38 +38,6 @@
 
 namespace nvrar {
 
-const char* algorithm_name(Algorithm a) {
-  switch (a) {
-    case Algorithm::kAuto:
-      return "auto";
-    case Algorithm::kHierarchical:
-      return "hierarchical";
-    case Algorithm::kNccl:
-      return "nccl";
-    case Algorithm::kOneShot:
-      return "oneshot";
-    case Algorithm::kRegistered:
-      return "registered";
-    case Algorithm::kLl128:
-      return "ll128";
-    case Algorithm::kPush:
-      return "push";
-  }
-  return "invalid";
-}
-
-Algorithm parse_algorithm(const std::string& name) {
-  if (name == "auto") return Algorithm::kAuto;
-  if (name == "hierarchical" || name == "twoshot") return Algorithm::kHierarchical;
-  if (name == "nccl") return Algorithm::kNccl;
-  if (name == "oneshot") return Algorithm::kOneShot;
-  if (name == "registered" || name == "twoshot-registered") return Algorithm::kRegistered;
-  if (name == "ll128" || name == "twoshot-ll128") return Algorithm::kLl128;
-  if (name == "push" || name == "twoshot-push") return Algorithm::kPush;
-  throw Error("nvrar: unknown algorithm '" + name +
-              "' (auto, hierarchical, twoshot, oneshot, registered, ll128, push, nccl)");
-}
-
 bool built_with_nvshmem() { return gpu::shmem::available(); }
 
 ncclDataType_t nccl_data_type(DataType dtype) {
