@@ -17,11 +17,20 @@ target_link_libraries(nvrar_nccl INTERFACE ${NVRAR_NCCL_LIB})
 
 # The GPU library: communicator, bootstrap, kernels. Shared, so NVSHMEM's device code is linked (device link)
 # once into it, next to the host calls that initialise it.
-set(_gpu_sources src/gpu/communicator.cpp src/gpu/runtime/nvshmem_runtime.cu src/gpu/algorithms/hierarchical.cu
-                 src/gpu/algorithms/oneshot.cu src/gpu/algorithms/registered.cu
-                 src/gpu/algorithms/ll128.cu
-                 src/gpu/algorithms/push.cu
-                 src/gpu/runtime/bootstrap.cpp)
+set(_gpu_sources
+  src/gpu/communicator.cpp
+  src/gpu/runtime/bootstrap.cpp
+  src/gpu/runtime/nvshmem_runtime.cu
+  src/gpu/runtime/nvshmem_heap.cpp
+  src/gpu/runtime/device_failure.cpp
+  src/gpu/runtime/registered_buffers.cpp
+  src/gpu/algorithms/algorithm.cpp
+  src/gpu/algorithms/registry.cpp
+  src/gpu/algorithms/hierarchical.cu src/gpu/algorithms/hierarchical_entry.cpp
+  src/gpu/algorithms/oneshot.cu src/gpu/algorithms/oneshot_entry.cpp
+  src/gpu/algorithms/registered.cu src/gpu/algorithms/registered_entry.cpp
+  src/gpu/algorithms/ll128.cu src/gpu/algorithms/ll128_entry.cpp
+  src/gpu/algorithms/push.cu src/gpu/algorithms/push_entry.cpp)
 if(NVRAR_HAVE_MPI)
   list(APPEND _gpu_sources src/gpu/runtime/bootstrap_mpi.cpp)
 else()

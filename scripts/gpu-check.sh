@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
-#   bash scripts/gpu-check.sh [build] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
+#   bash scripts/gpu-check.sh [build] [multirank] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
 #                             [bench] [engine] [torch] [spread] [ab] [pieces] [all]
 # BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M). TUNE_MERGE_FROM=16M with
 #   TUNE_ARGS='-b 16M ...': re-tune from that size up, merged over the shipped table (scripts/merge_tuning.py).
@@ -13,6 +13,10 @@
 #   pieces_<cfg>_u<units>.json.
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
 # ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
+# ENGINE_BASELINE=DIR: a source tree of an earlier NVRAR (e.g. `git archive` of a commit) built beside this one; each
+#   engine bench then runs ENGINE_AB_REPEAT times (default 2) with each build, alternating (…_base.json files).
+# multirank: the single-GPU multi-rank harness (tests/gpu/test_multirank: every algorithm at 2-8 ranks on one GPU),
+#   then compute-sanitizer (MULTIRANK_SANITIZE: tools, default "memcheck racecheck") on its small scale.
 # CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset; BENCH_REPEAT: sweeps per config. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
 # (the device tool's output folder) or ./out. Prints a short summary last.
 set -uo pipefail
@@ -55,6 +59,27 @@ if want ab && [ -n "${AB_SWAP:-}" ]; then  # build the B side while the other st
      -DNVRAR_NVSHMEM=ON -DNVRAR_MPI=ON && cmake --build $AB_DIR/build -j 8 --target nvrar-bench) \
     > "$OUT/ab-build.log" 2>&1 &
   ab_pid=$!
+fi
+
+base_pid=""
+if want engine && [ -n "${ENGINE_BASELINE:-}" ]; then  # the earlier tree's engine, built while the other stages run
+  (cmake -S "$ENGINE_BASELINE" -B /tmp/nvrar-base -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+     -DNVRAR_NVSHMEM=ON -DNVRAR_MPI=ON -DCMAKE_PREFIX_PATH="$PWD/.deps" && \
+   cmake --build /tmp/nvrar-base -j 8 --target nvrar-llm) > "$OUT/base-build.log" 2>&1 &
+  base_pid=$!
+fi
+
+if want multirank; then
+  timeout 540 $BUILD/tests/test_multirank --gtest_brief=1 > "$OUT/multirank.log" 2>&1
+  note "multirank (one GPU, 2-8 ranks): rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/multirank.log" | tr '\n' ' ')"
+  grep -E 'Failure|FAILED|error' "$OUT/multirank.log" | head -8
+  for tool in ${MULTIRANK_SANITIZE:-memcheck racecheck}; do
+    NVRAR_TEST_SCALE=small timeout 420 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+      $BUILD/tests/test_multirank --gtest_brief=1 ${MULTIRANK_FILTER:+--gtest_filter=$MULTIRANK_FILTER} \
+      > "$OUT/multirank_$tool.log" 2>&1
+    note "multirank under compute-sanitizer $tool: rc=$? $(grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED) ' \
+      "$OUT/multirank_$tool.log" | tr '\n' ' ')"
+  done
 fi
 
 if want unit; then
@@ -204,11 +229,23 @@ if want engine; then  # nvrar-llm: logits against transformers at TP 1, 2, 4 wit
     IFS=: read -r tp model bs layers ar inlen outlen <<< "$cfg"
     [ "$tp" -le "$NGPU" ] || continue
     tag="${model}_tp${tp}_b${bs}_l${layers}_${ar}_${inlen:-128}_${outlen:-128}${ENGINE_TAG:-}"
-    run_split $tp $tp "$OUT/engine_bench_$tag.log" $BUILD/tools/nvrar-llm bench --model $model \
-      --tp $tp --batch-size $bs --input-len ${inlen:-128} --output-len ${outlen:-128} --num-iters-warmup 1 --num-iters 3 \
-      --allreduce $ar $([ "$layers" != 0 ] && echo --num-layers $layers) --json "$OUT/engine_bench_$tag.json" > /dev/null
-    echo "== engine bench $model TP $tp batch $bs layers $layers $ar in ${inlen:-128} out ${outlen:-128}:"
-    grep -E 'Decode step|Avg latency|split|GEMM kernels|rror' "$OUT/engine_bench_$tag.log" | head -6
+    builds=("$BUILD/tools/nvrar-llm:")
+    if [ -n "$base_pid" ]; then
+      wait "$base_pid" && builds+=("/tmp/nvrar-base/tools/nvrar-llm:_base") || note "baseline build FAILED"
+      base_pid=""
+    fi
+    [ -x /tmp/nvrar-base/tools/nvrar-llm ] && [ -n "${ENGINE_BASELINE:-}" ] && builds=("$BUILD/tools/nvrar-llm:" "/tmp/nvrar-base/tools/nvrar-llm:_base")
+    for rep in $(seq "$([ ${#builds[@]} -gt 1 ] && echo "${ENGINE_AB_REPEAT:-2}" || echo 1)"); do
+      for b in "${builds[@]}"; do
+        llm=${b%%:*}; t="$tag${b#*:}$([ "$rep" -gt 1 ] && echo "_r$rep")"
+        run_split $tp $tp "$OUT/engine_bench_$t.log" $llm bench --model $model \
+          --tp $tp --batch-size $bs --input-len ${inlen:-128} --output-len ${outlen:-128} --num-iters-warmup 1 \
+          --num-iters 3 --allreduce $ar $([ "$layers" != 0 ] && echo --num-layers $layers) \
+          --json "$OUT/engine_bench_$t.json" > /dev/null
+        echo "== engine bench $t ($llm) $model TP $tp batch $bs layers $layers $ar in ${inlen:-128} out ${outlen:-128}:"
+        grep -E 'Decode step|Avg latency|split|GEMM kernels|rror' "$OUT/engine_bench_$t.log" | head -6
+      done
+    done
   done
 fi
 

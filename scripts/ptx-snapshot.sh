@@ -15,11 +15,11 @@ done < <(find src/gpu -name '*.cu' | sort)
 python3 - "$out" <<'PY'
 import os, re, sys
 out = sys.argv[1]
-anon = re.compile(r'_GLOBAL__N__[0-9A-Za-z_]*?_[0-9a-f]{8}')
+anon = re.compile(r'\d+_GLOBAL__N__[0-9A-Za-z_]*?_[0-9a-f]{8}')
 for name in sorted(os.listdir(os.path.join(out, 'raw'))):
     text = open(os.path.join(out, 'raw', name)).read()
     text = anon.sub('_ANON_', text)
-    for m in re.finditer(r'\.(?:visible|weak)?\s*\.entry\s+(\S+?)\s*\((.*?)\n}\n', text, re.S):
+    for m in re.finditer(r'(?:\.(?:visible|weak)\s+)?\.entry\s+(\S+?)\s*\((.*?)\n}\n', text, re.S):
         body = re.sub(r'^\s*//.*$', '', m.group(0), flags=re.M)
         open(os.path.join(out, m.group(1)[:200] + '.ptx'), 'w').write(body)
 PY

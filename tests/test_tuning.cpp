@@ -1,16 +1,16 @@
-// Tuning tables (core/tuning.h): parsing and validation with errors naming the field, lookup by size, merging,
+// Tuning tables (select/tuning_table.h): parsing and validation with errors naming the field, lookup by size, merging,
 // the fingerprint ranks compare, and the cost-model fallback.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <string>
 
-#include "core/tuning.h"
+#include "select/tuning_table.h"
 #include "nvrar/types.h"
 
 namespace {
 
-using nvrar::core::TuningTable;
+using nvrar::select::TuningTable;
 
 const char* kValid = R"({"format": "nvrar-tuning-1", "card": "NVIDIA H100 80GB HBM3", "created": "2026-11-27",
   "ranks": 4, "nodes": 1, "gpus_per_node": 4,
@@ -27,7 +27,7 @@ std::string with(const std::string& from, const std::string& to) {
 
 void expect_error(const std::string& json, const std::string& fragment) {
   try {
-    nvrar::core::parse_tuning_table(json, "t.json");
+    nvrar::select::parse_tuning_table(json, "t.json");
     ADD_FAILURE() << "no error, expected one mentioning '" << fragment << "'";
   } catch (const nvrar::Error& e) {
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
@@ -36,7 +36,7 @@ void expect_error(const std::string& json, const std::string& fragment) {
 }
 
 TEST(Tuning, ParsesAndLooksUpBySize) {
-  const TuningTable t = nvrar::core::parse_tuning_table(kValid, "t.json");
+  const TuningTable t = nvrar::select::parse_tuning_table(kValid, "t.json");
   EXPECT_EQ(t.card, "NVIDIA H100 80GB HBM3");
   EXPECT_TRUE(t.matches(4, 1, 4));
   EXPECT_FALSE(t.matches(4, 2, 2));
@@ -52,20 +52,20 @@ TEST(Tuning, ParsesAndLooksUpBySize) {
 }
 
 TEST(Tuning, RoundTripsThroughJsonAndFile) {
-  const TuningTable t = nvrar::core::parse_tuning_table(kValid, "t.json");
-  const TuningTable u = nvrar::core::parse_tuning_table(nvrar::core::tuning_table_json(t), "again");
+  const TuningTable t = nvrar::select::parse_tuning_table(kValid, "t.json");
+  const TuningTable u = nvrar::select::parse_tuning_table(nvrar::select::tuning_table_json(t), "again");
   EXPECT_EQ(t.fingerprint(), u.fingerprint());
   ASSERT_EQ(u.entries.size(), 3u);
   EXPECT_DOUBLE_EQ(u.entries[1].time_us, 9.5);
   const std::string path = testing::TempDir() + "nvrar_tuning_test.json";
-  nvrar::core::save_tuning_table(t, path);
-  EXPECT_EQ(nvrar::core::load_tuning_table(path).fingerprint(), t.fingerprint());
+  nvrar::select::save_tuning_table(t, path);
+  EXPECT_EQ(nvrar::select::load_tuning_table(path).fingerprint(), t.fingerprint());
   std::remove(path.c_str());
-  EXPECT_THROW(nvrar::core::load_tuning_table("/nonexistent/dir/t.json"), nvrar::Error);
+  EXPECT_THROW(nvrar::select::load_tuning_table("/nonexistent/dir/t.json"), nvrar::Error);
 }
 
 TEST(Tuning, FingerprintSeesDecisionsNotTimes) {
-  const TuningTable t = nvrar::core::parse_tuning_table(kValid, "t.json");
+  const TuningTable t = nvrar::select::parse_tuning_table(kValid, "t.json");
   TuningTable u = t;
   u.entries[0].time_us = 123;
   u.created = "another day";
@@ -92,33 +92,21 @@ TEST(Tuning, RejectsBadTablesNamingTheField) {
 }
 
 TEST(Tuning, MergesNeighboursAndDropsTrailingNccl) {
-  TuningTable t = nvrar::core::parse_tuning_table(kValid, "t.json");
-  nvrar::core::TuningEntry e = t.entries[0];
+  TuningTable t = nvrar::select::parse_tuning_table(kValid, "t.json");
+  nvrar::select::TuningEntry e = t.entries[0];
   e.max_bytes = 100;
   t.entries.insert(t.entries.begin(), e);  // same choice as the next entry
-  nvrar::core::TuningEntry n;
+  nvrar::select::TuningEntry n;
   n.algorithm = "nccl";
   n.max_bytes = 1 << 30;
   t.entries.push_back(n);
-  const TuningTable m = nvrar::core::merge_equal_neighbours(t);
+  const TuningTable m = nvrar::select::merge_equal_neighbours(t);
   ASSERT_EQ(m.entries.size(), 3u);
   EXPECT_EQ(m.entries[0].max_bytes, 65536);
   EXPECT_EQ(m.entries.back().algorithm, "hierarchical");
   // NCCL in the middle stays (a size range where NCCL wins, then NVRAR again).
-  t.entries.insert(t.entries.begin() + 2, nvrar::core::TuningEntry{70000, "nccl", 0, 0, -1, 0});
-  EXPECT_EQ(nvrar::core::merge_equal_neighbours(t).entries[1].algorithm, "nccl");
-}
-
-TEST(Tuning, ModelFallbackPicksWhatCanRun) {
-  for (int64_t bytes : {int64_t{4096}, int64_t{1} << 20, int64_t{64} << 20}) {
-    const std::string one = nvrar::core::decide_by_model("h100-ndr400", 1, 4, true, bytes);
-    EXPECT_TRUE(one == "oneshot" || one == "hierarchical" || one == "nccl") << one;
-    const std::string multi = nvrar::core::decide_by_model("h100-ndr400", 4, 4, false, bytes);
-    EXPECT_TRUE(multi == "hierarchical" || multi == "nccl") << multi;  // no one-shot across nodes
-  }
-  // Tiny messages on one NVLink domain: one exchange beats two.
-  EXPECT_EQ(nvrar::core::decide_by_model("h100-ndr400", 1, 4, true, 4096), "oneshot");
-  EXPECT_THROW(nvrar::core::decide_by_model("no-such-preset", 1, 4, true, 4096), nvrar::Error);
+  t.entries.insert(t.entries.begin() + 2, nvrar::select::TuningEntry{70000, "nccl", 0, 0, -1, 0});
+  EXPECT_EQ(nvrar::select::merge_equal_neighbours(t).entries[1].algorithm, "nccl");
 }
 
 }  // namespace
@@ -128,17 +116,17 @@ namespace {
 // Every algorithm a table may name, as nvrar-bench --tune writes them.
 TEST(Tuning, AcceptsEveryRuntimeAlgorithm) {
   for (const char* name : {"oneshot", "hierarchical", "ll128", "push", "nccl"}) {
-    const TuningTable t = nvrar::core::parse_tuning_table(with("\"oneshot\"", std::string("\"") + name + "\""), "t.json");
+    const TuningTable t = nvrar::select::parse_tuning_table(with("\"oneshot\"", std::string("\"") + name + "\""), "t.json");
     EXPECT_EQ(t.lookup(1)->algorithm, name);
   }
   expect_error(with("\"oneshot\"", "\"registered\""), "unknown algorithm 'registered'");
-  const auto spec = nvrar::core::parse_algorithm_spec("ll128:t1024");
+  const auto spec = nvrar::select::parse_algorithm_spec("ll128:t1024");
   EXPECT_EQ(spec.name, "ll128");
   EXPECT_EQ(spec.threads, 1024);
 }
 
 TEST(Tuning, ParsesAlgorithmSpecs) {
-  using nvrar::core::parse_algorithm_spec;
+  using nvrar::select::parse_algorithm_spec;
   auto a = parse_algorithm_spec("oneshot:t128");
   EXPECT_EQ(a.name, "oneshot");
   EXPECT_EQ(a.threads, 128);
@@ -171,19 +159,19 @@ TEST(Tuning, RefusesPushEntriesItCannotRun) {
   expect_error(push_with("\"threads\": 1024"), "push threads 1024 (at most 512)");
   expect_error(push_with(t128 + ", \"piece_units\": 100"), "piece_units 100");
   expect_error(push_with(t128 + ", \"piece_units\": -128"), "piece_units -128");
-  const TuningTable ok = nvrar::core::parse_tuning_table(push_with(t128 + ", \"piece_units\": 1024"), "t.json");
+  const TuningTable ok = nvrar::select::parse_tuning_table(push_with(t128 + ", \"piece_units\": 1024"), "t.json");
   EXPECT_EQ(ok.entries[0].piece_units, 1024);
 }
 
 // A push entry's piece size survives the file, and tables without the field read it as 0 (the default piece).
 TEST(Tuning, PieceUnitsRoundTrip) {
-  TuningTable t = nvrar::core::parse_tuning_table(with("\"oneshot\"", "\"push\""), "t.json");
+  TuningTable t = nvrar::select::parse_tuning_table(with("\"oneshot\"", "\"push\""), "t.json");
   EXPECT_EQ(t.entries[0].piece_units, 0);
-  EXPECT_EQ(nvrar::core::tuning_table_json(t).find("piece_units"), std::string::npos);
+  EXPECT_EQ(nvrar::select::tuning_table_json(t).find("piece_units"), std::string::npos);
   t.entries[0].piece_units = 1024;
-  const TuningTable back = nvrar::core::parse_tuning_table(nvrar::core::tuning_table_json(t), "back.json");
+  const TuningTable back = nvrar::select::parse_tuning_table(nvrar::select::tuning_table_json(t), "back.json");
   EXPECT_EQ(back.entries[0].piece_units, 1024);
-  const TuningTable plain = nvrar::core::parse_tuning_table(with("\"oneshot\"", "\"push\""), "t.json");
+  const TuningTable plain = nvrar::select::parse_tuning_table(with("\"oneshot\"", "\"push\""), "t.json");
   EXPECT_NE(back.fingerprint(), plain.fingerprint());
 }
 
@@ -198,7 +186,7 @@ TEST(Tuning, ShippedTablesAreValid) {
   int tables = 0;
   for (const auto& entry : std::filesystem::directory_iterator(NVRAR_TUNING_DIR)) {
     if (entry.path().extension() != ".json") continue;
-    const nvrar::core::TuningTable t = nvrar::core::load_tuning_table(entry.path().string());
+    const nvrar::select::TuningTable t = nvrar::select::load_tuning_table(entry.path().string());
     EXPECT_FALSE(t.card.empty()) << entry.path();
     EXPECT_FALSE(t.entries.empty()) << entry.path();
     EXPECT_TRUE(t.matches(t.ranks, t.nodes, t.gpus_per_node));

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "core/param.h"
+#include "config/settings.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {
@@ -34,7 +34,7 @@ bool mpi_world_matches(const LaunchInfo& launch) {
       launch.rank, launch.launcher, launch.size, size);
   if (std::getenv("NCCL_COMM_ID") == nullptr && (launch.master_addr.empty() || launch.master_port == 0))
     throw Error(why + "; set MASTER_ADDR and MASTER_PORT to bootstrap through NCCL instead");
-  core::debug_stage(launch.rank, why + "; bootstrapping through NCCL_COMM_ID / MASTER_ADDR instead");
+  config::debug_stage(launch.rank, why + "; bootstrapping through NCCL_COMM_ID / MASTER_ADDR instead");
   return false;
 }
 
@@ -70,7 +70,7 @@ NcclBootstrap bootstrap_nccl(const LaunchInfo& launch) {
     NVRAR_NCCL_CHECK(launch.rank, ncclGetUniqueId(&id));
   }
   const char* comm_id = std::getenv("NCCL_COMM_ID");
-  core::debug_stage(launch.rank, "ncclCommInitRank (" + b.method +
+  config::debug_stage(launch.rank, "ncclCommInitRank (" + b.method +
                                      (comm_id ? std::string(", NCCL_COMM_ID=") + comm_id : std::string()) + ")");
   const ncclResult_t init = ncclCommInitRank(&b.comm, launch.size, id, launch.rank);
   // Left set, NCCL_COMM_ID would make every later ncclGetUniqueId in this process (NVSHMEM's NCCL teams, the

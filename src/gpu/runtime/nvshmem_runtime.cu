@@ -4,7 +4,7 @@
 #include <mutex>
 #include <string>
 
-#include "core/param.h"
+#include "config/settings.h"
 #include "gpu/runtime/bootstrap.h"
 #include "nvrar/types.h"
 
@@ -43,10 +43,10 @@ void acquire(ncclComm_t nccl, int rank, int nranks, std::size_t heap_bytes) {
   const std::size_t want = heap_bytes + (std::size_t{256} << 20);
   setenv("NVSHMEM_SYMMETRIC_SIZE", std::to_string(want).c_str(), 0);
   nvshmemx_uniqueid_t id = NVSHMEMX_UNIQUEID_INITIALIZER;
-  core::debug_stage(rank, "NVSHMEM unique id (rank 0), then its broadcast over NCCL");
+  config::debug_stage(rank, "NVSHMEM unique id (rank 0), then its broadcast over NCCL");
   if (rank == 0 && nvshmemx_get_uniqueid(&id) != 0) throw Error(rank_prefix(rank) + "nvshmemx_get_uniqueid failed");
   nccl_broadcast_bytes(nccl, rank, &id, sizeof(id), 0);
-  core::debug_stage(rank, "nvshmemx_init_attr (unique-id bootstrap)");
+  config::debug_stage(rank, "nvshmemx_init_attr (unique-id bootstrap)");
   nvshmemx_init_attr_t attr = NVSHMEMX_INIT_ATTR_INITIALIZER;
   if (nvshmemx_set_attr_uniqueid_args(rank, nranks, &id, &attr) != 0)
     throw Error(rank_prefix(rank) + "nvshmemx_set_attr_uniqueid_args failed");
@@ -56,7 +56,7 @@ void acquire(ncclComm_t nccl, int rank, int nranks, std::size_t heap_bytes) {
     throw Error(rank_prefix(rank) + "NVSHMEM made this process PE " + std::to_string(nvshmem_my_pe()) + " of " +
                 std::to_string(nvshmem_n_pes()));
   g_users = 1;
-  core::debug_stage(rank, "NVSHMEM initialised");
+  config::debug_stage(rank, "NVSHMEM initialised");
 }
 
 void release() {

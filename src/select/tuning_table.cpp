@@ -1,4 +1,4 @@
-#include "core/tuning.h"
+#include "select/tuning_table.h"
 
 #include <algorithm>
 #include <fstream>
@@ -7,10 +7,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "model/cost_model.h"
 #include "nvrar/types.h"
 
-namespace nvrar::core {
+namespace nvrar::select {
 
 namespace {
 
@@ -214,25 +213,4 @@ TuningTable merge_equal_neighbours(const TuningTable& table) {
   return t;
 }
 
-std::string decide_by_model(const std::string& preset_name, int nodes, int gpus_per_node, bool single_nvlink_domain,
-                            int64_t bytes) {
-  model::Preset preset = model::find_preset(preset_name);
-  preset.gpus_per_node = gpus_per_node;
-  const double b = static_cast<double>(bytes);
-  const model::Choice c =
-      single_nvlink_domain
-          ? model::best_algorithm(preset, nodes, b,
-                                  {model::Algorithm::kOneShot, model::Algorithm::kNvrar, model::Algorithm::kNcclRing,
-                                   model::Algorithm::kNcclTree})
-          : model::best_algorithm(preset, nodes, b);
-  switch (c.algorithm) {
-    case model::Algorithm::kOneShot:
-      return "oneshot";
-    case model::Algorithm::kNvrar:
-      return "hierarchical";
-    default:
-      return "nccl";
-  }
-}
-
-}  // namespace nvrar::core
+}  // namespace nvrar::select

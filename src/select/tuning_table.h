@@ -7,14 +7,14 @@
 //                 "time_us": 4.1}, ...]}
 // Entries are sorted by max_bytes; a call of B bytes takes the first entry with max_bytes >= B; calls larger than
 // the last entry go to NCCL. A table applies only to the topology it names (ranks, nodes, GPUs per node).
-// Where no table applies, the runtime decides with the cost model (decide_by_model).
+// Where no table applies, the selection module decides with the cost model (select/selection.h).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace nvrar::core {
+namespace nvrar::select {
 
 // Algorithms a table may name (the runtime's, see nvrar::Algorithm): "oneshot", "hierarchical", "ll128", "push",
 // "nccl".
@@ -67,9 +67,4 @@ void save_tuning_table(const TuningTable& table, const std::string& path);
 // Adjacent entries with the same choice merged, so the table reads as a few size ranges.
 TuningTable merge_equal_neighbours(const TuningTable& table);
 
-// The cost model's pick where nothing was measured: "oneshot" (only when every rank is an NVLink peer),
-// "hierarchical" or "nccl", from the named preset of nvrar-model with its GPUs per node set to ours.
-std::string decide_by_model(const std::string& preset, int nodes, int gpus_per_node, bool single_nvlink_domain,
-                            int64_t bytes);
-
-}  // namespace nvrar::core
+}  // namespace nvrar::select
