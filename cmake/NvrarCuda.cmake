@@ -19,6 +19,7 @@ target_link_libraries(nvrar_nccl INTERFACE ${NVRAR_NCCL_LIB})
 # once into it, next to the host calls that initialise it.
 set(_gpu_sources
   src/gpu/communicator.cpp
+  src/gpu/setup.cpp
   src/gpu/runtime/bootstrap.cpp
   src/gpu/runtime/nvshmem_runtime.cu
   src/gpu/runtime/nvshmem_heap.cpp

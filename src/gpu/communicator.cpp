@@ -6,20 +6,16 @@
 // size G -> tuning table (every rank the same) -> each algorithm plans its capacity and area -> the sizes are compared
 // across ranks -> NVSHMEM heap (runtime/nvshmem_heap.h) -> each algorithm sets up its areas, in registry order.
 #include <cuda_runtime_api.h>
-#include <unistd.h>
 
-#include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "config/settings.h"
-#include "core/hash.h"
 #include "core/protocol.h"
-#include "gpu/algorithms/hierarchical.h"
+#include "gpu/algorithms/hierarchical.h"  // kMaxBlocks
 #include "gpu/algorithms/oneshot.h"
 #include "gpu/algorithms/registry.h"
 #include "gpu/runtime/bootstrap.h"
@@ -27,33 +23,12 @@
 #include "gpu/runtime/nvshmem_heap.h"
 #include "gpu/runtime/nvshmem_runtime.h"
 #include "gpu/runtime/registered_buffers.h"
+#include "gpu/setup.h"
 #include "select/selection.h"
-#include "select/table_source.h"
 
 namespace nvrar {
-
-bool built_with_nvshmem() { return gpu::shmem::available(); }
-
-ncclDataType_t nccl_data_type(DataType dtype) {
-  switch (dtype) {
-    case DataType::kFloat32:
-      return ncclFloat32;
-    case DataType::kBFloat16:
-      return ncclBfloat16;
-    case DataType::kFloat16:
-      return ncclFloat16;
-  }
-  throw Error("nvrar: no NCCL type for dtype value " + std::to_string(static_cast<int>(dtype)));
-}
-
 namespace gpu {
 namespace {
-
-uint64_t host_hash() {
-  char name[256] = {};
-  gethostname(name, sizeof(name) - 1);
-  return std::hash<std::string>{}(name);
-}
 
 class GpuCommunicator final : public Communicator {
  public:
@@ -64,7 +39,8 @@ class GpuCommunicator final : public Communicator {
     const config::Settings& settings = config::settings();
     config::print_settings_if_debug(rank_);
     config::debug_stage(rank_, "NCCL communicator ready; discovering nodes");
-    setup_topology(settings);
+    topo_ = discover_topology(nccl_, rank_, nranks_, options_.gpus_per_node > 0 ? options_.gpus_per_node
+                                                                                : static_cast<int>(settings.gpus_per_node));
     if (options_.max_bytes == 0)
       throw Error(fmt::format("nvrar: rank {} setup: Options::max_bytes must be positive", rank_));
     timeout_ms_ = options_.timeout_ms > 0 ? options_.timeout_ms : static_cast<int>(settings.timeout_ms);
@@ -73,24 +49,15 @@ class GpuCommunicator final : public Communicator {
     NVRAR_CUDA_CHECK(rank_, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     failure_record_ = std::make_unique<DeviceFailure>(rank_);
     config::debug_stage(rank_, "tuning table");
-    setup_policy(settings, device);
+    SelectionSetup selection = make_selection_policy(nccl_, rank_, nranks_, topo_, options_, settings, device);
+    policy_ = std::move(selection.policy);
+    tuning_source_ = std::move(selection.source);
 
-    AlgorithmSetup s;
-    s.common = KernelCommon{rank_, nranks_,
-                            failure_record_->wait_context(static_cast<long long>(timeout_ms_) * 1000000LL,
-                                                          static_cast<int>(settings.poll_sleep_ns)),
-                            settings.pdl != 0};
-    s.topo = topo_;
-    s.options = &options_;
-    s.policy = policy_.get();
-    s.max_bytes = options_.max_bytes;
-    s.max_blocks = std::min(settings.max_blocks > 0 ? static_cast<int>(settings.max_blocks) : sms, kMaxBlocks);
-    s.nvshmem = shmem::available();
-    s.inter_node_stores = settings.inter_node_stores != 0;
-    s.push_piece_units = settings.push_piece_units;
-    s.chunk_units = static_cast<int>(settings.chunk_units);
-    s.bulk_min_bytes = settings.bulk_min_bytes;
-    s.bulk_sync = static_cast<int>(settings.bulk_sync);
+    const KernelCommon common{rank_, nranks_,
+                              failure_record_->wait_context(static_cast<long long>(timeout_ms_) * 1000000LL,
+                                                            static_cast<int>(settings.poll_sleep_ns)),
+                              settings.pdl != 0};
+    AlgorithmSetup s = make_algorithm_setup(common, topo_, options_, policy_.get(), settings, sms);
     max_blocks_ = s.max_blocks;
     algorithms_ = make_algorithms();
     std::size_t heap_bytes = options_.buffer_bytes + (std::size_t{64} << 20);  // + NVSHMEM's granularity and own use
@@ -99,7 +66,7 @@ class GpuCommunicator final : public Communicator {
       heap_bytes += a->plan(s);
       sizes.push_back(a->planned_capacity());
     }
-    check_sizes_agree(sizes);  // before any rank can refuse below and leave the others waiting
+    check_sizes_agree(nccl_, rank_, nranks_, sizes);  // before any rank can refuse below and leave the others waiting
     if (s.nvshmem) {
       config::debug_stage(rank_, "NVSHMEM init and symmetric heap");
       heap_ = std::make_unique<NvshmemHeap>(nccl_, rank_, nranks_, heap_bytes);
@@ -285,90 +252,6 @@ class GpuCommunicator final : public Communicator {
     NVRAR_CUDA_CHECK(rank_, by_id_[static_cast<int>(c.algorithm)]->launch(c, call));
   }
 
-  // Nodes are hosts (by host name) unless G says smaller virtual nodes; a (virtual) node never spans hosts.
-  void setup_topology(const config::Settings& settings) {
-    const auto hashes = nccl_allgather_u64(nccl_, rank_, nranks_, host_hash());
-    int host_ranks = 0;
-    for (uint64_t h : hashes) host_ranks += h == hashes[rank_] ? 1 : 0;
-    int G = options_.gpus_per_node;
-    if (G == 0) G = static_cast<int>(settings.gpus_per_node);
-    if (G == 0) G = host_ranks;
-    topo_ = core::make_topology(nranks_, G, rank_);
-    if (G > kMaxGpusPerNode)
-      throw Error(fmt::format("nvrar: rank {} setup: {} GPUs per node exceeds the supported {}", rank_, G,
-                              kMaxGpusPerNode));
-    for (int l = 0; l < G; ++l) {
-      const int peer = topo_.rank_of(topo_.node, l);
-      if (hashes[peer] != hashes[rank_])
-        throw Error(fmt::format("nvrar: rank {} setup: node {} of {} GPUs would span hosts (rank {} is on another "
-                                "host); ranks must be numbered host by host and NVRAR_GPUS_PER_NODE must divide the "
-                                "GPUs per host",
-                                rank_, topo_.node, G, peer));
-    }
-  }
-
-  // The tuning table (every rank must decide alike: the tables' fingerprints are compared) and the selection policy.
-  void setup_policy(const config::Settings& settings, int device) {
-    cudaDeviceProp prop{};
-    NVRAR_CUDA_CHECK(rank_, cudaGetDeviceProperties(&prop, device));
-    select::TableSearch search;
-    search.file = options_.tuning_file.empty() ? settings.tuning_file : options_.tuning_file;
-    search.directories = settings.tuning_dir.empty()
-                             ? std::vector<std::string>{NVRAR_DEFAULT_TUNING_DIR, NVRAR_INSTALLED_TUNING_DIR}
-                             : std::vector<std::string>{settings.tuning_dir};
-    search.card = prop.name;
-    search.ranks = nranks_;
-    search.nodes = topo_.nodes;
-    search.gpus_per_node = topo_.gpus_per_node;
-    select::FoundTable found;
-    try {
-      found = select::find_tuning_table(search);
-    } catch (const Error& e) {
-      throw Error(fmt::format("nvrar: rank {} setup: {}", rank_, e.what()));
-    }
-    const auto prints = nccl_allgather_u64(nccl_, rank_, nranks_, found.table ? found.table->fingerprint() : 0);
-    for (int r = 0; r < nranks_; ++r)
-      if (prints[r] != prints[0])
-        throw Error(fmt::format("nvrar: rank {} setup: ranks 0 and {} use different tuning tables (this rank: {}); "
-                                "every rank must read the same file",
-                                rank_, r, found.table ? found.file : std::string("none, cost model")));
-    tuning_source_ = found.table ? fmt::format("tuning table {} ({}, {})", found.file, found.table->card,
-                                               found.table->created)
-                                 : fmt::format("cost model {}", settings.model_preset);
-    const select::RegisteredRule rule{settings.registered_min_bytes, settings.registered_over_ll128_bytes};
-    policy_ = std::make_unique<select::Policy>(std::move(found.table), settings.model_preset, topo_.nodes,
-                                               topo_.gpus_per_node, rule, parse_algorithm(settings.algo));
-  }
-
-  // The capacities size the exchange areas and must be equal on every rank: peers store at offsets computed from
-  // their own values (a larger layout on one rank would write past the area of another).
-  void check_sizes_agree(const std::vector<uint64_t>& sizes) const {
-    const uint64_t h = core::fnv1a64_words(sizes);
-    const auto all = nccl_allgather_u64(nccl_, rank_, nranks_, h);
-    std::string mine;
-    for (uint64_t v : sizes) mine += (mine.empty() ? "" : ", ") + std::to_string(v);
-    for (int r = 0; r < nranks_; ++r)
-      if (all[r] != h)
-        throw Error(fmt::format("nvrar: rank {} setup: rank {} was created with other Options::max_bytes, "
-                                "oneshot_max_bytes or ll128_max_bytes (LL128 and push capacities after sizing from the "
-                                "tuning table), or another NVRAR_PUSH_PIECE_UNITS, than this rank (max_bytes, piece "
-                                "units, then each algorithm's capacity: {}); they size the exchange areas and must be "
-                                "the same on every rank",
-                                rank_, r, mine));
-  }
-
-  // Where the build has no NVSHMEM the algorithms still set up (to say why they are off) against a heap that has
-  // nothing to give.
-  class NoHeap final : public SymmetricHeap {
-    SymmetricArea allocate(std::size_t, std::size_t, const char*, std::string* full) override {
-      if (full != nullptr) *full = "no NVSHMEM in this build";
-      return {};
-    }
-    void free(char*) override {}
-    char* peer(char*, int) const override { return nullptr; }
-    std::vector<uint64_t> allgather(uint64_t) const override { return {}; }
-  };
-
   ncclComm_t nccl_;
   bool owns_nccl_;
   std::string bootstrap_;
@@ -383,7 +266,7 @@ class GpuCommunicator final : public Communicator {
   std::unique_ptr<DeviceFailure> failure_record_;
   std::unique_ptr<select::Policy> policy_;
   std::unique_ptr<NvshmemHeap> heap_;
-  NoHeap no_heap_;
+  NoHeap no_heap_;  // where the build has no NVSHMEM: the algorithms set up against it to say why they are off
   std::vector<std::unique_ptr<AllreduceAlgorithm>> algorithms_;
   AllreduceAlgorithm* by_id_[select::kAlgorithmCount] = {};
   std::unique_ptr<RegisteredBuffers> buffers_;

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include "config/settings.h"
+#include "gpu/runtime/nvshmem_runtime.h"
+#include "nvrar/nvrar.h"
 #include "nvrar/types.h"
 
 namespace nvrar::gpu {
@@ -109,3 +111,21 @@ std::vector<uint64_t> nccl_allgather_u64(ncclComm_t comm, int rank, int nranks, 
 }
 
 }  // namespace nvrar::gpu
+
+namespace nvrar {
+
+bool built_with_nvshmem() { return gpu::shmem::available(); }
+
+ncclDataType_t nccl_data_type(DataType dtype) {
+  switch (dtype) {
+    case DataType::kFloat32:
+      return ncclFloat32;
+    case DataType::kBFloat16:
+      return ncclBfloat16;
+    case DataType::kFloat16:
+      return ncclFloat16;
+  }
+  throw Error("nvrar: no NCCL type for dtype value " + std::to_string(static_cast<int>(dtype)));
+}
+
+}  // namespace nvrar

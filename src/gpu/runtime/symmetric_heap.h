@@ -34,4 +34,17 @@ class SymmetricHeap {
   virtual std::vector<uint64_t> allgather(uint64_t value) const = 0;
 };
 
+// A heap with nothing to give: where the build has no NVSHMEM the algorithms still set up against it, to say why
+// they are off.
+class NoHeap final : public SymmetricHeap {
+ public:
+  SymmetricArea allocate(std::size_t, std::size_t, const char*, std::string* full) override {
+    if (full != nullptr) *full = "no NVSHMEM in this build";
+    return {};
+  }
+  void free(char*) override {}
+  char* peer(char*, int) const override { return nullptr; }
+  std::vector<uint64_t> allgather(uint64_t) const override { return {}; }
+};
+
 }  // namespace nvrar::gpu

@@ -1,0 +1,43 @@
+// The communicator's setup steps that are collectives over its NCCL communicator: node discovery, the tuning table
+// every rank agrees on (and the selection policy built from it), and the check that every rank sized the exchange
+// areas alike.
+#pragma once
+
+#include <nccl.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/settings.h"
+#include "gpu/algorithms/algorithm.h"
+#include "core/topology.h"
+#include "nvrar/nvrar.h"
+#include "select/selection.h"
+
+namespace nvrar::gpu {
+
+// Nodes are hosts (by host name) unless gpus_per_node (0: the ranks of this host) says smaller virtual nodes; a
+// (virtual) node never spans hosts. Throws nvrar::Error naming the rank otherwise.
+core::Topology discover_topology(ncclComm_t nccl, int rank, int nranks, int gpus_per_node);
+
+struct SelectionSetup {
+  std::unique_ptr<select::Policy> policy;
+  std::string source;  // Communicator::tuning_source()
+};
+// The tuning table (Options, NVRAR_TUNING_FILE, or a shipped one for this card and topology; else the cost model),
+// the same on every rank (fingerprints compared), and the policy built from it with the settings.
+SelectionSetup make_selection_policy(ncclComm_t nccl, int rank, int nranks, const core::Topology& topo,
+                                     const Options& options, const config::Settings& settings, int device);
+
+// The capacities size the exchange areas and must be equal on every rank: peers store at offsets computed from their
+// own values (a larger layout on one rank would write past the area of another). Throws on every rank otherwise.
+void check_sizes_agree(ncclComm_t nccl, int rank, int nranks, const std::vector<uint64_t>& sizes);
+
+// What every algorithm entry is set up with: the shared kernel state, the topology, the options and the settings the
+// launch shapes follow; the grid limit from the SM count (or NVRAR_MAX_BLOCKS), at most kMaxBlocks.
+AlgorithmSetup make_algorithm_setup(const KernelCommon& common, const core::Topology& topo, const Options& options,
+                                    const select::Policy* policy, const config::Settings& settings, int sms);
+
+}  // namespace nvrar::gpu
