@@ -34,6 +34,7 @@
 #include "core/numeric.h"
 #include "core/protocol.h"
 #include "gpu/device/device_units.cuh"
+#include "gpu/device/element_type.cuh"
 
 #if NVRAR_HAVE_NVSHMEM
 #include <nvshmem.h>
@@ -283,15 +284,10 @@ int hierarchical_blocks(const core::CallShape& shape, int max_blocks) {
 
 cudaError_t launch_hierarchical(const HierarchicalParams& params, DataType dtype, int blocks, cudaStream_t stream) {
   const int threads = static_cast<int>(params.shape.chunk_units);
-  switch (dtype) {
-    case DataType::kFloat32:
-      return dev::launch_kernel(hierarchical_allreduce_kernel<float>, blocks, threads, stream, params.pdl, params);
-    case DataType::kBFloat16:
-      return dev::launch_kernel(hierarchical_allreduce_kernel<core::Bf16>, blocks, threads, stream, params.pdl, params);
-    case DataType::kFloat16:
-      return dev::launch_kernel(hierarchical_allreduce_kernel<core::Fp16>, blocks, threads, stream, params.pdl, params);
-  }
-  return cudaGetLastError();
+  return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
+    using T = typename decltype(t)::type;
+    return dev::launch_kernel(hierarchical_allreduce_kernel<T>, blocks, threads, stream, params.pdl, params);
+  });
 }
 
 }  // namespace nvrar::gpu

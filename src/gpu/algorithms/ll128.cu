@@ -43,6 +43,7 @@
 #include "core/numeric.h"
 #include "core/protocol.h"
 #include "gpu/device/device_units.cuh"
+#include "gpu/device/element_type.cuh"
 
 namespace nvrar::gpu {
 
@@ -295,26 +296,20 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
 }  // namespace
 
 int ll128_resident_blocks(DataType dtype, int threads) {
-  const void* kernel =
-      dtype == DataType::kFloat32    ? reinterpret_cast<const void*>(ll128_allreduce_kernel<float>)
-      : dtype == DataType::kBFloat16 ? reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Bf16>)
-                                     : reinterpret_cast<const void*>(ll128_allreduce_kernel<core::Fp16>);
-  return dev::resident_blocks(kernel, threads);
+  return dev::with_element_type(dtype, 0, [&](auto t) {
+    using T = typename decltype(t)::type;
+    return dev::resident_blocks(reinterpret_cast<const void*>(ll128_allreduce_kernel<T>), threads);
+  });
 }
 
 cudaError_t launch_ll128(const Ll128Params& params, DataType dtype, int blocks, int threads, cudaStream_t stream) {
   if (blocks < 1 || blocks > kMaxLl128Blocks || threads < 32 || threads % 32 != 0 || threads > kLl128MaxThreads ||
       params.ranks < 1 || params.ranks > kMaxLl128Ranks)
     return cudaErrorInvalidConfiguration;
-  switch (dtype) {
-    case DataType::kFloat32:
-      return dev::launch_kernel(ll128_allreduce_kernel<float>, blocks, threads, stream, params.pdl, params);
-    case DataType::kBFloat16:
-      return dev::launch_kernel(ll128_allreduce_kernel<core::Bf16>, blocks, threads, stream, params.pdl, params);
-    case DataType::kFloat16:
-      return dev::launch_kernel(ll128_allreduce_kernel<core::Fp16>, blocks, threads, stream, params.pdl, params);
-  }
-  return cudaErrorInvalidValue;
+  return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
+    using T = typename decltype(t)::type;
+    return dev::launch_kernel(ll128_allreduce_kernel<T>, blocks, threads, stream, params.pdl, params);
+  });
 }
 
 }  // namespace nvrar::gpu

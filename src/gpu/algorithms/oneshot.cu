@@ -22,6 +22,7 @@
 #include "core/numeric.h"
 #include "core/protocol.h"
 #include "gpu/device/device_units.cuh"
+#include "gpu/device/element_type.cuh"
 #include "gpu/device/rmsnorm.cuh"
 
 namespace nvrar::gpu {
@@ -124,51 +125,21 @@ __global__ void __launch_bounds__(kOneShotMaxThreads)
   }
 }
 
-template <template <typename> class Launch, typename... Args>
-cudaError_t dispatch(DataType dtype, Args&&... args) {
-  switch (dtype) {
-    case DataType::kFloat32:
-      return Launch<float>::run(args...);
-    case DataType::kBFloat16:
-      return Launch<core::Bf16>::run(args...);
-    case DataType::kFloat16:
-      return Launch<core::Fp16>::run(args...);
-  }
-  return cudaErrorInvalidValue;
-}
-
-template <typename T>
-struct LaunchOneShot {
-  static cudaError_t run(const OneShotParams& p, int blocks, int threads, cudaStream_t s) {
-    return dev::launch_kernel(oneshot_allreduce_kernel<T>, blocks, threads, s, p.pdl, p);
-  }
-};
-template <typename T>
-struct LaunchOneShotRmsnorm {
-  static cudaError_t run(const OneShotParams& p, int blocks, int threads, cudaStream_t s) {
-    return dev::launch_kernel(oneshot_rmsnorm_kernel<T>, blocks, threads, s, p.pdl, p);
-  }
-};
-template <typename T>
-struct LaunchResidualRmsnorm {
-  static cudaError_t run(const void* y, void* residual, const void* weight, void* out, int64_t rows,
-                         int64_t hidden, float eps, int blocks, int threads, cudaStream_t s) {
-    residual_rmsnorm_kernel<T><<<blocks, threads, 0, s>>>(static_cast<const T*>(y), static_cast<T*>(residual),
-                                                          static_cast<const T*>(weight), static_cast<T*>(out), rows,
-                                                          hidden, eps);
-    return cudaGetLastError();
-  }
-};
-
 }  // namespace
 
 cudaError_t launch_oneshot(const OneShotParams& params, DataType dtype, int blocks, int threads, cudaStream_t stream) {
-  return dispatch<LaunchOneShot>(dtype, params, blocks, threads, stream);
+  return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
+    using T = typename decltype(t)::type;
+    return dev::launch_kernel(oneshot_allreduce_kernel<T>, blocks, threads, stream, params.pdl, params);
+  });
 }
 
 cudaError_t launch_oneshot_rmsnorm(const OneShotParams& params, DataType dtype, int blocks, int threads,
                                    cudaStream_t stream) {
-  return dispatch<LaunchOneShotRmsnorm>(dtype, params, blocks, threads, stream);
+  return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
+    using T = typename decltype(t)::type;
+    return dev::launch_kernel(oneshot_rmsnorm_kernel<T>, blocks, threads, stream, params.pdl, params);
+  });
 }
 
 cudaError_t launch_residual_rmsnorm(const void* y, void* residual, const void* weight, void* out, int64_t rows,
@@ -178,7 +149,13 @@ cudaError_t launch_residual_rmsnorm(const void* y, void* residual, const void* w
   if (threads > kOneShotMaxThreads) threads = kOneShotMaxThreads;
   if (threads < 32) threads = 32;
   const int blocks = static_cast<int>(rows < 65535 ? rows : 65535);
-  return dispatch<LaunchResidualRmsnorm>(dtype, y, residual, weight, out, rows, hidden, eps, blocks, threads, stream);
+  return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
+    using T = typename decltype(t)::type;
+    residual_rmsnorm_kernel<T><<<blocks, threads, 0, stream>>>(static_cast<const T*>(y), static_cast<T*>(residual),
+                                                               static_cast<const T*>(weight), static_cast<T*>(out),
+                                                               rows, hidden, eps);
+    return cudaGetLastError();
+  });
 }
 
 }  // namespace nvrar::gpu

@@ -41,6 +41,7 @@
 #include "core/protocol.h"
 #include "core/schedule.h"
 #include "gpu/device/device_units.cuh"
+#include "gpu/device/element_type.cuh"
 
 namespace nvrar::gpu {
 
@@ -250,12 +251,8 @@ PushKernel kernel_for(int ranks) {
 
 // The kernel for a type and rank count; nullptr for a value outside them.
 PushKernel kernel_of(DataType dtype, int ranks) {
-  switch (dtype) {
-    case DataType::kFloat32: return kernel_for<float>(ranks);
-    case DataType::kBFloat16: return kernel_for<core::Bf16>(ranks);
-    case DataType::kFloat16: return kernel_for<core::Fp16>(ranks);
-  }
-  return nullptr;
+  return dev::with_element_type(dtype, PushKernel{nullptr},
+                                [&](auto t) { return kernel_for<typename decltype(t)::type>(ranks); });
 }
 
 }  // namespace

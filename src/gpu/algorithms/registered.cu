@@ -41,6 +41,7 @@
 #include "core/protocol.h"
 #include "core/schedule.h"
 #include "gpu/device/device_units.cuh"
+#include "gpu/device/element_type.cuh"
 
 namespace nvrar::gpu {
 
@@ -238,15 +239,9 @@ cudaError_t launch_registered(const RegisteredParams& params, DataType dtype, in
   if (blocks < 1 || blocks > kMaxRegisteredBlocks || threads < 32 || threads % 32 != 0 ||
       threads > kRegisteredMaxThreads || threads < params.ranks)
     return cudaErrorInvalidConfiguration;
-  switch (dtype) {
-    case DataType::kFloat32:
-      return launch_ranks<float>(params, blocks, threads, stream);
-    case DataType::kBFloat16:
-      return launch_ranks<core::Bf16>(params, blocks, threads, stream);
-    case DataType::kFloat16:
-      return launch_ranks<core::Fp16>(params, blocks, threads, stream);
-  }
-  return cudaErrorInvalidValue;
+  return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
+    return launch_ranks<typename decltype(t)::type>(params, blocks, threads, stream);
+  });
 }
 
 }  // namespace nvrar::gpu
