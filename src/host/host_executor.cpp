@@ -16,8 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "config/settings.h"
 #include "core/numeric.h"
-#include "core/param.h"
 #include "core/protocol.h"
 #include "core/schedule.h"
 #include "core/topology.h"
@@ -373,16 +373,19 @@ struct HostGroup::Impl {
 HostGroup::HostGroup(const HostGroupOptions& options) : impl_(std::make_unique<Impl>()) {
   if (options.ranks <= 0)
     throw Error(fmt::format("nvrar: host executor: number of ranks must be positive, got {}", options.ranks));
+  const config::Settings& settings = config::settings();  // throws on a malformed NVRAR_* variable
+  // One process holds every rank of the group: its settings are rank 0's as much as any other's.
+  config::print_settings_if_debug(0);
   int gpus_per_node = options.gpus_per_node;
-  if (gpus_per_node == 0) gpus_per_node = static_cast<int>(core::param_GpusPerNode());
+  if (gpus_per_node == 0) gpus_per_node = static_cast<int>(settings.gpus_per_node);
   if (gpus_per_node == 0) gpus_per_node = options.ranks;
   if (options.max_bytes == 0) throw Error("nvrar: host executor: max_bytes must be positive");
-  const int timeout_ms = options.timeout_ms > 0 ? options.timeout_ms : static_cast<int>(core::param_TimeoutMs());
-  const int chunk_units =
-      options.chunk_units > 0 ? options.chunk_units : static_cast<int>(core::param_HostChunkUnits());
+  // The table bounds both below INT_MAX (86400000 ms, 1 << 20 units), so the casts cannot truncate.
+  const int timeout_ms = options.timeout_ms > 0 ? options.timeout_ms : static_cast<int>(settings.timeout_ms);
+  const int chunk_units = options.chunk_units > 0 ? options.chunk_units : static_cast<int>(settings.host_chunk_units);
   if (timeout_ms <= 0) throw Error("nvrar: host executor: timeout must be positive (NVRAR_TIMEOUT_MS)");
   const int64_t bulk_min_bytes = options.bulk_min_bytes > 0 ? static_cast<int64_t>(options.bulk_min_bytes)
-                                                            : core::param_BulkMinBytes();
+                                                            : settings.bulk_min_bytes;
   if (chunk_units <= 0) throw Error("nvrar: host executor: chunk units must be positive (NVRAR_HOST_CHUNK_UNITS)");
 
   impl_->topo0 = core::make_topology(options.ranks, gpus_per_node, 0);  // validates P = N x G

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "config/settings.h"
 #include "engine/gpu/skinny_gemm.h"
 #include "nvrar/types.h"
 
@@ -23,8 +24,7 @@ void check(cublasStatus_t s, const char* what, int64_t m, int64_t n, int64_t k) 
 // the shape (cuBLASLt elsewhere); unset or empty: the timed choice. -2: not pinned, -1: cuBLASLt, >= 0: variant.
 int pinned_kernel() {
   static const int pinned = [] {
-    const char* v = std::getenv("NVRAR_LLM_GEMM");
-    const std::string s = v == nullptr ? "" : v;
+    const std::string& s = config::settings().llm_gemm;  // the table checked it against the same names
     if (s.empty()) return -2;
     if (s == "cublaslt") return -1;
     for (int variant = 0; variant < kSkinnyGemmVariants; ++variant)

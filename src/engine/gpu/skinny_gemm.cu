@@ -19,8 +19,8 @@
 
 #include <string>
 
+#include "config/settings.h"
 #include "core/numeric.h"
-#include "core/param.h"
 #include "engine/gpu/bf16_vector.cuh"
 #include "engine/gpu/layers.h"
 #include "gpu/device/pdl.cuh"
@@ -48,7 +48,7 @@ __device__ __forceinline__ uint4 load_activation(const bf16_t* p) {
 // Launch with programmatic dependent launch unless NVRAR_PDL=0 (each kernel below requests weights before it waits
 // for the previous kernel).
 bool pdl_enabled() {
-  static const bool enabled = core::param_Pdl() != 0;
+  static const bool enabled = config::settings().pdl != 0;
   return enabled;
 }
 

@@ -1,0 +1,439 @@
+// The settings table (settings.h). Each NVRAR_* variable is one Row of rows(): its name, type, default (as the text a
+// user would write, parsed by the same code as the environment, so a default can never fall outside its own range),
+// accepted form, one-line help, scope and the Settings member it fills. Everything else here walks that table.
+#include "config/settings.h"
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "nvrar/types.h"
+
+namespace nvrar::config {
+
+namespace {
+
+enum class Type { kInteger, kSize, kFlag, kChoice, kString, kPath };
+
+const char* type_name(Type t) {
+  switch (t) {
+    case Type::kInteger:
+      return "integer";
+    case Type::kSize:
+      return "size";
+    case Type::kFlag:
+      return "flag";
+    case Type::kChoice:
+      return "choice";
+    case Type::kString:
+      return "string";
+    case Type::kPath:
+      return "path";
+  }
+  return "?";
+}
+
+constexpr const char* kCollectives = "collectives";
+constexpr const char* kEngine = "engine";
+
+struct Row {
+  const char* name;
+  Type type;
+  const char* default_text;  // "" for an unset string, path or choice
+  // kInteger and kSize: the accepted range, and a step the value must be a multiple of (1: any). zero_too: 0 is
+  // also taken, outside [min, max] (it means "pick for me").
+  int64_t min = 0;
+  int64_t max = 0;
+  int64_t multiple = 1;
+  bool zero_too = false;
+  const char* unit = "";  // kInteger: what the number counts, for the accepted text
+  // kChoice: the documented values; `valid`, where set, decides instead of membership (e.g. older spellings).
+  std::vector<std::string> choices = {};
+  bool (*valid)(const std::string&) = nullptr;
+  const char* choice_note = "";  // appended to the list of choices in the accepted text
+  const char* help = "";
+  const char* scope = kCollectives;
+  int64_t Settings::*number = nullptr;  // kInteger, kSize, kFlag
+  std::string Settings::*text = nullptr;  // kChoice, kString, kPath
+  std::string accepted = {};  // filled by rows() from the fields above
+};
+
+Row integer(const char* name, int64_t Settings::*member, const char* default_text, int64_t min, int64_t max,
+            const char* unit, const char* help) {
+  return Row{.name = name, .type = Type::kInteger, .default_text = default_text, .min = min, .max = max,
+             .unit = unit, .help = help, .number = member};
+}
+
+// An integer row that also requires a multiple of `multiple` and, with zero_too, takes 0 outside [min, max].
+Row stepped(Row r, int64_t multiple, bool zero_too) {
+  r.multiple = multiple;
+  r.zero_too = zero_too;
+  return r;
+}
+
+Row size(const char* name, int64_t Settings::*member, const char* default_text, int64_t min, int64_t max,
+         const char* help) {
+  return Row{.name = name, .type = Type::kSize, .default_text = default_text, .min = min, .max = max, .help = help,
+             .number = member};
+}
+
+Row flag(const char* name, int64_t Settings::*member, const char* default_text, const char* help) {
+  return Row{.name = name, .type = Type::kFlag, .default_text = default_text, .help = help, .number = member};
+}
+
+Row choice(const char* name, std::string Settings::*member, const char* default_text,
+           std::vector<std::string> choices, const char* help) {
+  return Row{.name = name, .type = Type::kChoice, .default_text = default_text, .choices = std::move(choices),
+             .help = help, .text = member};
+}
+
+Row text(const char* name, Type type, std::string Settings::*member, const char* default_text, const char* help) {
+  return Row{.name = name, .type = type, .default_text = default_text, .help = help, .text = member};
+}
+
+Row in_scope(Row r, const char* scope) {
+  r.scope = scope;
+  return r;
+}
+
+constexpr int64_t kKiB = int64_t{1} << 10;
+constexpr int64_t kMiB = int64_t{1} << 20;
+constexpr int64_t kGiB = int64_t{1} << 30;
+
+// A byte count in the form a user writes it: the largest of G, M, K that divides it exactly, else plain bytes.
+std::string format_size(int64_t bytes) {
+  if (bytes != 0 && bytes % kGiB == 0) return fmt::format("{}G", bytes / kGiB);
+  if (bytes != 0 && bytes % kMiB == 0) return fmt::format("{}M", bytes / kMiB);
+  if (bytes != 0 && bytes % kKiB == 0) return fmt::format("{}K", bytes / kKiB);
+  return fmt::format("{}", bytes);
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+std::string accepted_text(const Row& r) {
+  switch (r.type) {
+    case Type::kInteger: {
+      std::string form = r.multiple > 1 ? fmt::format("a multiple of {}", r.multiple) : "an integer";
+      form = fmt::format("{}{} from {} to {}", r.zero_too ? "0, or " : "", form, r.min, r.max);
+      return *r.unit != '\0' ? form + " " + r.unit : form;
+    }
+    case Type::kSize:
+      return fmt::format("a byte count from {} to {}: digits, optionally followed by K, M or G (KiB, MiB, GiB)",
+                         format_size(r.min), format_size(r.max));
+    case Type::kFlag:
+      return "0 or 1";
+    case Type::kChoice:
+      return "one of " + join(r.choices) + r.choice_note;
+    case Type::kString:
+      return "any text";
+    case Type::kPath:
+      return "a file system path";
+  }
+  return "";
+}
+
+bool is_algorithm(const std::string& name) {
+  try {
+    parse_algorithm(name);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+// Every algorithm_name(), in enum order (kAuto .. kPush, the last one).
+std::vector<std::string> algorithm_names() {
+  std::vector<std::string> names;
+  for (int a = static_cast<int>(Algorithm::kAuto); a <= static_cast<int>(Algorithm::kPush); ++a)
+    names.push_back(algorithm_name(static_cast<Algorithm>(a)));
+  return names;
+}
+
+// THE declaration of every variable. Help lines are one sentence; the reasoning behind a default (measurements)
+// stays with the code that uses it and in docs/perf-notes.md.
+const std::vector<Row>& rows() {
+  static const std::vector<Row> table = [] {
+    std::vector<Row> t;
+    t.push_back(integer("NVRAR_GPUS_PER_NODE", &Settings::gpus_per_node, "0", 0, 4096, "ranks",
+                        "Ranks per (virtual) node; 0 takes the launcher's local size (all ranks in the CPU "
+                        "executor)."));
+    t.push_back(integer("NVRAR_TIMEOUT_MS", &Settings::timeout_ms, "30000", 1, 86400000, "milliseconds",
+                        "How long any wait for a peer may spin before the call fails with a message naming the peer."));
+    t.push_back(integer("NVRAR_HOST_CHUNK_UNITS", &Settings::host_chunk_units, "64", 1, 1 << 20, "units of 16 bytes",
+                        "CPU executor: 16-byte units per chunk (the GPU kernels pick theirs from the launch shape)."));
+    t.push_back(integer("NVRAR_MAX_BLOCKS", &Settings::max_blocks, "0", 0, 1024, "thread blocks",
+                        "GPU: most thread blocks a hierarchical call may use; 0 takes the SM count (at most 128)."));
+    // 32..512: one warp to the largest block the hierarchical kernel launches (gpu/algorithms/hierarchical.h,
+    // kMinChunkUnits and kMaxThreadsPerBlock); hierarchical_chunk_units() would round anything else into that.
+    t.push_back(stepped(integer("NVRAR_CHUNK_UNITS", &Settings::chunk_units, "0", 32, 512, "units of 16 bytes",
+                                "GPU: 16-byte units per hierarchical chunk (= threads per block); 0 picks by size."),
+                        32, true));
+    t.push_back(size("NVRAR_BULK_MIN_BYTES", &Settings::bulk_min_bytes, "1M", 0, int64_t{1} << 40,
+                     "Calls from this size move their intra-node phases in bulk form (plain units, one flag per "
+                     "chunk), both executors; a tuning table's bulk field overrides it."));
+    t.push_back(flag("NVRAR_BULK_SYNC", &Settings::bulk_sync, "0",
+                     "GPU, bulk form: 0 a release store per flag and acquire polls; 1 one system-scope fence, relaxed "
+                     "flag stores and polls, one fence after."));
+    t.push_back(size("NVRAR_REGISTERED_MIN_BYTES", &Settings::registered_min_bytes, "1M", 0, int64_t{1} << 40,
+                     "GPU, auto with a registered input on one node: the registered two-shot from this size up, "
+                     "unless the tuning table picks the LL128 two-shot."));
+    t.push_back(size("NVRAR_REGISTERED_OVER_LL128_BYTES", &Settings::registered_over_ll128_bytes, "32M", 0,
+                     int64_t{1} << 40,
+                     "GPU, auto with a registered input: from this size the registered two-shot also replaces the "
+                     "tuning table's LL128 choice."));
+    t.push_back(stepped(integer("NVRAR_PUSH_PIECE_UNITS", &Settings::push_piece_units, "512", 128, 1048576,
+                                "units of 16 bytes",
+                                "GPU, push two-shot: 16-byte units behind one flag where the table or the call names "
+                                "none; must be the same on every rank."),
+                        128, false));
+    t.push_back(flag("NVRAR_PDL", &Settings::pdl, "1",
+                     "GPU: 1 launches NVRAR's and the engine's kernels with programmatic dependent launch (Hopper and "
+                     "later), 0 plain launches."));
+    t.push_back(flag("NVRAR_DEBUG", &Settings::debug, "0",
+                     "1: every rank prints the settings in force and each setup stage to stderr."));
+    t.push_back(integer("NVRAR_POLL_SLEEP_NS", &Settings::poll_sleep_ns, "0", 0, 1000000, "nanoseconds",
+                        "GPU: nanoseconds a waiting thread sleeps between failed polls of a cell (0: spin)."));
+    t.push_back(flag("NVRAR_INTER_NODE_STORES", &Settings::inter_node_stores, "0",
+                     "GPU: 1 stores inter-node cells through an NVLink peer pointer where the partner has one "
+                     "(virtual nodes on one host); 0 always NVSHMEM puts."));
+    Row algo = choice("NVRAR_ALGO", &Settings::algo, "auto", algorithm_names(),
+                      "Algorithm of calls that name none and whose Options::algorithm is auto; auto: the tuning "
+                      "table, else the cost model.");
+    algo.valid = is_algorithm;
+    algo.choice_note = " (also the older twoshot, twoshot-registered, twoshot-ll128, twoshot-push)";
+    t.push_back(std::move(algo));
+    t.push_back(text("NVRAR_MODEL_PRESET", Type::kString, &Settings::model_preset, "h100-ndr400",
+                     "Cost-model preset auto uses where no tuning table applies (checked when it is used)."));
+    t.push_back(text("NVRAR_TUNING_FILE", Type::kPath, &Settings::tuning_file, "",
+                     "Tuning table (nvrar-bench --tune) used where Options::tuning_file is empty; one for another "
+                     "topology is an error."));
+    t.push_back(text("NVRAR_TUNING_DIR", Type::kPath, &Settings::tuning_dir, "",
+                     "Folder searched for a tuning table of this card and topology; unset: the tables shipped with "
+                     "NVRAR."));
+    // The engine's pinning accepts "cublaslt" and "skinny0" .. "skinny<kSkinnyGemmVariants - 1>"
+    // (engine/gpu/skinny_gemm.h, a CUDA header this CPU library cannot include); gemm.cpp checks the variant again.
+    t.push_back(in_scope(choice("NVRAR_LLM_GEMM", &Settings::llm_gemm, "",
+                                {"cublaslt", "skinny0", "skinny1", "skinny2", "skinny3"},
+                                "nvrar-llm: pins the GEMM kernel of every shape (a skinny variant where it takes the "
+                                "shape, cuBLASLt elsewhere); unset: the fastest of the timed candidates."),
+                         kEngine));
+    for (Row& r : t) r.accepted = accepted_text(r);
+    return t;
+  }();
+  return table;
+}
+
+[[noreturn]] void refuse(const Row& r, const std::string& value, const std::string& problem) {
+  throw Error(fmt::format("nvrar: environment variable {}='{}' {} ({})", r.name, value, problem, r.accepted));
+}
+
+enum class Parsed { kOk, kMalformed, kOverflow };
+
+// The whole of `text` as a decimal int64: an optional '-', then digits, nothing else (no '+', spaces or hex).
+Parsed parse_decimal(std::string_view text, int64_t& n) {
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, n, 10);
+  if (ptr != end || (ec != std::errc() && ec != std::errc::result_out_of_range)) return Parsed::kMalformed;
+  return ec == std::errc::result_out_of_range ? Parsed::kOverflow : Parsed::kOk;
+}
+
+// A number past int64 is reported as out of range, which it is for every row.
+int64_t parse_integer(const Row& r, const std::string& value) {
+  int64_t n = 0;
+  const Parsed p = parse_decimal(value, n);
+  if (p == Parsed::kMalformed) refuse(r, value, "is not an integer");
+  if (p == Parsed::kOverflow) refuse(r, value, "is out of range");
+  return n;
+}
+
+// Digits with an optional K, M or G suffix (KiB, MiB, GiB), as bytes.
+int64_t parse_size(const Row& r, const std::string& value) {
+  std::string_view digits = value;
+  int64_t scale = 1;
+  if (!digits.empty()) {
+    const char suffix = digits.back();
+    scale = suffix == 'K' ? kKiB : suffix == 'M' ? kMiB : suffix == 'G' ? kGiB : 1;
+    if (scale != 1) digits.remove_suffix(1);
+  }
+  int64_t n = 0;
+  const Parsed p = digits.empty() ? Parsed::kMalformed : parse_decimal(digits, n);
+  if (p == Parsed::kMalformed) refuse(r, value, "is not a byte count");
+  int64_t bytes = 0;
+  if (p == Parsed::kOverflow || __builtin_mul_overflow(n, scale, &bytes)) refuse(r, value, "is out of range");
+  return bytes;
+}
+
+void check_range(const Row& r, const std::string& value, int64_t n) {
+  if (r.zero_too && n == 0) return;
+  if (n < r.min || n > r.max) refuse(r, value, "is out of range");
+  if (n % r.multiple != 0) refuse(r, value, fmt::format("is not a multiple of {}", r.multiple));
+}
+
+// Parses `value` (never empty: empty means unset) into the row's member of `s`, or throws.
+void apply(const Row& r, const std::string& value, Settings& s) {
+  switch (r.type) {
+    case Type::kInteger: {
+      const int64_t n = parse_integer(r, value);
+      check_range(r, value, n);
+      s.*r.number = n;
+      return;
+    }
+    case Type::kSize: {
+      const int64_t n = parse_size(r, value);
+      check_range(r, value, n);
+      s.*r.number = n;
+      return;
+    }
+    case Type::kFlag:
+      if (value != "0" && value != "1") refuse(r, value, "is not a flag");
+      s.*r.number = value == "1" ? 1 : 0;
+      return;
+    case Type::kChoice: {
+      bool ok = false;
+      if (r.valid != nullptr) {
+        ok = r.valid(value);
+      } else {
+        for (const std::string& c : r.choices) ok = ok || c == value;
+      }
+      if (!ok) refuse(r, value, "is not one of the accepted values");
+      s.*r.text = value;
+      return;
+    }
+    case Type::kString:
+    case Type::kPath:
+      s.*r.text = value;
+      return;
+  }
+}
+
+// Every member at its default. An empty default (an unset string) is left as the empty string.
+Settings default_settings() {
+  Settings s{};
+  for (const Row& r : rows())
+    if (*r.default_text != '\0') apply(r, r.default_text, s);
+  return s;
+}
+
+const Settings& defaults() {
+  static const Settings s = default_settings();
+  return s;
+}
+
+std::string value_text(const Row& r, const Settings& s) {
+  switch (r.type) {
+    case Type::kSize:
+      return format_size(s.*r.number);
+    case Type::kInteger:
+    case Type::kFlag:
+      return fmt::format("{}", s.*r.number);
+    case Type::kChoice:
+    case Type::kString:
+    case Type::kPath:
+      return s.*r.text;
+  }
+  return "";
+}
+
+bool is_default(const Row& r, const Settings& s) {
+  return r.number != nullptr ? s.*r.number == defaults().*r.number : s.*r.text == defaults().*r.text;
+}
+
+}  // namespace
+
+Settings read_settings(const std::function<const char*(const char*)>& getenv_fn) {
+  Settings s = defaults();
+  for (const Row& r : rows()) {
+    const char* value = getenv_fn(r.name);
+    if (value != nullptr && *value != '\0') apply(r, value, s);
+  }
+  return s;
+}
+
+const Settings& settings() {
+  static const Settings s = read_settings([](const char* name) { return std::getenv(name); });
+  return s;
+}
+
+const std::vector<SettingInfo>& setting_table() {
+  static const std::vector<SettingInfo> table = [] {
+    std::vector<SettingInfo> t;
+    for (const Row& r : rows())
+      t.push_back(SettingInfo{r.name, type_name(r.type), r.default_text, r.accepted.c_str(), r.help, r.scope});
+    return t;
+  }();
+  return table;
+}
+
+std::string settings_markdown() {
+  std::string md =
+      "# NVRAR settings\n"
+      "\n"
+      "<!-- Generated from the table in src/config/settings.cpp by `nvrar-settings --markdown > docs/settings.md`;\n"
+      "     edit the table, not this file (tests/test_settings.cpp checks that the two agree). -->\n"
+      "\n"
+      "Every environment variable NVRAR reads. Each is read once per process, when NVRAR first needs a setting;\n"
+      "an empty value counts as unset (the default). A value that does not parse or lies outside its range is an\n"
+      "error naming the variable, the value and the accepted form: NVRAR never falls back to a default in silence.\n"
+      "`nvrar-settings` prints the values in force; with `NVRAR_DEBUG=1` every process prints them at setup.\n"
+      "\n"
+      "Types: *integer* (decimal digits), *size* (a byte count: digits, optionally followed by K, M or G for KiB,\n"
+      "MiB, GiB, e.g. `64K`, `1M`), *flag* (`0` or `1`), *choice* (one of a list), *string*, *path*.\n";
+  const struct {
+    const char* scope;
+    const char* title;
+  } sections[] = {{kCollectives, "All-reduce library"}, {kEngine, "Inference engine (nvrar-llm)"}};
+  for (const auto& section : sections) {
+    md += fmt::format("\n## {}\n\n", section.title);
+    md += "| variable | type | default | accepted | meaning |\n";
+    md += "|---|---|---|---|---|\n";
+    for (const Row& r : rows()) {
+      if (std::string(r.scope) != section.scope) continue;
+      const std::string default_text = *r.default_text == '\0' ? "unset" : fmt::format("`{}`", r.default_text);
+      md += fmt::format("| `{}` | {} | {} | {} | {} |\n", r.name, type_name(r.type), default_text, r.accepted, r.help);
+    }
+  }
+  return md;
+}
+
+std::string describe_settings(const Settings& s) {
+  std::string out;
+  for (const Row& r : rows())
+    out += fmt::format("{}={} ({})\n", r.name, value_text(r, s), is_default(r, s) ? "default" : "environment");
+  return out;
+}
+
+void print_settings_if_debug(int rank) {
+  static std::once_flag printed;
+  if (settings().debug == 0) return;
+  std::call_once(printed, [&] {
+    std::string prefixed;
+    const std::string lines = describe_settings(settings());
+    for (std::size_t begin = 0, end; begin < lines.size(); begin = end + 1) {
+      end = lines.find('\n', begin);
+      if (end == std::string::npos) end = lines.size();
+      prefixed += fmt::format("nvrar: rank {} setting: {}\n", rank, lines.substr(begin, end - begin));
+    }
+    // One write, so the lines of concurrent processes sharing a terminal do not interleave within a block.
+    std::fputs(prefixed.c_str(), stderr);
+    std::fflush(stderr);
+  });
+}
+
+void debug_stage(int rank, const std::string& what) {
+  if (settings().debug == 0) return;
+  std::fprintf(stderr, "nvrar: rank %d setup: %s\n", rank, what.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace nvrar::config
