@@ -23,7 +23,7 @@
 
 #include "bench/backend.h"
 #include "bench/report.h"
-#include "core/tuning.h"
+#include "select/tuning_table.h"
 #include "nvrar/types.h"
 
 namespace {
@@ -112,7 +112,7 @@ std::vector<std::size_t> sweep_counts(std::size_t min_bytes, std::size_t max_byt
 int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<std::size_t>& counts, DataType dtype,
                const bench::RunConfig& config) {
   const std::size_t elem = nvrar::dtype_size(dtype);
-  nvrar::core::TuningTable table;
+  nvrar::select::TuningTable table;
   table.card = backend.card();
   table.created = bench::iso8601_utc_now();
   table.source = fmt::format("nvrar-bench --tune, {}, iters {}, rounds {}", nvrar::dtype_name(dtype), config.iters,
@@ -147,10 +147,10 @@ int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<st
       }
     }
     if (best.empty()) throw Error(fmt::format("--tune: every candidate was wrong at {} bytes", bytes));
-    nvrar::core::TuningEntry e;
+    nvrar::select::TuningEntry e;
     e.max_bytes = static_cast<int64_t>(bytes);
     e.time_us = best_us;
-    const nvrar::core::AlgorithmSpec spec = nvrar::core::parse_algorithm_spec(best);
+    const nvrar::select::AlgorithmSpec spec = nvrar::select::parse_algorithm_spec(best);
     e.algorithm = spec.name;
     e.threads = spec.threads;
     e.blocks = spec.blocks;
@@ -159,9 +159,9 @@ int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<st
     table.entries.push_back(e);
     if (root) fmt::print("  {:>12}  {:<22} {:>9.2f} {}\n", bytes, best, best_us, others);
   }
-  table = nvrar::core::merge_equal_neighbours(table);
+  table = nvrar::select::merge_equal_neighbours(table);
   if (root) {
-    nvrar::core::save_tuning_table(table, opt.tune);
+    nvrar::select::save_tuning_table(table, opt.tune);
     fmt::print("# tuning table written to {} ({} entries; sizes above {} bytes go to NCCL)\n", opt.tune,
                table.entries.size(), table.entries.empty() ? 0 : table.entries.back().max_bytes);
   }
@@ -175,6 +175,8 @@ int run_benchmark(const Options& opt) {
   const bench::BackendDefaults defaults = bench::backend_defaults(backend_name);
 
   const std::size_t min_bytes = parse_size(opt.min_bytes, "-b/--min-bytes");
+  // The sweep multiplies the size by -f at each step: from 0 it would never reach -e.
+  if (min_bytes == 0) throw Error("-b/--min-bytes must be at least 1 byte (e.g. -b 4K)");
   const std::size_t max_bytes =
       opt.max_bytes.empty() ? defaults.max_bytes : parse_size(opt.max_bytes, "-e/--max-bytes");
   if (min_bytes > max_bytes)
@@ -208,12 +210,14 @@ int run_benchmark(const Options& opt) {
 
   const std::vector<std::string> offered = backend->algorithms();
   std::vector<std::string> algorithms;
-  for (const std::string& a : opt.algorithms.empty() ? offered : opt.algorithms) {
-    // "name:options" (a launch shape, e.g. oneshot:t256) is the backend's to parse; the name must be offered.
+  for (const std::string& given : opt.algorithms.empty() ? offered : opt.algorithms) {
+    // "name:options" (a launch shape, e.g. oneshot:t256) is the backend's to parse; the name must be offered. The
+    // library's spelling of a name (auto for nvrar) is taken too and reported under the bench's.
+    const std::string a = bench::canonical_algorithm(backend->name(), given);
     const std::string base = a.substr(0, a.find(':'));
     if (std::find(offered.begin(), offered.end(), base) == offered.end())
-      throw Error(fmt::format("--algorithms: the {} backend has no algorithm '{}' (it offers: {})", backend->name(), a,
-                              fmt::join(offered, ", ")));
+      throw Error(fmt::format("--algorithms: the {} backend has no algorithm '{}' (it offers: {}; see --help)",
+                              backend->name(), given, fmt::join(offered, ", ")));
     if (std::find(algorithms.begin(), algorithms.end(), a) == algorithms.end()) algorithms.push_back(a);
   }
 
@@ -289,7 +293,8 @@ int main(int argc, char** argv) {
   app.add_option("-d,--dtype", opt.dtype, "Element type: bf16, fp16, fp32")
       ->check(CLI::IsMember({"bf16", "bfloat16", "fp16", "half", "float16", "fp32", "float", "float32"}))
       ->capture_default_str();
-  app.add_option("--algorithms", opt.algorithms, "Comma-separated algorithms (default: all the backend offers)")
+  app.add_option("--algorithms", opt.algorithms,
+                 "Comma-separated algorithms, each name[:shape] (default: all the backend offers; names below)")
       ->delimiter(',');
   app.add_option("-n,--iters", opt.iters,
                  "Timed back-to-back calls per round (gpu: calls per CUDA graph; default: gpu 20, host 3)")
@@ -313,6 +318,8 @@ int main(int argc, char** argv) {
   app.add_option("--tune", opt.tune,
                  "Measure every algorithm and launch shape at each size and write the fastest as a tuning table "
                  "(JSON) to this file, for NVRAR_TUNING_FILE or the tuning/ folder");
+
+  app.footer(bench::algorithms_help());
 
   try {
     app.parse(argc, argv);

@@ -3,6 +3,11 @@
 // NVRAR_BENCH_HAVE_GPU=1.
 #include "bench/backend.h"
 
+#include <algorithm>
+#include <cstddef>
+
+#include <fmt/format.h>
+
 #include "bench/host_backend.h"
 #if defined(NVRAR_BENCH_HAVE_GPU)
 #include "bench/gpu_backend.h"
@@ -55,6 +60,45 @@ std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOpti
   if (name == "gpu") return std::make_unique<GpuBackend>(options);
 #endif
   throw Error("this build has no '" + name + "' backend");
+}
+
+std::vector<AlgorithmName> algorithm_names(const std::string& name) {
+  if (name == "host") return HostBackend::algorithm_names();
+#if defined(NVRAR_BENCH_HAVE_GPU)
+  if (name == "gpu") return GpuBackend::algorithm_names();
+#endif
+  return {};
+}
+
+std::string canonical_algorithm(const std::string& backend, const std::string& spec) {
+  const std::size_t colon = spec.find(':');
+  const std::string base = spec.substr(0, colon);
+  for (const AlgorithmName& a : algorithm_names(backend))
+    if (!a.alias.empty() && a.alias == base) return colon == std::string::npos ? a.name : a.name + spec.substr(colon);
+  return spec;
+}
+
+std::string algorithms_help() {
+  std::string text =
+      "Algorithms (--algorithms name[:shape],...; by default every one the backend offers). Launch shapes for NVRAR's\n"
+      "kernels on gpu: t<threads>, b<blocks>, bulk or cells (hierarchical), p<16-byte units per piece> (push);\n"
+      "e.g. oneshot:t256, hierarchical:bulk, push:t256:p1024. A name in parentheses is the library's spelling of the\n"
+      "same algorithm, accepted as well.\n";
+  for (const char* backend : {"gpu", "host"}) {
+    const std::vector<AlgorithmName> names = algorithm_names(backend);
+    if (names.empty()) {
+      text += fmt::format("  --backend {}: not in this build\n", backend);
+      continue;
+    }
+    text += std::string(backend) == "gpu"
+                ? "  --backend gpu (NVRAR's forced kernels only where the communicator supports them):\n"
+                : "  --backend host:\n";
+    auto label = [](const AlgorithmName& a) { return a.alias.empty() ? a.name : a.name + " (" + a.alias + ")"; };
+    std::size_t width = 0;
+    for (const AlgorithmName& a : names) width = std::max(width, label(a).size());
+    for (const AlgorithmName& a : names) text += fmt::format("    {:<{}}  {}\n", label(a), width, a.summary);
+  }
+  return text;
 }
 
 }  // namespace nvrar::bench

@@ -28,6 +28,14 @@ struct RunConfig {
   uint64_t seed = 0x5EED;
 };
 
+// One name --algorithms accepts, with a few words for --help. Each backend keeps a single list of these (with what
+// it needs to run each one): its algorithms(), its parsing of names and the help text all read that list.
+struct AlgorithmName {
+  std::string name;
+  std::string summary;
+  std::string alias;  // the library's name for it where the bench's differs (accepted as well), else empty
+};
+
 struct Measurement {
   double time_us = 0;     // per call: max over ranks of the per-rank median over rounds of the round's mean
   std::size_t wrong = 0;  // wrong elements, summed over ranks (0 when not checked)
@@ -48,6 +56,7 @@ class Backend {
   // Largest message (bytes) run() accepts.
   virtual std::size_t max_bytes() const = 0;
   // Algorithms run() accepts, in the order a default run measures them; the first is the reference of ratios.
+  // A subset of algorithm_names(name()): those this communicator supports.
   virtual std::vector<std::string> algorithms() const = 0;
   // Only the root prints and writes files.
   virtual bool is_root() const = 0;
@@ -95,5 +104,14 @@ std::string resolve_backend(const std::string& requested);
 BackendDefaults backend_defaults(const std::string& name);
 // Builds the resolved backend `name`.
 std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOptions& options);
+
+// Every algorithm name the resolved backend `name` knows, in the order a default run measures them (which of them a
+// run offers depends on the communicator: Backend::algorithms()). Empty for a backend this build lacks.
+std::vector<AlgorithmName> algorithm_names(const std::string& name);
+// `spec` ("name[:options]") with a name given by its alias (the library's spelling) replaced by the bench's name;
+// unchanged otherwise.
+std::string canonical_algorithm(const std::string& backend, const std::string& spec);
+// The --help text naming every backend's algorithms, with their aliases and a few words each.
+std::string algorithms_help();
 
 }  // namespace nvrar::bench

@@ -42,7 +42,7 @@
 
 #include <fmt/format.h>
 
-#include "core/tuning.h"
+#include "select/tuning_table.h"
 #include "nvrar/launch.h"
 
 namespace nvrar::bench {
@@ -291,18 +291,58 @@ void GpuBackend::release(bool collective) noexcept {
   }
 }
 
+// In the order a default run measures them. NVRAR's forced kernels take the library's names (algorithm_name), so a
+// name here is the name NVRAR_ALGO, tuning tables and parse_algorithm use; nvrar (the library's auto),
+// nvrar-registered and the NCCL anchors are the bench's own.
+const std::vector<GpuBackend::Entry>& GpuBackend::entries() {
+  auto forced = [](Algorithm a, bool registered, const char* summary) {
+    Entry e;
+    e.name = {algorithm_name(a), summary, ""};
+    e.target.choice.algorithm = a;
+    e.target.registered = registered;
+    e.needs = a;
+    return e;
+  };
+  auto own = [](const char* name, const char* alias, Target::Kind kind, bool registered, Algorithm needs,
+                const char* summary) {
+    Entry e;
+    e.name = {name, summary, alias};
+    e.target.kind = kind;
+    e.target.registered = registered;
+    e.needs = needs;
+    return e;
+  };
+  static const std::vector<Entry> table = {
+      own("nvrar", algorithm_name(Algorithm::kAuto), Target::kNvrar, false, Algorithm::kAuto,
+          "NVRAR's own choice per size (tuning table, else cost model; NCCL above its range), cudaMalloc buffers"),
+      forced(Algorithm::kOneShot, false,
+             "one-shot: every rank pushes its input to every peer and sums locally (one NVLink domain)"),
+      forced(Algorithm::kHierarchical, false,
+             "reduce-scatter over NVLink, recursive doubling across nodes, all-gather (one node: the two-shot)"),
+      forced(Algorithm::kLl128, false,
+             "two-shot in 128-byte lines that carry their own flag (one NVLink domain, up to --ll128-max-bytes)"),
+      forced(Algorithm::kPush, false, "two-shot of 16-byte units behind one flag per piece (one NVLink domain)"),
+      forced(Algorithm::kRegistered, true,
+             "zero-copy two-shot on input and output from Communicator::allocate_buffer (one NVLink domain)"),
+      own("nvrar-registered", "", Target::kNvrar, true, Algorithm::kRegistered,
+          "NVRAR's own choice on input and output from Communicator::allocate_buffer"),
+      own("nccl", "", Target::kNccl, false, Algorithm::kAuto, "anchor: ncclAllReduce on cudaMalloc buffers"),
+      own("nccl-symmetric", "", Target::kNcclSymmetric, false, Algorithm::kAuto,
+          "anchor: ncclAllReduce on ncclMemAlloc buffers registered as NCCL_WIN_COLL_SYMMETRIC windows"),
+  };
+  return table;
+}
+
+std::vector<AlgorithmName> GpuBackend::algorithm_names() {
+  std::vector<AlgorithmName> names;
+  for (const Entry& e : entries()) names.push_back(e.name);
+  return names;
+}
+
 std::vector<std::string> GpuBackend::algorithms() const {
-  std::vector<std::string> names{"nvrar"};
-  if (comm_->supports(Algorithm::kOneShot)) names.push_back("oneshot");
-  if (comm_->supports(Algorithm::kHierarchical)) names.push_back("hierarchical");
-  if (comm_->supports(Algorithm::kLl128)) names.push_back("ll128");
-  if (comm_->supports(Algorithm::kPush)) names.push_back("push");
-  if (comm_->supports(Algorithm::kRegistered)) {
-    names.push_back("registered");
-    names.push_back("nvrar-registered");
-  }
-  names.push_back("nccl");
-  names.push_back("nccl-symmetric");
+  std::vector<std::string> names;
+  for (const Entry& e : entries())
+    if (e.needs == Algorithm::kAuto || comm_->supports(e.needs)) names.push_back(e.name.name);
   return names;
 }
 
@@ -332,20 +372,14 @@ std::size_t GpuBackend::max_bytes_for(const std::string& algorithm) const {
 
 // "name[:option...]" with options t<threads>, b<blocks>, bulk, cells (NVRAR's algorithms only).
 GpuBackend::Target GpuBackend::parse_target(const std::string& algorithm) const {
-  const core::AlgorithmSpec spec = core::parse_algorithm_spec(algorithm);
-  Target t;
+  const select::AlgorithmSpec spec = select::parse_algorithm_spec(algorithm);
   const auto offered = algorithms();
   if (std::find(offered.begin(), offered.end(), spec.name) == offered.end())
     throw Error(fmt::format("nvrar-bench: gpu backend: unknown algorithm '{}' (offered: {})", algorithm,
                             fmt::join(offered, ", ")));
-  if (spec.name == "nccl") t.kind = Target::kNccl;
-  if (spec.name == "nccl-symmetric") t.kind = Target::kNcclSymmetric;
-  if (spec.name == "oneshot") t.choice.algorithm = Algorithm::kOneShot;
-  if (spec.name == "hierarchical") t.choice.algorithm = Algorithm::kHierarchical;
-  if (spec.name == "registered") t.choice.algorithm = Algorithm::kRegistered;
-  if (spec.name == "ll128") t.choice.algorithm = Algorithm::kLl128;
-  if (spec.name == "push") t.choice.algorithm = Algorithm::kPush;
-  t.registered = spec.name == "registered" || spec.name == "nvrar-registered";
+  const auto entry = std::find_if(entries().begin(), entries().end(),
+                                  [&](const Entry& e) { return e.name.name == spec.name; });
+  Target t = entry->target;  // offered names are entries' names
   if (t.kind != Target::kNvrar && algorithm != spec.name)
     throw Error(fmt::format("nvrar-bench: '{}': NCCL takes no shape options", algorithm));
   t.choice.threads = spec.threads;

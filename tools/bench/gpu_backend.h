@@ -1,6 +1,7 @@
 // nvrar-bench on GPUs: one process per GPU (started by mpirun, srun or torchrun), one nvrar::Communicator over
-// all of them. Algorithms: nvrar (NVRAR's own choice), oneshot and hierarchical (NVRAR's kernels forced), registered
-// (the zero-copy two-shot forced) and nvrar-registered (NVRAR's own choice) on input and output buffers from
+// all of them. Algorithms (GpuBackend::entries() in gpu_backend.cpp; nvrar-bench --help lists them): nvrar (NVRAR's
+// own choice), NVRAR's kernels forced under the library's names (oneshot, hierarchical, ll128, push), registered (the
+// zero-copy two-shot forced) and nvrar-registered (NVRAR's own choice) on input and output buffers from
 // Communicator::allocate_buffer (one NVLink domain only), nccl (ncclAllReduce on cudaMalloc buffers) and
 // nccl-symmetric (ncclAllReduce on ncclMemAlloc buffers registered as NCCL_WIN_COLL_SYMMETRIC windows), all on the
 // communicator's NCCL communicator.
@@ -41,6 +42,9 @@ class GpuBackend : public Backend {
   GpuBackend(const GpuBackend&) = delete;
   GpuBackend& operator=(const GpuBackend&) = delete;
 
+  // Every name run() may accept (entries() projected), with their --help text; no GPU needed.
+  static std::vector<AlgorithmName> algorithm_names();
+
   std::string name() const override { return "gpu"; }
   std::string device() const override { return device_; }
   int ranks() const override { return comm_->size(); }
@@ -63,6 +67,14 @@ class GpuBackend : public Backend {
     Choice choice;            // kNvrar: algorithm (kAuto for "nvrar" and "nvrar-registered") and launch shape
     bool registered = false;  // kNvrar: on the allocate_buffer buffers ("registered", "nvrar-registered")
   };
+  // One name of the backend's list (gpu_backend.cpp): the single place that says which names exist, what each
+  // runs, when it is offered and how --help describes it.
+  struct Entry {
+    AlgorithmName name;
+    Target target;  // with the kernel's own launch shape; parse_target adds the spec's options
+    Algorithm needs = Algorithm::kAuto;  // offered where comm_->supports(needs); kAuto: always
+  };
+  static const std::vector<Entry>& entries();
   Target parse_target(const std::string& algorithm) const;
 
   Measurement measure(const Target& algo, std::size_t count, DataType dtype, const RunConfig& config);

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "check/verify.h"
 #include "core/schedule.h"
@@ -81,6 +82,19 @@ BackendDefaults host_backend_defaults() {
   return d;
 }
 
+std::vector<AlgorithmName> HostBackend::algorithm_names() {
+  // "hierarchical" is NVRAR's algorithm under the library's name; on the host both run the same executor, listed so
+  // that the host and GPU tables have the same sections.
+  return {{"nvrar", "NVRAR on the CPU executor: the hierarchical schedule, ranks as threads", "auto"},
+          {algorithm_name(Algorithm::kHierarchical), "the same executor, under the library's name", ""}};
+}
+
+std::vector<std::string> HostBackend::algorithms() const {
+  std::vector<std::string> names;
+  for (const AlgorithmName& a : algorithm_names()) names.push_back(a.name);
+  return names;
+}
+
 HostBackend::HostBackend(const BackendOptions& options) {
   HostGroupOptions group_options;
   group_options.ranks = options.ranks;
@@ -119,7 +133,7 @@ std::vector<std::string> HostBackend::notes() const {
 Measurement HostBackend::run(const std::string& algorithm, std::size_t count, DataType dtype, const RunConfig& config) {
   const auto offered = algorithms();
   if (std::find(offered.begin(), offered.end(), algorithm) == offered.end())
-    throw Error(fmt::format("host backend: unknown algorithm '{}' (nvrar, hierarchical)", algorithm));
+    throw Error(fmt::format("host backend: unknown algorithm '{}' ({})", algorithm, fmt::join(offered, ", ")));
   const std::size_t esize = dtype_size(dtype);
   const std::size_t bytes = count * esize;
   if (count == 0 || bytes > group_->max_bytes())

@@ -21,15 +21,16 @@ class HostBackend : public Backend {
  public:
   explicit HostBackend(const BackendOptions& options);
 
+  // The names run() accepts (all of them on every group), with their --help text.
+  static std::vector<AlgorithmName> algorithm_names();
+
   std::string name() const override { return "host"; }
   std::string device() const override;
   int ranks() const override { return group_->size(); }
   int gpus_per_node() const override { return group_->gpus_per_node(); }
   int nodes() const override { return group_->nodes(); }
   std::size_t max_bytes() const override { return group_->max_bytes(); }
-  // "hierarchical" is NVRAR's algorithm under its generic name; on the host both run the same executor, listed
-  // so that the host and GPU tables have the same sections.
-  std::vector<std::string> algorithms() const override { return {"nvrar", "hierarchical"}; }
+  std::vector<std::string> algorithms() const override;
   bool is_root() const override { return true; }
   std::vector<std::string> notes() const override;
 
