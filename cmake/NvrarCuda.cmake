@@ -25,6 +25,7 @@ set(_gpu_sources
   src/gpu/runtime/nvshmem_heap.cpp
   src/gpu/runtime/device_failure.cpp
   src/gpu/runtime/registered_buffers.cpp
+  src/gpu/device/residual_rmsnorm.cu
   src/gpu/algorithms/algorithm.cpp
   src/gpu/algorithms/registry.cpp
   src/gpu/algorithms/hierarchical.cu src/gpu/algorithms/hierarchical_entry.cpp

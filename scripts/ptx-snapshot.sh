@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compiles every CUDA source under src/gpu to PTX (sm_90, the release flags) and writes one file per kernel entry,
-# named by its mangled name, with anonymous-namespace hashes (which depend on the file path) normalised. Two
+# named by its mangled name, with anonymous-namespace hashes (which depend on the file path) and the function index
+# in block labels normalised. Two
 # snapshots diffed (diff -r A B) show whether a refactor changed any kernel's code.
 #   bash scripts/ptx-snapshot.sh OUT_DIR
 set -euo pipefail
@@ -19,6 +20,7 @@ anon = re.compile(r'\d+_GLOBAL__N__[0-9A-Za-z_]*?_[0-9a-f]{8}')
 for name in sorted(os.listdir(os.path.join(out, 'raw'))):
     text = open(os.path.join(out, 'raw', name)).read()
     text = anon.sub('_ANON_', text)
+    text = re.sub(r'\$L__BB\d+_', '$L__BB_', text)  # block labels carry the function's index in its file
     for m in re.finditer(r'(?:\.(?:visible|weak)\s+)?\.entry\s+(\S+?)\s*\((.*?)\n}\n', text, re.S):
         body = re.sub(r'^\s*//.*$', '', m.group(0), flags=re.M)
         open(os.path.join(out, m.group(1)[:200] + '.ptx'), 'w').write(body)

@@ -16,7 +16,7 @@
 #include "config/settings.h"
 #include "core/protocol.h"
 #include "gpu/algorithms/hierarchical.h"  // kMaxBlocks
-#include "gpu/algorithms/oneshot.h"
+#include "gpu/device/residual_rmsnorm.h"
 #include "gpu/algorithms/registry.h"
 #include "gpu/runtime/bootstrap.h"
 #include "gpu/runtime/device_failure.h"

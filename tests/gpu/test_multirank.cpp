@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 
 #include "check/verify.h"
-#include "gpu/algorithms/oneshot.h"
+#include "gpu/device/residual_rmsnorm.h"
 #include "multirank_world.h"
 
 namespace {

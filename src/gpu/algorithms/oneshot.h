@@ -56,9 +56,4 @@ cudaError_t launch_oneshot(const OneShotParams& params, DataType dtype, int bloc
 cudaError_t launch_oneshot_rmsnorm(const OneShotParams& params, DataType dtype, int blocks, int threads,
                                    cudaStream_t stream);
 
-// Unfused residual add + RMSNorm on a summed input `y` (rows x hidden): residual = residual + y;
-// out = residual * rsqrt(mean(residual^2) + eps) * weight. y and out may be the same buffer.
-cudaError_t launch_residual_rmsnorm(const void* y, void* residual, const void* weight, void* out, int64_t rows,
-                                    int64_t hidden, float eps, DataType dtype, cudaStream_t stream);
-
 }  // namespace nvrar::gpu
