@@ -1,10 +1,17 @@
-# The inference engine's GPU half (src/engine/gpu): cuBLASLt GEMMs, the Llama kernels, the tensor-parallel model.
+# The inference engine's GPU half (src/engine/gpu): cuBLASLt GEMMs, the Llama kernels, the tensor-parallel model
+# (model: forward and weights; runner: KV cache, prefill/decode, graphs, timing; sampler; comm_adapter: the only
+# user of nvrar::Communicator for the layer all-reduces, through the public API).
 add_library(nvrar_engine_gpu STATIC
   src/engine/gpu/gemm.cpp
   src/engine/gpu/layers.cu
   src/engine/gpu/attention.cu
   src/engine/gpu/skinny_gemm.cu
-  src/engine/gpu/llama_tp.cpp)
+  src/engine/gpu/device_memory.cpp
+  src/engine/gpu/step_timer.cpp
+  src/engine/gpu/comm_adapter.cpp
+  src/engine/gpu/sampler.cpp
+  src/engine/gpu/model.cpp
+  src/engine/gpu/runner.cpp)
 target_include_directories(nvrar_engine_gpu PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/include)
 target_link_libraries(nvrar_engine_gpu PUBLIC nvrar_engine nvrar_gpu CUDA::cublasLt CUDA::cudart PRIVATE fmt::fmt)
 set_target_properties(nvrar_engine_gpu PROPERTIES POSITION_INDEPENDENT_CODE ON)

@@ -11,6 +11,9 @@
 // check: loads an HF checkpoint, runs the prompts of a reference file written by scripts/hf_reference.py, and
 // compares logits (prefill's last position and every decode step, teacher-forced with the reference's tokens) and
 // greedy tokens with transformers'.
+// Inputs are checked before any GPU is touched: the options, config.json, the reference file and the checkpoint
+// (every safetensors header or the index, each tensor's dtype and shape against the config), then the
+// communicator and the engine are set up. A broken file is reported as such, on a machine with or without a GPU.
 // Exit status: 0 ok, 1 check mismatch, 2 usage or runtime error.
 #include <cuda_runtime_api.h>
 
@@ -19,6 +22,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -27,7 +31,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/gpu/llama_tp.h"
+#include "engine/checkpoint.h"
+#include "engine/gpu/runner.h"
+#include "engine/llama_weights.h"
 #include "engine/model_config.h"
 #include "nvrar/nvrar.h"
 
@@ -71,8 +77,18 @@ double percentile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
-std::unique_ptr<nvrar::Communicator> make_comm(int tp) {
-  auto comm = nvrar::Communicator::create();
+// The checkpoint of `dir`, checked against `config` on the CPU (check_checkpoint); nothing when dir is empty.
+std::optional<nvrar::engine::Checkpoint> open_checkpoint(const std::string& dir,
+                                                         const nvrar::engine::ModelConfig& config) {
+  if (dir.empty()) return std::nullopt;
+  std::optional<nvrar::engine::Checkpoint> checkpoint(std::in_place, dir);
+  nvrar::engine::check_checkpoint(config, *checkpoint);
+  return checkpoint;
+}
+
+// The tensor-parallel group, with the communicator options the all-reduce backend needs (comm_adapter.h).
+std::unique_ptr<nvrar::Communicator> make_comm(int tp, eg::AllReduceBackend backend) {
+  auto comm = nvrar::Communicator::create(eg::communicator_options(backend));
   if (comm->size() != tp)
     throw Error(fmt::format("nvrar-llm: rank {}: --tp {} but the launcher started {} processes (one per GPU)",
                             comm->rank(), tp, comm->size()));
@@ -80,10 +96,7 @@ std::unique_ptr<nvrar::Communicator> make_comm(int tp) {
 }
 
 int run_bench(const BenchOptions& o) {
-  auto comm = make_comm(o.tp);
-  const bool root = comm->rank() == 0;
-  nvrar::engine::ModelConfig config = nvrar::engine::resolve_config(o.model_dir.empty() ? o.model : o.model_dir + "/config.json");
-  if (o.num_layers > 0) config = nvrar::engine::truncate(config, o.num_layers);
+  // Inputs first (CPU only), then the GPU.
   if (o.batch < 1 || o.input_len < 1 || o.output_len < 1 || o.iters < 1 || o.warmup < 0)
     throw Error("nvrar-llm: batch size, input and output lengths and iterations must be positive");
   eg::EngineOptions eo;
@@ -91,11 +104,18 @@ int run_bench(const BenchOptions& o) {
   eo.max_prefill = o.input_len;
   eo.max_seq = o.input_len + o.output_len + 1;
   eo.allreduce = eg::parse_allreduce_backend(o.allreduce);
-  eg::LlamaTp model(config, *comm, eo);
-  if (o.model_dir.empty())
-    model.init_dummy(o.seed);
+  nvrar::engine::ModelConfig config = nvrar::engine::resolve_config(o.model_dir.empty() ? o.model : o.model_dir + "/config.json");
+  if (o.num_layers > 0) config = nvrar::engine::truncate(config, o.num_layers);
+  eg::check_engine(config, o.tp, eo);
+  std::optional<nvrar::engine::Checkpoint> checkpoint = open_checkpoint(o.model_dir, config);
+
+  auto comm = make_comm(o.tp, eo.allreduce);
+  const bool root = comm->rank() == 0;
+  eg::LlamaRunner model(config, *comm, eo);
+  if (checkpoint)
+    model.load_checkpoint(*checkpoint);
   else
-    model.load_checkpoint(o.model_dir);
+    model.init_dummy(o.seed);
   std::mt19937_64 rng(o.seed);
   std::vector<int32_t> prompts(static_cast<std::size_t>(o.batch * o.input_len));
   for (auto& t : prompts) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(config.vocab_size));
@@ -194,31 +214,77 @@ int run_bench(const BenchOptions& o) {
   return 0;
 }
 
-int run_check(const CheckOptions& o) {
-  auto comm = make_comm(o.tp);
-  const bool root = comm->rank() == 0;
-  std::ifstream f(o.reference);
-  if (!f) throw Error("nvrar-llm check: cannot open the reference " + o.reference);
-  const nlohmann::json ref = nlohmann::json::parse(f);
-  const auto prompts2d = ref.at("prompts").get<std::vector<std::vector<int32_t>>>();
-  const auto ref_tokens = ref.at("tokens").get<std::vector<std::vector<int32_t>>>();   // [step][batch]
-  const auto ref_logits = ref.at("logits").get<std::vector<std::vector<std::vector<float>>>>();  // [step][batch][V]
-  const int64_t batch = static_cast<int64_t>(prompts2d.size());
-  const int64_t len = static_cast<int64_t>(prompts2d.at(0).size());
-  const int64_t steps = static_cast<int64_t>(ref_tokens.size());
-  std::vector<int32_t> prompts;
-  for (const auto& p : prompts2d) {
-    if (static_cast<int64_t>(p.size()) != len) throw Error("nvrar-llm check: prompts of different lengths");
-    prompts.insert(prompts.end(), p.begin(), p.end());
+// A reference file of scripts/hf_reference.py: prompts [batch][len], greedy tokens [step][batch] and logits
+// [step][batch][vocab] of transformers.
+struct Reference {
+  std::vector<int32_t> prompts;  // [batch][len], row-major
+  int64_t batch = 0, len = 0, steps = 0;
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<std::vector<std::vector<float>>> logits;
+};
+
+// Reads and checks a reference against the model's vocabulary; Error naming the file and the cause.
+Reference load_reference(const std::string& path, int64_t vocab) {
+  std::ifstream f(path);
+  if (!f) throw Error("nvrar-llm check: " + path + ": cannot open the reference");
+  Reference r;
+  std::vector<std::vector<int32_t>> prompts2d;
+  try {
+    const nlohmann::json ref = nlohmann::json::parse(f);
+    prompts2d = ref.at("prompts").get<std::vector<std::vector<int32_t>>>();
+    r.tokens = ref.at("tokens").get<std::vector<std::vector<int32_t>>>();
+    r.logits = ref.at("logits").get<std::vector<std::vector<std::vector<float>>>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("nvrar-llm check: {}: not a reference file of scripts/hf_reference.py ({})", path,
+                            e.what()));
   }
+  auto bad = [&](const std::string& why) { throw Error(fmt::format("nvrar-llm check: {}: {}", path, why)); };
+  r.batch = static_cast<int64_t>(prompts2d.size());
+  r.steps = static_cast<int64_t>(r.tokens.size());
+  if (r.batch == 0 || prompts2d[0].empty()) bad("no prompts");
+  if (r.steps == 0) bad("no steps");
+  r.len = static_cast<int64_t>(prompts2d[0].size());
+  for (const auto& p : prompts2d) {
+    if (static_cast<int64_t>(p.size()) != r.len) bad("prompts of different lengths");
+    r.prompts.insert(r.prompts.end(), p.begin(), p.end());
+  }
+  auto in_vocab = [&](int32_t t) { return t >= 0 && t < vocab; };
+  if (!std::all_of(r.prompts.begin(), r.prompts.end(), in_vocab))
+    bad(fmt::format("a prompt token outside the model's vocabulary [0, {})", vocab));
+  if (static_cast<int64_t>(r.logits.size()) != r.steps) bad("'logits' and 'tokens' have different step counts");
+  for (int64_t s = 0; s < r.steps; ++s) {
+    if (static_cast<int64_t>(r.tokens[s].size()) != r.batch || static_cast<int64_t>(r.logits[s].size()) != r.batch)
+      bad(fmt::format("step {}: not one entry per prompt ({})", s, r.batch));
+    if (!std::all_of(r.tokens[s].begin(), r.tokens[s].end(), in_vocab))
+      bad(fmt::format("step {}: a token outside the model's vocabulary [0, {})", s, vocab));
+    for (const auto& row : r.logits[s])
+      if (static_cast<int64_t>(row.size()) != vocab)
+        bad(fmt::format("step {}: {} logits, the model's vocabulary has {}", s, row.size(), vocab));
+  }
+  return r;
+}
+
+int run_check(const CheckOptions& o) {
+  // Inputs first (CPU only), then the GPU.
+  const eg::AllReduceBackend backend = eg::parse_allreduce_backend(o.allreduce);
   const nvrar::engine::ModelConfig config = nvrar::engine::load_config(o.model_dir + "/config.json");
+  const Reference reference = load_reference(o.reference, config.vocab_size);
+  const std::vector<int32_t>& prompts = reference.prompts;
+  const auto& ref_tokens = reference.tokens;  // [step][batch]
+  const auto& ref_logits = reference.logits;  // [step][batch][V]
+  const int64_t batch = reference.batch, len = reference.len, steps = reference.steps;
   eg::EngineOptions eo;
   eo.max_batch = batch;
   eo.max_prefill = len;
   eo.max_seq = len + steps + 1;
-  eo.allreduce = eg::parse_allreduce_backend(o.allreduce);
-  eg::LlamaTp model(config, *comm, eo);
-  model.load_checkpoint(o.model_dir);
+  eo.allreduce = backend;
+  eg::check_engine(config, o.tp, eo);
+  std::optional<nvrar::engine::Checkpoint> checkpoint = open_checkpoint(o.model_dir, config);
+
+  auto comm = make_comm(o.tp, backend);
+  const bool root = comm->rank() == 0;
+  eg::LlamaRunner model(config, *comm, eo);
+  model.load_checkpoint(*checkpoint);
   // Teacher forcing: every decode step consumes the reference's token, so each step compares logits of the same
   // context even where a near tie made our greedy choice differ from transformers'. Per step and sequence:
   //  - every logit within atol + rtol x (largest |reference logit| of the step);

@@ -92,4 +92,12 @@ std::string checkpoint_tensor_name(const ModelConfig& c, Weight weight, std::int
   fail("unknown weight value {}", int(weight));
 }
 
+void check_checkpoint(const ModelConfig& config, Checkpoint& checkpoint) {
+  for (const Weight w : kAllWeights) {
+    const std::int64_t layers = is_layer_weight(w) ? config.num_layers : 1;
+    for (std::int64_t layer = 0; layer < layers; ++layer)
+      checkpoint.expect_tensor(checkpoint_tensor_name(config, w, layer), TensorDtype::kBF16, weight_shape(config, w));
+  }
+}
+
 }  // namespace nvrar::engine

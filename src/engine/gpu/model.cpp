@@ -1,0 +1,221 @@
+// The Llama-3.x forward pass on one rank of a tensor-parallel group (model.h): checks, weights (allocation, dummy
+// values, checkpoint shards), activations, forward and GEMM preparation.
+#include "engine/gpu/model.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <optional>
+#include <span>
+
+#include <fmt/format.h>
+
+#include "engine/llama_weights.h"
+#include "engine/rope.h"
+#include "engine/safetensors.h"
+#include "nvrar/types.h"
+
+namespace nvrar::engine::gpu {
+
+void check_engine(const ModelConfig& config, int ranks, const EngineOptions& options) {
+  validate(config);
+  check_tensor_parallel(config, ranks, EmbeddingSharding::kVocabParallel);
+  if (config.vocab_size % ranks != 0)
+    throw Error(fmt::format("nvrar-llm: {}: vocab_size {} is not divisible by the TP degree {} (the vocabulary-"
+                            "parallel lm_head needs equal shards)",
+                            config.source, config.vocab_size, ranks));
+  if (!attention_supports_head_dim(static_cast<int>(config.head_dim)))
+    throw Error(fmt::format("nvrar-llm: {}: head_dim {} (the attention kernel takes 32, 64, 128 or 256)",
+                            config.source, config.head_dim));
+  if (config.hidden_size % 8 != 0)
+    throw Error(fmt::format("nvrar-llm: {}: hidden_size {} is not a multiple of 8", config.source,
+                            config.hidden_size));
+  if (options.max_batch < 1 || options.max_seq < 2 || options.max_prefill < 1 ||
+      options.max_prefill >= options.max_seq)
+    throw Error(fmt::format("nvrar-llm: engine sizes batch {} seq {} prefill {} (need batch >= 1 and "
+                            "1 <= prefill < seq)",
+                            options.max_batch, options.max_seq, options.max_prefill));
+  // The attention kernels index queries by a grid dimension (at most 65535).
+  if (options.max_batch * options.max_prefill > 65535)
+    throw Error(fmt::format("nvrar-llm: batch {} x prefill length {} = {} query rows in one prefill; the "
+                            "attention kernel takes at most 65535",
+                            options.max_batch, options.max_prefill, options.max_batch * options.max_prefill));
+}
+
+LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const EngineOptions& options,
+                       cudaStream_t stream)
+    : config_(config), allreduce_(allreduce), options_(options), stream_(stream), rank_(allreduce.rank()),
+      memory_(allreduce.rank()) {
+  const int ranks = allreduce_.size();
+  check_engine(config_, ranks, options_);
+  tp_ = tp_rank(config_, ranks, rank_, EmbeddingSharding::kVocabParallel);
+  hidden_ = config_.hidden_size;
+  head_dim_ = static_cast<int>(config_.head_dim);
+  q_heads_ = static_cast<int>(tp_.q_heads.size());
+  kv_heads_ = static_cast<int>(tp_.kv_heads.size());
+  q_cols_ = q_heads_ * config_.head_dim;
+  kv_cols_ = kv_heads_ * config_.head_dim;
+  qkv_cols_ = q_cols_ + 2 * kv_cols_;
+  inter_ = tp_.intermediate.size();
+  vocab_cols_ = tp_.vocab.size();
+  eps_ = static_cast<float>(config_.rms_norm_eps);
+  gemm_ = std::make_unique<Gemm>();
+
+  // Weights.
+  const int64_t H = hidden_;
+  layers_.resize(static_cast<std::size_t>(config_.num_layers));
+  for (Layer& l : layers_) {
+    l.qkv = memory_.bf16(qkv_cols_ * H, "qkv_proj");
+    l.o = memory_.bf16(H * q_cols_, "o_proj");
+    l.gate_up = memory_.bf16(2 * inter_ * H, "gate_up_proj");
+    l.down = memory_.bf16(H * inter_, "down_proj");
+    l.ln_in = memory_.bf16(H, "input_layernorm");
+    l.ln_post = memory_.bf16(H, "post_attention_layernorm");
+  }
+  embedding_ = memory_.bf16(config_.vocab_size * H, "embed_tokens");
+  lm_head_ = memory_.bf16(vocab_cols_ * H, "lm_head");
+  final_norm_ = memory_.bf16(H, "norm");
+  const std::vector<double> inv = rope_inv_freq(config_);
+  const std::vector<float> inv_f(inv.begin(), inv.end());
+  inv_freq_ = memory_.f32(static_cast<int64_t>(inv_f.size()), "RoPE table");
+  cuda_check(cudaMemcpy(inv_freq_, inv_f.data(), inv_f.size() * sizeof(float), cudaMemcpyHostToDevice), "RoPE table",
+             rank_);
+
+  // Activations.
+  const int64_t T = std::max(options_.max_batch * options_.max_prefill, options_.max_batch);
+  h_ = memory_.bf16(T * H, "activations");
+  qkv_ = memory_.bf16(T * qkv_cols_, "activations");
+  attn_ = memory_.bf16(T * q_cols_, "activations");
+  auto io = [&](int64_t elems, const char* what) {
+    void* p = allreduce_.allocate_io(static_cast<std::size_t>(elems) * sizeof(bf16_t), what);
+    return p != nullptr ? static_cast<bf16_t*>(p) : memory_.bf16(elems, what);
+  };
+  part_ = io(T * H, "all-reduce input");
+  x_ = io(T * H, "all-reduce output");
+  gu_ = memory_.bf16(T * 2 * inter_, "activations");
+  act_ = memory_.bf16(T * inter_, "activations");
+  last_ = memory_.bf16(options_.max_batch * H, "activations");
+  logits_ = memory_.bf16(options_.max_batch * vocab_cols_, "logits");
+  const AttentionShape s{T, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, options_.max_seq};
+  scratch_ = memory_.f32(attention_scratch_floats(s), "attention scratch");
+}
+
+LlamaModel::~LlamaModel() = default;
+
+void LlamaModel::init_dummy(uint64_t seed, float scale) {
+  const int64_t H = hidden_, D = head_dim_;
+  // One seed per global tensor: (seed, weight, layer).
+  auto tseed = [&](Weight w, int64_t layer) { return seed * 1000003ull + static_cast<uint64_t>(w) * 7919ull + layer; };
+  auto fill = [&](bf16_t* out, int64_t rows, int64_t cols, int64_t ld, Weight w, int64_t layer, int64_t gcols,
+                  int64_t row0, int64_t col0, float offset) {
+    fill_uniform(out, rows, cols, ld, tseed(w, layer), gcols, row0, col0, scale, offset, stream_);
+  };
+  for (int64_t i = 0; i < config_.num_layers; ++i) {
+    Layer& l = layers_[i];
+    fill(l.qkv, q_cols_, H, H, Weight::kQProj, i, H, tp_.q_heads.begin * D, 0, 0.0f);
+    fill(l.qkv + q_cols_ * H, kv_cols_, H, H, Weight::kKProj, i, H, tp_.kv_heads.begin * D, 0, 0.0f);
+    fill(l.qkv + (q_cols_ + kv_cols_) * H, kv_cols_, H, H, Weight::kVProj, i, H, tp_.kv_heads.begin * D, 0, 0.0f);
+    fill(l.o, H, q_cols_, q_cols_, Weight::kOProj, i, config_.q_size(), 0, tp_.q_heads.begin * D, 0.0f);
+    fill(l.gate_up, inter_, H, H, Weight::kGateProj, i, H, tp_.intermediate.begin, 0, 0.0f);
+    fill(l.gate_up + inter_ * H, inter_, H, H, Weight::kUpProj, i, H, tp_.intermediate.begin, 0, 0.0f);
+    fill(l.down, H, inter_, inter_, Weight::kDownProj, i, config_.intermediate_size, 0, tp_.intermediate.begin, 0.0f);
+    fill(l.ln_in, 1, H, H, Weight::kInputLayernorm, i, H, 0, 0, 1.0f);
+    fill(l.ln_post, 1, H, H, Weight::kPostAttentionLayernorm, i, H, 0, 0, 1.0f);
+  }
+  fill(embedding_, config_.vocab_size, H, H, Weight::kEmbedTokens, 0, H, 0, 0, 0.0f);
+  const Weight head = config_.tie_word_embeddings ? Weight::kEmbedTokens : Weight::kLmHead;
+  fill(lm_head_, vocab_cols_, H, H, head, 0, H, tp_.vocab.begin, 0, 0.0f);
+  fill(final_norm_, 1, H, H, Weight::kFinalNorm, 0, H, 0, 0, 1.0f);
+  cuda_check(cudaStreamSynchronize(stream_), "dummy weights", rank_);
+}
+
+void LlamaModel::load_checkpoint(Checkpoint& ck) {
+  std::vector<std::byte> host;
+  // Rows or columns [begin, end) of a weight into dst (packed, row-major). With tied embeddings lm_head reads
+  // embed_tokens, whose shape it shares.
+  auto load = [&](Weight w, int64_t layer, std::optional<Axis> axis, int64_t begin, int64_t end, bf16_t* dst) {
+    const TensorView view =
+        ck.expect_tensor(checkpoint_tensor_name(config_, w, layer), TensorDtype::kBF16, weight_shape(config_, w));
+    if (!axis) {
+      cuda_check(cudaMemcpy(dst, view.data, view.nbytes, cudaMemcpyHostToDevice), "weight upload", rank_);
+      return;
+    }
+    const Slice2D slice = slice_2d(view, *axis, begin, end);
+    host.resize(slice.nbytes());
+    copy_slice(view, *axis, begin, end, std::span<std::byte>(host.data(), host.size()));
+    cuda_check(cudaMemcpy(dst, host.data(), host.size(), cudaMemcpyHostToDevice), "weight upload", rank_);
+  };
+  const int64_t H = hidden_, D = head_dim_;
+  for (int64_t i = 0; i < config_.num_layers; ++i) {
+    Layer& l = layers_[i];
+    load(Weight::kQProj, i, Axis::kRows, tp_.q_heads.begin * D, tp_.q_heads.end * D, l.qkv);
+    load(Weight::kKProj, i, Axis::kRows, tp_.kv_heads.begin * D, tp_.kv_heads.end * D, l.qkv + q_cols_ * H);
+    load(Weight::kVProj, i, Axis::kRows, tp_.kv_heads.begin * D, tp_.kv_heads.end * D,
+         l.qkv + (q_cols_ + kv_cols_) * H);
+    load(Weight::kOProj, i, Axis::kColumns, tp_.q_heads.begin * D, tp_.q_heads.end * D, l.o);
+    load(Weight::kGateProj, i, Axis::kRows, tp_.intermediate.begin, tp_.intermediate.end, l.gate_up);
+    load(Weight::kUpProj, i, Axis::kRows, tp_.intermediate.begin, tp_.intermediate.end, l.gate_up + inter_ * H);
+    load(Weight::kDownProj, i, Axis::kColumns, tp_.intermediate.begin, tp_.intermediate.end, l.down);
+    load(Weight::kInputLayernorm, i, std::nullopt, 0, 0, l.ln_in);
+    load(Weight::kPostAttentionLayernorm, i, std::nullopt, 0, 0, l.ln_post);
+  }
+  load(Weight::kEmbedTokens, 0, std::nullopt, 0, 0, embedding_);
+  load(Weight::kLmHead, 0, Axis::kRows, tp_.vocab.begin, tp_.vocab.end, lm_head_);
+  load(Weight::kFinalNorm, 0, std::nullopt, 0, 0, final_norm_);
+}
+
+void LlamaModel::forward(int64_t n, int64_t max_len, int64_t logit_rows, bool gather_rows_first,
+                         const ForwardInputs& in, StepTimer* timer) {
+  const int64_t H = hidden_;
+  if (timer) timer->mark(StepPart::kOther);
+  rmsnorm(h_, layers_[0].ln_in, x_, n, H, eps_, stream_);
+  const AttentionShape shape{n, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, max_len};
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    if (timer) timer->mark(StepPart::kGemm);
+    gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
+    if (timer) timer->mark(StepPart::kAttention);
+    rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
+                   in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
+    attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape, scratch_, attn_, stream_);
+    if (timer) timer->mark(StepPart::kGemm);
+    gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
+    allreduce_norm(part_, l.ln_post, n, timer);
+    if (timer) timer->mark(StepPart::kGemm);
+    gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_);
+    if (timer) timer->mark(StepPart::kOther);
+    swiglu(gu_, n, inter_, act_, stream_);
+    if (timer) timer->mark(StepPart::kGemm);
+    gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
+    allreduce_norm(part_, i + 1 < layers_.size() ? layers_[i + 1].ln_in : final_norm_, n, timer);
+  }
+  const bf16_t* src = x_;
+  if (gather_rows_first) {
+    if (timer) timer->mark(StepPart::kOther);
+    gather_rows(x_, in.logit_rows, logit_rows, H, last_, stream_);
+    src = last_;
+  }
+  if (timer) timer->mark(StepPart::kGemm);
+  gemm_->linear(src, lm_head_, logits_, logit_rows, vocab_cols_, H, stream_);
+}
+
+void LlamaModel::prepare_gemms(int64_t n) {
+  if (prepared_batch_ == n) return;
+  prepared_batch_ = n;
+  const int64_t H = hidden_;
+  std::vector<const void*> qkv, o, gate_up, down;
+  for (const Layer& l : layers_) {
+    qkv.push_back(l.qkv);
+    o.push_back(l.o);
+    gate_up.push_back(l.gate_up);
+    down.push_back(l.down);
+  }
+  const void* const head[] = {lm_head_};
+  gemm_->tune(x_, qkv, qkv_, n, qkv_cols_, H, stream_);
+  gemm_->tune(attn_, o, part_, n, H, q_cols_, stream_);
+  gemm_->tune(x_, gate_up, gu_, n, 2 * inter_, H, stream_);
+  gemm_->tune(act_, down, part_, n, H, inter_, stream_);
+  gemm_->tune(x_, head, logits_, n, vocab_cols_, H, stream_);
+}
+
+}  // namespace nvrar::engine::gpu

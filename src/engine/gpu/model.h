@@ -1,0 +1,132 @@
+// The Llama-3.x forward pass on one rank of a tensor-parallel group: the weights of this rank's shard (dummy, or
+// copied from an HF checkpoint), the activations, and forward(), which runs every layer on tokens already embedded
+// and ends with the lm_head GEMM of this rank's vocabulary shard. The KV cache and the per-token bookkeeping belong
+// to the runner (runner.h), which passes them in; the layer all-reduces go through the CommAdapter.
+//
+// Layout per rank (engine/sharding.h): q/k/v fused into one column-parallel GEMM [q + 2 kv rows of its heads];
+// gate/up fused [2 x intermediate shard]; o_proj and down_proj row-parallel, each followed by the fused all-reduce
+// + residual add + RMSNorm (two per layer); embedding replicated; lm_head vocabulary-parallel.
+//
+// A layer, in launch order: GEMM qkv; RoPE + KV append; attention; GEMM o_proj; all-reduce + residual + RMSNorm
+// (post_attention_layernorm); GEMM gate/up; SwiGLU; GEMM down_proj; all-reduce + residual + RMSNorm (the next
+// layer's input_layernorm, or the final norm). h_ holds the residual stream, x_ the normalised activations.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/checkpoint.h"
+#include "engine/gpu/attention.h"
+#include "engine/gpu/comm_adapter.h"
+#include "engine/gpu/device_memory.h"
+#include "engine/gpu/gemm.h"
+#include "engine/gpu/layers.h"
+#include "engine/gpu/step_timer.h"
+#include "engine/model_config.h"
+#include "engine/sharding.h"
+
+namespace nvrar::engine::gpu {
+
+struct EngineOptions {
+  int64_t max_batch = 1;
+  int64_t max_seq = 256;      // prompt + generated tokens per sequence
+  int64_t max_prefill = 256;  // prompt tokens per sequence in one prefill
+  AllReduceBackend allreduce = AllReduceBackend::kAuto;
+};
+
+// Error naming the config's source (or the engine sizes) unless the engine can run `config` over `ranks` ranks
+// with `options`: the model config itself, its split over the ranks (vocabulary in equal shards), head_dim,
+// hidden_size, and the engine sizes. CPU only: nvrar-llm calls it before it touches a GPU.
+void check_engine(const ModelConfig& config, int ranks, const EngineOptions& options);
+
+// What a forward reads besides the model's own buffers: the runner's device bookkeeping of the n tokens and its
+// KV cache. Fixed for the runner's life (set once), so a step passes only a reference.
+struct ForwardInputs {
+  const int32_t* seq = nullptr;         // [n] sequence of each token
+  const int32_t* positions = nullptr;   // [n] position of each token in its sequence
+  const int32_t* lengths = nullptr;     // [n] keys each token attends to (position + 1)
+  const int32_t* logit_rows = nullptr;  // rows whose logits are wanted, when the forward gathers them first
+  std::span<bf16_t* const> cache_k;     // per layer [max_batch][kv_heads][max_seq][head_dim]
+  std::span<bf16_t* const> cache_v;
+};
+
+class LlamaModel {
+ public:
+  // Checks (check_engine), then allocates this rank's weights and the activations for max(max_batch x
+  // max_prefill, max_batch) rows. The all-reduce's input and output come from allreduce.allocate_io (collective).
+  LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const EngineOptions& options, cudaStream_t stream);
+  ~LlamaModel();
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+
+  // Weights uniform in [-scale, scale) (norm weights 1 + that), generated on the GPU from seed; the same full
+  // model on every TP size (each rank generates its shard of the same global tensors).
+  void init_dummy(uint64_t seed, float scale);
+  // Copies this rank's shard of every weight (check_checkpoint's tensors) to the GPU.
+  void load_checkpoint(Checkpoint& checkpoint);
+
+  // h_ = embedding rows of tokens[0, n).
+  void embed(const int32_t* tokens, int64_t n) { embedding_lookup(tokens, n, embedding_, hidden_, h_, stream_); }
+  // Runs every layer on the n rows of h_ (max_len: the longest attention length of the call), then the lm_head
+  // GEMM on `logit_rows` rows: the rows in.logit_rows of the final activations when gather_rows_first, else the
+  // first logit_rows. Logits of this rank's shard in logits(). Marks its phases on `timer` when given.
+  void forward(int64_t n, int64_t max_len, int64_t logit_rows, bool gather_rows_first, const ForwardInputs& in,
+               StepTimer* timer);
+  // Once per decode batch size n: has Gemm choose the kernel of each GEMM shape of an n-row forward, timing passes
+  // over every layer's matrix as a decode step streams them, before a graph capture (which can only take the first
+  // guess). Writes only activations and logits, which the next step rewrites.
+  void prepare_gemms(int64_t n);
+
+  const bf16_t* logits() const { return logits_; }  // [logit_rows][vocab_cols], bf16
+  const ModelConfig& config() const { return config_; }
+  const TpRank& tp() const { return tp_; }
+  int64_t kv_cols() const { return kv_cols_; }  // KV heads x head_dim of this rank
+  int64_t vocab_cols() const { return vocab_cols_; }
+  std::string gemm_choices() const { return gemm_->choices(); }
+
+ private:
+  struct Layer {
+    bf16_t* qkv = nullptr;      // [qkv_cols, H]
+    bf16_t* o = nullptr;        // [H, q_cols]
+    bf16_t* gate_up = nullptr;  // [2 I_s, H]
+    bf16_t* down = nullptr;     // [H, I_s]
+    bf16_t* ln_in = nullptr;    // [H]
+    bf16_t* ln_post = nullptr;  // [H]
+  };
+
+  // partial: this rank's o_proj or down_proj output; h_ += all-reduce(partial); x_ = rmsnorm(h_) * weight.
+  void allreduce_norm(const bf16_t* partial, const bf16_t* weight, int64_t n, StepTimer* timer) {
+    if (timer) timer->mark(StepPart::kAllReduce);
+    allreduce_.add_rmsnorm(partial, h_, weight, x_, n, hidden_, eps_, stream_);
+  }
+
+  ModelConfig config_;
+  CommAdapter& allreduce_;
+  EngineOptions options_;
+  cudaStream_t stream_;
+  int rank_ = 0;
+  TpRank tp_;
+  int64_t hidden_ = 0, q_cols_ = 0, kv_cols_ = 0, qkv_cols_ = 0, inter_ = 0, vocab_cols_ = 0;
+  int q_heads_ = 0, kv_heads_ = 0, head_dim_ = 0;
+  float eps_ = 0;
+
+  std::unique_ptr<Gemm> gemm_;
+  DeviceMemory memory_;
+  std::vector<Layer> layers_;
+  bf16_t* embedding_ = nullptr;  // [V, H] replicated
+  bf16_t* lm_head_ = nullptr;    // [vocab_cols_, H] (rows of this rank's vocabulary shard)
+  bf16_t* final_norm_ = nullptr;
+  float* inv_freq_ = nullptr;
+  // activations, sized for max(max_batch x max_prefill, max_batch) rows
+  bf16_t *h_ = nullptr, *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *part_ = nullptr, *gu_ = nullptr,
+         *act_ = nullptr, *logits_ = nullptr, *last_ = nullptr;
+  float* scratch_ = nullptr;
+  int64_t prepared_batch_ = 0;  // decode batch size whose GEMM kernels prepare_gemms chose
+};
+
+}  // namespace nvrar::engine::gpu

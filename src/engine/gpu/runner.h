@@ -1,0 +1,103 @@
+// Runs a Llama-3.x model (model.h) on one GPU of a tensor-parallel group: the stream, the KV cache and the
+// per-token bookkeeping on the device, prefill, decode steps (eager, or captured once per batch size into a CUDA
+// graph and replayed), greedy sampling (sampler.h) after each forward, and an instrumented eager decode step that
+// splits its time by kind of work (step_timer.h). nvrar-llm and the engine's GPU checks drive the engine through
+// this class.
+//
+// A decode step, eager or replayed: embedding lookup of the last tokens; the forward; argmax per vocabulary shard,
+// its all-gather and merge into the next tokens; positions and lengths advanced. The tokens stay on the device
+// between steps; nothing is allocated, formatted or synchronised per step.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/checkpoint.h"
+#include "engine/gpu/comm_adapter.h"
+#include "engine/gpu/device_memory.h"
+#include "engine/gpu/model.h"
+#include "engine/gpu/sampler.h"
+#include "engine/gpu/step_timer.h"
+#include "engine/model_config.h"
+#include "engine/sharding.h"
+#include "nvrar/nvrar.h"
+
+namespace nvrar::engine::gpu {
+
+class LlamaRunner {
+ public:
+  // comm: the tensor-parallel group (its size is the TP degree), created with
+  // communicator_options(options.allreduce). Checks the model splits over it (check_engine), then allocates.
+  LlamaRunner(const ModelConfig& config, Communicator& comm, const EngineOptions& options);
+  ~LlamaRunner();
+  LlamaRunner(const LlamaRunner&) = delete;
+  LlamaRunner& operator=(const LlamaRunner&) = delete;
+
+  // Weights uniform in [-scale, scale) (norm weights 1 + that), generated on the GPU from seed; the same full
+  // model on every TP size (each rank generates its shard of the same global tensors).
+  void init_dummy(uint64_t seed, float scale = 0.02f);
+  // An HF checkpoint (config must match it; check_checkpoint() tells before the GPU is touched): each rank copies
+  // only its shard. The path form opens the directory first.
+  void load_checkpoint(Checkpoint& checkpoint) { model_.load_checkpoint(checkpoint); }
+  void load_checkpoint(const std::filesystem::path& dir);
+
+  // Prefill of `batch` prompts of `len` tokens (row-major [batch][len]); leaves the first generated token of each
+  // sequence on the device and returns it.
+  std::vector<int32_t> prefill(const std::vector<int32_t>& prompts, int64_t batch, int64_t len);
+  // One decode step for the batch of the last prefill (graph-replayed when use_graph); returns nothing, the
+  // tokens stay on the device (tokens()).
+  void decode_step(bool use_graph);
+  std::vector<int32_t> tokens();  // the last generated token of each sequence
+  // Replaces those tokens (the next decode step's input), e.g. to follow a reference's tokens (teacher forcing).
+  void set_tokens(const std::vector<int32_t>& tokens);
+  // Full-vocabulary logits of the last step's rows [batch][vocab] (gathered from every rank), fp32.
+  std::vector<float> logits();
+  // One eager decode step with events between its phases; returns their times.
+  StepBreakdown timed_decode_step();
+
+  cudaStream_t stream() const { return stream_.get(); }
+  const ModelConfig& config() const { return model_.config(); }
+  const TpRank& tp() const { return model_.tp(); }
+  int64_t batch() const { return batch_; }
+  std::string gemm_choices() const { return model_.gemm_choices(); }  // Gemm::choices()
+
+ private:
+  class Stream {  // the engine's non-blocking stream, created first and destroyed last but the adapter
+   public:
+    explicit Stream(int rank);
+    ~Stream();
+    Stream(const Stream&) = delete;
+    Stream& operator=(const Stream&) = delete;
+    cudaStream_t get() const { return stream_; }
+
+   private:
+    cudaStream_t stream_ = nullptr;
+  };
+
+  // The model on n embedded rows, then greedy sampling of `logit_rows` rows into d_tokens_.
+  void forward_and_sample(int64_t n, int64_t max_len, int64_t logit_rows, bool gather_rows_first, StepTimer* timer);
+  void check_decode() const;  // a prefill happened and the next position fits max_seq
+
+  EngineOptions options_;
+  int rank_;
+  CommAdapter allreduce_;
+  Stream stream_;
+  LlamaModel model_;
+  Sampler sampler_;
+  DeviceMemory memory_;  // KV cache and token bookkeeping
+  std::vector<bf16_t*> cache_k_, cache_v_;  // per layer [max_batch][kv_heads][max_seq][D]
+  int32_t *d_tokens_ = nullptr, *d_prompt_ = nullptr, *d_seq_ = nullptr, *d_pos_ = nullptr, *d_len_ = nullptr,
+          *d_logit_rows_ = nullptr;
+  ForwardInputs inputs_;
+  int64_t batch_ = 0;
+  int64_t logit_rows_ = 0;
+  int64_t next_position_ = 0;  // host mirror of the decode position (bounds check against max_seq)
+  cudaGraphExec_t graph_ = nullptr;
+  int64_t graph_batch_ = 0;
+};
+
+}  // namespace nvrar::engine::gpu
