@@ -22,14 +22,6 @@ class Policy;
 
 namespace nvrar::gpu {
 
-// The kernel state every algorithm shares, filled once at setup: each algorithm copies these into its Params.
-struct KernelCommon {
-  int rank = 0;
-  int ranks = 1;
-  WaitContext wait{};
-  bool pdl = true;  // launch with programmatic dependent launch (NVRAR_PDL)
-};
-
 // What setup gives every algorithm.
 struct AlgorithmSetup {
   KernelCommon common;

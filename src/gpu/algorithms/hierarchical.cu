@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(kMaxThreadsPerBlock) hierarchical_allreduce_ke
   const core::Topology& t = p.topo;
   const core::CallShape& s = p.shape;
   const core::HeapLayout& h = p.layout;
-  const WaitContext& wc = p.wait;
+  const WaitContext& wc = p.common.wait;
   const dev::Epoch cs = dev::begin_epoch(p.seq_counters);
   const T* in = static_cast<const T*>(p.in);
   T* out = static_cast<T*>(p.out);
@@ -286,7 +286,7 @@ cudaError_t launch_hierarchical(const HierarchicalParams& params, DataType dtype
   const int threads = static_cast<int>(params.shape.chunk_units);
   return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
     using T = typename decltype(t)::type;
-    return dev::launch_kernel(hierarchical_allreduce_kernel<T>, blocks, threads, stream, params.pdl, params);
+    return dev::launch_kernel(hierarchical_allreduce_kernel<T>, blocks, threads, stream, params.common.pdl, params);
   });
 }
 

@@ -29,9 +29,8 @@ struct HierarchicalParams {
                                              // nullptr: the step uses an NVSHMEM put
   int inter_pe[kMaxInterSteps];              // partner rank (PE) per inter-node step, -1 when the step is unused
   unsigned long long* seq_counters;          // kMaxBlocks device words: the last call's sequence number
-  WaitContext wait;                          // timeout, abort flag, error record
+  KernelCommon common;  // rank, ranks, wait context, PDL: the same for every algorithm (set at setup)
   int bulk_sync;                             // dev::BulkSync: how the bulk form publishes and awaits flags
-  bool pdl;                                  // launch with programmatic dependent launch (NVRAR_PDL)
 };
 
 // One 16-byte unit per thread per chunk: a block has shape.chunk_units threads, at most kMaxThreadsPerBlock.

@@ -29,9 +29,8 @@ class HierarchicalAlgorithm final : public AllreduceAlgorithm {
     params_.topo = s.topo;
     params_.layout = layout_;
     params_.seq_counters = allocate_sequence_counters(rank, kMaxBlocks);
-    params_.wait = s.common.wait;
+    params_.common = s.common;
     params_.bulk_sync = s.bulk_sync;
-    params_.pdl = s.common.pdl;
     max_blocks_ = s.max_blocks;
     chunk_units_ = s.chunk_units;
     bulk_min_bytes_ = s.bulk_min_bytes;

@@ -195,14 +195,14 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
   T* out = static_cast<T*>(p.out);
   const bool in_aligned = (reinterpret_cast<uintptr_t>(in) & 7) == 0;
   const bool out_aligned = (reinterpret_cast<uintptr_t>(out) & 7) == 0;
-  const int me = p.rank, lane = threadIdx.x % 32;
+  const int me = p.common.rank, lane = threadIdx.x % 32;
   const int j = lane % kLanesPerLine, group = lane / kLanesPerLine;
   const bool flag_lane = j == kLanesPerLine - 1;
   const int flag_lane_id = group * kLanesPerLine + kLanesPerLine - 1;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   const int64_t warp = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int64_t L = p.lines, stride = warps * kLinesPerWarp;
-  const int64_t my_begin = ll128_slice_begin(L, p.ranks, me), my_end = ll128_slice_begin(L, p.ranks, me + 1);
+  const int64_t my_begin = ll128_slice_begin(L, p.common.ranks, me), my_end = ll128_slice_begin(L, p.common.ranks, me + 1);
   const char* mine = p.heaps[me];
 
   // The other slices' lines in the order of phases 1 and 3: slice me + 1 first, then me + 2, ... (wrapping), so that
@@ -218,9 +218,9 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
     int owner = me;
     if (other) {
       load_share(in, p.count, line, j, in_aligned, w);
-      owner = owner_of(line, L, p.ranks);
+      owner = owner_of(line, L, p.common.ranks);
     }
-    const int64_t slice_line = other ? line - ll128_slice_begin(L, p.ranks, owner) : 0;
+    const int64_t slice_line = other ? line - ll128_slice_begin(L, p.common.ranks, owner) : 0;
     store_line(p.heaps[owner] + p.layout.reduce_scatter(e.parity, me, slice_line), j, other, w, e.flag);
   }
 
@@ -234,18 +234,18 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
     if (active) load_share(in, p.count, line, j, in_aligned, own);
     float acc[dev::elems_per_unit<T>()] = {};
     bool own_added = false;
-    for (int k0 = 0; k0 < p.ranks - 1; k0 += kPeersPerPoll) {
+    for (int k0 = 0; k0 < p.common.ranks - 1; k0 += kPeersPerPoll) {
       const char* addr[kPeersPerPoll];
       bool act[kPeersPerPoll];
       int src[kPeersPerPoll];
 #pragma unroll
       for (int k = 0; k < kPeersPerPoll; ++k) {
         src[k] = k0 + k < me ? k0 + k : k0 + k + 1;  // the peers in rank order, me skipped
-        act[k] = active && k0 + k < p.ranks - 1;
+        act[k] = active && k0 + k < p.common.ranks - 1;
         addr[k] = mine + p.layout.reduce_scatter(e.parity, act[k] ? src[k] : 0, slice_line) + 16 * j;
       }
       uint4 v[kPeersPerPoll];
-      if (!poll_lines<kPeersPerPoll>(p.wait, addr, act, flag_lane, flag_lane_id, e.flag, v, [&](int k) {
+      if (!poll_lines<kPeersPerPoll>(p.common.wait, addr, act, flag_lane, flag_lane_id, e.flag, v, [&](int k) {
             return WaitSite{src[k], core::Phase::kLl128ReduceScatter, 0, me, line, e.seq};
           })) {
         ok = false;
@@ -253,7 +253,7 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
       }
 #pragma unroll
       for (int k = 0; k < kPeersPerPoll; ++k) {
-        if (k0 + k >= p.ranks - 1) break;
+        if (k0 + k >= p.common.ranks - 1) break;
         if (!own_added && src[k] > me) {
           dev::unit_accumulate<T>(acc, own);
           own_added = true;
@@ -268,8 +268,8 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
     uint32_t sum[4];
     dev::unit_from_floats<T>(acc, sum);
     if (flag_lane) sum[2] = sum[3] = 0;
-    for (int i = 1; i < p.ranks; ++i) {
-      const int dst = (me + i) % p.ranks;
+    for (int i = 1; i < p.common.ranks; ++i) {
+      const int dst = (me + i) % p.common.ranks;
       store_line(p.heaps[dst] + p.layout.all_gather(e.parity, active ? line : 0), j, active, sum, e.flag);
     }
     if (active) store_share(out, p.count, line, j, out_aligned, sum);
@@ -281,8 +281,8 @@ __global__ void __launch_bounds__(kLl128MaxThreads) ll128_allreduce_kernel(const
     const int64_t line = other[0] ? other_line(base + group) : 0;
     const char* addr[1] = {mine + p.layout.all_gather(e.parity, other[0] ? line : 0) + 16 * j};
     uint4 v[1];
-    if (!poll_lines<1>(p.wait, addr, other, flag_lane, flag_lane_id, e.flag, v, [&](int) {
-          const int owner = owner_of(line, L, p.ranks);
+    if (!poll_lines<1>(p.common.wait, addr, other, flag_lane, flag_lane_id, e.flag, v, [&](int) {
+          const int owner = owner_of(line, L, p.common.ranks);
           return WaitSite{owner, core::Phase::kLl128AllGather, 0, owner, line, e.seq};
         }))
       break;
@@ -304,11 +304,11 @@ int ll128_resident_blocks(DataType dtype, int threads) {
 
 cudaError_t launch_ll128(const Ll128Params& params, DataType dtype, int blocks, int threads, cudaStream_t stream) {
   if (blocks < 1 || blocks > kMaxLl128Blocks || threads < 32 || threads % 32 != 0 || threads > kLl128MaxThreads ||
-      params.ranks < 1 || params.ranks > kMaxLl128Ranks)
+      params.common.ranks < 1 || params.common.ranks > kMaxLl128Ranks)
     return cudaErrorInvalidConfiguration;
   return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
     using T = typename decltype(t)::type;
-    return dev::launch_kernel(ll128_allreduce_kernel<T>, blocks, threads, stream, params.pdl, params);
+    return dev::launch_kernel(ll128_allreduce_kernel<T>, blocks, threads, stream, params.common.pdl, params);
   });
 }
 

@@ -55,13 +55,10 @@ struct Ll128Params {
   int64_t count;  // elements
   int64_t bytes;  // count x element size
   int64_t lines;  // ll128_lines(bytes, ranks)
-  int rank;
-  int ranks;
+  KernelCommon common;  // rank, ranks, wait context, PDL: the same for every algorithm (set at setup)
   Ll128Layout layout;
   char* heaps[kMaxLl128Ranks];       // every rank's LL128 area, as peer pointers (mine included)
   unsigned long long* seq_counters;  // kMaxLl128Blocks device words
-  WaitContext wait;
-  bool pdl;  // launch with programmatic dependent launch (NVRAR_PDL)
 };
 
 // How many blocks of `threads` threads of the kernel for `dtype` fit on the current device at once (occupancy x SM

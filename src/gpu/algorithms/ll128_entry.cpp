@@ -28,11 +28,8 @@ class Ll128Algorithm final : public AllreduceAlgorithm {
 
   void setup(const AlgorithmSetup& s, SymmetricHeap& heap) override {
     params_ = Ll128Params{};
-    params_.rank = s.common.rank;
-    params_.ranks = s.common.ranks;
     params_.seq_counters = allocate_sequence_counters(s.common.rank, kMaxLl128Blocks);
-    params_.wait = s.common.wait;
-    params_.pdl = s.common.pdl;
+    params_.common = s.common;
     max_blocks_ = s.max_blocks;
     if (!s.nvshmem || !s.nvlink_gap.empty()) {
       unavailable_ = s.nvshmem ? s.nvlink_gap : "no NVSHMEM in this build";
@@ -64,7 +61,7 @@ class Ll128Algorithm final : public AllreduceAlgorithm {
     p.out = call.out;
     p.count = static_cast<int64_t>(call.count);
     p.bytes = static_cast<int64_t>(call.bytes);
-    p.lines = ll128_lines(p.bytes, p.ranks);
+    p.lines = ll128_lines(p.bytes, p.common.ranks);
     const int threads = c.threads > 0 ? c.threads : 512;
     // Default grid: enough warps for 4 lines each (a warp's lines per pass), at most max_blocks_ and never more than
     // fit on the device at once (resident_, measured at setup; 0: unknown, then max_blocks_ alone).

@@ -38,9 +38,9 @@ __device__ __forceinline__ void push_unit(const OneShotParams& p, const Epoch& e
                                           int64_t u) {
   uint32_t w[4];
   dev::load_unit(in, p.count, u, aligned, w);
-  const std::size_t offset = p.layout.slot(e.parity, p.rank) + static_cast<std::size_t>(u) * core::kUnitCellBytes;
-  for (int i = 1; i < p.ranks; ++i) {
-    const int dst = (p.rank + i) % p.ranks;
+  const std::size_t offset = p.layout.slot(e.parity, p.common.rank) + static_cast<std::size_t>(u) * core::kUnitCellBytes;
+  for (int i = 1; i < p.common.ranks; ++i) {
+    const int dst = (p.common.rank + i) % p.common.ranks;
     dev::store_unit_cells(p.heaps[dst] + offset, w, e.flag);
   }
 }
@@ -50,14 +50,14 @@ template <typename T>
 __device__ __forceinline__ bool gather_sum_unit(const OneShotParams& p, const Epoch& e, const T* in, bool aligned,
                                                 int64_t u, uint32_t sum[4]) {
   float acc[dev::elems_per_unit<T>()] = {};
-  const char* mine = p.heaps[p.rank];
-  for (int src = 0; src < p.ranks; ++src) {
+  const char* mine = p.heaps[p.common.rank];
+  for (int src = 0; src < p.common.ranks; ++src) {
     uint32_t w[4];
-    if (src == p.rank) {
+    if (src == p.common.rank) {
       dev::load_unit(in, p.count, u, aligned, w);
     } else {
       const char* cell = mine + p.layout.slot(e.parity, src) + static_cast<std::size_t>(u) * core::kUnitCellBytes;
-      if (!dev::poll_unit(p.wait, cell, e.flag, w, [&] {
+      if (!dev::poll_unit(p.common.wait, cell, e.flag, w, [&] {
             return WaitSite{src, core::Phase::kOneShot, 0, src, u, e.seq};
           }))
         return false;
@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(kOneShotMaxThreads) oneshot_rmsnorm_kernel(con
 cudaError_t launch_oneshot(const OneShotParams& params, DataType dtype, int blocks, int threads, cudaStream_t stream) {
   return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
     using T = typename decltype(t)::type;
-    return dev::launch_kernel(oneshot_allreduce_kernel<T>, blocks, threads, stream, params.pdl, params);
+    return dev::launch_kernel(oneshot_allreduce_kernel<T>, blocks, threads, stream, params.common.pdl, params);
   });
 }
 
@@ -118,7 +118,7 @@ cudaError_t launch_oneshot_rmsnorm(const OneShotParams& params, DataType dtype, 
                                    cudaStream_t stream) {
   return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
     using T = typename decltype(t)::type;
-    return dev::launch_kernel(oneshot_rmsnorm_kernel<T>, blocks, threads, stream, params.pdl, params);
+    return dev::launch_kernel(oneshot_rmsnorm_kernel<T>, blocks, threads, stream, params.common.pdl, params);
   });
 }
 

@@ -31,19 +31,16 @@ struct OneShotParams {
   void* out;
   int64_t count;  // elements
   int64_t units;  // 16-byte units of the call
-  int rank;
-  int ranks;
+  KernelCommon common;  // rank, ranks, wait context, PDL: the same for every algorithm (set at setup)
   OneShotLayout layout;
   char* heaps[kMaxOneShotRanks];      // every rank's one-shot area, as peer pointers (mine included)
   unsigned long long* seq_counters;   // kMaxOneShotBlocks device words
-  WaitContext wait;
   // Fused residual + RMSNorm (allreduce_add_rmsnorm); rows == 0 for a plain all-reduce.
   void* residual;
   const void* weight;
   int64_t rows;
   int64_t hidden;
   float eps;
-  bool pdl;  // launch with programmatic dependent launch (NVRAR_PDL)
 };
 
 constexpr int kMaxOneShotBlocks = 1024;

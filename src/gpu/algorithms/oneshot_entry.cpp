@@ -25,12 +25,9 @@ class OneShotAlgorithm final : public AllreduceAlgorithm {
 
   void setup(const AlgorithmSetup& s, SymmetricHeap& heap) override {
     params_ = OneShotParams{};
-    params_.rank = s.common.rank;
-    params_.ranks = s.common.ranks;
     params_.layout = layout_;
     params_.seq_counters = allocate_sequence_counters(s.common.rank, kMaxOneShotBlocks);
-    params_.wait = s.common.wait;
-    params_.pdl = s.common.pdl;
+    params_.common = s.common;
     max_blocks_ = s.max_blocks;
     if (!s.nvshmem) {
       unavailable_ = "no NVSHMEM in this build";

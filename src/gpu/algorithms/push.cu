@@ -101,7 +101,7 @@ __device__ __forceinline__ void copy_piece(const Piece& pc, int lane, Load load,
 template <typename T, int kRanks>
 __device__ __forceinline__ void push_piece(const PushParams& p, const T* in, bool in_aligned, int64_t x, int lane,
                                            unsigned long long seq) {
-  const int me = p.rank;
+  const int me = p.common.rank;
 #pragma unroll 1
   for (int i = 1; i < kRanks; ++i) {
     const int o = (me + i) % kRanks;
@@ -123,12 +123,12 @@ __device__ __forceinline__ void push_piece(const PushParams& p, const T* in, boo
 template <typename T, int kRanks>
 __device__ __forceinline__ bool reduce_piece(const PushParams& p, const T* in, bool in_aligned, T* out,
                                              bool out_aligned, int64_t x, int lane, unsigned long long seq) {
-  const int me = p.rank;
+  const int me = p.common.rank;
   const Piece pc = piece_of<kRanks>(p, me, x);
   if (pc.empty()) return true;
   const char* mine = p.areas[me];
   const char* flag = lane < kRanks - 1 ? mine + p.layout.reduce_scatter_flag(lane, x) : nullptr;
-  if (!warp_wait(p.wait, flag, seq, [&] {
+  if (!warp_wait(p.common.wait, flag, seq, [&] {
         return WaitSite{(me + 1 + lane) % kRanks, core::Phase::kPushReduceScatter, 0, me, x, seq};
       }))
     return false;
@@ -187,12 +187,12 @@ __device__ __forceinline__ bool reduce_piece(const PushParams& p, const T* in, b
 template <typename T, int kRanks>
 __device__ __forceinline__ bool gather_piece(const PushParams& p, T* out, bool out_aligned, int64_t x, int lane,
                                              unsigned long long seq) {
-  const int me = p.rank;
+  const int me = p.common.rank;
   const char* mine = p.areas[me];
   const char* flag = nullptr;
   if (lane < kRanks - 1 && !piece_of<kRanks>(p, (me + 1 + lane) % kRanks, x).empty())
     flag = mine + p.layout.all_gather_flag(lane, x);
-  if (!warp_wait(p.wait, flag, seq, [&] {
+  if (!warp_wait(p.common.wait, flag, seq, [&] {
         const int owner = (me + 1 + lane) % kRanks;
         return WaitSite{owner, core::Phase::kPushAllGather, 0, owner, x, seq};
       }))
@@ -274,9 +274,9 @@ cudaError_t launch_push(const PushParams& params, DataType dtype, int blocks, in
   if (blocks < 1 || blocks > kMaxPushBlocks || threads < 32 || threads % 32 != 0 || threads > kPushMaxThreads ||
       params.piece_units < kPushRoundUnits || params.piece_units % kPushRoundUnits != 0)
     return cudaErrorInvalidConfiguration;
-  const PushKernel kernel = kernel_of(dtype, params.ranks);
+  const PushKernel kernel = kernel_of(dtype, params.common.ranks);
   if (kernel == nullptr) return cudaErrorInvalidValue;
-  return dev::launch_kernel(kernel, blocks, threads, stream, params.pdl, params);
+  return dev::launch_kernel(kernel, blocks, threads, stream, params.common.pdl, params);
 }
 
 }  // namespace nvrar::gpu

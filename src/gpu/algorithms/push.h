@@ -66,13 +66,10 @@ struct PushParams {
   int64_t units;        // 16-byte units of the message
   int64_t piece_units;  // units per piece (a multiple of kPushRoundUnits), the same on every rank: one flag per piece
                         // and slot
-  int rank;
-  int ranks;
+  KernelCommon common;  // rank, ranks, wait context, PDL: the same for every algorithm (set at setup)
   PushLayout layout;
   char* areas[kMaxPushRanks];        // every rank's push area, as peer pointers (mine included)
   unsigned long long* seq_counters;  // kMaxPushBlocks device words
-  WaitContext wait;
-  bool pdl;  // launch with programmatic dependent launch (NVRAR_PDL)
 };
 
 // How many blocks of `threads` threads of the kernel for `dtype` and `ranks` fit on the current device at once

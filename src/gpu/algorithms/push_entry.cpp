@@ -26,12 +26,9 @@ class PushAlgorithm final : public AllreduceAlgorithm {
 
   void setup(const AlgorithmSetup& s, SymmetricHeap& heap) override {
     params_ = PushParams{};
-    params_.rank = s.common.rank;
-    params_.ranks = s.common.ranks;
     params_.piece_units = piece_units_;
     params_.seq_counters = allocate_sequence_counters(s.common.rank, kMaxPushBlocks);
-    params_.wait = s.common.wait;
-    params_.pdl = s.common.pdl;
+    params_.common = s.common;
     max_blocks_ = s.max_blocks;
     if (!s.nvshmem || !s.nvlink_gap.empty()) {
       unavailable_ = s.nvshmem ? s.nvlink_gap : "no NVSHMEM in this build";
@@ -78,7 +75,7 @@ class PushAlgorithm final : public AllreduceAlgorithm {
     if (c.blocks > 0) {
       blocks = std::min(c.blocks, limit);
     } else {
-      const int64_t pieces = core::ceil_div(core::ceil_div(p.units, static_cast<int64_t>(p.ranks)), p.piece_units);
+      const int64_t pieces = core::ceil_div(core::ceil_div(p.units, static_cast<int64_t>(p.common.ranks)), p.piece_units);
       blocks = static_cast<int>(std::min<int64_t>(core::ceil_div(pieces, static_cast<int64_t>(threads / 32)), limit));
     }
     return launch_push(p, call.dtype, blocks, threads, call.stream);

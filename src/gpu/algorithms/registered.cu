@@ -81,7 +81,7 @@ template <typename T, int kRanks>
 __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kernel(const RegisteredParams p) {
   constexpr int kUnroll = kRanks <= 4 ? 4 : 2;
   const unsigned long long seq = dev::begin_sequence(p.seq_counters);
-  const int me = p.rank;
+  const int me = p.common.rank;
   const int b = blockIdx.x;
   __shared__ int failed;
   if (threadIdx.x == 0) failed = 0;
@@ -98,20 +98,20 @@ __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kern
       const unsigned long long word = dev::load_flag_acquire(mine);
       if ((word & 0xffffffff00000000ULL) == number) {
         if ((word & 0xffffffffULL) != p.agreement) {
-          dev::report_failure(p.wait, WaitSite{t, core::Phase::kRegisteredReady, 0, 0, b, seq}, 2);
+          dev::report_failure(p.common.wait, WaitSite{t, core::Phase::kRegisteredReady, 0, 0, b, seq}, 2);
           failed = 1;
         }
         break;
       }
       if (tries % dev::kPollsPerClockCheck == 0 &&
-          !dev::still_waiting(p.wait, start, WaitSite{t, core::Phase::kRegisteredReady, 0, 0, b, seq})) {
+          !dev::still_waiting(p.common.wait, start, WaitSite{t, core::Phase::kRegisteredReady, 0, 0, b, seq})) {
         failed = 1;
         break;
       }
     }
   }
   __syncthreads();
-  if (failed || *reinterpret_cast<volatile int*>(p.wait.abort_flag) != 0) {
+  if (failed || *reinterpret_cast<volatile int*>(p.common.wait.abort_flag) != 0) {
     dev::end_sequence(p.seq_counters, kMaxRegisteredBlocks, seq);
     return;
   }
@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kern
   // 4. wait for every peer's share of block b's ranges; copy it out of the gather area.
   if (t < kRanks && t != me) {
     const char* slot = p.sync[me] + RegisteredSyncLayout::done(t, b);
-    if (!dev::wait_flag(p.wait, dev::kReleaseAcquire, slot, seq, [&] {
+    if (!dev::wait_flag(p.common.wait, dev::kReleaseAcquire, slot, seq, [&] {
           return WaitSite{t, core::Phase::kRegisteredDone, 0, 0, b, seq};
         }))
       failed = 1;
@@ -202,12 +202,12 @@ __global__ void __launch_bounds__(kRegisteredMaxThreads) twoshot_registered_kern
 
 template <typename T, int kRanks>
 cudaError_t launch_typed(const RegisteredParams& p, int blocks, int threads, cudaStream_t stream) {
-  return dev::launch_kernel(twoshot_registered_kernel<T, kRanks>, blocks, threads, stream, p.pdl, p);
+  return dev::launch_kernel(twoshot_registered_kernel<T, kRanks>, blocks, threads, stream, p.common.pdl, p);
 }
 
 template <typename T>
 cudaError_t launch_ranks(const RegisteredParams& p, int blocks, int threads, cudaStream_t stream) {
-  switch (p.ranks) {
+  switch (p.common.ranks) {
     case 1: return launch_typed<T, 1>(p, blocks, threads, stream);
     case 2: return launch_typed<T, 2>(p, blocks, threads, stream);
     case 3: return launch_typed<T, 3>(p, blocks, threads, stream);
@@ -237,7 +237,7 @@ int registered_blocks(int64_t units, int ranks, int threads, int max_blocks) {
 cudaError_t launch_registered(const RegisteredParams& params, DataType dtype, int blocks, int threads,
                               cudaStream_t stream) {
   if (blocks < 1 || blocks > kMaxRegisteredBlocks || threads < 32 || threads % 32 != 0 ||
-      threads > kRegisteredMaxThreads || threads < params.ranks)
+      threads > kRegisteredMaxThreads || threads < params.common.ranks)
     return cudaErrorInvalidConfiguration;
   return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
     return launch_ranks<typename decltype(t)::type>(params, blocks, threads, stream);

@@ -43,15 +43,12 @@ struct RegisteredParams {
   bool direct;                           // the output lies in a registered buffer too: sums go straight there
   int64_t count;                         // elements
   int64_t units;                         // 16-byte units of the call
-  int rank;
-  int ranks;
+  KernelCommon common;  // rank, ranks, wait context, PDL: the same for every algorithm (set at setup)
   // What every rank must agree on, compared by the GPU before any data moves: a 32-bit hash of the input's and the
   // output's place (buffer number and offset; none for an unregistered output) and the call's count, type and grid
   // (registered_agreement()).
   uint32_t agreement;
   unsigned long long* seq_counters;  // kMaxRegisteredBlocks device words
-  WaitContext wait;
-  bool pdl;
 };
 
 // The agreement hash of a call's descriptors: in = buffer number << 40 | offset, out likewise or ~0 for an

@@ -26,11 +26,8 @@ class RegisteredAlgorithm final : public AllreduceAlgorithm {
   void setup(const AlgorithmSetup& s, SymmetricHeap& heap) override {
     rank_ = s.common.rank;
     params_ = RegisteredParams{};
-    params_.rank = s.common.rank;
-    params_.ranks = s.common.ranks;
     params_.seq_counters = allocate_sequence_counters(s.common.rank, kMaxRegisteredBlocks);
-    params_.wait = s.common.wait;
-    params_.pdl = s.common.pdl;
+    params_.common = s.common;
     max_blocks_ = s.max_blocks;
     if (!s.nvshmem || !s.nvlink_gap.empty()) {
       unavailable_ = s.nvshmem ? s.nvlink_gap : "no NVSHMEM in this build";
@@ -87,19 +84,19 @@ class RegisteredAlgorithm final : public AllreduceAlgorithm {
                               rank_, bytes, call.in, call.out));
     RegisteredParams p = params_;
     const std::size_t in_offset = static_cast<std::size_t>(in_c - in_buffer.base);
-    for (int r = 0; r < p.ranks; ++r) p.in[r] = in_buffer.peers[r] + in_offset;
+    for (int r = 0; r < p.common.ranks; ++r) p.in[r] = in_buffer.peers[r] + in_offset;
     p.out = out_c;
     p.direct = out_buffer != nullptr;
     std::size_t out_offset = 0;
     if (p.direct) {
       out_offset = static_cast<std::size_t>(out_c - out_buffer->base);
-      for (int r = 0; r < p.ranks; ++r) p.out_peers[r] = out_buffer->peers[r] + out_offset;
+      for (int r = 0; r < p.common.ranks; ++r) p.out_peers[r] = out_buffer->peers[r] + out_offset;
     }
     p.count = static_cast<int64_t>(call.count);
     p.units = core::ceil_div(static_cast<int64_t>(bytes), core::kUnitBytes);
     const int threads = c.threads > 0 ? c.threads : 256;
     const int blocks = c.blocks > 0 ? std::min(c.blocks, kMaxRegisteredBlocks)
-                                    : registered_blocks(p.units, p.ranks, threads, max_blocks_);
+                                    : registered_blocks(p.units, p.common.ranks, threads, max_blocks_);
     p.agreement = registered_agreement(
         (in_buffer.id << 40) | in_offset, p.direct ? (out_buffer->id << 40) | out_offset : ~0ULL,
         (static_cast<unsigned long long>(call.count) << 20) | (static_cast<unsigned long long>(call.dtype) << 16) |

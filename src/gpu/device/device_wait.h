@@ -27,4 +27,12 @@ struct WaitContext {
   int poll_sleep_ns;      // back-off between failed polls (0: spin)
 };
 
+// The kernel state every algorithm shares, filled once at setup and carried by value in each algorithm's Params.
+struct KernelCommon {
+  int rank = 0;
+  int ranks = 1;
+  WaitContext wait{};
+  bool pdl = true;  // launch with programmatic dependent launch (NVRAR_PDL)
+};
+
 }  // namespace nvrar::gpu
