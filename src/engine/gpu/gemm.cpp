@@ -59,7 +59,7 @@ Gemm::~Gemm() {
 // Candidates: cuBLASLt's heuristic returns up to kCandidates algorithms, best guess first, and for m <= 8 our
 // skinny_gemm joins them. Outside graph capture each is timed (CUDA events) on passes over `weights`, one GEMM per
 // weight matrix back to back, as a forward pass runs them: 1 warm-up pass, then the sum of 3 timed passes; the
-// fastest is kept. Given every layer's matrix of the shape (LlamaTp::prepare_gemms), a pass streams far more than
+// fastest is kept. Given every layer's matrix of the shape (LlamaModel::prepare_gemms), a pass streams far more than
 // L2 holds, as a decode step does. Inside a capture (nothing may run) cuBLASLt's first guess is taken.
 const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n,
                              int64_t k, cudaStream_t stream) {
