@@ -56,8 +56,8 @@ Algorithm settle(Algorithm pick, int64_t bytes, const FakeView& view, Registered
 }
 
 TEST(AutoChoice, KeepsWhatCanRunOnPlainPointers) {
-  for (Algorithm a : {Algorithm::kOneShot, Algorithm::kLl128, Algorithm::kPush, Algorithm::kHierarchical,
-                      Algorithm::kNccl})
+  for (Algorithm a :
+       {Algorithm::kOneShot, Algorithm::kLl128, Algorithm::kPush, Algorithm::kHierarchical, Algorithm::kNccl})
     for (int64_t bytes : {int64_t{4096}, 2 * kMiB, 64 * kMiB}) EXPECT_EQ(settle(a, bytes, plain_pointers()), a);
 }
 
@@ -129,8 +129,8 @@ Policy policy(Algorithm env = Algorithm::kAuto, bool with_table = true) {
                 env);
 }
 
-Choice select(const Policy& p, const FakeView& v, int64_t bytes, Choice call = {},
-              Algorithm options = Algorithm::kAuto, bool may_use_nccl = true) {
+Choice select(const Policy& p, const FakeView& v, int64_t bytes, Choice call = {}, Algorithm options = Algorithm::kAuto,
+              bool may_use_nccl = true) {
   return nvrar::select::select(Request{call, options, may_use_nccl, bytes, 3, "allreduce"}, p, v);
 }
 

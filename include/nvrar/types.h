@@ -36,6 +36,8 @@ enum class Algorithm : int {
                      // to Options::ll128_max_bytes)
 };
 
+constexpr int kAlgorithmCount = 7;  // values of Algorithm, kAuto included (one more with each new algorithm)
+
 // "auto", "hierarchical", "nccl", "oneshot", "registered", "ll128", "push": the one name of each algorithm, used by
 // the CLI, tuning tables, NVRAR_ALGO and the docs.
 const char* algorithm_name(Algorithm a);

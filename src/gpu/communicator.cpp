@@ -39,8 +39,9 @@ class GpuCommunicator final : public Communicator {
     const config::Settings& settings = config::settings();
     config::print_settings_if_debug(rank_);
     config::debug_stage(rank_, "NCCL communicator ready; discovering nodes");
-    topo_ = discover_topology(nccl_, rank_, nranks_, options_.gpus_per_node > 0 ? options_.gpus_per_node
-                                                                                : static_cast<int>(settings.gpus_per_node));
+    topo_ = discover_topology(
+        nccl_, rank_, nranks_,
+        options_.gpus_per_node > 0 ? options_.gpus_per_node : static_cast<int>(settings.gpus_per_node));
     if (options_.max_bytes == 0)
       throw Error(fmt::format("nvrar: rank {} setup: Options::max_bytes must be positive", rank_));
     timeout_ms_ = options_.timeout_ms > 0 ? options_.timeout_ms : static_cast<int>(settings.timeout_ms);
@@ -113,8 +114,8 @@ class GpuCommunicator final : public Communicator {
     const CallArgs call = make_call("allreduce_add_rmsnorm", x, out, rows * hidden, dtype, stream);
     if (call.count == 0) return;
     if ((hidden * dtype_size(dtype)) % core::kUnitBytes != 0)
-      throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: hidden size {} of {} is not a multiple of 16 "
-                              "bytes",
+      throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: hidden size {} of {} is not a multiple of "
+                              "16 bytes",
                               rank_, hidden, dtype_name(dtype)));
     if (!(eps >= 0.0f)) throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: eps {} < 0", rank_, eps));
     const auto r64 = static_cast<int64_t>(rows), h64 = static_cast<int64_t>(hidden);
@@ -145,9 +146,10 @@ class GpuCommunicator final : public Communicator {
   void* allocate_buffer(std::size_t bytes) override {
     check();
     if (heap_ == nullptr)
-      throw Error(fmt::format("nvrar: rank {} allocate_buffer: registered buffers live in NVSHMEM's symmetric heap, "
-                              "and this build has no NVSHMEM",
-                              rank_));
+      throw Error(
+          fmt::format("nvrar: rank {} allocate_buffer: registered buffers live in NVSHMEM's symmetric heap, "
+                      "and this build has no NVSHMEM",
+                      rank_));
     return buffers_->allocate(*heap_, bytes, supports(Algorithm::kRegistered));
   }
 
@@ -161,8 +163,8 @@ class GpuCommunicator final : public Communicator {
 
   void check() override {
     if (!failure_.empty())
-      throw Error(fmt::format("nvrar: rank {} allreduce: communicator unusable after an earlier failure: {}", rank_,
-                              failure_));
+      throw Error(
+          fmt::format("nvrar: rank {} allreduce: communicator unusable after an earlier failure: {}", rank_, failure_));
     if (!failure_record_->pending()) return;
     failure_ = failure_record_->describe(topo_, timeout_ms_);
     throw Error("nvrar: " + failure_);
@@ -186,12 +188,12 @@ class GpuCommunicator final : public Communicator {
   ncclComm_t nccl() const override { return nccl_; }
 
   std::string describe() const override {
-    std::string s = fmt::format("{}, bootstrap {}, {}", core::describe(topo_), bootstrap_,
-                                shmem::available() ? fmt::format("NVSHMEM {}, inter-node {}", shmem::version(),
-                                                                 config::settings().inter_node_stores
-                                                                     ? "stores where NVLink-reachable"
-                                                                     : "puts")
-                                                   : std::string("no NVSHMEM in this build: NCCL only"));
+    std::string s =
+        fmt::format("{}, bootstrap {}, {}", core::describe(topo_), bootstrap_,
+                    shmem::available()
+                        ? fmt::format("NVSHMEM {}, inter-node {}", shmem::version(),
+                                      config::settings().inter_node_stores ? "stores where NVLink-reachable" : "puts")
+                        : std::string("no NVSHMEM in this build: NCCL only"));
     for (const auto& a : algorithms_) s += ", " + a->describe();
     return s + fmt::format(", {} blocks max", max_blocks_);
   }
@@ -217,7 +219,7 @@ class GpuCommunicator final : public Communicator {
   };
 
   SymmetricHeap* heap_or_none() { return heap_ != nullptr ? static_cast<SymmetricHeap*>(heap_.get()) : &no_heap_; }
-  std::size_t capacity(Algorithm a) const { return by_id_[static_cast<int>(a)] ? by_id_[static_cast<int>(a)]->capacity() : 0; }
+  std::size_t capacity(Algorithm a) const { return by_id_[int(a)] ? by_id_[int(a)]->capacity() : 0; }
 
   CallArgs make_call(const char* name, const void* in, void* out, std::size_t count, DataType dtype,
                      cudaStream_t stream) {
@@ -238,15 +240,15 @@ class GpuCommunicator final : public Communicator {
 
   Choice choose(const Choice& requested, const CallArgs& call, const char* name) const {
     view_.call = &call;
-    select::Request r{requested, options_.algorithm, options_.auto_may_use_nccl, static_cast<int64_t>(call.bytes),
-                      rank_, name};
+    select::Request r{
+        requested, options_.algorithm, options_.auto_may_use_nccl, static_cast<int64_t>(call.bytes), rank_, name};
     return select::select(r, *policy_, view_);
   }
 
   void run(const Choice& c, const CallArgs& call) {
     if (c.algorithm == Algorithm::kNccl) {
-      NVRAR_NCCL_CHECK(rank_, ncclAllReduce(call.in, call.out, call.count, nccl_data_type(call.dtype), ncclSum, nccl_,
-                                            call.stream));
+      NVRAR_NCCL_CHECK(
+          rank_, ncclAllReduce(call.in, call.out, call.count, nccl_data_type(call.dtype), ncclSum, nccl_, call.stream));
       return;
     }
     NVRAR_CUDA_CHECK(rank_, by_id_[static_cast<int>(c.algorithm)]->launch(c, call));

@@ -34,15 +34,16 @@ core::Topology discover_topology(ncclComm_t nccl, int rank, int nranks, int gpus
   const int G = gpus_per_node > 0 ? gpus_per_node : host_ranks;
   const core::Topology topo = core::make_topology(nranks, G, rank);
   if (G > kMaxGpusPerNode)
-    throw Error(fmt::format("nvrar: rank {} setup: {} GPUs per node exceeds the supported {}", rank, G,
-                            kMaxGpusPerNode));
+    throw Error(
+        fmt::format("nvrar: rank {} setup: {} GPUs per node exceeds the supported {}", rank, G, kMaxGpusPerNode));
   for (int l = 0; l < G; ++l) {
     const int peer = topo.rank_of(topo.node, l);
     if (hashes[peer] != hashes[rank])
-      throw Error(fmt::format("nvrar: rank {} setup: node {} of {} GPUs would span hosts (rank {} is on another "
-                              "host); ranks must be numbered host by host and NVRAR_GPUS_PER_NODE must divide the "
-                              "GPUs per host",
-                              rank, topo.node, G, peer));
+      throw Error(
+          fmt::format("nvrar: rank {} setup: node {} of {} GPUs would span hosts (rank {} is on another "
+                      "host); ranks must be numbered host by host and NVRAR_GPUS_PER_NODE must divide the "
+                      "GPUs per host",
+                      rank, topo.node, G, peer));
   }
   return topo;
 }
@@ -70,16 +71,17 @@ SelectionSetup make_selection_policy(ncclComm_t nccl, int rank, int nranks, cons
   const auto prints = nccl_allgather_u64(nccl, rank, nranks, found.table ? found.table->fingerprint() : 0);
   for (int r = 0; r < nranks; ++r)
     if (prints[r] != prints[0])
-      throw Error(fmt::format("nvrar: rank {} setup: ranks 0 and {} use different tuning tables (this rank: {}); "
-                              "every rank must read the same file",
-                              rank, r, found.table ? found.file : std::string("none, cost model")));
+      throw Error(
+          fmt::format("nvrar: rank {} setup: ranks 0 and {} use different tuning tables (this rank: {}); "
+                      "every rank must read the same file",
+                      rank, r, found.table ? found.file : std::string("none, cost model")));
   SelectionSetup out;
-  out.source = found.table ? fmt::format("tuning table {} ({}, {})", found.file, found.table->card,
-                                             found.table->created)
-                               : fmt::format("cost model {}", settings.model_preset);
+  out.source = found.table
+                   ? fmt::format("tuning table {} ({}, {})", found.file, found.table->card, found.table->created)
+                   : fmt::format("cost model {}", settings.model_preset);
   const select::RegisteredRule rule{settings.registered_min_bytes, settings.registered_over_ll128_bytes};
   out.policy = std::make_unique<select::Policy>(std::move(found.table), settings.model_preset, topo.nodes,
-                                             topo.gpus_per_node, rule, parse_algorithm(settings.algo));
+                                                topo.gpus_per_node, rule, parse_algorithm(settings.algo));
   return out;
 }
 
@@ -90,14 +92,14 @@ void check_sizes_agree(ncclComm_t nccl, int rank, int nranks, const std::vector<
   for (uint64_t v : sizes) mine += (mine.empty() ? "" : ", ") + std::to_string(v);
   for (int r = 0; r < nranks; ++r)
     if (all[r] != h)
-      throw Error(fmt::format("nvrar: rank {} setup: rank {} was created with other Options::max_bytes, "
-                              "oneshot_max_bytes or ll128_max_bytes (LL128 and push capacities after sizing from the "
-                              "tuning table), or another NVRAR_PUSH_PIECE_UNITS, than this rank (max_bytes, piece "
-                              "units, then each algorithm's capacity: {}); they size the exchange areas and must be "
-                              "the same on every rank",
-                              rank, r, mine));
+      throw Error(
+          fmt::format("nvrar: rank {} setup: rank {} was created with other Options::max_bytes, "
+                      "oneshot_max_bytes or ll128_max_bytes (LL128 and push capacities after sizing from the "
+                      "tuning table), or another NVRAR_PUSH_PIECE_UNITS, than this rank (max_bytes, piece "
+                      "units, then each algorithm's capacity: {}); they size the exchange areas and must be "
+                      "the same on every rank",
+                      rank, r, mine));
 }
-
 
 AlgorithmSetup make_algorithm_setup(const KernelCommon& common, const core::Topology& topo, const Options& options,
                                     const select::Policy* policy, const config::Settings& settings, int sms) {

@@ -22,7 +22,8 @@ Choice settle_auto_choice(Choice pick, int64_t bytes, const CallView& view, cons
     default:
       break;
   }
-  if (pick.algorithm == Algorithm::kHierarchical && !view.runs(Algorithm::kHierarchical)) pick = Choice{Algorithm::kNccl};
+  if (pick.algorithm == Algorithm::kHierarchical && !view.runs(Algorithm::kHierarchical))
+    pick = Choice{Algorithm::kNccl};
   const bool nvlink_twoshot = pick.algorithm == Algorithm::kLl128 || pick.algorithm == Algorithm::kPush;
   if (view.runs(Algorithm::kRegistered) && bytes >= rule.min_bytes &&
       (!nvlink_twoshot || bytes >= rule.over_ll128_bytes))
@@ -32,12 +33,11 @@ Choice settle_auto_choice(Choice pick, int64_t bytes, const CallView& view, cons
 
 Algorithm decide_by_model(const model::Preset& preset, int nodes, bool single_nvlink_domain, int64_t bytes) {
   const double b = static_cast<double>(bytes);
-  const model::Choice c =
-      single_nvlink_domain
-          ? model::best_algorithm(preset, nodes, b,
-                                  {model::Algorithm::kOneShot, model::Algorithm::kNvrar, model::Algorithm::kNcclRing,
-                                   model::Algorithm::kNcclTree})
-          : model::best_algorithm(preset, nodes, b);
+  const model::Choice c = single_nvlink_domain
+                              ? model::best_algorithm(preset, nodes, b,
+                                                      {model::Algorithm::kOneShot, model::Algorithm::kNvrar,
+                                                       model::Algorithm::kNcclRing, model::Algorithm::kNcclTree})
+                              : model::best_algorithm(preset, nodes, b);
   switch (c.algorithm) {
     case model::Algorithm::kOneShot:
       return Algorithm::kOneShot;
@@ -72,8 +72,8 @@ Policy::Policy(std::optional<TuningTable> table, const std::string& model_preset
       env_algorithm_(env_algorithm) {
   if (table_)
     for (const TuningEntry& e : table_->entries)
-      entries_.push_back({e.max_bytes, Choice{parse_algorithm(e.algorithm), e.threads, e.blocks, e.bulk,
-                                              e.piece_units}});
+      entries_.push_back(
+          {e.max_bytes, Choice{parse_algorithm(e.algorithm), e.threads, e.blocks, e.bulk, e.piece_units}});
 }
 
 Choice Policy::pick(int64_t bytes, bool single_nvlink_domain) const {

@@ -26,7 +26,7 @@
 
 namespace nvrar::select {
 
-constexpr int kAlgorithmCount = 7;  // nvrar::Algorithm's values, kAuto included
+using nvrar::kAlgorithmCount;  // nvrar/types.h
 
 // What the algorithms of a communicator can do with one call. The communicator answers from its registry; tests
 // answer with fixed tables.
@@ -90,11 +90,11 @@ class Policy {
 
 // One call as the selection sees it.
 struct Request {
-  Choice call;                                  // what the call asked for (kAuto: nothing)
+  Choice call;                                     // what the call asked for (kAuto: nothing)
   Algorithm options_algorithm = Algorithm::kAuto;  // Options::algorithm
-  bool auto_may_use_nccl = true;                // Options::auto_may_use_nccl
+  bool auto_may_use_nccl = true;                   // Options::auto_may_use_nccl
   int64_t bytes = 0;
-  int rank = 0;                                 // for error messages
+  int rank = 0;  // for error messages
   const char* call_name = "allreduce";
 };
 

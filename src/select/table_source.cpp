@@ -13,8 +13,8 @@ FoundTable find_tuning_table(const TableSearch& s) {
   if (!s.file.empty()) {
     TuningTable t = load_tuning_table(s.file);
     if (!t.matches(s.ranks, s.nodes, s.gpus_per_node))
-      throw Error(fmt::format("nvrar: tuning table {} is for {} ranks as {} x {}, this job is {} x {}", s.file,
-                              t.ranks, t.nodes, t.gpus_per_node, s.nodes, s.gpus_per_node));
+      throw Error(fmt::format("nvrar: tuning table {} is for {} ranks as {} x {}, this job is {} x {}", s.file, t.ranks,
+                              t.nodes, t.gpus_per_node, s.nodes, s.gpus_per_node));
     return {std::move(t), s.file};
   }
   for (const std::string& dir : s.directories) {

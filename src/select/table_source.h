@@ -12,9 +12,9 @@
 namespace nvrar::select {
 
 struct TableSearch {
-  std::string file;                       // Options::tuning_file, else NVRAR_TUNING_FILE ("": search)
-  std::vector<std::string> directories;   // NVRAR_TUNING_DIR, else the shipped tables' folders
-  std::string card;                       // cudaDeviceProp::name
+  std::string file;                      // Options::tuning_file, else NVRAR_TUNING_FILE ("": search)
+  std::vector<std::string> directories;  // NVRAR_TUNING_DIR, else the shipped tables' folders
+  std::string card;                      // cudaDeviceProp::name
   int ranks = 0;
   int nodes = 0;
   int gpus_per_node = 0;

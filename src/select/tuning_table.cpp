@@ -15,8 +15,15 @@ namespace {
 
 constexpr const char* kFormat = "nvrar-tuning-1";
 
-bool known_algorithm(const std::string& a) {
-  return a == "oneshot" || a == "hierarchical" || a == "ll128" || a == "push" || a == "nccl";
+// A table names one algorithm_name() that runs on arbitrary pointers (the tuner measures on those): any but auto and
+// the registered two-shot, whose inputs must lie in registered buffers. The old spellings are not table names.
+bool table_algorithm(const std::string& a) {
+  try {
+    const Algorithm id = parse_algorithm(a);
+    return id != Algorithm::kAuto && id != Algorithm::kRegistered && a == algorithm_name(id);
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 template <typename V>
@@ -153,9 +160,9 @@ TuningTable parse_tuning_table(const std::string& json_text, const std::string& 
     e.bulk = optional_field<int>(je, "bulk", where, -1);
     e.piece_units = optional_field<int>(je, "piece_units", where, 0);
     e.time_us = optional_field<double>(je, "time_us", where, 0.0);
-    if (!known_algorithm(e.algorithm))
-      throw Error(fmt::format("nvrar: tuning table {}: unknown algorithm '{}' (oneshot, hierarchical, ll128, push, "
-                              "nccl)",
+    if (!table_algorithm(e.algorithm))
+      throw Error(fmt::format("nvrar: tuning table {}: unknown algorithm '{}' (a table names an algorithm_name() "
+                              "other than auto and registered: oneshot, hierarchical, ll128, push, nccl, ...)",
                               where, e.algorithm));
     if (e.max_bytes <= previous)
       throw Error(fmt::format("nvrar: tuning table {}: max_bytes {} not above the previous entry's {}", where,

@@ -64,9 +64,8 @@ World::World(const WorldShape& shape) : shape_(shape), store_(shape.ranks) {
     cuda_ok(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "stream");
     streams_.push_back(s);
     gpu::AlgorithmSetup setup;
-    setup.common = gpu::KernelCommon{r, shape.ranks,
-                                     failures_[r]->wait_context(static_cast<long long>(shape.timeout_ms) * 1000000LL, 0),
-                                     true};
+    setup.common = gpu::KernelCommon{
+        r, shape.ranks, failures_[r]->wait_context(static_cast<long long>(shape.timeout_ms) * 1000000LL, 0), true};
     setup.topo = core::make_topology(shape.ranks, shape.gpus_per_node, r);
     setup.options = &options_;
     setup.max_bytes = shape.max_bytes;

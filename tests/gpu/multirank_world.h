@@ -61,8 +61,8 @@ class RegionHeap final : public gpu::SymmetricHeap {
 
 struct WorldShape {
   int ranks = 2;
-  int gpus_per_node = 2;     // < ranks: virtual nodes, the hierarchical algorithm's inter-node phase
-  int max_blocks = 4;        // per rank, so that all ranks' blocks are resident together
+  int gpus_per_node = 2;  // < ranks: virtual nodes, the hierarchical algorithm's inter-node phase
+  int max_blocks = 4;     // per rank, so that all ranks' blocks are resident together
   std::size_t max_bytes = std::size_t{4} << 20;
   std::size_t oneshot_max_bytes = std::size_t{2} << 20;
   std::size_t nvlink_twoshot_max_bytes = std::size_t{4} << 20;  // Options::ll128_max_bytes (LL128 and push)

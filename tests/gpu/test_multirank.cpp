@@ -292,9 +292,9 @@ TEST(MultiRank, FusedRmsNormMatchesUnfused) {
           CallArgs a = args(w, c, r);
           a.out = out_fused[r]->p;
           cudaError_t e = cudaSuccess;
-          ASSERT_TRUE(w.algorithm(r, Algorithm::kOneShot)
-                          .launch_add_rmsnorm(Choice{Algorithm::kOneShot}, a,
-                                              {res_fused[r]->p, d_w.p, rows, hidden, eps}, &e));
+          ASSERT_TRUE(
+              w.algorithm(r, Algorithm::kOneShot)
+                  .launch_add_rmsnorm(Choice{Algorithm::kOneShot}, a, {res_fused[r]->p, d_w.p, rows, hidden, eps}, &e));
           ok(e);
         }
         ASSERT_EQ(w.synchronize(), "");
@@ -302,9 +302,8 @@ TEST(MultiRank, FusedRmsNormMatchesUnfused) {
         ASSERT_EQ(w.synchronize(), "");
         verify(w, c, Algorithm::kOneShot, "the all-reduce under the RMSNorm");
         for (int r = 0; r < ranks; ++r)
-          ok(nvrar::gpu::launch_residual_rmsnorm(c.out[r], res_plain[r]->p, d_w.p, c.out[r],
-                                                 static_cast<int64_t>(rows), static_cast<int64_t>(hidden), eps, dt,
-                                                 w.stream(r)));
+          ok(nvrar::gpu::launch_residual_rmsnorm(c.out[r], res_plain[r]->p, d_w.p, c.out[r], static_cast<int64_t>(rows),
+                                                 static_cast<int64_t>(hidden), eps, dt, w.stream(r)));
         ASSERT_EQ(w.synchronize(), "");
         std::vector<char> f(bytes), p(bytes), fr(bytes), pr(bytes);
         for (int r = 0; r < ranks; ++r) {
@@ -312,8 +311,8 @@ TEST(MultiRank, FusedRmsNormMatchesUnfused) {
           ok(cudaMemcpy(p.data(), c.out[r], bytes, cudaMemcpyDeviceToHost));
           ok(cudaMemcpy(fr.data(), res_fused[r]->p, bytes, cudaMemcpyDeviceToHost));
           ok(cudaMemcpy(pr.data(), res_plain[r]->p, bytes, cudaMemcpyDeviceToHost));
-          const std::string where = fmt::format("{} ranks, rank {}, {} x {} {}", ranks, r, rows, hidden,
-                                                nvrar::dtype_name(dt));
+          const std::string where =
+              fmt::format("{} ranks, rank {}, {} x {} {}", ranks, r, rows, hidden, nvrar::dtype_name(dt));
           EXPECT_EQ(std::memcmp(f.data(), p.data(), bytes), 0) << "normed output, " << where;
           EXPECT_EQ(std::memcmp(fr.data(), pr.data(), bytes), 0) << "residual, " << where;
         }
@@ -331,8 +330,9 @@ TEST(MultiRank, EntriesRefuseWhatTheyCannotRun) {
     EXPECT_NE(w.algorithm(0, a).refusal(Choice{a}, big), "") << nvrar::algorithm_name(a);
   CallArgs plain;
   plain.bytes = 4096;
-  EXPECT_NE(w.algorithm(0, Algorithm::kRegistered).refusal(Choice{Algorithm::kRegistered}, plain).find("allocate_buffer"),
-            std::string::npos);
+  EXPECT_NE(
+      w.algorithm(0, Algorithm::kRegistered).refusal(Choice{Algorithm::kRegistered}, plain).find("allocate_buffer"),
+      std::string::npos);
   EXPECT_NE(w.algorithm(0, Algorithm::kLl128).refusal(Choice{Algorithm::kLl128, 48}, plain), "");  // threads % 32
   EXPECT_NE(w.algorithm(0, Algorithm::kPush).refusal(Choice{Algorithm::kPush, 0, 0, -1, 100}, plain), "");  // pieces
   EXPECT_EQ(w.algorithm(0, Algorithm::kOneShot).refusal(Choice{Algorithm::kOneShot}, plain), "");

@@ -26,8 +26,7 @@ void AllreduceAlgorithm::release(SymmetricHeap& heap) {
 }
 
 std::string AllreduceAlgorithm::refusal(const Choice& c, const CallArgs& call) const {
-  if (!available())
-    return fmt::format("the {} needs {}; not so here: {}", long_name(), needs(), unavailable_);
+  if (!available()) return fmt::format("the {} needs {}; not so here: {}", long_name(), needs(), unavailable_);
   if (call.bytes > capacity_)
     return fmt::format("{} bytes exceed the {} capacity of {} bytes ({})", call.bytes, long_name(), capacity_,
                        capacity_option());

@@ -32,11 +32,11 @@ struct AlgorithmSetup {
   int max_blocks = 1;                      // the SM count or NVRAR_MAX_BLOCKS, at most kMaxBlocks
   bool nvshmem = false;                    // the build has NVSHMEM: there is a symmetric heap
   // Settings the kernels' launch shapes follow (src/config/settings.h; the harness sets them directly).
-  bool inter_node_stores = false;          // NVRAR_INTER_NODE_STORES: store through NVLink to inter-node partners
-  int64_t push_piece_units = 512;          // NVRAR_PUSH_PIECE_UNITS
-  int chunk_units = 0;                     // NVRAR_CHUNK_UNITS (hierarchical; 0: by size)
+  bool inter_node_stores = false;             // NVRAR_INTER_NODE_STORES: store through NVLink to inter-node partners
+  int64_t push_piece_units = 512;             // NVRAR_PUSH_PIECE_UNITS
+  int chunk_units = 0;                        // NVRAR_CHUNK_UNITS (hierarchical; 0: by size)
   int64_t bulk_min_bytes = int64_t{1} << 20;  // NVRAR_BULK_MIN_BYTES (hierarchical)
-  int bulk_sync = 0;                       // NVRAR_BULK_SYNC (hierarchical)
+  int bulk_sync = 0;                          // NVRAR_BULK_SYNC (hierarchical)
   // "" when every rank reaches every other by NVLink loads and stores on one (virtual) node; else why not (the
   // NVLink-domain algorithms are off then). Filled by the communicator once the heap exists.
   std::string nvlink_gap = "not checked";

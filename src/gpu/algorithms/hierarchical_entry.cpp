@@ -41,22 +41,24 @@ class HierarchicalAlgorithm final : public AllreduceAlgorithm {
     }
     const core::Topology& topo = s.topo;
     if (core::inter_step_count(topo) > kMaxInterSteps)
-      throw Error(fmt::format("nvrar: rank {} setup: {} nodes need more doubling steps than supported", rank,
-                              topo.nodes));
+      throw Error(
+          fmt::format("nvrar: rank {} setup: {} nodes need more doubling steps than supported", rank, topo.nodes));
     unavailable_.clear();
     const SymmetricArea a = allocate_area(heap, layout_.total_bytes, 1, "hierarchical");
     if (a.local == nullptr)
-      throw Error(fmt::format("nvrar: rank {} setup: {} (NVSHMEM_SYMMETRIC_SIZE too small? Options::max_bytes {} sizes "
-                              "it)",
-                              rank, unavailable_, s.max_bytes));
+      throw Error(
+          fmt::format("nvrar: rank {} setup: {} (NVSHMEM_SYMMETRIC_SIZE too small? Options::max_bytes {} sizes "
+                      "it)",
+                      rank, unavailable_, s.max_bytes));
     params_.heap = a.local;
     for (int l = 0; l < topo.gpus_per_node; ++l) {
       const int peer = topo.rank_of(topo.node, l);
       params_.local_heaps[l] = heap.peer(a.local, peer);
       if (params_.local_heaps[l] == nullptr)
-        throw Error(fmt::format("nvrar: rank {} setup: rank {} of the same node is not reachable by NVLink loads and "
-                                "stores (nvshmem_ptr returned null)",
-                                rank, peer));
+        throw Error(
+            fmt::format("nvrar: rank {} setup: rank {} of the same node is not reachable by NVLink loads and "
+                        "stores (nvshmem_ptr returned null)",
+                        rank, peer));
     }
     auto set_step = [&](int step, int partner_node) {
       const int pe = topo.rank_of(partner_node, topo.local);
@@ -69,7 +71,8 @@ class HierarchicalAlgorithm final : public AllreduceAlgorithm {
         set_step(core::fold_out_step(topo), topo.fold_partner_node());
       }
       if (!topo.is_excess_node())
-        for (int k = 0; k < topo.doubling_steps; ++k) set_step(core::doubling_step_index(k), topo.doubling_partner_node(k));
+        for (int k = 0; k < topo.doubling_steps; ++k)
+          set_step(core::doubling_step_index(k), topo.doubling_partner_node(k));
     }
   }
 

@@ -46,7 +46,8 @@ class Ll128Algorithm final : public AllreduceAlgorithm {
     // Every block of the kernel must be resident at once: how many fit, per type and block size (setup, not during
     // a capture).
     for (int d = 0; d < 3; ++d)
-      for (int w = 1; w <= kLl128MaxThreads / 32; ++w) resident_[d][w] = ll128_resident_blocks(static_cast<DataType>(d), 32 * w);
+      for (int w = 1; w <= kLl128MaxThreads / 32; ++w)
+        resident_[d][w] = ll128_resident_blocks(static_cast<DataType>(d), 32 * w);
     unavailable_.clear();
     // Lines must be 128-byte aligned (one line, one aligned 128-byte block).
     const SymmetricArea a = allocate_area(heap, layout_.total_bytes(), kLl128LineBytes, "LL128");

@@ -75,7 +75,8 @@ class PushAlgorithm final : public AllreduceAlgorithm {
     if (c.blocks > 0) {
       blocks = std::min(c.blocks, limit);
     } else {
-      const int64_t pieces = core::ceil_div(core::ceil_div(p.units, static_cast<int64_t>(p.common.ranks)), p.piece_units);
+      const int64_t pieces =
+          core::ceil_div(core::ceil_div(p.units, static_cast<int64_t>(p.common.ranks)), p.piece_units);
       blocks = static_cast<int>(std::min<int64_t>(core::ceil_div(pieces, static_cast<int64_t>(threads / 32)), limit));
     }
     return launch_push(p, call.dtype, blocks, threads, call.stream);

@@ -39,8 +39,8 @@ class RegisteredAlgorithm final : public AllreduceAlgorithm {
     }
     unavailable_.clear();
     const SymmetricArea sync = allocate_area(heap, RegisteredSyncLayout::total_bytes(), 8, "registered sync");
-    const SymmetricArea gather = sync.local ? allocate_area(heap, gather_bytes(), core::kUnitBytes, "registered gather")
-                                            : SymmetricArea{};
+    const SymmetricArea gather =
+        sync.local ? allocate_area(heap, gather_bytes(), core::kUnitBytes, "registered gather") : SymmetricArea{};
     if (sync.local == nullptr || gather.local == nullptr) {  // e.g. a heap sized by an earlier communicator
       release(heap);
       return;
@@ -55,17 +55,20 @@ class RegisteredAlgorithm final : public AllreduceAlgorithm {
 
   std::string refusal(const Choice& c, const CallArgs& call) const override {
     if (!available())
-      return fmt::format("the registered two-shot needs NVSHMEM and every rank load/store reachable over NVLink (one "
-                         "host, at most {} ranks); not so here: {}",
-                         kMaxRegisteredRanks, unavailable_);
+      return fmt::format(
+          "the registered two-shot needs NVSHMEM and every rank load/store reachable over NVLink (one "
+          "host, at most {} ranks); not so here: {}",
+          kMaxRegisteredRanks, unavailable_);
     if (call.in_buffer == nullptr)
-      return fmt::format("the registered two-shot reads peers' inputs in place: the input ({} bytes) must lie inside "
-                         "one buffer of allocate_buffer()",
-                         call.bytes);
+      return fmt::format(
+          "the registered two-shot reads peers' inputs in place: the input ({} bytes) must lie inside "
+          "one buffer of allocate_buffer()",
+          call.bytes);
     if (call.out_buffer == nullptr && call.bytes > capacity_)
-      return fmt::format("{} bytes exceed the gather area of {} bytes (Options::max_bytes); an output inside a buffer "
-                         "of allocate_buffer() has no such limit",
-                         call.bytes, capacity_);
+      return fmt::format(
+          "{} bytes exceed the gather area of {} bytes (Options::max_bytes); an output inside a buffer "
+          "of allocate_buffer() has no such limit",
+          call.bytes, capacity_);
     if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kRegisteredMaxThreads))
       return fmt::format("registered two-shot threads {} (a multiple of 32, at most {})", c.threads,
                          kRegisteredMaxThreads);
@@ -79,9 +82,10 @@ class RegisteredAlgorithm final : public AllreduceAlgorithm {
     const char* in_c = static_cast<const char*>(call.in);
     char* out_c = static_cast<char*>(call.out);
     if (in_c != out_c && in_c < out_c + bytes && out_c < in_c + bytes)
-      throw Error(fmt::format("nvrar: rank {} allreduce: input and output overlap without being the same ({} bytes "
-                              "at {} and {})",
-                              rank_, bytes, call.in, call.out));
+      throw Error(
+          fmt::format("nvrar: rank {} allreduce: input and output overlap without being the same ({} bytes "
+                      "at {} and {})",
+                      rank_, bytes, call.in, call.out));
     RegisteredParams p = params_;
     const std::size_t in_offset = static_cast<std::size_t>(in_c - in_buffer.base);
     for (int r = 0; r < p.common.ranks; ++r) p.in[r] = in_buffer.peers[r] + in_offset;

@@ -46,9 +46,7 @@ void NvshmemHeap::free(char* local) {
   if (!abandoned_) shmem::symmetric_free(local);
 }
 
-char* NvshmemHeap::peer(char* local, int rank) const {
-  return static_cast<char*>(shmem::peer_pointer(local, rank));
-}
+char* NvshmemHeap::peer(char* local, int rank) const { return static_cast<char*>(shmem::peer_pointer(local, rank)); }
 
 std::vector<uint64_t> NvshmemHeap::allgather(uint64_t value) const {
   return nccl_allgather_u64(nccl_, rank_, ranks_, value);

@@ -16,12 +16,12 @@ void agree(const SymmetricHeap& heap, int rank, const char* call, uint64_t value
   if (!refusal.empty()) throw Error(fmt::format("nvrar: rank {} {}: {}", rank, call, refusal));
   for (std::size_t r = 0; r < all.size(); ++r)
     if (all[r] != value)
-      throw Error(fmt::format("nvrar: rank {} {}: rank {} {}, this rank {}; the call is collective ({}, same order "
-                              "on every rank)",
-                              rank, call, r,
-                              all[r] == 0 ? std::string("refused (see its message)")
-                                          : fmt::format(fmt::runtime(what_rank_does), all[r]),
-                              fmt::format(fmt::runtime(what_rank_does), value), same));
+      throw Error(fmt::format(
+          "nvrar: rank {} {}: rank {} {}, this rank {}; the call is collective ({}, same order "
+          "on every rank)",
+          rank, call, r,
+          all[r] == 0 ? std::string("refused (see its message)") : fmt::format(fmt::runtime(what_rank_does), all[r]),
+          fmt::format(fmt::runtime(what_rank_does), value), same));
 }
 
 void* RegisteredBuffers::allocate(SymmetricHeap& heap, std::size_t bytes, bool peers_reachable) {
@@ -30,15 +30,16 @@ void* RegisteredBuffers::allocate(SymmetricHeap& heap, std::size_t bytes, bool p
   if (bytes == 0)
     refusal = "0 bytes";
   else if (used_ + rounded > limit_)
-    refusal = fmt::format("{} bytes more would exceed Options::buffer_bytes ({} bytes, {} in use)", rounded, limit_,
-                          used_);
+    refusal =
+        fmt::format("{} bytes more would exceed Options::buffer_bytes ({} bytes, {} in use)", rounded, limit_, used_);
   agree(heap, rank_, "allocate_buffer", rounded, refusal, "asks for {} bytes", "same bytes");
   std::string full;
   const SymmetricArea a = heap.allocate(rounded, 256, "registered buffer", &full);
   if (a.local == nullptr)
-    throw Error(fmt::format("nvrar: rank {} allocate_buffer: {} (NVSHMEM_SYMMETRIC_SIZE or Options::buffer_bytes "
-                            "sizes the heap)",
-                            rank_, full));
+    throw Error(
+        fmt::format("nvrar: rank {} allocate_buffer: {} (NVSHMEM_SYMMETRIC_SIZE or Options::buffer_bytes "
+                    "sizes the heap)",
+                    rank_, full));
   RegisteredBuffer b;
   b.base = a.local;
   b.bytes = rounded;
