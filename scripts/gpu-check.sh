@@ -74,7 +74,7 @@ if want multirank; then
   note "multirank (one GPU, 2-8 ranks): rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/multirank.log" | tr '\n' ' ')"
   grep -E 'Failure|FAILED|error' "$OUT/multirank.log" | head -8
   for tool in ${MULTIRANK_SANITIZE:-memcheck racecheck}; do
-    NVRAR_TEST_SCALE=small timeout 420 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+    NVRAR_TEST_SCALE=small timeout "${MULTIRANK_SANITIZE_TIMEOUT:-300}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
       $BUILD/tests/test_multirank --gtest_brief=1 ${MULTIRANK_FILTER:+--gtest_filter=$MULTIRANK_FILTER} \
       > "$OUT/multirank_$tool.log" 2>&1
     note "multirank under compute-sanitizer $tool: rc=$? $(grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED) ' \
