@@ -1,10 +1,14 @@
-// nvrar-bench on GPUs: one process per GPU (started by mpirun, srun or torchrun), one nvrar::Communicator over
-// all of them. Algorithms (GpuBackend::entries() in gpu_backend.cpp; nvrar-bench --help lists them): nvrar (NVRAR's
+// nvrar-bench on GPUs: one process per GPU (started by mpirun, srun or torchrun), one nvrar::Communicator over all of
+// them. Algorithms (GpuBackend::entries() in gpu_backend_algorithms.cpp; nvrar-bench --help lists them): nvrar (NVRAR's
 // own choice), NVRAR's kernels forced under the library's names (oneshot, hierarchical, ll128, push), registered (the
 // zero-copy two-shot forced) and nvrar-registered (NVRAR's own choice) on input and output buffers from
-// Communicator::allocate_buffer (one NVLink domain only), nccl (ncclAllReduce on cudaMalloc buffers) and
-// nccl-symmetric (ncclAllReduce on ncclMemAlloc buffers registered as NCCL_WIN_COLL_SYMMETRIC windows), all on the
-// communicator's NCCL communicator.
+// Communicator::allocate_buffer (one NVLink domain only), nccl (ncclAllReduce on cudaMalloc buffers) and nccl-symmetric
+// (ncclAllReduce on ncclMemAlloc buffers registered as NCCL_WIN_COLL_SYMMETRIC windows), all on the communicator's NCCL
+// communicator.
+//
+// Defined in three files: gpu_backend.cpp (setup, teardown, the stream wait and the collectives over ranks),
+// gpu_backend_algorithms.cpp (the list of names, their parsing and enqueue), gpu_backend_measure.cpp (the timed loop
+// and --check); gpu_backend_checks.h holds their CUDA and NCCL check macros.
 //
 // Every member below except the accessors is collective: all ranks call it in the same order with the same
 // arguments (the driver guarantees this by running the same sweep on every rank).
@@ -67,8 +71,8 @@ class GpuBackend : public Backend {
     Choice choice;            // kNvrar: algorithm (kAuto for "nvrar" and "nvrar-registered") and launch shape
     bool registered = false;  // kNvrar: on the allocate_buffer buffers ("registered", "nvrar-registered")
   };
-  // One name of the backend's list (gpu_backend.cpp): the single place that says which names exist, what each
-  // runs, when it is offered and how --help describes it.
+  // One name of the backend's list (gpu_backend_algorithms.cpp): the single place that says which names exist, what
+  // each runs, when it is offered and how --help describes it.
   struct Entry {
     AlgorithmName name;
     Target target;  // with the kernel's own launch shape; parse_target adds the spec's options
