@@ -215,11 +215,12 @@ if want engine; then  # nvrar-llm: logits against transformers at TP 1, 2, 4 wit
     python3 scripts/compare_tokens.py "$OUT/tiny/reference.json" "${tokens[@]}" > "$OUT/engine_tokens.log" 2>&1
     note "engine greedy tokens across TP sizes and backends: $(tail -1 "$OUT/engine_tokens.log")"
     head -5 "$OUT/engine_tokens.log"
-    # The engine under torchrun (NCCL bootstrap, no MPI), TP 2.
-    timeout "${TORCHRUN_TIMEOUT:-90}" python3 -m torch.distributed.run --no-python --nproc-per-node 2 \
-      $BUILD/tools/nvrar-llm check --model-dir "$OUT/tiny" --reference "$OUT/tiny/reference.json" --tp 2 \
-      --allreduce nvrar > "$OUT/engine_check_torchrun_tp2.log" 2>&1
-    note "engine check under torchrun TP 2 nvrar: rc=$? $(grep -E 'PASSED|FAILED' "$OUT/engine_check_torchrun_tp2.log" | tail -1)"
+    if [ "$NGPU" -ge 2 ]; then  # the engine under torchrun (NCCL bootstrap, no MPI), TP 2
+      timeout "${TORCHRUN_TIMEOUT:-90}" python3 -m torch.distributed.run --no-python --nproc-per-node 2 \
+        $BUILD/tools/nvrar-llm check --model-dir "$OUT/tiny" --reference "$OUT/tiny/reference.json" --tp 2 \
+        --allreduce nvrar > "$OUT/engine_check_torchrun_tp2.log" 2>&1
+      note "engine check under torchrun TP 2 nvrar: rc=$? $(grep -E 'PASSED|FAILED' "$OUT/engine_check_torchrun_tp2.log" | tail -1)"
+    fi
     rm -rf "$OUT/tiny"
   else
     note "engine: hf_reference.py failed"; tail -5 "$OUT/engine_ref.log"

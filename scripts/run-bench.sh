@@ -7,12 +7,17 @@
 # Extra arguments go to nvrar-bench (and replace the defaults above).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+# Installs the Debian packages where apt can; a machine that cannot (no network) builds with what it has, or with
+# .deps/ (scripts/stage-deps.sh).
+bash scripts/install-deps.sh || echo "run-bench: install-deps.sh failed; building with the packages found (or .deps/)"
 cmake --preset release >/dev/null
 cmake --build --preset release --target nvrar-bench
 bench=./build/release/tools/nvrar-bench
 # Never NVLink multicast (it can take shared GPUs out of service).
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
+# NVSHMEM from the Python wheel, where that is where CMake found it.
+nvshmem=$(python3 -c 'import nvidia.nvshmem as m; print(list(m.__path__)[0])' 2>/dev/null || true)
+export LD_LIBRARY_PATH="${nvshmem:+$nvshmem/lib:}${LD_LIBRARY_PATH:-}"
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "$gpus" -gt 0 ]; then
   [ $# -gt 0 ] || set -- --backend gpu --check
