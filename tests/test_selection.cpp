@@ -222,6 +222,14 @@ TEST(Selection, CostModelWhereNoTableApplies) {
     EXPECT_NE(select(four_nodes, multi, bytes).algorithm, Algorithm::kOneShot);
 }
 
+TEST(Selection, OneRankWithoutATableCopiesThroughNccl) {
+  const FakeView v = plain_pointers();
+  const Policy one(std::nullopt, "h100-ndr400", 1, 1, RegisteredRule{}, Algorithm::kAuto);
+  for (int64_t bytes : {int64_t{4096}, kMiB, 64 * kMiB}) EXPECT_EQ(select(one, v, bytes).algorithm, Algorithm::kNccl);
+  // Told to keep to NVRAR's kernels, it does.
+  EXPECT_EQ(select(one, v, 4096, {}, Algorithm::kAuto, false).algorithm, Algorithm::kHierarchical);
+}
+
 TEST(Selection, UnknownModelPresetIsRefusedNamingTheVariable) {
   try {
     Policy(std::nullopt, "no-such-preset", 1, 4, RegisteredRule{}, Algorithm::kAuto);

@@ -67,7 +67,7 @@ class Policy {
   Policy(std::optional<TuningTable> table, const std::string& model_preset, int nodes, int gpus_per_node,
          RegisteredRule rule, Algorithm env_algorithm);
 
-  // The table's or the model's pick for a message of `bytes`, before settle_auto_choice.
+  // The table's pick for a message of `bytes`, else NCCL on one rank, else the model's; before settle_auto_choice.
   Choice pick(int64_t bytes, bool single_nvlink_domain) const;
   // The largest message the table gives to `a` (0 if none or no table): sizes the LL128 and push areas.
   int64_t table_max_bytes(Algorithm a) const;
@@ -84,6 +84,7 @@ class Policy {
   std::vector<Entry> entries_;
   model::Preset preset_;
   int nodes_;
+  int ranks_;
   RegisteredRule rule_;
   Algorithm env_algorithm_;
 };
