@@ -6,7 +6,7 @@ torch.distributed.all_reduce, and PyTorch symmetric memory's one_shot_all_reduce
 
 Per size and algorithm: 20 calls captured in one CUDA graph, 3 warm-up replays, 15 timed replays (CUDA events),
 per-rank median of replay time / 20, maximum over ranks. Before each timed replay the ranks are aligned as in
-nvrar-bench (tools/bench/gpu_backend.cpp): a ~100 us GPU sleep while the host queues a one-element all-reduce, the
+nvrar-bench (tools/bench/gpu_backend_measure.cpp): a ~100 us GPU sleep while the host queues a one-element all-reduce, the
 start event and the replay, so the replay starts at about the same moment on every GPU (--no-start-gate: without).
 bf16, pseudo-random inputs; each algorithm's result is
 checked once against a float64 sum of all ranks' inputs (printed as #wrong). Multicast stays off

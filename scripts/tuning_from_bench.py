@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds a tuning table (src/core/tuning.h format) from nvrar-bench JSON results of one machine and topology:
+"""Builds a tuning table (src/select/tuning_table.h format) from nvrar-bench JSON results of one machine and topology:
 at each size, the fastest measured NVRAR kernel shape or NCCL (minimum over all the files given). The same choice
 `nvrar-bench --tune` makes, from runs already recorded.
 

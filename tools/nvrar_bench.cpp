@@ -108,7 +108,7 @@ std::vector<std::size_t> sweep_counts(std::size_t min_bytes, std::size_t max_byt
 }
 
 // --tune: every candidate the backend offers at each size (algorithms with launch shapes), the fastest kept; the
-// table (core/tuning.h) is written by the root, adjacent sizes with the same winner merged.
+// table (select/tuning_table.h) is written by the root, adjacent sizes with the same winner merged.
 int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<std::size_t>& counts, DataType dtype,
                const bench::RunConfig& config) {
   const std::size_t elem = nvrar::dtype_size(dtype);

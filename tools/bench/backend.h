@@ -87,7 +87,7 @@ struct BackendOptions {
   int ranks = 8;          // host only: rank threads; a GPU backend takes its ranks from the launcher
   int gpus_per_node = 0;  // 0: NVRAR_GPUS_PER_NODE, else the launcher's local size (GPU) or all ranks (host)
   std::size_t max_bytes = 0;
-  bool start_gate = true;  // gpu only: align the ranks' start of every timed replay (gpu_backend.cpp)
+  bool start_gate = true;  // gpu only: align the ranks' start of every timed replay (gpu_backend_measure.cpp)
   std::optional<std::size_t> ll128_max_bytes;  // gpu: Options::ll128_max_bytes (0: no LL128 nor push); unset: default
 };
 
