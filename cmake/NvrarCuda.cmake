@@ -25,14 +25,11 @@ set(_gpu_sources
   src/gpu/runtime/nvshmem_heap.cpp
   src/gpu/runtime/device_failure.cpp
   src/gpu/runtime/registered_buffers.cpp
-  src/gpu/device/residual_rmsnorm.cu
-  src/gpu/algorithms/algorithm.cpp
-  src/gpu/algorithms/registry.cpp
-  src/gpu/algorithms/hierarchical.cu src/gpu/algorithms/hierarchical_entry.cpp
-  src/gpu/algorithms/oneshot.cu src/gpu/algorithms/oneshot_entry.cpp
-  src/gpu/algorithms/registered.cu src/gpu/algorithms/registered_entry.cpp
-  src/gpu/algorithms/ll128.cu src/gpu/algorithms/ll128_entry.cpp
-  src/gpu/algorithms/push.cu src/gpu/algorithms/push_entry.cpp)
+  src/gpu/device/residual_rmsnorm.cu)
+# Every algorithm entry (docs/algorithms.md, "Adding an algorithm"): its kernel, its host class, the registry.
+file(GLOB _algorithm_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/gpu/algorithms/*.cu
+     ${CMAKE_CURRENT_SOURCE_DIR}/src/gpu/algorithms/*.cpp)
+list(APPEND _gpu_sources ${_algorithm_sources})
 if(NVRAR_HAVE_MPI)
   list(APPEND _gpu_sources src/gpu/runtime/bootstrap_mpi.cpp)
 else()

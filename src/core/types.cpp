@@ -1,5 +1,6 @@
 #include "nvrar/types.h"
 
+#include <iterator>
 #include <string>
 
 namespace nvrar {
@@ -37,36 +38,41 @@ const char* dtype_name(DataType dtype) {
   return "invalid";
 }
 
+namespace {
+
+// Every algorithm's one name (and the older spelling some had), in enum order: the table algorithm_name and
+// parse_algorithm read, so a new algorithm is one row here beside its enum value.
+struct AlgorithmNames {
+  Algorithm id;
+  const char* name;
+  const char* old_name;  // "" when none
+};
+constexpr AlgorithmNames kAlgorithmNames[] = {
+    {Algorithm::kAuto, "auto", ""},
+    {Algorithm::kHierarchical, "hierarchical", "twoshot"},
+    {Algorithm::kNccl, "nccl", ""},
+    {Algorithm::kOneShot, "oneshot", ""},
+    {Algorithm::kRegistered, "registered", "twoshot-registered"},
+    {Algorithm::kLl128, "ll128", "twoshot-ll128"},
+    {Algorithm::kPush, "push", "twoshot-push"},
+};
+static_assert(std::size(kAlgorithmNames) == kAlgorithmCount, "one name per Algorithm value");
+
+}  // namespace
+
 const char* algorithm_name(Algorithm a) {
-  switch (a) {
-    case Algorithm::kAuto:
-      return "auto";
-    case Algorithm::kHierarchical:
-      return "hierarchical";
-    case Algorithm::kNccl:
-      return "nccl";
-    case Algorithm::kOneShot:
-      return "oneshot";
-    case Algorithm::kRegistered:
-      return "registered";
-    case Algorithm::kLl128:
-      return "ll128";
-    case Algorithm::kPush:
-      return "push";
-  }
+  for (const AlgorithmNames& n : kAlgorithmNames)
+    if (n.id == a) return n.name;
   return "invalid";
 }
 
 Algorithm parse_algorithm(const std::string& name) {
-  if (name == "auto") return Algorithm::kAuto;
-  if (name == "hierarchical" || name == "twoshot") return Algorithm::kHierarchical;
-  if (name == "nccl") return Algorithm::kNccl;
-  if (name == "oneshot") return Algorithm::kOneShot;
-  if (name == "registered" || name == "twoshot-registered") return Algorithm::kRegistered;
-  if (name == "ll128" || name == "twoshot-ll128") return Algorithm::kLl128;
-  if (name == "push" || name == "twoshot-push") return Algorithm::kPush;
-  throw Error("nvrar: unknown algorithm '" + name +
-              "' (auto, hierarchical, twoshot, oneshot, registered, ll128, push, nccl)");
+  std::string known;
+  for (const AlgorithmNames& n : kAlgorithmNames) {
+    if (name == n.name || (*n.old_name != '\0' && name == n.old_name)) return n.id;
+    known += std::string(known.empty() ? "" : ", ") + n.name;
+  }
+  throw Error("nvrar: unknown algorithm '" + name + "' (" + known + ")");
 }
 
 }  // namespace nvrar

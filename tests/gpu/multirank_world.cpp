@@ -93,6 +93,12 @@ gpu::AllreduceAlgorithm& World::algorithm(int rank, Algorithm a) {
   throw std::runtime_error(fmt::format("no entry for {}", algorithm_name(a)));
 }
 
+std::vector<Algorithm> World::algorithms() const {
+  std::vector<Algorithm> ids;
+  for (const auto& entry : algorithms_.at(0)) ids.push_back(entry->id());
+  return ids;
+}
+
 std::vector<gpu::RegisteredBuffer> World::allocate_buffer(std::size_t bytes) {
   std::vector<gpu::RegisteredBuffer> out;
   const unsigned long long id = next_buffer_id_++;

@@ -77,6 +77,8 @@ class World {
   int ranks() const { return shape_.ranks; }
   const WorldShape& shape() const { return shape_; }
   gpu::AllreduceAlgorithm& algorithm(int rank, Algorithm a);
+  // Every entry of the registry, in its order: the tests run each, so a new algorithm is tested without a change here.
+  std::vector<Algorithm> algorithms() const;
   cudaStream_t stream(int rank) const { return streams_[rank]; }
   // A registered buffer of `bytes` on every rank (Communicator::allocate_buffer's equivalent).
   std::vector<gpu::RegisteredBuffer> allocate_buffer(std::size_t bytes);

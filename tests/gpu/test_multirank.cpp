@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,8 +29,6 @@ using nvrar::test::World;
 using nvrar::test::WorldShape;
 
 constexpr DataType kTypes[] = {DataType::kFloat32, DataType::kBFloat16, DataType::kFloat16};
-constexpr Algorithm kNvlinkAlgorithms[] = {Algorithm::kHierarchical, Algorithm::kOneShot, Algorithm::kLl128,
-                                           Algorithm::kPush, Algorithm::kRegistered};
 
 bool have_gpu() {
   int n = 0;
@@ -161,6 +160,18 @@ void run_one(World& w, Algorithm a, DataType dt, std::size_t count, Place p, uin
   verify(w, c, a, label(w, a, dt, count, p));
 }
 
+// Whether entry `a` takes a call of `bytes` placed so (the registered two-shot only registered inputs, every entry
+// only what fits its capacity): the matrix runs each entry on every placement it takes.
+bool takes(World& w, Algorithm a, std::size_t bytes, Place p) {
+  static const RegisteredBuffer stand_in;
+  CallArgs probe;
+  probe.bytes = bytes;
+  if (p == kRegisteredIn || p == kRegisteredInOut) probe.in_buffer = &stand_in;
+  if (p == kRegisteredInOut) probe.out_buffer = &stand_in;
+  return w.algorithm(0, a).runs(probe);
+}
+constexpr Place kPlaces[] = {kSeparate, kInPlace, kMisaligned, kRegisteredIn, kRegisteredInOut};
+
 std::vector<std::size_t> counts() {
   if (small()) return {1, 7, 1000, 4099};
   return {1, 7, 64, 1000, 4099, 65537, 300001};
@@ -171,17 +182,17 @@ void run_matrix(int ranks) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
   World w(WorldShape{ranks, ranks});
   uint64_t seed = 1000 + ranks;
-  for (Algorithm a : kNvlinkAlgorithms) {
+  for (Algorithm a : w.algorithms()) {  // every registry entry: all are available on one NVLink domain
     ASSERT_TRUE(w.algorithm(0, a).available()) << nvrar::algorithm_name(a) << ": " << w.algorithm(0, a).unavailable();
-    const std::vector<Place> places = a == Algorithm::kRegistered
-                                          ? std::vector<Place>{kRegisteredIn, kRegisteredInOut}
-                                          : std::vector<Place>{kSeparate, kInPlace, kMisaligned, kRegisteredIn};
+    int cases = 0;
     for (DataType dt : kTypes)
       for (std::size_t count : counts())
-        for (Place p : places) {
-          if (count * nvrar::dtype_size(dt) > w.algorithm(0, a).capacity()) continue;  // refusals: their own test
-          run_one(w, a, dt, count, p, nvrar::check::mix_seed(++seed));
-        }
+        for (Place p : kPlaces)
+          if (takes(w, a, count * nvrar::dtype_size(dt), p)) {
+            run_one(w, a, dt, count, p, nvrar::check::mix_seed(++seed));
+            ++cases;
+          }
+    EXPECT_GE(cases, 3 * 4) << nvrar::algorithm_name(a) << " ran too few cases";
   }
 }
 
@@ -218,10 +229,12 @@ TEST(MultiRank, BackToBackRandomCalls) {
     std::vector<Algorithm> algorithms;
     const int n = small() ? 12 : 60;
     for (int i = 0; i < n; ++i) {
-      const Algorithm a = kNvlinkAlgorithms[rng() % 5];
+      const std::vector<Algorithm> all = w.algorithms();
+      const Algorithm a = all[rng() % all.size()];
       const DataType dt = kTypes[rng() % 3];
       const std::size_t count = 1 + rng() % (small() ? 5000 : 200000);
-      const Place p = a == Algorithm::kRegistered ? kRegisteredIn : static_cast<Place>(rng() % 3);
+      Place p = kPlaces[rng() % std::size(kPlaces)];
+      while (!takes(w, a, count * nvrar::dtype_size(dt), p)) p = kPlaces[rng() % std::size(kPlaces)];
       calls.push_back(make_call(w, count, dt, p, nvrar::check::mix_seed(rng())));
       algorithms.push_back(a);
     }
@@ -238,8 +251,10 @@ TEST(MultiRank, GraphReplays) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
   for (int ranks : {2, 4, 8}) {
     World w(WorldShape{ranks, ranks});
-    for (Algorithm a : kNvlinkAlgorithms) {
-      Call c = make_call(w, 12345, DataType::kBFloat16, a == Algorithm::kRegistered ? kRegisteredIn : kSeparate, 9);
+    for (Algorithm a : w.algorithms()) {
+      const std::size_t count = 12345;
+      const Place p = takes(w, a, count * 2, kSeparate) ? kSeparate : kRegisteredIn;
+      Call c = make_call(w, count, DataType::kBFloat16, p, 9);
       std::vector<cudaGraphExec_t> execs(ranks);
       for (int r = 0; r < ranks; ++r) {
         cudaGraph_t g = nullptr;
@@ -326,7 +341,7 @@ TEST(MultiRank, EntriesRefuseWhatTheyCannotRun) {
   World w(WorldShape{4, 4});
   CallArgs big;
   big.bytes = std::size_t{64} << 20;  // above every capacity of the world
-  for (Algorithm a : kNvlinkAlgorithms)
+  for (Algorithm a : w.algorithms())
     EXPECT_NE(w.algorithm(0, a).refusal(Choice{a}, big), "") << nvrar::algorithm_name(a);
   CallArgs plain;
   plain.bytes = 4096;

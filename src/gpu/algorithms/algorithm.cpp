@@ -44,6 +44,18 @@ std::string AllreduceAlgorithm::describe() const {
                      : fmt::format("{} off ({})", name(), unavailable_);
 }
 
+bool AllreduceAlgorithm::nvlink_domain_allows(const AlgorithmSetup& s, int max_ranks) {
+  if (!s.nvshmem)
+    unavailable_ = "no NVSHMEM in this build";
+  else if (!s.nvlink_gap.empty())
+    unavailable_ = s.nvlink_gap;
+  else if (s.common.ranks > max_ranks)
+    unavailable_ = fmt::format("{} ranks", s.common.ranks);
+  else
+    unavailable_.clear();
+  return unavailable_.empty();
+}
+
 unsigned long long* AllreduceAlgorithm::allocate_sequence_counters(int rank, int count) {
   NVRAR_CUDA_CHECK(rank, cudaMalloc(&seq_counters_, sizeof(unsigned long long) * count));
   NVRAR_CUDA_CHECK(rank, cudaMemset(seq_counters_, 0, sizeof(unsigned long long) * count));

@@ -117,6 +117,9 @@ class AllreduceAlgorithm {
   virtual const char* capacity_option() const = 0;
   // Largest threads per block of its kernel (forced shapes are multiples of 32 up to this); 0: not a launch option.
   virtual int max_threads() const = 0;
+  // The availability check every NVLink-domain algorithm starts its setup with: a heap, every rank an NVLink peer of
+  // every other on one node, at most max_ranks ranks. Says why not in unavailable_ (and returns false), else clears it.
+  bool nvlink_domain_allows(const AlgorithmSetup& s, int max_ranks);
   // Per-block sequence counters of its kernel (device words, zeroed): the number of calls each block has made.
   unsigned long long* allocate_sequence_counters(int rank, int count);
   // An area of the heap, remembered for release().

@@ -31,14 +31,7 @@ class Ll128Algorithm final : public AllreduceAlgorithm {
     params_.seq_counters = allocate_sequence_counters(s.common.rank, kMaxLl128Blocks);
     params_.common = s.common;
     max_blocks_ = s.max_blocks;
-    if (!s.nvshmem || !s.nvlink_gap.empty()) {
-      unavailable_ = s.nvshmem ? s.nvlink_gap : "no NVSHMEM in this build";
-      return;
-    }
-    if (s.common.ranks > kMaxLl128Ranks) {
-      unavailable_ = fmt::format("{} ranks", s.common.ranks);
-      return;
-    }
+    if (!nvlink_domain_allows(s, kMaxLl128Ranks)) return;
     if (capacity_ == 0) {
       unavailable_ = "Options::ll128_max_bytes is 0";
       return;
@@ -48,7 +41,6 @@ class Ll128Algorithm final : public AllreduceAlgorithm {
     for (int d = 0; d < 3; ++d)
       for (int w = 1; w <= kLl128MaxThreads / 32; ++w)
         resident_[d][w] = ll128_resident_blocks(static_cast<DataType>(d), 32 * w);
-    unavailable_.clear();
     // Lines must be 128-byte aligned (one line, one aligned 128-byte block).
     const SymmetricArea a = allocate_area(heap, layout_.total_bytes(), kLl128LineBytes, "LL128");
     if (a.local == nullptr) return;

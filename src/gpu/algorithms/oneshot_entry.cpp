@@ -29,15 +29,7 @@ class OneShotAlgorithm final : public AllreduceAlgorithm {
     params_.seq_counters = allocate_sequence_counters(s.common.rank, kMaxOneShotBlocks);
     params_.common = s.common;
     max_blocks_ = s.max_blocks;
-    if (!s.nvshmem) {
-      unavailable_ = "no NVSHMEM in this build";
-      return;
-    }
-    if (!s.nvlink_gap.empty()) {
-      unavailable_ = s.nvlink_gap;
-      return;
-    }
-    unavailable_.clear();
+    if (!nvlink_domain_allows(s, kMaxOneShotRanks)) return;
     const SymmetricArea a = allocate_area(heap, layout_.total_bytes(), core::kUnitBytes, "one-shot");
     if (a.local == nullptr) return;
     std::copy(a.peers, a.peers + kMaxOneShotRanks, params_.heaps);

@@ -30,20 +30,15 @@ class PushAlgorithm final : public AllreduceAlgorithm {
     params_.seq_counters = allocate_sequence_counters(s.common.rank, kMaxPushBlocks);
     params_.common = s.common;
     max_blocks_ = s.max_blocks;
-    if (!s.nvshmem || !s.nvlink_gap.empty()) {
-      unavailable_ = s.nvshmem ? s.nvlink_gap : "no NVSHMEM in this build";
-      return;
-    }
-    if (s.common.ranks > kMaxPushRanks || capacity_ == 0) {
-      unavailable_ =
-          s.common.ranks > kMaxPushRanks ? fmt::format("{} ranks", s.common.ranks) : "Options::ll128_max_bytes is 0";
+    if (!nvlink_domain_allows(s, kMaxPushRanks)) return;
+    if (capacity_ == 0) {
+      unavailable_ = "Options::ll128_max_bytes is 0";
       return;
     }
     for (int d = 0; d < 3; ++d)
       for (int w = 1; w <= kPushMaxThreads / 32; ++w)
         resident_[d][w] = push_resident_blocks(static_cast<DataType>(d), s.common.ranks, 32 * w);
     params_.layout = push_layout(capacity_, s.common.ranks);
-    unavailable_.clear();
     // At least one unit: one rank has no slots (nothing to exchange), and NVSHMEM may refuse 0 bytes. Zeroed flags
     // carry no call's sequence number.
     const std::size_t bytes = std::max<std::size_t>(params_.layout.total_bytes(), core::kUnitBytes);

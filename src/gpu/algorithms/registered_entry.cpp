@@ -29,15 +29,7 @@ class RegisteredAlgorithm final : public AllreduceAlgorithm {
     params_.seq_counters = allocate_sequence_counters(s.common.rank, kMaxRegisteredBlocks);
     params_.common = s.common;
     max_blocks_ = s.max_blocks;
-    if (!s.nvshmem || !s.nvlink_gap.empty()) {
-      unavailable_ = s.nvshmem ? s.nvlink_gap : "no NVSHMEM in this build";
-      return;
-    }
-    if (s.common.ranks > kMaxRegisteredRanks) {
-      unavailable_ = fmt::format("{} ranks", s.common.ranks);
-      return;
-    }
-    unavailable_.clear();
+    if (!nvlink_domain_allows(s, kMaxRegisteredRanks)) return;
     const SymmetricArea sync = allocate_area(heap, RegisteredSyncLayout::total_bytes(), 8, "registered sync");
     const SymmetricArea gather =
         sync.local ? allocate_area(heap, gather_bytes(), core::kUnitBytes, "registered gather") : SymmetricArea{};
