@@ -238,6 +238,46 @@ TEST(EngineConfig, ErrorsNameTheFileAndTheField) {
                      {"'hidden_size'", "num_attention_heads (4)"});
 }
 
+// Issue 21: hostile config.json files give an error naming the file and the field, never a crash or a bare
+// nlohmann exception.
+TEST(EngineConfig, HostileJsonIsRefusedNamingTheFile) {
+  const std::string deep = "nvrar-llm: /ckpt/config.json: JSON nested deeper than 64 levels";
+  EXPECT_EQ(error_of([] { parse_config_json(std::string(200000, '['), "/ckpt/config.json"); }), deep);
+  // Deep inside a field the reader would describe in an error (it used to dump() it: ~65k frames of recursion).
+  const std::string nested = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_EQ(error_of([&] { parse_config_json(minimal_with(", \"rope_scaling\": " + nested), "/ckpt/config.json"); }),
+            deep);
+  expect_parse_error(minimal_with(R"(, "rope_theta": 1e999)"), {"JSON number '1e999' is out of the range of a double"});
+  expect_parse_error(minimal_with(R"(, "unknown_field": [1e400])"), {"JSON number '1e400'"});
+}
+
+TEST(EngineConfig, NumbersGoThroughTheCheckedConversion) {
+  expect_parse_error(minimal_with(R"(, "max_position_embeddings": 1e30)"),
+                     {"field 'max_position_embeddings': 1e+30 is out of range"});
+  expect_parse_error(minimal_with(R"(, "max_position_embeddings": 18446744073709551615)"),
+                     {"field 'max_position_embeddings': 18446744073709551615 is out of range"});
+  expect_parse_error(minimal_with(R"(, "head_dim": 1e17)"), {"field 'head_dim': 1e+17 is not an exact integer"});
+  expect_parse_error(minimal_with(R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1,
+                                    "high_freq_factor": 4, "original_max_position_embeddings": 8192.5})"),
+                     {"field 'rope_scaling.original_max_position_embeddings': expected an integer, got 8192.5"});
+  // A wrong-typed value is described in a few words, not written out.
+  const std::string m = error_of([] {
+    parse_config_json(minimal_with(", \"num_key_value_heads\": \"" + std::string(100000, 'x') + "\""), "c.json");
+  });
+  EXPECT_HAS(m, "c.json: field 'num_key_value_heads': wrong type: expected an integer, got the string \"xxx");
+  EXPECT_LT(m.size(), 200u) << m;
+  const std::string array = error_of([] {
+    parse_config_json(minimal_with(", \"rope_scaling\": [\"" + std::string(100000, '7') + "\"]"), "c.json");
+  });
+  EXPECT_EQ(array, "nvrar-llm: c.json: field 'rope_scaling': expected an object or null, got an array of 1 values");
+  // A number of 100,000 digits is beyond a double, and quoted in part.
+  const std::string digits = error_of([] {
+    parse_config_json(minimal_with(", \"rope_theta\": " + std::string(100000, '7')), "c.json");
+  });
+  EXPECT_HAS(digits, "nvrar-llm: c.json: JSON number '7777");
+  EXPECT_LT(digits.size(), 200u) << digits;
+}
+
 class EngineConfigFiles : public test_support::TempDirTest {
  protected:
   std::filesystem::path write(const std::string& name, const std::string& text) {

@@ -480,5 +480,39 @@ TEST(ModelBenchJson, MalformedReportsNameTheProblem) {
   EXPECT_THROW(read_bench_report(data_file("no_such_file.json")), Error);
 }
 
+// Issue 21: a hostile report gives an error naming the file and the field, never a bare nlohmann exception.
+TEST(ModelBenchJson, HostileReportsNameTheFileAndTheField) {
+  auto message = [](const std::string& text) {
+    try {
+      parse_bench_report(text, "x.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string head = R"({"ranks": 1, "nodes": 1, "gpus_per_node": 1, )";
+  EXPECT_EQ(message(head + R"("device": 3, "results": []})"),
+            "nvrar-model: x.json: field 'device': wrong type: expected a string, got the number 3");
+  EXPECT_EQ(message(head + R"("results": [{"algorithm": "nccl", "bytes": 1e999, "time_us": 1}]})"),
+            "nvrar-model: x.json: JSON number '1e999' is out of the range of a double");
+  EXPECT_EQ(message(head + R"("results": [{"algorithm": "nccl", "bytes": "4K", "time_us": 1}]})"),
+            "nvrar-model: x.json: results[0]: field 'bytes': wrong type: expected a number, got the string \"4K\"");
+  EXPECT_NE(message(head + R"("results": [{"algorithm": "nccl", "bytes": -4, "time_us": 1}]})")
+                .find("x.json: results[0]: field 'bytes': -4 is out of range"),
+            std::string::npos);
+  EXPECT_EQ(message(head + R"("results": [7]})"), "nvrar-model: x.json: results[0]: expected an object, got the number 7");
+  EXPECT_EQ(message(head + R"("results": {"a": 1}})"),
+            "nvrar-model: x.json: 'results' is not an array (got an object of 1 fields)");
+  EXPECT_EQ(message(R"({"ranks": 131073, "nodes": 65537, "gpus_per_node": 65537, "results": []})"),
+            "nvrar-model: x.json: ranks 131073 is not nodes 65537 x gpus_per_node 65537");
+  EXPECT_EQ(message(R"({"ranks": 1e30, "nodes": 1, "gpus_per_node": 1, "results": []})"),
+            "nvrar-model: x.json: field 'ranks': 1e+30 is out of range (1 to 1048576)");
+  EXPECT_EQ(message(R"({"ranks": 2.5, "nodes": 1, "gpus_per_node": 1, "results": []})"),
+            "nvrar-model: x.json: field 'ranks': expected an integer, got 2.5");
+  EXPECT_EQ(message(std::string(200000, '[')), "nvrar-model: x.json: JSON nested deeper than 64 levels");
+  EXPECT_EQ(message(head + R"("results": [], "extra": )" + std::string(100000, '[') + std::string(100000, ']') + "}"),
+            "nvrar-model: x.json: JSON nested deeper than 64 levels");
+}
+
 }  // namespace
 }  // namespace nvrar::model

@@ -339,6 +339,70 @@ TEST_F(SafetensorsSharded, BadIndex) {
   EXPECT_HAS(m, "not a file name in the checkpoint directory");
 }
 
+// Issue 21: hostile headers give an error naming the file (and the tensor and field), never a crash (dump() of a
+// deeply nested value recursed ~65k frames), a bare nlohmann exception or an unchecked size.
+TEST_F(Safetensors, HostileHeaders) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const auto header_error = [&](const std::string& name, const std::string& header) {
+    return open_error(small(), name, std::nullopt, header);
+  };
+  EXPECT_HAS(header_error("deep.safetensors", std::string(200000, '[')), ": header: JSON nested deeper than 64 levels");
+  EXPECT_HAS(header_error("deep_entry.safetensors", "{\"w\": " + deep + "}"),
+             ": header: JSON nested deeper than 64 levels");
+  EXPECT_HAS(header_error("deep_meta.safetensors", "{\"__metadata__\": {\"a\": " + deep + "}}"),
+             ": header: JSON nested deeper than 64 levels");
+  EXPECT_HAS(header_error("inf.safetensors", R"({"w": {"dtype": "BF16", "shape": [1e999], "data_offsets": [0, 2]}})"),
+             ": header: JSON number '1e999' is out of the range of a double");
+  EXPECT_HAS(header_error("inf2.safetensors", R"({"w": {"dtype": "BF16", "shape": [1], "data_offsets": [0, 1e400]}})"),
+             "JSON number '1e400'");
+
+  const auto entry_error = [&](const std::string& name, const std::string& shape, const std::string& offsets) {
+    return header_error(name, R"({"w": {"dtype": "BF16", "shape": )" + shape + R"(, "data_offsets": )" + offsets + "}}");
+  };
+  EXPECT_HAS(entry_error("neg.safetensors", "[-1, 4]", "[0, 8]"),
+             "tensor 'w': field 'shape[0]': -1 is out of range (0 to 9223372036854775807)");
+  EXPECT_HAS(entry_error("float.safetensors", "[4, 1e30]", "[0, 8]"), "tensor 'w': field 'shape[1]': 1e+30 is out of range");
+  EXPECT_HAS(entry_error("frac.safetensors", "[4.5]", "[0, 8]"), "tensor 'w': field 'shape[0]': expected an integer, got 4.5");
+  EXPECT_HAS(entry_error("str.safetensors", "[\"4\"]", "[0, 8]"),
+             "tensor 'w': field 'shape[0]': wrong type: expected an integer, got the string \"4\"");
+  EXPECT_HAS(entry_error("u64.safetensors", "[4]", "[0, 18446744073709551616]"),
+             "tensor 'w': field 'data_offsets[1]': 1.8446744073709552e+19 is out of range (0 to 18446744073709551615)");
+  EXPECT_HAS(entry_error("negoff.safetensors", "[4]", "[-8, 0]"), "tensor 'w': field 'data_offsets[0]': -8 is out of range");
+  // Products checked before use: 2^62 x 4 elements overflow int64, 2^61 x 4 BF16 bytes too.
+  EXPECT_HAS(entry_error("numel.safetensors", "[4611686018427387904, 4]", "[0, 8]"),
+             "tensor 'w': shape [4611686018427387904, 4] is too large");
+  EXPECT_HAS(entry_error("bytes.safetensors", "[2305843009213693952, 4]", "[0, 8]"),
+             "tensor 'w': shape [2305843009213693952, 4] is too large");
+  std::string dims = "[1";
+  for (int i = 1; i < 65; ++i) dims += ", 1";
+  EXPECT_HAS(entry_error("dims.safetensors", dims + "]", "[0, 2]"),
+             "tensor 'w': shape has 65 dimensions (at most 64)");
+  // Values of the wrong kind are described in a few words, not written out.
+  EXPECT_HAS(header_error("arr.safetensors", "{\"w\": [[[[[[1]]]]]]}"),
+             "tensor 'w': expected an object {dtype, shape, data_offsets}, got an array of 1 values");
+  const std::string long_meta = header_error("meta.safetensors", "{\"__metadata__\": {\"a\": [\"" +
+                                                                      std::string(100000, 'm') + "\"]}}");
+  EXPECT_HAS(long_meta, "'__metadata__' entry 'a' is not a string (got an array of 1 values)");
+  EXPECT_LT(long_meta.size(), 400u);
+}
+
+TEST_F(SafetensorsSharded, HostileIndex) {
+  const auto index_error = [&](const std::string& text) {
+    std::ofstream(dir_ / "model.safetensors.index.json") << text;
+    const std::string m = error_of([&] { Checkpoint ckpt(dir_); });
+    EXPECT_HAS(m, index_path());
+    return m;
+  };
+  EXPECT_HAS(index_error(std::string(200000, '[')), index_path() + ": JSON nested deeper than 64 levels");
+  EXPECT_HAS(index_error("{\"weight_map\": {\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}}"),
+             index_path() + ": JSON nested deeper than 64 levels");
+  EXPECT_HAS(index_error(R"({"metadata": {"total_size": 1e999}, "weight_map": {}})"),
+             index_path() + ": JSON number '1e999' is out of the range of a double");
+  EXPECT_HAS(index_error(R"({"weight_map": {"a": [["x"]]}})"),
+             "tensor 'a': the file name is not a string (an array of 1 values)");
+  EXPECT_HAS(index_error(R"({"weight_map": [1]})"), "not a safetensors index (no object 'weight_map')");
+}
+
 TEST_F(Safetensors, DirectoryWithoutWeights) {
   const std::string m = error_of([&] { Checkpoint ckpt(dir_); });
   EXPECT_HAS(m, dir_.string());

@@ -182,6 +182,47 @@ TEST(Tuning, PieceUnitsRoundTrip) {
 namespace {
 
 // Every table shipped in tuning/ parses, names a card and covers sizes in increasing order.
+// Issue 21: hostile tables are refused with the file and the field named, never undefined behaviour or a crash.
+TEST(Tuning, HostileNumbersAreRefusedNamingTheField) {
+  // 1e30 does not fit int64: a plain float-to-int conversion was undefined behaviour.
+  expect_error(with("\"max_bytes\": 65536", "\"max_bytes\": 1e30"),
+               "t.json entry 0: field 'max_bytes': 1e+30 is out of range (1 to 9223372036854775807)");
+  expect_error(with("\"max_bytes\": 65536", "\"max_bytes\": 65536.5"),
+               "t.json entry 0: field 'max_bytes': expected an integer, got 65536.5");
+  expect_error(with("\"max_bytes\": 65536", "\"max_bytes\": 0"), "field 'max_bytes': 0 is out of range");
+  expect_error(with("\"threads\": 128", "\"threads\": 4294967424"),
+               "t.json entry 0: field 'threads': 4294967424 is out of range");
+  expect_error(with("\"time_us\": 9.5", "\"time_us\": \"fast\""),
+               "t.json entry 1: field 'time_us': wrong type: expected a number, got the string \"fast\"");
+  // 1e999 is beyond a double: nlohmann's out_of_range.406 named no file.
+  expect_error(with("\"time_us\": 9.5", "\"time_us\": 1e999"),
+               "nvrar: tuning table t.json: JSON number '1e999' is out of the range of a double");
+  expect_error(with("\"ranks\": 4", "\"ranks\": 4.5"), "field 'ranks': expected an integer, got 4.5");
+  expect_error(with("\"card\": \"NVIDIA H100 80GB HBM3\"", "\"card\": 7"),
+               "field 'card': wrong type: expected a string, got the number 7");
+}
+
+TEST(Tuning, TopologyProductCannotOverflow) {
+  // 65537 x 65537 wraps a 32-bit int to 131073: refused, by the range of each and the product in 64 bits.
+  std::string t = with("\"ranks\": 4, \"nodes\": 1, \"gpus_per_node\": 4",
+                       "\"ranks\": 131073, \"nodes\": 65537, \"gpus_per_node\": 65537");
+  expect_error(t, "ranks 131073 != nodes 65537 x gpus_per_node 65537");
+  expect_error(with("\"nodes\": 1", "\"nodes\": 4294967297"), "field 'nodes': 4294967297 is out of range (1 to");
+  expect_error(with("\"gpus_per_node\": 4", "\"gpus_per_node\": 0"), "field 'gpus_per_node': 0 is out of range");
+}
+
+TEST(Tuning, DeepOrMisshapenJsonIsRefused) {
+  expect_error(std::string(200000, '['), "nvrar: tuning table t.json: JSON nested deeper than 64 levels");
+  std::string deep = "{\"format\": \"nvrar-tuning-1\", \"x\": ";
+  for (int i = 0; i < 100000; ++i) deep += "[";
+  expect_error(deep, "JSON nested deeper than 64 levels");
+  // An entry that is not an object, a wrong-typed value deep inside: described briefly, never dumped.
+  expect_error(with("{\"max_bytes\": 65536, \"algorithm\": \"oneshot\", \"threads\": 128}", "[[[1]]]"),
+               "t.json entry 0: expected an object, got an array of 1 values");
+  expect_error(with("\"threads\": 128", "\"threads\": [[[[[1]]]]]"),
+               "field 'threads': wrong type: expected an integer, got an array of 1 values");
+}
+
 TEST(Tuning, ShippedTablesAreValid) {
   int tables = 0;
   for (const auto& entry : std::filesystem::directory_iterator(NVRAR_TUNING_DIR)) {

@@ -19,11 +19,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_input.h"
 #include "engine/checkpoint.h"
 #include "engine/gpu/runner.h"
 #include "engine/llama_weights.h"
@@ -223,20 +226,60 @@ struct Reference {
   std::vector<std::vector<std::vector<float>>> logits;
 };
 
-// Reads and checks a reference against the model's vocabulary; Error naming the file and the cause.
+// Reads and checks a reference against the model's vocabulary; Error naming the file and the cause. The JSON goes
+// through json_input: a depth limit while parsing, and every token and logit through a checked conversion (a token
+// an int32, a logit finite and within a float), the field named, e.g. "logits[0][1][7]".
 Reference load_reference(const std::string& path, int64_t vocab) {
-  std::ifstream f(path);
+  namespace ji = nvrar::json_input;
+  std::ifstream f(path, std::ios::binary);
   if (!f) throw Error("nvrar-llm check: " + path + ": cannot open the reference");
+  std::ostringstream text;
+  text << f.rdbuf();
+  if (f.bad()) throw Error("nvrar-llm check: " + path + ": error reading the reference");
+  const std::string where = "nvrar-llm check: " + path;
+  const ji::Json ref = ji::parse(text.str(), where);
+  const auto not_reference = [&](const std::string& why) {
+    throw Error(fmt::format("{}: not a reference file of scripts/hf_reference.py ({})", where, why));
+  };
+  if (!ref.is_object()) not_reference("the top level is " + ji::describe(ref));
+  const auto array = [&](const ji::Json& v, const std::string& field) -> const ji::Json& {
+    if (!v.is_array()) ji::fail_field(where, field, "wrong type: expected an array, got " + ji::describe(v));
+    return v;
+  };
+  const auto member = [&](const char* key) -> const ji::Json& {
+    const auto it = ref.find(key);
+    if (it == ref.end()) not_reference(fmt::format("no field '{}'", key));
+    return array(*it, key);
+  };
+  const auto token_rows = [&](const char* key) {
+    const ji::Json& rows = member(key);
+    std::vector<std::vector<int32_t>> out(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const ji::Json& row = array(rows[i], fmt::format("{}[{}]", key, i));
+      for (std::size_t j = 0; j < row.size(); ++j)
+        out[i].push_back(ji::to_integer<int32_t>(row[j], where, fmt::format("{}[{}][{}]", key, i, j)));
+    }
+    return out;
+  };
   Reference r;
-  std::vector<std::vector<int32_t>> prompts2d;
-  try {
-    const nlohmann::json ref = nlohmann::json::parse(f);
-    prompts2d = ref.at("prompts").get<std::vector<std::vector<int32_t>>>();
-    r.tokens = ref.at("tokens").get<std::vector<std::vector<int32_t>>>();
-    r.logits = ref.at("logits").get<std::vector<std::vector<std::vector<float>>>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("nvrar-llm check: {}: not a reference file of scripts/hf_reference.py ({})", path,
-                            e.what()));
+  const std::vector<std::vector<int32_t>> prompts2d = token_rows("prompts");
+  r.tokens = token_rows("tokens");
+  const ji::Json& logits = member("logits");
+  r.logits.resize(logits.size());
+  for (std::size_t s = 0; s < logits.size(); ++s) {
+    const ji::Json& step = array(logits[s], fmt::format("logits[{}]", s));
+    for (std::size_t b = 0; b < step.size(); ++b) {
+      const ji::Json& row = array(step[b], fmt::format("logits[{}][{}]", s, b));
+      std::vector<float>& out = r.logits[s].emplace_back(row.size());
+      for (std::size_t i = 0; i < row.size(); ++i) {
+        // The common case without formatting a field name; anything else gets the checked conversion's error.
+        const ji::Json& x = row[i];
+        if (x.is_number() && std::abs(x.get<double>()) <= double(FLT_MAX))
+          out[i] = static_cast<float>(x.get<double>());
+        else
+          out[i] = ji::to_float(x, where, fmt::format("logits[{}][{}][{}]", s, b, i));
+      }
+    }
   }
   auto bad = [&](const std::string& why) { throw Error(fmt::format("nvrar-llm check: {}: {}", path, why)); };
   r.batch = static_cast<int64_t>(prompts2d.size());

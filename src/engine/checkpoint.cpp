@@ -6,16 +6,19 @@
 #include <set>
 #include <sstream>
 
+#include "core/json_input.h"
 #include "engine/error.h"
 
 namespace nvrar::engine {
 
 namespace {
 
-using Json = nlohmann::json;
+using Json = json_input::Json;
 
 constexpr const char* kIndexName = "model.safetensors.index.json";
 constexpr const char* kSingleName = "model.safetensors";
+// Longest tensor or file name a message quotes (real names are under 100 characters).
+constexpr std::size_t kNameChars = 200;
 
 std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -30,21 +33,20 @@ std::string read_text(const std::filesystem::path& path) {
 
 std::map<std::string, std::string, std::less<>> parse_safetensors_index(std::string_view text,
                                                                         const std::string& source) {
-  Json root;
-  try {
-    root = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    fail("{}: not valid JSON ({})", source, e.what());
-  }
-  if (!root.is_object() || !root.contains("weight_map") || !root["weight_map"].is_object())
+  const Json root = json_input::parse(text, "nvrar-llm: " + source);
+  const auto map = root.is_object() ? root.find("weight_map") : root.end();
+  if (!root.is_object() || map == root.end() || !map->is_object())
     fail("{}: not a safetensors index (no object 'weight_map')", source);
   std::map<std::string, std::string, std::less<>> weight_map;
-  for (const auto& [tensor, file] : root["weight_map"].items()) {
-    if (!file.is_string()) fail("{}: tensor '{}': the file name is not a string ({})", source, tensor, file.dump());
+  for (const auto& [tensor, file] : map->items()) {
+    const std::string shown = json_input::excerpt(tensor, kNameChars);
+    if (!file.is_string())
+      fail("{}: tensor '{}': the file name is not a string ({})", source, shown, json_input::describe(file));
     const std::string name = file.get<std::string>();
     // A shard is a file of the checkpoint directory, never a path elsewhere.
     if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-      fail("{}: tensor '{}': '{}' is not a file name in the checkpoint directory", source, tensor, name);
+      fail("{}: tensor '{}': '{}' is not a file name in the checkpoint directory", source, shown,
+           json_input::excerpt(name, kNameChars));
     weight_map.emplace(tensor, name);
   }
   return weight_map;

@@ -12,13 +12,14 @@
 #include <optional>
 #include <sstream>
 
+#include "core/json_input.h"
 #include "engine/error.h"
 
 namespace nvrar::engine {
 
 namespace {
 
-using Json = nlohmann::json;
+using Json = json_input::Json;
 
 // The published HF config.json of meta-llama/Llama-3.1-{8B,70B,405B}: the rows differ only in these four sizes;
 // everything else (8 KV heads, vocabulary, RoPE, context) is common to the three and set in make_preset().
@@ -74,44 +75,36 @@ class FieldReader {
     fail("{}: field '{}{}': {}", source_, prefix_, key, why);
   }
 
+  std::string where() const { return "nvrar-llm: " + source_; }
+
   const Json* find(const char* key) const {
     const auto it = object_.find(key);
     return it == object_.end() || it->is_null() ? nullptr : &*it;
   }
 
+  // Through json_input's checked conversions: the type, integer-ness and range, with the file and the field named.
   std::optional<std::int64_t> integer(const char* key) const {
     const Json* v = find(key);
     if (!v) return std::nullopt;
-    if (v->is_number_unsigned() && v->get<std::uint64_t>() > std::uint64_t(std::numeric_limits<std::int64_t>::max()))
-      bad(key, fmt::format("{} is too large", v->dump()));
-    if (v->is_number_integer()) return v->get<std::int64_t>();
-    // Python writes some integers as floats (8192.0); accept those that are whole and exact in a double.
-    if (v->is_number_float()) {
-      const double d = v->get<double>();
-      if (std::isfinite(d) && d == std::floor(d) && std::abs(d) <= 9007199254740992.0) return std::int64_t(d);
-    }
-    bad(key, fmt::format("expected an integer, got {}", v->dump()));
+    return json_input::to_integer<std::int64_t>(*v, where(), prefix_ + key);
   }
 
   std::optional<double> number(const char* key) const {
     const Json* v = find(key);
     if (!v) return std::nullopt;
-    if (!v->is_number()) bad(key, fmt::format("expected a number, got {}", v->dump()));
-    return v->get<double>();
+    return json_input::to_double(*v, where(), prefix_ + key);
   }
 
   std::optional<bool> boolean(const char* key) const {
     const Json* v = find(key);
     if (!v) return std::nullopt;
-    if (!v->is_boolean()) bad(key, fmt::format("expected true or false, got {}", v->dump()));
-    return v->get<bool>();
+    return json_input::to_bool(*v, where(), prefix_ + key);
   }
 
   std::optional<std::string> string(const char* key) const {
     const Json* v = find(key);
     if (!v) return std::nullopt;
-    if (!v->is_string()) bad(key, fmt::format("expected a string, got {}", v->dump()));
-    return v->get<std::string>();
+    return json_input::to_string(*v, where(), prefix_ + key);
   }
 
   template <typename T>
@@ -128,14 +121,16 @@ class FieldReader {
 
 // `key` is "rope_scaling" (transformers 4.x) or "rope_parameters" (transformers 5, which also moves rope_theta in).
 RopeScaling parse_rope_scaling(const Json& object, const std::string& source, const std::string& key) {
-  if (!object.is_object()) fail("{}: field '{}': expected an object or null, got {}", source, key, object.dump());
+  if (!object.is_object())
+    fail("{}: field '{}': expected an object or null, got {}", source, key, json_input::describe(object));
   const FieldReader f(object, source, key + ".");
   // transformers >= 4.45 writes "rope_type"; older configs "type".
   const char* type_key = f.find("rope_type") ? "rope_type" : "type";
   const std::string type = f.required(type_key, f.string(type_key));
   if (type == "default") return {};
   if (type != "llama3")
-    f.bad(type_key, fmt::format("'{}' is not supported (nvrar-llm implements 'llama3' and 'default')", type));
+    f.bad(type_key, fmt::format("'{}' is not supported (nvrar-llm implements 'llama3' and 'default')",
+                                json_input::excerpt(type)));
   return {.type = type,
           .factor = f.required("factor", f.number("factor")),
           .low_freq_factor = f.required("low_freq_factor", f.number("low_freq_factor")),
@@ -147,9 +142,10 @@ RopeScaling parse_rope_scaling(const Json& object, const std::string& source, co
 // Fields of a config.json that describe a different architecture than the one the engine implements.
 void reject_unsupported(const FieldReader& f) {
   if (const auto type = f.string("model_type"); type && *type != "llama")
-    f.bad("model_type", fmt::format("'{}' is not a Llama model (nvrar-llm runs model_type 'llama')", *type));
+    f.bad("model_type", fmt::format("'{}' is not a Llama model (nvrar-llm runs model_type 'llama')",
+                                    json_input::excerpt(*type)));
   if (const auto act = f.string("hidden_act"); act && *act != "silu")
-    f.bad("hidden_act", fmt::format("'{}' is not supported (Llama's SwiGLU uses 'silu')", *act));
+    f.bad("hidden_act", fmt::format("'{}' is not supported (Llama's SwiGLU uses 'silu')", json_input::excerpt(*act)));
   for (const char* key : {"attention_bias", "mlp_bias"})
     if (f.boolean(key).value_or(false)) f.bad(key, "biases are not supported (Llama-3 has none)");
 }
@@ -173,12 +169,7 @@ ModelConfig preset_config(std::string_view name) {
 }
 
 ModelConfig parse_config_json(std::string_view text, const std::string& source) {
-  Json root;
-  try {
-    root = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    fail("{}: not valid JSON ({})", source, e.what());
-  }
+  const Json root = json_input::parse(text, "nvrar-llm: " + source);
   if (!root.is_object()) fail("{}: not an HF config (the top level is not a JSON object)", source);
   const FieldReader f(root, source);
   reject_unsupported(f);
@@ -286,7 +277,8 @@ void validate(const ModelConfig& c) {
           fmt::format("must be positive, got {}", s.original_max_position_embeddings));
   }
   if (c.torch_dtype != "bfloat16" && c.torch_dtype != "float16" && c.torch_dtype != "float32")
-    bad("torch_dtype", fmt::format("'{}' is not supported (bfloat16, float16, float32)", c.torch_dtype));
+    bad("torch_dtype",
+        fmt::format("'{}' is not supported (bfloat16, float16, float32)", json_input::excerpt(c.torch_dtype)));
 }
 
 ModelConfig truncate(const ModelConfig& config, std::int64_t num_layers) {

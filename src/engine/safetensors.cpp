@@ -8,16 +8,22 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/json_input.h"
 #include "engine/error.h"
 
 namespace nvrar::engine {
 
 namespace {
 
-using Json = nlohmann::json;
+using Json = json_input::Json;
 
 // The reference implementation's limit (huggingface/safetensors, MAX_HEADER_SIZE): a larger N is not a header.
 constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;
+// Most dimensions a tensor may have: safetensors sets none, PyTorch allows 64 (and a model's weights have 1 or 2);
+// a bound keeps shape_string() in a message short.
+constexpr std::size_t kMaxDims = 64;
+// Longest tensor name or metadata key a message quotes (real names are under 100 characters).
+constexpr std::size_t kNameChars = 200;
 
 struct DtypeRow {
   TensorDtype dtype;
@@ -44,33 +50,35 @@ std::uint64_t read_le64(const std::byte* p) {
   return v;
 }
 
-// One entry of the header; `bad` reports an error about this tensor.
+// One entry of the header; `bad` reports an error about this tensor. Numbers go through json_input's checked
+// conversions (non-negative integers that fit their type), and the byte count is computed with overflow checks
+// before anything compares it with the offsets.
 TensorInfo parse_tensor_entry(const std::string& name, const Json& entry, const std::string& path) {
-  const auto bad = [&](const std::string& why) { fail("{}: tensor '{}': {}", path, name, why); };
-  if (!entry.is_object()) bad(fmt::format("expected an object {{dtype, shape, data_offsets}}, got {}", entry.dump()));
+  const std::string shown = json_input::excerpt(name, kNameChars);
+  const auto bad = [&](const std::string& why) { fail("{}: tensor '{}': {}", path, shown, why); };
+  const std::string where = fmt::format("nvrar-llm: {}: tensor '{}'", path, shown);
+  if (!entry.is_object())
+    bad(fmt::format("expected an object {{dtype, shape, data_offsets}}, got {}", json_input::describe(entry)));
   TensorInfo t;
   t.name = name;
 
   const auto dtype = entry.find("dtype");
   if (dtype == entry.end() || !dtype->is_string()) bad("no string 'dtype'");
   const auto parsed = parse_tensor_dtype(dtype->get<std::string>());
-  if (!parsed) bad(fmt::format("unsupported dtype '{}'", dtype->get<std::string>()));
+  if (!parsed) bad(fmt::format("unsupported dtype '{}'", json_input::excerpt(dtype->get<std::string>())));
   t.dtype = *parsed;
 
   const auto shape = entry.find("shape");
   if (shape == entry.end() || !shape->is_array()) bad("no array 'shape'");
-  for (const Json& d : *shape) {
-    if (!d.is_number_unsigned())
-      bad(fmt::format("shape {} holds something other than non-negative integers", shape->dump()));
-    t.shape.push_back(std::int64_t(std::min<std::uint64_t>(d.get<std::uint64_t>(), INT64_MAX)));
-  }
+  if (shape->size() > kMaxDims) bad(fmt::format("shape has {} dimensions (at most {})", shape->size(), kMaxDims));
+  for (std::size_t i = 0; i < shape->size(); ++i)
+    t.shape.push_back(json_input::to_integer<std::int64_t>((*shape)[i], where, fmt::format("shape[{}]", i), 0));
 
   const auto offsets = entry.find("data_offsets");
-  if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2 || !(*offsets)[0].is_number_unsigned() ||
-      !(*offsets)[1].is_number_unsigned())
+  if (offsets == entry.end() || !offsets->is_array() || offsets->size() != 2)
     bad("'data_offsets' must be two non-negative integers [begin, end]");
-  t.begin = (*offsets)[0].get<std::uint64_t>();
-  t.end = (*offsets)[1].get<std::uint64_t>();
+  t.begin = json_input::to_integer<std::uint64_t>((*offsets)[0], where, "data_offsets[0]");
+  t.end = json_input::to_integer<std::uint64_t>((*offsets)[1], where, "data_offsets[1]");
   if (t.end < t.begin) bad(fmt::format("data_offsets [{}, {}] end before they begin", t.begin, t.end));
 
   const std::int64_t numel = shape_numel(t.shape);
@@ -108,19 +116,18 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file, cons
          kMaxHeaderBytes);
   h.data_size = file.size() - 8 - h.header_size;
 
-  Json root;
-  try {
-    root = Json::parse(std::string_view(reinterpret_cast<const char*>(file.data() + 8), h.header_size));
-  } catch (const Json::parse_error& e) {
-    fail("{}: header is not valid JSON ({})", path, e.what());
-  }
-  if (!root.is_object()) fail("{}: header is not a JSON object", path);
+  const Json root = json_input::parse(
+      std::string_view(reinterpret_cast<const char*>(file.data() + 8), h.header_size),
+      fmt::format("nvrar-llm: {}: header", path));
+  if (!root.is_object()) fail("{}: header is not a JSON object (got {})", path, json_input::describe(root));
 
   for (const auto& [name, entry] : root.items()) {
     if (name == "__metadata__") {
-      if (!entry.is_object()) fail("{}: '__metadata__' is not an object", path);
+      if (!entry.is_object()) fail("{}: '__metadata__' is not an object (got {})", path, json_input::describe(entry));
       for (const auto& [key, value] : entry.items()) {
-        if (!value.is_string()) fail("{}: '__metadata__' entry '{}' is not a string", path, key);
+        if (!value.is_string())
+          fail("{}: '__metadata__' entry '{}' is not a string (got {})", path, json_input::excerpt(key, kNameChars),
+               json_input::describe(value));
         h.metadata[key] = value.get<std::string>();
       }
       continue;
@@ -130,7 +137,7 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file, cons
       fail(
           "{}: tensor '{}': data_offsets [{}, {}] run past the end of the data area ({} bytes): the file is "
           "truncated or its header is wrong",
-          path, name, t.begin, t.end, h.data_size);
+          path, json_input::excerpt(name, kNameChars), t.begin, t.end, h.data_size);
     h.tensors.emplace(name, std::move(t));
   }
 
@@ -143,8 +150,9 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file, cons
   const TensorInfo* furthest = nullptr;
   for (const TensorInfo* t : by_offset) {
     if (furthest && t->begin < furthest->end)
-      fail("{}: tensors '{}' (bytes [{}, {})) and '{}' (bytes [{}, {})) overlap", path, furthest->name, furthest->begin,
-           furthest->end, t->name, t->begin, t->end);
+      fail("{}: tensors '{}' (bytes [{}, {})) and '{}' (bytes [{}, {})) overlap", path,
+           json_input::excerpt(furthest->name, kNameChars), furthest->begin, furthest->end,
+           json_input::excerpt(t->name, kNameChars), t->begin, t->end);
     if (!furthest || t->end > furthest->end) furthest = t;
   }
   return h;

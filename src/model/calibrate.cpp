@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json_input.h"
 #include "nvrar/types.h"
 
 namespace nvrar::model {
@@ -19,15 +20,16 @@ namespace {
 
 using Json = nlohmann::json;
 
-template <typename T>
-T field(const Json& object, const char* key, const std::string& where) {
+namespace ji = nvrar::json_input;
+
+// Largest ranks, nodes or GPUs per node a report may name: far above any run, and small enough that
+// nodes x gpus_per_node is computed without overflow.
+constexpr int kMaxRanks = 1 << 20;
+
+const Json& member(const Json& object, const char* key, const std::string& where) {
   const auto it = object.find(key);
   if (it == object.end()) throw Error(fmt::format("nvrar-model: {}: no field '{}'", where, key));
-  try {
-    return it->get<T>();
-  } catch (const Json::exception& e) {
-    throw Error(fmt::format("nvrar-model: {}: field '{}' has the wrong type ({})", where, key, e.what()));
-  }
+  return *it;
 }
 
 // Rows of `reports` the intra-node fits can use: one node, at least two GPUs, the algorithm, the size range.
@@ -226,31 +228,31 @@ void fit_nccl(const std::vector<BenchReport>& reports, Preset& preset, const Cal
 }  // namespace
 
 BenchReport parse_bench_report(const std::string& json_text, const std::string& origin) {
-  Json j;
-  try {
-    j = Json::parse(json_text);
-  } catch (const Json::exception& e) {
-    throw Error(fmt::format("nvrar-model: {}: not JSON ({})", origin, e.what()));
-  }
+  const std::string where = "nvrar-model: " + origin;
+  const Json j = ji::parse(json_text, where, "not JSON");
   if (!j.is_object())
-    throw Error(fmt::format("nvrar-model: {}: not an nvrar-bench report (no top-level object)", origin));
+    throw Error(fmt::format("{}: not an nvrar-bench report (no top-level object; got {})", where, ji::describe(j)));
   BenchReport r;
   r.origin = origin;
-  r.device = j.value("device", std::string());
-  r.ranks = field<int>(j, "ranks", origin);
-  r.nodes = field<int>(j, "nodes", origin);
-  r.gpus_per_node = field<int>(j, "gpus_per_node", origin);
-  if (r.nodes < 1 || r.gpus_per_node < 1 || r.nodes * r.gpus_per_node != r.ranks)
-    throw Error(fmt::format("nvrar-model: {}: ranks {} is not nodes {} x gpus_per_node {}", origin, r.ranks, r.nodes,
+  if (const auto device = j.find("device"); device != j.end()) r.device = ji::to_string(*device, where, "device");
+  r.ranks = ji::to_integer<int>(member(j, "ranks", origin), where, "ranks", 1, kMaxRanks);
+  r.nodes = ji::to_integer<int>(member(j, "nodes", origin), where, "nodes", 1, kMaxRanks);
+  r.gpus_per_node = ji::to_integer<int>(member(j, "gpus_per_node", origin), where, "gpus_per_node", 1, kMaxRanks);
+  if (std::int64_t(r.nodes) * r.gpus_per_node != r.ranks)
+    throw Error(fmt::format("{}: ranks {} is not nodes {} x gpus_per_node {}", where, r.ranks, r.nodes,
                             r.gpus_per_node));
-  const Json results = field<Json>(j, "results", origin);
-  if (!results.is_array()) throw Error(fmt::format("nvrar-model: {}: 'results' is not an array", origin));
+  const Json& results = member(j, "results", origin);
+  if (!results.is_array())
+    throw Error(fmt::format("{}: 'results' is not an array (got {})", where, ji::describe(results)));
   for (std::size_t i = 0; i < results.size(); ++i) {
-    const std::string where = fmt::format("{}: results[{}]", origin, i);
+    const std::string row = fmt::format("{}: results[{}]", origin, i);
+    const std::string row_where = "nvrar-model: " + row;
+    const Json& result = results[i];
+    if (!result.is_object()) throw Error(fmt::format("{}: expected an object, got {}", row_where, ji::describe(result)));
     BenchPoint p;
-    p.algorithm = field<std::string>(results[i], "algorithm", where);
-    p.bytes = field<double>(results[i], "bytes", where);
-    p.time_us = field<double>(results[i], "time_us", where);
+    p.algorithm = ji::to_string(member(result, "algorithm", row), row_where, "algorithm");
+    p.bytes = ji::to_double(member(result, "bytes", row), row_where, "bytes", 0);
+    p.time_us = ji::to_double(member(result, "time_us", row), row_where, "time_us");
     p.nodes = r.nodes;
     p.gpus_per_node = r.gpus_per_node;
     r.points.push_back(p);

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <sstream>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_input.h"
 #include "nvrar/types.h"
 
 namespace nvrar::select {
@@ -26,14 +29,34 @@ bool table_algorithm(const std::string& a) {
   }
 }
 
+namespace ji = nvrar::json_input;
+
+// Largest ranks, nodes or GPUs per node a table may name: far above any machine, and small enough that
+// nodes x gpus_per_node is computed without overflow.
+constexpr int kMaxRanks = 1 << 20;
+
+const nlohmann::json& member(const nlohmann::json& j, const char* name, const std::string& where) {
+  const auto it = j.find(name);
+  if (it == j.end()) throw Error(fmt::format("{}: missing field '{}'", where, name));
+  return *it;
+}
+
+// Every field is read through json_input's checked conversions: its type, integer-ness and range, named in the error.
 template <typename V>
-V field(const nlohmann::json& j, const char* name, const std::string& where) {
-  if (!j.contains(name)) throw Error(fmt::format("nvrar: tuning table {}: missing field '{}'", where, name));
-  try {
-    return j.at(name).get<V>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("nvrar: tuning table {}: field '{}' has the wrong type ({})", where, name, e.what()));
+V field(const nlohmann::json& j, const char* name, const std::string& where, V min = std::numeric_limits<V>::lowest(),
+        V max = std::numeric_limits<V>::max()) {
+  const nlohmann::json& v = member(j, name, where);
+  if constexpr (std::is_same_v<V, std::string>) {
+    return ji::to_string(v, where, name);
+  } else if constexpr (std::is_floating_point_v<V>) {
+    return V(ji::to_double(v, where, name, min, max));
+  } else {
+    return ji::to_integer<V>(v, where, name, min, max);
   }
+}
+
+std::string optional_string(const nlohmann::json& j, const char* name, const std::string& where) {
+  return j.contains(name) ? ji::to_string(j.at(name), where, name) : std::string();
 }
 
 template <typename V>
@@ -126,57 +149,51 @@ uint64_t TuningTable::fingerprint() const {
 }
 
 TuningTable parse_tuning_table(const std::string& json_text, const std::string& origin) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("nvrar: tuning table {}: not valid JSON ({})", origin, e.what()));
-  }
-  if (!j.is_object()) throw Error(fmt::format("nvrar: tuning table {}: expected a JSON object", origin));
-  const auto format = field<std::string>(j, "format", origin);
+  const std::string where = fmt::format("nvrar: tuning table {}", origin);
+  const nlohmann::json j = ji::parse(json_text, where);
+  if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object, got {}", where, ji::describe(j)));
+  const auto format = field<std::string>(j, "format", where);
   if (format != kFormat)
-    throw Error(fmt::format("nvrar: tuning table {}: format '{}', expected '{}'", origin, format, kFormat));
+    throw Error(fmt::format("{}: format '{}', expected '{}'", where, ji::excerpt(format), kFormat));
   TuningTable t;
-  t.card = optional_field<std::string>(j, "card", origin, "");
-  t.created = optional_field<std::string>(j, "created", origin, "");
-  t.source = optional_field<std::string>(j, "source", origin, "");
-  t.ranks = field<int>(j, "ranks", origin);
-  t.nodes = field<int>(j, "nodes", origin);
-  t.gpus_per_node = field<int>(j, "gpus_per_node", origin);
-  if (t.ranks < 1 || t.nodes < 1 || t.gpus_per_node < 1 || t.nodes * t.gpus_per_node != t.ranks)
-    throw Error(fmt::format("nvrar: tuning table {}: ranks {} != nodes {} x gpus_per_node {}", origin, t.ranks,
-                            t.nodes, t.gpus_per_node));
-  if (!j.contains("entries") || !j["entries"].is_array())
-    throw Error(fmt::format("nvrar: tuning table {}: missing array 'entries'", origin));
+  t.card = optional_string(j, "card", where);
+  t.created = optional_string(j, "created", where);
+  t.source = optional_string(j, "source", where);
+  t.ranks = field<int>(j, "ranks", where, 1, kMaxRanks);
+  t.nodes = field<int>(j, "nodes", where, 1, kMaxRanks);
+  t.gpus_per_node = field<int>(j, "gpus_per_node", where, 1, kMaxRanks);
+  if (std::int64_t(t.nodes) * t.gpus_per_node != t.ranks)
+    throw Error(fmt::format("{}: ranks {} != nodes {} x gpus_per_node {}", where, t.ranks, t.nodes, t.gpus_per_node));
+  const auto entries = j.find("entries");
+  if (entries == j.end() || !entries->is_array()) throw Error(fmt::format("{}: missing array 'entries'", where));
   int64_t previous = 0;
-  for (std::size_t i = 0; i < j["entries"].size(); ++i) {
-    const auto& je = j["entries"][i];
-    const std::string where = fmt::format("{} entry {}", origin, i);
+  for (std::size_t i = 0; i < entries->size(); ++i) {
+    const auto& je = (*entries)[i];
+    const std::string entry = fmt::format("{} entry {}", where, i);
+    if (!je.is_object()) throw Error(fmt::format("{}: expected an object, got {}", entry, ji::describe(je)));
     TuningEntry e;
-    e.max_bytes = field<int64_t>(je, "max_bytes", where);
-    e.algorithm = field<std::string>(je, "algorithm", where);
-    e.threads = optional_field<int>(je, "threads", where, 0);
-    e.blocks = optional_field<int>(je, "blocks", where, 0);
-    e.bulk = optional_field<int>(je, "bulk", where, -1);
-    e.piece_units = optional_field<int>(je, "piece_units", where, 0);
-    e.time_us = optional_field<double>(je, "time_us", where, 0.0);
+    e.max_bytes = field<int64_t>(je, "max_bytes", entry, 1, std::numeric_limits<int64_t>::max());
+    e.algorithm = field<std::string>(je, "algorithm", entry);
+    e.threads = optional_field<int>(je, "threads", entry, 0);
+    e.blocks = optional_field<int>(je, "blocks", entry, 0);
+    e.bulk = optional_field<int>(je, "bulk", entry, -1);
+    e.piece_units = optional_field<int>(je, "piece_units", entry, 0);
+    e.time_us = optional_field<double>(je, "time_us", entry, 0.0);
     if (!table_algorithm(e.algorithm))
-      throw Error(fmt::format("nvrar: tuning table {}: unknown algorithm '{}' (a table names an algorithm_name() "
-                              "other than auto and registered: oneshot, hierarchical, ll128, push, nccl, ...)",
-                              where, e.algorithm));
+      throw Error(fmt::format("{}: unknown algorithm '{}' (a table names an algorithm_name() other than auto and "
+                              "registered: oneshot, hierarchical, ll128, push, nccl, ...)",
+                              entry, ji::excerpt(e.algorithm)));
     if (e.max_bytes <= previous)
-      throw Error(fmt::format("nvrar: tuning table {}: max_bytes {} not above the previous entry's {}", where,
-                              e.max_bytes, previous));
+      throw Error(
+          fmt::format("{}: max_bytes {} not above the previous entry's {}", entry, e.max_bytes, previous));
     if (e.threads < 0 || e.threads > 1024 || e.threads % 32 != 0)
-      throw Error(fmt::format("nvrar: tuning table {}: threads {} (0 or a multiple of 32 up to 1024)", where,
-                              e.threads));
-    if (e.blocks < 0) throw Error(fmt::format("nvrar: tuning table {}: negative blocks", where));
-    if (e.bulk < -1 || e.bulk > 1) throw Error(fmt::format("nvrar: tuning table {}: bulk must be -1, 0 or 1", where));
+      throw Error(fmt::format("{}: threads {} (0 or a multiple of 32 up to 1024)", entry, e.threads));
+    if (e.blocks < 0) throw Error(fmt::format("{}: negative blocks", entry));
+    if (e.bulk < -1 || e.bulk > 1) throw Error(fmt::format("{}: bulk must be -1, 0 or 1", entry));
     if (e.piece_units < 0 || e.piece_units % 128 != 0 || (e.piece_units != 0 && e.algorithm != "push"))
-      throw Error(fmt::format("nvrar: tuning table {}: piece_units {} (push only, a multiple of 128)", where,
-                              e.piece_units));
+      throw Error(fmt::format("{}: piece_units {} (push only, a multiple of 128)", entry, e.piece_units));
     if (e.algorithm == "push" && e.threads > 512)
-      throw Error(fmt::format("nvrar: tuning table {}: push threads {} (at most 512)", where, e.threads));
+      throw Error(fmt::format("{}: push threads {} (at most 512)", entry, e.threads));
     previous = e.max_bytes;
     t.entries.push_back(e);
   }
