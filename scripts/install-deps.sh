@@ -2,8 +2,9 @@
 # Installs NVRAR's build and test dependencies from Debian's packages (CI machine and developer machines).
 # CUDA comes from the toolkit in /usr/local/cuda when present; without it the CUDA parts are skipped.
 set -euo pipefail
+# clang-14 and libclang-rt-14-dev: libFuzzer and the sanitizers for the parser fuzzers (scripts/fuzz.sh).
 packages=(cmake ninja-build g++ python3 libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libopenmpi-dev
-          openmpi-bin)
+          openmpi-bin clang-14 libclang-rt-14-dev)
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, builds and runs every test: the release build (CPU executor matrix, unit tests, CUDA sources compiled
-# when nvcc exists; GPU tests skip without a device) and a ThreadSanitizer build of the CPU executor tests.
+# when nvcc exists; GPU tests skip without a device), a ThreadSanitizer build of the CPU executor tests, and the
+# parser fuzzers (clang, ASan + UBSan): their regression inputs, then a minute of fuzzing per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -17,3 +18,4 @@ build/package-consumer/consumer
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs"
 ctest --preset tsan -j "$jobs"
+NVRAR_FUZZ_PARALLEL="$jobs" bash scripts/fuzz.sh 60

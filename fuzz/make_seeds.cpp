@@ -1,0 +1,251 @@
+// Writes the fuzz targets' seed corpora and dictionaries into the build directory, so that no corpus is committed:
+//   make_seeds SOURCE_DIR OUT_DIR  ->  OUT_DIR/seeds/<target>/*  and  OUT_DIR/dicts/<target>.dict
+//
+// Seeds are small valid inputs, the kind each parser sees in use: safetensors files and an index shaped like an HF
+// checkpoint's (built here, byte by byte), config.json files of the shapes the engine tests use, the tuning tables
+// in tuning/ and the bench reports in tests/data/ (copied, plus a cut-down report that fuzzes faster). A
+// dictionary per target lists every JSON key and string value found in its seeds, plus JSON's own tokens, so
+// that mutations spell field names instead of guessing them byte by byte.
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("make_seeds: cannot read " + path.string());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+class Target {
+ public:
+  Target(const fs::path& out, std::string name) : name_(std::move(name)), dir_(out / "seeds" / name_) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    dict_path_ = out / "dicts" / (name_ + ".dict");
+    fs::create_directories(dict_path_.parent_path());
+  }
+  ~Target() { write_dict(); }
+
+  // A seed; `json_text` is also mined for dictionary words (for a safetensors file: its header).
+  void add(const std::string& file, const std::string& bytes, const std::string& json_text) {
+    std::ofstream(dir_ / file, std::ios::binary) << bytes;
+    try {
+      collect(json::parse(json_text));
+    } catch (const json::exception&) {
+    }
+  }
+  void add_json(const std::string& file, const std::string& text) { add(file, text, text); }
+
+ private:
+  void collect(const json& value) {
+    if (value.is_object()) {
+      for (const auto& [key, item] : value.items()) {
+        words_.insert(json(key).dump());
+        collect(item);
+      }
+    } else if (value.is_array()) {
+      for (const json& item : value) collect(item);
+    } else if (value.is_string()) {
+      words_.insert(value.dump());
+    }
+  }
+  void write_dict() const {
+    std::ofstream out(dict_path_);
+    // JSON's tokens, and numbers at the edges of the types the parsers convert to.
+    for (const char* token : {"{", "}", "[", "]", ":", ",", "\"", "null", "true", "false", "-", "e", "E", "0.5",
+                              "1e308", "1e999", "-1", "2147483648", "4294967296", "9223372036854775807",
+                              "18446744073709551616"}) {
+      out << json(token).dump() << "\n";
+    }
+    // libFuzzer's dictionary format is "a C-style string" per line; JSON's escaping of a string is one.
+    for (const std::string& word : words_) out << json(word).dump() << "\n";
+  }
+
+  std::string name_;
+  fs::path dir_;
+  fs::path dict_path_;
+  std::set<std::string> words_;
+};
+
+// A safetensors file: 8-byte little-endian header length, the JSON header, then `data_bytes` bytes of data.
+std::string safetensors_file(const json& header, std::size_t data_bytes) {
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // HF pads the header to 8 bytes
+  std::string file(8, '\0');
+  for (int i = 0; i < 8; ++i) file[i] = char((std::uint64_t(text.size()) >> (8 * i)) & 0xff);
+  file += text;
+  for (std::size_t i = 0; i < data_bytes; ++i) file.push_back(char(i * 37 + 11));
+  return file;
+}
+
+json tensor(const char* dtype, std::vector<std::int64_t> shape, std::uint64_t begin, std::uint64_t end) {
+  return {{"dtype", dtype}, {"shape", shape}, {"data_offsets", {begin, end}}};
+}
+
+void safetensors_seeds(const fs::path& out) {
+  Target t(out, "safetensors");
+  const json small = {{"__metadata__", {{"format", "pt"}}},
+                      {"model.embed_tokens.weight", tensor("BF16", {4, 3}, 0, 24)},
+                      {"model.norm.weight", tensor("F32", {3}, 24, 36)},
+                      {"lm_head.weight", tensor("F16", {2, 3}, 36, 48)}};
+  t.add("small.safetensors", safetensors_file(small, 48), small.dump());
+  // One tensor of every dtype the loader knows, scalars and an empty tensor among them.
+  json all = json::object();
+  std::uint64_t at = 0;
+  const std::vector<std::pair<const char*, std::uint64_t>> dtypes = {
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+      {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"I64", 8},     {"U64", 8}, {"F64", 8}};
+  for (const auto& [dtype, bytes] : dtypes) {
+    all[std::string("t.") + dtype] = tensor(dtype, {2, 2}, at, at + 4 * bytes);
+    at += 4 * bytes;
+  }
+  all["scalar"] = tensor("F32", {}, at, at + 4);
+  all["empty"] = tensor("BF16", {0, 8}, at + 4, at + 4);
+  t.add("dtypes.safetensors", safetensors_file(all, at + 4), all.dump());
+  t.add("no-tensors.safetensors", safetensors_file(json::object(), 0), "{}");
+}
+
+void index_seeds(const fs::path& out) {
+  Target t(out, "safetensors_index");
+  json map = json::object();
+  for (int layer = 0; layer < 2; ++layer) {
+    for (const char* w : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                          "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
+      map["model.layers." + std::to_string(layer) + "." + w + ".weight"] =
+          "model-0000" + std::to_string(layer + 1) + "-of-00002.safetensors";
+    }
+  }
+  map["model.embed_tokens.weight"] = "model-00001-of-00002.safetensors";
+  map["lm_head.weight"] = "model-00002-of-00002.safetensors";
+  t.add_json("two-shards.json", json({{"metadata", {{"total_size", 16060522496}}}, {"weight_map", map}}).dump(2));
+  t.add_json("no-metadata.json", json({{"weight_map", {{"a.weight", "model.safetensors"}}}}).dump());
+}
+
+void config_seeds(const fs::path& out) {
+  Target t(out, "model_config");
+  // Llama-3.1 8B as HF publishes it, Llama-3.2 1B (tied embeddings, explicit head_dim), the smallest valid
+  // config, the legacy rope_scaling spelling and transformers 5's rope_parameters.
+  const json rope8 = {{"factor", 8.0},
+                      {"low_freq_factor", 1.0},
+                      {"high_freq_factor", 4.0},
+                      {"original_max_position_embeddings", 8192},
+                      {"rope_type", "llama3"}};
+  t.add_json("llama3.1-8b.json", json({{"architectures", {"LlamaForCausalLM"}},
+                                       {"hidden_size", 4096},
+                                       {"intermediate_size", 14336},
+                                       {"num_hidden_layers", 32},
+                                       {"num_attention_heads", 32},
+                                       {"num_key_value_heads", 8},
+                                       {"vocab_size", 128256},
+                                       {"max_position_embeddings", 131072},
+                                       {"rms_norm_eps", 1e-05},
+                                       {"rope_theta", 500000.0},
+                                       {"rope_scaling", rope8},
+                                       {"tie_word_embeddings", false},
+                                       {"torch_dtype", "bfloat16"},
+                                       {"model_type", "llama"}})
+                                     .dump(2));
+  json small = {{"hidden_size", 2048},          {"intermediate_size", 8192}, {"num_hidden_layers", 16},
+                {"num_attention_heads", 32},    {"num_key_value_heads", 8},  {"head_dim", 64},
+                {"vocab_size", 128256},         {"rms_norm_eps", 1e-05},     {"rope_theta", 500000.0},
+                {"tie_word_embeddings", true},  {"torch_dtype", "bfloat16"}, {"max_position_embeddings", 131072}};
+  small["rope_scaling"] = rope8;
+  small["rope_scaling"]["factor"] = 32.0;
+  t.add_json("llama3.2-1b.json", small.dump());
+  const json minimal = {{"hidden_size", 64},
+                        {"intermediate_size", 128},
+                        {"num_hidden_layers", 2},
+                        {"num_attention_heads", 4},
+                        {"vocab_size", 100}};
+  t.add_json("minimal.json", minimal.dump());
+  json legacy = minimal;
+  legacy["dtype"] = "float16";
+  legacy["rope_scaling"] = {{"type", "llama3"}, {"factor", 8}, {"low_freq_factor", 1}, {"high_freq_factor", 4},
+                            {"original_max_position_embeddings", 8192}};
+  legacy["head_dim"] = nullptr;
+  t.add_json("legacy-rope-scaling.json", legacy.dump());
+  json v5 = minimal;
+  v5["rope_parameters"] = rope8;
+  v5["rope_parameters"]["rope_theta"] = 500000.0;
+  t.add_json("rope-parameters.json", v5.dump());
+}
+
+void tuning_seeds(const fs::path& source, const fs::path& out) {
+  Target t(out, "tuning_table");
+  for (const auto& entry : fs::directory_iterator(source / "tuning")) {
+    if (entry.path().extension() == ".json") t.add_json(entry.path().filename().string(), read_file(entry.path()));
+  }
+  // One entry of each algorithm with every option written.
+  const json one = {{"format", "nvrar-tuning-1"},
+                    {"card", "fuzz"},
+                    {"created", "2026-01-01T00:00:00Z"},
+                    {"source", "make_seeds"},
+                    {"ranks", 8},
+                    {"nodes", 2},
+                    {"gpus_per_node", 4},
+                    {"entries",
+                     {{{"max_bytes", 4096}, {"algorithm", "oneshot"}, {"threads", 256}, {"blocks", 0},
+                       {"bulk", -1}, {"time_us", 3.5}},
+                      {{"max_bytes", 65536}, {"algorithm", "ll128"}, {"threads", 512}, {"blocks", 8},
+                       {"bulk", -1}, {"time_us", 6.25}},
+                      {{"max_bytes", 1048576}, {"algorithm", "push"}, {"threads", 256}, {"blocks", 16},
+                       {"bulk", -1}, {"piece_units", 1024}, {"time_us", 20.0}},
+                      {{"max_bytes", 8388608}, {"algorithm", "hierarchical"}, {"threads", 1024}, {"blocks", 32},
+                       {"bulk", 1}, {"time_us", 90.0}},
+                      {{"max_bytes", 67108864}, {"algorithm", "nccl"}, {"threads", 0}, {"blocks", 0},
+                       {"bulk", -1}, {"time_us", 400.0}}}}};
+  t.add_json("every-algorithm.json", one.dump(1));
+}
+
+void bench_seeds(const fs::path& source, const fs::path& out) {
+  Target t(out, "bench_report");
+  for (const auto& entry : fs::directory_iterator(source / "tests" / "data")) {
+    if (entry.path().extension() != ".json" || entry.path().filename().string().rfind("bench_", 0) != 0) continue;
+    const std::string text = read_file(entry.path());
+    t.add_json(entry.path().filename().string(), text);
+    // The same run cut to a few rows of each algorithm: small enough to mutate quickly, still a fit's input.
+    json cut = json::parse(text);
+    json rows = json::array();
+    std::map<std::string, int> kept;
+    for (const json& row : cut["results"]) {
+      if (kept[row.value("algorithm", "")]++ < 4) rows.push_back(row);
+    }
+    cut["results"] = rows;
+    t.add_json("cut-" + entry.path().filename().string(), cut.dump());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: make_seeds SOURCE_DIR OUT_DIR\n");
+    return 2;
+  }
+  try {
+    const fs::path source = argv[1], out = argv[2];
+    safetensors_seeds(out);
+    index_seeds(out);
+    config_seeds(out);
+    tuning_seeds(source, out);
+    bench_seeds(source, out);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
