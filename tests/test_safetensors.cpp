@@ -401,6 +401,9 @@ TEST_F(SafetensorsSharded, HostileIndex) {
   EXPECT_HAS(index_error(R"({"weight_map": {"a": [["x"]]}})"),
              "tensor 'a': the file name is not a string (an array of 1 values)");
   EXPECT_HAS(index_error(R"({"weight_map": [1]})"), "not a safetensors index (no object 'weight_map')");
+  // Found by fuzz/fuzz_safetensors_index.cpp: a NUL would cut the name short to an existing file.
+  EXPECT_HAS(index_error(R"({"weight_map": {"a": "model-00001-of-00002.safetensors\u0000.evil"}})"),
+             R"(tensor 'a': the string "model-00001-of-00002.safetensors\u0000.evil" is not a file name in the checkpoint)");
 }
 
 TEST_F(Safetensors, DirectoryWithoutWeights) {

@@ -43,10 +43,13 @@ std::map<std::string, std::string, std::less<>> parse_safetensors_index(std::str
     if (!file.is_string())
       fail("{}: tensor '{}': the file name is not a string ({})", source, shown, json_input::describe(file));
     const std::string name = file.get<std::string>();
-    // A shard is a file of the checkpoint directory, never a path elsewhere.
-    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
-      fail("{}: tensor '{}': '{}' is not a file name in the checkpoint directory", source, shown,
-           json_input::excerpt(name, kNameChars));
+    // A shard is a file of the checkpoint directory, never a path elsewhere. A NUL (JSON's \u0000) would cut the
+    // name short in the file system's calls: "model.safetensors\u0000.evil" would open model.safetensors.
+    // The name is quoted JSON-escaped, so that such characters show.
+    if (name.empty() || name.find_first_of(std::string_view("/\0", 2)) != std::string::npos || name == "." ||
+        name == "..")
+      fail("{}: tensor '{}': {} is not a file name in the checkpoint directory", source, shown,
+           json_input::describe(file));
     weight_map.emplace(tensor, name);
   }
   return weight_map;
