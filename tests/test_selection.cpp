@@ -230,6 +230,28 @@ TEST(Selection, OneRankWithoutATableCopiesThroughNccl) {
   EXPECT_EQ(select(one, v, 4096, {}, Algorithm::kAuto, false).algorithm, Algorithm::kHierarchical);
 }
 
+TEST(Selection, ADefaultKeepsTheCallsLaunchShape) {
+  const Choice shaped{Algorithm::kAuto, 256, 8, -1, 0};
+  const Choice got = select(policy(Algorithm::kLl128), plain_pointers(), 4096, shaped);
+  EXPECT_EQ(got.algorithm, Algorithm::kLl128);
+  EXPECT_EQ(got.threads, 256);
+  EXPECT_EQ(got.blocks, 8);
+}
+
+TEST(Selection, KeepingToNvrarKernelsAlsoOverridesANcclDefault) {
+  // The engine's --allreduce nvrar with NVRAR_ALGO=nccl: NVRAR's kernel, as the engine always ran.
+  const FakeView v = plain_pointers();
+  EXPECT_EQ(select(policy(Algorithm::kNccl), v, 4096, {}, Algorithm::kAuto, false).algorithm,
+            Algorithm::kHierarchical);
+  EXPECT_EQ(select(policy(Algorithm::kNccl), v, 4096, {}, Algorithm::kAuto, true).algorithm, Algorithm::kNccl);
+  // An explicit NCCL call stays NCCL.
+  EXPECT_EQ(select(policy(), v, 4096, Choice{Algorithm::kNccl}, Algorithm::kAuto, false).algorithm, Algorithm::kNccl);
+}
+
+TEST(Selection, AModelPresetIsCheckedOnlyWhereTheModelDecides) {
+  EXPECT_NO_THROW(Policy(table(), "no-such-preset", 1, 4, RegisteredRule{}, Algorithm::kAuto));
+}
+
 TEST(Selection, UnknownModelPresetIsRefusedNamingTheVariable) {
   try {
     Policy(std::nullopt, "no-such-preset", 1, 4, RegisteredRule{}, Algorithm::kAuto);

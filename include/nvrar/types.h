@@ -34,6 +34,10 @@ enum class Algorithm : int {
   kPush = 6,  // two-shot over NVLink moving plain 16-byte units behind one flag per piece (8 KB): the
                      // bandwidth form for large messages, inputs and outputs anywhere (one NVLink domain only, up
                      // to Options::ll128_max_bytes)
+  // The names before 2026-12-04, kept for callers' source compatibility.
+  kTwoShotRegistered [[deprecated("use Algorithm::kRegistered")]] = kRegistered,
+  kTwoShotLl128 [[deprecated("use Algorithm::kLl128")]] = kLl128,
+  kTwoShotPush [[deprecated("use Algorithm::kPush")]] = kPush,
 };
 
 constexpr int kAlgorithmCount = 7;  // values of Algorithm, kAuto included (one more with each new algorithm)

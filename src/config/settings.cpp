@@ -152,10 +152,10 @@ bool is_algorithm(const std::string& name) {
   }
 }
 
-// Every algorithm_name(), in enum order (kAuto .. kPush, the last one).
+// Every algorithm_name(), in enum order.
 std::vector<std::string> algorithm_names() {
   std::vector<std::string> names;
-  for (int a = static_cast<int>(Algorithm::kAuto); a <= static_cast<int>(Algorithm::kPush); ++a)
+  for (int a = 0; a < kAlgorithmCount; ++a)
     names.push_back(algorithm_name(static_cast<Algorithm>(a)));
   return names;
 }

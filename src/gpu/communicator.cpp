@@ -36,7 +36,7 @@ class GpuCommunicator final : public Communicator {
       : nccl_(nccl), owns_nccl_(owns_nccl), bootstrap_(std::move(bootstrap)), options_(options) {
     NVRAR_NCCL_CHECK(-1, ncclCommUserRank(nccl_, &rank_));
     NVRAR_NCCL_CHECK(rank_, ncclCommCount(nccl_, &nranks_));
-    const config::Settings& settings = config::settings();
+    const config::Settings& settings = agreed_settings(nccl_, rank_, nranks_);  // every rank's read, or all fail
     config::print_settings_if_debug(rank_);
     config::debug_stage(rank_, "NCCL communicator ready; discovering nodes");
     topo_ = discover_topology(
@@ -62,21 +62,27 @@ class GpuCommunicator final : public Communicator {
     max_blocks_ = s.max_blocks;
     algorithms_ = make_algorithms();
     std::size_t heap_bytes = options_.buffer_bytes + (std::size_t{64} << 20);  // + NVSHMEM's granularity and own use
-    std::vector<uint64_t> sizes{options_.max_bytes, static_cast<uint64_t>(settings.push_piece_units)};
+    NamedSizes sizes{{"Options::max_bytes", options_.max_bytes},
+                     {"NVRAR_PUSH_PIECE_UNITS", static_cast<uint64_t>(settings.push_piece_units)}};
     for (auto& a : algorithms_) {
       heap_bytes += a->plan(s);
-      sizes.push_back(a->planned_capacity());
+      sizes.emplace_back(std::string(a->name()) + " capacity", a->planned_capacity());
     }
     check_sizes_agree(nccl_, rank_, nranks_, sizes);  // before any rank can refuse below and leave the others waiting
     if (s.nvshmem) {
       config::debug_stage(rank_, "NVSHMEM init and symmetric heap");
       heap_ = std::make_unique<NvshmemHeap>(nccl_, rank_, nranks_, heap_bytes);
     }
-    for (std::size_t i = 0; i < algorithms_.size(); ++i) {
-      config::debug_stage(rank_, fmt::format("{} area", algorithms_[i]->name()));
-      algorithms_[i]->setup(s, *heap_or_none());
-      if (i == 0 && s.nvshmem) s.nvlink_gap = nvlink_domain_gap(*heap_, rank_, nranks_, topo_.nodes);
-      by_id_[static_cast<int>(algorithms_[i]->id())] = algorithms_[i].get();
+    try {  // a rank that fails here alone must not finalize NVSHMEM (collective) while its peers wait in a barrier
+      if (s.nvshmem) s.nvlink_gap = nvlink_domain_gap(*heap_, rank_, nranks_, topo_.nodes);
+      for (auto& a : algorithms_) {
+        config::debug_stage(rank_, fmt::format("{} area", a->name()));
+        a->setup(s, *heap_or_none());
+        by_id_[static_cast<int>(a->id())] = a.get();
+      }
+    } catch (...) {
+      if (heap_ != nullptr) heap_->abandon();
+      throw;
     }
     buffers_ = std::make_unique<RegisteredBuffers>(rank_, nranks_, options_.buffer_bytes);
     config::debug_stage(rank_, "ready: " + describe());
@@ -108,9 +114,10 @@ class GpuCommunicator final : public Communicator {
   void allreduce_add_rmsnorm(const void* x, void* residual, const void* weight, void* out, std::size_t rows,
                              std::size_t hidden, float eps, DataType dtype, cudaStream_t stream,
                              Algorithm algorithm) override {
-    if (residual == nullptr || weight == nullptr)
-      throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: null pointer (residual {}, weight {})", rank_,
-                              residual, weight));
+    if (rows * hidden != 0 && (x == nullptr || residual == nullptr || weight == nullptr || out == nullptr))
+      throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: null pointer (x {}, residual {}, weight {}, out "
+                              "{})",
+                              rank_, x, residual, weight, out));
     const CallArgs call = make_call("allreduce_add_rmsnorm", x, out, rows * hidden, dtype, stream);
     if (call.count == 0) return;
     if ((hidden * dtype_size(dtype)) % core::kUnitBytes != 0)
@@ -184,42 +191,35 @@ class GpuCommunicator final : public Communicator {
   std::size_t oneshot_max_bytes() const override { return capacity(Algorithm::kOneShot); }
   std::size_t ll128_max_bytes() const override { return capacity(Algorithm::kLl128); }
   std::size_t push_max_bytes() const override { return capacity(Algorithm::kPush); }
-  bool supports(Algorithm a) const override { return a == Algorithm::kAuto || view_.available(a); }
+  bool supports(Algorithm a) const override { return a == Algorithm::kAuto || available(a); }
   ncclComm_t nccl() const override { return nccl_; }
 
-  std::string describe() const override {
-    std::string s =
-        fmt::format("{}, bootstrap {}, {}", core::describe(topo_), bootstrap_,
-                    shmem::available()
-                        ? fmt::format("NVSHMEM {}, inter-node {}", shmem::version(),
-                                      config::settings().inter_node_stores ? "stores where NVLink-reachable" : "puts")
-                        : std::string("no NVSHMEM in this build: NCCL only"));
-    for (const auto& a : algorithms_) s += ", " + a->describe();
-    return s + fmt::format(", {} blocks max", max_blocks_);
-  }
+  std::string describe() const override { return describe_setup(topo_, bootstrap_, algorithms_, max_blocks_); }
+
 
  private:
-  // The algorithms' answers about one call, for the selection module.
+  // The algorithms' answers about one call, for the selection module (built per call: choose() stays pure).
   class View final : public select::CallView {
    public:
-    explicit View(const GpuCommunicator& c) : c_(c) {}
-    const CallArgs* call = nullptr;
-    bool available(Algorithm a) const override { return a == Algorithm::kNccl || (entry(a) && entry(a)->available()); }
-    bool runs(Algorithm a) const override { return a == Algorithm::kNccl || (entry(a) && entry(a)->runs(*call)); }
+    View(const GpuCommunicator& c, const CallArgs& call) : c_(c), call_(call) {}
+    bool available(Algorithm a) const override { return c_.available(a); }
+    bool runs(Algorithm a) const override { return a == Algorithm::kNccl || (c_.entry(a) && c_.entry(a)->runs(call_)); }
     std::string refusal(const Choice& ch) const override {
-      return entry(ch.algorithm) ? entry(ch.algorithm)->refusal(ch, *call) : "unknown algorithm";
+      return c_.entry(ch.algorithm) ? c_.entry(ch.algorithm)->refusal(ch, call_) : "unknown algorithm";
     }
 
    private:
-    AllreduceAlgorithm* entry(Algorithm a) const {
-      const int i = static_cast<int>(a);
-      return i >= 0 && i < select::kAlgorithmCount ? c_.by_id_[i] : nullptr;
-    }
     const GpuCommunicator& c_;
+    const CallArgs& call_;
   };
 
+  const AllreduceAlgorithm* entry(Algorithm a) const {
+    const int i = static_cast<int>(a);
+    return i >= 0 && i < kAlgorithmCount ? by_id_[i] : nullptr;
+  }
+  bool available(Algorithm a) const { return a == Algorithm::kNccl || (entry(a) && entry(a)->available()); }
   SymmetricHeap* heap_or_none() { return heap_ != nullptr ? static_cast<SymmetricHeap*>(heap_.get()) : &no_heap_; }
-  std::size_t capacity(Algorithm a) const { return by_id_[int(a)] ? by_id_[int(a)]->capacity() : 0; }
+  std::size_t capacity(Algorithm a) const { return entry(a) ? entry(a)->capacity() : 0; }
 
   CallArgs make_call(const char* name, const void* in, void* out, std::size_t count, DataType dtype,
                      cudaStream_t stream) {
@@ -239,10 +239,10 @@ class GpuCommunicator final : public Communicator {
   }
 
   Choice choose(const Choice& requested, const CallArgs& call, const char* name) const {
-    view_.call = &call;
+    const View view(*this, call);
     select::Request r{
         requested, options_.algorithm, options_.auto_may_use_nccl, static_cast<int64_t>(call.bytes), rank_, name};
-    return select::select(r, *policy_, view_);
+    return select::select(r, *policy_, view);
   }
 
   void run(const Choice& c, const CallArgs& call) {
@@ -270,9 +270,8 @@ class GpuCommunicator final : public Communicator {
   std::unique_ptr<NvshmemHeap> heap_;
   NoHeap no_heap_;  // where the build has no NVSHMEM: the algorithms set up against it to say why they are off
   std::vector<std::unique_ptr<AllreduceAlgorithm>> algorithms_;
-  AllreduceAlgorithm* by_id_[select::kAlgorithmCount] = {};
+  AllreduceAlgorithm* by_id_[kAlgorithmCount] = {};
   std::unique_ptr<RegisteredBuffers> buffers_;
-  mutable View view_{*this};
 };
 
 }  // namespace

@@ -26,6 +26,21 @@ uint64_t host_hash() {
 
 }  // namespace
 
+const config::Settings& agreed_settings(ncclComm_t nccl, int rank, int nranks) {
+  std::string refusal;
+  try {
+    config::settings();
+  } catch (const Error& e) {
+    refusal = e.what();
+  }
+  const auto all = nccl_allgather_u64(nccl, rank, nranks, refusal.empty() ? 1 : 0);
+  if (!refusal.empty()) throw Error(fmt::format("nvrar: rank {} setup: {}", rank, refusal));
+  for (int r = 0; r < nranks; ++r)
+    if (all[r] == 0)
+      throw Error(fmt::format("nvrar: rank {} setup: rank {} refused its NVRAR_* settings (see its message)", rank, r));
+  return config::settings();
+}
+
 // Nodes are hosts (by host name) unless G says smaller virtual nodes; a (virtual) node never spans hosts.
 core::Topology discover_topology(ncclComm_t nccl, int rank, int nranks, int gpus_per_node) {
   const auto hashes = nccl_allgather_u64(nccl, rank, nranks, host_hash());
@@ -80,25 +95,31 @@ SelectionSetup make_selection_policy(ncclComm_t nccl, int rank, int nranks, cons
                    ? fmt::format("tuning table {} ({}, {})", found.file, found.table->card, found.table->created)
                    : fmt::format("cost model {}", settings.model_preset);
   const select::RegisteredRule rule{settings.registered_min_bytes, settings.registered_over_ll128_bytes};
-  out.policy = std::make_unique<select::Policy>(std::move(found.table), settings.model_preset, topo.nodes,
-                                                topo.gpus_per_node, rule, parse_algorithm(settings.algo));
+  try {
+    out.policy = std::make_unique<select::Policy>(std::move(found.table), settings.model_preset, topo.nodes,
+                                                  topo.gpus_per_node, rule, parse_algorithm(settings.algo));
+  } catch (const Error& e) {
+    throw Error(fmt::format("nvrar: rank {} setup: {}", rank, e.what()));
+  }
   return out;
 }
 
-void check_sizes_agree(ncclComm_t nccl, int rank, int nranks, const std::vector<uint64_t>& sizes) {
-  const uint64_t h = core::fnv1a64_words(sizes);
-  const auto all = nccl_allgather_u64(nccl, rank, nranks, h);
+void check_sizes_agree(ncclComm_t nccl, int rank, int nranks, const NamedSizes& sizes) {
+  std::vector<uint64_t> values;
   std::string mine;
-  for (uint64_t v : sizes) mine += (mine.empty() ? "" : ", ") + std::to_string(v);
+  for (const auto& [name, value] : sizes) {
+    values.push_back(value);
+    mine += fmt::format("{}{} {}", mine.empty() ? "" : ", ", name, value);
+  }
+  const uint64_t h = core::fnv1a64_words(values);
+  const auto all = nccl_allgather_u64(nccl, rank, nranks, h);
   for (int r = 0; r < nranks; ++r)
     if (all[r] != h)
-      throw Error(
-          fmt::format("nvrar: rank {} setup: rank {} was created with other Options::max_bytes, "
-                      "oneshot_max_bytes or ll128_max_bytes (LL128 and push capacities after sizing from the "
-                      "tuning table), or another NVRAR_PUSH_PIECE_UNITS, than this rank (max_bytes, piece "
-                      "units, then each algorithm's capacity: {}); they size the exchange areas and must be "
-                      "the same on every rank",
-                      rank, r, mine));
+      throw Error(fmt::format("nvrar: rank {} setup: rank {} was created with other Options sizes (max_bytes, "
+                              "oneshot_max_bytes, ll128_max_bytes; LL128 and push capacities after sizing from the "
+                              "tuning table) or another NVRAR_PUSH_PIECE_UNITS than this rank ({}); they size the "
+                              "exchange areas and must be the same on every rank",
+                              rank, r, mine));
 }
 
 AlgorithmSetup make_algorithm_setup(const KernelCommon& common, const core::Topology& topo, const Options& options,
@@ -117,6 +138,16 @@ AlgorithmSetup make_algorithm_setup(const KernelCommon& common, const core::Topo
   s.bulk_min_bytes = settings.bulk_min_bytes;
   s.bulk_sync = static_cast<int>(settings.bulk_sync);
   return s;
+}
+
+std::string describe_setup(const core::Topology& topo, const std::string& bootstrap,
+                           const std::vector<std::unique_ptr<AllreduceAlgorithm>>& algorithms, int max_blocks) {
+  const char* inter = config::settings().inter_node_stores ? "stores where NVLink-reachable" : "puts";
+  std::string s = fmt::format("{}, bootstrap {}, {}", core::describe(topo), bootstrap,
+                              shmem::available() ? fmt::format("NVSHMEM {}, inter-node {}", shmem::version(), inter)
+                                                 : std::string("no NVSHMEM in this build: NCCL only"));
+  for (const auto& a : algorithms) s += ", " + a->describe();
+  return s + fmt::format(", {} blocks max", max_blocks);
 }
 
 }  // namespace nvrar::gpu

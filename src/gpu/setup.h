@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/settings.h"
@@ -17,6 +18,10 @@
 #include "select/selection.h"
 
 namespace nvrar::gpu {
+
+// The settings (config::settings()), agreed: every rank reads them, and if any rank refuses a value every rank throws
+// (the refusing one with its message, the others naming it), so no rank is left waiting in the next collective.
+const config::Settings& agreed_settings(ncclComm_t nccl, int rank, int nranks);
 
 // Nodes are hosts (by host name) unless gpus_per_node (0: the ranks of this host) says smaller virtual nodes; a
 // (virtual) node never spans hosts. Throws nvrar::Error naming the rank otherwise.
@@ -33,11 +38,16 @@ SelectionSetup make_selection_policy(ncclComm_t nccl, int rank, int nranks, cons
 
 // The capacities size the exchange areas and must be equal on every rank: peers store at offsets computed from their
 // own values (a larger layout on one rank would write past the area of another). Throws on every rank otherwise.
-void check_sizes_agree(ncclComm_t nccl, int rank, int nranks, const std::vector<uint64_t>& sizes);
+using NamedSizes = std::vector<std::pair<std::string, uint64_t>>;
+void check_sizes_agree(ncclComm_t nccl, int rank, int nranks, const NamedSizes& sizes);
 
 // What every algorithm entry is set up with: the shared kernel state, the topology, the options and the settings the
 // launch shapes follow; the grid limit from the SM count (or NVRAR_MAX_BLOCKS), at most kMaxBlocks.
 AlgorithmSetup make_algorithm_setup(const KernelCommon& common, const core::Topology& topo, const Options& options,
                                     const select::Policy* policy, const config::Settings& settings, int sms);
+
+// Communicator::describe(): "P=4 (N=1 x G=4), bootstrap mpi, NVSHMEM x.y.z, inter-node puts, <each algorithm>, ...".
+std::string describe_setup(const core::Topology& topo, const std::string& bootstrap,
+                           const std::vector<std::unique_ptr<AllreduceAlgorithm>>& algorithms, int max_blocks);
 
 }  // namespace nvrar::gpu

@@ -55,7 +55,7 @@ model::Preset preset_for(const std::string& name, int gpus_per_node) {
   try {
     p = model::find_preset(name);
   } catch (const Error& e) {
-    throw Error(fmt::format("nvrar: NVRAR_MODEL_PRESET='{}': {}", name, e.what()));
+    throw Error(fmt::format("NVRAR_MODEL_PRESET='{}': {}", name, e.what()));
   }
   p.gpus_per_node = gpus_per_node;
   return p;
@@ -66,11 +66,11 @@ model::Preset preset_for(const std::string& name, int gpus_per_node) {
 Policy::Policy(std::optional<TuningTable> table, const std::string& model_preset, int nodes, int gpus_per_node,
                RegisteredRule rule, Algorithm env_algorithm)
     : table_(std::move(table)),
-      preset_(preset_for(model_preset, gpus_per_node)),
       nodes_(nodes),
       ranks_(nodes * gpus_per_node),
       rule_(rule),
       env_algorithm_(env_algorithm) {
+  if (!table_) preset_ = preset_for(model_preset, gpus_per_node);  // only the model path uses (and checks) it
   if (table_)
     for (const TuningEntry& e : table_->entries)
       entries_.push_back(
@@ -106,12 +106,13 @@ Choice select(const Request& request, const Policy& policy, const CallView& view
     return request.call;
   }
   // 2. A communicator-wide default (Options, else NVRAR_ALGO) where it can run this call.
-  const Algorithm fallback =
-      request.options_algorithm != Algorithm::kAuto ? request.options_algorithm : policy.env_algorithm();
-  if (fallback != Algorithm::kAuto && view.runs(fallback)) return Choice{fallback};
+  Choice c = request.call;  // its launch shape, if any, stays
+  c.algorithm = request.options_algorithm != Algorithm::kAuto ? request.options_algorithm : policy.env_algorithm();
   // 3. Auto.
-  Choice c = settle_auto_choice(policy.pick(request.bytes, view.available(Algorithm::kOneShot)), request.bytes, view,
-                                policy.registered_rule());
+  if (c.algorithm == Algorithm::kAuto || !view.runs(c.algorithm))
+    c = settle_auto_choice(policy.pick(request.bytes, view.available(Algorithm::kOneShot)), request.bytes, view,
+                           policy.registered_rule());
+  // Last, for defaults and auto alike: NVRAR's kernel instead of NCCL where told so.
   if (!request.auto_may_use_nccl && c.algorithm == Algorithm::kNccl && view.runs(Algorithm::kHierarchical))
     c = Choice{Algorithm::kHierarchical};
   return c;

@@ -8,7 +8,8 @@
 //      the decode sizes must not break a prefill above an algorithm's capacity);
 //   3. auto: the tuning table's entry for the size (NCCL above its last entry), else the cost model's pick, then
 //      settled by settle_auto_choice (capacity and reach fallbacks, the registered two-shot for registered inputs),
-//      then, where Options::auto_may_use_nccl is false, NVRAR's hierarchical kernel instead of NCCL where it can run.
+//   4. for defaults and auto alike, where Options::auto_may_use_nccl is false: NVRAR's hierarchical kernel instead of
+//      NCCL where it can run.
 //
 // tests/test_selection.cpp pins every rule.
 #pragma once

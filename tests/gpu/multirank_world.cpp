@@ -74,10 +74,8 @@ World::World(const WorldShape& shape) : shape_(shape), store_(shape.ranks) {
     setup.inter_node_stores = true;
     algorithms_.push_back(gpu::make_algorithms());
     for (auto& a : algorithms_[r]) a->plan(setup);
-    for (std::size_t i = 0; i < algorithms_[r].size(); ++i) {
-      algorithms_[r][i]->setup(setup, *heaps_[r]);
-      if (i == 0) setup.nvlink_gap = gpu::nvlink_domain_gap(*heaps_[r], r, shape.ranks, setup.topo.nodes);
-    }
+    setup.nvlink_gap = gpu::nvlink_domain_gap(*heaps_[r], r, shape.ranks, setup.topo.nodes);
+    for (auto& a : algorithms_[r]) a->setup(setup, *heaps_[r]);
   }
 }
 

@@ -27,12 +27,17 @@ void AllreduceAlgorithm::release(SymmetricHeap& heap) {
 
 std::string AllreduceAlgorithm::refusal(const Choice& c, const CallArgs& call) const {
   if (!available()) return fmt::format("the {} needs {}; not so here: {}", long_name(), needs(), unavailable_);
-  if (call.bytes > capacity_)
-    return fmt::format("{} bytes exceed the {} capacity of {} bytes ({})", call.bytes, long_name(), capacity_,
-                       capacity_option());
-  if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > max_threads()))
-    return fmt::format("{} threads {} (a multiple of 32, at most {})", long_name(), c.threads, max_threads());
-  return {};
+  std::string why = size_refusal(call);
+  if (why.empty() && c.threads != 0 && max_threads() > 0 &&
+      (c.threads < 32 || c.threads % 32 != 0 || c.threads > max_threads()))
+    why = fmt::format("{} threads {} (a multiple of 32, at most {})", long_name(), c.threads, max_threads());
+  return why;
+}
+
+std::string AllreduceAlgorithm::size_refusal(const CallArgs& call) const {
+  if (call.bytes <= capacity_) return {};
+  return fmt::format("{} bytes exceed the {} capacity of {} bytes ({})", call.bytes, long_name(), capacity_,
+                     capacity_option());
 }
 
 bool AllreduceAlgorithm::launch_add_rmsnorm(const Choice&, const CallArgs&, const RmsNormArgs&, cudaError_t*) {

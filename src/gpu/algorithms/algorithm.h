@@ -113,10 +113,14 @@ class AllreduceAlgorithm {
  protected:
   // The long name in messages, what it needs to run, and which option sets its capacity.
   virtual const char* long_name() const = 0;
-  virtual const char* needs() const = 0;
+  virtual std::string needs() const = 0;
   virtual const char* capacity_option() const = 0;
-  // Largest threads per block of its kernel (forced shapes are multiples of 32 up to this); 0: not a launch option.
+  // Largest threads per block of its kernel (forced shapes are multiples of 32 up to this); 0: not checked here (the
+  // kernel's launch function rounds or refuses).
   virtual int max_threads() const = 0;
+  // Why this call's size (or placement) does not fit, "" when it does; refusal() checks availability before it and
+  // the launch shape after it.
+  virtual std::string size_refusal(const CallArgs& call) const;
   // The availability check every NVLink-domain algorithm starts its setup with: a heap, every rank an NVLink peer of
   // every other on one node, at most max_ranks ranks. Says why not in unavailable_ (and returns false), else clears it.
   bool nvlink_domain_allows(const AlgorithmSetup& s, int max_ranks);

@@ -93,9 +93,10 @@ class HierarchicalAlgorithm final : public AllreduceAlgorithm {
 
  protected:
   const char* long_name() const override { return "hierarchical algorithm"; }
-  const char* needs() const override { return "NVSHMEM"; }
+  std::string needs() const override { return "NVSHMEM"; }
   const char* capacity_option() const override { return "Options::max_bytes"; }
-  int max_threads() const override { return kMaxThreadsPerBlock; }
+  // A forced thread count is the chunk size, which hierarchical_chunk_units() rounds to a warp and caps.
+  int max_threads() const override { return 0; }
 
  private:
   core::HeapLayout layout_{};

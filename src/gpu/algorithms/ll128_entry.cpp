@@ -73,8 +73,8 @@ class Ll128Algorithm final : public AllreduceAlgorithm {
 
  protected:
   const char* long_name() const override { return "LL128 two-shot"; }
-  const char* needs() const override {
-    return "NVSHMEM and every rank load/store reachable over NVLink (one host, at most 8 ranks)";
+  std::string needs() const override {
+    return fmt::format("NVSHMEM and every rank load/store reachable over NVLink (one host, at most {} ranks)", kMaxLl128Ranks);
   }
   const char* capacity_option() const override { return "Options::ll128_max_bytes"; }
   int max_threads() const override { return kLl128MaxThreads; }

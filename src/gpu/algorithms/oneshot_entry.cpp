@@ -63,11 +63,11 @@ class OneShotAlgorithm final : public AllreduceAlgorithm {
 
  protected:
   const char* long_name() const override { return "one-shot algorithm"; }
-  const char* needs() const override {
-    return "NVSHMEM and every rank load/store reachable over NVLink (at most 8 ranks on one host)";
+  std::string needs() const override {
+    return fmt::format("NVSHMEM and every rank load/store reachable over NVLink (at most {} ranks on one host)", kMaxOneShotRanks);
   }
   const char* capacity_option() const override { return "Options::oneshot_max_bytes"; }
-  int max_threads() const override { return kOneShotMaxThreads; }
+  int max_threads() const override { return 0; }  // grid-stride: any block size the device launches
 
  private:
   OneShotParams call_params(const CallArgs& call) const {

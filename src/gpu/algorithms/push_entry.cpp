@@ -84,8 +84,8 @@ class PushAlgorithm final : public AllreduceAlgorithm {
 
  protected:
   const char* long_name() const override { return "push two-shot"; }
-  const char* needs() const override {
-    return "NVSHMEM and every rank load/store reachable over NVLink (one host, at most 8 ranks)";
+  std::string needs() const override {
+    return fmt::format("NVSHMEM and every rank load/store reachable over NVLink (one host, at most {} ranks)", kMaxPushRanks);
   }
   const char* capacity_option() const override {
     return "Options::ll128_max_bytes, else the tuning table's largest push size";

@@ -45,25 +45,15 @@ class RegisteredAlgorithm final : public AllreduceAlgorithm {
     return available() && call.in_buffer != nullptr && (call.out_buffer != nullptr || call.bytes <= capacity_);
   }
 
-  std::string refusal(const Choice& c, const CallArgs& call) const override {
-    if (!available())
-      return fmt::format(
-          "the registered two-shot needs NVSHMEM and every rank load/store reachable over NVLink (one "
-          "host, at most {} ranks); not so here: {}",
-          kMaxRegisteredRanks, unavailable_);
+  std::string size_refusal(const CallArgs& call) const override {
     if (call.in_buffer == nullptr)
-      return fmt::format(
-          "the registered two-shot reads peers' inputs in place: the input ({} bytes) must lie inside "
-          "one buffer of allocate_buffer()",
-          call.bytes);
+      return fmt::format("the registered two-shot reads peers' inputs in place: the input ({} bytes) must lie inside "
+                         "one buffer of allocate_buffer()",
+                         call.bytes);
     if (call.out_buffer == nullptr && call.bytes > capacity_)
-      return fmt::format(
-          "{} bytes exceed the gather area of {} bytes (Options::max_bytes); an output inside a buffer "
-          "of allocate_buffer() has no such limit",
-          call.bytes, capacity_);
-    if (c.threads != 0 && (c.threads < 32 || c.threads % 32 != 0 || c.threads > kRegisteredMaxThreads))
-      return fmt::format("registered two-shot threads {} (a multiple of 32, at most {})", c.threads,
-                         kRegisteredMaxThreads);
+      return fmt::format("{} bytes exceed the gather area of {} bytes (Options::max_bytes); an output inside a buffer "
+                         "of allocate_buffer() has no such limit",
+                         call.bytes, capacity_);
     return {};
   }
 
@@ -106,7 +96,10 @@ class RegisteredAlgorithm final : public AllreduceAlgorithm {
 
  protected:
   const char* long_name() const override { return "registered two-shot"; }
-  const char* needs() const override { return "NVSHMEM and every rank load/store reachable over NVLink"; }
+  std::string needs() const override {
+    return fmt::format("NVSHMEM and every rank load/store reachable over NVLink (one host, at most {} ranks)",
+                       kMaxRegisteredRanks);
+  }
   const char* capacity_option() const override { return "Options::max_bytes"; }
   int max_threads() const override { return kRegisteredMaxThreads; }
 

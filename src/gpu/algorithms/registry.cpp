@@ -11,7 +11,7 @@ std::unique_ptr<AllreduceAlgorithm> make_push_algorithm();
 
 std::vector<std::unique_ptr<AllreduceAlgorithm>> make_algorithms() {
   std::vector<std::unique_ptr<AllreduceAlgorithm>> all;
-  all.push_back(make_hierarchical_algorithm());  // first: its heap is the one the NVLink-domain check probes
+  all.push_back(make_hierarchical_algorithm());  // the order is the order of their symmetric allocations
   all.push_back(make_oneshot_algorithm());
   all.push_back(make_registered_algorithm());
   all.push_back(make_ll128_algorithm());

@@ -26,7 +26,7 @@ SymmetricArea NvshmemHeap::allocate(std::size_t bytes, std::size_t align, const 
   char* local = static_cast<char*>(shmem::symmetric_malloc(bytes));
   if (local == nullptr) {
     if (full != nullptr)
-      *full = fmt::format("nvshmem_malloc of {} bytes for its area failed (symmetric heap full)", bytes);
+      *full = fmt::format("nvshmem_malloc of {} bytes for the {} area failed (symmetric heap full)", bytes, what);
     return a;
   }
   // NVSHMEM's allocations are 512-byte aligned in the versions seen, and the offset is the same on every rank, so

@@ -37,8 +37,8 @@ void* RegisteredBuffers::allocate(SymmetricHeap& heap, std::size_t bytes, bool p
   const SymmetricArea a = heap.allocate(rounded, 256, "registered buffer", &full);
   if (a.local == nullptr)
     throw Error(
-        fmt::format("nvrar: rank {} allocate_buffer: {} (NVSHMEM_SYMMETRIC_SIZE or Options::buffer_bytes "
-                    "sizes the heap)",
+        fmt::format("nvrar: rank {} allocate_buffer: {}; NVSHMEM_SYMMETRIC_SIZE or Options::buffer_bytes sizes "
+                    "the heap",
                     rank_, full));
   RegisteredBuffer b;
   b.base = a.local;
