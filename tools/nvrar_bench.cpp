@@ -53,9 +53,16 @@ struct Options {
   bool check = false;
   std::string json;
   std::string tune;  // write a tuning table here instead of the algorithm table
+  bool ranks_given = false;  // --ranks was on the command line (the gpu backend takes its ranks from the launcher)
 };
 
-// A byte count as nccl-tests takes it: digits with an optional K, M or G (powers of 1024), e.g. "4K", "64M".
+// The largest message -b, -e and --ll128-max-bytes take: 16 GiB, beyond what any sweep needs (an H200 holds about
+// 141 GB, and a call needs an input, an output and the library's buffers of that size on every GPU). It keeps every
+// product of a size with a factor, an element size or a rank count far from overflow.
+constexpr std::size_t kMaxMessageBytes = std::size_t{16} << 30;
+
+// A byte count as nccl-tests takes it: digits with an optional K, M or G (powers of 1024), e.g. "4K", "64M"; at most
+// kMaxMessageBytes.
 std::size_t parse_size(const std::string& text, const char* option) {
   std::size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
@@ -81,8 +88,8 @@ std::size_t parse_size(const std::string& text, const char* option) {
   } catch (const std::out_of_range&) {
     value = std::numeric_limits<unsigned long long>::max();
   }
-  if (value > (std::numeric_limits<std::size_t>::max() >> shift))
-    throw Error(fmt::format("{}: '{}' is too large", option, text));
+  if (value > (kMaxMessageBytes >> shift))
+    throw Error(fmt::format("{}: '{}' is too large (at most 16G = {} bytes)", option, text, kMaxMessageBytes));
   return static_cast<std::size_t>(value) << shift;
 }
 
@@ -168,11 +175,33 @@ int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<st
   return any_wrong ? kExitWrong : kExitOk;
 }
 
-int run_benchmark(const Options& opt) {
-  const DataType dtype = parse_dtype(opt.dtype);
-  const std::size_t elem = nvrar::dtype_size(dtype);
-  const std::string backend_name = bench::resolve_backend(opt.backend);
-  const bench::BackendDefaults defaults = bench::backend_defaults(backend_name);
+// Prints a one-line note on stderr that an option given on the command line does not apply, and why.
+void note_ignored(const std::string& what) { std::fprintf(stderr, "nvrar-bench: note: %s; ignored\n", what.c_str()); }
+
+// Fails now, not after a long sweep, on a file that cannot be written (append mode: nothing is truncated yet).
+void probe_writable(const std::string& path, const char* option) {
+  std::ofstream probe(path, std::ios::app);
+  if (!probe) throw Error(fmt::format("{}: cannot open '{}' for writing", option, path));
+}
+
+// What the command line asks for, every option checked (ranges, relations between options, files) before any
+// backend or device is set up.
+struct Plan {
+  DataType dtype = DataType::kBFloat16;
+  std::string backend;
+  std::vector<std::size_t> counts;  // elements per message, ascending
+  bool rounded = false;             // -b or -e was not a whole number of elements
+  bench::RunConfig config;
+  bench::BackendOptions backend_options;
+};
+
+Plan check_options(const Options& opt) {
+  Plan plan;
+  plan.dtype = parse_dtype(opt.dtype);
+  const std::size_t elem = nvrar::dtype_size(plan.dtype);
+  plan.backend = bench::resolve_backend(opt.backend);
+  const bench::BackendDefaults defaults = bench::backend_defaults(plan.backend);
+  const bool host = plan.backend == "host";
 
   const std::size_t min_bytes = parse_size(opt.min_bytes, "-b/--min-bytes");
   // The sweep multiplies the size by -f at each step: from 0 it would never reach -e.
@@ -181,38 +210,62 @@ int run_benchmark(const Options& opt) {
       opt.max_bytes.empty() ? defaults.max_bytes : parse_size(opt.max_bytes, "-e/--max-bytes");
   if (min_bytes > max_bytes)
     throw Error(fmt::format("-b/--min-bytes ({}) is larger than -e/--max-bytes ({})", min_bytes, max_bytes));
-  const std::vector<std::size_t> counts =
-      sweep_counts(min_bytes, max_bytes, static_cast<std::size_t>(opt.step_factor), elem);
-  if (counts.empty())
+  plan.counts = sweep_counts(min_bytes, max_bytes, static_cast<std::size_t>(opt.step_factor), elem);
+  if (plan.counts.empty())
     throw Error(fmt::format("no message size between {} and {} bytes holds a whole {} element ({} bytes)", min_bytes,
-                            max_bytes, nvrar::dtype_name(dtype), elem));
+                            max_bytes, nvrar::dtype_name(plan.dtype), elem));
+  plan.rounded = min_bytes % elem != 0 || max_bytes % elem != 0;
+  if (!opt.ll128_max_bytes.empty())
+    plan.backend_options.ll128_max_bytes = parse_size(opt.ll128_max_bytes, "--ll128-max-bytes");
 
-  bench::RunConfig config = defaults.config;
-  if (opt.iters > 0) config.iters = opt.iters;
-  if (opt.warmup >= 0) config.warmup = opt.warmup;
-  if (opt.rounds > 0) config.rounds = opt.rounds;
-  config.check = opt.check;
+  plan.config = defaults.config;
+  if (opt.iters > 0) plan.config.iters = opt.iters;
+  if (opt.warmup >= 0) plan.config.warmup = opt.warmup;
+  if (opt.rounds > 0) plan.config.rounds = opt.rounds;
+  plan.config.check = opt.check;
 
-  // Fail on an unwritable JSON path now, not after a long sweep (append mode: nothing is truncated yet).
-  if (!opt.json.empty()) {
-    std::ofstream probe(opt.json, std::ios::app);
-    if (!probe) throw Error(fmt::format("--json: cannot open '{}' for writing", opt.json));
+  if (host && opt.gpus_per_node > 0 && opt.ranks % opt.gpus_per_node != 0)
+    throw Error(fmt::format("--gpus-per-node {} does not divide --ranks {} (every node has the same number of ranks)",
+                            opt.gpus_per_node, opt.ranks));
+  for (const std::string& a : opt.algorithms) bench::check_algorithm_spec(plan.backend, a);
+
+  if (!opt.tune.empty()) {
+    if (host) throw Error("--tune: the host backend cannot tune (tuning tables choose among GPU kernels)");
+    if (!opt.json.empty() && opt.json == opt.tune) throw Error("--json and --tune name the same file");
+    probe_writable(opt.tune, "--tune");
+    if (!opt.json.empty()) note_ignored("--json does not apply with --tune (the tuning table is the output)");
+    if (!opt.algorithms.empty())
+      note_ignored("--algorithms does not apply with --tune (it compares every candidate the backend offers)");
+  }
+  if (!opt.json.empty() && opt.tune.empty()) probe_writable(opt.json, "--json");
+  if (host) {
+    if (!opt.ll128_max_bytes.empty()) note_ignored("--ll128-max-bytes does not apply to the host backend (no LL128)");
+    if (opt.no_start_gate) note_ignored("--no-start-gate does not apply to the host backend (no CUDA graphs)");
+  } else if (opt.ranks_given) {
+    note_ignored("--ranks does not apply to the gpu backend (the launcher starts one rank per GPU)");
   }
 
-  bench::BackendOptions backend_options;
-  backend_options.ranks = opt.ranks;
-  backend_options.gpus_per_node = opt.gpus_per_node;
-  backend_options.max_bytes = counts.back() * elem;
-  backend_options.start_gate = !opt.no_start_gate;
-  if (!opt.ll128_max_bytes.empty())
-    backend_options.ll128_max_bytes = parse_size(opt.ll128_max_bytes, "--ll128-max-bytes");
-  const std::unique_ptr<bench::Backend> backend = bench::make_backend(backend_name, backend_options);
+  plan.backend_options.ranks = opt.ranks;
+  plan.backend_options.gpus_per_node = opt.gpus_per_node;
+  plan.backend_options.max_bytes = plan.counts.back() * elem;
+  plan.backend_options.start_gate = !opt.no_start_gate;
+  return plan;
+}
+
+int run_benchmark(const Options& opt) {
+  const Plan plan = check_options(opt);
+  const DataType dtype = plan.dtype;
+  const std::size_t elem = nvrar::dtype_size(dtype);
+  const std::vector<std::size_t>& counts = plan.counts;
+  const bench::RunConfig& config = plan.config;
+  const std::unique_ptr<bench::Backend> backend = bench::make_backend(plan.backend, plan.backend_options);
 
   const std::vector<std::string> offered = backend->algorithms();
   std::vector<std::string> algorithms;
   for (const std::string& given : opt.algorithms.empty() ? offered : opt.algorithms) {
-    // "name:options" (a launch shape, e.g. oneshot:t256) is the backend's to parse; the name must be offered. The
-    // library's spelling of a name (auto for nvrar) is taken too and reported under the bench's.
+    // "name:options" (a launch shape, e.g. oneshot:t256) is the backend's to parse (its syntax was checked above);
+    // the name must be offered by this communicator. The library's spelling of a name (auto for nvrar) is taken too
+    // and reported under the bench's.
     const std::string a = bench::canonical_algorithm(backend->name(), given);
     const std::string base = a.substr(0, a.find(':'));
     if (std::find(offered.begin(), offered.end(), base) == offered.end())
@@ -236,7 +289,7 @@ int run_benchmark(const Options& opt) {
   info.config = config;
   info.algorithms = algorithms;
   info.notes = backend->notes();
-  if (min_bytes % elem != 0 || max_bytes % elem != 0)
+  if (plan.rounded)
     info.notes.push_back(fmt::format("sizes rounded down to whole {}-byte elements", elem));
 
   const bool root = backend->is_root();
@@ -275,9 +328,10 @@ int main(int argc, char** argv) {
                  "(gpu when built with it and a GPU is present, else host)")
       ->check(CLI::IsMember({"host", "gpu", "auto"}))
       ->capture_default_str();
-  app.add_option("--ranks", opt.ranks, "Host backend: number of ranks (threads); gpu takes them from the launcher")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+  CLI::Option* ranks_option =
+      app.add_option("--ranks", opt.ranks, "Host backend: number of ranks (threads); gpu takes them from the launcher")
+          ->check(CLI::Range(1, 4096))
+          ->capture_default_str();
   app.add_option("--gpus-per-node", opt.gpus_per_node,
                  "Ranks per (virtual) node; 0 takes NVRAR_GPUS_PER_NODE, else all ranks on one node (host) or the "
                  "launcher's local size (gpu)")
@@ -326,6 +380,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitError;
   }
+  opt.ranks_given = ranks_option->count() > 0;
 
   try {
     return run_benchmark(opt);

@@ -405,20 +405,30 @@ int run_check(const CheckOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  constexpr int kExitOk = 0;
+  constexpr int kExitError = 2;
   CLI::App app{"nvrar-llm: Llama-3 tensor-parallel inference with NVRAR or NCCL all-reduce"};
+  app.footer("Exit status: 0 ok, 1 check mismatch, 2 usage, input or runtime error (message on stderr).");
   app.require_subcommand(1);
+  // Ranges of the options: every one is checked here, before any file is read or any GPU touched. Batch and prompt
+  // length are further bounded by check_engine (batch x input-len query rows in one prefill, at most 65535).
+  const auto backends = CLI::IsMember({"nccl", "nvrar", "auto"});
   BenchOptions b;
   CLI::App* bench = app.add_subcommand("bench", "latency benchmark (like vllm bench latency)");
-  bench->add_option("--model", b.model, "preset (llama3.1-8b, llama3.1-70b, llama3.1-405b) or config.json");
-  bench->add_option("--model-dir", b.model_dir, "HF checkpoint directory (real weights) instead of dummy weights");
-  bench->add_option("--tp", b.tp, "tensor-parallel degree (= processes of the launch)");
-  bench->add_option("--num-layers", b.num_layers, "truncate the model to this many layers");
-  bench->add_option("--batch-size", b.batch);
-  bench->add_option("--input-len", b.input_len);
-  bench->add_option("--output-len", b.output_len);
-  bench->add_option("--num-iters-warmup", b.warmup);
-  bench->add_option("--num-iters", b.iters);
-  bench->add_option("--allreduce", b.allreduce, "nccl, nvrar (NVRAR's kernels only) or auto (NVRAR's tuner)");
+  CLI::Option* model =
+      bench->add_option("--model", b.model, "preset (llama3.1-8b, llama3.1-70b, llama3.1-405b) or config.json");
+  bench->add_option("--model-dir", b.model_dir, "HF checkpoint directory (real weights) instead of dummy weights")
+      ->excludes(model);
+  bench->add_option("--tp", b.tp, "tensor-parallel degree (= processes of the launch)")->check(CLI::Range(1, 4096));
+  bench->add_option("--num-layers", b.num_layers, "truncate the model to this many layers (0: all)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
+  bench->add_option("--batch-size", b.batch)->check(CLI::Range(int64_t{1}, int64_t{65535}));
+  bench->add_option("--input-len", b.input_len)->check(CLI::Range(int64_t{1}, int64_t{65535}));
+  bench->add_option("--output-len", b.output_len)->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  bench->add_option("--num-iters-warmup", b.warmup)->check(CLI::Range(0, 1000000));
+  bench->add_option("--num-iters", b.iters)->check(CLI::Range(1, 1000000));
+  bench->add_option("--allreduce", b.allreduce, "nccl, nvrar (NVRAR's kernels only) or auto (NVRAR's tuner)")
+      ->check(backends);
   bench->add_option("--json", b.json, "write the results as JSON");
   bench->add_option("--seed", b.seed);
   bench->add_flag("--no-graph", b.no_graph, "decode steps eagerly instead of CUDA graph replays");
@@ -426,14 +436,25 @@ int main(int argc, char** argv) {
   CLI::App* check = app.add_subcommand("check", "compare logits and greedy tokens with a transformers reference");
   check->add_option("--model-dir", c.model_dir, "HF checkpoint directory")->required();
   check->add_option("--reference", c.reference, "reference.json from scripts/hf_reference.py")->required();
-  check->add_option("--tp", c.tp);
-  check->add_option("--allreduce", c.allreduce);
-  check->add_option("--atol", c.atol);
-  check->add_option("--rtol", c.rtol, "relative to the largest reference logit of the step");
+  check->add_option("--tp", c.tp)->check(CLI::Range(1, 4096));
+  check->add_option("--allreduce", c.allreduce)->check(backends);
+  check->add_option("--atol", c.atol)->check(CLI::Range(0.0, 1e30));
+  check->add_option("--rtol", c.rtol, "relative to the largest reference logit of the step")
+      ->check(CLI::Range(0.0, 1e30));
   check->add_flag("--no-graph", c.no_graph);
   check->add_option("--tokens-out", c.tokens_out, "write our greedy tokens [step][batch] as JSON (rank 0)");
-  CLI11_PARSE(app, argc, argv);
+  // A usage error exits 2 like every other error (CLI11's own codes, 100 and up, are not ours).
   try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitError;
+  }
+  try {
+    // Output files that cannot be written fail now, not after the run (append mode: nothing is truncated yet).
+    for (const std::string* out : {&b.json, &c.tokens_out})
+      if (!out->empty() && !std::ofstream(*out, std::ios::app))
+        throw Error(fmt::format("nvrar-llm: {}: cannot open '{}' for writing",
+                                out == &b.json ? "--json" : "--tokens-out", *out));
     if (*bench) return run_bench(b);
     return run_check(c);
   } catch (const std::exception& e) {

@@ -8,6 +8,7 @@
 //
 // Exit status: 0 done; 2 bad usage or an error (message on stderr).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -33,6 +34,13 @@ namespace model = nvrar::model;
 constexpr int kExitOk = 0;
 constexpr int kExitError = 2;
 
+// Bounds of what the model is asked about, far beyond any machine built and well inside the int arithmetic of the
+// model's rank counts (src/model/cost_model.cpp): 1M nodes, 4096 GPUs a node, 4M GPUs in all, messages up to 1 TiB.
+constexpr long long kMaxNodes = 1LL << 20;
+constexpr int kMaxGpusPerNode = 4096;
+constexpr long long kMaxGpus = 1LL << 22;
+constexpr long long kMaxBytes = 1LL << 40;
+
 // A parameter override, applied to the preset only when given on the command line.
 struct Override {
   const char* flag;
@@ -54,8 +62,8 @@ struct Options {
   std::string json;
 };
 
-// "4096", "4K", "64M", "1G" (powers of 1024), for sizes; plain integers for node counts.
-long long parse_count(const std::string& token, bool allow_suffix, const char* option) {
+// "4096", "4K", "64M", "1G" (powers of 1024), for sizes; plain integers for node counts. At most `max`.
+long long parse_count(const std::string& token, bool allow_suffix, const char* option, long long max) {
   std::size_t end = 0;
   while (end < token.size() && std::isdigit(static_cast<unsigned char>(token[end]))) ++end;
   int shift = -1;
@@ -68,11 +76,14 @@ long long parse_count(const std::string& token, bool allow_suffix, const char* o
   if (end == 0 || end > 12 || shift < 0)
     throw Error(fmt::format("{}: '{}' is not {}", option, token,
                             allow_suffix ? "a size (digits with an optional K, M or G)" : "a whole number"));
-  return std::stoll(token.substr(0, end)) << shift;
+  const long long value = std::stoll(token.substr(0, end));  // at most 12 digits: no overflow
+  if (value > (max >> shift))
+    throw Error(fmt::format("{}: '{}' is too large (at most {})", option, token, max));
+  return value << shift;
 }
 
 // A comma list whose items are values or doubling ranges "a..b" (a, 2a, 4a, ... up to b); sorted, unique.
-std::vector<long long> parse_list(const std::string& text, bool allow_suffix, const char* option) {
+std::vector<long long> parse_list(const std::string& text, bool allow_suffix, const char* option, long long max) {
   std::vector<long long> out;
   std::size_t begin = 0;
   while (begin <= text.size()) {
@@ -81,10 +92,10 @@ std::vector<long long> parse_list(const std::string& text, bool allow_suffix, co
     const std::string item = text.substr(begin, comma - begin);
     const std::size_t dots = item.find("..");
     if (dots == std::string::npos) {
-      out.push_back(parse_count(item, allow_suffix, option));
+      out.push_back(parse_count(item, allow_suffix, option, max));
     } else {
-      const long long lo = parse_count(item.substr(0, dots), allow_suffix, option);
-      const long long hi = parse_count(item.substr(dots + 2), allow_suffix, option);
+      const long long lo = parse_count(item.substr(0, dots), allow_suffix, option, max);
+      const long long hi = parse_count(item.substr(dots + 2), allow_suffix, option, max);
       if (lo <= 0 || hi < lo)
         throw Error(fmt::format("{}: range '{}' must run from a positive value up", option, item));
       for (long long v = lo; v <= hi; v *= 2) out.push_back(v);
@@ -183,7 +194,46 @@ nlohmann::ordered_json preset_json(const model::Preset& p) {
           {"sources", p.sources}};
 }
 
-int run(const Options& opt, const std::vector<Override>& overrides) {
+// One line of the table: the times of every algorithm, NCCL's pick and the speedup, all finite.
+struct Row {
+  long long nodes = 0;
+  long long bytes = 0;
+  std::vector<double> times;  // per model::all_algorithms()
+  double t_nvrar = 0;
+  model::NcclEstimate best;
+  std::string pick;
+  double speedup = 0;
+};
+
+Row predict_row(const model::Preset& preset, long long n, long long bytes) {
+  Row row;
+  row.nodes = n;
+  row.bytes = bytes;
+  const int node_count = static_cast<int>(n);  // at most kMaxNodes
+  const double b = static_cast<double>(bytes);
+  for (model::Algorithm a : model::all_algorithms()) {
+    const double t = model::predict_us(a, preset, node_count, b);
+    if (a == model::Algorithm::kNvrar) row.t_nvrar = t;
+    row.times.push_back(t);
+  }
+  const model::NcclEstimate ring = model::predict_nccl(model::Algorithm::kNcclRing, preset, node_count, b);
+  const model::NcclEstimate tree = model::predict_nccl(model::Algorithm::kNcclTree, preset, node_count, b);
+  const bool tree_wins = tree.time_us < ring.time_us;
+  row.best = tree_wins ? tree : ring;
+  row.pick = fmt::format("{}/{}", tree_wins ? "tree" : "ring", model::nccl_protocol_name(row.best.protocol));
+  row.speedup = row.best.time_us / row.t_nvrar;
+  // A time the model cannot give (parameters at the edge of their range, e.g. bandwidths near 0) is an error, never a
+  // printed inf or nan.
+  bool finite = std::isfinite(row.best.time_us) && std::isfinite(row.speedup) && row.t_nvrar > 0;
+  for (double t : row.times) finite = finite && std::isfinite(t);
+  if (!finite)
+    throw Error(fmt::format("the model gives no finite time at {} nodes x {} GPUs, {} bytes (check the preset's "
+                            "parameters and their overrides)",
+                            n, preset.gpus_per_node, bytes));
+  return row;
+}
+
+int run(const Options& opt, const std::vector<Override>& overrides, const CLI::App& app) {
   if (opt.list_presets) {
     for (const model::Preset& p : model::presets()) {
       print_preset(stdout, p, true);
@@ -191,26 +241,51 @@ int run(const Options& opt, const std::vector<Override>& overrides) {
     }
     return kExitOk;
   }
+  // Every option first (ranges and relations), then the files, then the table.
   model::Preset preset = model::find_preset(opt.preset);
-  for (const Override& o : overrides)
-    if (o.option->count() > 0) o.apply(preset, o.value);
+  for (const Override& o : overrides) {
+    if (o.option->count() == 0) continue;
+    if (!std::isfinite(o.value)) throw Error(fmt::format("{}: {} is not a finite number", o.flag, o.value));
+    o.apply(preset, o.value);
+  }
   if (opt.no_ll128) preset.nccl.ll128 = false;
   model::validate_preset(preset);
+
+  const std::vector<long long> nodes = parse_list(opt.nodes, false, "--nodes", kMaxNodes);
+  const std::vector<long long> sizes = parse_list(opt.sizes, true, "--sizes", kMaxBytes);
+  if (nodes.front() < 1) throw Error(fmt::format("--nodes: node counts run from 1 to {}", kMaxNodes));
+  if (nodes.back() * preset.gpus_per_node > kMaxGpus)
+    throw Error(fmt::format("--nodes {} x {} GPUs per node is {} GPUs; the model takes at most {}", nodes.back(),
+                            preset.gpus_per_node, nodes.back() * preset.gpus_per_node, kMaxGpus));
+
+  model::CalibrationOptions co;
+  co.min_bytes = static_cast<double>(parse_count(opt.calibrate_min, true, "--calibrate-min-bytes", kMaxBytes));
+  co.max_bytes = static_cast<double>(parse_count(opt.calibrate_max, true, "--calibrate-max-bytes", kMaxBytes));
+  if (co.min_bytes > co.max_bytes)
+    throw Error(fmt::format("--calibrate-min-bytes ({}) is larger than --calibrate-max-bytes ({})", opt.calibrate_min,
+                            opt.calibrate_max));
+  if (opt.calibrate.empty())
+    for (const char* flag : {"--calibrate-min-bytes", "--calibrate-max-bytes"})
+      if (app.count(flag) > 0)
+        std::fprintf(stderr, "nvrar-model: note: %s applies only with --calibrate; ignored\n", flag);
 
   std::optional<model::Calibration> calibration;
   if (!opt.calibrate.empty()) {
     std::vector<model::BenchReport> reports;
     for (const std::string& path : opt.calibrate) reports.push_back(model::read_bench_report(path));
-    model::CalibrationOptions co;
-    co.min_bytes = static_cast<double>(parse_count(opt.calibrate_min, true, "--calibrate-min-bytes"));
-    co.max_bytes = static_cast<double>(parse_count(opt.calibrate_max, true, "--calibrate-max-bytes"));
     calibration = model::calibrate(reports, preset, co);
+    if (!calibration->intra_fitted && !calibration->nccl_fitted) {
+      std::string why;
+      for (const std::string& n : calibration->notes) why += "; " + n;
+      throw Error(fmt::format("--calibrate: nothing fitted to {} between {} and {} bytes{}",
+                              fmt::join(opt.calibrate, ", "), opt.calibrate_min, opt.calibrate_max, why));
+    }
+    model::validate_preset(preset);
   }
 
-  const std::vector<long long> nodes = parse_list(opt.nodes, false, "--nodes");
-  const std::vector<long long> sizes = parse_list(opt.sizes, true, "--sizes");
-  if (nodes.front() < 1 || nodes.back() > (1 << 20))
-    throw Error(fmt::format("--nodes: node counts run from 1 to {}", 1 << 20));
+  std::vector<Row> table;
+  for (long long n : nodes)
+    for (long long bytes : sizes) table.push_back(predict_row(preset, n, bytes));
 
   fmt::print(
       "# nvrar-model: predicted all-reduce time per call (us); alpha-beta model, NCCL by its own tuning model\n");
@@ -226,37 +301,25 @@ int run(const Options& opt, const std::vector<Override>& overrides) {
   fmt::print("#{}\n", head.substr(1));
 
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-  for (long long n : nodes) {
-    for (long long bytes : sizes) {
-      const int node_count = static_cast<int>(n);
-      const double b = static_cast<double>(bytes);
-      std::string line = fmt::format("{:>6} {:>6} {:>6}", n, n * preset.gpus_per_node, human_size(b));
-      nlohmann::ordered_json times;
-      double t_nvrar = 0;
-      for (model::Algorithm a : algorithms) {
-        const double t = model::predict_us(a, preset, node_count, b);
-        if (a == model::Algorithm::kNvrar) t_nvrar = t;
-        times[model::algorithm_name(a)] = t;
-        line += fmt::format(" {:>9}", format_us(t));
-      }
-      const model::NcclEstimate ring = model::predict_nccl(model::Algorithm::kNcclRing, preset, node_count, b);
-      const model::NcclEstimate tree = model::predict_nccl(model::Algorithm::kNcclTree, preset, node_count, b);
-      const bool tree_wins = tree.time_us < ring.time_us;
-      const model::NcclEstimate& best = tree_wins ? tree : ring;
-      const std::string pick =
-          fmt::format("{}/{}", tree_wins ? "tree" : "ring", model::nccl_protocol_name(best.protocol));
-      const double speedup = best.time_us / t_nvrar;
-      line += fmt::format(" {:>9} {:>12} {:>8.2f}", format_us(best.time_us), pick, speedup);
-      fmt::print("{}\n", line);
-      rows.push_back({{"nodes", n},
-                      {"gpus_per_node", preset.gpus_per_node},
-                      {"gpus", n * preset.gpus_per_node},
-                      {"bytes", bytes},
-                      {"time_us", times},
-                      {"nccl_best_us", best.time_us},
-                      {"nccl_pick", pick},
-                      {"speedup", speedup}});
+  for (const Row& r : table) {
+    const long long n = r.nodes;
+    std::string line =
+        fmt::format("{:>6} {:>6} {:>6}", n, n * preset.gpus_per_node, human_size(static_cast<double>(r.bytes)));
+    nlohmann::ordered_json times;
+    for (std::size_t i = 0; i < algorithms.size(); ++i) {
+      times[model::algorithm_name(algorithms[i])] = r.times[i];
+      line += fmt::format(" {:>9}", format_us(r.times[i]));
     }
+    line += fmt::format(" {:>9} {:>12} {:>8.2f}", format_us(r.best.time_us), r.pick, r.speedup);
+    fmt::print("{}\n", line);
+    rows.push_back({{"nodes", n},
+                    {"gpus_per_node", preset.gpus_per_node},
+                    {"gpus", n * preset.gpus_per_node},
+                    {"bytes", r.bytes},
+                    {"time_us", times},
+                    {"nccl_best_us", r.best.time_us},
+                    {"nccl_pick", r.pick},
+                    {"speedup", r.speedup}});
   }
 
   if (!opt.json.empty()) {
@@ -305,20 +368,21 @@ int main(int argc, char** argv) {
   };
   using P = model::Preset;
   using L = model::LinkParams;
-  auto whole = [](double v, const char* flag) {
-    if (v != std::floor(v) || v < 1 || v > 1e6) throw Error(fmt::format("{}: {} is not a whole number >= 1", flag, v));
+  auto whole = [](double v, const char* flag, int max) {
+    if (!(v == std::floor(v) && v >= 1 && v <= max))
+      throw Error(fmt::format("{}: {} is not a whole number from 1 to {}", flag, v, max));
     return static_cast<int>(v);
   };
   // Applied in this order: --nics-per-node after --gpus-per-node, which scales the NIC count with it.
   std::vector<Override> overrides = {
       {"--gpus-per-node", "GPUs per node (NICs per node scale with it unless --nics-per-node is given)",
        [whole](P& p, double v) {
-         const int g = whole(v, "--gpus-per-node");
+         const int g = whole(v, "--gpus-per-node", kMaxGpusPerNode);
          p.nics_per_node = std::max(1, p.nics_per_node * g / p.gpus_per_node);
          p.gpus_per_node = g;
        }},
       {"--nics-per-node", "NICs per node (GPUs share them when fewer than GPUs)",
-       [whole](P& p, double v) { p.nics_per_node = whole(v, "--nics-per-node"); }},
+       [whole](P& p, double v) { p.nics_per_node = whole(v, "--nics-per-node", kMaxGpusPerNode); }},
       {"--intra-alpha-us", "NVLink: latency of a step, us", set_link(&P::intra, &L::alpha_us)},
       {"--intra-bw-gbs", "NVLink: bandwidth per GPU, one direction, GB/s", set_link(&P::intra, &L::bandwidth_gbs)},
       {"--intra-peer-bw-gbs", "NVLink: most one peer can take, GB/s (0: all of it)",
@@ -332,7 +396,8 @@ int main(int argc, char** argv) {
       {"--poll-us", "Flag poll per step, us", set(&P::poll_us)},
       {"--flag-factor", "Wire bytes per payload byte of NVRAR's cells (2: 4 B payload + 4 B flag)",
        set(&P::flag_factor)},
-      {"--nccl-channels", "NCCL channels", [whole](P& p, double v) { p.nccl.channels = whole(v, "--nccl-channels"); }},
+      {"--nccl-channels", "NCCL channels",
+       [whole](P& p, double v) { p.nccl.channels = whole(v, "--nccl-channels", 1024); }},
       {"--nccl-bus-bw-gbs", "NCCL bus bandwidth on one node, GB/s",
        [](P& p, double v) { p.nccl.intra_bus_bw_gbs = v; }},
       {"--nccl-net-latency-us", "NCCL net plugin latency (latencyInter), us",
@@ -351,7 +416,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? kExitOk : kExitError;
   }
   try {
-    return run(opt, overrides);
+    return run(opt, overrides, app);
   } catch (const std::exception& e) {
     std::string what = e.what();
     if (what.rfind("nvrar-model: ", 0) == 0) what.erase(0, std::string("nvrar-model: ").size());

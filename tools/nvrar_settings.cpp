@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   constexpr int kExitOk = 0;
   constexpr int kExitError = 2;
   CLI::App app{"Prints NVRAR's settings (the NVRAR_* environment variables): the values in force, or their reference."};
+  app.footer("Exit status: 0 done, 2 usage error or a malformed NVRAR_* variable (message on stderr).");
   bool markdown = false;
   app.add_flag("--markdown", markdown,
                "Print docs/settings.md (every variable: type, default, accepted form, meaning)");

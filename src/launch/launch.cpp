@@ -1,6 +1,7 @@
 #include "nvrar/launch.h"
 
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 #include <fmt/format.h>
@@ -16,6 +17,8 @@ int parse_int(const std::string& name, const std::string& value) {
   int v = 0;
   try {
     v = std::stoi(value, &used);
+  } catch (const std::out_of_range&) {
+    throw Error(fmt::format("nvrar: launch: environment variable {}='{}' is out of the range of an int", name, value));
   } catch (const std::exception&) {
     used = 0;
   }
@@ -126,7 +129,12 @@ LaunchInfo detect_launch(const EnvLookup& env) {
     break;
   }
   if (auto addr = env("MASTER_ADDR")) info.master_addr = *addr;
-  if (auto port = get_int(env, "MASTER_PORT")) info.master_port = *port;
+  if (auto port = get_int(env, "MASTER_PORT")) {
+    if (*port < 1 || *port > 65535)
+      throw Error(fmt::format("nvrar: launch: environment variable MASTER_PORT='{}' is not a TCP port (1 to 65535)",
+                              *port));
+    info.master_port = *port;
+  }
   validate(info);
   return info;
 }

@@ -7,8 +7,10 @@
 #include <cstddef>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "bench/host_backend.h"
+#include "select/tuning_table.h"
 #if defined(NVRAR_BENCH_HAVE_GPU)
 #include "bench/gpu_backend.h"
 #endif
@@ -76,6 +78,30 @@ std::string canonical_algorithm(const std::string& backend, const std::string& s
   for (const AlgorithmName& a : algorithm_names(backend))
     if (!a.alias.empty() && a.alias == base) return colon == std::string::npos ? a.name : a.name + spec.substr(colon);
   return spec;
+}
+
+void check_algorithm_spec(const std::string& backend, const std::string& spec) {
+  const std::string canonical = canonical_algorithm(backend, spec);
+  const std::size_t colon = canonical.find(':');
+  const std::string base = canonical.substr(0, colon);
+  const std::vector<AlgorithmName> names = algorithm_names(backend);
+  const auto known = std::find_if(names.begin(), names.end(), [&](const AlgorithmName& a) { return a.name == base; });
+  if (known == names.end()) {
+    std::vector<std::string> list;
+    for (const AlgorithmName& a : names) list.push_back(a.name);
+    throw Error(fmt::format("--algorithms: the {} backend has no algorithm '{}' (it knows: {}; see --help)", backend,
+                            spec, fmt::join(list, ", ")));
+  }
+  if (colon == std::string::npos) return;
+  if (!known->takes_shape)
+    throw Error(fmt::format("--algorithms: '{}': {} takes no launch shape on the {} backend", spec, base, backend));
+  try {
+    (void)select::parse_algorithm_spec(canonical);
+  } catch (const Error& e) {
+    std::string what = e.what();
+    if (what.rfind("nvrar: ", 0) == 0) what.erase(0, 7);
+    throw Error(fmt::format("--algorithms: {}", what));
+  }
 }
 
 std::string algorithms_help() {

@@ -34,6 +34,7 @@ struct AlgorithmName {
   std::string name;
   std::string summary;
   std::string alias;  // the library's name for it where the bench's differs (accepted as well), else empty
+  bool takes_shape = false;  // whether "name:options" (a launch shape, select::parse_algorithm_spec) is accepted
 };
 
 struct Measurement {
@@ -108,6 +109,10 @@ std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOpti
 // Every algorithm name the resolved backend `name` knows, in the order a default run measures them (which of them a
 // run offers depends on the communicator: Backend::algorithms()). Empty for a backend this build lacks.
 std::vector<AlgorithmName> algorithm_names(const std::string& name);
+// Checks `spec` ("name[:options]", the library's alias accepted) against the algorithms the resolved backend `name`
+// knows and the shape syntax, before any setup; throws nvrar::Error naming --algorithms. Whether the communicator
+// offers it (topology) is checked once the backend exists.
+void check_algorithm_spec(const std::string& name, const std::string& spec);
 // `spec` ("name[:options]") with a name given by its alias (the library's spelling) replaced by the bench's name;
 // unchanged otherwise.
 std::string canonical_algorithm(const std::string& backend, const std::string& spec);

@@ -19,7 +19,7 @@ namespace nvrar::bench {
 const std::vector<GpuBackend::Entry>& GpuBackend::entries() {
   auto forced = [](Algorithm a, bool registered, const char* summary) {
     Entry e;
-    e.name = {algorithm_name(a), summary, ""};
+    e.name = {algorithm_name(a), summary, "", true};
     e.target.choice.algorithm = a;
     e.target.registered = registered;
     e.needs = a;
@@ -28,7 +28,7 @@ const std::vector<GpuBackend::Entry>& GpuBackend::entries() {
   auto own = [](const char* name, const char* alias, Target::Kind kind, bool registered, Algorithm needs,
                 const char* summary) {
     Entry e;
-    e.name = {name, summary, alias};
+    e.name = {name, summary, alias, kind == Target::kNvrar};
     e.target.kind = kind;
     e.target.registered = registered;
     e.needs = needs;

@@ -23,6 +23,8 @@
 #include <system_error>
 #include <thread>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -85,8 +87,8 @@ BackendDefaults host_backend_defaults() {
 std::vector<AlgorithmName> HostBackend::algorithm_names() {
   // "hierarchical" is NVRAR's algorithm under the library's name; on the host both run the same executor, listed so
   // that the host and GPU tables have the same sections.
-  return {{"nvrar", "NVRAR on the CPU executor: the hierarchical schedule, ranks as threads", "auto"},
-          {algorithm_name(Algorithm::kHierarchical), "the same executor, under the library's name", ""}};
+  return {{"nvrar", "NVRAR on the CPU executor: the hierarchical schedule, ranks as threads", "auto", false},
+          {algorithm_name(Algorithm::kHierarchical), "the same executor, under the library's name", "", false}};
 }
 
 std::vector<std::string> HostBackend::algorithms() const {
@@ -105,6 +107,16 @@ HostBackend::HostBackend(const BackendOptions& options) {
     heap_bytes_per_rank_ =
         core::make_heap_layout(core::make_topology(group_->size(), group_->gpus_per_node(), 0), options.max_bytes)
             .total_bytes;
+    // Every rank also holds an input and an output of max_bytes; refuse what the machine cannot hold before
+    // touching it (the executor has checked its heaps the same way).
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page_bytes = sysconf(_SC_PAGE_SIZE);
+    const double total = (static_cast<double>(heap_bytes_per_rank_) + 2.0 * static_cast<double>(options.max_bytes)) *
+                         group_->size();
+    if (pages > 0 && page_bytes > 0 && total > static_cast<double>(pages) * static_cast<double>(page_bytes))
+      throw Error(fmt::format("{} host ranks with messages up to {} bytes need {:.1f} GiB (heap, input and output), "
+                              "more than this machine's memory; lower -e/--max-bytes or --ranks",
+                              group_->size(), options.max_bytes, total / (1 << 30)));
     inputs_.assign(static_cast<std::size_t>(group_->size()), std::vector<std::byte>(options.max_bytes));
     outputs_.assign(static_cast<std::size_t>(group_->size()), std::vector<std::byte>(options.max_bytes));
   } catch (const std::bad_alloc&) {
