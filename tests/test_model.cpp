@@ -1,6 +1,7 @@
 // The cost model (src/model/cost_model.h) against hand-worked cases, its limits (one node, tiny and huge messages,
 // the non-power-of-two fold, the flag overhead), monotonicity, and the calibration (src/model/calibrate.h) on
-// synthetic points and on a real nvrar-bench report.
+// synthetic points and on a real nvrar-bench report; the implementation profiles, and the network fit and
+// validation against the published prototype's times (tests/data/published_*.json, issue 22).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -512,6 +513,135 @@ TEST(ModelBenchJson, HostileReportsNameTheFileAndTheField) {
   EXPECT_EQ(message(std::string(200000, '[')), "nvrar-model: x.json: JSON nested deeper than 64 levels");
   EXPECT_EQ(message(head + R"("results": [], "extra": )" + std::string(100000, '[') + std::string(100000, ']') + "}"),
             "nvrar-model: x.json: JSON nested deeper than 64 levels");
+}
+
+// ---- implementation profiles ----
+
+TEST(ModelProfile, OursIsTheDefaultBreakdown) {
+  const Preset p = hand_preset();
+  EXPECT_EQ(profiles().front().name, "ours");
+  for (int nodes : {1, 2, 3, 4, 8})
+    for (double bytes : {4096.0, 1 * kMiB}) {
+      const NvrarBreakdown a = nvrar_breakdown(p, nodes, bytes);
+      const NvrarBreakdown b = nvrar_breakdown(p, find_profile("ours"), nodes, bytes);
+      expect_close(b.total_us(), a.total_us());
+      expect_close(b.fixed_us(), p.launch_us);
+    }
+}
+
+TEST(ModelProfile, PrototypeFixedCostsAndSteps) {
+  Preset p = hand_preset();
+  p.memory_bandwidth_gbs = 1000;  // 1e-6 us per byte
+  const ImplementationProfile& proto = find_profile("prototype");
+  const double m = 1 * kMiB;
+  const NvrarBreakdown b = nvrar_breakdown(p, proto, 4, m);
+  expect_close(b.launch_us, proto.kernel_launches * p.launch_us);
+  expect_close(b.library_us, 2 * proto.library_collective_us);
+  expect_close(b.pack_us, proto.copy_passes * 2 * m * 1e-6);
+  expect_close(b.host_us, proto.host_us);
+  // Put-with-signal: payload only (flag factor 1). Network step: poll + alpha + (M/G) beta_n.
+  expect_close(b.doubling_us, 2 * (0.5 + 2.0 + (m / 4) * 1e-4));
+  // NVSHMEM reduce-scatter over NVLink: poll + alpha + 3 (M/G) beta_i.
+  expect_close(b.reduce_scatter_us, 0.5 + 1.0 + 3 * (m / 4) * 1e-5);
+  expect_close(b.total_us(), b.fixed_us() + b.steps_us());
+}
+
+TEST(ModelProfile, BadProfilesNameTheField) {
+  ImplementationProfile bad = find_profile("ours");
+  bad.kernel_launches = 0;
+  EXPECT_THROW(nvrar_breakdown(hand_preset(), bad, 2, 4096), Error);
+  EXPECT_THROW(find_profile("nope"), Error);
+  try {
+    find_profile("nope");
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("prototype"), std::string::npos) << e.what();
+  }
+}
+
+// ---- published points (issue 22) ----
+
+PublishedPoints published_perlmutter() {
+  return read_published_points(data_file("published_yalis_perlmutter_nvrar.json"));
+}
+
+TEST(ModelPublished, ReadsTheShippedFile) {
+  const PublishedPoints f = published_perlmutter();
+  EXPECT_EQ(f.profile, "prototype");
+  EXPECT_EQ(f.nodes, 4);
+  EXPECT_EQ(f.gpus_per_node, 4);
+  EXPECT_NE(f.source.find("axonn-ai/yalis"), std::string::npos);
+  ASSERT_EQ(f.points.size(), 6u);
+  EXPECT_EQ(f.points.front().bytes, 8192);
+  EXPECT_DOUBLE_EQ(f.points.back().time_us, 157.5);
+}
+
+// The bound of `nvrar-model --validate`: every published point within 25% with the shipped preset.
+TEST(ModelPublished, ValidateWithinTheBound) {
+  const std::vector<ValidationRow> rows = validate_against({published_perlmutter()}, find_preset("a100-slingshot11"));
+  ASSERT_EQ(rows.size(), 6u);
+  for (const ValidationRow& r : rows)
+    EXPECT_LE(std::abs(r.relative_error()), 0.25) << r.bytes << " bytes: model " << r.model_us << " us, published "
+                                                  << r.published_us << " us";
+}
+
+// The shipped Slingshot-11 numbers are the fit's, not hand-set: refitting gives them back.
+TEST(ModelPublished, ShippedPresetIsTheFit) {
+  const Preset shipped = find_preset("a100-slingshot11");
+  Preset p = shipped;
+  p.inter.alpha_us = 1;
+  p.inter.bandwidth_gbs = 100;
+  const NetworkCalibration c = calibrate_network({published_perlmutter()}, p);
+  ASSERT_TRUE(c.fitted);
+  EXPECT_NEAR(c.alpha_us, shipped.inter.alpha_us, 0.005 * shipped.inter.alpha_us);
+  EXPECT_NEAR(c.bandwidth_gbs, shipped.inter.bandwidth_gbs, 0.005 * shipped.inter.bandwidth_gbs);
+  EXPECT_NEAR(shipped.nccl.inter_latency_us, c.alpha_us, 0.005 * c.alpha_us);
+  EXPECT_LE(c.fit.max_relative, 0.25);
+}
+
+// The same parameters put NCCL where the paper puts it: NVRAR 1.9x-3.6x faster at 128 KB - 2 MB, i.e. NCCL at
+// roughly 150-300 us on 4 x 4 A100. The model lands at the low edge (1.7x-2.0x the published prototype at
+// 128 KB - 1 MB; docs/model.md); this keeps it from drifting out of that neighbourhood.
+TEST(ModelPublished, NcclNearThePapersRatio) {
+  const Preset p = find_preset("a100-slingshot11");
+  for (const BenchPoint& pt : published_perlmutter().points) {
+    if (pt.bytes < 128 * 1024) continue;
+    const double nccl = best_algorithm(p, 4, pt.bytes, {Algorithm::kNcclRing, Algorithm::kNcclTree}).time_us;
+    EXPECT_GE(nccl / pt.time_us, 1.5) << pt.bytes;
+    EXPECT_LE(nccl / pt.time_us, 3.6) << pt.bytes;
+  }
+}
+
+TEST(ModelPublished, MalformedFilesNameTheProblem) {
+  auto error_of = [](const std::string& text) {
+    try {
+      parse_published_points(text, "p.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string head = R"({"kind": "published-allreduce-times", "source": {"repository": "r", "file": "f"}, )";
+  EXPECT_NE(error_of(R"({"kind": "other"})").find("not a published-times file"), std::string::npos);
+  EXPECT_NE(error_of(R"({"kind": "published-allreduce-times"})").find("'source'"), std::string::npos);
+  EXPECT_NE(error_of(head + R"("profile": "x", "algorithm": "nvrar", "nodes": 2, "gpus_per_node": 1, "results": []})")
+                .find("no implementation profile 'x'"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + R"("profile": "ours", "algorithm": "nvrar", "nodes": 2, "gpus_per_node": 1, "results": []})")
+                .find("non-empty array"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + R"("profile": "ours", "algorithm": "nvrar", "nodes": 2, "gpus_per_node": 1, )" +
+                     R"("results": [{"bytes": 8, "time_us": -1}]})")
+                .find("time_us"),
+            std::string::npos);
+  EXPECT_TRUE(is_published_points(head + "\"x\": 1}"));
+  EXPECT_FALSE(is_published_points("[[[["));
+  // One size only: latency and bandwidth cannot be told apart.
+  Preset p = find_preset("a100-slingshot11");
+  const PublishedPoints one = parse_published_points(
+      head + R"("profile": "prototype", "algorithm": "nvrar", "nodes": 4, "gpus_per_node": 4, )" +
+          R"("results": [{"bytes": 8192, "time_us": 60}, {"bytes": 8192, "time_us": 61}]})",
+      "one.json");
+  EXPECT_THROW(calibrate_network({one}, p), Error);
 }
 
 }  // namespace

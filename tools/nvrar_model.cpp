@@ -1,12 +1,16 @@
 // nvrar-model: predicted all-reduce latency of NVRAR and of the algorithms it competes with (NCCL ring and tree,
 // flat recursive doubling, one-shot, two-shot) on N nodes of a cluster preset, and NVRAR's predicted speedup over
-// NCCL. The model is src/model/cost_model.h; --calibrate fits its intra-node parameters to nvrar-bench JSON.
+// NCCL. The model is src/model/cost_model.h; --calibrate fits its intra-node parameters to nvrar-bench JSON and its
+// network parameters to published times (tests/data/published_*.json); --validate compares the model with every
+// published point. docs/model.md.
 //
 //   nvrar-model --preset h100-ndr400 --nodes 1,2,4,8 --sizes 128K..2M
 //   nvrar-model --preset h100-ndr400 --calibrate bench/results/2026-11-27-h100/bench_np4_g4.json --json out.json
+//   nvrar-model --preset a100-slingshot11 --calibrate tests/data/published_yalis_perlmutter_nvrar.json
+//   nvrar-model --preset a100-slingshot11 --validate
 //   python3 scripts/plot_model_heatmap.py out.json        (speedup heatmap by GPU count and message size)
 //
-// Exit status: 0 done; 2 bad usage or an error (message on stderr).
+// Exit status: 0 done; 1 --validate found a point beyond the bound; 2 bad usage or an error (message on stderr).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -15,10 +19,12 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,7 +38,36 @@ using nvrar::Error;
 namespace model = nvrar::model;
 
 constexpr int kExitOk = 0;
+constexpr int kExitOutOfBound = 1;
 constexpr int kExitError = 2;
+
+// --validate's bound on |model - published| / published (issue 22).
+constexpr double kValidateBound = 0.25;
+
+// The published points shipped with the source: tests/data/published_*.json next to this file's directory.
+std::vector<std::string> shipped_published_files() {
+  const std::filesystem::path dir = std::filesystem::path(__FILE__).parent_path().parent_path() / "tests" / "data";
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("published_", 0) == 0 && entry.path().extension() == ".json") out.push_back(entry.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  if (out.empty())
+    throw Error(fmt::format("--validate: no published_*.json in '{}' (name the files with --published)",
+                            dir.string()));
+  return out;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw Error(fmt::format("nvrar-model: cannot open '{}'", path));
+  std::stringstream text;
+  text << file.rdbuf();
+  if (file.bad()) throw Error(fmt::format("nvrar-model: error reading '{}'", path));
+  return text.str();
+}
 
 // Bounds of what the model is asked about, far beyond any machine built and well inside the int arithmetic of the
 // model's rank counts (src/model/cost_model.cpp): 1M nodes, 4096 GPUs a node, 4M GPUs in all, messages up to 1 TiB.
@@ -60,6 +95,9 @@ struct Options {
   std::string calibrate_max = "4M";
   bool no_ll128 = false;
   std::string json;
+  std::string profile = "ours";
+  bool validate = false;
+  std::vector<std::string> published;
 };
 
 // "4096", "4K", "64M", "1G" (powers of 1024), for sizes; plain integers for node counts. At most `max`.
@@ -152,6 +190,24 @@ void print_preset(std::FILE* out, const model::Preset& p, bool with_sources) {
     for (const std::string& s : p.sources) fmt::print(out, "#   source: {}\n", s);
 }
 
+void print_network_calibration(std::FILE* out, const model::NetworkCalibration& c) {
+  if (c.fitted)
+    fmt::print(out,
+               "# calibrated network from published points ({} profile): alpha {:.2f} us, {:.2f} GB/s per NIC; NCCL net "
+               "latency {:.2f} us; {} points, rms error {:.1f}%, max {:.1f}% (at {})\n",
+               c.profile, c.alpha_us, c.bandwidth_gbs, c.nccl_inter_latency_us, c.fit.points, 100 * c.fit.rms_relative,
+               100 * c.fit.max_relative, human_size(c.fit.worst_bytes));
+  for (const std::string& n : c.notes) fmt::print(out, "# calibration note: {}\n", n);
+}
+
+void print_profile(std::FILE* out, const model::ImplementationProfile& p) {
+  fmt::print(out,
+             "# profile {}: {} kernel launches, host {:.2f} us, {} intra-node phases ({:.2f} us each), {} pack/unpack "
+             "passes, flag factor {}\n",
+             p.name, p.kernel_launches, p.host_us, p.library_intra_collectives ? "library" : "fused-cell",
+             p.library_collective_us, p.copy_passes, p.flag_factor > 0 ? fmt::format("{:g}", p.flag_factor) : "preset");
+}
+
 void print_calibration(std::FILE* out, const model::Calibration& c) {
   auto quality = [](const model::FitQuality& q) {
     return fmt::format("{} points, rms error {:.1f}%, max {:.1f}% (G={} at {})", q.points, 100 * q.rms_relative,
@@ -184,6 +240,7 @@ nlohmann::ordered_json preset_json(const model::Preset& p) {
           {"launch_us", p.launch_us},
           {"poll_us", p.poll_us},
           {"flag_factor", p.flag_factor},
+          {"memory_bandwidth_gbs", p.memory_bandwidth_gbs},
           {"nccl",
            {{"arch", arch_name(p.nccl.arch)},
             {"cpu", cpu_name(p.nccl.cpu)},
@@ -205,14 +262,16 @@ struct Row {
   double speedup = 0;
 };
 
-Row predict_row(const model::Preset& preset, long long n, long long bytes) {
+Row predict_row(const model::Preset& preset, const model::ImplementationProfile& profile, long long n,
+                long long bytes) {
   Row row;
   row.nodes = n;
   row.bytes = bytes;
   const int node_count = static_cast<int>(n);  // at most kMaxNodes
   const double b = static_cast<double>(bytes);
   for (model::Algorithm a : model::all_algorithms()) {
-    const double t = model::predict_us(a, preset, node_count, b);
+    const double t = a == model::Algorithm::kNvrar ? model::nvrar_breakdown(preset, profile, node_count, b).total_us()
+                                                   : model::predict_us(a, preset, node_count, b);
     if (a == model::Algorithm::kNvrar) row.t_nvrar = t;
     row.times.push_back(t);
   }
@@ -269,28 +328,80 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
       if (app.count(flag) > 0)
         std::fprintf(stderr, "nvrar-model: note: %s applies only with --calibrate; ignored\n", flag);
 
+  const model::ImplementationProfile& profile = model::find_profile(opt.profile);
+  if (!opt.published.empty() && !opt.validate)
+    std::fprintf(stderr, "nvrar-model: note: --published applies only with --validate; ignored\n");
+
+  // --calibrate takes nvrar-bench reports (the intra-node fit) and published-times files (the network fit); the
+  // intra-node fit goes first, the network fit uses its result.
   std::optional<model::Calibration> calibration;
+  std::optional<model::NetworkCalibration> network;
   if (!opt.calibrate.empty()) {
     std::vector<model::BenchReport> reports;
-    for (const std::string& path : opt.calibrate) reports.push_back(model::read_bench_report(path));
-    calibration = model::calibrate(reports, preset, co);
-    if (!calibration->intra_fitted && !calibration->nccl_fitted) {
-      std::string why;
+    std::vector<model::PublishedPoints> published;
+    for (const std::string& path : opt.calibrate) {
+      const std::string text = read_text(path);
+      if (model::is_published_points(text))
+        published.push_back(model::parse_published_points(text, path));
+      else
+        reports.push_back(model::parse_bench_report(text, path));
+    }
+    std::string why;
+    bool fitted = false;
+    if (!reports.empty()) {
+      calibration = model::calibrate(reports, preset, co);
+      fitted = calibration->intra_fitted || calibration->nccl_fitted;
       for (const std::string& n : calibration->notes) why += "; " + n;
+    }
+    if (!published.empty()) {
+      network = model::calibrate_network(published, preset, co);
+      fitted = fitted || network->fitted;
+      for (const std::string& n : network->notes) why += "; " + n;
+    }
+    if (!fitted)
       throw Error(fmt::format("--calibrate: nothing fitted to {} between {} and {} bytes{}",
                               fmt::join(opt.calibrate, ", "), opt.calibrate_min, opt.calibrate_max, why));
-    }
     model::validate_preset(preset);
+  }
+
+  if (opt.validate) {
+    std::vector<model::PublishedPoints> published;
+    for (const std::string& path : opt.published.empty() ? shipped_published_files() : opt.published)
+      published.push_back(model::read_published_points(path));
+    const std::vector<model::ValidationRow> rows = model::validate_against(published, preset);
+    fmt::print("# nvrar-model --validate: model vs published all-reduce times (us), bound {:.0f}%\n",
+               100 * kValidateBound);
+    print_preset(stdout, preset, false);
+    if (calibration) print_calibration(stdout, *calibration);
+    if (network) print_network_calibration(stdout, *network);
+    for (const model::PublishedPoints& f : published)
+      fmt::print("# {}: {} ({}, {}), {} x {} GPUs, {} profile; source: {}\n", f.origin, f.algorithm, f.system,
+                 f.device, f.nodes, f.gpus_per_node, f.profile, f.source);
+    fmt::print("{:>9} {:>6} {:>6} {:>6} {:>10} {:>10} {:>8} {:>4}\n", "profile", "nodes", "GPUs", "size",
+               "published", "model", "error", "ok");
+    int beyond = 0;
+    for (const model::ValidationRow& r : rows) {
+      const double e = r.relative_error();
+      const bool ok = std::isfinite(r.model_us) && std::abs(e) <= kValidateBound;
+      beyond += ok ? 0 : 1;
+      fmt::print("{:>9} {:>6} {:>6} {:>6} {:>10} {:>10} {:>+7.1f}% {:>4}\n", r.profile, r.nodes,
+                 r.nodes * r.gpus_per_node, human_size(r.bytes), format_us(r.published_us), format_us(r.model_us),
+                 100 * e, ok ? "yes" : "NO");
+    }
+    fmt::print("# {} of {} points within {:.0f}%\n", rows.size() - beyond, rows.size(), 100 * kValidateBound);
+    return beyond == 0 ? kExitOk : kExitOutOfBound;
   }
 
   std::vector<Row> table;
   for (long long n : nodes)
-    for (long long bytes : sizes) table.push_back(predict_row(preset, n, bytes));
+    for (long long bytes : sizes) table.push_back(predict_row(preset, profile, n, bytes));
 
   fmt::print(
       "# nvrar-model: predicted all-reduce time per call (us); alpha-beta model, NCCL by its own tuning model\n");
   print_preset(stdout, preset, false);
+  print_profile(stdout, profile);
   if (calibration) print_calibration(stdout, *calibration);
+  if (network) print_network_calibration(stdout, *network);
   fmt::print(
       "# nccl-best = min(nccl-ring, nccl-tree) with the algorithm/protocol NCCL would pick; speedup = "
       "nccl-best / nvrar\n");
@@ -326,6 +437,16 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
     nlohmann::ordered_json j;
     j["tool"] = "nvrar-model";
     j["preset"] = preset_json(preset);
+    j["profile"] = profile.name;
+    if (network)
+      j["network_calibration"] = {{"files", opt.calibrate},
+                                  {"profile", network->profile},
+                                  {"alpha_us", network->alpha_us},
+                                  {"bandwidth_gbs", network->bandwidth_gbs},
+                                  {"nccl_inter_latency_us", network->nccl_inter_latency_us},
+                                  {"rms_relative_error", network->fit.rms_relative},
+                                  {"max_relative_error", network->fit.max_relative},
+                                  {"notes", network->notes}};
     if (calibration) {
       j["calibration"] = {{"files", opt.calibrate},
                           {"intra_fitted", calibration->intra_fitted},
@@ -352,7 +473,7 @@ int main(int argc, char** argv) {
   Options opt;
   CLI::App app{
       "nvrar-model: predicted all-reduce latency per algorithm on N nodes of a cluster preset, and NVRAR's speedup "
-      "over NCCL.\nExit status: 0 done, 2 usage or runtime error."};
+      "over NCCL.\nExit status: 0 done, 1 --validate found a point beyond the bound, 2 usage or runtime error."};
   app.add_option("--preset", opt.preset, "Cluster preset (--list-presets)")->capture_default_str();
   app.add_flag("--list-presets", opt.list_presets, "Print the presets with their parameters and sources, and exit");
   app.add_option("--nodes", opt.nodes,
@@ -405,7 +526,16 @@ int main(int argc, char** argv) {
   for (Override& o : overrides) o.option = app.add_option(o.flag, o.value, o.help);
   app.add_flag("--nccl-no-ll128", opt.no_ll128, "NCCL without the LL128 protocol");
   app.add_option("--calibrate", opt.calibrate,
-                 "nvrar-bench JSON report to fit the intra-node parameters to (repeatable; single-node runs only)");
+                 "nvrar-bench JSON report to fit the intra-node parameters to (single-node runs only), or a "
+                 "published-times file (tests/data/published_*.json) to fit the network to (repeatable)");
+  app.add_option("--profile", opt.profile,
+                 "Implementation profile of the nvrar column: ours (one fused kernel) or prototype (the published "
+                 "one)")
+      ->capture_default_str();
+  app.add_flag("--validate", opt.validate,
+               "Print model vs published for every published point (exit 1 if any is more than 25% off)");
+  app.add_option("--published", opt.published,
+                 "Published-times file for --validate (repeatable; default: the shipped tests/data/published_*.json)");
   app.add_option("--calibrate-min-bytes", opt.calibrate_min, "Smallest message the fit uses")->capture_default_str();
   app.add_option("--calibrate-max-bytes", opt.calibrate_max, "Largest message the fit uses")->capture_default_str();
   app.add_option("--json", opt.json, "Also write the preset, calibration and predictions as JSON to this file");

@@ -74,4 +74,61 @@ struct CalibrationOptions {
 // degenerate (e.g. all points at one size).
 Calibration calibrate(const std::vector<BenchReport>& reports, Preset& preset, const CalibrationOptions& options = {});
 
+// ---- published measurements (someone else's implementation on a real network) ----
+//
+// A JSON file of published all-reduce times, e.g. tests/data/published_yalis_perlmutter_nvrar.json:
+//   {"kind": "published-allreduce-times", "source": {"repository": ..., "file": ..., "date": ...},
+//    "system": ..., "device": ..., "preset": "a100-slingshot11", "profile": "prototype", "algorithm": "nvrar",
+//    "nodes": 4, "gpus_per_node": 4, "dtype": "bf16", "results": [{"bytes": 8192, "time_us": 62.2}, ...]}
+// The profile names the implementation that was measured (model/cost_model.h, profiles()).
+struct PublishedPoints {
+  std::string origin;  // file name, for messages
+  std::string source;  // "repository, file, date" as the file names them
+  std::string system;
+  std::string device;
+  std::string preset;
+  std::string profile;
+  std::string algorithm;  // "nvrar" (the only one the network fit uses)
+  int nodes = 1;
+  int gpus_per_node = 1;
+  std::vector<BenchPoint> points;
+};
+
+// True when the text is a JSON object whose "kind" is "published-allreduce-times" (else it is taken for a bench
+// report). Never throws.
+bool is_published_points(const std::string& json_text);
+PublishedPoints parse_published_points(const std::string& json_text, const std::string& origin);
+PublishedPoints read_published_points(const std::string& path);
+
+struct NetworkCalibration {
+  bool fitted = false;
+  std::string profile;
+  double alpha_us = 0;            // inter.alpha_us
+  double bandwidth_gbs = 0;       // inter.bandwidth_gbs (one NIC)
+  double nccl_inter_latency_us = 0;
+  FitQuality fit;
+  std::vector<std::string> notes;
+};
+
+// Fits the network link (inter.alpha_us, inter.bandwidth_gbs) of `preset` to the published NVRAR points of runs with
+// two or more nodes, with each file's implementation profile, and writes them into it; NCCL's net latency
+// (nccl.inter_latency_us, what NCCL's tuner adds per network hop beyond InfiniBand verbs) is set to the same fitted
+// latency, so NCCL's model crosses the same network. Only the preset's GPUs per node are used. A latency that
+// fits below zero is pinned at zero. Throws nvrar::Error when the points cannot separate latency from bandwidth.
+NetworkCalibration calibrate_network(const std::vector<PublishedPoints>& published, Preset& preset,
+                                     const CalibrationOptions& options = {});
+
+// Model vs published for one point: the model with the file's profile and the preset as given.
+struct ValidationRow {
+  std::string origin;
+  std::string profile;
+  int nodes = 1;
+  int gpus_per_node = 1;
+  double bytes = 0;
+  double published_us = 0;
+  double model_us = 0;
+  double relative_error() const { return (model_us - published_us) / published_us; }
+};
+std::vector<ValidationRow> validate_against(const std::vector<PublishedPoints>& published, const Preset& preset);
+
 }  // namespace nvrar::model

@@ -15,6 +15,13 @@
 // ncclTopoGetAlgoTime): per protocol (LL, LL128, Simple) a latency = base + per-hop latencies and a bus bandwidth
 // with NCCL's protocol factors and caps; time = latency + bytes / algorithm bandwidth; NCCL runs the fastest
 // protocol. What NCCL learns from its topology search (channels, bus bandwidth) is a preset parameter here.
+//
+// An implementation profile (ImplementationProfile) separates what an implementation of NVRAR's algorithm pays per
+// call whatever the message (kernel launches, host-side calls, NVSHMEM collectives' own synchronisation, pack and
+// unpack copies) from the algorithm's steps. "ours" is this library (one fused kernel, the cell protocol); "prototype"
+// is the published one (about six launches, NVSHMEM's reduce-scatter and fcollect for the intra-node phases,
+// put-with-signal between nodes, separate pack and unpack). Network parameters fitted to the prototype's published
+// times (model/calibrate.h, calibrate_network) can then be used with our profile. See docs/model.md.
 #pragma once
 
 #include <initializer_list>
@@ -60,6 +67,7 @@ struct Preset {
   double launch_us = 0;    // one kernel launch inside a CUDA graph (NVRAR, flat-rd, one-shot, two-shot: 1 each)
   double poll_us = 0;      // per step: seeing the last flagged cell arrive and moving on
   double flag_factor = 2;  // wire bytes per payload byte of NVRAR's cells (kCellBytes / kCellPayloadBytes)
+  double memory_bandwidth_gbs = 1000;  // one GPU's HBM, for an implementation's pack/unpack copies
   NcclParams nccl;
   std::vector<std::string> sources;  // where each number comes from, for --list-presets and the README
 
@@ -93,19 +101,53 @@ NcclEstimate predict_nccl(Algorithm algorithm, const Preset& preset, int nodes, 
 // One exchange step of NVRAR's cell protocol: this GPU sends bytes_per_peer of payload to each of intra_peers
 // GPUs of its node and inter_peers GPUs of other nodes at once. See the file comment for the formula.
 double exchange_step_us(const Preset& preset, int intra_peers, int inter_peers, double bytes_per_peer);
+// The same with another flag factor (wire bytes per payload byte) than the preset's.
+double exchange_step_with_flags_us(const Preset& preset, double flag_factor, int intra_peers, int inter_peers,
+                                   double bytes_per_peer);
 
-// NVRAR's cost, phase by phase (the three phases of ARCHITECTURE.md).
+// How an implementation runs NVRAR's three phases, and what it pays per call outside them.
+struct ImplementationProfile {
+  std::string name;
+  std::string description;
+  int kernel_launches = 1;           // per call, preset.launch_us each
+  double host_us = 0;                // host-side work per call that the stream waits for (host-side collectives)
+  // The intra-node phases: false = the cell protocol inside the fused kernel; true = a library's reduce-scatter and
+  // all-gather (NVSHMEM's reduce-scatter and fcollect), each paying library_collective_us of its own
+  // synchronisation on top of moving its data over NVLink.
+  bool library_intra_collectives = false;
+  double library_collective_us = 0;
+  int copy_passes = 0;               // pack/unpack: passes over the whole message (read + write) in GPU memory
+  double flag_factor = 0;            // wire bytes per payload byte; 0 = the preset's (our cells)
+  std::vector<std::string> sources;
+};
+
+// "ours" and "prototype", each documented where it is defined.
+const std::vector<ImplementationProfile>& profiles();
+const ImplementationProfile& find_profile(const std::string& name);  // throws nvrar::Error listing the names
+// Rejects profiles the formulas cannot use, naming the field.
+void validate_profile(const ImplementationProfile& profile);
+
+// NVRAR's cost, phase by phase (the three phases of ARCHITECTURE.md), with the implementation's fixed costs apart.
 struct NvrarBreakdown {
-  double launch_us = 0;
+  // Fixed costs of the call (the implementation's, whatever the algorithm does).
+  double launch_us = 0;          // kernel launches x preset.launch_us
+  double host_us = 0;            // host-side collectives
+  double library_us = 0;         // library collectives' own synchronisation (NVSHMEM reduce-scatter, fcollect)
+  double pack_us = 0;            // pack/unpack copies
+  // The algorithm's steps.
   double reduce_scatter_us = 0;  // G - 1 messages of M/G over NVLink (0 when G = 1)
   double fold_us = 0;            // fold-in + fold-out when N is not a power of two (2 steps), else 0
   double doubling_us = 0;        // floor(log2 N) steps of one M/G message over the network
   double all_gather_us = 0;      // as the reduce-scatter
   int doubling_steps = 0;
   int fold_steps = 0;
-  double total_us() const { return launch_us + reduce_scatter_us + fold_us + doubling_us + all_gather_us; }
+  double fixed_us() const { return launch_us + host_us + library_us + pack_us; }
+  double steps_us() const { return reduce_scatter_us + fold_us + doubling_us + all_gather_us; }
+  double total_us() const { return fixed_us() + steps_us(); }
 };
+// Our implementation ("ours").
 NvrarBreakdown nvrar_breakdown(const Preset& preset, int nodes, double bytes);
+NvrarBreakdown nvrar_breakdown(const Preset& preset, const ImplementationProfile& profile, int nodes, double bytes);
 
 // Predicted time of one all-reduce of `bytes` bytes on `nodes` nodes x preset.gpus_per_node GPUs, microseconds.
 // Throws nvrar::Error for nodes < 1, bytes < 0 or an invalid preset (validate_preset).
