@@ -7,25 +7,15 @@
 #include <string>
 
 #include "core/json_input.h"
+#include "engine_test_support.h"
 #include "nvrar/types.h"
 
 namespace nvrar::json_input {
 namespace {
 
-#define EXPECT_HAS(message, needle) EXPECT_NE((message).find(needle), std::string::npos) << (message)
+using engine::test_support::error_of;  // and EXPECT_HAS
 
 constexpr const char* kWhere = "tool: /in/f.json";
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an nvrar::Error";
-  return "";
-}
 
 std::string parse_error(const std::string& text) {
   return error_of([&] { parse(text, kWhere); });
