@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [multirank] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
-#                             [bench] [engine] [torch] [spread] [ab] [pieces] [all]
+#                             [bench] [engine] [longcheck] [longbench] [torch] [spread] [ab] [pieces] [all]
 # BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M). TUNE_MERGE_FROM=16M with
 #   TUNE_ARGS='-b 16M ...': re-tune from that size up, merged over the shipped table (scripts/merge_tuning.py).
 # spread: the small sizes SPREAD_REPEAT times with the start gate and without it (--no-start-gate), 1 x 4.
@@ -12,6 +12,9 @@
 # pieces: the push two-shot at each NVRAR_PUSH_PIECE_UNITS of PIECES (PIECE_CFGS, PIECE_ALGOS, PIECE_MIN/PIECE_MAX):
 #   pieces_<cfg>_u<units>.json.
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
+# longcheck: nvrar-llm against fp32 logits over the long-prompt shapes, chunked vs unchunked prefill
+#   (scripts/engine-long-check.sh; LONG_CHECKS: a subset). longbench: prefill and decode at long contexts beside the
+#   PyTorch reference and cuDNN attention (scripts/engine-long-bench.sh; LONG_CASES, LONG_LAYERS).
 # ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
 # ENGINE_BASELINE=DIR: a source tree of an earlier NVRAR (e.g. `git archive` of a commit) built beside this one; each
 #   engine bench then runs ENGINE_AB_REPEAT times (default 2) with each build, alternating (…_base.json files).
@@ -248,6 +251,18 @@ if want engine; then  # nvrar-llm: logits against transformers at TP 1, 2, 4 wit
       done
     done
   done
+fi
+
+if want longcheck; then
+  bash scripts/engine-long-check.sh $BUILD "$OUT/longcheck" > "$OUT/longcheck.log" 2>&1
+  note "longcheck (fp32 truth, chunked prefill): rc=$? $(grep -c ': rc=0' "$OUT/longcheck.log") ok of $(grep -c ': rc=' "$OUT/longcheck.log")"
+  grep -E '^==|against fp32' "$OUT/longcheck.log" | head -30
+fi
+
+if want longbench && [ -f scripts/engine-long-bench.sh ]; then
+  bash scripts/engine-long-bench.sh $BUILD "$OUT/longbench" > "$OUT/longbench.log" 2>&1
+  note "longbench: rc=$?"
+  cat "$OUT/longbench/long_context.md" 2>/dev/null | head -30
 fi
 
 if want torch; then  # PyTorch anchors (NCCL through torch, symmetric-memory one-shot/two-shot), same timing method

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Writes a small random Llama-3 model (config.json + model.safetensors, bf16) and transformers' reference for
 it: greedy generation from seeded random prompts, with the raw logits of the prefill's last position and of every
-decode step. `nvrar-llm check` compares against this file.
+decode step (bf16, as transformers runs the model), and the same positions' logits of an fp32 forward of the same
+weights (upcast), teacher-forced on the same tokens: the truth `nvrar-llm check` measures both bf16 runs against.
 
     python3 scripts/hf_reference.py --out DIR [--steps 32] [--batch 2] [--prompt-len 16] [--seed 0]
+        [--head-dim 32] [--heads 8] [--kv-heads 4] [--hidden 256] [--layers 2] [--tied] [--plain-rope] [--eps 1e-5]
 
-The model uses grouped-query attention (8 query heads, 4 KV heads, so TP 1, 2 and 4 all split it), Llama-3 RoPE
-scaling, untied embeddings, and eager attention in transformers (fp32 softmax)."""
+Defaults: grouped-query attention (8 query heads, 4 KV heads, so TP 1, 2 and 4 all split it), head_dim 32, Llama-3
+RoPE scaling, untied embeddings; eager attention in transformers (fp32 softmax)."""
 import argparse
+import copy
 import json
 import os
 
@@ -23,17 +26,32 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--prompt-len", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--head-dim", type=int, default=32)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--tied", action="store_true", help="tie lm_head to embed_tokens")
+    ap.add_argument("--plain-rope", action="store_true", help="no Llama-3 frequency scaling")
+    ap.add_argument("--eps", type=float, default=1e-5)
     args = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 forward must be fp32
+    torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(args.seed)
     rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
             "original_max_position_embeddings": 1024}
-    shape = dict(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
-                 num_key_value_heads=4, head_dim=32, max_position_embeddings=4096, rms_norm_eps=1e-5,
-                 tie_word_embeddings=False, initializer_range=0.08)
+    positions = max(4096, args.prompt_len + args.steps + 16)
+    shape = dict(vocab_size=512, hidden_size=args.hidden, intermediate_size=2 * args.hidden,
+                 num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
+                 head_dim=args.head_dim, max_position_embeddings=positions, rms_norm_eps=args.eps,
+                 tie_word_embeddings=args.tied, initializer_range=0.08)
+    if args.plain_rope:
+        rope = {"rope_type": "default"}
     if int(transformers.__version__.split(".")[0]) >= 5:  # rope_theta moved into rope_parameters; dtype renamed
         config = LlamaConfig(**shape, rope_parameters={**rope, "rope_theta": 500000.0}, dtype="bfloat16")
     else:
-        config = LlamaConfig(**shape, rope_theta=500000.0, rope_scaling=rope, torch_dtype="bfloat16")
+        config = LlamaConfig(**shape, rope_theta=500000.0, rope_scaling=None if args.plain_rope else rope,
+                             torch_dtype="bfloat16")
     config._attn_implementation = "eager"
     model = LlamaForCausalLM(config).to(torch.bfloat16).cuda().eval()
     os.makedirs(args.out, exist_ok=True)
@@ -49,7 +67,18 @@ def main():
                              return_dict_in_generate=True, eos_token_id=None, pad_token_id=0)
     tokens = out.sequences[:, args.prompt_len:].T.tolist()  # [step][batch]
     logits = [step.float().tolist() for step in out.logits]  # [step][batch][vocab]
-    ref = {"prompts": prompts.tolist(), "tokens": tokens, "logits": logits,
+    # The fp32 truth: the same weights upcast, one teacher-forced forward over prompt + generated tokens (SDPA in
+    # fp32, no TF32), logits of the positions whose bf16 logits were recorded.
+    model32 = copy.deepcopy(model).float()
+    try:
+        model32.set_attn_implementation("sdpa")
+    except AttributeError:  # older transformers
+        model32.config._attn_implementation = "sdpa"
+    with torch.no_grad():
+        full = model32(out.sequences[:, :-1]).logits  # [batch][prompt + steps - 1][vocab]
+    start = args.prompt_len - 1
+    logits_fp32 = full[:, start:start + args.steps].transpose(0, 1).tolist()  # [step][batch][vocab]
+    ref = {"prompts": prompts.tolist(), "tokens": tokens, "logits": logits, "logits_fp32": logits_fp32,
            "transformers": transformers.__version__, "torch": torch.__version__}
     with open(os.path.join(args.out, "reference.json"), "w") as f:
         json.dump(ref, f)

@@ -239,10 +239,9 @@ TEST(EngineGpu, RopeAppendWritesTheCache) {
   EXPECT_TRUE(v == v_ref);
 }
 
-// Attention of n queries over two sequences against a float64 softmax. `len` cycles through decode-like and
+// Attention of n queries over two sequences against a float64 softmax (q_heads / kv_heads: the grouped-query ratio). `len` cycles through decode-like and
 // prefill-like lengths; few queries give many 32-key splits, many queries one long split.
-void check_attention(int D, int64_t n, uint64_t seed) {
-  const int q_heads = 4, kv_heads = 2;
+void check_attention(int D, int64_t n, uint64_t seed, int q_heads = 4, int kv_heads = 2) {
   const int64_t max_seq = 700, seqs = 2;
   const int64_t cols = (q_heads + 2 * kv_heads) * D;
   const std::vector<int32_t> lengths = {1, 600, 37, 513, 33, 64, 2};
@@ -283,7 +282,7 @@ void check_attention(int D, int64_t n, uint64_t seed) {
         o /= sum;
         const float g = fl(got[(t * q_heads + h) * D + d]);
         if (!(std::fabs(g - o) <= std::fabs(o) / 128 + 2e-3) && bad++ < 10)
-          ADD_FAILURE() << "D " << D << " n " << n << " query " << t << " head " << h << " dim " << d << ": " << g
+          ADD_FAILURE() << "D " << D << " heads " << q_heads << "/" << kv_heads << " n " << n << " query " << t << " head " << h << " dim " << d << ": " << g
                         << " vs " << o;
       }
     }
@@ -295,6 +294,11 @@ TEST(EngineGpu, AttentionMatchesCpuSoftmax) {
   REQUIRE_GPU();
   for (const int D : {32, 64, 128, 256}) check_attention(D, 4, 4 + D);  // decode-like: many short splits
   check_attention(128, 300, 7);  // 300 queries x 4 heads: one long split per query
+  // Blocks serving 4 and 8 query heads of one KV head, and a ratio of 3 (one head per block).
+  check_attention(128, 3, 11, 32, 8);
+  check_attention(64, 2, 12, 16, 2);
+  check_attention(256, 2, 13, 8, 1);
+  check_attention(64, 5, 14, 12, 4);
   EXPECT_FALSE(eg::attention_supports_head_dim(96));
 }
 

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "engine/llama_weights.h"
+#include "engine/gpu/flash_prefill.h"
 #include "engine/rope.h"
 #include "engine/safetensors.h"
 #include "nvrar/types.h"
@@ -30,16 +31,15 @@ void check_engine(const ModelConfig& config, int ranks, const EngineOptions& opt
   if (config.hidden_size % 8 != 0)
     throw Error(fmt::format("nvrar-llm: {}: hidden_size {} is not a multiple of 8", config.source,
                             config.hidden_size));
-  if (options.max_batch < 1 || options.max_seq < 2 || options.max_prefill < 1 ||
-      options.max_prefill >= options.max_seq)
-    throw Error(fmt::format("nvrar-llm: engine sizes batch {} seq {} prefill {} (need batch >= 1 and "
-                            "1 <= prefill < seq)",
-                            options.max_batch, options.max_seq, options.max_prefill));
-  // The attention kernels index queries by a grid dimension (at most 65535).
-  if (options.max_batch * options.max_prefill > 65535)
-    throw Error(fmt::format("nvrar-llm: batch {} x prefill length {} = {} query rows in one prefill; the "
-                            "attention kernel takes at most 65535",
-                            options.max_batch, options.max_prefill, options.max_batch * options.max_prefill));
+  if (options.max_batch < 1 || options.max_seq < 2 || options.prefill_chunk < 1)
+    throw Error(fmt::format("nvrar-llm: engine sizes batch {} seq {} prefill chunk {} (need batch >= 1, seq >= 2, "
+                            "chunk >= 1)",
+                            options.max_batch, options.max_seq, options.prefill_chunk));
+  // Without the tensor-core prefill kernel, the split-K kernel indexes a chunk's queries by a grid dimension.
+  if (!flash_prefill_supports_head_dim(static_cast<int>(config.head_dim)) && options.prefill_chunk > 65535)
+    throw Error(fmt::format("nvrar-llm: prefill chunk {} tokens: at head_dim {} the attention kernel takes at most "
+                            "65535 queries per call",
+                            options.prefill_chunk, config.head_dim));
 }
 
 LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const EngineOptions& options,
@@ -82,7 +82,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
              rank_);
 
   // Activations.
-  const int64_t T = std::max(options_.max_batch * options_.max_prefill, options_.max_batch);
+  const int64_t T = std::max(options_.prefill_chunk, options_.max_batch);
   h_ = memory_.bf16(T * H, "activations");
   qkv_ = memory_.bf16(T * qkv_cols_, "activations");
   attn_ = memory_.bf16(T * q_cols_, "activations");
@@ -96,7 +96,9 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   act_ = memory_.bf16(T * inter_, "activations");
   last_ = memory_.bf16(options_.max_batch * H, "activations");
   logits_ = memory_.bf16(options_.max_batch * vocab_cols_, "logits");
-  const AttentionShape s{T, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, options_.max_seq};
+  // Split-K scratch: decode rows, or whole chunks where the tensor-core prefill kernel does not take the head_dim.
+  const int64_t split_rows = flash_prefill_supports_head_dim(head_dim_) ? options_.max_batch : T;
+  const AttentionShape s{split_rows, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, options_.max_seq};
   scratch_ = memory_.f32(attention_scratch_floats(s), "attention scratch");
 }
 
@@ -164,12 +166,13 @@ void LlamaModel::load_checkpoint(Checkpoint& ck) {
   load(Weight::kFinalNorm, 0, std::nullopt, 0, 0, final_norm_);
 }
 
-void LlamaModel::forward(int64_t n, int64_t max_len, int64_t logit_rows, bool gather_rows_first,
-                         const ForwardInputs& in, StepTimer* timer) {
+void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, const ForwardInputs& in,
+                                StepTimer* timer) {
   const int64_t H = hidden_;
   if (timer) timer->mark(StepPart::kOther);
   rmsnorm(h_, layers_[0].ln_in, x_, n, H, eps_, stream_);
   const AttentionShape shape{n, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, max_len};
+  const bool flash = num_tiles > 0 && flash_prefill_supports_head_dim(head_dim_);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     if (timer) timer->mark(StepPart::kGemm);
@@ -177,7 +180,10 @@ void LlamaModel::forward(int64_t n, int64_t max_len, int64_t logit_rows, bool ga
     if (timer) timer->mark(StepPart::kAttention);
     rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
                    in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
-    attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape, scratch_, attn_, stream_);
+    if (flash)
+      flash_prefill_attention(qkv_, in.tiles, num_tiles, in.cache_k[i], in.cache_v[i], shape, attn_, stream_);
+    else
+      attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape, scratch_, attn_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
     gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
     allreduce_norm(part_, l.ln_post, n, timer);
@@ -189,14 +195,15 @@ void LlamaModel::forward(int64_t n, int64_t max_len, int64_t logit_rows, bool ga
     gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
     allreduce_norm(part_, i + 1 < layers_.size() ? layers_[i + 1].ln_in : final_norm_, n, timer);
   }
-  const bf16_t* src = x_;
-  if (gather_rows_first) {
-    if (timer) timer->mark(StepPart::kOther);
-    gather_rows(x_, in.logit_rows, logit_rows, H, last_, stream_);
-    src = last_;
-  }
+}
+
+void LlamaModel::keep_rows(const int32_t* rows, int64_t count, int64_t first) {
+  gather_rows(x_, rows, count, hidden_, last_ + first * hidden_, stream_);
+}
+
+void LlamaModel::lm_head(bool kept_rows, int64_t rows, StepTimer* timer) {
   if (timer) timer->mark(StepPart::kGemm);
-  gemm_->linear(src, lm_head_, logits_, logit_rows, vocab_cols_, H, stream_);
+  gemm_->linear(kept_rows ? last_ : x_, lm_head_, logits_, rows, vocab_cols_, hidden_, stream_);
 }
 
 void LlamaModel::prepare_gemms(int64_t n) {

@@ -28,6 +28,7 @@
 #include "engine/gpu/layers.h"
 #include "engine/gpu/step_timer.h"
 #include "engine/model_config.h"
+#include "engine/prefill_plan.h"
 #include "engine/sharding.h"
 
 namespace nvrar::engine::gpu {
@@ -35,7 +36,7 @@ namespace nvrar::engine::gpu {
 struct EngineOptions {
   int64_t max_batch = 1;
   int64_t max_seq = 256;      // prompt + generated tokens per sequence
-  int64_t max_prefill = 256;  // prompt tokens per sequence in one prefill
+  int64_t prefill_chunk = 4096;  // prompt tokens per prefill forward (a longer prefill runs in chunks)
   AllReduceBackend allreduce = AllReduceBackend::kAuto;
 };
 
@@ -50,15 +51,16 @@ struct ForwardInputs {
   const int32_t* seq = nullptr;         // [n] sequence of each token
   const int32_t* positions = nullptr;   // [n] position of each token in its sequence
   const int32_t* lengths = nullptr;     // [n] keys each token attends to (position + 1)
-  const int32_t* logit_rows = nullptr;  // rows whose logits are wanted, when the forward gathers them first
+  const int32_t* logit_rows = nullptr;  // rows of a prefill chunk whose final activations are kept (keep_rows)
+  const PrefillTile* tiles = nullptr;   // [num_tiles] query tiles of a prefill chunk (prefill_plan.h)
   std::span<bf16_t* const> cache_k;     // per layer [max_batch][kv_heads][max_seq][head_dim]
   std::span<bf16_t* const> cache_v;
 };
 
 class LlamaModel {
  public:
-  // Checks (check_engine), then allocates this rank's weights and the activations for max(max_batch x
-  // max_prefill, max_batch) rows. The all-reduce's input and output come from allreduce.allocate_io (collective).
+  // Checks (check_engine), then allocates this rank's weights and the activations for max(prefill_chunk,
+  // max_batch) rows. The all-reduce's input and output come from allreduce.allocate_io (collective).
   LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const EngineOptions& options, cudaStream_t stream);
   ~LlamaModel();
   LlamaModel(const LlamaModel&) = delete;
@@ -72,11 +74,21 @@ class LlamaModel {
 
   // h_ = embedding rows of tokens[0, n).
   void embed(const int32_t* tokens, int64_t n) { embedding_lookup(tokens, n, embedding_, hidden_, h_, stream_); }
-  // Runs every layer on the n rows of h_ (max_len: the longest attention length of the call), then the lm_head
-  // GEMM on `logit_rows` rows: the rows in.logit_rows of the final activations when gather_rows_first, else the
-  // first logit_rows. Logits of this rank's shard in logits(). Marks its phases on `timer` when given.
-  void forward(int64_t n, int64_t max_len, int64_t logit_rows, bool gather_rows_first, const ForwardInputs& in,
-               StepTimer* timer);
+  // Runs every layer on the n rows of h_ (max_len: the longest attention length of the call). num_tiles > 0: a
+  // prefill chunk whose query tiles are in.tiles (tensor-core attention where the head_dim allows); 0: decode rows
+  // (split-K attention). The final normalised activations are left in the model. Marks phases on `timer`.
+  void forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, const ForwardInputs& in, StepTimer* timer);
+  // Keeps the final activations of `count` rows (device indices in rows) as kept rows [first, first + count), for an
+  // lm_head after the last chunk of a prefill.
+  void keep_rows(const int32_t* rows, int64_t count, int64_t first);
+  // The lm_head GEMM of this rank's vocabulary shard on `rows` rows: the kept rows, or the first rows of the last
+  // forward_layers. Logits in logits().
+  void lm_head(bool kept_rows, int64_t rows, StepTimer* timer);
+  // A decode forward: forward_layers on n rows, then lm_head on them.
+  void forward(int64_t n, int64_t max_len, const ForwardInputs& in, StepTimer* timer) {
+    forward_layers(n, max_len, 0, in, timer);
+    lm_head(false, n, timer);
+  }
   // Once per decode batch size n: has Gemm choose the kernel of each GEMM shape of an n-row forward, timing passes
   // over every layer's matrix as a decode step streams them, before a graph capture (which can only take the first
   // guess). Writes only activations and logits, which the next step rewrites.
@@ -122,7 +134,7 @@ class LlamaModel {
   bf16_t* lm_head_ = nullptr;    // [vocab_cols_, H] (rows of this rank's vocabulary shard)
   bf16_t* final_norm_ = nullptr;
   float* inv_freq_ = nullptr;
-  // activations, sized for max(max_batch x max_prefill, max_batch) rows
+  // activations, sized for max(prefill_chunk, max_batch) rows; last_: the kept rows [max_batch]
   bf16_t *h_ = nullptr, *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *part_ = nullptr, *gu_ = nullptr,
          *act_ = nullptr, *logits_ = nullptr, *last_ = nullptr;
   float* scratch_ = nullptr;

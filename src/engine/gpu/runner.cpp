@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/gpu/flash_prefill.h"
 #include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
@@ -29,18 +30,23 @@ LlamaRunner::LlamaRunner(const ModelConfig& config, Communicator& comm, const En
                config.vocab_size),
       memory_(rank_) {
   const int64_t cache = options_.max_batch * options_.max_seq * model_.kv_cols();
+  check_kv_cache_fits(2 * config.num_layers * cache * static_cast<int64_t>(sizeof(bf16_t)));
   for (int64_t i = 0; i < config.num_layers; ++i) {
     cache_k_.push_back(memory_.bf16(cache, "KV cache"));
     cache_v_.push_back(memory_.bf16(cache, "KV cache"));
   }
-  const int64_t T = std::max(options_.max_batch * options_.max_prefill, options_.max_batch);
+  const int64_t T = std::max(options_.prefill_chunk, options_.max_batch);
+  // A chunk's tiles: one per kFlashTileRows rows of each sequence it touches (at most max_batch partial ones).
+  const int64_t max_tiles = T / kFlashTileRows + options_.max_batch + 1;
+  static_assert(sizeof(PrefillTile) == 4 * sizeof(int32_t));
+  d_tiles_ = reinterpret_cast<PrefillTile*>(memory_.i32(4 * max_tiles, "token bookkeeping"));
   d_tokens_ = memory_.i32(options_.max_batch, "token bookkeeping");
   d_prompt_ = memory_.i32(T, "token bookkeeping");
   d_seq_ = memory_.i32(T, "token bookkeeping");
   d_pos_ = memory_.i32(T, "token bookkeeping");
   d_len_ = memory_.i32(T, "token bookkeeping");
   d_logit_rows_ = memory_.i32(options_.max_batch, "token bookkeeping");
-  inputs_ = ForwardInputs{d_seq_, d_pos_, d_len_, d_logit_rows_, cache_k_, cache_v_};
+  inputs_ = ForwardInputs{d_seq_, d_pos_, d_len_, d_logit_rows_, d_tiles_, cache_k_, cache_v_};
 }
 
 LlamaRunner::~LlamaRunner() {
@@ -57,54 +63,96 @@ void LlamaRunner::load_checkpoint(const std::filesystem::path& dir) {
   model_.load_checkpoint(checkpoint);
 }
 
-void LlamaRunner::forward_and_sample(int64_t n, int64_t max_len, int64_t logit_rows, bool gather_rows_first,
-                                     StepTimer* timer) {
-  model_.forward(n, max_len, logit_rows, gather_rows_first, inputs_, timer);
+void LlamaRunner::check_kv_cache_fits(int64_t bytes) const {
+  size_t free_bytes = 0, total_bytes = 0;
+  cuda_check(cudaMemGetInfo(&free_bytes, &total_bytes), "memory info", rank_);
+  if (static_cast<double>(bytes) > static_cast<double>(free_bytes))
+    throw Error(fmt::format("nvrar-llm: rank {} KV cache: batch {} x {} positions x {} layers needs {:.2f} GB; the GPU "
+                            "has {:.2f} GB free of {:.2f} GB after the weights and activations (lower --batch-size or "
+                            "the lengths, or use more GPUs)",
+                            rank_, options_.max_batch, options_.max_seq, model_.config().num_layers, bytes / 1e9,
+                            free_bytes / 1e9, total_bytes / 1e9));
+}
+
+void LlamaRunner::sample(int64_t rows, StepTimer* timer) {
   if (timer) timer->mark(StepPart::kOther);
-  sampler_.greedy(model_.logits(), logit_rows, d_tokens_, stream_.get());
-  logit_rows_ = logit_rows;
+  sampler_.greedy(model_.logits(), rows, d_tokens_, stream_.get());
+  logit_rows_ = rows;
 }
 
 std::vector<int32_t> LlamaRunner::prefill(const std::vector<int32_t>& prompts, int64_t batch, int64_t len) {
+  if (batch < 1 || len < 1 || static_cast<int64_t>(prompts.size()) != batch * len)
+    throw Error(fmt::format("nvrar-llm: rank {} prefill: batch {} x length {} but {} tokens given", rank_, batch, len,
+                            prompts.size()));
+  std::vector<std::vector<int32_t>> rows;
+  for (int64_t b = 0; b < batch; ++b) rows.emplace_back(prompts.begin() + b * len, prompts.begin() + (b + 1) * len);
+  return prefill(rows);
+}
+
+std::vector<int32_t> LlamaRunner::prefill(const std::vector<std::vector<int32_t>>& prompts,
+                                          const std::function<void(int64_t, int64_t)>& progress) {
   const int64_t vocab = model_.config().vocab_size;
-  if (batch < 1 || batch > options_.max_batch || len < 1 || len > options_.max_prefill ||
-      static_cast<int64_t>(prompts.size()) != batch * len)
-    throw Error(fmt::format("nvrar-llm: rank {} prefill: batch {} x length {} ({} tokens given) outside the engine's "
-                            "batch {} x prefill {}",
-                            rank_, batch, len, prompts.size(), options_.max_batch, options_.max_prefill));
-  for (std::size_t i = 0; i < prompts.size(); ++i)
-    if (prompts[i] < 0 || prompts[i] >= vocab)
-      throw Error(fmt::format("nvrar-llm: rank {} prefill: token {} at {} outside the vocabulary [0, {})", rank_,
-                              prompts[i], i, vocab));
-  const int64_t n = batch * len;
-  std::vector<int32_t> seq(n), pos(n), lens(n), rows(batch);
-  for (int64_t t = 0; t < n; ++t) {
-    seq[t] = static_cast<int32_t>(t / len);
-    pos[t] = static_cast<int32_t>(t % len);
-    lens[t] = pos[t] + 1;
+  const int64_t batch = static_cast<int64_t>(prompts.size());
+  if (batch < 1 || batch > options_.max_batch)
+    throw Error(fmt::format("nvrar-llm: rank {} prefill: {} prompts; the engine was sized for 1 to {}", rank_, batch,
+                            options_.max_batch));
+  int64_t total = 0, longest = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto& p = prompts[static_cast<std::size_t>(b)];
+    const int64_t len = static_cast<int64_t>(p.size());
+    if (len < 1 || len >= options_.max_seq)
+      throw Error(fmt::format("nvrar-llm: rank {} prefill: prompt {} has {} tokens; the engine takes 1 to {} (max_seq "
+                              "{} minus one for the first generated token)",
+                              rank_, b, len, options_.max_seq - 1, options_.max_seq));
+    for (std::size_t i = 0; i < p.size(); ++i)
+      if (p[i] < 0 || p[i] >= vocab)
+        throw Error(fmt::format("nvrar-llm: rank {} prefill: prompt {} token {} at {} outside the vocabulary [0, {})",
+                                rank_, b, p[i], i, vocab));
+    total += len;
+    longest = std::max(longest, len);
   }
-  for (int64_t b = 0; b < batch; ++b) rows[b] = static_cast<int32_t>(b * len + len - 1);
+  const std::vector<PrefillChunk> plan = plan_prefill(prompts, options_.prefill_chunk, kFlashTileRows);
   const cudaStream_t stream = stream_.get();
-  auto up = [&](int32_t* dst, const std::vector<int32_t>& v) {
-    cuda_check(cudaMemcpyAsync(dst, v.data(), v.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream),
-               "prefill upload", rank_);
+  auto up = [&](void* dst, const void* src, std::size_t bytes) {
+    cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "prefill upload", rank_);
   };
-  up(d_prompt_, prompts);
-  up(d_seq_, seq);
-  up(d_pos_, pos);
-  up(d_len_, lens);
-  up(d_logit_rows_, rows);
-  model_.embed(d_prompt_, n);
-  forward_and_sample(n, len, batch, /*gather_rows_first=*/true, nullptr);
-  // Decode state: sequence b's next token is at position len.
-  std::vector<int32_t> dseq(batch), dpos(batch, static_cast<int32_t>(len)), dlen(batch, static_cast<int32_t>(len + 1));
-  for (int64_t b = 0; b < batch; ++b) dseq[b] = static_cast<int32_t>(b);
-  cuda_check(cudaStreamSynchronize(stream), "prefill", rank_);
-  up(d_seq_, dseq);
-  up(d_pos_, dpos);
-  up(d_len_, dlen);
+  auto up_i32 = [&](int32_t* dst, const std::vector<int32_t>& v) { up(dst, v.data(), v.size() * sizeof(int32_t)); };
+  int64_t done = 0;
+  for (const PrefillChunk& c : plan) {
+    const int64_t n = c.rows();
+    up_i32(d_prompt_, c.tokens);
+    up_i32(d_seq_, c.seq);
+    up_i32(d_pos_, c.positions);
+    up_i32(d_len_, c.lengths);
+    up(d_tiles_, c.tiles.data(), c.tiles.size() * sizeof(PrefillTile));
+    model_.embed(d_prompt_, n);
+    model_.forward_layers(n, c.max_len, static_cast<int64_t>(c.tiles.size()), inputs_, nullptr);
+    if (!c.done_rows.empty()) {
+      up_i32(d_logit_rows_, c.done_rows);
+      model_.keep_rows(d_logit_rows_, static_cast<int64_t>(c.done_rows.size()), c.first_done);
+    }
+    done += n;
+    if (progress) {
+      cuda_check(cudaStreamSynchronize(stream), "prefill", rank_);
+      progress(done, total);
+    }
+  }
+  model_.lm_head(/*kept_rows=*/true, batch, nullptr);
+  sample(batch, nullptr);
+  // Decode state: sequence b's next token is at position len_b.
+  std::vector<int32_t> dseq(batch), dpos(batch), dlen(batch);
+  for (int64_t b = 0; b < batch; ++b) {
+    const int32_t len = static_cast<int32_t>(prompts[static_cast<std::size_t>(b)].size());
+    dseq[b] = static_cast<int32_t>(b);
+    dpos[b] = len;
+    dlen[b] = len + 1;
+  }
+  cuda_check(cudaStreamSynchronize(stream), "prefill", rank_);  // the plan's host vectors are uploaded
+  up_i32(d_seq_, dseq);
+  up_i32(d_pos_, dpos);
+  up_i32(d_len_, dlen);
   batch_ = batch;
-  next_position_ = len;
+  next_position_ = longest;
   return tokens();
 }
 
@@ -120,7 +168,8 @@ void LlamaRunner::decode_step(bool use_graph) {
   const cudaStream_t stream = stream_.get();
   auto body = [&] {
     model_.embed(d_tokens_, batch_);
-    forward_and_sample(batch_, options_.max_seq, batch_, /*gather_rows_first=*/false, nullptr);
+    model_.forward(batch_, options_.max_seq, inputs_, nullptr);
+    sample(batch_, nullptr);
     advance_positions(d_pos_, d_len_, batch_, stream);
   };
   model_.prepare_gemms(batch_);  // GEMM kernels timed and chosen outside any capture, for graph and eager steps
@@ -151,7 +200,8 @@ StepBreakdown LlamaRunner::timed_decode_step() {
   StepTimer timer(stream);
   timer.mark(StepPart::kOther);
   model_.embed(d_tokens_, batch_);
-  forward_and_sample(batch_, options_.max_seq, batch_, /*gather_rows_first=*/false, &timer);
+  model_.forward(batch_, options_.max_seq, inputs_, &timer);
+  sample(batch_, &timer);
   timer.mark(StepPart::kOther);
   advance_positions(d_pos_, d_len_, batch_, stream);
   ++next_position_;

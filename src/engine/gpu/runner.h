@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,14 @@ class LlamaRunner {
   void load_checkpoint(Checkpoint& checkpoint) { model_.load_checkpoint(checkpoint); }
   void load_checkpoint(const std::filesystem::path& dir);
 
-  // Prefill of `batch` prompts of `len` tokens (row-major [batch][len]); leaves the first generated token of each
-  // sequence on the device and returns it.
+  // Prefill of a batch of prompts of any lengths (each at least 1 token, shorter than max_seq): sequence b fills
+  // KV-cache slot b. Runs in forwards of at most options.prefill_chunk tokens (engine/prefill_plan.h; sequences
+  // packed in order, a long one over several chunks), keeps each sequence's last activations, then one lm_head and
+  // sampling: leaves the first generated token of each sequence on the device and returns them. progress, when
+  // given, is called after each chunk with (prompt tokens done, total) once that chunk finished on the GPU.
+  std::vector<int32_t> prefill(const std::vector<std::vector<int32_t>>& prompts,
+                               const std::function<void(int64_t, int64_t)>& progress = {});
+  // The same for `batch` prompts of `len` tokens (row-major [batch][len]).
   std::vector<int32_t> prefill(const std::vector<int32_t>& prompts, int64_t batch, int64_t len);
   // One decode step for the batch of the last prefill (graph-replayed when use_graph); returns nothing, the
   // tokens stay on the device (tokens()).
@@ -78,9 +85,11 @@ class LlamaRunner {
     cudaStream_t stream_ = nullptr;
   };
 
-  // The model on n embedded rows, then greedy sampling of `logit_rows` rows into d_tokens_.
-  void forward_and_sample(int64_t n, int64_t max_len, int64_t logit_rows, bool gather_rows_first, StepTimer* timer);
-  void check_decode() const;  // a prefill happened and the next position fits max_seq
+  // Sampling of the first `rows` rows of the model's logits into d_tokens_.
+  void sample(int64_t rows, StepTimer* timer);
+  void check_decode() const;
+  // Error naming the sizes unless `bytes` of KV cache fit the GPU's free memory.
+  void check_kv_cache_fits(int64_t bytes) const;  // a prefill happened and the next position fits max_seq
 
   EngineOptions options_;
   int rank_;
@@ -92,6 +101,7 @@ class LlamaRunner {
   std::vector<bf16_t*> cache_k_, cache_v_;  // per layer [max_batch][kv_heads][max_seq][D]
   int32_t *d_tokens_ = nullptr, *d_prompt_ = nullptr, *d_seq_ = nullptr, *d_pos_ = nullptr, *d_len_ = nullptr,
           *d_logit_rows_ = nullptr;
+  PrefillTile* d_tiles_ = nullptr;  // query tiles of a prefill chunk
   ForwardInputs inputs_;
   int64_t batch_ = 0;
   int64_t logit_rows_ = 0;

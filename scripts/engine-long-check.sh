@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# GPU machine: nvrar-llm's logits against an fp32 forward (scripts/hf_reference.py) over the shapes and prompt lengths
+# of the long-prompt work, and chunked against unchunked prefill. Run by `scripts/gpu-check.sh longcheck`.
+#   bash scripts/engine-long-check.sh BUILD OUT
+# LONG_CHECKS: a subset of the case names below. Each case: a random tiny Llama written by hf_reference.py with the
+# case's shape, then `nvrar-llm check` (TP 1) against its fp32 logits; the long case also runs with two chunk sizes
+# and compares our logits of both runs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:?build dir}; OUT=${2:?output dir}
+mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
+LLM=$BUILD/tools/nvrar-llm
+# name | hf_reference.py arguments | nvrar-llm check --prefill-chunk values (the first is checked; others compared)
+cases=(
+  "p1_d64_gqa1|--prompt-len 1 --steps 16 --head-dim 64 --heads 4 --kv-heads 4 --hidden 256|0"
+  "p300_d64_gqa4_tied|--prompt-len 300 --steps 16 --head-dim 64 --heads 12 --kv-heads 3 --hidden 384 --tied --plain-rope --eps 1e-6|0"
+  "p300_d128_gqa8|--prompt-len 300 --steps 16 --head-dim 128 --heads 8 --kv-heads 1 --hidden 512|0"
+  "p2048_d128_gqa4|--prompt-len 2048 --steps 8 --head-dim 128 --heads 8 --kv-heads 2 --hidden 512|0"
+  "p2048_d64_gqa8_tied|--prompt-len 2048 --steps 8 --head-dim 64 --heads 8 --kv-heads 1 --hidden 256 --tied|0"
+  "p9000_d128_gqa4|--prompt-len 9000 --steps 4 --head-dim 128 --heads 8 --kv-heads 2 --hidden 512 --batch 1|2048 16384"
+)
+status=0
+for c in "${cases[@]}"; do
+  IFS='|' read -r name args chunks <<< "$c"
+  if [ -n "${LONG_CHECKS:-}" ] && [[ " $LONG_CHECKS " != *" $name "* ]]; then continue; fi
+  dir="$OUT/ref_$name"
+  if ! python3 scripts/hf_reference.py --out "$dir" $args > "$OUT/ref_$name.log" 2>&1; then
+    echo "== longcheck $name: hf_reference.py FAILED"; tail -5 "$OUT/ref_$name.log"; status=1; continue
+  fi
+  outs=()
+  for chunk in $chunks; do
+    log="$OUT/check_${name}_c$chunk.log"
+    $LLM check --model-dir "$dir" --reference "$dir/reference.json" --tp 1 --allreduce nvrar \
+      $([ "$chunk" != 0 ] && echo --prefill-chunk $chunk) --logits-out "$OUT/logits_${name}_c$chunk.json" > "$log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || status=1
+    echo "== longcheck $name chunk $chunk: rc=$rc $(grep -E 'PASSED|FAILED' "$log" | tail -1)"
+    grep -E 'against fp32|MISMATCH|rror' "$log" | head -4
+    outs+=("$OUT/logits_${name}_c$chunk.json")
+  done
+  if [ ${#outs[@]} -ge 2 ]; then  # chunked against unchunked: one bf16 rounding of the largest logit at most
+    python3 - "${outs[@]}" <<'PY' || status=1
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+diff = max(abs(x - y) for sa, sb in zip(a, b) for ra, rb in zip(sa, sb) for x, y in zip(ra, rb))
+top = max(abs(x) for s in a for r in s for x in r)
+ok = diff <= top / 128
+print(f"== longcheck chunked vs unchunked logits: max diff {diff:.5f} (bound {top / 128:.5f}): {'ok' if ok else 'DIFFER'}")
+sys.exit(0 if ok else 1)
+PY
+  fi
+  rm -rf "$dir"
+done
+exit $status

@@ -1,0 +1,28 @@
+// Causal prefill attention on tensor cores (flash_prefill.cu): the queries of a prefill chunk against the KV cache,
+// FlashAttention-style. The chunk's query tiles (engine/prefill_plan.h, one sequence each) are uploaded as
+// PrefillTile records; tile i's row r (position pos0 + r) attends to its sequence's cache positions [0, pos0 + r].
+// K/V are read where the runner keeps them ([seq][kv_head][max_seq][head_dim]) after RoPE and the append of this
+// chunk, so earlier chunks' keys are seen without copying. Grouped-query: query head h reads KV head
+// h / (q_heads / kv_heads). fp32 scores, online softmax and accumulation; P rounded to bf16 for the P.V product
+// (as FlashAttention does); output bf16 [rows][q_heads * head_dim].
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "engine/gpu/attention.h"
+#include "engine/prefill_plan.h"
+
+namespace nvrar::engine::gpu {
+
+constexpr int kFlashTileRows = 64;  // query rows per tile (plan_prefill's tile_rows)
+
+bool flash_prefill_supports_head_dim(int head_dim);  // 64, 128, 256
+
+// tiles: device array of num_tiles PrefillTile records (rows within this chunk). s: the chunk's shape (s.n rows,
+// qkv row stride, heads, head_dim, max_seq). Stream-ordered.
+void flash_prefill_attention(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
+                             const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream);
+
+}  // namespace nvrar::engine::gpu

@@ -1,0 +1,159 @@
+// The tensor-core prefill attention (src/engine/gpu/flash_prefill.h) against a float64 causal softmax on one GPU
+// (skipped without one): chunks of a chunked-prefill plan (engine/prefill_plan.h) with several sequences, a chunk
+// that continues a sequence begun in an earlier chunk (its queries see keys the chunk did not write), tiles of 1-64
+// rows, head_dim 64, 128 and 256, grouped-query ratios 1, 4 and 8; and the chunked result equal to the unchunked one
+// row by row (bitwise: a row's key tiles and their order do not depend on its query tile).
+#include <gtest/gtest.h>
+
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/numeric.h"
+#include "engine/gpu/flash_prefill.h"
+#include "engine/prefill_plan.h"
+
+namespace {
+
+namespace eg = nvrar::engine::gpu;
+using nvrar::core::Bf16;
+using nvrar::engine::plan_prefill;
+using nvrar::engine::PrefillChunk;
+using nvrar::engine::PrefillTile;
+
+bool have_gpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+uint16_t bf(float v) { return nvrar::core::from_float<Bf16>(v).bits; }
+float fl(uint16_t b) { return nvrar::core::to_float(Bf16{b}); }
+
+std::vector<uint16_t> random_bf16(std::size_t n, uint64_t seed, float scale) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<uint16_t> v(n);
+  for (auto& x : v) x = bf(u(rng));
+  return v;
+}
+
+template <typename T>
+T* upload(const std::vector<T>& v) {
+  T* d = nullptr;
+  EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), v.size() * sizeof(T) + 16), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  return d;
+}
+
+template <typename T>
+std::vector<T> download(const T* d, std::size_t n) {
+  std::vector<T> v(n);
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(v.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+  return v;
+}
+
+struct Problem {
+  int D, q_heads, kv_heads;
+  std::vector<int> lengths;  // prompt lengths
+  int64_t chunk;             // chunk tokens
+};
+
+// Runs every chunk of the plan; each chunk's queries are that chunk's rows of one shared table of random queries
+// (row i of the whole prefill), so chunked and unchunked runs see the same inputs. Returns the output of every
+// prompt token [total][q_heads * D] as bf16 bits.
+std::vector<uint16_t> run(const Problem& p, const std::vector<uint16_t>& queries, const std::vector<uint16_t>& ck,
+                          const std::vector<uint16_t>& cv, int64_t max_seq, int64_t chunk) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (const int len : p.lengths) prompts.emplace_back(len, 1);
+  const auto plan = plan_prefill(prompts, chunk, eg::kFlashTileRows);
+  const int64_t q_cols = static_cast<int64_t>(p.q_heads) * p.D, cols = q_cols + 2LL * p.kv_heads * p.D;
+  uint16_t *dk = upload(ck), *dv = upload(cv);
+  std::vector<uint16_t> all;
+  int64_t done = 0;
+  for (const PrefillChunk& c : plan) {
+    // The qkv rows of this chunk: q from the shared table, k and v columns garbage (the kernel reads the cache).
+    std::vector<uint16_t> qkv = random_bf16(c.rows() * cols, 99 + done, 50.0f);
+    for (int64_t r = 0; r < c.rows(); ++r)
+      for (int64_t i = 0; i < q_cols; ++i) qkv[r * cols + i] = queries[(done + r) * q_cols + i];
+    uint16_t *dq = upload(qkv), *dout = upload(std::vector<uint16_t>(c.rows() * q_cols, bf(7.0f)));
+    PrefillTile* dt = upload(c.tiles);
+    const eg::AttentionShape s{c.rows(), cols, p.q_heads, p.kv_heads, p.D, max_seq, c.max_len};
+    eg::flash_prefill_attention(dq, dt, static_cast<int64_t>(c.tiles.size()), dk, dv, s, dout, nullptr);
+    const auto got = download(dout, c.rows() * q_cols);
+    all.insert(all.end(), got.begin(), got.end());
+    done += c.rows();
+    for (void* ptr : std::initializer_list<void*>{dq, dout, dt}) cudaFree(ptr);
+  }
+  cudaFree(dk);
+  cudaFree(dv);
+  return all;
+}
+
+void check(const Problem& p, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << "D " << p.D << " heads " << p.q_heads << "/" << p.kv_heads << " chunk "
+                                    << p.chunk);
+  int64_t total = 0, max_seq = 0;
+  for (const int len : p.lengths) {
+    total += len;
+    max_seq = std::max<int64_t>(max_seq, len + 3);
+  }
+  const int64_t q_cols = static_cast<int64_t>(p.q_heads) * p.D;
+  const int64_t seqs = static_cast<int64_t>(p.lengths.size());
+  // Scales that make the softmax neither flat nor one-hot.
+  const auto queries = random_bf16(total * q_cols, seed, 1.0f);
+  const auto ck = random_bf16(seqs * p.kv_heads * max_seq * p.D, seed + 1, 1.0f);
+  const auto cv = random_bf16(seqs * p.kv_heads * max_seq * p.D, seed + 2, 1.0f);
+  const auto got = run(p, queries, ck, cv, max_seq, p.chunk);
+  ASSERT_EQ(static_cast<int64_t>(got.size()), total * q_cols);
+  int bad = 0;
+  int64_t row = 0;
+  for (int64_t b = 0; b < seqs; ++b)
+    for (int pos = 0; pos < p.lengths[b]; ++pos, ++row)
+      for (int h = 0; h < p.q_heads; ++h) {
+        const int kvh = h / (p.q_heads / p.kv_heads);
+        const int64_t base = (b * p.kv_heads + kvh) * max_seq;
+        std::vector<double> w(pos + 1);
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j <= pos; ++j) {
+          double dot = 0;
+          for (int d = 0; d < p.D; ++d) dot += double(fl(queries[row * q_cols + h * p.D + d])) * fl(ck[(base + j) * p.D + d]);
+          w[j] = dot / std::sqrt(double(p.D));
+          mx = std::max(mx, w[j]);
+        }
+        for (auto& v : w) sum += (v = std::exp(v - mx));
+        for (int d = 0; d < p.D; ++d) {
+          double o = 0, mag = 0;
+          for (int j = 0; j <= pos; ++j) {
+            o += w[j] * fl(cv[(base + j) * p.D + d]);
+            mag += w[j] * std::fabs(fl(cv[(base + j) * p.D + d]));
+          }
+          o /= sum;
+          mag /= sum;
+          // bf16 output rounding plus P rounded to bf16 (relative 2^-8 of each term).
+          const float g = fl(got[row * q_cols + h * p.D + d]);
+          if (!(std::fabs(g - o) <= std::fabs(o) / 128 + mag / 128 + 1e-3) && bad++ < 10)
+            ADD_FAILURE() << "sequence " << b << " position " << pos << " head " << h << " dim " << d << ": " << g
+                          << " vs " << o;
+        }
+      }
+  EXPECT_EQ(bad, 0);
+  // The same rows computed in one chunk: bitwise equal.
+  const auto whole = run(p, queries, ck, cv, max_seq, total);
+  EXPECT_EQ(whole, got);
+}
+
+TEST(FlashPrefillGpu, MatchesFloat64CausalSoftmax) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  check({128, 8, 2, {300, 1, 77, 130}, 200}, 1);   // GQA 4; chunk boundaries inside sequences
+  check({64, 4, 4, {129, 64, 65}, 100}, 2);        // no grouping
+  check({128, 8, 1, {513}, 128}, 3);               // GQA 8; a sequence over four chunks
+  check({256, 2, 2, {100, 33}, 57}, 4);            // head_dim 256 (32-key tiles)
+  check({64, 16, 2, {1, 2, 3, 200}, 4096}, 5);     // one chunk, tiny sequences
+  EXPECT_FALSE(eg::flash_prefill_supports_head_dim(32));
+  EXPECT_TRUE(eg::flash_prefill_supports_head_dim(128));
+}
+
+}  // namespace
