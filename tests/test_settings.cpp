@@ -151,6 +151,8 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_LLM_GEMM", "skinny3"}}).llm_gemm, "skinny3");
   expect_refused("NVRAR_LLM_GEMM", "skinny4", "is not one of the accepted values");
   expect_refused("NVRAR_LLM_GEMM", "CUBLASLT", "is not one of the accepted values");
+  EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "splitk"}}).llm_prefill_attention, "splitk");
+  expect_refused("NVRAR_LLM_PREFILL_ATTENTION", "wgmma", "is not one of the accepted values");
   EXPECT_EQ(read({{"NVRAR_MODEL_PRESET", "b200-xdr800"}}).model_preset, "b200-xdr800");
   EXPECT_EQ(read({{"NVRAR_TUNING_FILE", "/tmp/t.json"}}).tuning_file, "/tmp/t.json");
   EXPECT_EQ(read({{"NVRAR_TUNING_DIR", "tuning dir/x"}}).tuning_dir, "tuning dir/x");
@@ -158,9 +160,9 @@ TEST(Settings, ChoiceAndText) {
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 19u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 20u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
-  EXPECT_STREQ(table.back().name, "NVRAR_LLM_GEMM");
+  EXPECT_STREQ(table.back().name, "NVRAR_LLM_PREFILL_ATTENTION");
   for (const SettingInfo& row : table) {
     EXPECT_EQ(std::string(row.name).rfind("NVRAR_", 0), 0u) << row.name;
     EXPECT_GT(std::string(row.help).size(), 20u) << row.name << " has no help line";

@@ -228,6 +228,12 @@ const std::vector<Row>& rows() {
                                 "nvrar-llm: pins the GEMM kernel of every shape (a skinny variant where it takes the "
                                 "shape, cuBLASLt elsewhere); unset: the fastest of the timed candidates."),
                          kEngine));
+    t.push_back(in_scope(choice("NVRAR_LLM_PREFILL_ATTENTION", &Settings::llm_prefill_attention, "",
+                                {"flash", "splitk"},
+                                "nvrar-llm: the prefill attention kernel: flash (tensor cores, head_dim 64/128/256) or "
+                                "splitk (the decode kernel, one query per row; slower, for comparison); unset: flash "
+                                "where the head_dim allows."),
+                         kEngine));
     for (Row& r : t) r.accepted = accepted_text(r);
     return t;
   }();

@@ -12,6 +12,7 @@
 
 #include "engine/llama_weights.h"
 #include "engine/gpu/flash_prefill.h"
+#include "config/settings.h"
 #include "engine/rope.h"
 #include "engine/safetensors.h"
 #include "nvrar/types.h"
@@ -36,7 +37,9 @@ void check_engine(const ModelConfig& config, int ranks, const EngineOptions& opt
                             "chunk >= 1)",
                             options.max_batch, options.max_seq, options.prefill_chunk));
   // Without the tensor-core prefill kernel, the split-K kernel indexes a chunk's queries by a grid dimension.
-  if (!flash_prefill_supports_head_dim(static_cast<int>(config.head_dim)) && options.prefill_chunk > 65535)
+  const bool flash = flash_prefill_supports_head_dim(static_cast<int>(config.head_dim)) &&
+                     config::settings().llm_prefill_attention != "splitk";
+  if (!flash && options.prefill_chunk > 65535)
     throw Error(fmt::format("nvrar-llm: prefill chunk {} tokens: at head_dim {} the attention kernel takes at most "
                             "65535 queries per call",
                             options.prefill_chunk, config.head_dim));
@@ -97,7 +100,9 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   last_ = memory_.bf16(options_.max_batch * H, "activations");
   logits_ = memory_.bf16(options_.max_batch * vocab_cols_, "logits");
   // Split-K scratch: decode rows, or whole chunks where the tensor-core prefill kernel does not take the head_dim.
-  const int64_t split_rows = flash_prefill_supports_head_dim(head_dim_) ? options_.max_batch : T;
+  use_flash_prefill_ =
+      flash_prefill_supports_head_dim(head_dim_) && config::settings().llm_prefill_attention != "splitk";
+  const int64_t split_rows = use_flash_prefill_ ? options_.max_batch : T;
   const AttentionShape s{split_rows, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, options_.max_seq};
   scratch_ = memory_.f32(attention_scratch_floats(s), "attention scratch");
 }
@@ -172,7 +177,7 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
   if (timer) timer->mark(StepPart::kOther);
   rmsnorm(h_, layers_[0].ln_in, x_, n, H, eps_, stream_);
   const AttentionShape shape{n, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, max_len};
-  const bool flash = num_tiles > 0 && flash_prefill_supports_head_dim(head_dim_);
+  const bool flash = num_tiles > 0 && use_flash_prefill_;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     if (timer) timer->mark(StepPart::kGemm);

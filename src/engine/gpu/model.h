@@ -138,7 +138,8 @@ class LlamaModel {
   bf16_t *h_ = nullptr, *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *part_ = nullptr, *gu_ = nullptr,
          *act_ = nullptr, *logits_ = nullptr, *last_ = nullptr;
   float* scratch_ = nullptr;
-  int64_t prepared_batch_ = 0;  // decode batch size whose GEMM kernels prepare_gemms chose
+  int64_t prepared_batch_ = 0;
+  bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K  // decode batch size whose GEMM kernels prepare_gemms chose
 };
 
 }  // namespace nvrar::engine::gpu
