@@ -61,7 +61,9 @@ void LlamaRunner::forward_and_sample(int64_t n, int64_t max_len, int64_t logit_r
                                      StepTimer* timer) {
   model_.forward(n, max_len, logit_rows, gather_rows_first, inputs_, timer);
   if (timer) timer->mark(StepPart::kOther);
-  sampler_.greedy(model_.logits(), logit_rows, d_tokens_, stream_.get());
+  // The token drawn for row r follows its last input token: in a prefill row r's last token is d_logit_rows_[r].
+  sampler_.sample(model_.logits(), logit_rows, d_pos_, gather_rows_first ? d_logit_rows_ : nullptr, d_tokens_,
+                  stream_.get());
   logit_rows_ = logit_rows;
 }
 
@@ -156,6 +158,12 @@ StepBreakdown LlamaRunner::timed_decode_step() {
   advance_positions(d_pos_, d_len_, batch_, stream);
   ++next_position_;
   return timer.finish();
+}
+
+void LlamaRunner::set_sampling(const SamplingParams& params) {
+  sampler_.set_params(params);
+  if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
+  graph_ = nullptr;
 }
 
 std::vector<int32_t> LlamaRunner::tokens() {
