@@ -41,7 +41,7 @@ class Tokenizer {
   std::optional<int32_t> token_id(std::string_view token) const;  // vocab (file's spelling, e.g. "Ġthe") or added
   int64_t vocab_size() const;                                      // largest id + 1
   bool is_special(int32_t id) const;                               // an added token marked special
-  // The bytes id stands for (before UTF-8 repair); empty for a special token when skip_special is set.
+  // The bytes id stands for (before UTF-8 repair); Error for an id that is no token.
   std::string_view token_bytes(int32_t id) const;
 
   Tokenizer(Tokenizer&&) noexcept;
