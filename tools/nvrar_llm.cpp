@@ -3,6 +3,7 @@
 //   mpirun -np 4 nvrar-llm bench --model llama3.1-70b --tp 4 --batch-size 8 --input-len 1024 --output-len 256
 //       --num-iters-warmup 2 --num-iters 5 --allreduce nvrar [--num-layers 20] [--json out.json]
 //   mpirun -np 2 nvrar-llm check --model-dir DIR --reference DIR/reference.json --tp 2 [--allreduce nccl]
+//   mpirun -np 2 nvrar-llm generate --model-dir DIR --prompt "Hello" --tp 2 [--temperature 0.7 --seed 1] (llm/generate.h)
 //
 // bench: dummy weights (or --model-dir), random prompts; per iteration a prefill of batch x input-len tokens and
 // output-len - 1 decode steps (CUDA graph per batch size), like `vllm bench latency`. Prints the average and
@@ -38,6 +39,7 @@
 #include "engine/gpu/runner.h"
 #include "engine/llama_weights.h"
 #include "engine/model_config.h"
+#include "llm/generate.h"
 #include "nvrar/nvrar.h"
 
 namespace {
@@ -443,6 +445,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e30));
   check->add_flag("--no-graph", c.no_graph);
   check->add_option("--tokens-out", c.tokens_out, "write our greedy tokens [step][batch] as JSON (rank 0)");
+  nvrar::llm::GenerateOptions g;
+  CLI::App* generate = nvrar::llm::add_generate_command(app, g);  // tools/llm/generate.h
   // A usage error exits 2 like every other error (CLI11's own codes, 100 and up, are not ours).
   try {
     app.parse(argc, argv);
@@ -456,6 +460,7 @@ int main(int argc, char** argv) {
         throw Error(fmt::format("nvrar-llm: {}: cannot open '{}' for writing",
                                 out == &b.json ? "--json" : "--tokens-out", *out));
     if (*bench) return run_bench(b);
+    if (*generate) return nvrar::llm::run_generate(g);
     return run_check(c);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
