@@ -13,8 +13,8 @@
 // Order: tokens are ranked by their bf16 logit, largest first, then by index, smallest first (the first index wins a
 // tie, as greedy's argmax). -0 counts as +0; NaN ranks below everything and weighs 0.
 //
-// Random numbers: Philox4x32-10 (Salmon et al., SC'11) keyed by the seed, with the counter (position, 0, sequence,
-// 0): the same value as curand's Philox after curand_init(seed, sequence, 4 * position). A draw depends on the seed,
+// Random numbers: Philox4x32-10 (Salmon et al., SC'11; checked against Random123's known answers) keyed by the seed,
+// with the counter (position, 0, sequence, 0). A draw depends on the seed,
 // the sequence's index in the batch and the position of the token being drawn, never on the TP size or on how many
 // steps ran before.
 #pragma once

@@ -29,6 +29,7 @@
 #include <cub/block/block_scan.cuh>
 
 #include "engine/sampling_math.h"
+#include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
 
@@ -283,6 +284,8 @@ std::size_t sampling_workspace_bytes(int64_t max_rows) {
 void sample_rows(const GatheredLogits& logits, const SamplingParams& params, const int32_t* positions,
                  const int32_t* position_rows, int32_t* tokens, void* workspace, int64_t max_rows,
                  cudaStream_t stream, const SamplingTrace* trace) {
+  if (!(params.temperature > 0))
+    throw Error("nvrar-llm: sample_rows: temperature 0 is greedy (Sampler::greedy), not this kernel");
   if (logits.rows < 1) return;
   const KernelParams p{params.temperature, params.top_k, sm::top_p_fixed(params.top_p), params.seed};
   const int64_t grid = std::min<int64_t>({logits.rows, max_rows, kMaxSlots});
