@@ -9,6 +9,17 @@ find_package(Threads REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
+# PCRE2 (Debian: libpcre2-dev) runs the tokenizer's pre-tokenizer regex (src/text/). Found as files rather than
+# through pkg-config, so that a staged copy in .deps/ (whose .pc file names /usr) works as well as the system's.
+find_path(NVRAR_PCRE2_INCLUDE_DIR pcre2.h)
+find_library(NVRAR_PCRE2_LIBRARY NAMES pcre2-8)
+if(NOT NVRAR_PCRE2_INCLUDE_DIR OR NOT NVRAR_PCRE2_LIBRARY)
+  message(FATAL_ERROR "PCRE2 (pcre2.h, libpcre2-8) not found: install libpcre2-dev (scripts/install-deps.sh), "
+                      "or stage it into .deps/ (scripts/stage-deps.sh)")
+endif()
+add_library(nvrar_pcre2 INTERFACE IMPORTED)
+target_include_directories(nvrar_pcre2 INTERFACE "${NVRAR_PCRE2_INCLUDE_DIR}")
+target_link_libraries(nvrar_pcre2 INTERFACE "${NVRAR_PCRE2_LIBRARY}")
 
 # ---- CUDA ----
 set(NVRAR_HAVE_CUDA OFF)

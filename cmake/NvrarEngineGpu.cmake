@@ -10,6 +10,7 @@ add_library(nvrar_engine_gpu STATIC
   src/engine/gpu/device_memory.cpp
   src/engine/gpu/step_timer.cpp
   src/engine/gpu/comm_adapter.cpp
+  src/engine/gpu/sampling.cu
   src/engine/gpu/sampler.cpp
   src/engine/gpu/model.cpp
   src/engine/gpu/runner.cpp)

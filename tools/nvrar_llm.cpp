@@ -3,8 +3,11 @@
 //   mpirun -np 4 nvrar-llm bench --model llama3.1-70b --tp 4 --batch-size 8 --input-len 1024 --output-len 256
 //       --num-iters-warmup 2 --num-iters 5 --allreduce nvrar [--num-layers 20] [--json out.json]
 //   mpirun -np 2 nvrar-llm check --model-dir DIR --reference DIR/reference.json --tp 2 [--allreduce nccl]
+//   nvrar-llm tokenize --tokenizer DIR/tokenizer.json (--text T | --file F) [--decode]   (tools/llm/tokenize.h)
+//   mpirun -np 2 nvrar-llm generate --model-dir DIR --prompt "Hello" --tp 2 [--temperature 0.7 --seed 1] (llm/generate.h)
 //
-// Subcommands: bench (tools/llm/bench.cpp), check (tools/llm/check.cpp); shared pieces in tools/llm/common.h.
+// Subcommands: bench (tools/llm/bench.cpp), check (tools/llm/check.cpp), generate (tools/llm/generate.cpp),
+// tokenize (tools/llm/tokenize.cpp); shared pieces in tools/llm/common.h.
 // Inputs are checked before any GPU is touched: the options, config.json, the reference file and the checkpoint
 // (every safetensors header or the index, each tensor's dtype and shape against the config), then the
 // communicator and the engine are set up. A broken file is reported as such, on a machine with or without a GPU.
@@ -19,6 +22,8 @@
 #include <fmt/format.h>
 
 #include "llm/common.h"
+#include "llm/generate.h"
+#include "llm/tokenize.h"
 #include "nvrar/types.h"
 
 namespace {
@@ -70,6 +75,10 @@ int main(int argc, char** argv) {
   check->add_option("--prefill-chunk", c.prefill_chunk, chunk_help)->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   check->add_option("--tokens-out", c.tokens_out, "write our greedy tokens [step][batch] as JSON (rank 0)");
   check->add_option("--logits-out", c.logits_out, "write our logits [step][batch][vocab] as JSON (rank 0)");
+  nvrar::llm::GenerateOptions g;
+  CLI::App* generate = nvrar::llm::add_generate_command(app, g);  // tools/llm/generate.h
+  nvrar::llm::TokenizeOptions t;
+  CLI::App* tokenize = nvrar::llm::add_tokenize_command(app, t);  // tools/llm/tokenize.h
   // A usage error exits 2 like every other error (CLI11's own codes, 100 and up, are not ours).
   try {
     app.parse(argc, argv);
@@ -83,6 +92,8 @@ int main(int argc, char** argv) {
       if (!out->empty() && !std::ofstream(*out, std::ios::app))
         throw Error(fmt::format("nvrar-llm: {}: cannot open '{}' for writing", flag, *out));
     if (*bench) return run_bench(b);
+    if (*generate) return nvrar::llm::run_generate(g);
+    if (*tokenize) return nvrar::llm::run_tokenize(t);
     return run_check(c);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

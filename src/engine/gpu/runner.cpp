@@ -76,7 +76,7 @@ void LlamaRunner::check_kv_cache_fits(int64_t bytes) const {
 
 void LlamaRunner::sample(int64_t rows, StepTimer* timer) {
   if (timer) timer->mark(StepPart::kOther);
-  sampler_.greedy(model_.logits(), rows, d_tokens_, stream_.get());
+  sampler_.sample(model_.logits(), rows, d_pos_, nullptr, d_tokens_, stream_.get());
   logit_rows_ = rows;
 }
 
@@ -137,17 +137,20 @@ std::vector<int32_t> LlamaRunner::prefill(const std::vector<std::vector<int32_t>
       progress(done, total);
     }
   }
-  model_.lm_head(/*kept_rows=*/true, batch, nullptr);
-  sample(batch, nullptr);
-  // Decode state: sequence b's next token is at position len_b.
-  std::vector<int32_t> dseq(batch), dpos(batch), dlen(batch);
+  // Sampling: row b is sequence b, its last prompt token at position len_b - 1. Then the decode state: sequence b's
+  // next token is at position len_b.
+  std::vector<int32_t> dseq(batch), last(batch), dpos(batch), dlen(batch);
   for (int64_t b = 0; b < batch; ++b) {
     const int32_t len = static_cast<int32_t>(prompts[static_cast<std::size_t>(b)].size());
     dseq[b] = static_cast<int32_t>(b);
+    last[b] = len - 1;
     dpos[b] = len;
     dlen[b] = len + 1;
   }
-  cuda_check(cudaStreamSynchronize(stream), "prefill", rank_);  // the plan's host vectors are uploaded
+  up_i32(d_pos_, last);
+  model_.lm_head(/*kept_rows=*/true, batch, nullptr);
+  sample(batch, nullptr);
+  cuda_check(cudaStreamSynchronize(stream), "prefill", rank_);  // the host vectors above are uploaded
   up_i32(d_seq_, dseq);
   up_i32(d_pos_, dpos);
   up_i32(d_len_, dlen);
@@ -206,6 +209,12 @@ StepBreakdown LlamaRunner::timed_decode_step() {
   advance_positions(d_pos_, d_len_, batch_, stream);
   ++next_position_;
   return timer.finish();
+}
+
+void LlamaRunner::set_sampling(const SamplingParams& params) {
+  sampler_.set_params(params);
+  if (graph_ != nullptr) cudaGraphExecDestroy(graph_);
+  graph_ = nullptr;
 }
 
 std::vector<int32_t> LlamaRunner::tokens() {

@@ -1,11 +1,11 @@
 // Runs a Llama-3.x model (model.h) on one GPU of a tensor-parallel group: the stream, the KV cache and the
 // per-token bookkeeping on the device, prefill, decode steps (eager, or captured once per batch size into a CUDA
-// graph and replayed), greedy sampling (sampler.h) after each forward, and an instrumented eager decode step that
+// graph and replayed), sampling (sampler.h: greedy, or temperature / top-k / top-p) after each forward, and an instrumented eager decode step that
 // splits its time by kind of work (step_timer.h). nvrar-llm and the engine's GPU checks drive the engine through
 // this class.
 //
-// A decode step, eager or replayed: embedding lookup of the last tokens; the forward; argmax per vocabulary shard,
-// its all-gather and merge into the next tokens; positions and lengths advanced. The tokens stay on the device
+// A decode step, eager or replayed: embedding lookup of the last tokens; the forward; sampling (greedy: argmax per
+// vocabulary shard, its all-gather and merge) into the next tokens; positions and lengths advanced. The tokens stay on the device
 // between steps; nothing is allocated, formatted or synchronised per step.
 #pragma once
 
@@ -58,6 +58,9 @@ class LlamaRunner {
   // One decode step for the batch of the last prefill (graph-replayed when use_graph); returns nothing, the
   // tokens stay on the device (tokens()).
   void decode_step(bool use_graph);
+  // Sampling of every later prefill and decode step (sampler.h; default greedy). Sequence b of the batch draws its
+  // token at position p from Philox(seed, b, p). Changing it re-captures the decode graph at the next step.
+  void set_sampling(const SamplingParams& params);
   std::vector<int32_t> tokens();  // the last generated token of each sequence
   // Replaces those tokens (the next decode step's input), e.g. to follow a reference's tokens (teacher forcing).
   void set_tokens(const std::vector<int32_t>& tokens);
@@ -85,11 +88,12 @@ class LlamaRunner {
     cudaStream_t stream_ = nullptr;
   };
 
-  // Sampling of the first `rows` rows of the model's logits into d_tokens_.
+  // Sampling of the first `rows` rows of the model's logits into d_tokens_ (row r: sequence r, whose last input token
+  // is at position d_pos_[r]).
   void sample(int64_t rows, StepTimer* timer);
-  void check_decode() const;
+  void check_decode() const;  // a prefill happened and the next position fits max_seq
   // Error naming the sizes unless `bytes` of KV cache fit the GPU's free memory.
-  void check_kv_cache_fits(int64_t bytes) const;  // a prefill happened and the next position fits max_seq
+  void check_kv_cache_fits(int64_t bytes) const;
 
   EngineOptions options_;
   int rank_;

@@ -1,5 +1,7 @@
-// Greedy sampling over the vocabulary-parallel lm_head (sampler.h).
+// Sampling over the vocabulary-parallel lm_head: greedy, or the sampling kernel on all-gathered rows (sampler.h).
 #include "engine/gpu/sampler.h"
+
+#include "engine/gpu/sampling.h"
 
 #include <cuda_runtime.h>
 
@@ -7,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/sampling_math.h"
 #include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
@@ -46,6 +49,34 @@ void Sampler::greedy(const bf16_t* logits, int64_t rows, int32_t* tokens, cudaSt
   } else {
     argmax_merge(local_v, local_i, 1, rows, tokens, stream);
   }
+}
+
+void Sampler::set_params(const SamplingParams& params) {
+  check_sampling_params(params, fmt::format("nvrar-llm: rank {} sampling", rank_));
+  if (params.temperature > 0 && workspace_ == nullptr) {
+    if (vocab_cols_ * ranks_ != vocab_size_ || vocab_size_ > sampling::kMaxVocab)
+      throw Error(fmt::format("nvrar-llm: rank {} sampling: a vocabulary of {} in {} shards of {} (sampling needs "
+                              "equal shards and at most {} tokens)",
+                              rank_, vocab_size_, ranks_, vocab_cols_, sampling::kMaxVocab));
+    if (ranks_ > 1) gathered_ = memory_.bf16(max_rows_ * vocab_size_, "sampling logits gather");
+    workspace_ = memory_.allocate(sampling_workspace_bytes(max_rows_), "sampling workspace");
+  }
+  params_ = params;
+}
+
+void Sampler::sample(const bf16_t* logits, int64_t rows, const int32_t* positions, const int32_t* position_rows,
+                     int32_t* tokens, cudaStream_t stream) {
+  if (params_.temperature == 0) {
+    greedy(logits, rows, tokens, stream);
+    return;
+  }
+  GatheredLogits full{logits, rows, vocab_cols_, 1};
+  if (ranks_ > 1) {
+    nccl_check(ncclAllGather(logits, gathered_, static_cast<size_t>(rows * vocab_cols_), ncclBfloat16, nccl_, stream),
+               "sampling logits all-gather", rank_);
+    full = GatheredLogits{gathered_, rows, vocab_cols_, ranks_};
+  }
+  sample_rows(full, params_, positions, position_rows, tokens, workspace_, max_rows_, stream);
 }
 
 std::vector<float> Sampler::gather_logits(const bf16_t* logits, int64_t rows, cudaStream_t stream) {
