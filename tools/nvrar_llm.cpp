@@ -3,6 +3,7 @@
 //   mpirun -np 4 nvrar-llm bench --model llama3.1-70b --tp 4 --batch-size 8 --input-len 1024 --output-len 256
 //       --num-iters-warmup 2 --num-iters 5 --allreduce nvrar [--num-layers 20] [--json out.json]
 //   mpirun -np 2 nvrar-llm check --model-dir DIR --reference DIR/reference.json --tp 2 [--allreduce nccl]
+//   nvrar-llm tokenize --tokenizer DIR/tokenizer.json (--text T | --file F) [--decode]   (tools/llm/tokenize.h)
 //
 // bench: dummy weights (or --model-dir), random prompts; per iteration a prefill of batch x input-len tokens and
 // output-len - 1 decode steps (CUDA graph per batch size), like `vllm bench latency`. Prints the average and
@@ -38,6 +39,7 @@
 #include "engine/gpu/runner.h"
 #include "engine/llama_weights.h"
 #include "engine/model_config.h"
+#include "llm/tokenize.h"
 #include "nvrar/nvrar.h"
 
 namespace {
@@ -443,6 +445,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e30));
   check->add_flag("--no-graph", c.no_graph);
   check->add_option("--tokens-out", c.tokens_out, "write our greedy tokens [step][batch] as JSON (rank 0)");
+  nvrar::llm::TokenizeOptions t;
+  CLI::App* tokenize = nvrar::llm::add_tokenize_command(app, t);  // tools/llm/tokenize.h
   // A usage error exits 2 like every other error (CLI11's own codes, 100 and up, are not ours).
   try {
     app.parse(argc, argv);
@@ -455,6 +459,7 @@ int main(int argc, char** argv) {
       if (!out->empty() && !std::ofstream(*out, std::ios::app))
         throw Error(fmt::format("nvrar-llm: {}: cannot open '{}' for writing",
                                 out == &b.json ? "--json" : "--tokens-out", *out));
+    if (*tokenize) return nvrar::llm::run_tokenize(t);
     if (*bench) return run_bench(b);
     return run_check(c);
   } catch (const std::exception& e) {
