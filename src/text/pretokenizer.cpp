@@ -44,8 +44,9 @@ class RegexSplitter {
   RegexSplitter& operator=(const RegexSplitter&) = delete;
   ~RegexSplitter() { pcre2_code_free(code_); }
 
-  // Isolated split of one piece: matches and the stretches between them, empty ones dropped.
-  void split(std::string_view text, std::vector<std::string_view>& out, pcre2_match_data* match) const {
+  // Isolated split of one piece: emit(part) for the matches and the stretches between them, in order.
+  template <typename Emit>
+  void split(std::string_view text, pcre2_match_data* match, const Emit& emit) const {
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     std::size_t offset = 0, last_end = 0;
     while (offset < text.size()) {
@@ -59,9 +60,9 @@ class RegexSplitter {
       }
       const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
       const std::size_t begin = ovector[0], end = ovector[1];
-      if (begin > last_end) out.push_back(text.substr(last_end, begin - last_end));
+      if (begin > last_end) emit(text.substr(last_end, begin - last_end));
       if (end > begin) {
-        out.push_back(text.substr(begin, end - begin));
+        emit(text.substr(begin, end - begin));
         offset = end;
       } else {  // an empty match still cuts the text there; step over one character
         offset = end + 1;
@@ -69,7 +70,7 @@ class RegexSplitter {
       }
       last_end = end;
     }
-    if (last_end < text.size()) out.push_back(text.substr(last_end));
+    if (last_end < text.size()) emit(text.substr(last_end));
   }
 
   pcre2_match_data* make_match_data() const { return pcre2_match_data_create_from_pattern(code_, nullptr); }
@@ -133,36 +134,45 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& value, const std::str
   return result;
 }
 
-void PreTokenizer::split(std::string_view text, std::vector<std::string_view>& pieces,
-                         std::deque<std::string>& storage) const {
-  std::vector<std::string_view> current{text}, next;
-  for (const Step& step : steps_) {
-    next.clear();
-    if (!step.regex) {
-      for (std::string_view piece : current) {
-        if (!piece.empty() && piece.front() == ' ') {
-          next.push_back(piece);
-        } else {
-          std::string& spaced = storage.emplace_back(1, ' ');
-          spaced.append(piece);
-          next.push_back(spaced);
-        }
-      }
-    } else {
-      pcre2_match_data* match = step.regex->make_match_data();
-      if (!match) throw Error("nvrar-llm: tokenizer: out of memory for PCRE2 match data");
-      try {
-        for (std::string_view piece : current) step.regex->split(piece, next, match);
-      } catch (...) {
-        pcre2_match_data_free(match);
-        throw;
-      }
-      pcre2_match_data_free(match);
-    }
-    current.swap(next);
+// One pcre2_match_data per regex step, for one split() call.
+class MatchDataSet {
+ public:
+  explicit MatchDataSet(std::size_t steps) : data_(steps, nullptr) {}
+  MatchDataSet(const MatchDataSet&) = delete;
+  MatchDataSet& operator=(const MatchDataSet&) = delete;
+  ~MatchDataSet() {
+    for (pcre2_match_data* m : data_) pcre2_match_data_free(m);
   }
-  for (std::string_view piece : current)
-    if (!piece.empty()) pieces.push_back(piece);
+  pcre2_match_data* get(std::size_t step, const RegexSplitter& regex) {
+    if (!data_[step] && !(data_[step] = regex.make_match_data()))
+      throw Error("nvrar-llm: tokenizer: out of memory for PCRE2 match data");
+    return data_[step];
+  }
+
+ private:
+  std::vector<pcre2_match_data*> data_;
+};
+
+// Step `step` applied to `piece`, its parts handed to the next step, the last step's parts to emit: depth first,
+// so no list of all pieces is ever built (a large text would otherwise allocate, and fault in, megabytes per call).
+void PreTokenizer::run_step(std::size_t step, std::string_view piece, MatchDataSet& matches,
+                            const std::function<void(std::string_view)>& emit) const {
+  if (piece.empty()) return;
+  if (step == steps_.size()) return emit(piece);
+  const Step& s = steps_[step];
+  if (!s.regex) {
+    if (piece.front() == ' ') return run_step(step + 1, piece, matches, emit);
+    std::string spaced(1, ' ');
+    spaced.append(piece);
+    return run_step(step + 1, spaced, matches, emit);
+  }
+  s.regex->split(piece, matches.get(step, *s.regex),
+                 [&](std::string_view part) { run_step(step + 1, part, matches, emit); });
+}
+
+void PreTokenizer::split(std::string_view text, const std::function<void(std::string_view)>& emit) const {
+  MatchDataSet matches(steps_.size());
+  run_step(0, text, matches, emit);
 }
 
 }  // namespace nvrar::text

@@ -5,10 +5,10 @@
 //    syntax covers what these files use (\p{L}, \p{N}, (?i:...), (?!...)).
 //  - ByteLevel: add_prefix_space (a space before a piece that does not start with one), and use_regex (a Split with
 //    GPT-2's pattern). Its byte mapping is implicit: the tokenizer works on raw bytes throughout.
-// Pieces are views into the input, except a piece given a prefix space, which lives in the caller's storage.
+// Pieces are views into the input, except a piece given a prefix space, which lives only during the callback.
 #pragma once
 
-#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,15 +19,16 @@
 namespace nvrar::text {
 
 class RegexSplitter;  // one compiled pattern (pretokenizer.cpp)
+class MatchDataSet;   // PCRE2 match data of one split() call (pretokenizer.cpp)
 
 class PreTokenizer {
  public:
   // Reads the "pre_tokenizer" value; `where` names the file in errors (field 'pre_tokenizer...').
   static PreTokenizer from_json(const nlohmann::json& value, const std::string& where);
 
-  // Appends the pieces of `text` (valid UTF-8) to `pieces`. `storage` keeps the strings pieces may point into; it
-  // must outlive the pieces' use.
-  void split(std::string_view text, std::vector<std::string_view>& pieces, std::deque<std::string>& storage) const;
+  // Calls emit(piece) for each non-empty piece of `text` (valid UTF-8), in order. A piece may point into a string
+  // that lives only during the call.
+  void split(std::string_view text, const std::function<void(std::string_view)>& emit) const;
 
   PreTokenizer(PreTokenizer&&) noexcept;
   PreTokenizer& operator=(PreTokenizer&&) noexcept;
@@ -38,6 +39,8 @@ class PreTokenizer {
   struct Step {
     std::shared_ptr<const RegexSplitter> regex;  // null: the add-prefix-space step
   };
+  void run_step(std::size_t step, std::string_view piece, MatchDataSet& matches,
+                const std::function<void(std::string_view)>& emit) const;
   std::vector<Step> steps_;
 };
 

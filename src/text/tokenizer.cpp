@@ -7,7 +7,7 @@
 #include "text/tokenizer.h"
 
 #include <array>
-#include <deque>
+#include <functional>
 #include <fstream>
 #include <sstream>
 
@@ -30,9 +30,10 @@ struct AddedToken {
 enum class IdKind : uint8_t { none, vocab, added, special };
 
 struct TokenizerData {
-  TokenizerData(BpeModel&& m, PreTokenizer&& p) : model(std::move(m)), pre(std::move(p)) {}
+  TokenizerData(std::unique_ptr<BpeModel> m, PreTokenizer&& p) : model_owner(std::move(m)), pre(std::move(p)) {}
   std::string where;
-  BpeModel model;
+  std::unique_ptr<BpeModel> model_owner;
+  const BpeModel& model = *model_owner;
   PreTokenizer pre;
   std::vector<AddedToken> added;
   std::array<std::vector<int>, 256> added_by_first_byte;  // indices into added, longest first
@@ -199,14 +200,11 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   ids.reserve(text.size() / 3 + d.prefix_ids.size() + d.suffix_ids.size() + 1);
   if (add_special_tokens) ids.insert(ids.end(), d.prefix_ids.begin(), d.prefix_ids.end());
 
-  std::vector<std::string_view> pieces;
-  std::deque<std::string> storage;
+  const std::function<void(std::string_view)> encode_piece = [&](std::string_view piece) {
+    d.model.encode_piece(piece, ids);
+  };
   auto encode_stretch = [&](std::string_view stretch) {
-    if (stretch.empty()) return;
-    pieces.clear();
-    storage.clear();
-    d.pre.split(stretch, pieces, storage);
-    for (const std::string_view piece : pieces) d.model.encode_piece(piece, ids);
+    if (!stretch.empty()) d.pre.split(stretch, encode_piece);
   };
   std::size_t stretch_begin = 0;
   for (std::size_t i = 0; i < text.size();) {
@@ -262,7 +260,7 @@ std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
   bool all_mapped = false;
   const std::string bytes = utf8::spelling_to_bytes(token, &all_mapped);
   if (!all_mapped) return std::nullopt;
-  if (const auto it = d.model.vocab().find(bytes); it != d.model.vocab().end()) return it->second;
+  if (const int32_t id = d.model.find_bytes(bytes); id >= 0) return id;
   return std::nullopt;
 }
 
