@@ -154,11 +154,12 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_MODEL_PRESET", "b200-xdr800"}}).model_preset, "b200-xdr800");
   EXPECT_EQ(read({{"NVRAR_TUNING_FILE", "/tmp/t.json"}}).tuning_file, "/tmp/t.json");
   EXPECT_EQ(read({{"NVRAR_TUNING_DIR", "tuning dir/x"}}).tuning_dir, "tuning dir/x");
+  EXPECT_EQ(read({{"NVRAR_LIBRARY", "/opt/nvrar/lib/libnvrar_c.so"}}).python_library, "/opt/nvrar/lib/libnvrar_c.so");
 }
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 19u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 20u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
   EXPECT_STREQ(table.back().name, "NVRAR_LLM_GEMM");
   for (const SettingInfo& row : table) {
