@@ -25,7 +25,7 @@ bool have_gpu() {
 // Device memory holding a host vector, copied back by read().
 struct DeviceFloats {
   explicit DeviceFloats(const std::vector<float>& host) : n(host.size()) {
-    EXPECT_EQ(cudaMalloc(&p, n * sizeof(float)), cudaSuccess);
+    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), n * sizeof(float)), cudaSuccess);
     EXPECT_EQ(cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
   }
   ~DeviceFloats() { cudaFree(p); }
@@ -148,7 +148,7 @@ TEST_F(CApiGpu, AllreduceAddRmsnormMatchesTheReference) {
 TEST_F(CApiGpu, TheLibrarysRefusalsKeepTheirMessage) {
   create_from_env();
   float* p = nullptr;
-  ASSERT_EQ(cudaMalloc(&p, 64), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&p), 64), cudaSuccess);
   EXPECT_EQ(nvrar_allreduce(comm_, nullptr, p, 16, NVRAR_FLOAT32, stream_, NVRAR_ALGO_AUTO), NVRAR_ERROR_RUNTIME);
   EXPECT_NE(std::string(nvrar_last_error()).find("nvrar: rank 0 allreduce: input pointer is null"), std::string::npos)
       << nvrar_last_error();
