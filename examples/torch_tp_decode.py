@@ -92,9 +92,9 @@ class Decoder(torch.nn.Module):
                        for _ in range(s.layers)]
         self.final_norm = norm()
         self.lm_head = weight(s.vocab_part, s.hidden)
-        cache_shape = (s.layers, batch, s.kv_heads, max_len, s.head_dim)
-        self.k_cache = torch.randn(cache_shape, generator=gen, device=dev, dtype=torch.float32).to(dt)
-        self.v_cache = torch.randn(cache_shape, generator=gen, device=dev, dtype=torch.float32).to(dt)
+        cache_shape = (batch, s.kv_heads, max_len, s.head_dim)  # one per layer, so writes touch no views
+        self.k_cache = [torch.randn(cache_shape, generator=gen, device=dev).to(dt) for _ in range(s.layers)]
+        self.v_cache = [torch.randn(cache_shape, generator=gen, device=dev).to(dt) for _ in range(s.layers)]
         inv_freq = 1.0 / ROPE_THETA ** (torch.arange(0, s.head_dim, 2, device=dev).float() / s.head_dim)
         angles = torch.outer(torch.arange(max_len, device=dev).float(), inv_freq)
         self.cos, self.sin = angles.cos(), angles.sin()

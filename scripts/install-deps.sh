@@ -3,8 +3,11 @@
 # CUDA comes from the toolkit in /usr/local/cuda when present; without it the CUDA parts are skipped.
 set -euo pipefail
 # clang-14 and libclang-rt-14-dev: libFuzzer and the sanitizers for the parser fuzzers (scripts/fuzz.sh).
+# python3-pytest, -setuptools, -pip, -wheel: the Python package's tests and its offline install (python/); -tomli and
+# -exceptiongroup: what pytest needs on a Python before 3.11 (staged for the GPU machine by scripts/stage-deps.sh).
 packages=(cmake ninja-build g++ python3 libfmt-dev libcli11-dev nlohmann-json3-dev libgtest-dev libopenmpi-dev
-          openmpi-bin clang-14 libclang-rt-14-dev)
+          openmpi-bin clang-14 libclang-rt-14-dev python3-pytest python3-setuptools python3-pip python3-wheel
+          python3-tomli python3-exceptiongroup)
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive

@@ -9,6 +9,7 @@ closes (collective calls, which must not run at a garbage collector's whim on on
 import ctypes
 import threading
 
+_KDL_CPU = 1
 _KDL_CUDA = 2
 _KDL_FLOAT = 2
 _KDL_BFLOAT = 4
@@ -64,9 +65,11 @@ def _dl_dtype(torch, dtype):
     return _DataType(code, bits, 1)
 
 
-def tensor_over(torch, pointer, shape, dtype, device_index):
-    """A contiguous tensor of `shape` and `dtype` on cuda:`device_index` whose data is at `pointer`."""
-    shape = [int(s) for s in shape]
+def capsule_over(pointer, shape, dl_dtype, device_index, device_type=_KDL_CUDA):
+    """A "dltensor" capsule describing a contiguous array of `shape` and `dl_dtype` at `pointer` on cuda:device_index
+    (device_type _KDL_CPU: host memory, for tests); its description stays in _live until the consumer calls the
+    deleter."""
+    shape = [int(n) for n in shape]
     ndim = len(shape)
     strides, step = [0] * ndim, 1
     for i in reversed(range(ndim)):
@@ -74,13 +77,18 @@ def tensor_over(torch, pointer, shape, dtype, device_index):
         step *= max(shape[i], 1)
     shape_array = (ctypes.c_int64 * max(ndim, 1))(*shape)
     strides_array = (ctypes.c_int64 * max(ndim, 1))(*strides)
+    as_int64_p = ctypes.POINTER(ctypes.c_int64)
     managed = _Managed()
-    managed.dl_tensor = _Tensor(pointer, _Device(_KDL_CUDA, device_index), ndim, _dl_dtype(torch, dtype),
-                                shape_array, strides_array, 0)
+    managed.dl_tensor = _Tensor(pointer, _Device(device_type, device_index), ndim, dl_dtype,
+                                ctypes.cast(shape_array, as_int64_p), ctypes.cast(strides_array, as_int64_p), 0)
     managed.manager_ctx = None
     managed.deleter = _forget
     address = ctypes.addressof(managed)
     with _live_lock:
         _live[address] = (managed, shape_array, strides_array)
-    capsule = _capsule_new(address, b"dltensor", None)
-    return torch.utils.dlpack.from_dlpack(capsule)
+    return _capsule_new(address, b"dltensor", None)
+
+
+def tensor_over(torch, pointer, shape, dtype, device_index):
+    """A contiguous tensor of `shape` and `dtype` on cuda:`device_index` whose data is at `pointer`."""
+    return torch.from_dlpack(capsule_over(pointer, shape, _dl_dtype(torch, dtype), device_index))

@@ -66,7 +66,8 @@ class Communicator:
         else:
             rank, size = dist.get_rank(group), dist.get_world_size(group)
             payload = [_library.unique_id() if rank == 0 else None]
-            dist.broadcast_object_list(payload, src=dist.get_global_rank(group, 0), group=group)
+            with torch.cuda.device(self.device):  # an NCCL group broadcasts from the current GPU
+                dist.broadcast_object_list(payload, src=dist.get_global_rank(group, 0), group=group)
             uid = _library.unique_id_from_bytes(payload[0])
             call("nvrar_comm_create_from_unique_id", ctypes.byref(uid), rank, size, self.device.index,
                  ctypes.byref(opts), ctypes.byref(handle))
@@ -124,7 +125,7 @@ class Communicator:
 
     def supports(self, algorithm):
         value = ctypes.c_int(0)
-        call("nvrar_comm_supports", self._live(), _library.algorithm_value(algorithm), ctypes.byref(value))
+        call("nvrar_comm_supports", self._live(), _algorithm(algorithm), ctypes.byref(value))
         return bool(value.value)
 
     def resolve(self, nbytes, registered=False):
@@ -144,7 +145,7 @@ class Communicator:
         else:
             self._check_like(out, tensor, "out")
         call("nvrar_allreduce", self._live(), tensor.data_ptr(), out.data_ptr(), tensor.numel(),
-             _dtype_value(tensor.dtype), self._stream(), _library.algorithm_value(algorithm))
+             _dtype_value(tensor.dtype), self._stream(), _algorithm(algorithm))
         return out
 
     def allreduce_add_rmsnorm(self, x, residual, weight, eps=1e-5, out=None, algorithm="auto"):
@@ -165,7 +166,7 @@ class Communicator:
         rows = x.numel() // hidden if hidden else 0
         call("nvrar_allreduce_add_rmsnorm", self._live(), x.data_ptr(), residual.data_ptr(), weight.data_ptr(),
              out.data_ptr(), rows, hidden, float(eps), _dtype_value(x.dtype), self._stream(),
-             _library.algorithm_value(algorithm))
+             _algorithm(algorithm))
         return out
 
     def check(self):
@@ -255,10 +256,21 @@ def _cuda_device(torch, device):
     """torch.device("cuda", i) for None (the current GPU), an index, "cuda:i" or a torch.device."""
     if device is None:
         return torch.device("cuda", torch.cuda.current_device())
-    device = torch.device(device) if not isinstance(device, int) else torch.device("cuda", device)
+    if isinstance(device, int):
+        device = torch.device("cuda", device)
+    elif not isinstance(device, torch.device):
+        device = torch.device(str(device))
     if device.type != "cuda":
         raise ArgumentError(f"nvrar: device {device} is not a CUDA device")
     return torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
+
+
+def _algorithm(name):
+    """An algorithm name as its C value: the current names by table (no C call on the hot path), others parsed."""
+    try:
+        return _library.ALGORITHMS.index(name)
+    except ValueError:
+        return _library.algorithm_value(name)
 
 
 def _numel(shape):
