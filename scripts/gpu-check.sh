@@ -16,7 +16,8 @@
 # ENGINE_BASELINE=DIR: a source tree of an earlier NVRAR (e.g. `git archive` of a commit) built beside this one; each
 #   engine bench then runs ENGINE_AB_REPEAT times (default 2) with each build, alternating (…_base.json files).
 # python: the C ABI on one GPU, `pip install ./python` offline, pytest python/tests, python/tests/torchrun_check.py and
-#   examples/torch_tp_decode.py (--check, both all-reduces) at 1, 2, 4, 8 ranks up to the GPUs present (docs/pytorch.md).
+#   examples/torch_tp_decode.py (--check, both all-reduces) at 1, 2, 4, 8 ranks up to the GPUs present
+#   (docs/pytorch.md).
 # multirank: the single-GPU multi-rank harness (tests/gpu/test_multirank: every algorithm at 2-8 ranks on one GPU),
 #   then compute-sanitizer (MULTIRANK_SANITIZE: tools, default "memcheck racecheck") on its small scale.
 # CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset; BENCH_REPEAT: sweeps per config. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT

@@ -2,7 +2,8 @@
 
     import nvrar
     comm = nvrar.Communicator()            # torch.distributed's default group, or the launcher environment
-    y = comm.all_reduce(x)                 # or, inside torch.compile / CUDA graphs: torch.ops.nvrar.all_reduce(x, comm.name)
+    y = comm.all_reduce(x)                 # on the current stream
+    y = torch.ops.nvrar.all_reduce(x, comm.name)   # the same, as one op for torch.compile and CUDA graphs
 
 No build step and no build-time PyTorch: the package is plain Python, PyTorch is imported when a communicator is made.
 docs/pytorch.md has the guide (installing, where libnvrar_c.so is found, vLLM and SGLang).

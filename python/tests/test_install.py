@@ -15,10 +15,12 @@ def _has(module):
     return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not os.path.isfile(LIBRARY), reason="NVRAR_LIBRARY does not name a built libnvrar_c.so")
 # setuptools builds wheels itself from 70.1 on, with the wheel package before.
-@pytest.mark.skipif(not (_has("pip") and _has("setuptools") and (_has("wheel") or _has("setuptools.command.bdist_wheel"))),
-                    reason="this python has no pip, setuptools or wheel (python3-pip, python3-setuptools, python3-wheel)")
+CAN_BUILD = _has("pip") and _has("setuptools") and (_has("wheel") or _has("setuptools.command.bdist_wheel"))
+
+
+@pytest.mark.skipif(not os.path.isfile(LIBRARY), reason="NVRAR_LIBRARY does not name a built libnvrar_c.so")
+@pytest.mark.skipif(not CAN_BUILD, reason="no pip, setuptools or wheel (python3-pip, -setuptools, -wheel)")
 def test_offline_install_bundles_and_loads_the_library(tmp_path):
     target = tmp_path / "site"
     env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
