@@ -61,3 +61,4 @@ else()
 endif()
 
 include(NvrarEngineGpu)
+include(NvrarCApi)

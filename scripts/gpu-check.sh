@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [multirank] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
-#                             [bench] [engine] [longcheck] [longbench] [torch] [spread] [ab] [pieces] [all]
+#                             [bench] [engine] [longcheck] [longbench] [torch] [spread] [ab] [pieces] [python] [all]
 # BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M). TUNE_MERGE_FROM=16M with
 #   TUNE_ARGS='-b 16M ...': re-tune from that size up, merged over the shipped table (scripts/merge_tuning.py).
 # spread: the small sizes SPREAD_REPEAT times with the start gate and without it (--no-start-gate), 1 x 4.
@@ -18,6 +18,9 @@
 # ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
 # ENGINE_BASELINE=DIR: a source tree of an earlier NVRAR (e.g. `git archive` of a commit) built beside this one; each
 #   engine bench then runs ENGINE_AB_REPEAT times (default 2) with each build, alternating (…_base.json files).
+# python: the C ABI on one GPU, `pip install ./python` offline, pytest python/tests, python/tests/torchrun_check.py and
+#   examples/torch_tp_decode.py (--check, both all-reduces) at 1, 2, 4, 8 ranks up to the GPUs present
+#   (docs/pytorch.md).
 # multirank: the single-GPU multi-rank harness (tests/gpu/test_multirank: every algorithm at 2-8 ranks on one GPU),
 #   then compute-sanitizer (MULTIRANK_SANITIZE: tools, default "memcheck racecheck") on its small scale.
 # CORRECT_CFGS / BENCH_CFGS / TUNE_CFGS: 'ranks:gpus_per_node ...' to run a subset; BENCH_REPEAT: sweeps per config. Needs .deps/ (scripts/stage-deps.sh, run where apt works) unless the packages are installed. Logs go to $OUT
@@ -317,6 +320,33 @@ if want pieces; then
            --check -b ${PIECE_MIN:-1M} -e ${PIECE_MAX:-64M} --algorithms ${PIECE_ALGOS:-push:t256,push:t512} \
            --json "$OUT/$tag.json" --ll128-max-bytes 64M)
       note "$tag: rc=$rc"; python3 scripts/compare_bench.py "$OUT/$tag.json" | tail -8
+    done
+  done
+fi
+
+if want python; then  # the C ABI, the Python package and the PyTorch example (docs/pytorch.md)
+  timeout 300 $BUILD/tests/test_capi_gpu --gtest_brief=1 > "$OUT/capi_gpu.log" 2>&1
+  note "C ABI on one GPU (test_capi_gpu): rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/capi_gpu.log" | tr '\n' ' ')"
+  python3 -m pip install -v --no-build-isolation --no-index --force-reinstall ./python > "$OUT/pip.log" 2>&1
+  note "pip install --no-build-isolation --no-index ./python: rc=$? $(grep -o 'bundled .*libnvrar_c.so' "$OUT/pip.log")"
+  pytest_path=""  # Debian's pytest staged in .deps (scripts/stage-deps.sh) where python3 has none
+  python3 -c 'import pytest' 2>/dev/null || pytest_path=$PWD/.deps/lib/python3/dist-packages
+  PYTHONPATH="$pytest_path${PYTHONPATH:+:$PYTHONPATH}" NVRAR_LIBRARY=$PWD/$BUILD/libnvrar_c.so timeout 900 \
+    python3 -m pytest python/tests -q -rs -p no:cacheprovider > "$OUT/pytest.log" 2>&1
+  note "pytest python/tests: rc=$? $(tail -1 "$OUT/pytest.log")"
+  for np in 1 2 4 8; do
+    [ "$np" -le "$NGPU" ] || continue
+    timeout 300 python3 -m torch.distributed.run --nproc-per-node $np python/tests/torchrun_check.py \
+      > "$OUT/torchrun_check_np$np.log" 2>&1
+    note "torchrun_check np=$np: rc=$? $(grep -c ': PASSED' "$OUT/torchrun_check_np$np.log")/$np ranks passed"
+    grep -E 'FAILED|rror' "$OUT/torchrun_check_np$np.log" | head -5
+    model=llama3.1-70b; layers=20; [ "$np" = 1 ] && model=llama3.1-8b && layers=0
+    for ar in nccl nvrar; do  # the installed package, its bundled library (no NVRAR_LIBRARY)
+      timeout 480 python3 -m torch.distributed.run --nproc-per-node $np examples/torch_tp_decode.py --model $model \
+        --num-layers $layers --batch-size 8 --allreduce $ar --check --json "$OUT/torch_tp_decode_np${np}_$ar.json" \
+        > "$OUT/torch_tp_decode_np${np}_$ar.log" 2>&1
+      note "torch_tp_decode TP $np $model $ar: rc=$? $(grep -E 'check:|ms per decode step' \
+        "$OUT/torch_tp_decode_np${np}_$ar.log" | sed 's/torch_tp_decode: //' | tr '\n' ' ')"
     done
   done
 fi

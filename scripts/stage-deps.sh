@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Copies the files of NVRAR's Debian build dependencies (fmt, CLI11, nlohmann-json, GoogleTest, PCRE2) into .deps/,
-# laid out as an install prefix that CMake searches (cmake/NvrarDependencies.cmake). For machines that cannot
+# Copies the files of NVRAR's Debian build dependencies (fmt, CLI11, nlohmann-json, GoogleTest, PCRE2, pytest) into
+# .deps/, laid out as an install prefix that CMake searches (cmake/NvrarDependencies.cmake). For machines that cannot
 # install packages but can receive the working tree, such as the GPU machine. .deps/ is git-ignored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh >/dev/null
 rm -rf .deps && mkdir -p .deps
-for pkg in libfmt-dev libfmt9 libcli11-dev nlohmann-json3-dev libgtest-dev libpcre2-dev libpcre2-8-0; do
+# pytest and what it imports (pure Python, into .deps/lib/python3/dist-packages): gpu-check.sh's python stage puts
+# them on PYTHONPATH where the GPU machine's python3 has no pytest.
+for pkg in libfmt-dev libfmt9 libcli11-dev nlohmann-json3-dev libgtest-dev libpcre2-dev libpcre2-8-0 python3-pytest \
+           python3-pluggy python3-iniconfig python3-packaging python3-py python3-attr python3-exceptiongroup \
+           python3-tomli; do
   dpkg -L "$pkg" | while read -r f; do
     [ -f "$f" ] || continue
     case "$f" in /usr/share/doc/*|/usr/src/*|/usr/share/man/*) continue ;; esac

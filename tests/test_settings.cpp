@@ -156,6 +156,7 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_MODEL_PRESET", "b200-xdr800"}}).model_preset, "b200-xdr800");
   EXPECT_EQ(read({{"NVRAR_TUNING_FILE", "/tmp/t.json"}}).tuning_file, "/tmp/t.json");
   EXPECT_EQ(read({{"NVRAR_TUNING_DIR", "tuning dir/x"}}).tuning_dir, "tuning dir/x");
+  EXPECT_EQ(read({{"NVRAR_LIBRARY", "/opt/nvrar/lib/libnvrar_c.so"}}).python_library, "/opt/nvrar/lib/libnvrar_c.so");
 }
 
 TEST(Settings, EveryRowIsDocumented) {

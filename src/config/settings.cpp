@@ -221,6 +221,10 @@ const std::vector<Row>& rows() {
     t.push_back(text("NVRAR_TUNING_DIR", Type::kPath, &Settings::tuning_dir, "",
                      "Folder searched for a tuning table of this card and topology; unset: the tables shipped with "
                      "NVRAR."));
+    // Read by Python (python/nvrar/_library.py, which documents the search order), declared here with the others.
+    t.push_back(text("NVRAR_LIBRARY", Type::kPath, &Settings::python_library, "",
+                     "Python package: the libnvrar_c.so to load (at run time, and the one pip bundles at install); "
+                     "unset: the package's own copy, else the system's library path."));
     // The engine's pinning accepts "cublaslt" and "skinny0" .. "skinny<kSkinnyGemmVariants - 1>"
     // (engine/gpu/skinny_gemm.h, a CUDA header this CPU library cannot include); gemm.cpp checks the variant again.
     t.push_back(in_scope(choice("NVRAR_LLM_GEMM", &Settings::llm_gemm, "",

@@ -31,6 +31,7 @@ struct Settings {
   std::string model_preset;             // NVRAR_MODEL_PRESET (checked by the selection module, where it is used)
   std::string tuning_file;              // NVRAR_TUNING_FILE
   std::string tuning_dir;               // NVRAR_TUNING_DIR
+  std::string python_library;           // NVRAR_LIBRARY (read by the Python package, python/nvrar/_library.py)
   std::string llm_gemm;                 // NVRAR_LLM_GEMM (empty: the engine times its GEMM candidates)
   std::string llm_prefill_attention;    // NVRAR_LLM_PREFILL_ATTENTION (empty or "flash": tensor cores where possible)
 };

@@ -7,6 +7,7 @@
 #include <nvrar/host_executor.h>
 #if CONSUMER_HAS_GPU
 #include <nvrar/nvrar.h>
+#include <nvrar/nvrar_c.h>
 #endif
 
 int main() {
@@ -30,6 +31,11 @@ int main() {
       }
 #if CONSUMER_HAS_GPU
   std::printf("consumer: nvrar::gpu linked, NVSHMEM in this build: %s\n", nvrar::built_with_nvshmem() ? "yes" : "no");
+  if (nvrar_abi_version() != NVRAR_C_ABI_VERSION) {
+    std::printf("consumer: libnvrar_c.so has C ABI %d, its header %d\n", nvrar_abi_version(), NVRAR_C_ABI_VERSION);
+    return 1;
+  }
+  std::printf("consumer: nvrar::c linked, C ABI %d, NVRAR %s\n", nvrar_abi_version(), nvrar_version());
 #endif
   std::printf("consumer: find_package(nvrar) works; CPU all-reduce over 2 x 2 ranks correct\n");
   return 0;
