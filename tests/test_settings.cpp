@@ -154,11 +154,14 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_MODEL_PRESET", "b200-xdr800"}}).model_preset, "b200-xdr800");
   EXPECT_EQ(read({{"NVRAR_TUNING_FILE", "/tmp/t.json"}}).tuning_file, "/tmp/t.json");
   EXPECT_EQ(read({{"NVRAR_TUNING_DIR", "tuning dir/x"}}).tuning_dir, "tuning dir/x");
+  EXPECT_EQ(read({}).tune, "auto");
+  EXPECT_EQ(read({{"NVRAR_TUNE", "force"}}).tune, "force");
+  expect_refused("NVRAR_TUNE", "on", "is not one of the accepted values");
 }
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 19u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 20u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
   EXPECT_STREQ(table.back().name, "NVRAR_LLM_GEMM");
   for (const SettingInfo& row : table) {

@@ -221,6 +221,10 @@ const std::vector<Row>& rows() {
     t.push_back(text("NVRAR_TUNING_DIR", Type::kPath, &Settings::tuning_dir, "",
                      "Folder searched for a tuning table of this card and topology; unset: the tables shipped with "
                      "NVRAR."));
+    t.push_back(choice("NVRAR_TUNE", &Settings::tune, "auto", {"off", "auto", "force"},
+                       "First-use tuning: auto measures a small table at communicator creation where no explicit or "
+                       "shipped table applies and none is cached ($XDG_CACHE_HOME/nvrar); force always measures and "
+                       "overwrites the cache; off never measures."));
     // The engine's pinning accepts "cublaslt" and "skinny0" .. "skinny<kSkinnyGemmVariants - 1>"
     // (engine/gpu/skinny_gemm.h, a CUDA header this CPU library cannot include); gemm.cpp checks the variant again.
     t.push_back(in_scope(choice("NVRAR_LLM_GEMM", &Settings::llm_gemm, "",

@@ -31,6 +31,7 @@ struct Settings {
   std::string model_preset;             // NVRAR_MODEL_PRESET (checked by the selection module, where it is used)
   std::string tuning_file;              // NVRAR_TUNING_FILE
   std::string tuning_dir;               // NVRAR_TUNING_DIR
+  std::string tune;                     // NVRAR_TUNE (off, auto, force)
   std::string llm_gemm;                 // NVRAR_LLM_GEMM (empty: the engine times its GEMM candidates)
 };
 
