@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <sys/wait.h>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -140,6 +141,123 @@ TEST(ModelNetwork, CommandLineRecoversThem) {
               0.2 * real.intra.bandwidth_gbs);
   EXPECT_EQ(j["rows"].size(), 3u * 5u);  // 3 node counts x 64K..1M
   std::filesystem::remove_all(dir);
+}
+#endif
+
+#ifdef NVRAR_CLUSTER_SCRIPT
+// scripts/cluster-check.sh on CPU: its model and report steps on synthetic bench reports of a 2 x 8 cluster (the
+// network fit through the script, the report with its heatmap), and the launch commands --dry-run prints.
+class ClusterScript : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(testing::TempDir()) /
+           ("nvrar_cluster_" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_ / "bin");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  // Runs the script with `args` (and `env` before it); returns its exit status, its output in `output`.
+  int script(const std::string& args, std::string& output, const std::string& env = "") {
+    const std::string log = (dir_ / "script.log").string();
+    const std::string command = env + " /bin/bash " NVRAR_CLUSTER_SCRIPT " " + args + " > " + log + " 2>&1";
+    const int status = std::system(command.c_str());
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    output = text.str();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  // An executable stand-in for a launcher on PATH (the script only asks whether it exists).
+  void fake_tool(const std::string& name) {
+    const std::filesystem::path path = dir_ / "bin" / name;
+    std::ofstream(path) << "#!/bin/sh\nexit 0\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(ClusterScript, ModelAndReportStepsRecoverTheNetwork) {
+  std::mt19937 rng(5);
+  const model::Preset real = truth();
+  std::ofstream(dir_ / "bench_n1_g8.json") << synthetic_report(real, 1, 1, rng);
+  std::ofstream(dir_ / "bench_n2_g8.json") << synthetic_report(real, 2, 2, rng);
+  std::string out;
+  ASSERT_EQ(script("--steps model,report --nodes 2 --gpus-per-node 8 --build " NVRAR_BUILD_DIR " --out " +
+                       dir_.string(), out),
+            0)
+      << out;
+  std::ifstream in(dir_ / "model.json");
+  const nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_NEAR(j["network_calibration"]["alpha_us"].get<double>(), kTrueAlphaUs, kTolerance * kTrueAlphaUs);
+  EXPECT_NEAR(j["network_calibration"]["bandwidth_gbs"].get<double>(), kTrueBandwidthGbs,
+              kTolerance * kTrueBandwidthGbs);
+  EXPECT_EQ(j["preset"]["gpus_per_node"].get<int>(), 8);
+  std::ifstream report_file(dir_ / "report.md");
+  std::stringstream report;
+  report << report_file.rdbuf();
+  const std::string r = report.str();
+  EXPECT_NE(r.find("# NVRAR cluster check: 2 x 8 GPUs"), std::string::npos) << r;
+  EXPECT_NE(r.find("- Network: alpha "), std::string::npos) << r;
+  EXPECT_NE(r.find("(fitted, rms error"), std::string::npos) << r;
+  EXPECT_NE(r.find("NVRAR speedup over NCCL (nccl-best / nvrar)"), std::string::npos) << r;  // the heatmap as text
+  EXPECT_NE(r.find("| 4K | "), std::string::npos) << r;  // the measured table
+  EXPECT_NE(r.find("No tuning_n2_g8.json"), std::string::npos) << r;  // the tune step did not run here
+}
+
+TEST_F(ClusterScript, DryRunPrintsEachLaunchersCommands) {
+  std::string out;
+  ASSERT_EQ(script("--dry-run --launcher srun --nodes 2 --gpus-per-node 4 --build /b --out /o", out), 0) << out;
+  EXPECT_NE(out.find("+ srun -N 2 --ntasks=8 --ntasks-per-node=4 --gpus-per-node=4 --kill-on-bad-exit=1 --export=ALL "
+                     "/b/tests/test_gpu_allreduce --suite correctness"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("+ srun -N 1 --ntasks=4 --ntasks-per-node=4"), std::string::npos) << out;  // the one-node bench
+  EXPECT_NE(out.find("--json /o/bench_n2_g4.json"), std::string::npos) << out;
+  EXPECT_NE(out.find("/b/tools/nvrar-bench -b 4K -e 64M --tune /o/tuning_n2_g4.json"), std::string::npos) << out;
+  EXPECT_NE(out.find("--calibrate /o/bench_n1_g4.json --calibrate /o/bench_n2_g4.json"), std::string::npos) << out;
+
+  ASSERT_EQ(script("--dry-run --launcher mpirun --hostfile hosts.txt --nodes 4 --gpus-per-node 8 --steps correct", out),
+            0)
+      << out;
+  EXPECT_NE(out.find("+ mpirun -np 32 --bind-to none"), std::string::npos) << out;
+  EXPECT_NE(out.find("--hostfile hosts.txt --map-by ppr:8:node"), std::string::npos) << out;
+  EXPECT_NE(out.find("-x NVRAR_GPUS_PER_NODE"), std::string::npos) << out;
+
+  // srun-env: scripts/srun-env.sh, the srun environment this repo reproduces without Slurm (one host).
+  ASSERT_EQ(script("--dry-run --launcher srun-env --nodes 2 --gpus-per-node 2 --steps correct", out), 0) << out;
+  EXPECT_NE(out.find("scripts/srun-env.sh 4 "), std::string::npos) << out;
+}
+
+TEST_F(ClusterScript, AutoPicksTheLauncherOfTheJob) {
+  fake_tool("srun");
+  fake_tool("mpirun");
+  const std::string path = "PATH=" + (dir_ / "bin").string() + ":/usr/bin:/bin";
+  std::string out;
+  ASSERT_EQ(script("--dry-run --nodes 2 --gpus-per-node 4 --steps correct", out, "env -u SLURM_JOB_ID SLURM_JOB_ID=42 " + path), 0)
+      << out;
+  EXPECT_NE(out.find("+ srun -N 2"), std::string::npos) << out;
+  ASSERT_EQ(script("--dry-run --nodes 2 --gpus-per-node 4 --steps correct", out, "env -u SLURM_JOB_ID " + path), 0)
+      << out;
+  EXPECT_NE(out.find("+ mpirun -np 8"), std::string::npos) << out;
+  EXPECT_EQ(out.find("--map-by"), std::string::npos) << "one host: no per-node placement\n" << out;
+  std::filesystem::remove(dir_ / "bin" / "mpirun");
+  // Nothing but the stand-ins on PATH (this machine may have a real mpirun).
+  EXPECT_EQ(script("--dry-run --nodes 2 --gpus-per-node 4", out, "env -u SLURM_JOB_ID PATH=" + (dir_ / "bin").string()),
+            2);
+  EXPECT_NE(out.find("no mpirun on PATH"), std::string::npos) << out;
+}
+
+TEST_F(ClusterScript, RefusesBadArguments) {
+  std::string out;
+  EXPECT_EQ(script("--nodes 0 --gpus-per-node 2 --dry-run", out), 2);
+  EXPECT_NE(out.find("--nodes '0'"), std::string::npos) << out;
+  EXPECT_EQ(script("--launcher pbs --nodes 1 --gpus-per-node 2 --dry-run", out), 2);
+  EXPECT_NE(out.find("--launcher 'pbs'"), std::string::npos) << out;
+  EXPECT_EQ(script("--steps bench,plot --nodes 1 --gpus-per-node 2 --dry-run", out), 2);
+  EXPECT_NE(out.find("unknown step 'plot'"), std::string::npos) << out;
+  // The model step without any bench report says so and fails.
+  EXPECT_EQ(script("--steps model --launcher mpirun --nodes 2 --gpus-per-node 2 --out " + dir_.string(), out), 1);
+  EXPECT_NE(out.find("no bench JSON"), std::string::npos) << out;
 }
 #endif
 
