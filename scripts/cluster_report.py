@@ -66,7 +66,7 @@ def bench_section(out, name, title):
     for r in report.get("results", []):
         times.setdefault(r["bytes"], {})[r["algorithm"]] = r
     algorithms = [a for a in ("nvrar", "hierarchical", "nccl") if any(a in t for t in times.values())]
-    lines.append(f"{report.get('ranks')} ranks = {report.get("nodes")} node(s) x {report.get('gpus_per_node')} GPUs on "
+    lines.append(f"{report.get('ranks')} ranks = {report.get('nodes')} node(s) x {report.get('gpus_per_node')} GPUs on "
                  f"{report.get('hosts', '?')} host(s), {report.get('device')}, {report.get('dtype')}.")
     note = decided_by(out, name + ".log")
     if note:
