@@ -87,7 +87,7 @@ class GpuCommunicator final : public Communicator {
       throw;
     }
     buffers_ = std::make_unique<RegisteredBuffers>(rank_, nranks_, options_.buffer_bytes);
-    if (selection.tune.action == select::TableAction::kMeasure && options_.first_use_tune) {
+    if (selection.tune.action == select::TableAction::kMeasure) {  // rank 0's decision, the same on every rank
       config::debug_stage(rank_, "first-use tune (NVRAR_TUNE)");
       tuning_source_ = finish_first_use_tune(*this, nccl_, selection.tune, topo_, settings, *policy_);
     }

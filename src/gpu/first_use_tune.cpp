@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -113,7 +114,7 @@ double time_candidate(Communicator& comm, ncclComm_t nccl, Resources& r, const C
 
 TuneDecision decide_first_use_tune(ncclComm_t nccl, int rank, int nranks, const core::Topology& topo,
                                    const std::string& card, const config::Settings& settings, bool explicit_file,
-                                   bool shipped, std::optional<select::TuningTable>& cached) {
+                                   bool shipped, bool may_measure, std::optional<select::TuningTable>& cached) {
   TuneDecision d;
   d.mode = select::parse_tune_mode(settings.tune);
   d.key.card = card;
@@ -125,21 +126,32 @@ TuneDecision decide_first_use_tune(ncclComm_t nccl, int rank, int nranks, const 
   const std::string dir = select::tune_cache_dir([](const char* name) { return std::getenv(name); });
   if (!dir.empty()) d.cache_path = select::tune_cache_path(dir, d.key);
 
-  select::TableFacts facts{d.mode, explicit_file, shipped, false, nranks > 1};
-  cached.reset();
-  if (!explicit_file && !shipped && d.mode == select::TuneMode::kAuto && facts.can_measure) {
-    // Rank 0's cache decides for all (ranks on other hosts may see other cache folders, or none).
-    if (rank == 0 && !d.cache_path.empty()) {
+  // Rank 0 decides for all, with its settings and its cache (ranks on other hosts may see other cache folders, or
+  // none, or another NVRAR_TUNE): its action and mode travel to every rank, then, for a cache hit, its table.
+  std::optional<select::TuningTable> mine;
+  int32_t agreed[2] = {0, 0};  // action, mode
+  if (rank == 0) {
+    select::TableFacts facts{d.mode, explicit_file, shipped, false, nranks > 1 && may_measure};
+    if (!explicit_file && !shipped && d.mode == select::TuneMode::kAuto && facts.can_measure && !d.cache_path.empty()) {
       select::CacheRead read = select::read_tune_cache(d.cache_path, d.key);
       if (!read.warning.empty()) std::fprintf(stderr, "nvrar: rank 0 setup: warning: %s\n", read.warning.c_str());
-      cached = std::move(read.table);
+      mine = std::move(read.table);
+      facts.cache_hit = mine.has_value();
     }
-    cached = select::agree_on_table(rank, cached, [&](void* data, std::size_t bytes) {
-      nccl_broadcast_bytes(nccl, rank, data, bytes, 0);
-    });
-    facts.cache_hit = cached.has_value();
+    agreed[0] = static_cast<int32_t>(select::decide_table(facts));
+    agreed[1] = static_cast<int32_t>(d.mode);
   }
-  d.action = select::decide_table(facts);
+  const select::BroadcastFn broadcast = [&](void* data, std::size_t bytes) {
+    nccl_broadcast_bytes(nccl, rank, data, bytes, 0);
+  };
+  broadcast(agreed, sizeof agreed);
+  d.action = static_cast<select::TableAction>(agreed[0]);
+  d.mode = static_cast<select::TuneMode>(agreed[1]);
+  cached.reset();
+  if (d.action == select::TableAction::kCache) {
+    cached = select::agree_on_table(rank, mine, broadcast);
+    if (!cached) throw Error(fmt::format("nvrar: rank {} setup: rank 0 found a cached tuning table but sent none", rank));
+  }
   return d;
 }
 

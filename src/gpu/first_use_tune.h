@@ -29,12 +29,13 @@ struct TuneDecision {
   std::string cache_path;  // this rank's cache file ("" where there is no cache folder); rank 0's is written
 };
 
-// The decision, collective: every rank knows whether an explicit or shipped table applies (compared beforehand);
-// in auto mode rank 0 reads the cache and broadcasts what it found, so that every rank takes the same table (returned
-// in `cached`) or measures. Warnings about unusable cache files are printed by rank 0.
+// The decision, collective: rank 0 decides (explicit or shipped table, both compared across ranks beforehand; its
+// NVRAR_TUNE; in auto its cache) and broadcasts the action, then for a cache hit its table (returned in `cached`), so
+// every rank takes the same table or measures. may_measure: Options::first_use_tune (rank 0's counts). Warnings about
+// unusable cache files are printed by rank 0.
 TuneDecision decide_first_use_tune(ncclComm_t nccl, int rank, int nranks, const core::Topology& topo,
                                    const std::string& card, const config::Settings& settings, bool explicit_file,
-                                   bool shipped, std::optional<select::TuningTable>& cached);
+                                   bool shipped, bool may_measure, std::optional<select::TuningTable>& cached);
 
 // Measures the plan for `comm` (fully set up, no call of the caller's in flight) and returns the table, the same on
 // every rank; rank 0 writes it to decision.cache_path (a failure to write is a warning). Collective.

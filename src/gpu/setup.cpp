@@ -93,7 +93,7 @@ SelectionSetup make_selection_policy(ncclComm_t nccl, int rank, int nranks, cons
   SelectionSetup out;
   std::optional<select::TuningTable> cached;
   out.tune = decide_first_use_tune(nccl, rank, nranks, topo, search.card, settings, !search.file.empty(),
-                                   found.table.has_value(), cached);
+                                   found.table.has_value(), options.first_use_tune, cached);
   switch (out.tune.action) {
     case select::TableAction::kCache:
       found.table = std::move(cached);
