@@ -20,6 +20,7 @@ target_link_libraries(nvrar_nccl INTERFACE ${NVRAR_NCCL_LIB})
 set(_gpu_sources
   src/gpu/communicator.cpp
   src/gpu/setup.cpp
+  src/gpu/first_use_tune.cpp
   src/gpu/runtime/bootstrap.cpp
   src/gpu/runtime/nvshmem_runtime.cu
   src/gpu/runtime/nvshmem_heap.cpp

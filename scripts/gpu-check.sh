@@ -2,6 +2,7 @@
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [multirank] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
 #                             [bench] [engine] [longcheck] [longbench] [torch] [spread] [ab] [pieces] [python] [all]
+#                             [firstuse]
 # BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M). TUNE_MERGE_FROM=16M with
 #   TUNE_ARGS='-b 16M ...': re-tune from that size up, merged over the shipped table (scripts/merge_tuning.py).
 # spread: the small sizes SPREAD_REPEAT times with the start gate and without it (--no-start-gate), 1 x 4.
@@ -349,6 +350,36 @@ if want python; then  # the C ABI, the Python package and the PyTorch example (d
         "$OUT/torch_tp_decode_np${np}_$ar.log" | sed 's/torch_tp_decode: //' | tr '\n' ' ')"
     done
   done
+fi
+
+# firstuse (only when named, not in all): the first-use tune (docs/algorithms.md) on 4 GPUs as 1 x 4 and 2 x 2, with a
+# fresh cache: measured at the first creation, the cache at the second, force measures again, off takes the cost
+# model, a corrupt cache file is warned about and replaced; then scripts/cluster-check.sh on 1 x NGPU (srun-env) and
+# 2 x NGPU/2 (mpirun, virtual nodes: the network fit must be refused with a note).
+if [[ "$stages" == *" firstuse "* ]]; then
+  export XDG_CACHE_HOME=$OUT/xdg; rm -rf "$XDG_CACHE_HOME"
+  for g in 4 2; do
+    for step in measure cache force off corrupt; do
+      [ $step = corrupt ] && for f in "$XDG_CACHE_HOME"/nvrar/*-g$g-*.json; do [ -f "$f" ] && echo '{"broken' > "$f"; done
+      mode=auto; [ $step = force ] && mode=force; [ $step = off ] && mode=off
+      log="$OUT/firstuse_g${g}_$step.log" start=$(date +%s.%N)
+      rc=$(NVRAR_TUNE=$mode NVRAR_DEBUG=1 run_split 4 $g "$log" $BUILD/tools/nvrar-bench --backend gpu --check -e 16M \
+           --algorithms nvrar,nccl)
+      secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+      note "firstuse G=$g $step: rc=$rc ${secs}s $(grep -m1 -o 'decides by: .*' "$log") \
+$(grep -m1 -o 'warning: .*' "$log" | cut -c1-160)"
+      grep -m4 -E 'first-use tune|stage' "$log" | grep -E 'first-use|ready' | head -2
+    done
+  done
+  ls -l "$XDG_CACHE_HOME/nvrar" > "$OUT/firstuse_cache.txt" 2>&1; unset XDG_CACHE_HOME
+  half=$((NGPU / 2))
+  bash scripts/cluster-check.sh --launcher srun-env --nodes 1 --gpus-per-node "$NGPU" --build $BUILD \
+    --out "$OUT/cluster-1x$NGPU" > "$OUT/cluster-1x$NGPU.log" 2>&1
+  note "cluster-check 1 x $NGPU (srun-env): rc=$? ($OUT/cluster-1x$NGPU/report.md)"
+  bash scripts/cluster-check.sh --launcher mpirun --nodes 2 --gpus-per-node "$half" --build $BUILD \
+    --steps correct,bench,model,report --out "$OUT/cluster-2x$half" > "$OUT/cluster-2x$half.log" 2>&1
+  note "cluster-check 2 x $half (mpirun, virtual nodes): rc=$? $(grep -m1 -o 'not used for the network fit' \
+    "$OUT/cluster-2x$half/report.md")"
 fi
 
 echo; echo "==== summary"; printf '%s\n' "${summary[@]}"

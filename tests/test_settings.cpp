@@ -157,11 +157,14 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_TUNING_FILE", "/tmp/t.json"}}).tuning_file, "/tmp/t.json");
   EXPECT_EQ(read({{"NVRAR_TUNING_DIR", "tuning dir/x"}}).tuning_dir, "tuning dir/x");
   EXPECT_EQ(read({{"NVRAR_LIBRARY", "/opt/nvrar/lib/libnvrar_c.so"}}).python_library, "/opt/nvrar/lib/libnvrar_c.so");
+  EXPECT_EQ(read({}).tune, "auto");
+  EXPECT_EQ(read({{"NVRAR_TUNE", "force"}}).tune, "force");
+  expect_refused("NVRAR_TUNE", "on", "is not one of the accepted values");
 }
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 20u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 22u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
   EXPECT_STREQ(table.back().name, "NVRAR_LLM_PREFILL_ATTENTION");
   for (const SettingInfo& row : table) {

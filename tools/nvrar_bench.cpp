@@ -23,6 +23,7 @@
 
 #include "bench/backend.h"
 #include "bench/report.h"
+#include "select/first_use_tune.h"
 #include "select/tuning_table.h"
 #include "nvrar/types.h"
 
@@ -133,40 +134,29 @@ int run_tuning(const Options& opt, bench::Backend& backend, const std::vector<st
                table.nodes, table.gpus_per_node, backend.device(), nvrar::dtype_name(dtype), "bytes", "best",
                "time(us)", "others (us)");
   bool any_wrong = false;
+  std::vector<nvrar::select::SizeTimes> sizes;
   for (std::size_t count : counts) {
     const std::size_t bytes = count * elem;
     const std::vector<std::string> candidates = backend.tuning_candidates(bytes);
     if (candidates.empty()) throw Error(fmt::format("--tune: the {} backend cannot tune", backend.name()));
-    std::string best;
-    double best_us = 0;
+    nvrar::select::SizeTimes size{static_cast<int64_t>(bytes), {}};
     std::string others;
     for (const std::string& c : candidates) {
       const bench::Measurement m = backend.run(c, count, dtype, config);
       any_wrong = any_wrong || m.wrong > 0;
-      if (m.checked && m.wrong > 0) {
-        others += fmt::format(" {}=WRONG({})", c, m.wrong);
-        continue;  // a candidate that computed a wrong result never wins
-      }
-      others += fmt::format(" {}={:.1f}", c, m.time_us);
-      if (best.empty() || m.time_us < best_us) {
-        best = c;
-        best_us = m.time_us;
-      }
+      const bool wrong = m.checked && m.wrong > 0;  // a candidate that computed a wrong result never wins
+      others += wrong ? fmt::format(" {}=WRONG({})", c, m.wrong) : fmt::format(" {}={:.1f}", c, m.time_us);
+      size.times.push_back({c, m.time_us, wrong});
     }
-    if (best.empty()) throw Error(fmt::format("--tune: every candidate was wrong at {} bytes", bytes));
-    nvrar::select::TuningEntry e;
-    e.max_bytes = static_cast<int64_t>(bytes);
-    e.time_us = best_us;
-    const nvrar::select::AlgorithmSpec spec = nvrar::select::parse_algorithm_spec(best);
-    e.algorithm = spec.name;
-    e.threads = spec.threads;
-    e.blocks = spec.blocks;
-    e.bulk = spec.bulk;
-    e.piece_units = spec.piece_units;
-    table.entries.push_back(e);
-    if (root) fmt::print("  {:>12}  {:<22} {:>9.2f} {}\n", bytes, best, best_us, others);
+    // The same choice as the first-use tune's (select/first_use_tune.h).
+    const nvrar::select::TuningEntry best = nvrar::select::fastest_entry(size.bytes, size.times);
+    const auto winner = std::find_if(size.times.begin(), size.times.end(), [&](const nvrar::select::CandidateTime& t) {
+      return !t.wrong && t.time_us == best.time_us;
+    });
+    if (root) fmt::print("  {:>12}  {:<22} {:>9.2f} {}\n", bytes, winner->candidate, best.time_us, others);
+    sizes.push_back(std::move(size));
   }
-  table = nvrar::select::merge_equal_neighbours(table);
+  table = nvrar::select::table_from_measurements(table, sizes);
   if (root) {
     nvrar::select::save_tuning_table(table, opt.tune);
     fmt::print("# tuning table written to {} ({} entries; sizes above {} bytes go to NCCL)\n", opt.tune,
@@ -249,6 +239,7 @@ Plan check_options(const Options& opt) {
   plan.backend_options.gpus_per_node = opt.gpus_per_node;
   plan.backend_options.max_bytes = plan.counts.back() * elem;
   plan.backend_options.start_gate = !opt.no_start_gate;
+  plan.backend_options.first_use_tune = opt.tune.empty();  // --tune measures every candidate itself
   return plan;
 }
 
@@ -282,6 +273,7 @@ int run_benchmark(const Options& opt) {
   info.ranks = backend->ranks();
   info.nodes = backend->nodes();
   info.gpus_per_node = backend->gpus_per_node();
+  info.hosts = backend->hosts();
   info.dtype = dtype;
   info.min_bytes = counts.front() * elem;
   info.max_bytes = counts.back() * elem;

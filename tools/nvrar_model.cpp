@@ -1,8 +1,8 @@
 // nvrar-model: predicted all-reduce latency of NVRAR and of the algorithms it competes with (NCCL ring and tree,
 // flat recursive doubling, one-shot, two-shot) on N nodes of a cluster preset, and NVRAR's predicted speedup over
-// NCCL. The model is src/model/cost_model.h; --calibrate fits its intra-node parameters to nvrar-bench JSON and its
-// network parameters to published times (tests/data/published_*.json); --validate compares the model with every
-// published point. docs/model.md.
+// NCCL. The model is src/model/cost_model.h; --calibrate fits its intra-node parameters to single-node nvrar-bench
+// JSON and its network parameters to multi-node nvrar-bench JSON or to published times (tests/data/published_*.json);
+// --validate compares the model with every published point. docs/model.md, docs/cluster.md.
 //
 //   nvrar-model --preset h100-ndr400 --nodes 1,2,4,8 --sizes 128K..2M
 //   nvrar-model --preset h100-ndr400 --calibrate bench/results/2026-11-27-h100/bench_np4_g4.json --json out.json
@@ -228,8 +228,9 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
   if (!opt.published.empty() && !opt.validate)
     std::fprintf(stderr, "nvrar-model: note: --published applies only with --validate; ignored\n");
 
-  // --calibrate takes nvrar-bench reports (the intra-node fit) and published-times files (the network fit); the
-  // intra-node fit goes first, the network fit uses its result.
+  // --calibrate takes nvrar-bench reports (single-node runs: the intra-node fit; multi-node runs on as many hosts:
+  // the network fit) and published-times files (the network fit); the intra-node fit goes first, the network fit
+  // uses its result.
   std::optional<model::Calibration> calibration;
   std::optional<model::NetworkCalibration> network;
   if (!opt.calibrate.empty()) {
@@ -246,6 +247,9 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
     bool fitted = false;
     if (!reports.empty()) {
       calibration = model::calibrate(reports, preset, co);
+      // Multi-node runs whose nodes are hosts: their NVRAR rows fit the network, over the intra-node fit above.
+      for (model::PublishedPoints& f : model::network_points_from_bench(reports, calibration->notes))
+        published.push_back(std::move(f));
       fitted = calibration->intra_fitted || calibration->nccl_fitted;
       for (const std::string& n : calibration->notes) why += "; " + n;
     }
@@ -422,8 +426,9 @@ int main(int argc, char** argv) {
   for (Override& o : overrides) o.option = app.add_option(o.flag, o.value, o.help);
   app.add_flag("--nccl-no-ll128", opt.no_ll128, "NCCL without the LL128 protocol");
   app.add_option("--calibrate", opt.calibrate,
-                 "nvrar-bench JSON report to fit the intra-node parameters to (single-node runs only), or a "
-                 "published-times file (tests/data/published_*.json) to fit the network to (repeatable)");
+                 "nvrar-bench JSON report to fit the intra-node parameters to (single-node runs) or the network's "
+                 "(multi-node runs, one node per host), or a published-times file (tests/data/published_*.json) to "
+                 "fit the network to (repeatable)");
   app.add_option("--profile", opt.profile,
                  "Implementation profile of the nvrar column: ours (one fused kernel) or prototype (the published "
                  "one)")

@@ -51,6 +51,9 @@ struct Options {
   // Whether auto may hand a call to NCCL. false: auto takes one of NVRAR's own kernels wherever one can run the call
   // (within its capacity) and NCCL only where none can (the engine's --allreduce nvrar).
   bool auto_may_use_nccl = true;
+  // Whether creation may measure a tuning table where none applies (NVRAR_TUNE, docs/algorithms.md "First-use
+  // tuning"); false: never (nvrar-bench --tune, which measures its own).
+  bool first_use_tune = true;
 };
 
 class Communicator {

@@ -225,6 +225,10 @@ const std::vector<Row>& rows() {
     t.push_back(text("NVRAR_LIBRARY", Type::kPath, &Settings::python_library, "",
                      "Python package: the libnvrar_c.so to load (at run time, and the one pip bundles at install); "
                      "unset: the package's own copy, else the system's library path."));
+    t.push_back(choice("NVRAR_TUNE", &Settings::tune, "auto", {"off", "auto", "force"},
+                       "First-use tuning: auto measures a small table at communicator creation where no explicit or "
+                       "shipped table applies and none is cached ($XDG_CACHE_HOME/nvrar); force always measures and "
+                       "overwrites the cache; off never measures."));
     // The engine's pinning accepts "cublaslt" and "skinny0" .. "skinny<kSkinnyGemmVariants - 1>"
     // (engine/gpu/skinny_gemm.h, a CUDA header this CPU library cannot include); gemm.cpp checks the variant again.
     t.push_back(in_scope(choice("NVRAR_LLM_GEMM", &Settings::llm_gemm, "",

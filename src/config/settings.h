@@ -32,6 +32,7 @@ struct Settings {
   std::string tuning_file;              // NVRAR_TUNING_FILE
   std::string tuning_dir;               // NVRAR_TUNING_DIR
   std::string python_library;           // NVRAR_LIBRARY (read by the Python package, python/nvrar/_library.py)
+  std::string tune;                     // NVRAR_TUNE (off, auto, force)
   std::string llm_gemm;                 // NVRAR_LLM_GEMM (empty: the engine times its GEMM candidates)
   std::string llm_prefill_attention;    // NVRAR_LLM_PREFILL_ATTENTION (empty or "flash": tensor cores where possible)
 };

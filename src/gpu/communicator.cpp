@@ -4,7 +4,9 @@
 //
 // Setup (collective over all ranks): NCCL communicator (runtime/bootstrap.h) -> nodes by host name -> (virtual) node
 // size G -> tuning table (every rank the same) -> each algorithm plans its capacity and area -> the sizes are compared
-// across ranks -> NVSHMEM heap (runtime/nvshmem_heap.h) -> each algorithm sets up its areas, in registry order.
+// across ranks -> NVSHMEM heap (runtime/nvshmem_heap.h) -> each algorithm sets up its areas, in registry order ->
+// where no table applied and NVRAR_TUNE allows, the first-use tune measures one (first_use_tune.h) and the policy
+// takes it.
 #include <cuda_runtime_api.h>
 
 #include <memory>
@@ -85,6 +87,10 @@ class GpuCommunicator final : public Communicator {
       throw;
     }
     buffers_ = std::make_unique<RegisteredBuffers>(rank_, nranks_, options_.buffer_bytes);
+    if (selection.tune.action == select::TableAction::kMeasure) {  // rank 0's decision, the same on every rank
+      config::debug_stage(rank_, "first-use tune (NVRAR_TUNE)");
+      tuning_source_ = finish_first_use_tune(*this, nccl_, selection.tune, topo_, settings, *policy_);
+    }
     config::debug_stage(rank_, "ready: " + describe());
   }
 

@@ -91,6 +91,20 @@ SelectionSetup make_selection_policy(ncclComm_t nccl, int rank, int nranks, cons
                       "every rank must read the same file",
                       rank, r, found.table ? found.file : std::string("none, cost model")));
   SelectionSetup out;
+  std::optional<select::TuningTable> cached;
+  out.tune = decide_first_use_tune(nccl, rank, nranks, topo, search.card, settings, !search.file.empty(),
+                                   found.table.has_value(), options.first_use_tune, cached);
+  switch (out.tune.action) {
+    case select::TableAction::kCache:
+      found.table = std::move(cached);
+      found.file = out.tune.cache_path + " (first-use tune, cached)";
+      break;
+    case select::TableAction::kMeasure:
+      found.table.reset();  // sized and chosen by the cost model until the measured table replaces it
+      break;
+    default:
+      break;
+  }
   out.source = found.table
                    ? fmt::format("tuning table {} ({}, {})", found.file, found.table->card, found.table->created)
                    : fmt::format("cost model {}", settings.model_preset);
@@ -102,6 +116,18 @@ SelectionSetup make_selection_policy(ncclComm_t nccl, int rank, int nranks, cons
     throw Error(fmt::format("nvrar: rank {} setup: {}", rank, e.what()));
   }
   return out;
+}
+
+std::string finish_first_use_tune(Communicator& comm, ncclComm_t nccl, const TuneDecision& decision,
+                                  const core::Topology& topo, const config::Settings& settings, select::Policy& policy) {
+  select::TuningTable table = run_first_use_tune(comm, nccl, decision);
+  const std::string source =
+      fmt::format("tuning table measured at first use ({} entries{}{})", table.entries.size(),
+                  decision.cache_path.empty() ? "" : ", cached in ", decision.cache_path);
+  const select::RegisteredRule rule{settings.registered_min_bytes, settings.registered_over_ll128_bytes};
+  policy = select::Policy(std::move(table), settings.model_preset, topo.nodes, topo.gpus_per_node, rule,
+                          parse_algorithm(settings.algo));
+  return source;
 }
 
 void check_sizes_agree(ncclComm_t nccl, int rank, int nranks, const NamedSizes& sizes) {

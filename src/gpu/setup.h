@@ -14,6 +14,7 @@
 #include "config/settings.h"
 #include "gpu/algorithms/algorithm.h"
 #include "core/topology.h"
+#include "gpu/first_use_tune.h"
 #include "nvrar/nvrar.h"
 #include "select/selection.h"
 
@@ -30,11 +31,18 @@ core::Topology discover_topology(ncclComm_t nccl, int rank, int nranks, int gpus
 struct SelectionSetup {
   std::unique_ptr<select::Policy> policy;
   std::string source;  // Communicator::tuning_source()
+  TuneDecision tune;   // kMeasure: the communicator measures a table once it is set up (finish_first_use_tune)
 };
-// The tuning table (Options, NVRAR_TUNING_FILE, or a shipped one for this card and topology; else the cost model),
-// the same on every rank (fingerprints compared), and the policy built from it with the settings.
+// The tuning table (Options, NVRAR_TUNING_FILE, or a shipped one for this card and topology; else, by NVRAR_TUNE, the
+// first-use tune's cached table or none yet; else the cost model), the same on every rank (fingerprints compared, rank
+// 0's cache broadcast), and the policy built from it with the settings.
 SelectionSetup make_selection_policy(ncclComm_t nccl, int rank, int nranks, const core::Topology& topo,
                                      const Options& options, const config::Settings& settings, int device);
+
+// Where setup decided to measure: measures (first_use_tune.h) on the set-up communicator and rebuilds `policy` in
+// place (the algorithms keep no pointer to it past setup) from the measured table. Returns the new tuning source.
+std::string finish_first_use_tune(Communicator& comm, ncclComm_t nccl, const TuneDecision& decision,
+                                  const core::Topology& topo, const config::Settings& settings, select::Policy& policy);
 
 // The capacities size the exchange areas and must be equal on every rank: peers store at offsets computed from their
 // own values (a larger layout on one rank would write past the area of another). Throws on every rank otherwise.

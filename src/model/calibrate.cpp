@@ -238,6 +238,8 @@ BenchReport parse_bench_report(const std::string& json_text, const std::string& 
   r.ranks = ji::to_integer<int>(member(j, "ranks", origin), where, "ranks", 1, kMaxRanks);
   r.nodes = ji::to_integer<int>(member(j, "nodes", origin), where, "nodes", 1, kMaxRanks);
   r.gpus_per_node = ji::to_integer<int>(member(j, "gpus_per_node", origin), where, "gpus_per_node", 1, kMaxRanks);
+  if (const auto hosts = j.find("hosts"); hosts != j.end())
+    r.hosts = ji::to_integer<int>(*hosts, where, "hosts", 1, kMaxRanks);
   if (std::int64_t(r.nodes) * r.gpus_per_node != r.ranks)
     throw Error(fmt::format("{}: ranks {} is not nodes {} x gpus_per_node {}", where, r.ranks, r.nodes,
                             r.gpus_per_node));
@@ -469,8 +471,8 @@ Calibration calibrate(const std::vector<BenchReport>& reports, Preset& preset, c
     if (r.nodes > 1) multi_node += static_cast<int>(r.points.size());
   if (multi_node > 0)
     c.notes.push_back(
-        fmt::format("{} rows of runs with several nodes not used (virtual nodes on one host: their "
-                    "inter-node steps ran over NVLink)",
+        fmt::format("{} rows of runs with several nodes not used for the intra-node fit (the network fit takes "
+                    "those whose nodes are hosts)",
                     multi_node));
   fit_intra(reports, preset, options, c);
   fit_nccl(reports, preset, options, c);

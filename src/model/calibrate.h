@@ -1,8 +1,9 @@
 // Calibration of the cost model (model/cost_model.h) from nvrar-bench JSON reports (tools/bench/report.cpp).
 //
-// Only single-node runs with G >= 2 are used: there the inter-node parameters play no part, so the intra-node ones
-// can be read off the measurements. Runs with several (virtual) nodes on one host are skipped: their "inter-node"
-// steps ran over NVLink, not a network.
+// calibrate() uses single-node runs with G >= 2 only: there the inter-node parameters play no part, so the
+// intra-node ones can be read off the measurements. Runs with several nodes go to the network fit
+// (network_points_from_bench, then calibrate_network) where every node is a host of its own ("hosts" = nodes); runs
+// with several virtual nodes on one host are skipped: their "inter-node" steps ran over NVLink, not a network.
 //  - NVRAR's NVLink link (intra.alpha_us, intra.message_us, intra.bandwidth_gbs) from the "hierarchical" rows (the
 //    forced kernel; "nvrar" rows when there are none): one node costs
 //      launch + 2 (poll + alpha + (G-2) message) + 2 f (M/G) max(G-1, r) beta    (r = bandwidth / peer bandwidth),
@@ -34,6 +35,7 @@ struct BenchReport {
   int ranks = 1;
   int nodes = 1;
   int gpus_per_node = 1;
+  int hosts = 0;  // distinct hosts of the run ("hosts", written by nvrar-bench since issue 19); 0: not recorded
   std::vector<BenchPoint> points;
 };
 
@@ -117,6 +119,15 @@ struct NetworkCalibration {
 // fits below zero is pinned at zero. Throws nvrar::Error when the points cannot separate latency from bandwidth.
 NetworkCalibration calibrate_network(const std::vector<PublishedPoints>& published, Preset& preset,
                                      const CalibrationOptions& options = {});
+
+// The rows of nvrar-bench reports of multi-node runs (nodes > 1, every node a host of its own: "hosts" = nodes) as
+// points for calibrate_network with our implementation's profile ("ours"): the forced kernel's "hierarchical" rows of
+// each report ("nvrar" rows where it has none; those above NVRAR's range ran NCCL, so keep --calibrate-max-bytes
+// within it). The intra-node parameters the network fit builds on are the preset's (fitted first by calibrate() when
+// single-node reports are given too). Reports that cannot be used (one node, hosts not recorded or fewer than nodes,
+// no such rows) add a note saying why.
+std::vector<PublishedPoints> network_points_from_bench(const std::vector<BenchReport>& reports,
+                                                       std::vector<std::string>& notes);
 
 // Model vs published for one point: the model with the file's profile and the preset as given.
 struct ValidationRow {

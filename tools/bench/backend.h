@@ -63,6 +63,8 @@ class Backend {
   virtual bool is_root() const = 0;
   // Extra '#' header lines (memory use, caveats); empty by default.
   virtual std::vector<std::string> notes() const { return {}; }
+  // Distinct hosts the ranks run on (JSON "hosts"): the cost model's network fit uses runs whose nodes are hosts.
+  virtual int hosts() const { return 1; }
 
   // Largest message `algorithm` ("name[:options]") accepts; the sweep leaves larger sizes out for it.
   virtual std::size_t max_bytes_for(const std::string& /*algorithm*/) const { return max_bytes(); }
@@ -90,6 +92,7 @@ struct BackendOptions {
   std::size_t max_bytes = 0;
   bool start_gate = true;  // gpu only: align the ranks' start of every timed replay (gpu_backend_measure.cpp)
   std::optional<std::size_t> ll128_max_bytes;  // gpu: Options::ll128_max_bytes (0: no LL128 nor push); unset: default
+  bool first_use_tune = true;  // gpu: Options::first_use_tune (--tune measures its own table: false)
 };
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <thread>
+
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -78,6 +81,7 @@ GpuBackend::GpuBackend(const BackendOptions& options)
   comm_options.buffer_bytes = 2 * max_bytes_ + (std::size_t{4} << 20);
   comm_options.gpus_per_node = options.gpus_per_node;
   if (options.ll128_max_bytes) comm_options.ll128_max_bytes = *options.ll128_max_bytes;
+  comm_options.first_use_tune = options.first_use_tune;
   comm_ = Communicator::create(comm_options);  // selects this rank's GPU
   rank_ = comm_->rank();
 
@@ -125,6 +129,12 @@ GpuBackend::GpuBackend(const BackendOptions& options)
     BENCH_NCCL_CHECK(rank_, ncclGetVersion(&nccl_version));
     BENCH_CUDA_CHECK(rank_, cudaRuntimeGetVersion(&runtime_version));
     BENCH_CUDA_CHECK(rank_, cudaDriverGetVersion(&driver_version));
+    // Hosts (by host name), so that the cost model's network fit can tell real nodes from virtual ones.
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    std::vector<uint64_t> host_hashes = all_gather(std::hash<std::string>{}(host));
+    std::sort(host_hashes.begin(), host_hashes.end());
+    hosts_ = static_cast<int>(std::unique(host_hashes.begin(), host_hashes.end()) - host_hashes.begin());
     notes_.push_back(fmt::format("communicator: {}", comm_->describe()));
     notes_.push_back(fmt::format("nvrar (auto) decides by: {}", comm_->tuning_source()));
     notes_.push_back(fmt::format("NCCL {}.{}.{}, CUDA runtime {}, driver {}", nccl_version / 10000,

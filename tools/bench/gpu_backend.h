@@ -58,6 +58,7 @@ class GpuBackend : public Backend {
   std::vector<std::string> algorithms() const override;
   bool is_root() const override { return comm_->rank() == 0; }
   std::vector<std::string> notes() const override { return notes_; }
+  int hosts() const override { return hosts_; }
 
   Measurement run(const std::string& algorithm, std::size_t count, DataType dtype, const RunConfig& config) override;
   std::vector<std::string> tuning_candidates(std::size_t bytes) const override;
@@ -108,6 +109,7 @@ class GpuBackend : public Backend {
   std::string device_;
   std::string card_;  // cudaDeviceProp::name of this rank's GPU
   std::vector<std::string> notes_;
+  int hosts_ = 1;  // distinct host names among the ranks
   bool failed_ = false;  // a collective failed on this rank: tear down locally only
 
   cudaStream_t stream_ = nullptr;

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "select/first_use_tune.h"
 #include "select/tuning_table.h"
 
 namespace nvrar::bench {
@@ -68,21 +69,17 @@ std::vector<std::string> GpuBackend::algorithms() const {
   return names;
 }
 
+// The library's list (select/first_use_tune.h), every shape: the first-use tune tries a subset of the same.
 std::vector<std::string> GpuBackend::tuning_candidates(std::size_t bytes) const {
-  std::vector<std::string> c;
-  if (comm_->supports(Algorithm::kOneShot) && bytes <= comm_->oneshot_max_bytes())
-    for (const char* shape : {"oneshot:t64", "oneshot:t128", "oneshot:t256", "oneshot:t512"}) c.emplace_back(shape);
-  if (comm_->supports(Algorithm::kHierarchical)) {
-    c.emplace_back("hierarchical:cells");
-    c.emplace_back("hierarchical:bulk");
-  }
-  if (comm_->supports(Algorithm::kLl128) && bytes <= comm_->ll128_max_bytes())
-    for (const char* shape : {"ll128:t256", "ll128:t512", "ll128:t1024"}) c.emplace_back(shape);
-  // The push two-shot is a bandwidth form: below 1 MiB its flag round trips lose to LL128 (not worth the tuner's time).
-  if (comm_->supports(Algorithm::kPush) && bytes >= (std::size_t{1} << 20) && bytes <= comm_->push_max_bytes())
-    for (const char* shape : {"push:t256:p512", "push:t256:p1024", "push:t256:p2048"}) c.emplace_back(shape);
-  c.emplace_back("nccl");
-  return c;
+  select::TuneCapabilities caps;
+  caps.oneshot = comm_->supports(Algorithm::kOneShot);
+  caps.hierarchical = comm_->supports(Algorithm::kHierarchical);
+  caps.ll128 = comm_->supports(Algorithm::kLl128);
+  caps.push = comm_->supports(Algorithm::kPush);
+  caps.oneshot_max_bytes = static_cast<int64_t>(comm_->oneshot_max_bytes());
+  caps.ll128_max_bytes = static_cast<int64_t>(comm_->ll128_max_bytes());
+  caps.push_max_bytes = static_cast<int64_t>(comm_->push_max_bytes());
+  return select::tuning_candidates(caps, static_cast<int64_t>(bytes), /*full=*/true);
 }
 
 std::size_t GpuBackend::max_bytes_for(const std::string& algorithm) const {

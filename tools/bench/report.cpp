@@ -164,6 +164,7 @@ void write_json(const std::string& path, const RunInfo& info, const std::vector<
   j["ranks"] = info.ranks;
   j["nodes"] = info.nodes;
   j["gpus_per_node"] = info.gpus_per_node;
+  j["hosts"] = info.hosts;
   j["dtype"] = dtype_name(info.dtype);
   j["date"] = date;
   j["warmup"] = info.config.warmup;

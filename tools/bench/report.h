@@ -19,6 +19,7 @@ struct RunInfo {
   int ranks = 1;
   int nodes = 1;
   int gpus_per_node = 1;
+  int hosts = 1;  // distinct hosts: nodes == hosts means every node is a machine of its own (real network)
   DataType dtype = DataType::kBFloat16;
   std::size_t min_bytes = 0;
   std::size_t max_bytes = 0;
