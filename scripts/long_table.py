@@ -37,6 +37,8 @@ GOALS_MS = {
     ("decode", 1, 32768): 5.0,
 }
 FULL_LAYERS = 32
+MPIRUN_NOISE = ("Process name:", "Exit code:", "Primary job", "mpirun detected", "mpirun noticed", "Per user",
+                "[", "Child job", "prterun", "job.", "the job")
 
 
 def parse_case(text):
@@ -93,7 +95,10 @@ def last_error_line(log_path):
             lines = [l.strip() for l in f if l.strip()]
     except OSError:
         return ""
-    hits = [l for l in lines if any(w in l.lower() for w in ("error", "out of memory", "failed", "what()"))]
+    # mpirun's own report of a failed rank (separators, "Process name:", "Exit code:") says nothing of the cause.
+    lines = [l for l in lines if any(ch.isalnum() for ch in l) and not l.startswith(MPIRUN_NOISE)]
+    hits = [l for l in lines if l.startswith("nvrar-llm:") or
+            any(w in l.lower() for w in ("error", "out of memory", "failed", "what()"))]
     line = hits[-1] if hits else (lines[-1] if lines else "")
     return line if len(line) <= 90 else line[:87] + "..."
 

@@ -52,7 +52,11 @@ class LongTableTest(unittest.TestCase):
         write(f"{o}/engine_prefill_b1_2048.json", engine_json(1, 2048, prefill_ms=48.0))      # under 50 ms
         write(f"{o}/engine_prefill_b1_8192.json", engine_json(1, 8192, prefill_ms=242.0))     # over 220 ms
         write(f"{o}/engine_prefill_b8_8192.json", engine_json(8, 8192, prefill_ms=1503.25))   # goal: runs
-        write(f"{o}/engine_prefill_b1_131072.log", "loading\nnvrar-llm: cudaMalloc: out of memory (KV cache)\n")
+        write(f"{o}/engine_prefill_b1_131072.log", "loading\nnvrar-llm: cudaMalloc: out of memory (KV cache)\n"
+              "-------\nPrimary job  terminated normally, but 1 process returned\na non-zero exit code.\n-------\n"
+              "mpirun detected that one or more processes exited with non-zero status\n\n"
+              "  Process name: [[22691,1],0]\n  Exit code:    2\n-----\n")
+        write(f"{o}/engine_prefill_b1_32768.log", "nvrar-llm bench: starting\nKilled\n")  # no error word
         write(f"{o}/engine_decode_b1_8192.json", engine_json(1, 8192, prefill_ms=230.0, step_ms=4.2))  # at goal
         write(f"{o}/engine_decode_b8_8192.json", engine_json(8, 8192, prefill_ms=2000.0, step_ms=7.56))
         write(f"{o}/torch_llama.json", {
@@ -68,7 +72,8 @@ class LongTableTest(unittest.TestCase):
                 {"case": "prefill:1:8192", "status": "ok", "backend": "cudnn", "ms_model": 28.48, "tflops": 617.4},
                 {"case": "decode:1:8192", "status": "ok", "backend": "flash", "ms_model": 0.79, "tb_per_s": 1.359},
             ]})
-        text, rows = self.run_table(["prefill:1:2048", "prefill:1:8192", "prefill:8:8192", "prefill:1:131072",
+        text, rows = self.run_table(["prefill:1:2048", "prefill:1:8192", "prefill:8:8192", "prefill:1:32768",
+                                     "prefill:1:131072",
                                      "decode:1:8192", "decode:8:8192", "decode:1:32768"])
         self.assertEqual(rows["prefill 1 x 2048"], ["48.00 ms", "71.04 ms", "not run", "<= 50.00 ms", "pass"])
         self.assertEqual(rows["prefill 1 x 8192"],
@@ -77,6 +82,7 @@ class LongTableTest(unittest.TestCase):
         self.assertEqual(rows["prefill 1 x 131072"],
                          ["failed (nvrar-llm: cudaMalloc: out of memory (KV cache))", "out of memory", "not run",
                           "runs", "miss (did not run)"])
+        self.assertEqual(rows["prefill 1 x 32768"][0], "failed (Killed)")
         self.assertEqual(rows["decode b1 ctx 8192"],
                          ["4.200 ms", "6.123 ms", "0.790 ms (1.36 TB/s) [flash]", "<= 4.200 ms", "pass"])
         self.assertEqual(rows["decode b8 ctx 8192"], ["7.560 ms", "not run", "not run", "<= 6.300 ms", "miss (+20%)"])
