@@ -40,14 +40,15 @@ HEADS, KV_HEADS, HEAD_DIM, MODEL_LAYERS = 32, 8, 128, 32
 GROUP = HEADS // KV_HEADS
 BACKENDS = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION}
+DEVICE = "cuda"
 PREFILL_TARGET_FLOP = 10e12  # calls per prefill measurement: about 10 TFLOP of work, ~15-20 ms on an H200
 
 
 def make(batch, heads, seq, layout):
     """A [batch, heads, seq, 128] bf16 tensor stored as [B, H, S, D] ('bhsd') or [B, S, H, D] ('bshd')."""
     if layout == "bhsd":
-        return torch.randn(batch, heads, seq, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
-    return torch.randn(batch, seq, heads, HEAD_DIM, device="cuda", dtype=torch.bfloat16).transpose(1, 2)
+        return torch.randn(batch, heads, seq, HEAD_DIM, device=DEVICE, dtype=torch.bfloat16)
+    return torch.randn(batch, seq, heads, HEAD_DIM, device=DEVICE, dtype=torch.bfloat16).transpose(1, 2)
 
 
 def prefill_calls(batch, tokens, variant, layout):

@@ -42,6 +42,7 @@ GROUP = HEADS // KV_HEADS  # query heads per KV head
 ROPE_THETA, NORM_EPS = 500000.0, 1e-5
 SEQ_ALIGN = 128  # cache length granularity: keeps the mask's rows aligned for the fused SDPA kernels
 SDPA_BACKENDS = {0: "math", 1: "flash", 2: "efficient", 3: "cudnn", 4: "overrideable"}  # at::SDPBackend values
+DEVICE, DTYPE = "cuda", torch.bfloat16  # scripts/test_torch_llama.py runs the layers on the CPU in float32
 
 
 class Layer:
@@ -52,8 +53,8 @@ class Layer:
         self.wo = rand(HIDDEN, HEADS * HEAD_DIM)
         self.w13 = rand(2 * FFN, HIDDEN)  # gate and up, stacked
         self.w2 = rand(HIDDEN, FFN)
-        self.attn_norm = torch.ones(HIDDEN, dtype=torch.bfloat16, device="cuda")
-        self.mlp_norm = torch.ones(HIDDEN, dtype=torch.bfloat16, device="cuda")
+        self.attn_norm = torch.ones(HIDDEN, dtype=DTYPE, device=DEVICE)
+        self.mlp_norm = torch.ones(HIDDEN, dtype=DTYPE, device=DEVICE)
 
     def args(self):
         return self.wqkv, self.wo, self.w13, self.w2, self.attn_norm, self.mlp_norm
@@ -61,22 +62,22 @@ class Layer:
 
 class Model:
     def __init__(self, layers, seed):
-        gen = torch.Generator(device="cuda").manual_seed(seed)
+        gen = torch.Generator(device=DEVICE).manual_seed(seed)
 
         def rand(rows, cols):
-            w = torch.randn(rows, cols, generator=gen, device="cuda", dtype=torch.bfloat16)
+            w = torch.randn(rows, cols, generator=gen, device=DEVICE, dtype=DTYPE)
             return w.mul_(cols ** -0.5)
 
         self.embed = rand(VOCAB, HIDDEN)
         self.layers = [Layer(rand) for _ in range(layers)]
-        self.final_norm = torch.ones(HIDDEN, dtype=torch.bfloat16, device="cuda")
+        self.final_norm = torch.ones(HIDDEN, dtype=DTYPE, device=DEVICE)
         self.lm_head = rand(VOCAB, HIDDEN)
 
 
 def rope_tables(length):
     """cos and sin [length][HEAD_DIM / 2], fp32 (rotate-half convention, as Hugging Face's Llama)."""
-    inv_freq = 1.0 / ROPE_THETA ** (torch.arange(0, HEAD_DIM, 2, device="cuda", dtype=torch.float32) / HEAD_DIM)
-    angles = torch.outer(torch.arange(length, device="cuda", dtype=torch.float32), inv_freq)
+    inv_freq = 1.0 / ROPE_THETA ** (torch.arange(0, HEAD_DIM, 2, device=DEVICE, dtype=torch.float32) / HEAD_DIM)
+    angles = torch.outer(torch.arange(length, device=DEVICE, dtype=torch.float32), inv_freq)
     return angles.cos(), angles.sin()
 
 
@@ -148,8 +149,8 @@ def sdpa_choice(q, k, v, **kw):
 
 def pick_prefill_gqa():
     """'native' (enable_gqa=True) where torch runs it in a fused kernel, else 'repeat'; and the backend's name."""
-    q = torch.randn(1, HEADS, 256, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(1, KV_HEADS, 256, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
+    q = torch.randn(1, HEADS, 256, HEAD_DIM, device=DEVICE, dtype=DTYPE)
+    k = torch.randn(1, KV_HEADS, 256, HEAD_DIM, device=DEVICE, dtype=DTYPE)
     native = sdpa_choice(q, k, k, is_causal=True, enable_gqa=True)
     if native not in ("math", "?") and not native.startswith("unknown"):
         try:
@@ -168,14 +169,14 @@ def aligned(n):
 
 def new_cache(model, batch, max_seq, fill):
     shape = (batch, KV_HEADS, max_seq, HEAD_DIM)
-    make = (lambda: torch.randn(shape, device="cuda", dtype=torch.bfloat16)) if fill else \
-        (lambda: torch.empty(shape, device="cuda", dtype=torch.bfloat16))
+    make = (lambda: torch.randn(shape, device=DEVICE, dtype=DTYPE)) if fill else \
+        (lambda: torch.empty(shape, device=DEVICE, dtype=DTYPE))
     return [make() for _ in model.layers], [make() for _ in model.layers]
 
 
 def run_prefill(model, batch, tokens, args, gqa, cos_all, sin_all):
     k_cache, v_cache = new_cache(model, batch, aligned(tokens), fill=False)
-    prompt = torch.randint(0, VOCAB, (batch, tokens), device="cuda")
+    prompt = torch.randint(0, VOCAB, (batch, tokens), device=DEVICE)
     cos = cos_all[:tokens].view(1, tokens, 1, -1)
     sin = sin_all[:tokens].view(1, tokens, 1, -1)
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -206,12 +207,11 @@ def run_prefill(model, batch, tokens, args, gqa, cos_all, sin_all):
             "sdpa": f"{gqa} GQA"}
 
 
-def build_decode_step(model, layer_fn, batch, k_cache, v_cache, cos_all, sin_all, context):
-    """The static inputs of one decode step at position `context` and a function running it."""
+def build_decode_step(model, layer_fn, token, k_cache, v_cache, cos_all, sin_all, context):
+    """A function running one decode step of `token` [B, 1] at position `context`, on static inputs."""
     max_seq = k_cache[0].shape[2]
-    token = torch.randint(0, VOCAB, (batch, 1), device="cuda")
-    pos = torch.tensor([context], device="cuda", dtype=torch.int64)
-    positions = torch.arange(max_seq, device="cuda")
+    pos = torch.tensor([context], device=DEVICE, dtype=torch.int64)
+    positions = torch.arange(max_seq, device=DEVICE)
 
     def step():
         h = F.embedding(token, model.embed)
@@ -255,14 +255,15 @@ def time_steps(run, steps):
 
 def run_decode(model, batch, context, args, compiled_layer, cos_all, sin_all):
     k_cache, v_cache = new_cache(model, batch, aligned(context + 1), fill=True)
-    q = torch.randn(batch, KV_HEADS, GROUP, HEAD_DIM, device="cuda", dtype=torch.bfloat16)
-    mask = torch.ones(1, 1, 1, k_cache[0].shape[2], device="cuda", dtype=torch.bool)
+    q = torch.randn(batch, KV_HEADS, GROUP, HEAD_DIM, device=DEVICE, dtype=DTYPE)
+    mask = torch.ones(1, 1, 1, k_cache[0].shape[2], device=DEVICE, dtype=torch.bool)
+    token = torch.randint(0, VOCAB, (batch, 1), device=DEVICE)
     result = {"sdpa": sdpa_choice(q, k_cache[0], v_cache[0], attn_mask=mask) + " (eager choice, folded GQA)"}
     modes = (["compile+graph"] if args.decode_mode == "compile" else []) + ["eager+graph", "eager"]
     failures = []
     for mode in modes:
         layer_fn = compiled_layer if mode == "compile+graph" else decode_layer
-        step = build_decode_step(model, layer_fn, batch, k_cache, v_cache, cos_all, sin_all, context)
+        step = build_decode_step(model, layer_fn, token, k_cache, v_cache, cos_all, sin_all, context)
         t0 = time.time()
         try:
             if mode == "eager":
@@ -364,7 +365,8 @@ def main():
             report["results"].append(entry)
             save()
             shown = f"{entry['ms_median']:.3f} ms" if entry["status"] == "ok" else entry["status"]
-            print(f"{name}: {shown} ({entry.get('mode', entry.get('sdpa', ''))}, {entry['wall_s']} s)", flush=True)
+            how = entry.get("mode", entry.get("sdpa"))
+            print(f"{name}: {shown} ({how + ', ' if how else ''}{entry['wall_s']} s wall)", flush=True)
     return 0
 
 
