@@ -19,11 +19,12 @@
 #               LONG_BIG_WARMUP (1) / LONG_BIG_ITERS (1) (one 128K-token prefill takes seconds).
 # LONG_DECODE_MODE  compile (default) or eager: the torch reference's decode layers.
 # LONG_ALLREDUCE    nvrar-llm --allreduce (default auto; at TP 1 only the fused residual + RMSNorm runs)
+# LONG_ENGINE_ARGS  more nvrar-llm bench arguments, e.g. '--prefill-chunk 8192'
 # LONG_TIMEOUT (300 s) per nvrar-llm case; LONG_TORCH_TIMEOUT (480 s) for each torch script.
 # LONG_PYTHON   the Python that has torch (default: the first of python3, /opt/torch/.venv/bin/python3,
 #               ./.venv/bin/python3 that imports it). The table needs only python3.
 # Files: OUT/engine_<kind>_b<B>_<L>.{log,json}, OUT/torch_llama.{log,json}, OUT/cudnn_attention.{log,json},
-#   OUT/long_context.md. Device time on one H200, all 11 cases: a few minutes for nvrar-llm (a model set-up per
+#   OUT/long_context.md, and all of them in OUT/long_all.tgz (for tools that bring back few files). Device time on one H200, all 11 cases: a few minutes for nvrar-llm (a model set-up per
 #   case), 2-3 for the torch reference (torch.compile once per decode shape), under 1 for cuDNN; LONG_CASES and the
 #   LONG_SKIP_* switches shorten it.
 set -uo pipefail
@@ -77,9 +78,9 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
       timeout "${LONG_TIMEOUT:-300}" "${launcher[@]}" "$LLM" bench --model llama3.1-8b --tp 1 --batch-size "$bs" \
         --input-len "$len" --output-len "$outlen" --num-iters-warmup "$warmup" --num-iters "$iters" \
         --allreduce "${LONG_ALLREDUCE:-auto}" $([ "$LAYERS" != 32 ] && echo --num-layers "$LAYERS") \
-        --json "$OUT/$stem.json" > "$OUT/$stem.log" 2>&1
+        ${LONG_ENGINE_ARGS:-} --json "$OUT/$stem.json" > "$OUT/$stem.log" 2>&1
       rc=$?
-      note "nvrar-llm $c: rc=$rc ($((SECONDS - start)) s) $(grep -E '^(Prefill|Decode step)' "$OUT/$stem.log" | tr '\n' ' ')"
+      note "nvrar-llm $c: rc=$rc ($((SECONDS - start)) s) $(grep -E '^(Prefill|Time to first|Decode step)' "$OUT/$stem.log" | tr '\n' ' ')"
       [ $rc -eq 0 ] || tail -3 "$OUT/$stem.log"
     done
   fi
@@ -120,3 +121,4 @@ python3 scripts/long_table.py "$OUT" --cases "$CASES" > "$OUT/long_table.log" 2>
 note "table: rc=$? -> $OUT/long_context.md"
 echo; cat "$OUT/long_context.md" 2>/dev/null || cat "$OUT/long_table.log"
 echo; echo "==== summary"; printf '%s\n' "${summary[@]}"
+tar czf /tmp/long_all.$$.tgz -C "$OUT" --exclude long_all.tgz . 2> /dev/null && mv /tmp/long_all.$$.tgz "$OUT/long_all.tgz"
