@@ -4,7 +4,8 @@ Llama-3.1-8B written for this repository in the style of gpt-fast (eager prefill
 replayed from a CUDA graph), timed the way nvrar-llm bench times itself.
 
     python3 scripts/bench_torch_llama.py --cases prefill:1:2048 prefill:8:2048 decode:1:8192 decode:8:8192 \\
-        [--layers 32] [--warmup 1] [--iters 3] [--decode-steps 64] [--decode-mode compile|eager] [--json out.json]
+        [--layers 32] [--warmup 1] [--iters 3] [--decode-steps 64] [--decode-mode compile|eager]
+        [--decode-attention auto|folded|gqa|repeat] [--json out.json]
 
 Model: hidden 4096, 32 layers, 32 query heads, 8 KV heads, head_dim 128, MLP 14336, vocab 128256, RMSNorm, plain
 RoPE (theta 500000; Llama-3's frequency scaling does not change the work), dummy bf16 weights (random, scaled by
@@ -17,9 +18,11 @@ RoPE (theta 500000; Llama-3's frequency scaling does not change the work), dummy
   of a prefill (only the time matters). Each layer is one torch.compile'd function (compiled once per shape, reused
   by all layers); the 32 layers and the head are captured in one CUDA graph by hand, and the median of
   --decode-steps replays is reported, as nvrar-llm's graph decode. Attention: SDPA of the one query per head against
-  the whole cache with a length mask; the 4 query heads of a KV head are folded into the query length
-  ([B, 8, 4, 128] against [B, 8, max_seq, 128]), so no KV copy. If compiling or capturing fails, eager layers in
-  the graph, then eager without a graph; the mode that ran is recorded.
+  the whole cache with a length mask, in the fastest of three forms timed on the card first (attention alone, all
+  layers, in a CUDA graph; --decode-attention picks one): 'folded' (the 4 query heads of a KV head as 4 query rows,
+  [B, 8, 4, 128] against [B, 8, max_seq, 128], no copy), 'gqa' (enable_gqa=True) or 'repeat' (K/V repeated to 32
+  heads each step, as gpt-fast). If compiling or capturing fails, eager layers in the graph, then eager without a
+  graph; the mode and form that ran are recorded.
 Each case's out-of-memory is recorded as "out of memory" and the next case runs; the JSON is rewritten after every
 case, so a run cut short keeps what finished. NVLink multicast stays off (the variables are forced here)."""
 import argparse
@@ -41,6 +44,7 @@ HIDDEN, LAYERS, HEADS, KV_HEADS, HEAD_DIM, FFN, VOCAB = 4096, 32, 32, 8, 128, 14
 GROUP = HEADS // KV_HEADS  # query heads per KV head
 ROPE_THETA, NORM_EPS = 500000.0, 1e-5
 SEQ_ALIGN = 128  # cache length granularity: keeps the mask's rows aligned for the fused SDPA kernels
+DECODE_FORMS = ("folded", "gqa", "repeat")  # decode_attention's ways of serving 4 query heads per KV head
 SDPA_BACKENDS = {0: "math", 1: "flash", 2: "efficient", 3: "cudnn", 4: "overrideable"}  # at::SDPBackend values
 DEVICE, DTYPE = "cuda", torch.bfloat16  # scripts/test_torch_llama.py runs the layers on the CPU in float32
 
@@ -123,15 +127,27 @@ def prefill_layer(h, layer, k_cache, v_cache, cos, sin, gqa):
     return mlp(h, w13, w2, mlp_norm)
 
 
-def decode_layer(h, wqkv, wo, w13, w2, attn_norm, mlp_norm, k_cache, v_cache, cos, sin, pos, mask):
+def decode_attention(q, k_cache, v_cache, mask, form):
+    """q [B, 1, HEADS, D] against the whole cache [B, KV_HEADS, max_seq, D] under mask; [B, 1, HEADS * D]. Forms:
+    'folded': a KV head's 4 query heads as 4 query rows of one head (no copy); 'gqa': enable_gqa=True;
+    'repeat': K/V repeated to 32 heads every step (gpt-fast's way)."""
+    b = q.shape[0]
+    if form == "folded":
+        o = F.scaled_dot_product_attention(q.view(b, KV_HEADS, GROUP, HEAD_DIM), k_cache, v_cache, attn_mask=mask)
+    elif form == "gqa":
+        o = F.scaled_dot_product_attention(q.transpose(1, 2), k_cache, v_cache, attn_mask=mask, enable_gqa=True)
+    else:
+        o = F.scaled_dot_product_attention(q.transpose(1, 2), k_cache.repeat_interleave(GROUP, dim=1),
+                                           v_cache.repeat_interleave(GROUP, dim=1), attn_mask=mask)
+    return o.reshape(b, 1, HEADS * HEAD_DIM)  # heads in order either way: head = kv_head * GROUP + member
+
+
+def decode_layer(h, wqkv, wo, w13, w2, attn_norm, mlp_norm, k_cache, v_cache, cos, sin, pos, mask, form):
     """h [B, 1, HIDDEN] at position pos (a one-element int64 tensor); mask [1, 1, 1, max_seq], True up to pos."""
-    b = h.shape[0]
     q, k, v = split_qkv(h, wqkv, attn_norm, cos, sin)
     k_cache[:, :, pos] = k.transpose(1, 2)
     v_cache[:, :, pos] = v.transpose(1, 2)
-    # GQA without copying the cache: a KV head's 4 query heads become 4 query rows of one head.
-    o = F.scaled_dot_product_attention(q.view(b, KV_HEADS, GROUP, HEAD_DIM), k_cache, v_cache, attn_mask=mask)
-    h = h + F.linear(o.reshape(b, 1, HEADS * HEAD_DIM), wo)
+    h = h + F.linear(decode_attention(q, k_cache, v_cache, mask, form), wo)
     return mlp(h, w13, w2, mlp_norm)
 
 
@@ -207,7 +223,7 @@ def run_prefill(model, batch, tokens, args, gqa, cos_all, sin_all):
             "sdpa": f"{gqa} GQA"}
 
 
-def build_decode_step(model, layer_fn, token, k_cache, v_cache, cos_all, sin_all, context):
+def build_decode_step(model, layer_fn, token, k_cache, v_cache, cos_all, sin_all, context, form):
     """A function running one decode step of `token` [B, 1] at position `context`, on static inputs."""
     max_seq = k_cache[0].shape[2]
     pos = torch.tensor([context], device=DEVICE, dtype=torch.int64)
@@ -219,18 +235,18 @@ def build_decode_step(model, layer_fn, token, k_cache, v_cache, cos_all, sin_all
         sin = sin_all.index_select(0, pos).view(1, 1, 1, -1)
         mask = (positions <= pos).view(1, 1, 1, max_seq)
         for i, layer in enumerate(model.layers):
-            h = layer_fn(h, *layer.args(), k_cache[i], v_cache[i], cos, sin, pos, mask)
+            h = layer_fn(h, *layer.args(), k_cache[i], v_cache[i], cos, sin, pos, mask, form)
         return head(h, model.final_norm, model.lm_head)
 
     return step
 
 
-def capture(step):
+def capture(step, warmup=3):
     """Warm-up on a side stream (compiles, plans cuBLAS/cuDNN), then one CUDA graph of the step."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        for _ in range(3):
+        for _ in range(warmup):
             step()
     torch.cuda.current_stream().wait_stream(side)
     torch.cuda.synchronize()
@@ -253,17 +269,56 @@ def time_steps(run, steps):
     return [events[i].elapsed_time(events[i + 1]) for i in range(steps)]
 
 
+def pick_decode_form(batch, k_cache, v_cache, forms):
+    """The decode attention form with the shortest time on this card: every layer's cache once, in a CUDA graph
+    (eager where capture fails), median of 5; with each form's time in us per layer, or why it did not run."""
+    q = torch.randn(batch, 1, HEADS, HEAD_DIM, device=DEVICE, dtype=DTYPE)
+    mask = torch.ones(1, 1, 1, k_cache[0].shape[2], device=DEVICE, dtype=torch.bool)
+    times = {}
+    for form in forms:
+        def layers():
+            for k, v in zip(k_cache, v_cache):
+                decode_attention(q, k, v, mask, form)
+        try:
+            try:
+                run = capture(layers, warmup=1).replay
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception:
+                torch.cuda.synchronize()
+                run = layers
+            times[form] = round(statistics.median(time_steps(run, 5)) * 1e3 / len(k_cache), 2)
+        except Exception as e:  # an SDPA form torch cannot run here: the others remain
+            times[form] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+    ran = [f for f in forms if isinstance(times[f], float)]
+    if not ran:
+        raise RuntimeError(f"no decode attention form ran: {times}")
+    return min(ran, key=lambda f: times[f]), times
+
+
 def run_decode(model, batch, context, args, compiled_layer, cos_all, sin_all):
     k_cache, v_cache = new_cache(model, batch, aligned(context + 1), fill=True)
-    q = torch.randn(batch, KV_HEADS, GROUP, HEAD_DIM, device=DEVICE, dtype=DTYPE)
-    mask = torch.ones(1, 1, 1, k_cache[0].shape[2], device=DEVICE, dtype=torch.bool)
     token = torch.randint(0, VOCAB, (batch, 1), device=DEVICE)
-    result = {"sdpa": sdpa_choice(q, k_cache[0], v_cache[0], attn_mask=mask) + " (eager choice, folded GQA)"}
+    forms = DECODE_FORMS if args.decode_attention == "auto" else (args.decode_attention,)
+    form, form_us = pick_decode_form(batch, k_cache, v_cache, forms)
+    q = torch.randn(batch, HEADS, 1, HEAD_DIM, device=DEVICE, dtype=DTYPE)
+    mask = torch.ones(1, 1, 1, k_cache[0].shape[2], device=DEVICE, dtype=torch.bool)
+    k0, v0 = k_cache[0], v_cache[0]
+    if form == "folded":
+        backend = sdpa_choice(q.view(batch, KV_HEADS, GROUP, HEAD_DIM), k0, v0, attn_mask=mask)
+    elif form == "gqa":
+        backend = sdpa_choice(q, k0, v0, attn_mask=mask, enable_gqa=True)
+    else:
+        backend = sdpa_choice(q, k0.repeat_interleave(GROUP, dim=1), v0.repeat_interleave(GROUP, dim=1),
+                              attn_mask=mask)
+    result = {"sdpa": f"{form} GQA, backend {backend} (eager choice)", "attention_us_per_layer": form_us}
     modes = (["compile+graph"] if args.decode_mode == "compile" else []) + ["eager+graph", "eager"]
     failures = []
     for mode in modes:
         layer_fn = compiled_layer if mode == "compile+graph" else decode_layer
-        step = build_decode_step(model, layer_fn, token, k_cache, v_cache, cos_all, sin_all, context)
+        step = build_decode_step(model, layer_fn, token, k_cache, v_cache, cos_all, sin_all, context, form)
         t0 = time.time()
         try:
             if mode == "eager":
@@ -306,6 +361,8 @@ def main():
     ap.add_argument("--iters", type=int, default=3, help="timed prefills per case (median)")
     ap.add_argument("--decode-steps", type=int, default=64, help="timed graph replays per decode case (median)")
     ap.add_argument("--decode-mode", choices=["compile", "eager"], default="compile")
+    ap.add_argument("--decode-attention", choices=("auto",) + DECODE_FORMS, default="auto",
+                    help="decode SDPA form (auto: the fastest of the three, timed per case before compiling)")
     ap.add_argument("--case-budget-s", type=float, default=20.0,
                     help="stop a prefill case's warm-up / timed calls once they have taken this long")
     ap.add_argument("--seed", type=int, default=0)
@@ -365,8 +422,8 @@ def main():
             report["results"].append(entry)
             save()
             shown = f"{entry['ms_median']:.3f} ms" if entry["status"] == "ok" else entry["status"]
-            how = entry.get("mode", entry.get("sdpa"))
-            print(f"{name}: {shown} ({how + ', ' if how else ''}{entry['wall_s']} s wall)", flush=True)
+            how = ", ".join(str(entry[k]) for k in ("mode", "sdpa", "attention_us_per_layer") if k in entry)
+            print(f"{name}: {shown} ({how + '; ' if how else ''}{entry['wall_s']} s wall)", flush=True)
     return 0
 
 

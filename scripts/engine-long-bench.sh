@@ -17,7 +17,8 @@
 # LONG_WARMUP (1) / LONG_ITERS (3): nvrar-llm --num-iters-warmup / --num-iters, and the torch prefill's --warmup /
 #               --iters; a case of more than LONG_BIG_TOKENS (65536) prompt tokens runs nvrar-llm with
 #               LONG_BIG_WARMUP (1) / LONG_BIG_ITERS (1) (one 128K-token prefill takes seconds).
-# LONG_DECODE_MODE  compile (default) or eager: the torch reference's decode layers.
+# LONG_DECODE_MODE  compile (default) or eager: the torch reference's decode layers; LONG_DECODE_ATTENTION auto
+#               (default: the fastest form timed per case), folded, gqa or repeat (bench_torch_llama.py --help).
 # LONG_ALLREDUCE    nvrar-llm --allreduce (default auto; at TP 1 only the fused residual + RMSNorm runs)
 # LONG_ENGINE_ARGS  more nvrar-llm bench arguments, e.g. '--prefill-chunk 8192'
 # LONG_TIMEOUT (300 s) per nvrar-llm case; LONG_TORCH_TIMEOUT (480 s) for each torch script.
@@ -103,7 +104,7 @@ elif [ $torch_wanted = 1 ]; then
     start=$SECONDS
     PYTHONUNBUFFERED=1 timeout "${LONG_TORCH_TIMEOUT:-480}" "$PY" scripts/bench_torch_llama.py --cases $CASES \
       --layers "$LAYERS" --warmup "${LONG_WARMUP:-1}" --iters "${LONG_ITERS:-3}" \
-      --decode-mode "${LONG_DECODE_MODE:-compile}" --json "$OUT/torch_llama.json" > "$OUT/torch_llama.log" 2>&1
+      --decode-mode "${LONG_DECODE_MODE:-compile}" --decode-attention "${LONG_DECODE_ATTENTION:-auto}" --json "$OUT/torch_llama.json" > "$OUT/torch_llama.log" 2>&1
     note "torch reference ($PY): rc=$? ($((SECONDS - start)) s)"
     grep -E '^(#|prefill|decode)' "$OUT/torch_llama.log"
   fi

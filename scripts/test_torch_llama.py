@@ -5,8 +5,8 @@ one token against the cache must give what a prefill of the longer prompt gives 
     python3 scripts/test_torch_llama.py        (exit 77, skipped, where torch is not installed)
 
 What it pins down: the K/V cache write at a tensor position, the length mask (cache slots past the position hold
-garbage and must not count), the folded GQA of decode (a KV head's query heads as query rows) against the prefill's
-enable_gqa / repeated K/V, RoPE at the decode position, and the decode step's greedy token. Where torch predates
+garbage and must not count), each decode attention form (folded query heads, enable_gqa, repeated K/V) against the
+prefill's enable_gqa / repeated K/V, RoPE at the decode position, and the decode step's greedy token. Where torch predates
 F.scaled_dot_product_attention (e.g. Debian's 1.13), a plain reference of its documented semantics stands in."""
 import math
 import os
@@ -81,7 +81,7 @@ class DecodeMatchesPrefill(unittest.TestCase):
                 k_cache, v_cache = ref.new_cache(self.model, batch, max_seq, fill=True)
                 self.prefill(prompt[:, :t], k_cache, v_cache, gqa)
                 step = ref.build_decode_step(self.model, ref.decode_layer, prompt[:, t:], k_cache, v_cache,
-                                             self.cos, self.sin, t)
+                                             self.cos, self.sin, t, "folded")
                 token = step()
                 want = ref.head(h_full, self.model.final_norm, self.model.lm_head)
                 self.assertEqual(token.tolist(), want.tolist())
@@ -99,17 +99,21 @@ class DecodeMatchesPrefill(unittest.TestCase):
         pos = torch.tensor([t])
         mask = (torch.arange(max_seq) <= pos).view(1, 1, 1, max_seq)
         cos, sin = self.cos.index_select(0, pos).view(1, 1, 1, -1), self.sin.index_select(0, pos).view(1, 1, 1, -1)
-        h = F.embedding(prompt[:, t:], self.model.embed)
-        for i, layer in enumerate(self.model.layers):
-            h = ref.decode_layer(h, *layer.args(), k_cache[i], v_cache[i], cos, sin, pos, mask)
-        torch.testing.assert_close(h[:, 0], h_full[:, t], rtol=1e-5, atol=1e-5)
+        for form in ref.DECODE_FORMS:
+            with self.subTest(form=form):
+                k_form, v_form = [k.clone() for k in k_cache], [v.clone() for v in v_cache]
+                h = F.embedding(prompt[:, t:], self.model.embed)
+                for i, layer in enumerate(self.model.layers):
+                    h = ref.decode_layer(h, *layer.args(), k_form[i], v_form[i], cos, sin, pos, mask, form)
+                torch.testing.assert_close(h[:, 0], h_full[:, t], rtol=1e-5, atol=1e-5)
         # And the mask matters: with every slot visible the garbage past t changes the result.
         h_bad = F.embedding(prompt[:, t:], self.model.embed)
         k_cache2, v_cache2 = ref.new_cache(self.model, batch, max_seq, fill=True)
         self.prefill(prompt[:, :t], k_cache2, v_cache2, "native")
         everything = torch.ones(1, 1, 1, max_seq, dtype=torch.bool)
         for i, layer in enumerate(self.model.layers):
-            h_bad = ref.decode_layer(h_bad, *layer.args(), k_cache2[i], v_cache2[i], cos, sin, pos, everything)
+            h_bad = ref.decode_layer(h_bad, *layer.args(), k_cache2[i], v_cache2[i], cos, sin, pos, everything,
+                                     "folded")
         self.assertGreater((h_bad[:, 0] - h_full[:, t]).abs().max().item(), 1e-3)
 
 
