@@ -25,9 +25,10 @@
 # LONG_PYTHON   the Python that has torch (default: the first of python3, /opt/torch/.venv/bin/python3,
 #               ./.venv/bin/python3 that imports it). The table needs only python3.
 # Files: OUT/engine_<kind>_b<B>_<L>.{log,json}, OUT/torch_llama.{log,json}, OUT/cudnn_attention.{log,json},
-#   OUT/long_context.md, and all of them in OUT/long_all.tgz (for tools that bring back few files). Device time on one H200, all 11 cases: a few minutes for nvrar-llm (a model set-up per
-#   case), 2-3 for the torch reference (torch.compile once per decode shape), under 1 for cuDNN; LONG_CASES and the
-#   LONG_SKIP_* switches shorten it.
+#   OUT/long_context.md, and all of them in OUT/long_all.tgz (for tools that bring back few files).
+# Device time on one H200, all 11 cases, estimated (not yet measured): 3-4 minutes for nvrar-llm (a model set-up per
+#   case; the 128K-token prefill alone ~30 s), 3-4 for the torch reference (torch.compile per decode shape, ~4 shapes;
+#   its 128K-token prefill ~30 s), about 1 for cuDNN. LONG_CASES and the LONG_SKIP_* switches shorten it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -ne 2 ]; then
@@ -72,7 +73,9 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
       IFS=: read -r kind bs len <<< "$c"
       stem="engine_${kind}_b${bs}_${len}"
       warmup=${LONG_WARMUP:-1} iters=${LONG_ITERS:-3}
-      if [ $((bs * len)) -gt "${LONG_BIG_TOKENS:-65536}" ]; then warmup=${LONG_BIG_WARMUP:-1} iters=${LONG_BIG_ITERS:-1}; fi
+      if [ $((bs * len)) -gt "${LONG_BIG_TOKENS:-65536}" ]; then
+        warmup=${LONG_BIG_WARMUP:-1} iters=${LONG_BIG_ITERS:-1}
+      fi
       outlen=$([ "$kind" = prefill ] && echo 2 || echo 64)
       rm -f "$OUT/$stem.json"
       start=$SECONDS
@@ -81,7 +84,8 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
         --allreduce "${LONG_ALLREDUCE:-auto}" $([ "$LAYERS" != 32 ] && echo --num-layers "$LAYERS") \
         ${LONG_ENGINE_ARGS:-} --json "$OUT/$stem.json" > "$OUT/$stem.log" 2>&1
       rc=$?
-      note "nvrar-llm $c: rc=$rc ($((SECONDS - start)) s) $(grep -E '^(Prefill|Time to first|Decode step)' "$OUT/$stem.log" | tr '\n' ' ')"
+      lines=$(grep -E '^(Prefill|Time to first|Decode step)' "$OUT/$stem.log" | tr '\n' ' ')
+      note "nvrar-llm $c: rc=$rc ($((SECONDS - start)) s) $lines"
       [ $rc -eq 0 ] || tail -3 "$OUT/$stem.log"
     done
   fi
@@ -104,7 +108,8 @@ elif [ $torch_wanted = 1 ]; then
     start=$SECONDS
     PYTHONUNBUFFERED=1 timeout "${LONG_TORCH_TIMEOUT:-480}" "$PY" scripts/bench_torch_llama.py --cases $CASES \
       --layers "$LAYERS" --warmup "${LONG_WARMUP:-1}" --iters "${LONG_ITERS:-3}" \
-      --decode-mode "${LONG_DECODE_MODE:-compile}" --decode-attention "${LONG_DECODE_ATTENTION:-auto}" --json "$OUT/torch_llama.json" > "$OUT/torch_llama.log" 2>&1
+      --decode-mode "${LONG_DECODE_MODE:-compile}" --decode-attention "${LONG_DECODE_ATTENTION:-auto}" \
+      --json "$OUT/torch_llama.json" > "$OUT/torch_llama.log" 2>&1
     note "torch reference ($PY): rc=$? ($((SECONDS - start)) s)"
     grep -E '^(#|prefill|decode)' "$OUT/torch_llama.log"
   fi
@@ -122,4 +127,5 @@ python3 scripts/long_table.py "$OUT" --cases "$CASES" > "$OUT/long_table.log" 2>
 note "table: rc=$? -> $OUT/long_context.md"
 echo; cat "$OUT/long_context.md" 2>/dev/null || cat "$OUT/long_table.log"
 echo; echo "==== summary"; printf '%s\n' "${summary[@]}"
-tar czf /tmp/long_all.$$.tgz -C "$OUT" --exclude long_all.tgz . 2> /dev/null && mv /tmp/long_all.$$.tgz "$OUT/long_all.tgz"
+tar czf "/tmp/long_all.$$.tgz" -C "$OUT" --exclude long_all.tgz . 2> /dev/null &&
+  mv "/tmp/long_all.$$.tgz" "$OUT/long_all.tgz"

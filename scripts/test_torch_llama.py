@@ -6,8 +6,9 @@ one token against the cache must give what a prefill of the longer prompt gives 
 
 What it pins down: the K/V cache write at a tensor position, the length mask (cache slots past the position hold
 garbage and must not count), each decode attention form (folded query heads, enable_gqa, repeated K/V) against the
-prefill's enable_gqa / repeated K/V, RoPE at the decode position, and the decode step's greedy token. Where torch predates
-F.scaled_dot_product_attention (e.g. Debian's 1.13), a plain reference of its documented semantics stands in."""
+prefill's enable_gqa / repeated K/V, RoPE at the decode position, and the decode step's greedy token. Where torch
+predates F.scaled_dot_product_attention (e.g. Debian's 1.13), a plain reference of its documented semantics stands
+in."""
 import math
 import os
 import sys
