@@ -30,13 +30,14 @@
 #   case; the 128K-token prefill alone ~30 s), 3-4 for the torch reference (torch.compile per decode shape, ~4 shapes;
 #   its 128K-token prefill ~30 s), about 1 for cuDNN. LONG_CASES and the LONG_SKIP_* switches shorten it.
 set -uo pipefail
-cd "$(dirname "$0")/.."
 if [ $# -ne 2 ]; then
   echo "usage: bash scripts/engine-long-bench.sh BUILD OUT   (BUILD holds tools/nvrar-llm; OUT gets the logs)" >&2
   exit 2
 fi
-BUILD=$1
-OUT=$2
+BUILD=$1 OUT=$2
+[[ "$BUILD" = /* ]] || BUILD=$PWD/$BUILD  # relative to where it was called from, not the repository root
+[[ "$OUT" = /* ]] || OUT=$PWD/$OUT
+cd "$(dirname "$0")/.."
 mkdir -p "$OUT" || exit 2
 
 # Never NVLink multicast (it can take shared GPUs out of service).
