@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The long-prompt benchmark of issue 17, in one job on one GPU: nvrar-llm's prefill and decode beside the PyTorch
+# reference (scripts/bench_torch_llama.py: a gpt-fast-style Llama-3.1-8B, eager SDPA prefill, compiled decode in a
+# CUDA graph) and cuDNN's fused attention alone (scripts/bench_cudnn_attention.py), then one markdown table of all
+# three against the issue's goals (scripts/long_table.py -> OUT/long_context.md, also printed).
+#
+#   bash scripts/engine-long-bench.sh BUILD OUT            e.g. bash scripts/engine-long-bench.sh build/gpu "$OUT"
+#   LONG_CASES='prefill:1:2048 decode:1:8192' LONG_SKIP_TORCH=1 bash scripts/engine-long-bench.sh build/gpu out
+#
+# BUILD holds tools/nvrar-llm (bash scripts/gpu-check.sh build makes build/gpu); OUT receives every log.
+# LONG_CASES    space-separated cases, default all 11 of the issue:
+#                 prefill:B:T  nvrar-llm bench --batch-size B --input-len T --output-len 2 (prefill_ms_median)
+#                 decode:B:C   nvrar-llm bench --batch-size B --input-len C --output-len 64 (decode_step_ms_median)
+# LONG_LAYERS   truncate the model in all three (default 32; the table's pass/miss then reads n/a)
+# LONG_SKIP_ENGINE=1, LONG_SKIP_TORCH=1, LONG_SKIP_CUDNN=1: leave a piece out (its column says "not run");
+#               LONG_TABLE_ONLY=1 only rewrites the table from what OUT holds.
+# LONG_WARMUP (1) / LONG_ITERS (3): nvrar-llm --num-iters-warmup / --num-iters, and the torch prefill's --warmup /
+#               --iters; a case of more than LONG_BIG_TOKENS (65536) prompt tokens runs nvrar-llm with
+#               LONG_BIG_WARMUP (1) / LONG_BIG_ITERS (1) (one 128K-token prefill takes seconds).
+# LONG_DECODE_MODE  compile (default) or eager: the torch reference's decode layers; LONG_DECODE_ATTENTION auto
+#               (default: the fastest form timed per case), folded, gqa or repeat (bench_torch_llama.py --help).
+# LONG_ALLREDUCE    nvrar-llm --allreduce (default auto; at TP 1 only the fused residual + RMSNorm runs)
+# LONG_ENGINE_ARGS  more nvrar-llm bench arguments, e.g. '--prefill-chunk 8192'
+# LONG_TIMEOUT (300 s) per nvrar-llm case; LONG_TORCH_TIMEOUT (480 s) for each torch script.
+# LONG_PYTHON   the Python that has torch (default: the first of python3, /opt/torch/.venv/bin/python3,
+#               ./.venv/bin/python3 that imports it). The table needs only python3.
+# Files: OUT/engine_<kind>_b<B>_<L>.{log,json}, OUT/torch_llama.{log,json}, OUT/cudnn_attention.{log,json},
+#   OUT/long_context.md, and all of them in OUT/long_all.tgz (for tools that bring back few files).
+# Device time on one H200, all 11 cases, estimated (not yet measured): 3-4 minutes for nvrar-llm (a model set-up per
+#   case; the 128K-token prefill alone ~30 s), 3-4 for the torch reference (torch.compile per decode shape, ~4 shapes;
+#   its 128K-token prefill ~30 s), about 1 for cuDNN. LONG_CASES and the LONG_SKIP_* switches shorten it.
+set -uo pipefail
+if [ $# -ne 2 ]; then
+  echo "usage: bash scripts/engine-long-bench.sh BUILD OUT   (BUILD holds tools/nvrar-llm; OUT gets the logs)" >&2
+  exit 2
+fi
+BUILD=$1 OUT=$2
+[[ "$BUILD" = /* ]] || BUILD=$PWD/$BUILD  # relative to where it was called from, not the repository root
+[[ "$OUT" = /* ]] || OUT=$PWD/$OUT
+cd "$(dirname "$0")/.."
+mkdir -p "$OUT" || exit 2
+
+# Never NVLink multicast (it can take shared GPUs out of service).
+export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
+NVSHMEM_ROOT=$(python3 -c 'import nvidia.nvshmem as m; print(list(m.__path__)[0])' 2>/dev/null || true)
+export LD_LIBRARY_PATH="${NVSHMEM_ROOT:+$NVSHMEM_ROOT/lib:}${LD_LIBRARY_PATH:-}"
+
+CASES=${LONG_CASES:-"prefill:1:2048 prefill:1:8192 prefill:8:2048 prefill:8:8192 prefill:1:32768 prefill:1:131072
+  decode:1:128 decode:8:128 decode:1:8192 decode:8:8192 decode:1:32768"}
+CASES=$(echo $CASES)  # one line, single spaces
+LAYERS=${LONG_LAYERS:-32}
+for c in $CASES; do
+  if ! [[ "$c" =~ ^(prefill|decode):[1-9][0-9]*:[1-9][0-9]*$ ]]; then
+    echo "engine-long-bench.sh: LONG_CASES entry '$c': expected prefill:BATCH:TOKENS or decode:BATCH:CONTEXT" >&2
+    exit 2
+  fi
+done
+if ! [[ "$LAYERS" =~ ^[1-9][0-9]*$ ]] || [ "$LAYERS" -gt 32 ]; then
+  echo "engine-long-bench.sh: LONG_LAYERS='$LAYERS': expected 1..32" >&2
+  exit 2
+fi
+summary=()
+note() { summary+=("$1"); echo "== $1"; }
+
+if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
+  LLM=$BUILD/tools/nvrar-llm
+  launcher=()
+  command -v mpirun > /dev/null && launcher=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 1
+    -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH)
+  if [ ! -x "$LLM" ]; then
+    note "nvrar-llm: $LLM is missing (build it: bash scripts/gpu-check.sh build); engine cases skipped"
+  else
+    for c in $CASES; do
+      IFS=: read -r kind bs len <<< "$c"
+      stem="engine_${kind}_b${bs}_${len}"
+      warmup=${LONG_WARMUP:-1} iters=${LONG_ITERS:-3}
+      if [ $((bs * len)) -gt "${LONG_BIG_TOKENS:-65536}" ]; then
+        warmup=${LONG_BIG_WARMUP:-1} iters=${LONG_BIG_ITERS:-1}
+      fi
+      outlen=$([ "$kind" = prefill ] && echo 2 || echo 64)
+      rm -f "$OUT/$stem.json"
+      start=$SECONDS
+      timeout "${LONG_TIMEOUT:-300}" "${launcher[@]}" "$LLM" bench --model llama3.1-8b --tp 1 --batch-size "$bs" \
+        --input-len "$len" --output-len "$outlen" --num-iters-warmup "$warmup" --num-iters "$iters" \
+        --allreduce "${LONG_ALLREDUCE:-auto}" $([ "$LAYERS" != 32 ] && echo --num-layers "$LAYERS") \
+        ${LONG_ENGINE_ARGS:-} --json "$OUT/$stem.json" > "$OUT/$stem.log" 2>&1
+      rc=$?
+      lines=$(grep -E '^(Prefill|Time to first|Decode step)' "$OUT/$stem.log" | tr '\n' ' ')
+      note "nvrar-llm $c: rc=$rc ($((SECONDS - start)) s) $lines"
+      [ $rc -eq 0 ] || tail -3 "$OUT/$stem.log"
+    done
+  fi
+fi
+
+PY=${LONG_PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in python3 /opt/torch/.venv/bin/python3 "$PWD/.venv/bin/python3"; do
+    if "$cand" -c 'import torch' > /dev/null 2>&1; then PY=$cand; break; fi
+  done
+fi
+torch_wanted=0
+[ "${LONG_TABLE_ONLY:-0}" != 1 ] && { [ "${LONG_SKIP_TORCH:-0}" != 1 ] || [ "${LONG_SKIP_CUDNN:-0}" != 1 ]; } &&
+  torch_wanted=1
+if [ $torch_wanted = 1 ] && [ -z "$PY" ]; then
+  note "torch: no Python here imports torch (set LONG_PYTHON); the reference and the cuDNN floor are skipped"
+elif [ $torch_wanted = 1 ]; then
+  if [ "${LONG_SKIP_TORCH:-0}" != 1 ]; then
+    rm -f "$OUT/torch_llama.json"
+    start=$SECONDS
+    PYTHONUNBUFFERED=1 timeout "${LONG_TORCH_TIMEOUT:-480}" "$PY" scripts/bench_torch_llama.py --cases $CASES \
+      --layers "$LAYERS" --warmup "${LONG_WARMUP:-1}" --iters "${LONG_ITERS:-3}" \
+      --decode-mode "${LONG_DECODE_MODE:-compile}" --decode-attention "${LONG_DECODE_ATTENTION:-auto}" \
+      --json "$OUT/torch_llama.json" > "$OUT/torch_llama.log" 2>&1
+    note "torch reference ($PY): rc=$? ($((SECONDS - start)) s)"
+    grep -E '^(#|prefill|decode)' "$OUT/torch_llama.log"
+  fi
+  if [ "${LONG_SKIP_CUDNN:-0}" != 1 ]; then
+    rm -f "$OUT/cudnn_attention.json"
+    start=$SECONDS
+    PYTHONUNBUFFERED=1 timeout "${LONG_TORCH_TIMEOUT:-480}" "$PY" scripts/bench_cudnn_attention.py --cases $CASES \
+      --layers "$LAYERS" --json "$OUT/cudnn_attention.json" > "$OUT/cudnn_attention.log" 2>&1
+    note "cuDNN attention floor: rc=$? ($((SECONDS - start)) s)"
+    grep -E '^(#|prefill|decode)' "$OUT/cudnn_attention.log"
+  fi
+fi
+
+python3 scripts/long_table.py "$OUT" --cases "$CASES" > "$OUT/long_table.log" 2>&1
+note "table: rc=$? -> $OUT/long_context.md"
+echo; cat "$OUT/long_context.md" 2>/dev/null || cat "$OUT/long_table.log"
+echo; echo "==== summary"; printf '%s\n' "${summary[@]}"
+tar czf "/tmp/long_all.$$.tgz" -C "$OUT" --exclude long_all.tgz . 2> /dev/null &&
+  mv "/tmp/long_all.$$.tgz" "$OUT/long_all.tgz"
