@@ -64,7 +64,12 @@ def main():
     with torch.no_grad():  # popular tokens: ordinary text ids (below the special tokens) with 4x larger rows
         popular = torch.randperm(128000)[:300]
         model.lm_head.weight[popular] *= 4.0
-    model = model.to(torch.bfloat16).cuda().eval()
+    # Parameters in bf16, buffers (RoPE's inv_freq) kept fp32 as the engine computes them: model.to(bfloat16) would
+    # round inv_freq to bf16, an angle error growing with the position (scripts/hf_reference.py says more).
+    model = model.cuda().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.data = p.data.to(torch.bfloat16)
     model.generation_config.do_sample = False
     model.generation_config.eos_token_id = LLAMA31_EOS
     model.generation_config.bos_token_id = 128000

@@ -294,11 +294,13 @@ TEST(EngineGpu, AttentionMatchesCpuSoftmax) {
   REQUIRE_GPU();
   for (const int D : {32, 64, 128, 256}) check_attention(D, 4, 4 + D);  // decode-like: many short splits
   check_attention(128, 300, 7);  // 300 queries x 4 heads: one long split per query
-  // Blocks serving 4 and 8 query heads of one KV head, and a ratio of 3 (one head per block).
-  check_attention(128, 3, 11, 32, 8);
-  check_attention(64, 2, 12, 16, 2);
-  check_attention(256, 2, 13, 8, 1);
-  check_attention(64, 5, 14, 12, 4);
+  // Blocks serving 4 and 8 query heads of one KV head (enough queries x splits to keep them: heads_per_block), 2 and
+  // 1 where fewer blocks would not fill the GPU, and a ratio of 3 (one head per block).
+  check_attention(128, 3, 11, 32, 8);   // 4 heads per block
+  check_attention(64, 16, 12, 16, 2);   // 8
+  check_attention(256, 40, 13, 8, 1);   // 8
+  check_attention(64, 2, 15, 16, 2);    // 2
+  check_attention(64, 5, 14, 12, 4);    // 1
   EXPECT_FALSE(eg::attention_supports_head_dim(96));
 }
 

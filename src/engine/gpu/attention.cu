@@ -1,8 +1,8 @@
 // Split-K attention over the KV cache (attention.h).
 //
 // Kernel 1 (partial): grid (splits, q_heads / G, n); 4 warps. A block serves G query heads that share one KV head
-//   (G: the largest of 8, 4, 2, 1 dividing q_heads / kv_heads), so each key and value row is read once for all G
-//   heads instead of once per head. A key row of head_dim bf16 is read by head_dim / 8 lanes with one 16-byte load
+//   (G: the largest of 8, 4, 2, 1 dividing q_heads / kv_heads that still leaves ~2 blocks per SM), so each key and
+//   value row is read once for all G heads instead of once per head. A key row of head_dim bf16 is read by head_dim / 8 lanes with one 16-byte load
 //   each, so a warp works on 32 / (head_dim / 8) keys at once ("slots": 8 per block at head_dim 128). Each slot
 //   takes keys begin + slot, begin + slot + slots, ... of its split, kUnroll per iteration (all loads issued before
 //   the math): per head, score = q . k / sqrt(D) summed by xor-shuffles inside the slot's lanes, online softmax
@@ -35,11 +35,15 @@ constexpr int kUnroll = 4;  // keys per slot per iteration
 constexpr int64_t kTargetBlocks = 1024;
 constexpr int64_t kMinKeysPerSplit = 32;
 
-// Query heads per block: the largest of 8, 4, 2, 1 that divides the grouped-query ratio.
-int heads_per_block(int q_heads, int kv_heads) {
+constexpr int64_t kMinBlocks = 264;  // two per SM of an H100 / H200: below it, parallelism beats K/V sharing
+
+// Query heads per block: the largest of 8, 4, 2, 1 that divides the grouped-query ratio and still gives the grid
+// kMinBlocks blocks at the shortest splits (a short context has few splits: there one head per block fills the GPU).
+int heads_per_block(int q_heads, int kv_heads, int64_t n, int64_t max_len) {
   const int ratio = q_heads / kv_heads;
+  const int64_t splits = (max_len + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
   for (int g = 8; g > 1; g /= 2)
-    if (ratio % g == 0) return g;
+    if (ratio % g == 0 && splits * n * (q_heads / g) >= kMinBlocks) return g;
   return 1;
 }
 
@@ -233,7 +237,7 @@ void launch_partial(int group, dim3 grid, const bf16_t* qkv, const int32_t* seq,
 
 void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
                const bf16_t* cache_v, const AttentionShape& s, float* scratch, bf16_t* out, cudaStream_t stream) {
-  const int group = heads_per_block(s.q_heads, s.kv_heads);
+  const int group = heads_per_block(s.q_heads, s.kv_heads, s.n, s.max_len);
   const int64_t kps = keys_per_split(s.n, s.q_heads / group, s.max_len);
   const dim3 grid(static_cast<unsigned>((s.max_len + kps - 1) / kps), static_cast<unsigned>(s.q_heads / group),
                   static_cast<unsigned>(s.n));
