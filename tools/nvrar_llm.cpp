@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
     if (*tokenize) return nvrar::llm::run_tokenize(t);
     return run_check(c);
   } catch (const std::exception& e) {
+    std::fflush(stdout);  // what a subcommand printed before the error (check's step lines) is kept
     std::fprintf(stderr, "%s\n", e.what());
     std::fflush(stderr);
     std::_Exit(2);  // peers may be waiting in a collective: do not run NVSHMEM's collective teardown

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -37,6 +38,7 @@ struct Resources {
   void* in = nullptr;
   void* out = nullptr;
   int* gate = nullptr;
+  int64_t* agreed = nullptr;  // capabilities and failure flags, reduced across ranks
   double* times = nullptr;
   cudaGraphExec_t exec = nullptr;
   cudaGraph_t graph = nullptr;
@@ -44,6 +46,7 @@ struct Resources {
     if (exec != nullptr) cudaGraphExecDestroy(exec);
     if (graph != nullptr) cudaGraphDestroy(graph);
     if (times != nullptr) cudaFree(times);
+    if (agreed != nullptr) cudaFree(agreed);
     if (gate != nullptr) cudaFree(gate);
     if (out != nullptr) cudaFree(out);
     if (in != nullptr) cudaFree(in);
@@ -72,6 +75,15 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// The minimum over ranks of each value (NCCL on r.stream, synchronised): what every rank can do, or 0 where any
+// rank failed.
+void agree_min(int rank, ncclComm_t nccl, Resources& r, std::vector<int64_t>& values) {
+  NVRAR_CUDA_CHECK(rank, cudaMemcpy(r.agreed, values.data(), values.size() * sizeof(int64_t), cudaMemcpyHostToDevice));
+  NVRAR_NCCL_CHECK(rank, ncclAllReduce(r.agreed, r.agreed, values.size(), ncclInt64, ncclMin, nccl, r.stream));
+  NVRAR_CUDA_CHECK(rank, cudaStreamSynchronize(r.stream));
+  NVRAR_CUDA_CHECK(rank, cudaMemcpy(values.data(), r.agreed, values.size() * sizeof(int64_t), cudaMemcpyDeviceToHost));
 }
 
 // Microseconds per call of one candidate at `count` bf16 elements on this rank (the median of kRounds replays).
@@ -157,23 +169,31 @@ TuneDecision decide_first_use_tune(ncclComm_t nccl, int rank, int nranks, const 
 
 select::TuningTable run_first_use_tune(Communicator& comm, ncclComm_t nccl, const TuneDecision& decision) {
   const int rank = comm.rank();
+  Resources r;
+  NVRAR_CUDA_CHECK(rank, cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking));
+  NVRAR_CUDA_CHECK(rank, cudaMalloc(reinterpret_cast<void**>(&r.agreed), 8 * sizeof(int64_t)));
+  // The plan from what every rank can run (the minimum of each rank's answers), so all ranks time the same
+  // candidates in the same order.
+  std::vector<int64_t> can = {comm.supports(Algorithm::kOneShot),      comm.supports(Algorithm::kHierarchical),
+                              comm.supports(Algorithm::kLl128),        comm.supports(Algorithm::kPush),
+                              static_cast<int64_t>(comm.oneshot_max_bytes()), static_cast<int64_t>(comm.ll128_max_bytes()),
+                              static_cast<int64_t>(comm.push_max_bytes()),    static_cast<int64_t>(comm.max_bytes())};
+  agree_min(rank, nccl, r, can);
   select::TuneCapabilities caps;
-  caps.oneshot = comm.supports(Algorithm::kOneShot);
-  caps.hierarchical = comm.supports(Algorithm::kHierarchical);
-  caps.ll128 = comm.supports(Algorithm::kLl128);
-  caps.push = comm.supports(Algorithm::kPush);
-  caps.oneshot_max_bytes = static_cast<int64_t>(comm.oneshot_max_bytes());
-  caps.ll128_max_bytes = static_cast<int64_t>(comm.ll128_max_bytes());
-  caps.push_max_bytes = static_cast<int64_t>(comm.push_max_bytes());
+  caps.oneshot = can[0] != 0;
+  caps.hierarchical = can[1] != 0;
+  caps.ll128 = can[2] != 0;
+  caps.push = can[3] != 0;
+  caps.oneshot_max_bytes = can[4];
+  caps.ll128_max_bytes = can[5];
+  caps.push_max_bytes = can[6];
   select::TuneBudget budget;
-  budget.max_bytes = std::min(budget.max_bytes, static_cast<int64_t>(comm.max_bytes()));
+  budget.max_bytes = std::min(budget.max_bytes, can[7]);
   budget.min_bytes = std::min(budget.min_bytes, budget.max_bytes);
   if (comm.nodes() > 1) budget.bandwidth_gbs = kNetworkEstimateGbs;
   const std::vector<select::TunePoint> plan = select::plan_first_use_tune(caps, budget);
 
-  Resources r;
   const std::size_t max_bytes = static_cast<std::size_t>(plan.back().bytes);
-  NVRAR_CUDA_CHECK(rank, cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking));
   NVRAR_CUDA_CHECK(rank, cudaEventCreate(&r.start));
   NVRAR_CUDA_CHECK(rank, cudaEventCreate(&r.stop));
   NVRAR_CUDA_CHECK(rank, cudaMalloc(&r.in, max_bytes));
@@ -186,12 +206,20 @@ select::TuningTable run_first_use_tune(Communicator& comm, ncclComm_t nccl, cons
   for (const select::TunePoint& p : plan) {
     const std::size_t count = static_cast<std::size_t>(p.bytes) / dtype_size(DataType::kBFloat16);
     for (const std::string& c : p.candidates) {
+      // A candidate that fails on one rank fails on all of them together (an agreed flag after each one), so no
+      // rank is left waiting in the next candidate's collectives.
+      std::string failure;
       try {
         times.push_back(time_candidate(comm, nccl, r, choice_of(c), count));
-      } catch (const Error& e) {
-        throw Error(fmt::format("nvrar: rank {} setup: first-use tune ({} at {} bytes): {}", rank, c, p.bytes,
-                                e.what()));
+      } catch (const std::exception& e) {
+        failure = e.what();
       }
+      std::vector<int64_t> ok = {failure.empty() ? 1 : 0};
+      agree_min(rank, nccl, r, ok);
+      if (ok[0] == 0)
+        throw Error(fmt::format("nvrar: rank {} setup: first-use tune ({} at {} bytes) failed {}; NVRAR_TUNE=off "
+                                "skips the tune",
+                                rank, c, p.bytes, failure.empty() ? "on another rank" : "here: " + failure));
     }
   }
   // The slowest rank's time of every measurement, in one all-reduce.

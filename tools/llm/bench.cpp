@@ -152,7 +152,9 @@ int run_bench(const BenchOptions& o) {
       j["tokens_per_s"] = tokens_per_s;
       j["breakdown_us"] = {{"gemm", br.gemm_us}, {"attention", br.attention_us}, {"allreduce", br.allreduce_us},
                            {"other", br.other_us}};
-      std::ofstream(o.json) << j.dump(2) << "\n";
+      std::ofstream out(o.json);
+      out << j.dump(2) << "\n";
+      if (!out) throw Error("nvrar-llm bench: --json: cannot write " + o.json);
     }
   }
   cudaEventDestroy(a);

@@ -246,8 +246,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <int D>
 void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
             const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream) {
-  static const cudaError_t configured = cudaFuncSetAttribute(
-      flash_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes<D>());
+  // Per call, not once per process: the attribute belongs to the current device (cheap to set again).
+  const cudaError_t configured = cudaFuncSetAttribute(flash_prefill_kernel<D>,
+                                                      cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes<D>());
   if (configured != cudaSuccess)
     throw Error("nvrar-llm: prefill attention (head_dim " + std::to_string(D) + "): " +
                 std::to_string(shared_bytes<D>() / 1024) + " KB of shared memory refused: " +
@@ -255,6 +256,10 @@ void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, cons
   flash_prefill_kernel<D><<<dim3(static_cast<unsigned>(num_tiles), static_cast<unsigned>(s.q_heads)), kWarps * 32,
                             shared_bytes<D>(), stream>>>(qkv, tiles, static_cast<int>(num_tiles), cache_k, cache_v, s,
                                                          out);
+  const cudaError_t launched = cudaGetLastError();
+  if (launched != cudaSuccess)
+    throw Error("nvrar-llm: prefill attention (head_dim " + std::to_string(D) + ", " + std::to_string(num_tiles) +
+                " tiles x " + std::to_string(s.q_heads) + " heads): launch failed: " + cudaGetErrorString(launched));
 }
 
 }  // namespace

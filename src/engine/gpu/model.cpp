@@ -32,6 +32,9 @@ void check_engine(const ModelConfig& config, int ranks, const EngineOptions& opt
   if (config.hidden_size % 8 != 0)
     throw Error(fmt::format("nvrar-llm: {}: hidden_size {} is not a multiple of 8", config.source,
                             config.hidden_size));
+  // Decode attention indexes the rows of a step by a grid dimension (at most 65535).
+  if (options.max_batch > 65535)
+    throw Error(fmt::format("nvrar-llm: batch {} (the engine takes at most 65535 sequences)", options.max_batch));
   if (options.max_batch < 1 || options.max_seq < 2 || options.prefill_chunk < 1)
     throw Error(fmt::format("nvrar-llm: engine sizes batch {} seq {} prefill chunk {} (need batch >= 1, seq >= 2, "
                             "chunk >= 1)",

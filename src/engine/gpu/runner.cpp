@@ -111,6 +111,10 @@ std::vector<int32_t> LlamaRunner::prefill(const std::vector<std::vector<int32_t>
     total += len;
     longest = std::max(longest, len);
   }
+  // Until this prefill completes there is no decode state: a prefill that throws part way (a CUDA error, a progress
+  // callback that cancels) leaves decode_step refusing, not running on a chunk's bookkeeping.
+  batch_ = 0;
+  next_position_ = 0;
   const std::vector<PrefillChunk> plan = plan_prefill(prompts, options_.prefill_chunk, kFlashTileRows);
   const cudaStream_t stream = stream_.get();
   auto up = [&](void* dst, const void* src, std::size_t bytes) {
