@@ -71,8 +71,22 @@ class Target {
                               "18446744073709551616"}) {
       out << json(token).dump() << "\n";
     }
-    // libFuzzer's dictionary format is "a C-style string" per line; JSON's escaping of a string is one.
-    for (const std::string& word : words_) out << json(word).dump() << "\n";
+    // libFuzzer's dictionary format is "a C-style string" per line: JSON's escaping of a string, with bytes
+    // outside printable ASCII (UTF-8 of the tokenizer's byte alphabet) written as \xNN.
+    for (const std::string& word : words_) {
+      std::string line;
+      for (const char c : json(word).dump(-1, ' ', /*ensure_ascii=*/false)) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte >= 0x20 && byte < 0x7F) {
+          line += c;
+        } else {
+          char hex[5];
+          std::snprintf(hex, sizeof hex, "\\x%02X", byte);
+          line += hex;
+        }
+      }
+      out << line << "\n";
+    }
   }
 
   std::string name_;
@@ -231,6 +245,71 @@ void bench_seeds(const fs::path& source, const fs::path& out) {
 
 }  // namespace
 
+// GPT-2's byte-level alphabet: printable Latin-1 bytes spell themselves, the others U+0100 onwards, as UTF-8.
+std::string byte_spelling(int byte) {
+  static const std::vector<int> code_points = [] {
+    std::vector<int> cp(256, -1);
+    int next = 256;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      cp[b] = printable ? b : next++;
+    }
+    return cp;
+  }();
+  const int c = code_points[byte];
+  std::string out;
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else {
+    out += static_cast<char>(0xC0 | (c >> 6));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  }
+  return out;
+}
+
+void tokenizer_seeds(const fs::path& out) {
+  Target t(out, "tokenizer");
+  // A byte-level BPE file of the Llama-3 kind, small: the 256 byte tokens, a few merges, the Llama-3 split pattern,
+  // added tokens (special and not), a TemplateProcessing post-processor that adds BOS, a ByteLevel decoder.
+  json vocab = json::object();
+  for (int b = 0; b < 256; ++b) vocab[byte_spelling(b)] = b;
+  vocab["he"] = 256;
+  vocab["ll"] = 257;
+  vocab["hell"] = 258;
+  vocab["hello"] = 259;
+  vocab[byte_spelling(' ') + "w"] = 260;
+  vocab["or"] = 261;
+  vocab["ld"] = 262;
+  const std::string pattern =
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+      "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  json file;
+  file["normalizer"] = nullptr;
+  file["pre_tokenizer"] = {{"type", "Sequence"},
+                           {"pretokenizers",
+                            {{{"type", "Split"}, {"pattern", {{"Regex", pattern}}}, {"behavior", "Isolated"},
+                              {"invert", false}},
+                             {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  file["model"] = {{"type", "BPE"}, {"ignore_merges", true}, {"vocab", vocab},
+                   {"merges", {"h e", "l l", "he ll", "hell o", byte_spelling(' ') + " w", "o r", "l d"}}};
+  const auto added = [](int id, const char* content, bool special) {
+    return json{{"id", id}, {"content", content}, {"special", special}, {"single_word", false},
+                {"lstrip", false}, {"rstrip", false}, {"normalized", false}};
+  };
+  file["added_tokens"] = {added(263, "<|begin_of_text|>", true), added(264, "<|eot_id|>", true),
+                          added(265, "<tool>", false)};
+  file["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single", {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                  {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"special_tokens", {{"<|begin_of_text|>", {{"id", "<|begin_of_text|>"}, {"ids", {263}}}}}}};
+  file["decoder"] = {{"type", "ByteLevel"}};
+  t.add_json("byte-level-bpe.json", file.dump());
+  file["model"]["ignore_merges"] = false;
+  file["post_processor"] = nullptr;
+  t.add_json("no-post-processor.json", file.dump());
+}
+
 int main(int argc, char** argv) {
   if (argc != 3) {
     std::fprintf(stderr, "usage: make_seeds SOURCE_DIR OUT_DIR\n");
@@ -243,6 +322,7 @@ int main(int argc, char** argv) {
     config_seeds(out);
     tuning_seeds(source, out);
     bench_seeds(source, out);
+    tokenizer_seeds(out);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
