@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/numeric.h"
+#include "engine_gpu_test_support.h"
 #include "engine/gpu/attention.h"
 #include "engine/gpu/gemm.h"
 #include "engine/gpu/layers.h"
@@ -20,26 +21,7 @@
 namespace {
 
 namespace eg = nvrar::engine::gpu;
-using nvrar::core::Bf16;
-
-bool have_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device"
-
-uint16_t bf(float v) { return nvrar::core::from_float<Bf16>(v).bits; }
-float fl(uint16_t b) { return nvrar::core::to_float(Bf16{b}); }
-
-std::vector<uint16_t> random_bf16(std::size_t n, uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-scale, scale);
-  std::vector<uint16_t> v(n);
-  for (auto& x : v) x = bf(u(rng));
-  return v;
-}
+using namespace nvrar::engine::test_support;
 
 // float64 reference of y = x . w^T (x: rows x k, w: n x k, bf16 bits) and, per element, the sum of |products|;
 // within(y, i) allows a bf16 rounding of the result plus fp32 accumulation error.
@@ -57,22 +39,6 @@ struct LinearReference {
   }
   double tolerance(int64_t i) const { return std::fabs(value[i]) / 128 + magnitude[i] * 1e-5 + 1e-6; }
 };
-
-template <typename T>
-T* upload(const std::vector<T>& v) {
-  T* d = nullptr;
-  EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), v.size() * sizeof(T) + 16), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  return d;
-}
-
-template <typename T>
-std::vector<T> download(const T* d, std::size_t n) {
-  std::vector<T> v(n);
-  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(v.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-  return v;
-}
 
 TEST(EngineGpu, LinearMatchesCpu) {
   REQUIRE_GPU();

@@ -11,49 +11,17 @@
 #include <random>
 #include <vector>
 
-#include "core/numeric.h"
+#include "engine_gpu_test_support.h"
 #include "engine/gpu/flash_prefill.h"
 #include "engine/prefill_plan.h"
 
 namespace {
 
 namespace eg = nvrar::engine::gpu;
-using nvrar::core::Bf16;
 using nvrar::engine::plan_prefill;
 using nvrar::engine::PrefillChunk;
 using nvrar::engine::PrefillTile;
-
-bool have_gpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-uint16_t bf(float v) { return nvrar::core::from_float<Bf16>(v).bits; }
-float fl(uint16_t b) { return nvrar::core::to_float(Bf16{b}); }
-
-std::vector<uint16_t> random_bf16(std::size_t n, uint64_t seed, float scale) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-scale, scale);
-  std::vector<uint16_t> v(n);
-  for (auto& x : v) x = bf(u(rng));
-  return v;
-}
-
-template <typename T>
-T* upload(const std::vector<T>& v) {
-  T* d = nullptr;
-  EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&d), v.size() * sizeof(T) + 16), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  return d;
-}
-
-template <typename T>
-std::vector<T> download(const T* d, std::size_t n) {
-  std::vector<T> v(n);
-  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  EXPECT_EQ(cudaMemcpy(v.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-  return v;
-}
+using namespace nvrar::engine::test_support;
 
 struct Problem {
   int D, q_heads, kv_heads;

@@ -18,6 +18,7 @@
 #include "engine/checkpoint.h"
 #include "engine/generation_config.h"
 #include "engine/gpu/runner.h"
+#include "llm/common.h"
 #include "engine/llama_weights.h"
 #include "engine/model_config.h"
 #include "nvrar/nvrar.h"
@@ -28,7 +29,6 @@ namespace nvrar::llm {
 
 namespace {
 
-namespace eg = nvrar::engine::gpu;
 using Clock = std::chrono::steady_clock;
 
 // The prompts of --prompt or --prompt-file: one per non-empty line; a line that starts with '"' or '{' is JSON (a
@@ -60,15 +60,6 @@ std::vector<std::string> read_prompts(const GenerateOptions& o) {
   }
   if (prompts.empty()) throw Error("nvrar-llm generate: --prompt-file " + o.prompt_file + ": no prompts");
   return prompts;
-}
-
-// The tensor-parallel group (as bench and check make it).
-std::unique_ptr<Communicator> make_comm(int tp, eg::AllReduceBackend backend) {
-  auto comm = Communicator::create(eg::communicator_options(backend));
-  if (comm->size() != tp)
-    throw Error(fmt::format("nvrar-llm generate: rank {}: --tp {} but the launcher started {} processes (one per GPU)",
-                            comm->rank(), tp, comm->size()));
-  return comm;
 }
 
 void write_stdout(const std::string& text) {
