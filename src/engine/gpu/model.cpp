@@ -19,6 +19,16 @@
 
 namespace nvrar::engine::gpu {
 
+namespace {
+
+// Prefill attention on the tensor-core kernel: where it takes the head_dim, unless NVRAR_LLM_PREFILL_ATTENTION=splitk.
+bool uses_flash_prefill(int64_t head_dim) {
+  return flash_prefill_supports_head_dim(static_cast<int>(head_dim)) &&
+         config::settings().llm_prefill_attention != "splitk";
+}
+
+}  // namespace
+
 void check_engine(const ModelConfig& config, int ranks, const EngineOptions& options) {
   validate(config);
   check_tensor_parallel(config, ranks, EmbeddingSharding::kVocabParallel);
@@ -40,9 +50,7 @@ void check_engine(const ModelConfig& config, int ranks, const EngineOptions& opt
                             "chunk >= 1)",
                             options.max_batch, options.max_seq, options.prefill_chunk));
   // Without the tensor-core prefill kernel, the split-K kernel indexes a chunk's queries by a grid dimension.
-  const bool flash = flash_prefill_supports_head_dim(static_cast<int>(config.head_dim)) &&
-                     config::settings().llm_prefill_attention != "splitk";
-  if (!flash && options.prefill_chunk > 65535)
+  if (!uses_flash_prefill(config.head_dim) && options.prefill_chunk > 65535)
     throw Error(fmt::format("nvrar-llm: prefill chunk {} tokens: at head_dim {} the attention kernel takes at most "
                             "65535 queries per call",
                             options.prefill_chunk, config.head_dim));
@@ -103,8 +111,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   last_ = memory_.bf16(options_.max_batch * H, "activations");
   logits_ = memory_.bf16(options_.max_batch * vocab_cols_, "logits");
   // Split-K scratch: decode rows, or whole chunks where the tensor-core prefill kernel does not take the head_dim.
-  use_flash_prefill_ =
-      flash_prefill_supports_head_dim(head_dim_) && config::settings().llm_prefill_attention != "splitk";
+  use_flash_prefill_ = uses_flash_prefill(head_dim_);
   const int64_t split_rows = use_flash_prefill_ ? options_.max_batch : T;
   const AttentionShape s{split_rows, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, options_.max_seq};
   scratch_ = memory_.f32(attention_scratch_floats(s), "attention scratch");
