@@ -58,6 +58,7 @@ TEST(Settings, Defaults) {
   EXPECT_EQ(s.tuning_file, "");
   EXPECT_EQ(s.tuning_dir, "");
   EXPECT_EQ(s.llm_gemm, "");
+  EXPECT_EQ(s.llm_decode_attention, "");
 }
 
 TEST(Settings, EmptyMeansUnset) {
@@ -153,6 +154,9 @@ TEST(Settings, ChoiceAndText) {
   expect_refused("NVRAR_LLM_GEMM", "CUBLASLT", "is not one of the accepted values");
   EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "splitk"}}).llm_prefill_attention, "splitk");
   expect_refused("NVRAR_LLM_PREFILL_ATTENTION", "wgmma", "is not one of the accepted values");
+  EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "flash128"}}).llm_prefill_attention, "flash128");
+  EXPECT_EQ(read({{"NVRAR_LLM_DECODE_ATTENTION", "fused"}}).llm_decode_attention, "fused");
+  expect_refused("NVRAR_LLM_DECODE_ATTENTION", "flash", "is not one of the accepted values");
   EXPECT_EQ(read({{"NVRAR_MODEL_PRESET", "b200-xdr800"}}).model_preset, "b200-xdr800");
   EXPECT_EQ(read({{"NVRAR_TUNING_FILE", "/tmp/t.json"}}).tuning_file, "/tmp/t.json");
   EXPECT_EQ(read({{"NVRAR_TUNING_DIR", "tuning dir/x"}}).tuning_dir, "tuning dir/x");
@@ -164,9 +168,9 @@ TEST(Settings, ChoiceAndText) {
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 22u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 23u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
-  EXPECT_STREQ(table.back().name, "NVRAR_LLM_PREFILL_ATTENTION");
+  EXPECT_STREQ(table.back().name, "NVRAR_LLM_DECODE_ATTENTION");
   for (const SettingInfo& row : table) {
     EXPECT_EQ(std::string(row.name).rfind("NVRAR_", 0), 0u) << row.name;
     EXPECT_GT(std::string(row.help).size(), 20u) << row.name << " has no help line";

@@ -237,10 +237,17 @@ const std::vector<Row>& rows() {
                                 "shape, cuBLASLt elsewhere); unset: the fastest of the timed candidates."),
                          kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_PREFILL_ATTENTION", &Settings::llm_prefill_attention, "",
-                                {"flash", "splitk"},
-                                "nvrar-llm: the prefill attention kernel: flash (tensor cores, head_dim 64/128/256) or "
-                                "splitk (the decode kernel, one query per row; slower, for comparison); unset: flash "
-                                "where the head_dim allows."),
+                                {"flash", "flash128", "splitk"},
+                                "nvrar-llm: the prefill attention kernel: flash (tensor cores, 64-row query tiles, "
+                                "head_dim 64/128/256), flash128 (128-row tiles at head_dim 64/128, flash at 256; not "
+                                "yet measured) or splitk (the decode kernel, one query per row; slower, for "
+                                "comparison); unset: flash where the head_dim allows."),
+                         kEngine));
+    t.push_back(in_scope(choice("NVRAR_LLM_DECODE_ATTENTION", &Settings::llm_decode_attention, "",
+                                {"splitk", "fused"},
+                                "nvrar-llm: the decode attention: splitk (a partial kernel per key split, then a "
+                                "combine kernel) or fused (longer splits; the last block of each head group combines; "
+                                "not yet measured); unset: splitk."),
                          kEngine));
     for (Row& r : t) r.accepted = accepted_text(r);
     return t;
