@@ -2,19 +2,24 @@
 //
 // Purpose: the attention of a prefill chunk, which at long prompts is most of a prefill's work, at tensor-core speed
 //   (the split-K kernel of attention.cu runs it on CUDA cores, one query per row).
-// Algorithm (FlashAttention-2 forward, causal): one block = one query tile (up to 64 consecutive rows of one
-//   sequence) x one query head; each of its 4 warps owns 16 query rows. The Q tile and two stages of K and V tiles
+// Algorithm (FlashAttention-2 forward, causal): one block = one query tile (up to 64 x R consecutive rows of one
+//   sequence; R = 1 or 2, the plan's tile rows / 64) x one query head; warp w owns the R groups of 16 query rows
+//   w * 16 + 64 r (interleaved, so the diagonal tile's work is spread over the warps). At R = 2 each K and V
+//   fragment read from shared memory feeds two MMAs (one per row group), halving shared-memory traffic per FLOP
+//   and K/V loads per query row; it holds twice the accumulators, so R = 2 is built for head_dim 64 and 128 only.
+//   The Q tile and two stages of K and V tiles
 //   (kKeys = 64 keys at head_dim <= 128, 32 at 256) sit in shared memory, each row's 16-byte chunk c stored at chunk
 //   c ^ (row % 8) so ldmatrix's eight row reads hit distinct banks. For key tile j of [0, pos0 + count): cp.async
 //   brings tile j + 1 (keys past the end zero-filled) while tile j is used; S = Q K^T by mma.m16n8k16 (bf16 in,
 //   fp32 out; Q and K fragments by ldmatrix); scores in log2 units, masked causally only on tiles that reach past the
 //   warp's first position; online softmax per row (row max over the quad of lanes that share the row, exp2; the
 //   running sum per lane, summed over the quad at the end); O += P V with P rounded to bf16 from the score registers
-//   and V fragments by ldmatrix.trans. A warp whose 16 rows all precede the tile skips its math. Key tiles past the
+//   and V fragments by ldmatrix.trans. A row group whose 16 rows all precede the key tile, or lie past the tile's
+//   count, skips its math (warp-uniform). Key tiles past the
 //   causal limit of the query tile are never loaded. Blocks take the plan's tiles last-first: the longest rows start
 //   first, which shortens the tail.
-// Launch: grid (tiles, q_heads), 128 threads, dynamic shared memory (64 + 4 kKeys) x head_dim x 2 bytes (80 KB at
-//   head_dim 128).
+// Launch: grid (tiles, q_heads), 128 threads, dynamic shared memory (64 R + 4 kKeys) x head_dim x 2 bytes (80 KB
+//   at head_dim 128 and R = 1, 96 KB at R = 2).
 // Sync: cp.async groups plus __syncthreads before a stage is read and after it was used (before its refill); no
 //   inter-block synchronisation.
 #include "engine/gpu/flash_prefill.h"
@@ -32,17 +37,18 @@ namespace nvrar::engine::gpu {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kRows = 16 * kWarps;
-static_assert(kRows == kFlashTileRows, "a warp owns 16 query rows of the tile");
+constexpr int kGroupRows = 16 * kWarps;  // rows per row group: warp w owns rows w * 16 .. w * 16 + 15 of each group
+static_assert(kGroupRows == kFlashTileRows && 2 * kGroupRows == kFlashWideTileRows,
+              "a tile is R groups of 64 rows, a warp owns 16 rows of each");
 
 template <int D>
 __host__ __device__ constexpr int keys_per_tile() {
   return D <= 128 ? 64 : 32;
 }
 
-template <int D>
+template <int D, int R>
 __host__ __device__ constexpr int shared_bytes() {
-  return (kRows + 4 * keys_per_tile<D>()) * D * 2;  // Q + two stages of K and V
+  return (R * kGroupRows + 4 * keys_per_tile<D>()) * D * 2;  // Q + two stages of K and V
 }
 
 __device__ __forceinline__ uint32_t shared_address(const void* p) {
@@ -102,10 +108,11 @@ __device__ __forceinline__ void load_tile(bf16_t* tile, const bf16_t* src, int64
   }
 }
 
-template <int D>
+template <int D, int R>
 __global__ void __launch_bounds__(kWarps * 32)
     flash_prefill_kernel(const bf16_t* qkv, const PrefillTile* tiles, int num_tiles, const bf16_t* cache_k,
                          const bf16_t* cache_v, AttentionShape s, bf16_t* out) {
+  constexpr int kRows = R * kGroupRows;
   constexpr int kKeys = keys_per_tile<D>();
   constexpr int kKeyBlocks = kKeys / 8;  // n8 blocks of S
   constexpr int kDimBlocks = D / 8;      // n8 blocks of O
@@ -132,13 +139,19 @@ __global__ void __launch_bounds__(kWarps * 32)
   load_tile<D, kKeys>(sv, vbase, D, key_end);
   cp_async_commit();
 
-  float o[kDimBlocks][4];
+  float o[R][kDimBlocks][4];
+  float m[R][2], l[R][2];
+  int first_row[R], group_first[R];  // the group's first row in the tile and its position
 #pragma unroll
-  for (int b = 0; b < kDimBlocks; ++b) o[b][0] = o[b][1] = o[b][2] = o[b][3] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int b = 0; b < kDimBlocks; ++b) o[r][b][0] = o[r][b][1] = o[r][b][2] = o[r][b][3] = 0.0f;
+    m[r][0] = m[r][1] = -INFINITY;
+    l[r][0] = l[r][1] = 0.0f;
+    first_row[r] = r * kGroupRows + warp * 16;
+    group_first[r] = tile.pos0 + first_row[r];
+  }
   const float scale_log2 = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;
-  const int warp_first = tile.pos0 + warp * 16;  // position of the warp's first row
-  const int qpos = warp_first + quad_row;         // this lane's rows: qpos and qpos + 8
 
   for (int j = 0; j < key_tiles; ++j) {
     const int stage = j & 1;
@@ -155,133 +168,182 @@ __global__ void __launch_bounds__(kWarps * 32)
     const bf16_t* tk = sk + stage * kKeys * D;
     const bf16_t* tv = sv + stage * kKeys * D;
     const int key0 = j * kKeys;
-    if (key0 <= warp_first + 15) {  // warp-uniform: some row of the warp sees a key of this tile
-      float sc[kKeyBlocks][4];
+    // Warp-uniform: a group works on this key tile if some of its rows exist and see a key of it. Monotone in j
+    // (true from tile 0 up to the group's diagonal), so an active group was active on tile 0, where m became finite.
+    bool active[R];
+    bool any = false;
 #pragma unroll
-      for (int b = 0; b < kKeyBlocks; ++b) sc[b][0] = sc[b][1] = sc[b][2] = sc[b][3] = 0.0f;
+    for (int r = 0; r < R; ++r) {
+      active[r] = first_row[r] < tile.count && key0 <= group_first[r] + 15;
+      any = any || active[r];
+    }
+    if (any) {
+      float sc[R][kKeyBlocks][4];
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int b = 0; b < kKeyBlocks; ++b) sc[r][b][0] = sc[r][b][1] = sc[r][b][2] = sc[r][b][3] = 0.0f;
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
-        uint32_t a[4];
-        ldmatrix_x4(shared_address(sq + swizzled<D>(warp * 16 + mr + (mi & 1) * 8, kk * 2 + (mi >> 1))), a);
+        uint32_t a[R][4];
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+          if (active[r])
+            ldmatrix_x4(shared_address(sq + swizzled<D>(first_row[r] + mr + (mi & 1) * 8, kk * 2 + (mi >> 1))), a[r]);
 #pragma unroll
         for (int nb = 0; nb < kKeyBlocks / 2; ++nb) {
           uint32_t b[4];
           ldmatrix_x4(shared_address(tk + swizzled<D>(nb * 16 + mr + (mi >> 1) * 8, kk * 2 + (mi & 1))), b);
-          mma_bf16(sc[2 * nb], a, b[0], b[1]);
-          mma_bf16(sc[2 * nb + 1], a, b[2], b[3]);
+#pragma unroll
+          for (int r = 0; r < R; ++r)
+            if (active[r]) {
+              mma_bf16(sc[r][2 * nb], a[r], b[0], b[1]);
+              mma_bf16(sc[r][2 * nb + 1], a[r], b[2], b[3]);
+            }
         }
       }
-      const bool mask = key0 + kKeys - 1 > warp_first;
-      float mx[2] = {m[0], m[1]};
 #pragma unroll
-      for (int b = 0; b < kKeyBlocks; ++b)
+      for (int r = 0; r < R; ++r) {
+        if (!active[r]) continue;
+        const int qpos = group_first[r] + quad_row;  // this lane's rows: qpos and qpos + 8
+        const bool mask = key0 + kKeys - 1 > group_first[r];
+        float mx[2] = {m[r][0], m[r][1]};
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = sc[b][e] * scale_log2;
-          if (mask && key0 + b * 8 + 2 * quad_col + (e & 1) > qpos + (e >> 1) * 8) x = -INFINITY;
-          sc[b][e] = x;
-          mx[e >> 1] = fmaxf(mx[e >> 1], x);
-        }
-      float corr[2], sum[2] = {0.0f, 0.0f};
+        for (int b = 0; b < kKeyBlocks; ++b)
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-        corr[i] = exp2f(m[i] - mx[i]);  // 0 on the first tile (m = -inf); mx is finite: key 0 is in every row
-        m[i] = mx[i];
-      }
+          for (int e = 0; e < 4; ++e) {
+            float x = sc[r][b][e] * scale_log2;
+            if (mask && key0 + b * 8 + 2 * quad_col + (e & 1) > qpos + (e >> 1) * 8) x = -INFINITY;
+            sc[r][b][e] = x;
+            mx[e >> 1] = fmaxf(mx[e >> 1], x);
+          }
+        float corr[2], sum[2] = {0.0f, 0.0f};
 #pragma unroll
-      for (int b = 0; b < kKeyBlocks; ++b)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float p = exp2f(sc[b][e] - m[e >> 1]);
-          sc[b][e] = p;
-          sum[e >> 1] += p;
+        for (int i = 0; i < 2; ++i) {
+          mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+          mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+          corr[i] = exp2f(m[r][i] - mx[i]);  // 0 on the first tile (m = -inf); mx is finite: key 0 is in every row
+          m[r][i] = mx[i];
         }
 #pragma unroll
-      for (int i = 0; i < 2; ++i) l[i] = l[i] * corr[i] + sum[i];
+        for (int b = 0; b < kKeyBlocks; ++b)
 #pragma unroll
-      for (int b = 0; b < kDimBlocks; ++b) {
-        o[b][0] *= corr[0];
-        o[b][1] *= corr[0];
-        o[b][2] *= corr[1];
-        o[b][3] *= corr[1];
+          for (int e = 0; e < 4; ++e) {
+            const float p = exp2f(sc[r][b][e] - m[r][e >> 1]);
+            sc[r][b][e] = p;
+            sum[e >> 1] += p;
+          }
+#pragma unroll
+        for (int i = 0; i < 2; ++i) l[r][i] = l[r][i] * corr[i] + sum[i];
+#pragma unroll
+        for (int b = 0; b < kDimBlocks; ++b) {
+          o[r][b][0] *= corr[0];
+          o[r][b][1] *= corr[0];
+          o[r][b][2] *= corr[1];
+          o[r][b][3] *= corr[1];
+        }
       }
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const uint32_t a[4] = {pack_bf16(sc[2 * kk][0], sc[2 * kk][1]), pack_bf16(sc[2 * kk][2], sc[2 * kk][3]),
-                               pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
-                               pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+        uint32_t a[R][4];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          a[r][0] = pack_bf16(sc[r][2 * kk][0], sc[r][2 * kk][1]);
+          a[r][1] = pack_bf16(sc[r][2 * kk][2], sc[r][2 * kk][3]);
+          a[r][2] = pack_bf16(sc[r][2 * kk + 1][0], sc[r][2 * kk + 1][1]);
+          a[r][3] = pack_bf16(sc[r][2 * kk + 1][2], sc[r][2 * kk + 1][3]);
+        }
 #pragma unroll
         for (int db = 0; db < D / 16; ++db) {
           uint32_t b[4];
           ldmatrix_x4_trans(shared_address(tv + swizzled<D>(kk * 16 + mr + (mi & 1) * 8, db * 2 + (mi >> 1))), b);
-          mma_bf16(o[2 * db], a, b[0], b[1]);
-          mma_bf16(o[2 * db + 1], a, b[2], b[3]);
+#pragma unroll
+          for (int r = 0; r < R; ++r)
+            if (active[r]) {
+              mma_bf16(o[r][2 * db], a[r], b[0], b[1]);
+              mma_bf16(o[r][2 * db + 1], a[r], b[2], b[3]);
+            }
         }
       }
     }
     __syncthreads();  // every warp is done with this stage before the next iteration refills it
   }
 
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-    l[i] = 1.0f / l[i];
-  }
   const int64_t out_cols = static_cast<int64_t>(s.q_heads) * D;
   bf16_t* out_tile = out + static_cast<int64_t>(tile.row0) * out_cols + static_cast<int64_t>(head) * D;
-  const int row = warp * 16 + quad_row;
 #pragma unroll
-  for (int b = 0; b < kDimBlocks; ++b) {
-    const int col = b * 8 + 2 * quad_col;
-    if (row < tile.count)
-      *reinterpret_cast<uint32_t*>(out_tile + row * out_cols + col) = pack_bf16(o[b][0] * l[0], o[b][1] * l[0]);
-    if (row + 8 < tile.count)
-      *reinterpret_cast<uint32_t*>(out_tile + (row + 8) * out_cols + col) = pack_bf16(o[b][2] * l[1], o[b][3] * l[1]);
+  for (int r = 0; r < R; ++r) {
+    if (first_row[r] >= tile.count) continue;  // warp-uniform: the group holds no row of the tile
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      l[r][i] += __shfl_xor_sync(0xffffffffu, l[r][i], 1);
+      l[r][i] += __shfl_xor_sync(0xffffffffu, l[r][i], 2);
+      l[r][i] = 1.0f / l[r][i];
+    }
+    const int row = first_row[r] + quad_row;
+#pragma unroll
+    for (int b = 0; b < kDimBlocks; ++b) {
+      const int col = b * 8 + 2 * quad_col;
+      if (row < tile.count)
+        *reinterpret_cast<uint32_t*>(out_tile + row * out_cols + col) =
+            pack_bf16(o[r][b][0] * l[r][0], o[r][b][1] * l[r][0]);
+      if (row + 8 < tile.count)
+        *reinterpret_cast<uint32_t*>(out_tile + (row + 8) * out_cols + col) =
+            pack_bf16(o[r][b][2] * l[r][1], o[r][b][3] * l[r][1]);
+    }
   }
 }
 
-template <int D>
+template <int D, int R>
 void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
             const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream) {
+  constexpr int kShared = shared_bytes<D, R>();
   // Per call, not once per process: the attribute belongs to the current device (cheap to set again).
-  const cudaError_t configured = cudaFuncSetAttribute(flash_prefill_kernel<D>,
-                                                      cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes<D>());
+  const cudaError_t configured =
+      cudaFuncSetAttribute(flash_prefill_kernel<D, R>, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared);
   if (configured != cudaSuccess)
-    throw Error("nvrar-llm: prefill attention (head_dim " + std::to_string(D) + "): " +
-                std::to_string(shared_bytes<D>() / 1024) + " KB of shared memory refused: " +
+    throw Error("nvrar-llm: prefill attention (head_dim " + std::to_string(D) + ", " + std::to_string(64 * R) +
+                "-row tiles): " + std::to_string(kShared / 1024) + " KB of shared memory refused: " +
                 cudaGetErrorString(configured));
-  flash_prefill_kernel<D><<<dim3(static_cast<unsigned>(num_tiles), static_cast<unsigned>(s.q_heads)), kWarps * 32,
-                            shared_bytes<D>(), stream>>>(qkv, tiles, static_cast<int>(num_tiles), cache_k, cache_v, s,
-                                                         out);
+  flash_prefill_kernel<D, R><<<dim3(static_cast<unsigned>(num_tiles), static_cast<unsigned>(s.q_heads)), kWarps * 32,
+                               kShared, stream>>>(qkv, tiles, static_cast<int>(num_tiles), cache_k, cache_v, s, out);
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess)
     throw Error("nvrar-llm: prefill attention (head_dim " + std::to_string(D) + ", " + std::to_string(num_tiles) +
-                " tiles x " + std::to_string(s.q_heads) + " heads): launch failed: " + cudaGetErrorString(launched));
+                " tiles of " + std::to_string(64 * R) + " rows x " + std::to_string(s.q_heads) +
+                " heads): launch failed: " + cudaGetErrorString(launched));
 }
 
 }  // namespace
 
 bool flash_prefill_supports_head_dim(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
 
+bool flash_prefill_supports_tile_rows(int head_dim, int tile_rows) {
+  if (!flash_prefill_supports_head_dim(head_dim)) return false;
+  return tile_rows == kFlashTileRows || (tile_rows == kFlashWideTileRows && head_dim <= 128);
+}
+
 void flash_prefill_attention(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
-                             const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream) {
+                             const bf16_t* cache_v, const AttentionShape& s, int tile_rows, bf16_t* out,
+                             cudaStream_t stream) {
+  if (!flash_prefill_supports_tile_rows(s.head_dim, tile_rows))
+    throw Error("nvrar-llm: prefill attention: head_dim " + std::to_string(s.head_dim) + " with " +
+                std::to_string(tile_rows) + "-row query tiles (the tensor-core kernel takes head_dim 64, 128 or 256 "
+                "with 64-row tiles, and 128-row tiles at head_dim 64 or 128)");
   if (num_tiles < 1) return;
+  const bool wide = tile_rows == kFlashWideTileRows;
   switch (s.head_dim) {
     case 64:
-      launch<64>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
+      wide ? launch<64, 2>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream)
+           : launch<64, 1>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
       break;
     case 128:
-      launch<128>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
+      wide ? launch<128, 2>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream)
+           : launch<128, 1>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
       break;
-    case 256:
-      launch<256>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
+    default:  // 256 (checked above)
+      launch<256, 1>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
       break;
-    default:
-      throw Error("nvrar-llm: prefill attention: head_dim " + std::to_string(s.head_dim) +
-                  " (the tensor-core kernel takes 64, 128 or 256)");
   }
 }
 

@@ -16,13 +16,17 @@
 
 namespace nvrar::engine::gpu {
 
-constexpr int kFlashTileRows = 64;  // query rows per tile (plan_prefill's tile_rows)
+constexpr int kFlashTileRows = 64;       // query rows per tile (plan_prefill's tile_rows), every head_dim
+constexpr int kFlashWideTileRows = 128;  // the wide tiles (NVRAR_LLM_PREFILL_ATTENTION=flash128), head_dim <= 128
 
-bool flash_prefill_supports_head_dim(int head_dim);  // 64, 128, 256
+bool flash_prefill_supports_head_dim(int head_dim);                  // 64, 128, 256
+bool flash_prefill_supports_tile_rows(int head_dim, int tile_rows);  // 64 at every head_dim; 128 at 64 and 128
 
-// tiles: device array of num_tiles PrefillTile records (rows within this chunk). s: the chunk's shape (s.n rows,
-// qkv row stride, heads, head_dim, max_seq). Stream-ordered.
+// tiles: device array of num_tiles PrefillTile records (rows within this chunk), planned with `tile_rows` rows per
+// tile (a supported pair, else nvrar::Error). s: the chunk's shape (s.n rows, qkv row stride, heads, head_dim,
+// max_seq). Stream-ordered.
 void flash_prefill_attention(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
-                             const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream);
+                             const bf16_t* cache_v, const AttentionShape& s, int tile_rows, bf16_t* out,
+                             cudaStream_t stream);
 
 }  // namespace nvrar::engine::gpu

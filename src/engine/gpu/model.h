@@ -98,6 +98,9 @@ class LlamaModel {
   const ModelConfig& config() const { return config_; }
   const TpRank& tp() const { return tp_; }
   int64_t kv_cols() const { return kv_cols_; }  // KV heads x head_dim of this rank
+  // Query rows per tile of a prefill plan (plan_prefill): 128 under NVRAR_LLM_PREFILL_ATTENTION=flash128 where the
+  // head_dim allows, else 64 (flash_prefill.h).
+  int prefill_tile_rows() const { return prefill_tile_rows_; }
   int64_t vocab_cols() const { return vocab_cols_; }
   std::string gemm_choices() const { return gemm_->choices(); }
 
@@ -139,6 +142,7 @@ class LlamaModel {
          *act_ = nullptr, *logits_ = nullptr, *last_ = nullptr;
   float* scratch_ = nullptr;
   int64_t prepared_batch_ = 0;
+  int prefill_tile_rows_ = 64;
   bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K  // decode batch size whose GEMM kernels prepare_gemms chose
 };
 

@@ -36,7 +36,8 @@ LlamaRunner::LlamaRunner(const ModelConfig& config, Communicator& comm, const En
     cache_v_.push_back(memory_.bf16(cache, "KV cache"));
   }
   const int64_t T = std::max(options_.prefill_chunk, options_.max_batch);
-  // A chunk's tiles: one per kFlashTileRows rows of each sequence it touches (at most max_batch partial ones).
+  // A chunk's tiles: one per kFlashTileRows rows (the smaller tile) of each sequence it touches (at most max_batch
+  // partial ones).
   const int64_t max_tiles = T / kFlashTileRows + options_.max_batch + 1;
   static_assert(sizeof(PrefillTile) == 4 * sizeof(int32_t));
   d_tiles_ = reinterpret_cast<PrefillTile*>(memory_.i32(4 * max_tiles, "token bookkeeping"));
@@ -115,7 +116,7 @@ std::vector<int32_t> LlamaRunner::prefill(const std::vector<std::vector<int32_t>
   // callback that cancels) leaves decode_step refusing, not running on a chunk's bookkeeping.
   batch_ = 0;
   next_position_ = 0;
-  const std::vector<PrefillChunk> plan = plan_prefill(prompts, options_.prefill_chunk, kFlashTileRows);
+  const std::vector<PrefillChunk> plan = plan_prefill(prompts, options_.prefill_chunk, model_.prefill_tile_rows());
   const cudaStream_t stream = stream_.get();
   auto up = [&](void* dst, const void* src, std::size_t bytes) {
     cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "prefill upload", rank_);
