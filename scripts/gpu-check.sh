@@ -2,7 +2,7 @@
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [multirank] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
 #                             [bench] [engine] [longcheck] [longbench] [torch] [spread] [ab] [pieces] [python] [all]
-#                             [firstuse]
+#                             [firstuse] [enginesan]
 # BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M). TUNE_MERGE_FROM=16M with
 #   TUNE_ARGS='-b 16M ...': re-tune from that size up, merged over the shipped table (scripts/merge_tuning.py).
 # spread: the small sizes SPREAD_REPEAT times with the start gate and without it (--no-start-gate), 1 x 4.
@@ -13,6 +13,8 @@
 # pieces: the push two-shot at each NVRAR_PUSH_PIECE_UNITS of PIECES (PIECE_CFGS, PIECE_ALGOS, PIECE_MIN/PIECE_MAX):
 #   pieces_<cfg>_u<units>.json.
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
+# enginesan: the engine's kernel tests (flash prefill at 64- and 128-row tiles, decode attention, sampling) under
+#   compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck synccheck"); one GPU.
 # longcheck: nvrar-llm against fp32 logits over the long-prompt shapes, chunked vs unchunked prefill
 #   (scripts/engine-long-check.sh; LONG_CHECKS: a subset). longbench: prefill and decode at long contexts beside the
 #   PyTorch reference and cuDNN attention (scripts/engine-long-bench.sh; LONG_CASES, LONG_LAYERS).
@@ -131,6 +133,19 @@ if want sanitize; then  # compute-sanitizer on the small suite: 1 x 2 (intra-nod
            $BUILD/tests/test_gpu_allreduce --suite sanitizer)
       note "compute-sanitizer $tool np=2 G=$g: rc=$rc $(grep -E 'ERROR SUMMARY|passed, .* failed' "$log" | sort | uniq -c | tr '\n' ' ')"
       grep -E -A4 '^========= (Invalid|Race|Error|Program hit)' "$log" | head -20
+    done
+  done
+fi
+
+if want enginesan; then  # the engine's own kernels under compute-sanitizer (small shapes of their GPU tests)
+  for tool in ${ENGINE_SANITIZE:-memcheck racecheck synccheck}; do
+    for t in "test_flash_prefill_gpu:*" "test_engine_gpu:*Attention*:*Rope*:*Swiglu*" "test_sampling_gpu:*"; do
+      bin=${t%%:*} filter=${t#*:}
+      log="$OUT/enginesan_${tool}_$bin.log"
+      timeout "${ENGINE_SANITIZE_TIMEOUT:-600}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+        "$BUILD/tests/$bin" --gtest_filter="$filter" > "$log" 2>&1
+      note "compute-sanitizer $tool $bin: rc=$? $(grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED) ' "$log" | tr '\n' ' ')"
+      grep -E -A4 '^========= (Invalid|Race|Error|Program hit|Barrier)' "$log" | head -12
     done
   done
 fi
