@@ -1,9 +1,9 @@
 // The tensor-core prefill attention (src/engine/gpu/flash_prefill.h) against a float64 causal softmax on one GPU
 // (skipped without one): chunks of a chunked-prefill plan (engine/prefill_plan.h) with several sequences, a chunk
 // that continues a sequence begun in an earlier chunk (its queries see keys the chunk did not write), tiles of 1-64
-// rows, head_dim 64, 128 and 256, grouped-query ratios 1, 4 and 8, query tiles of 64 rows and of 128 (the wide
-// kernel, head_dim 64 and 128); and the chunked result equal to the unchunked one row by row (bitwise: a row's key
-// tiles and their order do not depend on its query tile).
+// rows, head_dim 64, 128 and 256, grouped-query ratios 1, 4 and 8, each kernel (mma.sync on 64- and 128-row tiles;
+// wgmma on 128-row tiles where the GPU is compute capability 9.0); and the chunked result equal to the unchunked one
+// row by row (bitwise: a row's key tiles and their order do not depend on its query tile).
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
@@ -30,7 +30,7 @@ struct Problem {
   int D, q_heads, kv_heads;
   std::vector<int> lengths;  // prompt lengths
   int64_t chunk;             // chunk tokens
-  int tile_rows = eg::kFlashTileRows;
+  eg::FlashKernel kernel = eg::FlashKernel::kMma64;
 };
 
 // Runs every chunk of the plan; each chunk's queries are that chunk's rows of one shared table of random queries
@@ -40,7 +40,7 @@ std::vector<uint16_t> run(const Problem& p, const std::vector<uint16_t>& queries
                           const std::vector<uint16_t>& cv, int64_t max_seq, int64_t chunk) {
   std::vector<std::vector<int32_t>> prompts;
   for (const int len : p.lengths) prompts.emplace_back(len, 1);
-  const auto plan = plan_prefill(prompts, chunk, p.tile_rows);
+  const auto plan = plan_prefill(prompts, chunk, eg::flash_tile_rows(p.kernel));
   const int64_t q_cols = static_cast<int64_t>(p.q_heads) * p.D, cols = q_cols + 2LL * p.kv_heads * p.D;
   uint16_t *dk = upload(ck), *dv = upload(cv);
   std::vector<uint16_t> all;
@@ -53,7 +53,7 @@ std::vector<uint16_t> run(const Problem& p, const std::vector<uint16_t>& queries
     uint16_t *dq = upload(qkv), *dout = upload(std::vector<uint16_t>(c.rows() * q_cols, bf(7.0f)));
     PrefillTile* dt = upload(c.tiles);
     const eg::AttentionShape s{c.rows(), cols, p.q_heads, p.kv_heads, p.D, max_seq, c.max_len};
-    eg::flash_prefill_attention(dq, dt, static_cast<int64_t>(c.tiles.size()), dk, dv, s, p.tile_rows, dout, nullptr);
+    eg::flash_prefill_attention(dq, dt, static_cast<int64_t>(c.tiles.size()), dk, dv, s, p.kernel, dout, nullptr);
     const auto got = download(dout, c.rows() * q_cols);
     all.insert(all.end(), got.begin(), got.end());
     done += c.rows();
@@ -66,7 +66,7 @@ std::vector<uint16_t> run(const Problem& p, const std::vector<uint16_t>& queries
 
 void check(const Problem& p, uint64_t seed) {
   SCOPED_TRACE(::testing::Message() << "D " << p.D << " heads " << p.q_heads << "/" << p.kv_heads << " chunk "
-                                    << p.chunk << " tile rows " << p.tile_rows);
+                                    << p.chunk << " kernel " << static_cast<int>(p.kernel));
   int64_t total = 0, max_seq = 0;
   for (const int len : p.lengths) {
     total += len;
@@ -126,31 +126,59 @@ TEST(FlashPrefillGpu, MatchesFloat64CausalSoftmax) {
   check({64, 16, 2, {1, 2, 3, 200}, 4096}, 5);     // one chunk, tiny sequences
 }
 
-// The wide kernel: tiles of 128 rows (two row groups per warp), so tiles with only the first group, with both, and
-// chunk boundaries that cut a 128-row tile.
+// The 128-row kernels: mma.sync with two row groups per warp, and wgmma with a warpgroup per 64 rows. Tiles with only
+// the first group, with both, and chunk boundaries that cut a 128-row tile.
+void check_wide(eg::FlashKernel kernel, uint64_t seed) {
+  check({128, 8, 2, {300, 1, 77, 130}, 200, kernel}, seed);   // GQA 4; tiles of 1-128 rows
+  check({64, 4, 4, {129, 64, 65, 128}, 100, kernel}, seed + 1);  // no grouping; exactly 64 and 128 rows
+  check({128, 8, 1, {513}, 200, kernel}, seed + 2);           // GQA 8; 128-row tiles cut by chunks
+  check({64, 16, 2, {1, 2, 3, 700}, 4096, kernel}, seed + 3);  // one chunk, tiny sequences and a long one
+}
+
 TEST(FlashPrefillGpu, WideTilesMatchFloat64CausalSoftmax) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
-  const int wide = eg::kFlashWideTileRows;
-  check({128, 8, 2, {300, 1, 77, 130}, 200, wide}, 11);   // GQA 4; tiles of 1-128 rows
-  check({64, 4, 4, {129, 64, 65, 128}, 100, wide}, 12);   // no grouping; exactly 64 and 128 rows
-  check({128, 8, 1, {513}, 200, wide}, 13);               // GQA 8; 128-row tiles cut by chunks
-  check({64, 16, 2, {1, 2, 3, 700}, 4096, wide}, 14);     // one chunk, tiny sequences and a long one
+  check_wide(eg::FlashKernel::kMma128, 11);
+}
+
+int compute_capability() {
+  int device = 0, major = 0, minor = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+  return major * 10 + minor;
+}
+
+TEST(FlashPrefillGpu, WgmmaMatchesFloat64CausalSoftmax) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  if (compute_capability() != 90) {
+    // Refused by name on other GPUs.
+    const eg::AttentionShape s{1, 3 * 128, 1, 1, 128, 8, 1};
+    EXPECT_THROW(eg::flash_prefill_attention(nullptr, nullptr, 1, nullptr, nullptr, s, eg::FlashKernel::kWgmma,
+                                             nullptr, nullptr),
+                 nvrar::Error);
+    GTEST_SKIP() << "wgmma needs compute capability 9.0; this GPU is " << compute_capability();
+  }
+  check_wide(eg::FlashKernel::kWgmma, 21);
 }
 
 TEST(FlashPrefillGpu, SupportedShapes) {
+  using eg::FlashKernel;
   EXPECT_FALSE(eg::flash_prefill_supports_head_dim(32));
   EXPECT_TRUE(eg::flash_prefill_supports_head_dim(128));
-  EXPECT_TRUE(eg::flash_prefill_supports_tile_rows(256, eg::kFlashTileRows));
-  EXPECT_FALSE(eg::flash_prefill_supports_tile_rows(256, eg::kFlashWideTileRows));
-  EXPECT_TRUE(eg::flash_prefill_supports_tile_rows(64, eg::kFlashWideTileRows));
-  EXPECT_FALSE(eg::flash_prefill_supports_tile_rows(128, 96));
-  // Refused before any CUDA call, naming the shape.
+  EXPECT_TRUE(eg::flash_prefill_supports(FlashKernel::kMma64, 256));
+  EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kMma128, 256));
+  EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kWgmma, 256));
+  EXPECT_TRUE(eg::flash_prefill_supports(FlashKernel::kWgmma, 64));
+  EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kMma128, 96));
+  EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kMma64), 64);
+  EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kWgmma), 128);
+  // Refused before any CUDA call, naming the kernel and the shape.
   const eg::AttentionShape s{1, 3 * 256, 1, 1, 256, 8, 1};
   try {
-    eg::flash_prefill_attention(nullptr, nullptr, 1, nullptr, nullptr, s, eg::kFlashWideTileRows, nullptr, nullptr);
+    eg::flash_prefill_attention(nullptr, nullptr, 1, nullptr, nullptr, s, FlashKernel::kMma128, nullptr, nullptr);
     ADD_FAILURE() << "128-row tiles at head_dim 256 were accepted";
   } catch (const nvrar::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("head_dim 256 with 128-row query tiles"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("flash128 (128-row tiles): head_dim 256"), std::string::npos) << e.what();
   }
 }
 

@@ -153,7 +153,8 @@ TEST(Settings, ChoiceAndText) {
   expect_refused("NVRAR_LLM_GEMM", "skinny4", "is not one of the accepted values");
   expect_refused("NVRAR_LLM_GEMM", "CUBLASLT", "is not one of the accepted values");
   EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "splitk"}}).llm_prefill_attention, "splitk");
-  expect_refused("NVRAR_LLM_PREFILL_ATTENTION", "wgmma", "is not one of the accepted values");
+  expect_refused("NVRAR_LLM_PREFILL_ATTENTION", "cudnn", "is not one of the accepted values");
+  EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "wgmma"}}).llm_prefill_attention, "wgmma");
   EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "flash128"}}).llm_prefill_attention, "flash128");
   EXPECT_EQ(read({{"NVRAR_LLM_DECODE_ATTENTION", "fused"}}).llm_decode_attention, "fused");
   expect_refused("NVRAR_LLM_DECODE_ATTENTION", "flash", "is not one of the accepted values");

@@ -237,11 +237,13 @@ const std::vector<Row>& rows() {
                                 "shape, cuBLASLt elsewhere); unset: the fastest of the timed candidates."),
                          kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_PREFILL_ATTENTION", &Settings::llm_prefill_attention, "",
-                                {"flash", "flash128", "splitk"},
-                                "nvrar-llm: the prefill attention kernel: flash (tensor cores, 64-row query tiles, "
-                                "head_dim 64/128/256), flash128 (128-row tiles at head_dim 64/128, flash at 256; not "
-                                "yet measured) or splitk (the decode kernel, one query per row; slower, for "
-                                "comparison); unset: flash where the head_dim allows."),
+                                {"flash", "flash128", "wgmma", "splitk"},
+                                "nvrar-llm: the prefill attention kernel: flash (mma.sync tensor cores, 64-row query "
+                                "tiles, head_dim 64/128/256), flash128 (128-row tiles at head_dim 64/128, flash at "
+                                "256), wgmma (Hopper warpgroup MMA, compute capability 9.0 only, head_dim 64/128, "
+                                "flash at 256) or splitk (the decode kernel, one query per row; slower, for "
+                                "comparison); flash128 and wgmma are not yet measured; unset: flash where the "
+                                "head_dim allows."),
                          kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_DECODE_ATTENTION", &Settings::llm_decode_attention, "",
                                 {"splitk", "fused"},

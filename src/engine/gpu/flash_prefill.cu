@@ -30,11 +30,15 @@
 #include <cmath>
 #include <string>
 
+#include "engine/gpu/flash_prefill_wgmma.h"
+#include "engine/gpu/tensor_core.cuh"
 #include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
 
 namespace {
+
+using namespace tc;
 
 constexpr int kWarps = 4;
 constexpr int kGroupRows = 16 * kWarps;  // rows per row group: warp w owns rows w * 16 .. w * 16 + 15 of each group
@@ -51,49 +55,10 @@ __host__ __device__ constexpr int shared_bytes() {
   return (R * kGroupRows + 4 * keys_per_tile<D>()) * D * 2;  // Q + two stages of K and V
 }
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // Element offset of 16-byte chunk c of row r in a swizzled [rows][D] tile.
 template <int D>
 __device__ __forceinline__ int swizzled(int r, int c) {
   return r * D + ((c ^ (r & 7)) << 3);
-}
-
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-// c += a . b for a 16x16 (row) by 16x8 (col) bf16 product with fp32 accumulation.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
 }
 
 // Starts the copy of rows [0, kTileRows) of a tile (row r at src + r * stride elements) into a swizzled shared tile;
@@ -314,24 +279,40 @@ void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, cons
                 " heads): launch failed: " + cudaGetErrorString(launched));
 }
 
+const char* kernel_name(FlashKernel kernel) {
+  switch (kernel) {
+    case FlashKernel::kMma64:
+      return "flash (64-row tiles)";
+    case FlashKernel::kMma128:
+      return "flash128 (128-row tiles)";
+    default:
+      return "wgmma (128-row tiles)";
+  }
+}
+
 }  // namespace
+
+int flash_tile_rows(FlashKernel kernel) { return kernel == FlashKernel::kMma64 ? kFlashTileRows : kFlashWideTileRows; }
 
 bool flash_prefill_supports_head_dim(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
 
-bool flash_prefill_supports_tile_rows(int head_dim, int tile_rows) {
-  if (!flash_prefill_supports_head_dim(head_dim)) return false;
-  return tile_rows == kFlashTileRows || (tile_rows == kFlashWideTileRows && head_dim <= 128);
+bool flash_prefill_supports(FlashKernel kernel, int head_dim) {
+  if (kernel == FlashKernel::kMma64) return flash_prefill_supports_head_dim(head_dim);
+  return head_dim == 64 || head_dim == 128;
 }
 
 void flash_prefill_attention(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
-                             const bf16_t* cache_v, const AttentionShape& s, int tile_rows, bf16_t* out,
+                             const bf16_t* cache_v, const AttentionShape& s, FlashKernel kernel, bf16_t* out,
                              cudaStream_t stream) {
-  if (!flash_prefill_supports_tile_rows(s.head_dim, tile_rows))
-    throw Error("nvrar-llm: prefill attention: head_dim " + std::to_string(s.head_dim) + " with " +
-                std::to_string(tile_rows) + "-row query tiles (the tensor-core kernel takes head_dim 64, 128 or 256 "
-                "with 64-row tiles, and 128-row tiles at head_dim 64 or 128)");
+  if (!flash_prefill_supports(kernel, s.head_dim))
+    throw Error(std::string("nvrar-llm: prefill attention ") + kernel_name(kernel) + ": head_dim " +
+                std::to_string(s.head_dim) + " (64-row tiles take head_dim 64, 128 or 256; 128-row tiles 64 or 128)");
+  if (kernel == FlashKernel::kWgmma) {
+    flash_prefill_attention_wgmma(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
+    return;
+  }
   if (num_tiles < 1) return;
-  const bool wide = tile_rows == kFlashWideTileRows;
+  const bool wide = kernel == FlashKernel::kMma128;
   switch (s.head_dim) {
     case 64:
       wide ? launch<64, 2>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream)

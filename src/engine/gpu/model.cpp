@@ -27,6 +27,16 @@ bool uses_flash_prefill(int64_t head_dim) {
          config::settings().llm_prefill_attention != "splitk";
 }
 
+// The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128 and wgmma where they take the
+// head_dim, else the 64-row kernel.
+FlashKernel flash_kernel_for(int64_t head_dim) {
+  const std::string& choice = config::settings().llm_prefill_attention;
+  const FlashKernel wanted = choice == "flash128" ? FlashKernel::kMma128
+                             : choice == "wgmma"  ? FlashKernel::kWgmma
+                                                  : FlashKernel::kMma64;
+  return flash_prefill_supports(wanted, static_cast<int>(head_dim)) ? wanted : FlashKernel::kMma64;
+}
+
 }  // namespace
 
 void check_engine(const ModelConfig& config, int ranks, const EngineOptions& options) {
@@ -112,10 +122,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   logits_ = memory_.bf16(options_.max_batch * vocab_cols_, "logits");
   // Split-K scratch: decode rows, or whole chunks where the tensor-core prefill kernel does not take the head_dim.
   use_flash_prefill_ = uses_flash_prefill(head_dim_);
-  prefill_tile_rows_ = use_flash_prefill_ && config::settings().llm_prefill_attention == "flash128" &&
-                               flash_prefill_supports_tile_rows(static_cast<int>(head_dim_), kFlashWideTileRows)
-                           ? kFlashWideTileRows
-                           : kFlashTileRows;
+  prefill_kernel_ = flash_kernel_for(head_dim_);
   const int64_t split_rows = use_flash_prefill_ ? options_.max_batch : T;
   const AttentionShape s{split_rows, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, options_.max_seq};
   scratch_ = memory_.f32(attention_scratch_floats(s), "attention scratch");
@@ -200,8 +207,8 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
     rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
                    in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
     if (flash)
-      flash_prefill_attention(qkv_, in.tiles, num_tiles, in.cache_k[i], in.cache_v[i], shape, prefill_tile_rows_,
-                              attn_, stream_);
+      flash_prefill_attention(qkv_, in.tiles, num_tiles, in.cache_k[i], in.cache_v[i], shape, prefill_kernel_, attn_,
+                              stream_);
     else
       attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape, scratch_, attn_, stream_);
     if (timer) timer->mark(StepPart::kGemm);

@@ -24,6 +24,7 @@
 #include "engine/gpu/attention.h"
 #include "engine/gpu/comm_adapter.h"
 #include "engine/gpu/device_memory.h"
+#include "engine/gpu/flash_prefill.h"
 #include "engine/gpu/gemm.h"
 #include "engine/gpu/layers.h"
 #include "engine/gpu/step_timer.h"
@@ -98,9 +99,9 @@ class LlamaModel {
   const ModelConfig& config() const { return config_; }
   const TpRank& tp() const { return tp_; }
   int64_t kv_cols() const { return kv_cols_; }  // KV heads x head_dim of this rank
-  // Query rows per tile of a prefill plan (plan_prefill): 128 under NVRAR_LLM_PREFILL_ATTENTION=flash128 where the
-  // head_dim allows, else 64 (flash_prefill.h).
-  int prefill_tile_rows() const { return prefill_tile_rows_; }
+  // Query rows per tile of a prefill plan (plan_prefill) for the prefill kernel NVRAR_LLM_PREFILL_ATTENTION chose:
+  // 128 for flash128 and wgmma where they take the head_dim, else 64 (flash_prefill.h).
+  int prefill_tile_rows() const { return flash_tile_rows(prefill_kernel_); }
   int64_t vocab_cols() const { return vocab_cols_; }
   std::string gemm_choices() const { return gemm_->choices(); }
 
@@ -142,7 +143,7 @@ class LlamaModel {
          *act_ = nullptr, *logits_ = nullptr, *last_ = nullptr;
   float* scratch_ = nullptr;
   int64_t prepared_batch_ = 0;
-  int prefill_tile_rows_ = 64;
+  FlashKernel prefill_kernel_ = FlashKernel::kMma64;
   bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K  // decode batch size whose GEMM kernels prepare_gemms chose
 };
 
