@@ -224,7 +224,7 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
       if (app.count(flag) > 0)
         std::fprintf(stderr, "nvrar-model: note: %s applies only with --calibrate; ignored\n", flag);
 
-  const model::ImplementationProfile& profile = model::find_profile(opt.profile);
+  model::ImplementationProfile profile = model::find_profile(opt.profile);
   if (!opt.published.empty() && !opt.validate)
     std::fprintf(stderr, "nvrar-model: note: --published applies only with --validate; ignored\n");
 
@@ -262,13 +262,16 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
       throw Error(fmt::format("--calibrate: nothing fitted to {} between {} and {} bytes{}",
                               fmt::join(opt.calibrate, ", "), opt.calibrate_min, opt.calibrate_max, why));
     model::validate_preset(preset);
+    // A sweep also fitted the measured profile's per-call cost: the table uses it when it shows that profile.
+    if (network && network->other_fitted && network->profile == profile.name) profile.other_us = network->other_us;
   }
 
   if (opt.validate) {
     std::vector<model::PublishedPoints> published;
     for (const std::string& path : opt.published.empty() ? shipped_published_files() : opt.published)
       published.push_back(model::read_published_points(path));
-    const std::vector<model::ValidationRow> rows = model::validate_against(published, preset);
+    const std::vector<model::ValidationRow> rows =
+        model::validate_against(published, preset, network ? &*network : nullptr);
     fmt::print("# nvrar-model --validate: model vs published all-reduce times (us), bound {:.0f}%\n",
                100 * kValidateBound);
     print_preset(stdout, preset, false);
@@ -346,6 +349,10 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
                                   {"nccl_inter_latency_us", network->nccl_inter_latency_us},
                                   {"rms_relative_error", network->fit.rms_relative},
                                   {"max_relative_error", network->fit.max_relative},
+                                  {"sweep_used", network->sweep_used},
+                                  {"round_latency_us", network->round_latency_us},
+                                  {"other_fitted", network->other_fitted},
+                                  {"other_us", network->other_us},
                                   {"notes", network->notes}};
     if (calibration) {
       j["calibration"] = {{"files", opt.calibrate},
