@@ -289,7 +289,8 @@ TEST(ModelPublished, MalformedFilesNameTheProblem) {
   EXPECT_NE(error_of(head + R"("profile": "x", "algorithm": "nvrar", "nodes": 2, "gpus_per_node": 1, "results": []})")
                 .find("no implementation profile 'x'"),
             std::string::npos);
-  EXPECT_NE(error_of(head + R"("profile": "ours", "algorithm": "nvrar", "nodes": 2, "gpus_per_node": 1, "results": []})")
+  EXPECT_NE(error_of(head + R"("profile": "ours", "algorithm": "nvrar", "nodes": 2, "gpus_per_node": 1, )" +
+                     R"("results": []})")
                 .find("non-empty array"),
             std::string::npos);
   EXPECT_NE(error_of(head + R"("profile": "ours", "algorithm": "nvrar", "nodes": 2, "gpus_per_node": 1, )" +
@@ -302,8 +303,9 @@ TEST(ModelPublished, MalformedFilesNameTheProblem) {
   EXPECT_NE(error_of(head + body + R"(, "dtype": "bf16", "sweep": {"rule": "nccl", )" + rows + "}}")
                 .find("p.json: sweep.rule 'nccl'"),
             std::string::npos);
-  EXPECT_NE(error_of(head + body + R"(, "sweep": {"rule": "yalis-ll8", )" + rows + "}}").find("needs the file's 'dtype'"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(head + body + R"(, "sweep": {"rule": "yalis-ll8", )" + rows + "}}").find("needs the file's 'dtype'"),
+      std::string::npos);
   EXPECT_NE(error_of(head + body + R"(, "dtype": "bf16", "sweep": {"rule": "yalis-ll8", "rows": [{"bytes": 8192, )"
                                    R"("num_blocks": 0, "chunk_bytes": 4096, "time_us": 60}]}})")
                 .find("p.json: sweep.rows[0]: field 'num_blocks'"),

@@ -8,7 +8,8 @@
 //   nvrar-model --preset h100-ndr400 --calibrate bench/results/2026-11-27-h100/bench_np4_g4.json --json out.json
 //   nvrar-model --preset a100-slingshot11 --calibrate tests/data/published_yalis_perlmutter_nvrar.json
 //   nvrar-model --preset a100-slingshot11 --validate
-//   python3 scripts/plot_model_heatmap.py out.json        (speedup heatmap by GPU count and message size)
+//   nvrar-model --preset a100-slingshot11 --nodes 2,4,8,16 --sizes 128K..2M --heatmap-svg speedup.svg
+//   python3 scripts/plot_model_heatmap.py out.json        (the same heatmap by GPU count, with matplotlib)
 //
 // Exit status: 0 done; 1 --validate found a point beyond the bound; 2 bad usage or an error (message on stderr).
 #include <fmt/format.h>
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "model/calibrate.h"
+#include "model/heatmap_svg.h"
 #include "model/print.h"
 #include "model/cost_model.h"
 #include "nvrar/types.h"
@@ -97,6 +99,7 @@ struct Options {
   std::string calibrate_max = "4M";
   bool no_ll128 = false;
   std::string json;
+  std::string heatmap_svg;
   std::string profile = "ours";
   bool validate = false;
   std::vector<std::string> published;
@@ -227,6 +230,9 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
   model::ImplementationProfile profile = model::find_profile(opt.profile);
   if (!opt.published.empty() && !opt.validate)
     std::fprintf(stderr, "nvrar-model: note: --published applies only with --validate; ignored\n");
+  if (!opt.heatmap_svg.empty() && opt.validate)
+    std::fprintf(stderr,
+                 "nvrar-model: note: --heatmap-svg draws the table, which --validate does not print; ignored\n");
 
   // --calibrate takes nvrar-bench reports (single-node runs: the intra-node fit; multi-node runs on as many hosts:
   // the network fit) and published-times files (the network fit); the intra-node fit goes first, the network fit
@@ -334,6 +340,16 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
                     {"nccl_best_us", r.best.time_us},
                     {"nccl_pick", r.pick},
                     {"speedup", r.speedup}});
+  }
+
+  if (!opt.heatmap_svg.empty()) {
+    Heatmap h{preset.name, profile.name, preset.gpus_per_node, nodes, sizes, {}};
+    for (const Row& r : table) h.cells.push_back(HeatmapCell{r.nodes, r.bytes, r.speedup});
+    std::ofstream file(opt.heatmap_svg, std::ios::trunc);
+    if (!file) throw Error(fmt::format("--heatmap-svg: cannot open '{}' for writing", opt.heatmap_svg));
+    file << heatmap_svg(h);
+    file.close();
+    if (!file) throw Error(fmt::format("--heatmap-svg: error writing '{}'", opt.heatmap_svg));
   }
 
   if (!opt.json.empty()) {
@@ -447,6 +463,8 @@ int main(int argc, char** argv) {
   app.add_option("--calibrate-min-bytes", opt.calibrate_min, "Smallest message the fit uses")->capture_default_str();
   app.add_option("--calibrate-max-bytes", opt.calibrate_max, "Largest message the fit uses")->capture_default_str();
   app.add_option("--json", opt.json, "Also write the preset, calibration and predictions as JSON to this file");
+  app.add_option("--heatmap-svg", opt.heatmap_svg,
+                 "Also draw NVRAR's projected speedup over NCCL (nodes x sizes) as an SVG heatmap to this file");
 
   try {
     app.parse(argc, argv);

@@ -50,7 +50,8 @@ void parse_sweep(const Json& sweep, const std::string& origin, PublishedPoints& 
   if (r.sweep_rule != kLl8Rule)
     throw Error(fmt::format("{}: sweep.rule '{}' (the model knows '{}': the published prototype's LL8 kernel)", where,
                             r.sweep_rule, kLl8Rule));
-  if (r.dtype_bytes == 0) throw Error(fmt::format("{}: a sweep needs the file's 'dtype' (its cells depend on it)", where));
+  if (r.dtype_bytes == 0)
+    throw Error(fmt::format("{}: a sweep needs the file's 'dtype' (its cells depend on it)", where));
   const Json& rows = member(sweep, "rows", origin + ": sweep");
   if (!rows.is_array() || rows.empty())
     throw Error(fmt::format("{}: 'sweep.rows' is not a non-empty array (got {})", where, ji::describe(rows)));

@@ -61,8 +61,8 @@ void print_network_calibration(std::FILE* out, const model::NetworkCalibration& 
                c.round_latency_us, c.sweep_points, c.sweep_groups, 100 * c.sweep_rms_relative);
   if (c.fitted)
     fmt::print(out,
-               "# calibrated network from published points ({} profile): alpha {:.2f} us, {:.2f} GB/s per NIC; NCCL net "
-               "latency {:.2f} us{}; {} points, rms error {:.1f}%, max {:.1f}% (at {})\n",
+               "# calibrated network from published points ({} profile): alpha {:.2f} us, {:.2f} GB/s per NIC; "
+               "NCCL net latency {:.2f} us{}; {} points, rms error {:.1f}%, max {:.1f}% (at {})\n",
                c.profile, c.alpha_us, c.bandwidth_gbs, c.nccl_inter_latency_us,
                c.other_fitted ? fmt::format("; {} other_us {:.2f} us per call", c.profile, c.other_us) : "",
                c.fit.points, 100 * c.fit.rms_relative, 100 * c.fit.max_relative, human_size(c.fit.worst_bytes));
