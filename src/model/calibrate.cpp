@@ -104,7 +104,6 @@ namespace {
 using namespace fit;
 namespace ji = nvrar::json_input;
 
-
 void fit_intra(const std::vector<BenchReport>& reports, Preset& preset, const CalibrationOptions& o, Calibration& c) {
   std::string algorithm = "hierarchical";
   std::vector<BenchPoint> points = single_node_points(reports, algorithm, o);
