@@ -8,7 +8,8 @@
 //   nvrar-model --preset h100-ndr400 --calibrate bench/results/2026-11-27-h100/bench_np4_g4.json --json out.json
 //   nvrar-model --preset a100-slingshot11 --calibrate tests/data/published_yalis_perlmutter_nvrar.json
 //   nvrar-model --preset a100-slingshot11 --validate
-//   python3 scripts/plot_model_heatmap.py out.json        (speedup heatmap by GPU count and message size)
+//   nvrar-model --preset a100-slingshot11 --nodes 2,4,8,16 --sizes 128K..2M --heatmap-svg speedup.svg
+//   python3 scripts/plot_model_heatmap.py out.json        (the same heatmap by GPU count, with matplotlib)
 //
 // Exit status: 0 done; 1 --validate found a point beyond the bound; 2 bad usage or an error (message on stderr).
 #include <fmt/format.h>
@@ -29,6 +30,7 @@
 #include <vector>
 
 #include "model/calibrate.h"
+#include "model/heatmap_svg.h"
 #include "model/print.h"
 #include "model/cost_model.h"
 #include "nvrar/types.h"
@@ -97,6 +99,7 @@ struct Options {
   std::string calibrate_max = "4M";
   bool no_ll128 = false;
   std::string json;
+  std::string heatmap_svg;
   std::string profile = "ours";
   bool validate = false;
   std::vector<std::string> published;
@@ -224,9 +227,12 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
       if (app.count(flag) > 0)
         std::fprintf(stderr, "nvrar-model: note: %s applies only with --calibrate; ignored\n", flag);
 
-  const model::ImplementationProfile& profile = model::find_profile(opt.profile);
+  model::ImplementationProfile profile = model::find_profile(opt.profile);
   if (!opt.published.empty() && !opt.validate)
     std::fprintf(stderr, "nvrar-model: note: --published applies only with --validate; ignored\n");
+  if (!opt.heatmap_svg.empty() && opt.validate)
+    std::fprintf(stderr,
+                 "nvrar-model: note: --heatmap-svg draws the table, which --validate does not print; ignored\n");
 
   // --calibrate takes nvrar-bench reports (single-node runs: the intra-node fit; multi-node runs on as many hosts:
   // the network fit) and published-times files (the network fit); the intra-node fit goes first, the network fit
@@ -262,13 +268,16 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
       throw Error(fmt::format("--calibrate: nothing fitted to {} between {} and {} bytes{}",
                               fmt::join(opt.calibrate, ", "), opt.calibrate_min, opt.calibrate_max, why));
     model::validate_preset(preset);
+    // A sweep also fitted the measured profile's per-call cost: the table uses it when it shows that profile.
+    if (network && network->other_fitted && network->profile == profile.name) profile.other_us = network->other_us;
   }
 
   if (opt.validate) {
     std::vector<model::PublishedPoints> published;
     for (const std::string& path : opt.published.empty() ? shipped_published_files() : opt.published)
       published.push_back(model::read_published_points(path));
-    const std::vector<model::ValidationRow> rows = model::validate_against(published, preset);
+    const std::vector<model::ValidationRow> rows =
+        model::validate_against(published, preset, network ? &*network : nullptr);
     fmt::print("# nvrar-model --validate: model vs published all-reduce times (us), bound {:.0f}%\n",
                100 * kValidateBound);
     print_preset(stdout, preset, false);
@@ -333,6 +342,16 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
                     {"speedup", r.speedup}});
   }
 
+  if (!opt.heatmap_svg.empty()) {
+    Heatmap h{preset.name, profile.name, preset.gpus_per_node, nodes, sizes, {}};
+    for (const Row& r : table) h.cells.push_back(HeatmapCell{r.nodes, r.bytes, r.speedup});
+    std::ofstream file(opt.heatmap_svg, std::ios::trunc);
+    if (!file) throw Error(fmt::format("--heatmap-svg: cannot open '{}' for writing", opt.heatmap_svg));
+    file << heatmap_svg(h);
+    file.close();
+    if (!file) throw Error(fmt::format("--heatmap-svg: error writing '{}'", opt.heatmap_svg));
+  }
+
   if (!opt.json.empty()) {
     nlohmann::ordered_json j;
     j["tool"] = "nvrar-model";
@@ -346,6 +365,10 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
                                   {"nccl_inter_latency_us", network->nccl_inter_latency_us},
                                   {"rms_relative_error", network->fit.rms_relative},
                                   {"max_relative_error", network->fit.max_relative},
+                                  {"sweep_used", network->sweep_used},
+                                  {"round_latency_us", network->round_latency_us},
+                                  {"other_fitted", network->other_fitted},
+                                  {"other_us", network->other_us},
                                   {"notes", network->notes}};
     if (calibration) {
       j["calibration"] = {{"files", opt.calibrate},
@@ -440,6 +463,8 @@ int main(int argc, char** argv) {
   app.add_option("--calibrate-min-bytes", opt.calibrate_min, "Smallest message the fit uses")->capture_default_str();
   app.add_option("--calibrate-max-bytes", opt.calibrate_max, "Largest message the fit uses")->capture_default_str();
   app.add_option("--json", opt.json, "Also write the preset, calibration and predictions as JSON to this file");
+  app.add_option("--heatmap-svg", opt.heatmap_svg,
+                 "Also draw NVRAR's projected speedup over NCCL (nodes x sizes) as an SVG heatmap to this file");
 
   try {
     app.parse(argc, argv);

@@ -12,19 +12,12 @@
 #include <sstream>
 
 #include "core/json_input.h"
+#include "model/fit.h"
 #include "nvrar/types.h"
 
 namespace nvrar::model {
 
-namespace {
-
-using Json = nlohmann::json;
-
-namespace ji = nvrar::json_input;
-
-// Largest ranks, nodes or GPUs per node a report may name: far above any run, and small enough that
-// nodes x gpus_per_node is computed without overflow.
-constexpr int kMaxRanks = 1 << 20;
+namespace fit {
 
 const Json& member(const Json& object, const char* key, const std::string& where) {
   const auto it = object.find(key);
@@ -68,13 +61,6 @@ Preset with_gpus(const Preset& p, int gpus_per_node) {
   return q;
 }
 
-// Weighted least squares y ~ sum_k theta_k x_k over the columns marked free; the others keep `theta`'s value.
-// Returns false when the free columns are (nearly) linearly dependent.
-struct Row {
-  std::array<double, 3> x;
-  double y;
-  double w;
-};
 bool weighted_least_squares(const std::vector<Row>& rows, const std::array<bool, 3>& free,
                             std::array<double, 3>& theta) {
   std::vector<int> cols;
@@ -110,6 +96,13 @@ bool weighted_least_squares(const std::vector<Row>& rows, const std::array<bool,
   for (std::size_t i = 0; i < n; ++i) theta[cols[i]] = a[i][n] / a[i][i];
   return true;
 }
+
+}  // namespace fit
+
+namespace {
+
+using namespace fit;
+namespace ji = nvrar::json_input;
 
 void fit_intra(const std::vector<BenchReport>& reports, Preset& preset, const CalibrationOptions& o, Calibration& c) {
   std::string algorithm = "hierarchical";
@@ -270,199 +263,6 @@ BenchReport read_bench_report(const std::string& path) {
   if (file.bad()) throw Error(fmt::format("nvrar-model: error reading '{}'", path));
   return parse_bench_report(text.str(), path);
 }
-
-namespace {
-
-constexpr const char* kPublishedKind = "published-allreduce-times";
-
-std::string optional_string(const Json& j, const char* key, const std::string& where) {
-  const auto it = j.find(key);
-  return it == j.end() ? std::string() : ji::to_string(*it, where, key);
-}
-
-// The network part of the prototype's or our cost at one point: the number of network steps (doubling + fold) and
-// the wire bytes one GPU sends over them.
-struct NetworkTerms {
-  double steps = 0;
-  double wire_bytes = 0;
-};
-NetworkTerms network_terms(const Preset& p, const ImplementationProfile& profile, int nodes, double bytes) {
-  const NvrarBreakdown b = nvrar_breakdown(p, profile, nodes, bytes);
-  const double flags = profile.flag_factor > 0 ? profile.flag_factor : p.flag_factor;
-  const double steps = b.doubling_steps + b.fold_steps;
-  return NetworkTerms{steps, steps * flags * bytes / p.gpus_per_node};
-}
-
-}  // namespace
-
-bool is_published_points(const std::string& json_text) {
-  Json j;
-  try {
-    j = ji::parse(json_text, "nvrar-model", "not JSON");  // bounded nesting; errors are the bench parser's to report
-  } catch (const std::exception&) {
-    return false;
-  }
-  if (!j.is_object()) return false;
-  const auto kind = j.find("kind");
-  return kind != j.end() && kind->is_string() && kind->get<std::string>() == kPublishedKind;
-}
-
-PublishedPoints parse_published_points(const std::string& json_text, const std::string& origin) {
-  const std::string where = "nvrar-model: " + origin;
-  const Json j = ji::parse(json_text, where, "not JSON");
-  if (!j.is_object() || optional_string(j, "kind", where) != kPublishedKind)
-    throw Error(fmt::format("{}: not a published-times file (no \"kind\": \"{}\")", where, kPublishedKind));
-  PublishedPoints r;
-  r.origin = origin;
-  const Json& source = member(j, "source", origin);
-  if (!source.is_object()) throw Error(fmt::format("{}: 'source' is not an object", where));
-  const std::string repo = ji::to_string(member(source, "repository", origin + ": source"), where, "source.repository");
-  const std::string file = ji::to_string(member(source, "file", origin + ": source"), where, "source.file");
-  r.source = fmt::format("{}, {}", repo, file);
-  if (const std::string date = optional_string(source, "date", where); !date.empty()) r.source += ", " + date;
-  r.system = optional_string(j, "system", where);
-  r.device = optional_string(j, "device", where);
-  r.preset = optional_string(j, "preset", where);
-  r.profile = ji::to_string(member(j, "profile", origin), where, "profile");
-  find_profile(r.profile);  // names the profiles when there is no such one
-  r.algorithm = ji::to_string(member(j, "algorithm", origin), where, "algorithm");
-  r.nodes = ji::to_integer<int>(member(j, "nodes", origin), where, "nodes", 1, kMaxRanks);
-  r.gpus_per_node = ji::to_integer<int>(member(j, "gpus_per_node", origin), where, "gpus_per_node", 1, 4096);
-  if (std::int64_t(r.nodes) * r.gpus_per_node > kMaxRanks)
-    throw Error(fmt::format("{}: nodes {} x gpus_per_node {} is more than {} GPUs", where, r.nodes, r.gpus_per_node,
-                            kMaxRanks));
-  const Json& results = member(j, "results", origin);
-  if (!results.is_array() || results.empty())
-    throw Error(fmt::format("{}: 'results' is not a non-empty array (got {})", where, ji::describe(results)));
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    const std::string row = fmt::format("{}: results[{}]", origin, i);
-    const std::string row_where = "nvrar-model: " + row;
-    if (!results[i].is_object())
-      throw Error(fmt::format("{}: expected an object, got {}", row_where, ji::describe(results[i])));
-    BenchPoint p;
-    p.algorithm = r.algorithm;
-    p.nodes = r.nodes;
-    p.gpus_per_node = r.gpus_per_node;
-    p.bytes = ji::to_double(member(results[i], "bytes", row), row_where, "bytes", 0);
-    p.time_us = ji::to_double(member(results[i], "time_us", row), row_where, "time_us");
-    if (!(p.time_us > 0) || !std::isfinite(p.time_us) || !std::isfinite(p.bytes))
-      throw Error(fmt::format("{}: time_us {} (must be a positive finite number)", row_where, p.time_us));
-    r.points.push_back(p);
-  }
-  return r;
-}
-
-PublishedPoints read_published_points(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw Error(fmt::format("nvrar-model: cannot open '{}'", path));
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) throw Error(fmt::format("nvrar-model: error reading '{}'", path));
-  return parse_published_points(text.str(), path);
-}
-
-NetworkCalibration calibrate_network(const std::vector<PublishedPoints>& published, Preset& preset,
-                                     const CalibrationOptions& o) {
-  validate_preset(preset);
-  NetworkCalibration c;
-  // Each point: time = rest + steps x alpha + wire_bytes x beta_gpu, where rest is the model with the network's
-  // alpha at 0 and its bandwidth unbounded, and beta_gpu = 1 / (the bandwidth one GPU gets with all sending).
-  // Weighted least squares on relative error, as the intra-node fit.
-  struct Use {
-    const PublishedPoints* file;
-    BenchPoint point;
-  };
-  std::vector<Use> uses;
-  std::vector<Row> rows;
-  for (const PublishedPoints& f : published) {
-    if (f.algorithm != "nvrar") {
-      c.notes.push_back(fmt::format("{}: algorithm '{}' not used (the network fit uses NVRAR's times)", f.origin,
-                                    f.algorithm));
-      continue;
-    }
-    if (f.nodes < 2) {
-      c.notes.push_back(fmt::format("{}: one node, no network steps: not used", f.origin));
-      continue;
-    }
-    const ImplementationProfile& profile = find_profile(f.profile);
-    Preset zero = with_gpus(preset, f.gpus_per_node);
-    zero.inter.alpha_us = 0;
-    zero.inter.bandwidth_gbs = std::numeric_limits<double>::max() / 1e6;
-    for (const BenchPoint& p : f.points) {
-      if (p.bytes < o.min_bytes || p.bytes > o.max_bytes) continue;
-      const double rest = nvrar_breakdown(zero, profile, f.nodes, p.bytes).total_us();
-      const NetworkTerms t = network_terms(zero, profile, f.nodes, p.bytes);
-      rows.push_back(Row{{t.steps, 0.0, t.wire_bytes}, p.time_us - rest, 1 / (p.time_us * p.time_us)});
-      uses.push_back(Use{&f, p});
-    }
-  }
-  if (rows.empty()) {
-    c.notes.push_back("network not fitted: no published NVRAR points of two or more nodes in the size window");
-    return c;
-  }
-  std::array<bool, 3> free = {true, false, true};
-  std::array<double, 3> theta = {0, 0, 0};
-  for (;;) {
-    if (!weighted_least_squares(rows, free, theta))
-      throw Error(fmt::format("nvrar-model: calibration: the {} published points cannot separate the network's "
-                              "latency from its bandwidth (one message size?)",
-                              rows.size()));
-    if (!free[0] || theta[0] >= 0) break;
-    c.notes.push_back(fmt::format("network alpha clamped to 0 (the fit wanted {:.2f} us: the profile's fixed costs "
-                                  "may be too high)",
-                                  theta[0]));
-    free[0] = false;
-    theta[0] = 0;
-  }
-  if (!(theta[2] > 0))
-    throw Error("nvrar-model: calibration: the published times do not grow with message size");
-  const double share = std::min(1.0, static_cast<double>(preset.nics_per_node) / preset.gpus_per_node);
-  preset.inter.alpha_us = theta[0];
-  preset.inter.bandwidth_gbs = 1e-3 / theta[2] / share;
-  preset.nccl.inter_latency_us = theta[0];
-  validate_preset(preset);
-
-  c.fitted = true;
-  c.alpha_us = preset.inter.alpha_us;
-  c.bandwidth_gbs = preset.inter.bandwidth_gbs;
-  c.nccl_inter_latency_us = preset.nccl.inter_latency_us;
-  std::vector<std::string> profiles_used;
-  for (const Use& u : uses)
-    if (std::find(profiles_used.begin(), profiles_used.end(), u.file->profile) == profiles_used.end())
-      profiles_used.push_back(u.file->profile);
-  for (const std::string& name : profiles_used) c.profile += c.profile.empty() ? name : ", " + name;
-  std::vector<BenchPoint> points;
-  for (const Use& u : uses) points.push_back(u.point);
-  std::size_t k = 0;
-  c.fit = quality(points, [&](const BenchPoint&) {
-    const Use& u = uses[k++];
-    return nvrar_breakdown(with_gpus(preset, u.file->gpus_per_node), find_profile(u.file->profile), u.file->nodes,
-                           u.point.bytes)
-        .total_us();
-  });
-  return c;
-}
-
-std::vector<ValidationRow> validate_against(const std::vector<PublishedPoints>& published, const Preset& preset) {
-  std::vector<ValidationRow> out;
-  for (const PublishedPoints& f : published) {
-    const ImplementationProfile& profile = find_profile(f.profile);
-    const Preset p = with_gpus(preset, f.gpus_per_node);
-    for (const BenchPoint& point : f.points) {
-      ValidationRow r{f.origin, f.profile, f.nodes, f.gpus_per_node, point.bytes, point.time_us, 0};
-      if (f.algorithm == "nvrar")
-        r.model_us = nvrar_breakdown(p, profile, f.nodes, point.bytes).total_us();
-      else if (f.algorithm == "nccl")
-        r.model_us = best_algorithm(p, f.nodes, point.bytes, {Algorithm::kNcclRing, Algorithm::kNcclTree}).time_us;
-      else
-        throw Error(fmt::format("nvrar-model: {}: algorithm '{}' (the model validates 'nvrar' and 'nccl')", f.origin,
-                                f.algorithm));
-      out.push_back(r);
-    }
-  }
-  return out;
-}
-
 Calibration calibrate(const std::vector<BenchReport>& reports, Preset& preset, const CalibrationOptions& options) {
   validate_preset(preset);
   Calibration c;

@@ -79,20 +79,36 @@ Calibration calibrate(const std::vector<BenchReport>& reports, Preset& preset, c
 // ---- published measurements (someone else's implementation on a real network) ----
 //
 // A JSON file of published all-reduce times, e.g. tests/data/published_yalis_perlmutter_nvrar.json:
-//   {"kind": "published-allreduce-times", "source": {"repository": ..., "file": ..., "date": ...},
+//   {"kind": "published-allreduce-times", "source": {"repository": ..., "file": ..., "commit": ..., "date": ...},
 //    "system": ..., "device": ..., "preset": "a100-slingshot11", "profile": "prototype", "algorithm": "nvrar",
-//    "nodes": 4, "gpus_per_node": 4, "dtype": "bf16", "results": [{"bytes": 8192, "time_us": 62.2}, ...]}
+//    "nodes": 4, "gpus_per_node": 4, "dtype": "bf16", "results": [{"bytes": 8192, "time_us": 62.2}, ...],
+//    "sweep": {"rule": "yalis-ll8", "rows": [{"bytes": 8192, "num_blocks": 1, "chunk_bytes": 4096,
+//              "time_us": 63.97}, ...]}}
+// "results" are the times the fit and --validate use (the best launch shape per size); the optional "sweep" is every
+// launch shape the authors' tuner timed, whose serial chunk rounds (sweep_rounds) identify the network's latency.
 // The profile names the implementation that was measured (model/cost_model.h, profiles()).
+
+// One launch shape of a sweep: thread blocks and the tuner's chunk parameter, at one size.
+struct SweepPoint {
+  double bytes = 0;
+  int blocks = 1;
+  double chunk_bytes = 0;
+  double time_us = 0;
+};
+
 struct PublishedPoints {
   std::string origin;  // file name, for messages
-  std::string source;  // "repository, file, date" as the file names them
+  std::string source;  // "repository, file, commit, date" as the file names them
   std::string system;
   std::string device;
   std::string preset;
   std::string profile;
-  std::string algorithm;  // "nvrar" (the only one the network fit uses)
+  std::string algorithm;  // "nvrar" (the only one the network fit uses) or "nccl" (validated only)
   int nodes = 1;
   int gpus_per_node = 1;
+  int dtype_bytes = 0;     // from "dtype" (bf16 2, fp32 4, ...); 0 when the file names none
+  std::string sweep_rule;  // how the measured kernel turns a launch shape into rounds ("yalis-ll8")
+  std::vector<SweepPoint> sweep;
   std::vector<BenchPoint> points;
 };
 
@@ -102,6 +118,14 @@ bool is_published_points(const std::string& json_text);
 PublishedPoints parse_published_points(const std::string& json_text, const std::string& origin);
 PublishedPoints read_published_points(const std::string& path);
 
+// Serial chunk rounds per network step of one thread block in the published prototype's LL8 kernel (rule
+// "yalis-ll8"; axonn-ai/yalis at daeecc6, yalis/custom_comm/csrc/src/nvshmem_comm/ll8_coll.cu): the GPU's slice of
+// M/G bytes travels in 8-byte cells of 4 payload bytes, split evenly (integer division) over the blocks; the tuner's
+// chunk parameter c, divided by G, is taken as a count of elements, so a chunk is max(32, c / G / (4 / dtype_bytes))
+// cells; a block puts one chunk and waits for its partner's before the next. Throws nvrar::Error for a dtype wider
+// than 4 bytes or non-positive arguments.
+long long sweep_rounds(double bytes, int gpus_per_node, int dtype_bytes, int blocks, double chunk_bytes);
+
 struct NetworkCalibration {
   bool fitted = false;
   std::string profile;
@@ -109,14 +133,26 @@ struct NetworkCalibration {
   double bandwidth_gbs = 0;       // inter.bandwidth_gbs (one NIC)
   double nccl_inter_latency_us = 0;
   FitQuality fit;
+  // From a launch-shape sweep: what one more serial chunk round adds to a network step (poll + alpha), read off the
+  // sweep's rows at the same size and block count; then alpha = round latency - poll, and the profile's per-call
+  // other_us is fitted with the bandwidth instead.
+  bool sweep_used = false;
+  double round_latency_us = 0;
+  int sweep_points = 0;
+  int sweep_groups = 0;
+  double sweep_rms_relative = 0;  // the sweep's rows against group means + rounds x round latency
+  bool other_fitted = false;
+  double other_us = 0;            // the profile's other_us, fitted
   std::vector<std::string> notes;
 };
 
 // Fits the network link (inter.alpha_us, inter.bandwidth_gbs) of `preset` to the published NVRAR points of runs with
 // two or more nodes, with each file's implementation profile, and writes them into it; NCCL's net latency
 // (nccl.inter_latency_us, what NCCL's tuner adds per network hop beyond InfiniBand verbs) is set to the same fitted
-// latency, so NCCL's model crosses the same network. Only the preset's GPUs per node are used. A latency that
-// fits below zero is pinned at zero. Throws nvrar::Error when the points cannot separate latency from bandwidth.
+// latency, so NCCL's model crosses the same network. Only the preset's GPUs per node are used. When a file carries a
+// launch-shape sweep, alpha comes from it and the profile's other_us is fitted with the bandwidth (all files of the
+// fit must then share one profile); else alpha and the bandwidth are fitted with the profile as shipped. A latency or
+// cost that fits below zero is pinned at zero. Throws nvrar::Error when the points cannot separate the terms.
 NetworkCalibration calibrate_network(const std::vector<PublishedPoints>& published, Preset& preset,
                                      const CalibrationOptions& options = {});
 
@@ -140,6 +176,9 @@ struct ValidationRow {
   double model_us = 0;
   double relative_error() const { return (model_us - published_us) / published_us; }
 };
-std::vector<ValidationRow> validate_against(const std::vector<PublishedPoints>& published, const Preset& preset);
+// The profile is the file's as shipped (profiles()); with a calibration that fitted other_us, that profile's other_us
+// is the fitted one.
+std::vector<ValidationRow> validate_against(const std::vector<PublishedPoints>& published, const Preset& preset,
+                                            const NetworkCalibration* calibration = nullptr);
 
 }  // namespace nvrar::model

@@ -144,8 +144,8 @@ const std::vector<Preset>& presets() {
   constexpr double kPollUs = 0.5;    // a spinning thread seeing a flagged cell land
   // Slingshot-11 as NVSHMEM sees it: `nvrar-model --preset a100-slingshot11 --calibrate
   // tests/data/published_yalis_perlmutter_nvrar.json` (see the a100-slingshot11 preset).
-  constexpr double kSlingshotFittedAlphaUs = 16.52;
-  constexpr double kSlingshotFittedGbs = 6.39;
+  constexpr double kSlingshotFittedAlphaUs = 8.46;
+  constexpr double kSlingshotFittedGbs = 12.62;
   static const std::vector<Preset> kPresets = {
       Preset{
           .name = "a100-slingshot11",
@@ -158,8 +158,10 @@ const std::vector<Preset>& presets() {
           // Slingshot-11 Cassini NIC: 200 Gb/s = 25 GB/s on the wire. The latency and bandwidth here are what NVSHMEM
           // gets through libfabric and its CPU proxy thread, fitted by `nvrar-model --preset a100-slingshot11
           // --calibrate tests/data/published_yalis_perlmutter_nvrar.json` to the published prototype's times
-          // (prototype profile; test_model checks that the fit still gives these numbers). Each extra put is one
-          // more request through the proxy (assumed 0.3 us; one peer per network step, so the fit does not see it).
+          // (prototype profile): alpha from the published launch-shape sweep (what one more chunk round costs), the
+          // bandwidth from the best times (test_model_published checks that the fit still gives these numbers). Each
+          // extra put is one more request through the proxy (assumed 0.3 us; one peer per network step, so the fit
+          // does not see it).
           .inter = {.alpha_us = kSlingshotFittedAlphaUs, .bandwidth_gbs = kSlingshotFittedGbs, .message_us = 0.3},
           .launch_us = kLaunchUs,
           .poll_us = kPollUs,
@@ -179,10 +181,11 @@ const std::vector<Preset>& presets() {
                "NERSC 'Node Types' figure: each GPU is connected to each other GPU (4 of 12 links per pair = 100 GB/s)",
                "HPE Slingshot-11 Cassini NIC: 200 Gb/s = 25 GB/s per direction on the wire (G. Lockwood, "
                "'Slingshot' notes)",
-               "fitted: network alpha 16.52 us and 6.39 GB/s per NIC (NVSHMEM over libfabric), from the NVRAR "
-               "authors' published times on 4 x 4 A100 (axonn-ai/yalis, yalis/custom_comm/tune_results.json, "
-               "2025-09-25; tests/data/published_yalis_perlmutter_nvrar.json) with the prototype profile; NCCL's "
-               "net latency set to the same 16.52 us",
+               "fitted: network alpha 8.46 us (a chunk round of the published launch-shape sweep, 8.96 us, less "
+               "the 0.5 us poll) and 12.62 GB/s per NIC (NVSHMEM over libfabric), from the NVRAR authors' published "
+               "times on 4 x 4 A100 (axonn-ai/yalis @ daeecc6, yalis/custom_comm/tune_results.json, 2025-09-25; "
+               "tests/data/published_yalis_perlmutter_nvrar.json) with the prototype profile; NCCL's net latency set "
+               "to the same 8.46 us",
                "NCCL 2.30 tuning.cc Ampere constants, AMD CPU net overhead 2 us; topo.h SM80_NVLINK_BW 20.0 GB/s x 12",
                "assumed: NVLink alpha 1.5 us, 0.3 us per extra put, launch 2.5 us, poll 0.5 us, 8 NCCL channels"}},
       Preset{.name = "gh200-ndr400",
@@ -237,60 +240,6 @@ const Preset& find_preset(const std::string& name) {
     names += names.empty() ? p.name : ", " + p.name;
   }
   throw Error(fmt::format("nvrar-model: no preset '{}' (presets: {})", name, names));
-}
-
-// ---- implementation profiles ----
-//
-// "ours" must stay first: nvrar_breakdown(preset, nodes, bytes) and predict_us(kNvrar, ...) use it.
-const std::vector<ImplementationProfile>& profiles() {
-  static const std::vector<ImplementationProfile> kProfiles = {
-      ImplementationProfile{
-          .name = "ours",
-          .description = "this library: one fused kernel per call, cell protocol (data + flag) for every phase",
-          .kernel_launches = 1,
-          .sources = {"src/gpu/algorithms: the hierarchical entry launches one kernel per all-reduce; cells of "
-                      "core/protocol.h (flag factor from the preset)"}},
-      ImplementationProfile{
-          .name = "prototype",
-          .description = "the published NVRAR prototype (axonn-ai/yalis custom_comm): about six kernel launches, "
-                         "NVSHMEM reduce-scatter and fcollect inside a node, put-with-signal between nodes, "
-                         "separate pack and unpack",
-          .kernel_launches = 6,
-          .host_us = 0,
-          .library_intra_collectives = true,
-          .library_collective_us = 5.0,
-          .copy_passes = 2,
-          .flag_factor = 1.0,
-          .sources = {"issue 22 and ARCHITECTURE.md: about six kernel launches per call, NVSHMEM's own "
-                      "reduce-scatter and fcollect for the intra-node phases, a separate pack/unpack",
-                      "put-with-signal moves the payload only (flag factor 1); pack and unpack read and write the "
-                      "message once each",
-                      "assumed: 5 us of team synchronisation per NVSHMEM collective (a barrier of the node's PEs "
-                      "over NVLink plus the collective's own flag rounds); no host-side work inside the timed loop",
-                      "the split between these fixed costs and the network latency is not identified by one node "
-                      "count: docs/model.md gives the sensitivity"}}};
-  return kProfiles;
-}
-
-const ImplementationProfile& find_profile(const std::string& name) {
-  std::string names;
-  for (const ImplementationProfile& p : profiles()) {
-    if (p.name == name) return p;
-    names += names.empty() ? p.name : ", " + p.name;
-  }
-  throw Error(fmt::format("nvrar-model: no implementation profile '{}' (profiles: {})", name, names));
-}
-
-void validate_profile(const ImplementationProfile& p) {
-  auto fail = [&](const char* field, double value, const char* rule) {
-    throw Error(fmt::format("nvrar-model: profile '{}': {} = {} ({})", p.name, field, value, rule));
-  };
-  if (p.kernel_launches < 1) fail("kernel_launches", p.kernel_launches, "must be at least 1");
-  if (!(p.host_us >= 0)) fail("host_us", p.host_us, "must be >= 0");
-  if (!(p.library_collective_us >= 0)) fail("library_collective_us", p.library_collective_us, "must be >= 0");
-  if (p.copy_passes < 0) fail("copy_passes", p.copy_passes, "must be >= 0");
-  if (!(p.flag_factor == 0 || p.flag_factor >= 1))
-    fail("flag_factor", p.flag_factor, "0 (the preset's) or wire bytes per payload byte >= 1");
 }
 
 // ---- algorithms ----
@@ -355,23 +304,23 @@ NvrarBreakdown nvrar_breakdown(const Preset& p, const ImplementationProfile& pro
   check_call(p, nodes, bytes);
   validate_profile(profile);
   NvrarBreakdown b;
-  b.launch_us = profile.kernel_launches * p.launch_us;
+  b.launch_us = (profile.kernel_launches + profile.harness_launches) * p.launch_us;
   const int g = p.gpus_per_node;
   if (nodes * g == 1) return b;  // one rank: a copy inside the one kernel
   b.host_us = profile.host_us;
-  // Each copy pass reads and writes the whole message once.
-  b.pack_us = profile.copy_passes * 2 * bytes / (1e3 * p.memory_bandwidth_gbs);
-  const double flags = profile.flag_factor > 0 ? profile.flag_factor : p.flag_factor;
+  b.other_us = profile.other_us;
   const double slice = bytes / g;
+  b.pack_us = (profile.copy_factor * slice + profile.harness_write_factor * bytes) / (1e3 * p.memory_bandwidth_gbs);
+  const double intra_flags = profile.intra_flag_factor > 0 ? profile.intra_flag_factor : p.flag_factor;
+  const double net_flags = profile.net_flag_factor > 0 ? profile.net_flag_factor : p.flag_factor;
   if (g > 1) {
-    b.reduce_scatter_us = exchange_step_with_flags_us(p, flags, g - 1, 0, slice);
+    b.reduce_scatter_us = exchange_step_with_flags_us(p, intra_flags, g - 1, 0, slice);
     b.all_gather_us = b.reduce_scatter_us;
-    if (profile.library_intra_collectives) b.library_us = 2 * profile.library_collective_us;
   }
   if (nodes > 1) {
     b.doubling_steps = floor_log2(nodes);
     b.fold_steps = is_pow2(nodes) ? 0 : 2;
-    const double step = exchange_step_with_flags_us(p, flags, 0, 1, slice);
+    const double step = exchange_step_with_flags_us(p, net_flags, 0, 1, slice);
     b.doubling_us = b.doubling_steps * step;
     b.fold_us = b.fold_steps * step;
   }

@@ -17,11 +17,12 @@
 // protocol. What NCCL learns from its topology search (channels, bus bandwidth) is a preset parameter here.
 //
 // An implementation profile (ImplementationProfile) separates what an implementation of NVRAR's algorithm pays per
-// call whatever the message (kernel launches, host-side calls, NVSHMEM collectives' own synchronisation, pack and
-// unpack copies) from the algorithm's steps. "ours" is this library (one fused kernel, the cell protocol); "prototype"
-// is the published one (about six launches, NVSHMEM's reduce-scatter and fcollect for the intra-node phases,
-// put-with-signal between nodes, separate pack and unpack). Network parameters fitted to the prototype's published
-// times (model/calibrate.h, calibrate_network) can then be used with our profile. See docs/model.md.
+// call whatever the algorithm does (kernel launches, host-side calls, pack and unpack copies, costs not pinned down)
+// from the algorithm's steps. "ours" is this library (one fused kernel, the cell protocol); "prototype" is the
+// published one as its code reads (axonn-ai/yalis at daeecc6: six launches, NVSHMEM's reduce-scatter and fcollect
+// inside a node, 8-byte cells of 4 payload bytes + a flag between nodes, separate pack and unpack; src/model/
+// profiles.cpp). Network parameters fitted to the prototype's published times (model/calibrate.h,
+// calibrate_network) can then be used with our profile. See docs/model.md.
 #pragma once
 
 #include <initializer_list>
@@ -105,19 +106,23 @@ double exchange_step_us(const Preset& preset, int intra_peers, int inter_peers, 
 double exchange_step_with_flags_us(const Preset& preset, double flag_factor, int intra_peers, int inter_peers,
                                    double bytes_per_peer);
 
-// How an implementation runs NVRAR's three phases, and what it pays per call outside them.
+// How an implementation runs NVRAR's three phases, and what it pays per call outside them. Every cost here is per
+// call and the same at every node count and size, except the copies (proportional to the message).
 struct ImplementationProfile {
   std::string name;
   std::string description;
-  int kernel_launches = 1;           // per call, preset.launch_us each
+  int kernel_launches = 1;           // the all-reduce's own kernels per call (a library collective counts as one)
+  int harness_launches = 0;          // kernels the measurement's timed loop adds per call (a refill of the input)
+  double harness_write_factor = 0;   // bytes those kernels write per message byte
   double host_us = 0;                // host-side work per call that the stream waits for (host-side collectives)
   // The intra-node phases: false = the cell protocol inside the fused kernel; true = a library's reduce-scatter and
-  // all-gather (NVSHMEM's reduce-scatter and fcollect), each paying library_collective_us of its own
-  // synchronisation on top of moving its data over NVLink.
+  // all-gather (NVSHMEM's). Descriptive: their data movement is the same exchange step, their own synchronisation is
+  // part of other_us.
   bool library_intra_collectives = false;
-  double library_collective_us = 0;
-  int copy_passes = 0;               // pack/unpack: passes over the whole message (read + write) in GPU memory
-  double flag_factor = 0;            // wire bytes per payload byte; 0 = the preset's (our cells)
+  double copy_factor = 0;            // pack/unpack: GPU-memory bytes read + written per payload byte of the slice M/G
+  double intra_flag_factor = 0;      // NVLink wire bytes per payload byte; 0 = the preset's (our cells)
+  double net_flag_factor = 0;        // network wire bytes per payload byte; 0 = the preset's
+  double other_us = 0;               // per-call cost the code does not pin down (fitted for the prototype)
   std::vector<std::string> sources;
 };
 
@@ -130,10 +135,10 @@ void validate_profile(const ImplementationProfile& profile);
 // NVRAR's cost, phase by phase (the three phases of ARCHITECTURE.md), with the implementation's fixed costs apart.
 struct NvrarBreakdown {
   // Fixed costs of the call (the implementation's, whatever the algorithm does).
-  double launch_us = 0;          // kernel launches x preset.launch_us
+  double launch_us = 0;          // (kernel + harness launches) x preset.launch_us
   double host_us = 0;            // host-side collectives
-  double library_us = 0;         // library collectives' own synchronisation (NVSHMEM reduce-scatter, fcollect)
-  double pack_us = 0;            // pack/unpack copies
+  double other_us = 0;           // the profile's unattributed per-call cost
+  double pack_us = 0;            // pack/unpack copies and the harness's refill, at HBM bandwidth
   // The algorithm's steps.
   double reduce_scatter_us = 0;  // G - 1 messages of M/G over NVLink (0 when G = 1)
   double fold_us = 0;            // fold-in + fold-out when N is not a power of two (2 steps), else 0
@@ -141,7 +146,7 @@ struct NvrarBreakdown {
   double all_gather_us = 0;      // as the reduce-scatter
   int doubling_steps = 0;
   int fold_steps = 0;
-  double fixed_us() const { return launch_us + host_us + library_us + pack_us; }
+  double fixed_us() const { return launch_us + host_us + other_us + pack_us; }
   double steps_us() const { return reduce_scatter_us + fold_us + doubling_us + all_gather_us; }
   double total_us() const { return fixed_us() + steps_us(); }
 };

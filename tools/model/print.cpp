@@ -54,21 +54,29 @@ void print_preset(std::FILE* out, const model::Preset& p, bool with_sources) {
 }
 
 void print_network_calibration(std::FILE* out, const model::NetworkCalibration& c) {
+  if (c.sweep_used)
+    fmt::print(out,
+               "# launch-shape sweep: one more serial chunk round per network step costs {:.2f} us (poll + alpha; {} "
+               "rows in {} groups of one size and block count, rms error {:.1f}%)\n",
+               c.round_latency_us, c.sweep_points, c.sweep_groups, 100 * c.sweep_rms_relative);
   if (c.fitted)
     fmt::print(out,
-               "# calibrated network from published points ({} profile): alpha {:.2f} us, {:.2f} GB/s per NIC; NCCL net "
-               "latency {:.2f} us; {} points, rms error {:.1f}%, max {:.1f}% (at {})\n",
-               c.profile, c.alpha_us, c.bandwidth_gbs, c.nccl_inter_latency_us, c.fit.points, 100 * c.fit.rms_relative,
-               100 * c.fit.max_relative, human_size(c.fit.worst_bytes));
+               "# calibrated network from published points ({} profile): alpha {:.2f} us, {:.2f} GB/s per NIC; "
+               "NCCL net latency {:.2f} us{}; {} points, rms error {:.1f}%, max {:.1f}% (at {})\n",
+               c.profile, c.alpha_us, c.bandwidth_gbs, c.nccl_inter_latency_us,
+               c.other_fitted ? fmt::format("; {} other_us {:.2f} us per call", c.profile, c.other_us) : "",
+               c.fit.points, 100 * c.fit.rms_relative, 100 * c.fit.max_relative, human_size(c.fit.worst_bytes));
   for (const std::string& n : c.notes) fmt::print(out, "# calibration note: {}\n", n);
 }
 
 void print_profile(std::FILE* out, const model::ImplementationProfile& p) {
+  auto factor = [](double f) { return f > 0 ? fmt::format("{:g}", f) : std::string("preset"); };
   fmt::print(out,
-             "# profile {}: {} kernel launches, host {:.2f} us, {} intra-node phases ({:.2f} us each), {} pack/unpack "
-             "passes, flag factor {}\n",
-             p.name, p.kernel_launches, p.host_us, p.library_intra_collectives ? "library" : "fused-cell",
-             p.library_collective_us, p.copy_passes, p.flag_factor > 0 ? fmt::format("{:g}", p.flag_factor) : "preset");
+             "# profile {}: {} kernel launches + {} in the timed loop, host {:.2f} us, other {:.2f} us per call, {} "
+             "intra-node phases, copies {:g} x the slice, flag factor NVLink {} / network {}\n",
+             p.name, p.kernel_launches, p.harness_launches, p.host_us, p.other_us,
+             p.library_intra_collectives ? "library" : "fused-cell", p.copy_factor, factor(p.intra_flag_factor),
+             factor(p.net_flag_factor));
 }
 
 void print_calibration(std::FILE* out, const model::Calibration& c) {
