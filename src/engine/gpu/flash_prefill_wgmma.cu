@@ -48,6 +48,8 @@ constexpr int shared_bytes() {
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define NVRAR_HAVE_WGMMA 1
+#elif defined(__CUDA_ARCH__)
+#error "flash_prefill_wgmma.cu is built for sm_90a only (cmake/NvrarEngineGpu.cmake): wgmma has no other form"
 #endif
 
 // Element offset of 16-byte chunk c (of D / 8) of row r in a tile of kRowsInTile rows stored as 64-column panels.
@@ -86,6 +88,14 @@ template <int N>
 __device__ __forceinline__ void pin(float (&r)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+template <int N>
+__device__ __forceinline__ void pin_a(uint32_t (&a)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(a[i][j])::"memory");
 }
 
 // d = A . B (scale_d 0) or d += A . B (scale_d 1) for a 64x64x16 product, A and B from shared memory
@@ -160,8 +170,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   constexpr int kKeyBlocks = kKeys / 8;  // n8 blocks of S
   constexpr int kDimBlocks = D / 8;      // n8 blocks of O
   extern __shared__ unsigned char shared_raw[];
-  // 1024-byte alignment: the swizzle is a function of address bits 4-9.
-  bf16_t* sq = reinterpret_cast<bf16_t*>((reinterpret_cast<uintptr_t>(shared_raw) + 1023) & ~uintptr_t{1023});
+  // 1024-byte alignment of the shared-window address: the swizzle is a function of its bits 4-9.
+  const uint32_t raw_address = shared_address(shared_raw);
+  bf16_t* sq = reinterpret_cast<bf16_t*>(shared_raw + (((raw_address + 1023) & ~1023u) - raw_address));
   bf16_t* sk = sq + kTileRows * D;  // [2][kKeys * D]
   bf16_t* sv = sk + 2 * kKeys * D;  // [2][kKeys * D]
 
@@ -213,6 +224,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       float sc[kKeyBlocks * 4];
 #pragma unroll
       for (int i = 0; i < kKeyBlocks * 4; ++i) sc[i] = 0.0f;
+      pin(sc);  // the zeros are written before the fence, not between it and the first wgmma
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
@@ -268,6 +280,7 @@ __global__ void __launch_bounds__(kThreads, 2)
         a[kk][3] = pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
       }
       pin(o);
+      pin_a(a);  // the P fragments (A operand) are written before the fence too
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk)  // 16 keys = 2048 bytes of V
