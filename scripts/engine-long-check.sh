@@ -5,6 +5,11 @@
 # LONG_CHECKS: a subset of the case names below. Each case: a random tiny Llama written by hf_reference.py with the
 # case's shape, then `nvrar-llm check` (TP 1) against its fp32 logits; the long case also runs with two chunk sizes
 # and compares our logits of both runs.
+# LONG_CHECK_ENVS: the kernel settings to check each case under, space-separated; "default" is the unset settings,
+# anything else is VAR=value[,VAR=value] set for nvrar-llm, e.g.
+#   LONG_CHECK_ENVS='default NVRAR_LLM_PREFILL_ATTENTION=wgmma \
+#                    NVRAR_LLM_PREFILL_ATTENTION=flash128,NVRAR_LLM_DECODE_ATTENTION=fused'
+# (logs check_<case>_<env tag>_c<chunk>.log; the tag is the env with '=' and ',' replaced).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:?build dir}; OUT=${2:?output dir}
@@ -28,16 +33,21 @@ for c in "${cases[@]}"; do
   if ! python3 scripts/hf_reference.py --out "$dir" $args > "$OUT/ref_$name.log" 2>&1; then
     echo "== longcheck $name: hf_reference.py FAILED"; tail -5 "$OUT/ref_$name.log"; status=1; continue
   fi
+  for env_spec in ${LONG_CHECK_ENVS:-default}; do
+  tag=$([ "$env_spec" = default ] && echo "" || echo "_$(echo "$env_spec" | tr '=,' '-_')")
+  env_args=()
+  [ "$env_spec" = default ] || IFS=',' read -r -a env_args <<< "$env_spec"
   outs=()
   for chunk in $chunks; do
-    log="$OUT/check_${name}_c$chunk.log"
-    $LLM check --model-dir "$dir" --reference "$dir/reference.json" --tp 1 --allreduce nvrar \
-      $([ "$chunk" != 0 ] && echo --prefill-chunk $chunk) --logits-out "$OUT/logits_${name}_c$chunk.json" > "$log" 2>&1
+    log="$OUT/check_${name}${tag}_c$chunk.log"
+    env "${env_args[@]}" $LLM check --model-dir "$dir" --reference "$dir/reference.json" --tp 1 --allreduce nvrar \
+      $([ "$chunk" != 0 ] && echo --prefill-chunk $chunk) --logits-out "$OUT/logits_${name}${tag}_c$chunk.json" \
+      > "$log" 2>&1
     rc=$?
     [ $rc -eq 0 ] || status=1
-    echo "== longcheck $name chunk $chunk: rc=$rc $(grep -E 'PASSED|FAILED' "$log" | tail -1)"
+    echo "== longcheck $name${tag:+ ($env_spec)} chunk $chunk: rc=$rc $(grep -E 'PASSED|FAILED' "$log" | tail -1)"
     grep -E 'against fp32|MISMATCH|rror' "$log" | head -4
-    outs+=("$OUT/logits_${name}_c$chunk.json")
+    outs+=("$OUT/logits_${name}${tag}_c$chunk.json")
   done
   if [ ${#outs[@]} -ge 2 ]; then  # chunked against unchunked: one bf16 rounding of the largest logit at most
     python3 - "${outs[@]}" <<'PY' || status=1
@@ -50,6 +60,7 @@ print(f"== longcheck chunked vs unchunked logits: max diff {diff:.5f} (bound {to
 sys.exit(0 if ok else 1)
 PY
   fi
+  done
   rm -rf "$dir"
 done
 exit $status
