@@ -17,7 +17,8 @@
 #   compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck synccheck"); one GPU.
 # longcheck: nvrar-llm against fp32 logits over the long-prompt shapes, chunked vs unchunked prefill
 #   (scripts/engine-long-check.sh; LONG_CHECKS: a subset; LONG_CHECK_ENVS: kernel settings to check each under).
-#   longbench: prefill and decode at long contexts beside the PyTorch reference and cuDNN attention (scripts/engine-long-bench.sh; LONG_CASES, LONG_LAYERS).
+#   longbench: prefill and decode at long contexts beside the PyTorch reference and cuDNN attention
+#   (scripts/engine-long-bench.sh; LONG_CASES, LONG_LAYERS).
 # ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
 # ENGINE_BASELINE=DIR: a source tree of an earlier NVRAR (e.g. `git archive` of a commit) built beside this one; each
 #   engine bench then runs ENGINE_AB_REPEAT times (default 2) with each build, alternating (…_base.json files).
