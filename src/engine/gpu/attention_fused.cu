@@ -51,6 +51,7 @@
 
 #include "core/numeric.h"
 #include "engine/gpu/bf16_vector.cuh"
+#include "engine/gpu/cp_async.cuh"
 #include "gpu/device/pdl.cuh"
 #include "nvrar/types.h"
 
@@ -73,17 +74,6 @@ constexpr float kLog2e = 1.4426950408889634f;
 __host__ __device__ constexpr int blocks_per_sm(int G) { return G >= 8 ? 2 : 4; }
 
 static_assert((2 * kMaxSplitWeights + 32) * 4 + kThreads * 16 <= kRingBytes, "the merge's arrays fit in the ring");
-
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  // src-size 0 zero-fills: a masked key's K and V read as 0, so p = 0 never meets garbage (0 x NaN).
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 
 __device__ __forceinline__ uint32_t pack_bf16x2(float a, float b) {
   return core::from_float<Bf16>(a).bits | uint32_t{core::from_float<Bf16>(b).bits} << 16;
@@ -132,14 +122,14 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm(G))
   const int64_t base = (static_cast<int64_t>(seq[t]) * s.kv_heads + kv_head) * s.max_seq;
   const bf16_t* k_rows = cache_k + base * D + sub * 8;
   const bf16_t* v_rows = cache_v + base * D + sub * 8;
-  const uint32_t ring_at = static_cast<uint32_t>(__cvta_generic_to_shared(ring)) + tid * 16;
+  const uint32_t ring_at = shared_address(ring) + tid * 16;
   auto request = [&](int tile) {  // this thread's pieces of tile `tile` into stage tile % kStages; always one group
     if (tile < tiles) {
       const int stage = tile % kStages;
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t j = begin + static_cast<int64_t>(tile) * kTileKeys + u * kSlots + slot;
-        const bool ok = j < end;
+        const bool ok = j < end;  // else zero-filled: p = 0 never meets garbage (0 x NaN)
         const int64_t at = ok ? j * D : 0;
         cp_async_16(ring_at + ((stage * 2 + 0) * kUnroll + u) * kThreads * 16, k_rows + at, ok);
         cp_async_16(ring_at + ((stage * 2 + 1) * kUnroll + u) * kThreads * 16, v_rows + at, ok);

@@ -25,6 +25,7 @@
 #include <cmath>
 #include <string>
 
+#include "engine/gpu/cp_async.cuh"
 #include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
@@ -45,24 +46,10 @@ __host__ __device__ constexpr int shared_bytes() {
   return (kRows + 4 * keys_per_tile<D>()) * D * 2;  // Q + two stages of K and V
 }
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // Element offset of 16-byte chunk c of row r in a swizzled [rows][D] tile.
 template <int D>
 __device__ __forceinline__ int swizzled(int r, int c) {
   return r * D + ((c ^ (r & 7)) << 3);
-}
-
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t (&r)[4]) {
