@@ -101,6 +101,7 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm(G))
   constexpr int kSlots = kThreads / L;
   constexpr int kTileKeys = kSlots * kUnroll;
   constexpr int kCols = G * D / 4;  // float4 columns of the block's G heads
+  static_assert((G * kSlots * D + 2 * G * kSlots) * 4 <= kRingBytes, "the slot merge's arrays fit in the ring");
   nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
   extern __shared__ uint4 ring[];
   const int split = blockIdx.x, group = blockIdx.y, head0 = group * G;
