@@ -24,11 +24,22 @@
 # LONG_TIMEOUT (300 s) per nvrar-llm case; LONG_TORCH_TIMEOUT (480 s) for each torch script.
 # LONG_PYTHON   the Python that has torch (default: the first of python3, /opt/torch/.venv/bin/python3,
 #               ./.venv/bin/python3 that imports it). The table needs only python3.
+# LONG_DECODE_AB=1  the decode attention A/B (NVRAR_LLM_DECODE_ATTENTION): each decode case runs LONG_AB_REPEAT
+#               (default 2) times with splitk and fused alternately (splitk r1, fused r1, splitk r2, fused r2), files
+#               OUT/engine_decode_b<B>_<C>_<kernel>_r<n>.{log,json}; then defaults change to LONG_CASES
+#               'decode:1:8192 decode:8:8192 decode:32:8192 decode:1:32768 decode:8:32768 decode:1:131072' (batch 32
+#               x 32768 would need 137 GB of KV cache), LONG_WARMUP 0 / LONG_ITERS 1 (one prefill per run; the step
+#               is the median of the 63 graph-replayed decode steps), LONG_SKIP_TORCH 1 (cuDNN still runs), and the
+#               table is OUT/decode_ab.md (scripts/decode_ab_table.py: both kernels per run, their ratio, the
+#               eager step's attention time and the K/V bytes it read per second, cuDNN beside them).
 # Files: OUT/engine_<kind>_b<B>_<L>.{log,json}, OUT/torch_llama.{log,json}, OUT/cudnn_attention.{log,json},
 #   OUT/long_context.md, and all of them in OUT/long_all.tgz (for tools that bring back few files).
 # Device time on one H200, all 11 cases, estimated (not yet measured): 3-4 minutes for nvrar-llm (a model set-up per
 #   case; the 128K-token prefill alone ~30 s), 3-4 for the torch reference (torch.compile per decode shape, ~4 shapes;
 #   its 128K-token prefill ~30 s), about 1 for cuDNN. LONG_CASES and the LONG_SKIP_* switches shorten it.
+#   LONG_DECODE_AB=1, the six default cases x 4 runs, estimated (not yet measured): ~7 minutes (a prefill per run
+#   dominates: 8 x 32768 ~30 s, 1 x 131072 ~30 s, 32 x 8192 ~10 s) + ~1 for cuDNN; split it over two device calls
+#   (LONG_CASES) to stay inside a 10-minute call.
 set -uo pipefail
 if [ $# -ne 2 ]; then
   echo "usage: bash scripts/engine-long-bench.sh BUILD OUT   (BUILD holds tools/nvrar-llm; OUT gets the logs)" >&2
@@ -45,8 +56,20 @@ export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAS
 NVSHMEM_ROOT=$(python3 -c 'import nvidia.nvshmem as m; print(list(m.__path__)[0])' 2>/dev/null || true)
 export LD_LIBRARY_PATH="${NVSHMEM_ROOT:+$NVSHMEM_ROOT/lib:}${LD_LIBRARY_PATH:-}"
 
-CASES=${LONG_CASES:-"prefill:1:2048 prefill:1:8192 prefill:8:2048 prefill:8:8192 prefill:1:32768 prefill:1:131072
-  decode:1:128 decode:8:128 decode:1:8192 decode:8:8192 decode:1:32768"}
+AB=${LONG_DECODE_AB:-0}
+if [ "$AB" = 1 ]; then
+  CASES=${LONG_CASES:-"decode:1:8192 decode:8:8192 decode:32:8192 decode:1:32768 decode:8:32768 decode:1:131072"}
+  LONG_WARMUP=${LONG_WARMUP:-0} LONG_ITERS=${LONG_ITERS:-1} LONG_BIG_WARMUP=${LONG_BIG_WARMUP:-0}
+  LONG_SKIP_TORCH=${LONG_SKIP_TORCH:-1}
+  AB_REPEAT=${LONG_AB_REPEAT:-2}
+  if ! [[ "$AB_REPEAT" =~ ^[1-9][0-9]*$ ]]; then
+    echo "engine-long-bench.sh: LONG_AB_REPEAT='$AB_REPEAT': expected a positive integer" >&2
+    exit 2
+  fi
+else
+  CASES=${LONG_CASES:-"prefill:1:2048 prefill:1:8192 prefill:8:2048 prefill:8:8192 prefill:1:32768 prefill:1:131072
+    decode:1:128 decode:8:128 decode:1:8192 decode:8:8192 decode:1:32768"}
+fi
 CASES=$(echo $CASES)  # one line, single spaces
 LAYERS=${LONG_LAYERS:-32}
 for c in $CASES; do
@@ -70,24 +93,40 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
   if [ ! -x "$LLM" ]; then
     note "nvrar-llm: $LLM is missing (build it: bash scripts/gpu-check.sh build); engine cases skipped"
   else
-    for c in $CASES; do
+    # run_case CASE STEM [DECODE_ATTENTION]: one nvrar-llm bench, NVRAR_LLM_DECODE_ATTENTION set for it alone if given.
+    run_case() {
+      local c=$1 stem=$2 attn=${3:-} kind bs len warmup iters outlen rc start lines pass=()
       IFS=: read -r kind bs len <<< "$c"
-      stem="engine_${kind}_b${bs}_${len}"
       warmup=${LONG_WARMUP:-1} iters=${LONG_ITERS:-3}
       if [ $((bs * len)) -gt "${LONG_BIG_TOKENS:-65536}" ]; then
         warmup=${LONG_BIG_WARMUP:-1} iters=${LONG_BIG_ITERS:-1}
       fi
       outlen=$([ "$kind" = prefill ] && echo 2 || echo 64)
+      [ -n "$attn" ] && [ ${#launcher[@]} -gt 0 ] && pass=(-x NVRAR_LLM_DECODE_ATTENTION)
       rm -f "$OUT/$stem.json"
       start=$SECONDS
-      timeout "${LONG_TIMEOUT:-300}" "${launcher[@]}" "$LLM" bench --model llama3.1-8b --tp 1 --batch-size "$bs" \
-        --input-len "$len" --output-len "$outlen" --num-iters-warmup "$warmup" --num-iters "$iters" \
-        --allreduce "${LONG_ALLREDUCE:-auto}" $([ "$LAYERS" != 32 ] && echo --num-layers "$LAYERS") \
-        ${LONG_ENGINE_ARGS:-} --json "$OUT/$stem.json" > "$OUT/$stem.log" 2>&1
+      (
+        [ -z "$attn" ] || export NVRAR_LLM_DECODE_ATTENTION="$attn"
+        timeout "${LONG_TIMEOUT:-300}" "${launcher[@]}" "${pass[@]}" "$LLM" bench --model llama3.1-8b --tp 1 \
+          --batch-size "$bs" --input-len "$len" --output-len "$outlen" --num-iters-warmup "$warmup" \
+          --num-iters "$iters" --allreduce "${LONG_ALLREDUCE:-auto}" \
+          $([ "$LAYERS" != 32 ] && echo --num-layers "$LAYERS") ${LONG_ENGINE_ARGS:-} --json "$OUT/$stem.json" \
+          > "$OUT/$stem.log" 2>&1
+      )
       rc=$?
       lines=$(grep -E '^(Prefill|Time to first|Decode step)' "$OUT/$stem.log" | tr '\n' ' ')
-      note "nvrar-llm $c: rc=$rc ($((SECONDS - start)) s) $lines"
+      note "nvrar-llm $c${attn:+ ($attn)}: rc=$rc ($((SECONDS - start)) s) $lines"
       [ $rc -eq 0 ] || tail -3 "$OUT/$stem.log"
+    }
+    for c in $CASES; do
+      IFS=: read -r kind bs len <<< "$c"
+      if [ "$AB" = 1 ] && [ "$kind" = decode ]; then
+        for r in $(seq "$AB_REPEAT"); do
+          for attn in splitk fused; do run_case "$c" "engine_${kind}_b${bs}_${len}_${attn}_r$r" "$attn"; done
+        done
+      else
+        run_case "$c" "engine_${kind}_b${bs}_${len}"
+      fi
     done
   fi
 fi
@@ -124,9 +163,15 @@ elif [ $torch_wanted = 1 ]; then
   fi
 fi
 
-python3 scripts/long_table.py "$OUT" --cases "$CASES" > "$OUT/long_table.log" 2>&1
-note "table: rc=$? -> $OUT/long_context.md"
-echo; cat "$OUT/long_context.md" 2>/dev/null || cat "$OUT/long_table.log"
+if [ "$AB" = 1 ]; then
+  python3 scripts/decode_ab_table.py "$OUT" --cases "$CASES" --repeat "$AB_REPEAT" > "$OUT/decode_ab_table.log" 2>&1
+  note "table: rc=$? -> $OUT/decode_ab.md"
+  echo; cat "$OUT/decode_ab.md" 2>/dev/null || cat "$OUT/decode_ab_table.log"
+else
+  python3 scripts/long_table.py "$OUT" --cases "$CASES" > "$OUT/long_table.log" 2>&1
+  note "table: rc=$? -> $OUT/long_context.md"
+  echo; cat "$OUT/long_context.md" 2>/dev/null || cat "$OUT/long_table.log"
+fi
 echo; echo "==== summary"; printf '%s\n' "${summary[@]}"
 tar czf "/tmp/long_all.$$.tgz" -C "$OUT" --exclude long_all.tgz . 2> /dev/null &&
   mv "/tmp/long_all.$$.tgz" "$OUT/long_all.tgz"

@@ -18,7 +18,8 @@
 # longcheck: nvrar-llm against fp32 logits over the long-prompt shapes, chunked vs unchunked prefill
 #   (scripts/engine-long-check.sh; LONG_CHECKS: a subset; LONG_CHECK_ENVS: kernel settings to check each under).
 #   longbench: prefill and decode at long contexts beside the PyTorch reference and cuDNN attention
-#   (scripts/engine-long-bench.sh; LONG_CASES, LONG_LAYERS).
+#   (scripts/engine-long-bench.sh; LONG_CASES, LONG_LAYERS; LONG_DECODE_AB=1: decode steps with
+#   NVRAR_LLM_DECODE_ATTENTION=splitk and fused alternately, OUT/longbench/decode_ab.md).
 # ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
 # ENGINE_BASELINE=DIR: a source tree of an earlier NVRAR (e.g. `git archive` of a commit) built beside this one; each
 #   engine bench then runs ENGINE_AB_REPEAT times (default 2) with each build, alternating (…_base.json files).
@@ -282,7 +283,7 @@ fi
 if want longbench && [ -f scripts/engine-long-bench.sh ]; then
   bash scripts/engine-long-bench.sh $BUILD "$OUT/longbench" > "$OUT/longbench.log" 2>&1
   note "longbench: rc=$?"
-  cat "$OUT/longbench/long_context.md" 2>/dev/null | head -30
+  cat "$OUT/longbench/long_context.md" "$OUT/longbench/decode_ab.md" 2>/dev/null | head -30
 fi
 
 if want torch; then  # PyTorch anchors (NCCL through torch, symmetric-memory one-shot/two-shot), same timing method

@@ -38,7 +38,7 @@ GOALS_MS = {
 }
 FULL_LAYERS = 32
 MPIRUN_NOISE = ("Process name:", "Exit code:", "Primary job", "mpirun detected", "mpirun noticed", "Per user",
-                "[", "Child job", "prterun", "job.", "the job")
+                "[", "Child job", "prterun", "job.", "the job", "a non-zero exit code")
 
 
 def parse_case(text):
@@ -97,7 +97,7 @@ def last_error_line(log_path):
         return ""
     # mpirun's own report of a failed rank (separators, "Process name:", "Exit code:") says nothing of the cause.
     lines = [l for l in lines if any(ch.isalnum() for ch in l) and not l.startswith(MPIRUN_NOISE)]
-    hits = [l for l in lines if l.startswith("nvrar-llm:") or
+    hits = [l for l in lines if l.startswith(("nvrar-llm:", "nvrar:")) or
             any(w in l.lower() for w in ("error", "out of memory", "failed", "what()"))]
     line = hits[-1] if hits else (lines[-1] if lines else "")
     return line if len(line) <= 90 else line[:87] + "..."

@@ -1,6 +1,7 @@
 // The engine's GPU kernels against CPU references on one GPU (skipped without one): cuBLASLt linear, RoPE with
-// transformers' roundings, KV append + split-K attention (decode and causal prefill lengths, GQA, several splits),
-// SwiGLU, RMSNorm, argmax with ties.
+// transformers' roundings, KV append, split-K and fused decode attention (decode and causal prefill lengths, long
+// ragged contexts, GQA, several splits, repeats and graph replays of the fused kernel, and its split policy on the
+// CPU), SwiGLU, RMSNorm, argmax with ties.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
@@ -205,34 +206,26 @@ TEST(EngineGpu, RopeAppendWritesTheCache) {
   EXPECT_TRUE(v == v_ref);
 }
 
-// Attention of n queries over two sequences against a float64 softmax (q_heads / kv_heads: the grouped-query ratio). `len` cycles through decode-like and
-// prefill-like lengths; few queries give many 32-key splits, many queries one long split.
-void check_attention(int D, int64_t n, uint64_t seed, int q_heads = 4, int kv_heads = 2) {
-  const int64_t max_seq = 700, seqs = 2;
+// Attention rows against a float64 softmax, with both kernels on one scratch (zeroed once, as the engine does):
+// split-K first (as a prefill leaves the scratch), then fused, same tolerance. Row t reads sequence t % seqs, its
+// len[t] keys; max_len is the largest length unless given (the engine passes max_seq). q_heads / kv_heads: the
+// grouped-query ratio.
+void check_attention_rows(int D, const std::vector<int32_t>& len, uint64_t seed, int q_heads, int kv_heads,
+                          int64_t max_seq, int64_t max_len = 0, int seqs = 2) {
+  const int64_t n = static_cast<int64_t>(len.size());
   const int64_t cols = (q_heads + 2 * kv_heads) * D;
-  const std::vector<int32_t> lengths = {1, 600, 37, 513, 33, 64, 2};
-  std::vector<int32_t> seq(n), len(n);
-  int64_t max_len = 0;
+  std::vector<int32_t> seq(n);
   for (int64_t t = 0; t < n; ++t) {
     seq[t] = static_cast<int32_t>(t % seqs);
-    len[t] = lengths[t % lengths.size()];
     max_len = std::max<int64_t>(max_len, len[t]);
   }
   const auto qkv = random_bf16(n * cols, seed);
   const auto ck = random_bf16(seqs * kv_heads * max_seq * D, seed + 1);
   const auto cv = random_bf16(seqs * kv_heads * max_seq * D, seed + 2);
-  uint16_t *dq = upload(qkv), *dk = upload(ck), *dv = upload(cv), *dout = upload(std::vector<uint16_t>(n * q_heads * D));
-  int32_t *ds = upload(seq), *dl = upload(len);
-  eg::AttentionShape s{n, cols, q_heads, kv_heads, D, max_seq, max_len};
-  float* scratch = nullptr;
-  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&scratch), eg::attention_scratch_floats(s) * sizeof(float)), cudaSuccess);
-  eg::attention(dq, ds, dl, dk, dv, s, scratch, dout, nullptr);
-  const auto got = download(dout, n * q_heads * D);
-  int bad = 0;
+  std::vector<double> want(n * q_heads * D);
   for (int64_t t = 0; t < n; ++t)
     for (int h = 0; h < q_heads; ++h) {
-      const int kvh = h / (q_heads / kv_heads);
-      const int64_t base = (seq[t] * kv_heads + kvh) * max_seq;
+      const int64_t base = (seq[t] * kv_heads + h / (q_heads / kv_heads)) * max_seq;
       std::vector<double> p(len[t]);
       double mx = -1e300, sum = 0;
       for (int64_t j = 0; j < len[t]; ++j) {
@@ -242,18 +235,53 @@ void check_attention(int D, int64_t n, uint64_t seed, int q_heads = 4, int kv_he
         mx = std::max(mx, p[j]);
       }
       for (auto& v : p) sum += (v = std::exp(v - mx));
-      for (int d = 0; d < D; ++d) {
-        double o = 0;
-        for (int64_t j = 0; j < len[t]; ++j) o += p[j] * fl(cv[(base + j) * D + d]);
-        o /= sum;
-        const float g = fl(got[(t * q_heads + h) * D + d]);
-        if (!(std::fabs(g - o) <= std::fabs(o) / 128 + 2e-3) && bad++ < 10)
-          ADD_FAILURE() << "D " << D << " heads " << q_heads << "/" << kv_heads << " n " << n << " query " << t << " head " << h << " dim " << d << ": " << g
-                        << " vs " << o;
-      }
+      for (int64_t j = 0; j < len[t]; ++j)
+        for (int d = 0; d < D; ++d) want[(t * q_heads + h) * D + d] += p[j] * fl(cv[(base + j) * D + d]) / sum;
     }
-  EXPECT_EQ(bad, 0);
+  uint16_t *dq = upload(qkv), *dk = upload(ck), *dv = upload(cv);
+  uint16_t* dout = upload(std::vector<uint16_t>(n * q_heads * D));
+  int32_t *ds = upload(seq), *dl = upload(len);
+  const eg::AttentionShape s{n, cols, q_heads, kv_heads, D, max_seq, max_len};
+  const int64_t floats = eg::attention_scratch_floats(s);
+  float* scratch = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&scratch), floats * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaMemset(scratch, 0, floats * sizeof(float)), cudaSuccess);
+  for (const auto kernel : {eg::DecodeAttention::kSplitK, eg::DecodeAttention::kFused}) {
+    const char* name = kernel == eg::DecodeAttention::kFused ? "fused" : "split-K";
+    ASSERT_EQ(cudaMemset(dout, 0xff, n * q_heads * D * sizeof(uint16_t)), cudaSuccess);  // NaN until written
+    eg::attention(dq, ds, dl, dk, dv, s, kernel, scratch, dout, nullptr);
+    const auto got = download(dout, n * q_heads * D);
+    int bad = 0;
+    for (int64_t i = 0; i < n * q_heads * D; ++i) {
+      const float g = fl(got[i]);
+      const double o = want[i];
+      if (!(std::fabs(g - o) <= std::fabs(o) / 128 + 2e-3) && bad++ < 10)
+        ADD_FAILURE() << name << " D " << D << " heads " << q_heads << "/" << kv_heads << " n " << n << " query "
+                      << i / (q_heads * D) << " (length " << len[i / (q_heads * D)] << ") head " << i / D % q_heads
+                      << " dim " << i % D << ": " << g << " vs " << o;
+    }
+    EXPECT_EQ(bad, 0) << name;
+  }
+  // Every fused call leaves its counters at 0 (graph replays rely on it).
+  const auto counters = download(reinterpret_cast<const uint32_t*>(scratch), eg::attention_counter_floats());
+  EXPECT_EQ(std::count(counters.begin(), counters.end(), 0u), static_cast<long>(counters.size()));
   for (void* p : std::initializer_list<void*>{scratch, dq, dk, dv, dout, ds, dl}) cudaFree(p);
+}
+
+// n queries over two sequences of a 700-position cache, lengths cycling through decode-like and prefill-like
+// values; few queries give many short splits, many queries one long split.
+void check_attention(int D, int64_t n, uint64_t seed, int q_heads = 4, int kv_heads = 2) {
+  const std::vector<int32_t> lengths = {1, 600, 37, 513, 33, 64, 2};
+  std::vector<int32_t> len(n);
+  for (int64_t t = 0; t < n; ++t) len[t] = lengths[t % lengths.size()];
+  check_attention_rows(D, len, seed, q_heads, kv_heads, 700);
+}
+
+int device_sms() {
+  int device = 0, sms = 0;
+  EXPECT_EQ(cudaGetDevice(&device), cudaSuccess);
+  EXPECT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), cudaSuccess);
+  return sms;
 }
 
 TEST(EngineGpu, AttentionMatchesCpuSoftmax) {
@@ -268,6 +296,125 @@ TEST(EngineGpu, AttentionMatchesCpuSoftmax) {
   check_attention(64, 2, 15, 16, 2);    // 2
   check_attention(64, 5, 14, 12, 4);    // 1
   EXPECT_FALSE(eg::attention_supports_head_dim(96));
+}
+
+// Long and ragged contexts in one batch: rows of one split next to rows of many, around the split boundaries of the
+// fused kernel on this GPU, every head_dim and grouped-query ratio (1, 2, 4, 8 heads per block), batch 1 to 32.
+TEST(EngineGpu, AttentionLongRaggedContexts) {
+  REQUIRE_GPU();
+  const int sms = device_sms();
+  check_attention_rows(128, {1, 255, 256, 257, 4097, 8192, 32768}, 21, 8, 2, 32768);  // 4 heads per block
+  check_attention_rows(128, {8192}, 22, 32, 8, 8257, 8257);  // Llama-3.1-8B heads, batch 1, max_len as bench
+  check_attention_rows(64, {32768}, 23, 8, 1, 32768);   // 8 heads per block, one row: the most splits
+  struct Case {
+    int D, q_heads, kv_heads;
+    int64_t n, max_seq;
+  };
+  for (const Case c : {Case{32, 2, 2, 3, 5000}, Case{64, 4, 2, 8, 9000}, Case{128, 8, 2, 5, 12000},
+                       Case{256, 8, 1, 2, 6000}, Case{128, 12, 4, 1, 4200}, Case{64, 4, 1, 32, 2300}}) {
+    // Lengths at the fused split size k of this shape: k - 1, k, k + 1 (one split, one, two), 2 k + 3, max_seq.
+    const eg::AttentionShape s{c.n, (c.q_heads + 2 * c.kv_heads) * c.D, c.q_heads, c.kv_heads, c.D, c.max_seq,
+                               c.max_seq};
+    const int64_t k = eg::fused_split(s, sms).keys_per_split;
+    const std::vector<int32_t> edges = {1, int32_t(k - 1), int32_t(k), int32_t(k + 1), int32_t(2 * k + 3),
+                                        int32_t(c.max_seq), 17};
+    std::vector<int32_t> len(c.n);
+    for (int64_t t = 0; t < c.n; ++t) len[t] = std::clamp<int32_t>(edges[t % edges.size()], 1, int32_t(c.max_seq));
+    SCOPED_TRACE(::testing::Message() << "D " << c.D << " heads " << c.q_heads << "/" << c.kv_heads << " n " << c.n
+                                      << " keys per split " << k);
+    check_attention_rows(c.D, len, 30 + c.D + c.n, c.q_heads, c.kv_heads, c.max_seq, c.max_seq);
+  }
+}
+
+// The fused kernel twice on one scratch, then captured in a CUDA graph and replayed twice: the output (cleared
+// before each run) is bitwise the same every time (the merge order does not depend on which block comes last), and
+// the counters are 0 after each run, so a replay needs no memset.
+TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
+  REQUIRE_GPU();
+  const int D = 128, q_heads = 32, kv_heads = 8, seqs = 4;
+  const int64_t n = 4, max_seq = 8257, cols = (q_heads + 2 * kv_heads) * D;
+  const std::vector<int32_t> len = {8192, 300, 4097, 1}, seq = {0, 1, 2, 3};
+  uint16_t* dq = upload(random_bf16(n * cols, 41));
+  uint16_t* dk = upload(random_bf16(seqs * kv_heads * max_seq * D, 42));
+  uint16_t* dv = upload(random_bf16(seqs * kv_heads * max_seq * D, 43));
+  uint16_t* dout = upload(std::vector<uint16_t>(n * q_heads * D));
+  int32_t *ds = upload(seq), *dl = upload(len);
+  const eg::AttentionShape s{n, cols, q_heads, kv_heads, D, max_seq, max_seq};
+  ASSERT_GT(eg::fused_split(s, device_sms()).splits, 1);
+  const int64_t floats = eg::attention_scratch_floats(s);
+  float* scratch = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&scratch), floats * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaMemset(scratch, 0, floats * sizeof(float)), cudaSuccess);
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  std::vector<std::vector<uint16_t>> outs;
+  auto counters_zero = [&] {
+    const auto c = download(reinterpret_cast<const uint32_t*>(scratch), eg::attention_counter_floats());
+    return std::count(c.begin(), c.end(), 0u) == static_cast<long>(c.size());
+  };
+  auto run = [&](auto&& launch) {
+    ASSERT_EQ(cudaMemsetAsync(dout, 0xff, n * q_heads * D * sizeof(uint16_t), stream), cudaSuccess);
+    launch();
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+    outs.push_back(download(dout, n * q_heads * D));
+    EXPECT_TRUE(counters_zero()) << "run " << outs.size();
+  };
+  auto direct = [&] { eg::attention(dq, ds, dl, dk, dv, s, eg::DecodeAttention::kFused, scratch, dout, stream); };
+  run(direct);
+  run(direct);
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  direct();
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  run([&] { ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess); });
+  run([&] { ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess); });
+  ASSERT_EQ(outs.size(), 4u);
+  EXPECT_EQ(std::count(outs[0].begin(), outs[0].end(), uint16_t{0xffff}), 0) << "an output never written";
+  for (std::size_t r = 1; r < outs.size(); ++r) EXPECT_TRUE(outs[r] == outs[0]) << "run " << r + 1;
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  for (void* p : std::initializer_list<void*>{scratch, dq, dk, dv, dout, ds, dl}) cudaFree(p);
+}
+
+// The residency the fused split assumes (FusedSplit::blocks_per_sm, its grid is one wave of it) holds on this GPU.
+TEST(EngineGpu, FusedAttentionResidency) {
+  REQUIRE_GPU();
+  for (const int D : {32, 64, 128, 256})
+    for (const int G : {1, 2, 4, 8}) {
+      const eg::AttentionShape s{1, (G + 2) * D, G, 1, D, 8192, 8192};
+      const eg::FusedSplit f = eg::fused_split(s, device_sms());
+      ASSERT_EQ(f.heads_per_block, G);
+      EXPECT_GE(eg::fused_attention_resident_blocks(D, G), f.blocks_per_sm) << "D " << D << " G " << G;
+    }
+}
+
+// The fused split on a 132-SM H200 for Llama-3.1-8B's heads (32 / 8, head_dim 128, 4 heads per block) at the
+// max_len nvrar-llm bench uses (context + 65): 2-4 blocks per SM, >= 256 keys where that still gives 2 per SM. CPU.
+TEST(EngineAttention, FusedSplitPolicy) {
+  struct Want {
+    int64_t n, max_len, keys, splits, blocks;
+  };
+  for (const Want w : {Want{1, 8257, 256, 33, 264}, Want{8, 8257, 1056, 8, 512}, Want{32, 8257, 4160, 2, 512},
+                       Want{1, 32833, 512, 65, 520}, Want{8, 32833, 4128, 8, 512}, Want{32, 32833, 16448, 2, 512},
+                       Want{1, 131137, 2016, 66, 528}, Want{1, 193, 32, 7, 56}, Want{64, 8257, 8288, 1, 512},
+                       Want{300, 700, 704, 1, 2400}}) {
+    const eg::AttentionShape s{w.n, 48 * 128, 32, 8, 128, w.max_len, w.max_len};
+    const eg::FusedSplit f = eg::fused_split(s, 132);
+    EXPECT_EQ(f.heads_per_block, 4);
+    EXPECT_EQ(f.keys_per_split, w.keys) << w.n << " x " << w.max_len;
+    EXPECT_EQ(f.splits, w.splits) << w.n << " x " << w.max_len;
+    EXPECT_EQ(f.blocks, w.blocks) << w.n << " x " << w.max_len;
+    if (f.splits > 1) EXPECT_LE(f.blocks, f.blocks_per_sm * 132);
+  }
+  // 8 heads per block (ratio 8) assume 2 blocks per SM; one KV head and one row gives the most splits.
+  const eg::FusedSplit f = eg::fused_split(eg::AttentionShape{1, 10 * 64, 8, 1, 64, 32768, 32768}, 132);
+  EXPECT_EQ(f.heads_per_block, 8);
+  EXPECT_EQ(f.blocks_per_sm, 2);
+  EXPECT_EQ(f.keys_per_split, 128);
+  EXPECT_EQ(f.blocks, 256);
 }
 
 TEST(EngineGpu, SwigluRmsnormArgmax) {

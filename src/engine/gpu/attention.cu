@@ -14,6 +14,9 @@
 // Split size: keys_per_split() starts at 32 keys and doubles while the grid would exceed ~1024 blocks, so a decode
 //   step (few queries) gets many short splits and a prefill (many queries) few long ones.
 // No inter-block synchronisation: the two kernels are ordered by the stream.
+// attention() also dispatches DecodeAttention::kFused (attention_fused.cu). Scratch: the fused kernel's counters
+// (attention_counter_floats), then the partials of whichever kernel runs, so split-K calls (a prefill) never touch the
+// counters a later fused call relies on being 0.
 #include "engine/gpu/attention.h"
 
 #include <cuda_runtime.h>
@@ -22,6 +25,7 @@
 #include <cmath>
 
 #include "core/numeric.h"
+#include "engine/gpu/attention_fused.h"
 #include "engine/gpu/bf16_vector.cuh"
 #include "gpu/device/pdl.cuh"
 
@@ -203,7 +207,8 @@ bool attention_supports_head_dim(int head_dim) {
 int64_t attention_scratch_floats(const AttentionShape& s) {
   // keys_per_split() keeps splits x n x groups at most max(kTargetBlocks, n x groups) for any n <= s.n, so the
   // (query, head, split) entries are at most max(kTargetBlocks, n) x q_heads.
-  return std::max<int64_t>(s.n, kTargetBlocks) * s.q_heads * (2 + s.head_dim);
+  const int64_t split_k = std::max<int64_t>(s.n, kTargetBlocks) * s.q_heads * (2 + s.head_dim);
+  return attention_counter_floats() + std::max(split_k, fused_attention_partial_floats(s));
 }
 
 namespace {
@@ -236,7 +241,14 @@ void launch_partial(int group, dim3 grid, const bf16_t* qkv, const int32_t* seq,
 }  // namespace
 
 void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
-               const bf16_t* cache_v, const AttentionShape& s, float* scratch, bf16_t* out, cudaStream_t stream) {
+               const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch, bf16_t* out,
+               cudaStream_t stream) {
+  unsigned* counters = reinterpret_cast<unsigned*>(scratch);
+  scratch += attention_counter_floats();  // the partials of either kernel
+  if (kernel == DecodeAttention::kFused) {
+    fused_attention(qkv, seq, lengths, cache_k, cache_v, s, counters, scratch, out, stream);
+    return;
+  }
   const int group = heads_per_block(s.q_heads, s.kv_heads, s.n, s.max_len);
   const int64_t kps = keys_per_split(s.n, s.q_heads / group, s.max_len);
   const dim3 grid(static_cast<unsigned>((s.max_len + kps - 1) / kps), static_cast<unsigned>(s.q_heads / group),

@@ -1,7 +1,7 @@
-// Attention of queries against the KV cache (attention.cu), for decode and prefill alike: query t (a row of the
-// fused qkv buffer, after RoPE) of sequence seq[t] attends to that sequence's cache positions [0, lengths[t]).
-// Causal prefill is the same call with lengths[t] = position + 1. Grouped-query: query head h reads KV head
-// h / (q_heads / kv_heads). fp32 scores, softmax and accumulation; output bf16 [n, q_heads * head_dim].
+// Attention of queries against the KV cache (attention.cu, attention_fused.cu), for decode and prefill alike: query t
+// (a row of the fused qkv buffer, after RoPE) of sequence seq[t] attends to that sequence's cache positions
+// [0, lengths[t]). Causal prefill is the same call with lengths[t] = position + 1. Grouped-query: query head h reads
+// KV head h / (q_heads / kv_heads). fp32 scores, softmax and accumulation; output bf16 [n, q_heads * head_dim].
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -22,15 +22,46 @@ struct AttentionShape {
   int64_t max_len = 0;   // largest lengths[t] of the call (sizes the split)
 };
 
-// Scratch (floats) for the partial results of any call with at most s.n queries and s.q_heads, s.head_dim.
+// The two kernels of a call (NVRAR_LLM_DECODE_ATTENTION picks the decode one in the engine; prefill without the
+// tensor-core kernel keeps split-K).
+enum class DecodeAttention {
+  kSplitK,  // 32-key or longer splits (up to ~1024 blocks), then a combine kernel over (query, head)
+  kFused,   // longer splits (~2-4 blocks per SM, >= 256 keys where the context allows); the last block of each
+            // (query, head group) to finish merges the splits, so one kernel per call
+};
+
+// Scratch (floats) for any call of either kernel with at most s.n queries and s.q_heads, s.head_dim: the fused
+// kernel's arrival counters first (a fixed count per device, see attention_counter_floats), then the partial results.
+// The whole scratch must be zeroed once after allocation (the counters must start at 0; every fused call leaves them
+// at 0 again, so graph replays need no memset). Reads the device's SM count (the fused split depends on it).
 int64_t attention_scratch_floats(const AttentionShape& s);
+// The counters' share of the scratch: 4 x the current device's SM count, rounded up to 16 bytes.
+int64_t attention_counter_floats();
 
 bool attention_supports_head_dim(int head_dim);
 
-// Split-K ("flash-decoding"): the keys of each (query, head) are cut into splits (32 keys or more, sized so the grid
+// kSplitK ("flash-decoding"): the keys of each (query, head) are cut into splits (32 keys or more, sized so the grid
 // fills the GPU); a block of four warps handles one split with an online softmax per group of lanes, merges them,
-// and writes (max, sum, acc); a second kernel merges the splits. scratch: attention_scratch_floats(s) floats.
+// and writes (max, sum, acc); a second kernel merges the splits.
+// kFused: attention_fused.cu (one kernel, cp.async-pipelined key loads, the merge in the last block of a head group).
+// scratch: attention_scratch_floats(s) floats, zeroed once after allocation; lengths[t] <= s.max_len.
 void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
-               const bf16_t* cache_v, const AttentionShape& s, float* scratch, bf16_t* out, cudaStream_t stream);
+               const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch, bf16_t* out,
+               cudaStream_t stream);
+
+// The fused kernel's split of a call on a GPU of `sms` SMs (CPU only; for tests and reports). heads_per_block: the
+// largest of 8, 4, 2, 1 dividing q_heads / kv_heads; blocks = splits x n x q_heads / heads_per_block, of which a row
+// uses ceil(lengths[t] / keys_per_split); blocks_per_sm: the residency the split assumes (__launch_bounds__).
+struct FusedSplit {
+  int heads_per_block = 1;
+  int blocks_per_sm = 4;
+  int64_t keys_per_split = 0;
+  int64_t splits = 1;
+  int64_t blocks = 0;
+};
+FusedSplit fused_split(const AttentionShape& s, int sms);
+// Blocks of the fused kernel for (head_dim, heads_per_block) that the current device keeps resident per SM
+// (cudaOccupancyMaxActiveBlocksPerMultiprocessor); fused_split assumes FusedSplit::blocks_per_sm.
+int fused_attention_resident_blocks(int head_dim, int heads_per_block);
 
 }  // namespace nvrar::engine::gpu

@@ -37,6 +37,11 @@ FlashKernel flash_kernel_for(int64_t head_dim) {
   return flash_prefill_supports(wanted, static_cast<int>(head_dim)) ? wanted : FlashKernel::kMma64;
 }
 
+// Decode attention: NVRAR_LLM_DECODE_ATTENTION=fused, else split-K (unset or "splitk").
+DecodeAttention decode_attention_kernel() {
+  return config::settings().llm_decode_attention == "fused" ? DecodeAttention::kFused : DecodeAttention::kSplitK;
+}
+
 }  // namespace
 
 void check_engine(const ModelConfig& config, int ranks, const EngineOptions& options) {
@@ -125,7 +130,12 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   prefill_kernel_ = flash_kernel_for(head_dim_);
   const int64_t split_rows = use_flash_prefill_ ? options_.max_batch : T;
   const AttentionShape s{split_rows, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, options_.max_seq};
-  scratch_ = memory_.f32(attention_scratch_floats(s), "attention scratch");
+  const int64_t scratch_floats = attention_scratch_floats(s);
+  scratch_ = memory_.f32(scratch_floats, "attention scratch");
+  // The fused kernel's counters must start at 0 (each call leaves them so); ordered before every use on stream_.
+  cuda_check(cudaMemsetAsync(scratch_, 0, static_cast<std::size_t>(scratch_floats) * sizeof(float), stream_),
+             "attention scratch", rank_);
+  decode_attention_ = decode_attention_kernel();
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -210,7 +220,8 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
       flash_prefill_attention(qkv_, in.tiles, num_tiles, in.cache_k[i], in.cache_v[i], shape, prefill_kernel_, attn_,
                               stream_);
     else
-      attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape, scratch_, attn_, stream_);
+      attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape,
+                num_tiles > 0 ? DecodeAttention::kSplitK : decode_attention_, scratch_, attn_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
     gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
     allreduce_norm(part_, l.ln_post, n, timer);

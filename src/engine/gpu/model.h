@@ -76,8 +76,9 @@ class LlamaModel {
   // h_ = embedding rows of tokens[0, n).
   void embed(const int32_t* tokens, int64_t n) { embedding_lookup(tokens, n, embedding_, hidden_, h_, stream_); }
   // Runs every layer on the n rows of h_ (max_len: the longest attention length of the call). num_tiles > 0: a
-  // prefill chunk whose query tiles are in.tiles (tensor-core attention where the head_dim allows); 0: decode rows
-  // (split-K attention). The final normalised activations are left in the model. Marks phases on `timer`.
+  // prefill chunk whose query tiles are in.tiles (tensor-core attention where the head_dim allows, else split-K); 0:
+  // decode rows (split-K or fused attention, NVRAR_LLM_DECODE_ATTENTION). The final normalised activations are left
+  // in the model. Marks phases on `timer`.
   void forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, const ForwardInputs& in, StepTimer* timer);
   // Keeps the final activations of `count` rows (device indices in rows) as kept rows [first, first + count), for an
   // lm_head after the last chunk of a prefill.
@@ -141,10 +142,11 @@ class LlamaModel {
   // activations, sized for max(prefill_chunk, max_batch) rows; last_: the kept rows [max_batch]
   bf16_t *h_ = nullptr, *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *part_ = nullptr, *gu_ = nullptr,
          *act_ = nullptr, *logits_ = nullptr, *last_ = nullptr;
-  float* scratch_ = nullptr;
-  int64_t prepared_batch_ = 0;
-  FlashKernel prefill_kernel_ = FlashKernel::kMma64;
-  bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K  // decode batch size whose GEMM kernels prepare_gemms chose
+  float* scratch_ = nullptr;  // attention scratch (attention_scratch_floats), zeroed once
+  int64_t prepared_batch_ = 0;  // decode batch size whose GEMM kernels prepare_gemms chose
+  bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K
+  FlashKernel prefill_kernel_ = FlashKernel::kMma64;  // NVRAR_LLM_PREFILL_ATTENTION (flash_kernel_for)
+  DecodeAttention decode_attention_ = DecodeAttention::kSplitK;  // NVRAR_LLM_DECODE_ATTENTION
 };
 
 }  // namespace nvrar::engine::gpu

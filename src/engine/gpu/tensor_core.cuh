@@ -1,5 +1,6 @@
-// Device helpers shared by the tensor-core prefill kernels (flash_prefill.cu, flash_prefill_wgmma.cu): shared-memory
-// addresses, cp.async with zero fill, ldmatrix, the m16n8k16 bf16 MMA, bf16 packing. Header-only, device code.
+// Device helpers shared by the engine kernels that stage data in shared memory (flash_prefill.cu,
+// flash_prefill_wgmma.cu, attention_fused.cu): shared-memory addresses, cp.async with zero fill, ldmatrix, the
+// m16n8k16 bf16 MMA, bf16 packing. Header-only, device code.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -13,12 +14,15 @@ __device__ __forceinline__ uint32_t shared_address(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-// 16 bytes global -> shared; valid = false writes 16 zero bytes (src is not read).
+// 16 bytes global -> shared, asynchronously; valid = false writes 16 zero bytes (src is not read but must still be a
+// valid address).
 __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
                : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most N of this thread's committed groups are pending (its own copies only: other threads' copies
+// need a barrier after their wait).
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
