@@ -32,6 +32,11 @@
 #               is the median of the 63 graph-replayed decode steps), LONG_SKIP_TORCH 1 (cuDNN still runs), and the
 #               table is OUT/decode_ab.md (scripts/decode_ab_table.py: both kernels per run, their ratio, the
 #               eager step's attention time and the K/V bytes it read per second, cuDNN beside them).
+# LONG_PREFILL_AB=1  the prefill attention A/B (NVRAR_LLM_PREFILL_ATTENTION): each prefill case runs LONG_AB_REPEAT
+#               (default 2) times with each of LONG_PREFILL_KERNELS (default 'flash flash128 wgmma') in turn, files
+#               OUT/engine_prefill_b<B>_<T>_<kernel>_r<n>.{log,json}; default LONG_CASES 'prefill:1:2048
+#               prefill:8:2048 prefill:1:8192 prefill:1:32768', torch and cuDNN skipped unless asked for; table
+#               OUT/prefill_ab.md (scripts/prefill_ab_table.py). Estimated ~4 minutes (not yet measured).
 # Files: OUT/engine_<kind>_b<B>_<L>.{log,json}, OUT/torch_llama.{log,json}, OUT/cudnn_attention.{log,json},
 #   OUT/long_context.md, and all of them in OUT/long_all.tgz (for tools that bring back few files).
 # Device time on one H200, all 11 cases, estimated (not yet measured): 3-4 minutes for nvrar-llm (a model set-up per
@@ -57,7 +62,27 @@ NVSHMEM_ROOT=$(python3 -c 'import nvidia.nvshmem as m; print(list(m.__path__)[0]
 export LD_LIBRARY_PATH="${NVSHMEM_ROOT:+$NVSHMEM_ROOT/lib:}${LD_LIBRARY_PATH:-}"
 
 AB=${LONG_DECODE_AB:-0}
-if [ "$AB" = 1 ]; then
+PREFILL_AB=${LONG_PREFILL_AB:-0}
+PREFILL_KERNELS=${LONG_PREFILL_KERNELS:-"flash flash128 wgmma"}
+for k in $PREFILL_KERNELS; do
+  if ! [[ "$k" =~ ^(flash|flash128|wgmma|splitk)$ ]]; then
+    echo "engine-long-bench.sh: LONG_PREFILL_KERNELS entry '$k': expected flash, flash128, wgmma or splitk" >&2
+    exit 2
+  fi
+done
+if [ "$AB" = 1 ] && [ "$PREFILL_AB" = 1 ]; then
+  echo "engine-long-bench.sh: LONG_DECODE_AB=1 and LONG_PREFILL_AB=1: one A/B per run" >&2
+  exit 2
+fi
+if [ "$PREFILL_AB" = 1 ]; then
+  CASES=${LONG_CASES:-"prefill:1:2048 prefill:8:2048 prefill:1:8192 prefill:1:32768"}
+  LONG_SKIP_TORCH=${LONG_SKIP_TORCH:-1} LONG_SKIP_CUDNN=${LONG_SKIP_CUDNN:-1}
+  AB_REPEAT=${LONG_AB_REPEAT:-2}
+  if ! [[ "$AB_REPEAT" =~ ^[1-9][0-9]*$ ]]; then
+    echo "engine-long-bench.sh: LONG_AB_REPEAT='$AB_REPEAT': expected a positive integer" >&2
+    exit 2
+  fi
+elif [ "$AB" = 1 ]; then
   CASES=${LONG_CASES:-"decode:1:8192 decode:8:8192 decode:32:8192 decode:1:32768 decode:8:32768 decode:1:131072"}
   LONG_WARMUP=${LONG_WARMUP:-0} LONG_ITERS=${LONG_ITERS:-1} LONG_BIG_WARMUP=${LONG_BIG_WARMUP:-0}
   LONG_SKIP_TORCH=${LONG_SKIP_TORCH:-1}
@@ -93,20 +118,21 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
   if [ ! -x "$LLM" ]; then
     note "nvrar-llm: $LLM is missing (build it: bash scripts/gpu-check.sh build); engine cases skipped"
   else
-    # run_case CASE STEM [DECODE_ATTENTION]: one nvrar-llm bench, NVRAR_LLM_DECODE_ATTENTION set for it alone if given.
+    # run_case CASE STEM [VAR=VALUE]: one nvrar-llm bench, with that kernel setting (NVRAR_LLM_DECODE_ATTENTION or
+    # NVRAR_LLM_PREFILL_ATTENTION) for it alone if given.
     run_case() {
-      local c=$1 stem=$2 attn=${3:-} kind bs len warmup iters outlen rc start lines pass=()
+      local c=$1 stem=$2 setting=${3:-} kind bs len warmup iters outlen rc start lines pass=()
       IFS=: read -r kind bs len <<< "$c"
       warmup=${LONG_WARMUP:-1} iters=${LONG_ITERS:-3}
       if [ $((bs * len)) -gt "${LONG_BIG_TOKENS:-65536}" ]; then
         warmup=${LONG_BIG_WARMUP:-1} iters=${LONG_BIG_ITERS:-1}
       fi
       outlen=$([ "$kind" = prefill ] && echo 2 || echo 64)
-      [ -n "$attn" ] && [ ${#launcher[@]} -gt 0 ] && pass=(-x NVRAR_LLM_DECODE_ATTENTION)
+      [ -n "$setting" ] && [ ${#launcher[@]} -gt 0 ] && pass=(-x "${setting%%=*}")
       rm -f "$OUT/$stem.json"
       start=$SECONDS
       (
-        [ -z "$attn" ] || export NVRAR_LLM_DECODE_ATTENTION="$attn"
+        [ -z "$setting" ] || export "${setting?}"
         timeout "${LONG_TIMEOUT:-300}" "${launcher[@]}" "${pass[@]}" "$LLM" bench --model llama3.1-8b --tp 1 \
           --batch-size "$bs" --input-len "$len" --output-len "$outlen" --num-iters-warmup "$warmup" \
           --num-iters "$iters" --allreduce "${LONG_ALLREDUCE:-auto}" \
@@ -115,14 +141,22 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
       )
       rc=$?
       lines=$(grep -E '^(Prefill|Time to first|Decode step)' "$OUT/$stem.log" | tr '\n' ' ')
-      note "nvrar-llm $c${attn:+ ($attn)}: rc=$rc ($((SECONDS - start)) s) $lines"
+      note "nvrar-llm $c${setting:+ ($setting)}: rc=$rc ($((SECONDS - start)) s) $lines"
       [ $rc -eq 0 ] || tail -3 "$OUT/$stem.log"
     }
     for c in $CASES; do
       IFS=: read -r kind bs len <<< "$c"
       if [ "$AB" = 1 ] && [ "$kind" = decode ]; then
         for r in $(seq "$AB_REPEAT"); do
-          for attn in splitk fused; do run_case "$c" "engine_${kind}_b${bs}_${len}_${attn}_r$r" "$attn"; done
+          for attn in splitk fused; do
+            run_case "$c" "engine_${kind}_b${bs}_${len}_${attn}_r$r" "NVRAR_LLM_DECODE_ATTENTION=$attn"
+          done
+        done
+      elif [ "$PREFILL_AB" = 1 ] && [ "$kind" = prefill ]; then
+        for r in $(seq "$AB_REPEAT"); do
+          for k in $PREFILL_KERNELS; do
+            run_case "$c" "engine_${kind}_b${bs}_${len}_${k}_r$r" "NVRAR_LLM_PREFILL_ATTENTION=$k"
+          done
         done
       else
         run_case "$c" "engine_${kind}_b${bs}_${len}"
@@ -163,7 +197,12 @@ elif [ $torch_wanted = 1 ]; then
   fi
 fi
 
-if [ "$AB" = 1 ]; then
+if [ "$PREFILL_AB" = 1 ]; then
+  python3 scripts/prefill_ab_table.py "$OUT" --cases "$CASES" --kernels "$PREFILL_KERNELS" --repeat "$AB_REPEAT" \
+    > "$OUT/prefill_ab_table.log" 2>&1
+  note "table: rc=$? -> $OUT/prefill_ab.md"
+  echo; cat "$OUT/prefill_ab.md" 2>/dev/null || cat "$OUT/prefill_ab_table.log"
+elif [ "$AB" = 1 ]; then
   python3 scripts/decode_ab_table.py "$OUT" --cases "$CASES" --repeat "$AB_REPEAT" > "$OUT/decode_ab_table.log" 2>&1
   note "table: rc=$? -> $OUT/decode_ab.md"
   echo; cat "$OUT/decode_ab.md" 2>/dev/null || cat "$OUT/decode_ab_table.log"
