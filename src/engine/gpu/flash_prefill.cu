@@ -171,35 +171,9 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int r = 0; r < R; ++r) {
         if (!active[r]) continue;
         const int qpos = group_first[r] + quad_row;  // this lane's rows: qpos and qpos + 8
-        const bool mask = key0 + kKeys - 1 > group_first[r];
-        float mx[2] = {m[r][0], m[r][1]};
-#pragma unroll
-        for (int b = 0; b < kKeyBlocks; ++b)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            float x = sc[r][b][e] * scale_log2;
-            if (mask && key0 + b * 8 + 2 * quad_col + (e & 1) > qpos + (e >> 1) * 8) x = -INFINITY;
-            sc[r][b][e] = x;
-            mx[e >> 1] = fmaxf(mx[e >> 1], x);
-          }
-        float corr[2], sum[2] = {0.0f, 0.0f};
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-          mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-          corr[i] = exp2f(m[r][i] - mx[i]);  // 0 on the first tile (m = -inf); mx is finite: key 0 is in every row
-          m[r][i] = mx[i];
-        }
-#pragma unroll
-        for (int b = 0; b < kKeyBlocks; ++b)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const float p = exp2f(sc[r][b][e] - m[r][e >> 1]);
-            sc[r][b][e] = p;
-            sum[e >> 1] += p;
-          }
-#pragma unroll
-        for (int i = 0; i < 2; ++i) l[r][i] = l[r][i] * corr[i] + sum[i];
+        float corr[2];
+        online_softmax<kKeyBlocks>([&](int b, int e) -> float& { return sc[r][b][e]; }, scale_log2,
+                                   key0 + kKeys - 1 > group_first[r], key0, qpos, quad_col, m[r], l[r], corr);
 #pragma unroll
         for (int b = 0; b < kDimBlocks; ++b) {
           o[r][b][0] *= corr[0];

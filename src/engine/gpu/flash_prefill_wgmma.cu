@@ -235,35 +235,9 @@ __global__ void __launch_bounds__(kThreads, 2)
       wgmma_commit();
       wgmma_wait_all();
       pin(sc);
-      const bool mask = key0 + kKeys - 1 > warp_first;
-      float mx[2] = {m[0], m[1]};
-#pragma unroll
-      for (int b = 0; b < kKeyBlocks; ++b)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = sc[4 * b + e] * scale_log2;
-          if (mask && key0 + b * 8 + 2 * quad_col + (e & 1) > qpos + (e >> 1) * 8) x = -INFINITY;
-          sc[4 * b + e] = x;
-          mx[e >> 1] = fmaxf(mx[e >> 1], x);
-        }
-      float corr[2], sum[2] = {0.0f, 0.0f};
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-        corr[i] = exp2f(m[i] - mx[i]);  // 0 on the first tile (m = -inf); mx is finite: key 0 is in every row
-        m[i] = mx[i];
-      }
-#pragma unroll
-      for (int b = 0; b < kKeyBlocks; ++b)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float p = exp2f(sc[4 * b + e] - m[e >> 1]);
-          sc[4 * b + e] = p;
-          sum[e >> 1] += p;
-        }
-#pragma unroll
-      for (int i = 0; i < 2; ++i) l[i] = l[i] * corr[i] + sum[i];
+      float corr[2];
+      online_softmax<kKeyBlocks>([&](int b, int e) -> float& { return sc[4 * b + e]; }, scale_log2,
+                                 key0 + kKeys - 1 > warp_first, key0, qpos, quad_col, m, l, corr);
 #pragma unroll
       for (int b = 0; b < kDimBlocks; ++b) {
         o[4 * b + 0] *= corr[0];

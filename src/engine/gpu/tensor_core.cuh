@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace nvrar::engine::gpu::tc {
@@ -51,6 +52,45 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// The online-softmax step (FlashAttention-2) of one warp's 16 query rows over one key tile, on scores in the m16n8
+// MMA accumulator layout (mma.sync's, and wgmma's per warp): score(b, e) is element e of n8 block b, the score of row
+// qpos + 8 (e >> 1) and key key0 + 8 b + 2 quad_col + (e & 1). Scales the scores to log2 units, masks keys past the
+// row's position when `mask`, updates the running max m and this lane's share of the running sum l (summed over the
+// quad at the end), turns the scores into P = exp2(s - m) in place and returns in corr the factor by which the rows'
+// accumulators must be rescaled (0 on the first tile, where m was -inf; the new max is finite: key 0 is in every row).
+template <int kBlocks, typename Score>
+__device__ __forceinline__ void online_softmax(Score score, float scale_log2, bool mask, int key0, int qpos,
+                                               int quad_col, float (&m)[2], float (&l)[2], float (&corr)[2]) {
+  float mx[2] = {m[0], m[1]};
+#pragma unroll
+  for (int b = 0; b < kBlocks; ++b)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float x = score(b, e) * scale_log2;
+      if (mask && key0 + b * 8 + 2 * quad_col + (e & 1) > qpos + (e >> 1) * 8) x = -INFINITY;
+      score(b, e) = x;
+      mx[e >> 1] = fmaxf(mx[e >> 1], x);
+    }
+  float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+    corr[i] = exp2f(m[i] - mx[i]);
+    m[i] = mx[i];
+  }
+#pragma unroll
+  for (int b = 0; b < kBlocks; ++b)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float p = exp2f(score(b, e) - m[e >> 1]);
+      score(b, e) = p;
+      sum[e >> 1] += p;
+    }
+#pragma unroll
+  for (int i = 0; i < 2; ++i) l[i] = l[i] * corr[i] + sum[i];
 }
 
 }  // namespace nvrar::engine::gpu::tc
