@@ -195,7 +195,9 @@ const std::vector<Preset>& presets() {
                "2511.09557: 1.9x-3.6x lower latency than NCCL there, on Slingshot and InfiniBand; "
                "tests/data/published_paper_nccl_ratio.json); every ratio stays below 3.6x up to 52.65 us",
                "NCCL 2.30 tuning.cc Ampere constants, AMD CPU net overhead 2 us; topo.h SM80_NVLINK_BW 20.0 GB/s x 12",
-               "assumed: NVLink alpha 1.5 us, 0.3 us per extra put, launch 2.5 us, poll 0.5 us, 8 NCCL channels"}},
+               "assumed: NVLink alpha 1.5 us, 0.3 us per extra put, launch 2.5 us, poll 0.5 us, 8 NCCL channels; the "
+               "paper's ratio range holding at every published size (its 'up to' read as a floor; the best-size "
+               "reading gives 19.77 us: docs/model.md)"}},
       Preset{.name = "gh200-ndr400",
              .description = "1x GH200 + 1x InfiniBand NDR (400 Gb/s) per node, like TACC Vista's GH nodes",
              .gpus_per_node = 1,
