@@ -169,11 +169,9 @@ Row predict_row(const model::Preset& preset, const model::ImplementationProfile&
     if (a == model::Algorithm::kNvrar) row.t_nvrar = t;
     row.times.push_back(t);
   }
-  const model::NcclEstimate ring = model::predict_nccl(model::Algorithm::kNcclRing, preset, node_count, b);
-  const model::NcclEstimate tree = model::predict_nccl(model::Algorithm::kNcclTree, preset, node_count, b);
-  const bool tree_wins = tree.time_us < ring.time_us;
-  row.best = tree_wins ? tree : ring;
-  row.pick = fmt::format("{}/{}", tree_wins ? "tree" : "ring", model::nccl_protocol_name(row.best.protocol));
+  const model::NcclPick nccl = model::pick_nccl(preset, node_count, b);
+  row.best = nccl.estimate;
+  row.pick = nccl.name();
   row.speedup = row.best.time_us / row.t_nvrar;
   // A time the model cannot give (parameters at the edge of their range, e.g. bandwidths near 0) is an error, never a
   // printed inf or nan.
@@ -278,8 +276,8 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
 
   if (opt.validate) {
     const Fits fits{calibration ? &*calibration : nullptr, network ? &*network : nullptr, nccl ? &*nccl : nullptr};
-    const int failed = print_validation(stdout, preset, opt.published.empty() ? shipped_published_files() : opt.published,
-                                        kValidateBound, fits);
+    const std::vector<std::string> files = opt.published.empty() ? shipped_published_files() : opt.published;
+    const int failed = print_validation(stdout, preset, files, kValidateBound, fits);
     return failed == 0 ? kExitOk : kExitOutOfBound;
   }
 

@@ -396,6 +396,17 @@ NcclEstimate predict_nccl(Algorithm algorithm, const Preset& p, int nodes, doubl
   return best;
 }
 
+std::string NcclPick::name() const {
+  const char* kind = algorithm == Algorithm::kNcclTree ? "tree" : "ring";
+  return fmt::format("{}/{}", kind, nccl_protocol_name(estimate.protocol));
+}
+
+NcclPick pick_nccl(const Preset& p, int nodes, double bytes) {
+  const NcclEstimate ring = predict_nccl(Algorithm::kNcclRing, p, nodes, bytes);
+  const NcclEstimate tree = predict_nccl(Algorithm::kNcclTree, p, nodes, bytes);
+  return tree.time_us < ring.time_us ? NcclPick{Algorithm::kNcclTree, tree} : NcclPick{Algorithm::kNcclRing, ring};
+}
+
 double predict_us(Algorithm algorithm, const Preset& p, int nodes, double bytes) {
   check_call(p, nodes, bytes);
   const int g = p.gpus_per_node;

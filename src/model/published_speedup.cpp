@@ -39,19 +39,6 @@ const Json& object_member(const Json& j, const char* key, const std::string& ori
   return v;
 }
 
-// NCCL's best of ring and tree, as NCCL's tuner would pick it.
-struct NcclPick {
-  double time_us = 0;
-  std::string name;
-};
-NcclPick nccl_best(const Preset& p, int nodes, double bytes) {
-  const NcclEstimate ring = predict_nccl(Algorithm::kNcclRing, p, nodes, bytes);
-  const NcclEstimate tree = predict_nccl(Algorithm::kNcclTree, p, nodes, bytes);
-  const bool tree_wins = tree.time_us < ring.time_us;
-  const NcclEstimate& best = tree_wins ? tree : ring;
-  return NcclPick{best.time_us, fmt::format("{}/{}", tree_wins ? "tree" : "ring", nccl_protocol_name(best.protocol))};
-}
-
 // The smallest x in [0, kMaxNcclNetLatencyUs] with reached(x), for a predicate that, once true, stays true as x
 // grows (a non-decreasing ratio against a bound); none when it is false at the top.
 std::optional<double> smallest_reaching(const std::function<bool(double)>& reached) {
@@ -166,9 +153,9 @@ std::vector<SpeedupRow> speedup_rows(const std::vector<PublishedSpeedupRange>& r
       const Preset p = with_gpus(preset, f.gpus_per_node);
       for (const BenchPoint& point : f.points) {
         if (point.bytes < range.min_bytes || point.bytes > range.max_bytes) continue;
-        const NcclPick nccl = nccl_best(p, f.nodes, point.bytes);
+        const NcclPick nccl = pick_nccl(p, f.nodes, point.bytes);
         out.push_back(SpeedupRow{range.origin, f.origin, f.nodes, f.gpus_per_node, point.bytes, point.time_us,
-                                 nccl.time_us, nccl.name, range.ratio_min, range.ratio_max});
+                                 nccl.estimate.time_us, nccl.name(), range.ratio_min, range.ratio_max});
         ++paired;
       }
     }
@@ -193,7 +180,7 @@ NcclCalibration fit_nccl_net_latency(const std::vector<PublishedSpeedupRange>& r
   auto ratio_at = [&](const SpeedupRow& row, double x) {
     Preset p = with_gpus(preset, row.gpus_per_node);
     p.nccl.inter_latency_us = x;
-    return nccl_best(p, row.nodes, row.bytes).time_us / row.published_us;
+    return pick_nccl(p, row.nodes, row.bytes).estimate.time_us / row.published_us;
   };
   double lower = 0;
   double upper = kMaxNcclNetLatencyUs;
