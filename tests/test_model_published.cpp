@@ -1,7 +1,8 @@
 // The implementation profiles (src/model/profiles.cpp) and the model against the published prototype's times
 // (tests/data/published_yalis_perlmutter_nvrar.json, issue 22): the profile's facts from the prototype's code, the
 // launch-shape sweep's chunk rounds, the network fit with and without the sweep on synthetic and published points,
-// the shipped numbers being the fit's, --validate's bound, NCCL against the paper's ratio, and malformed files.
+// the shipped numbers being the fit's, --validate's bound, NCCL's fitted per-hop cost and its ratio against the paper's
+// range, and malformed files.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 
 #include "model/calibrate.h"
 #include "model/cost_model.h"
+#include "model/published_speedup.h"
 #include "nvrar/types.h"
 
 namespace nvrar::model {
@@ -40,6 +42,10 @@ std::string data_file(const char* name) { return std::string(NVRAR_TEST_DATA_DIR
 
 PublishedPoints published_perlmutter() {
   return read_published_points(data_file("published_yalis_perlmutter_nvrar.json"));
+}
+
+PublishedSpeedupRange paper_nccl_range() {
+  return read_published_speedup_range(data_file("published_paper_nccl_ratio.json"));
 }
 
 // ---- implementation profiles ----
@@ -164,7 +170,8 @@ TEST(ModelSweep, FitRecoversLatencyCostAndBandwidth) {
   ASSERT_TRUE(c.other_fitted);
   EXPECT_NEAR(c.other_us, 30.0, 1e-6);
   EXPECT_NEAR(c.bandwidth_gbs, 15.0, 1e-6);
-  EXPECT_NEAR(p.nccl.inter_latency_us, 7.0, 1e-9);
+  // NCCL's per-hop cost is its own: the network fit leaves it as the preset has it (model/published_speedup.h).
+  EXPECT_EQ(p.nccl.inter_latency_us, find_preset("a100-slingshot11").nccl.inter_latency_us);
   EXPECT_LT(c.fit.max_relative, 1e-9);
   EXPECT_LT(c.sweep_rms_relative, 1e-9);
 }
@@ -236,7 +243,6 @@ TEST(ModelPublished, ShippedPresetAndProfileAreTheFit) {
   EXPECT_NEAR(c.alpha_us, shipped.inter.alpha_us, 0.005 * shipped.inter.alpha_us);
   EXPECT_NEAR(c.round_latency_us, shipped.inter.alpha_us + shipped.poll_us, 0.01);
   EXPECT_NEAR(c.bandwidth_gbs, shipped.inter.bandwidth_gbs, 0.005 * shipped.inter.bandwidth_gbs);
-  EXPECT_NEAR(shipped.nccl.inter_latency_us, c.alpha_us, 0.005 * c.alpha_us);
   ASSERT_TRUE(c.other_fitted);
   const double other = find_profile("prototype").other_us;
   EXPECT_NEAR(c.other_us, other, 0.005 * other);
@@ -259,17 +265,46 @@ TEST(ModelPublished, BestTimesAloneAgreeWithTheSweepFit) {
   EXPECT_NEAR(c.bandwidth_gbs, shipped.inter.bandwidth_gbs, 0.01 * shipped.inter.bandwidth_gbs);
 }
 
-// The paper puts NVRAR 1.9x-3.6x below NCCL at 128 KB - 2 MB. With NCCL's net latency equal to the fitted alpha, the
-// model's NCCL is faster than that (docs/model.md: 1.1x-1.3x the published prototype), so the model's speedups over
-// NCCL are conservative; this keeps NCCL between parity with the published prototype and the paper's low end.
-TEST(ModelPublished, NcclBetweenParityAndThePapersRatio) {
-  const Preset p = find_preset("a100-slingshot11");
-  for (const BenchPoint& pt : published_perlmutter().points) {
-    if (pt.bytes < 128 * 1024) continue;
-    const double nccl = best_algorithm(p, 4, pt.bytes, {Algorithm::kNcclRing, Algorithm::kNcclTree}).time_us;
-    EXPECT_GE(nccl / pt.time_us, 1.0) << pt.bytes;
-    EXPECT_LE(nccl / pt.time_us, 1.9) << pt.bytes;
+// The paper puts NVRAR 1.9x-3.6x below NCCL at 128 KB - 2 MB (tests/data/published_paper_nccl_ratio.json). With the
+// shipped preset, NCCL's modelled time over the published prototype's lies inside that range at every published size
+// of the window (128 KB - 1 MB at 4 nodes), as `nvrar-model --validate` checks.
+TEST(ModelPublished, NcclWithinThePapersRange) {
+  const std::vector<SpeedupRow> rows =
+      speedup_rows({paper_nccl_range()}, {published_perlmutter()}, find_preset("a100-slingshot11"));
+  ASSERT_EQ(rows.size(), 4u);
+  for (const SpeedupRow& r : rows) {
+    EXPECT_GE(r.bytes, 128 * 1024.0);
+    EXPECT_LE(r.bytes, 1 * kMiB);
+    EXPECT_GE(r.ratio(), 1.9) << r.bytes << " bytes: NCCL " << r.nccl_us << " us, published " << r.published_us;
+    EXPECT_LE(r.ratio(), 3.6) << r.bytes << " bytes: NCCL " << r.nccl_us << " us, published " << r.published_us;
+    EXPECT_TRUE(r.within());
   }
+}
+
+// The shipped NCCL net latency is the fit's, not hand-set: both stages refitted from the two files give it back
+// (the smallest per-hop cost with every ratio >= 1.9, rounded up to 0.01 us), needed at 1 MB, and every ratio stays
+// <= 3.6 up to a larger cost. The network fit alone no longer touches it.
+TEST(ModelPublished, ShippedNcclLatencyIsTheFit) {
+  const Preset shipped = find_preset("a100-slingshot11");
+  Preset p = shipped;
+  p.inter.alpha_us = 1;
+  p.inter.bandwidth_gbs = 100;
+  p.nccl.inter_latency_us = 0;
+  const std::vector<PublishedPoints> published = {published_perlmutter()};
+  ASSERT_TRUE(calibrate_network(published, p).fitted);
+  EXPECT_EQ(p.nccl.inter_latency_us, 0);
+  const NcclCalibration c = fit_nccl_net_latency({paper_nccl_range()}, published, p);
+  ASSERT_TRUE(c.fitted);
+  EXPECT_TRUE(c.consistent);
+  EXPECT_EQ(p.nccl.inter_latency_us, c.inter_latency_us);
+  EXPECT_GE(shipped.nccl.inter_latency_us, c.inter_latency_us);
+  EXPECT_LE(shipped.nccl.inter_latency_us, c.inter_latency_us + 0.01);
+  EXPECT_NE(shipped.nccl.inter_latency_us, shipped.inter.alpha_us);  // NCCL's own, not NVSHMEM's alpha
+  EXPECT_EQ(c.binding_bytes, 1 * kMiB);
+  EXPECT_EQ(c.binding_nodes, 4);
+  EXPECT_GT(c.upper_latency_us, shipped.nccl.inter_latency_us);
+  ASSERT_EQ(c.rows.size(), 4u);
+  EXPECT_NEAR(c.rows.back().ratio(), 1.9, 1e-6);  // the binding size sits on the bound
 }
 
 TEST(ModelPublished, MalformedFilesNameTheProblem) {

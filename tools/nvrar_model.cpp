@@ -1,17 +1,20 @@
 // nvrar-model: predicted all-reduce latency of NVRAR and of the algorithms it competes with (NCCL ring and tree,
 // flat recursive doubling, one-shot, two-shot) on N nodes of a cluster preset, and NVRAR's predicted speedup over
 // NCCL. The model is src/model/cost_model.h; --calibrate fits its intra-node parameters to single-node nvrar-bench
-// JSON and its network parameters to multi-node nvrar-bench JSON or to published times (tests/data/published_*.json);
-// --validate compares the model with every published point. docs/model.md, docs/cluster.md.
+// JSON, its network parameters to multi-node nvrar-bench JSON or to published times (tests/data/published_*.json),
+// and NCCL's per-hop network cost to a published speedup range (model/published_speedup.h); --validate compares the
+// model with every published point and NCCL's ratio with every published range. docs/model.md, docs/cluster.md.
 //
 //   nvrar-model --preset h100-ndr400 --nodes 1,2,4,8 --sizes 128K..2M
 //   nvrar-model --preset h100-ndr400 --calibrate bench/results/2026-11-27-h100/bench_np4_g4.json --json out.json
 //   nvrar-model --preset a100-slingshot11 --calibrate tests/data/published_yalis_perlmutter_nvrar.json
+//               --calibrate tests/data/published_paper_nccl_ratio.json
 //   nvrar-model --preset a100-slingshot11 --validate
 //   nvrar-model --preset a100-slingshot11 --nodes 2,4,8,16 --sizes 128K..2M --heatmap-svg speedup.svg
 //   python3 scripts/plot_model_heatmap.py out.json        (the same heatmap by GPU count, with matplotlib)
 //
-// Exit status: 0 done; 1 --validate found a point beyond the bound; 2 bad usage or an error (message on stderr).
+// Exit status: 0 done; 1 --validate found a point beyond the bound or a ratio outside its published range; 2 bad usage
+// or an error (message on stderr).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -25,21 +28,22 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "model/calibrate.h"
+#include "model/cost_model.h"
 #include "model/heatmap_svg.h"
 #include "model/print.h"
-#include "model/cost_model.h"
+#include "model/published_speedup.h"
+#include "model/validate.h"
 #include "nvrar/types.h"
 
 namespace {
 
 using nvrar::Error;
 namespace model = nvrar::model;
-using namespace nvrar::model_tool;  // the printing helpers (tools/model/print.h)
+using namespace nvrar::model_tool;  // the printing and validation helpers (tools/model/print.h, validate.h)
 
 constexpr int kExitOk = 0;
 constexpr int kExitOutOfBound = 1;
@@ -62,15 +66,6 @@ std::vector<std::string> shipped_published_files() {
     throw Error(fmt::format("--validate: no published_*.json in '{}' (name the files with --published)",
                             dir.string()));
   return out;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw Error(fmt::format("nvrar-model: cannot open '{}'", path));
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) throw Error(fmt::format("nvrar-model: error reading '{}'", path));
-  return text.str();
 }
 
 // Bounds of what the model is asked about, far beyond any machine built and well inside the int arithmetic of the
@@ -174,11 +169,9 @@ Row predict_row(const model::Preset& preset, const model::ImplementationProfile&
     if (a == model::Algorithm::kNvrar) row.t_nvrar = t;
     row.times.push_back(t);
   }
-  const model::NcclEstimate ring = model::predict_nccl(model::Algorithm::kNcclRing, preset, node_count, b);
-  const model::NcclEstimate tree = model::predict_nccl(model::Algorithm::kNcclTree, preset, node_count, b);
-  const bool tree_wins = tree.time_us < ring.time_us;
-  row.best = tree_wins ? tree : ring;
-  row.pick = fmt::format("{}/{}", tree_wins ? "tree" : "ring", model::nccl_protocol_name(row.best.protocol));
+  const model::NcclPick nccl = model::pick_nccl(preset, node_count, b);
+  row.best = nccl.estimate;
+  row.pick = nccl.name();
   row.speedup = row.best.time_us / row.t_nvrar;
   // A time the model cannot give (parameters at the edge of their range, e.g. bandwidths near 0) is an error, never a
   // printed inf or nan.
@@ -235,16 +228,20 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
                  "nvrar-model: note: --heatmap-svg draws the table, which --validate does not print; ignored\n");
 
   // --calibrate takes nvrar-bench reports (single-node runs: the intra-node fit; multi-node runs on as many hosts:
-  // the network fit) and published-times files (the network fit); the intra-node fit goes first, the network fit
-  // uses its result.
+  // the network fit), published-times files (the network fit) and published speedup ranges (NCCL's per-hop cost);
+  // the intra-node fit goes first, the network fit uses its result, NCCL's fit the network's.
   std::optional<model::Calibration> calibration;
   std::optional<model::NetworkCalibration> network;
+  std::optional<model::NcclCalibration> nccl;
   if (!opt.calibrate.empty()) {
     std::vector<model::BenchReport> reports;
     std::vector<model::PublishedPoints> published;
+    std::vector<model::PublishedSpeedupRange> ranges;
     for (const std::string& path : opt.calibrate) {
       const std::string text = read_text(path);
-      if (model::is_published_points(text))
+      if (model::is_published_speedup_range(text))
+        ranges.push_back(model::parse_published_speedup_range(text, path));
+      else if (model::is_published_points(text))
         published.push_back(model::parse_published_points(text, path));
       else
         reports.push_back(model::parse_bench_report(text, path));
@@ -264,6 +261,11 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
       fitted = fitted || network->fitted;
       for (const std::string& n : network->notes) why += "; " + n;
     }
+    if (!ranges.empty()) {
+      nccl = model::fit_nccl_net_latency(ranges, published, preset);
+      fitted = fitted || nccl->fitted;
+      for (const std::string& n : nccl->notes) why += "; " + n;
+    }
     if (!fitted)
       throw Error(fmt::format("--calibrate: nothing fitted to {} between {} and {} bytes{}",
                               fmt::join(opt.calibrate, ", "), opt.calibrate_min, opt.calibrate_max, why));
@@ -273,32 +275,10 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
   }
 
   if (opt.validate) {
-    std::vector<model::PublishedPoints> published;
-    for (const std::string& path : opt.published.empty() ? shipped_published_files() : opt.published)
-      published.push_back(model::read_published_points(path));
-    const std::vector<model::ValidationRow> rows =
-        model::validate_against(published, preset, network ? &*network : nullptr);
-    fmt::print("# nvrar-model --validate: model vs published all-reduce times (us), bound {:.0f}%\n",
-               100 * kValidateBound);
-    print_preset(stdout, preset, false);
-    if (calibration) print_calibration(stdout, *calibration);
-    if (network) print_network_calibration(stdout, *network);
-    for (const model::PublishedPoints& f : published)
-      fmt::print("# {}: {} ({}, {}), {} x {} GPUs, {} profile; source: {}\n", f.origin, f.algorithm, f.system,
-                 f.device, f.nodes, f.gpus_per_node, f.profile, f.source);
-    fmt::print("{:>9} {:>6} {:>6} {:>6} {:>10} {:>10} {:>8} {:>4}\n", "profile", "nodes", "GPUs", "size",
-               "published", "model", "error", "ok");
-    int beyond = 0;
-    for (const model::ValidationRow& r : rows) {
-      const double e = r.relative_error();
-      const bool ok = std::isfinite(r.model_us) && std::abs(e) <= kValidateBound;
-      beyond += ok ? 0 : 1;
-      fmt::print("{:>9} {:>6} {:>6} {:>6} {:>10} {:>10} {:>+7.1f}% {:>4}\n", r.profile, r.nodes,
-                 r.nodes * r.gpus_per_node, human_size(r.bytes), format_us(r.published_us), format_us(r.model_us),
-                 100 * e, ok ? "yes" : "NO");
-    }
-    fmt::print("# {} of {} points within {:.0f}%\n", rows.size() - beyond, rows.size(), 100 * kValidateBound);
-    return beyond == 0 ? kExitOk : kExitOutOfBound;
+    const Fits fits{calibration ? &*calibration : nullptr, network ? &*network : nullptr, nccl ? &*nccl : nullptr};
+    const std::vector<std::string> files = opt.published.empty() ? shipped_published_files() : opt.published;
+    const int failed = print_validation(stdout, preset, files, kValidateBound, fits);
+    return failed == 0 ? kExitOk : kExitOutOfBound;
   }
 
   std::vector<Row> table;
@@ -311,6 +291,7 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
   print_profile(stdout, profile);
   if (calibration) print_calibration(stdout, *calibration);
   if (network) print_network_calibration(stdout, *network);
+  if (nccl) print_nccl_calibration(stdout, *nccl);
   fmt::print(
       "# nccl-best = min(nccl-ring, nccl-tree) with the algorithm/protocol NCCL would pick; speedup = "
       "nccl-best / nvrar\n");
@@ -362,7 +343,6 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
                                   {"profile", network->profile},
                                   {"alpha_us", network->alpha_us},
                                   {"bandwidth_gbs", network->bandwidth_gbs},
-                                  {"nccl_inter_latency_us", network->nccl_inter_latency_us},
                                   {"rms_relative_error", network->fit.rms_relative},
                                   {"max_relative_error", network->fit.max_relative},
                                   {"sweep_used", network->sweep_used},
@@ -370,6 +350,17 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
                                   {"other_fitted", network->other_fitted},
                                   {"other_us", network->other_us},
                                   {"notes", network->notes}};
+    if (nccl)
+      j["nccl_calibration"] = {{"files", opt.calibrate},
+                               {"fitted", nccl->fitted},
+                               {"rule", "smallest per-hop cost with every NCCL / published ratio >= the range's "
+                                        "lower bound"},
+                               {"inter_latency_us", nccl->inter_latency_us},
+                               {"binding_bytes", nccl->binding_bytes},
+                               {"binding_nodes", nccl->binding_nodes},
+                               {"upper_latency_us", nccl->upper_latency_us},
+                               {"consistent", nccl->consistent},
+                               {"notes", nccl->notes}};
     if (calibration) {
       j["calibration"] = {{"files", opt.calibrate},
                           {"intra_fitted", calibration->intra_fitted},
@@ -396,7 +387,8 @@ int main(int argc, char** argv) {
   Options opt;
   CLI::App app{
       "nvrar-model: predicted all-reduce latency per algorithm on N nodes of a cluster preset, and NVRAR's speedup "
-      "over NCCL.\nExit status: 0 done, 1 --validate found a point beyond the bound, 2 usage or runtime error."};
+      "over NCCL.\nExit status: 0 done, 1 --validate found a point beyond the bound or a ratio outside its published "
+      "range, 2 usage or runtime error."};
   app.add_option("--preset", opt.preset, "Cluster preset (--list-presets)")->capture_default_str();
   app.add_flag("--list-presets", opt.list_presets, "Print the presets with their parameters and sources, and exit");
   app.add_option("--nodes", opt.nodes,
@@ -450,16 +442,19 @@ int main(int argc, char** argv) {
   app.add_flag("--nccl-no-ll128", opt.no_ll128, "NCCL without the LL128 protocol");
   app.add_option("--calibrate", opt.calibrate,
                  "nvrar-bench JSON report to fit the intra-node parameters to (single-node runs) or the network's "
-                 "(multi-node runs, one node per host), or a published-times file (tests/data/published_*.json) to "
-                 "fit the network to (repeatable)");
+                 "(multi-node runs, one node per host), a published-times file (tests/data/published_*.json) to "
+                 "fit the network to, or a published speedup range to fit NCCL's per-hop network cost to "
+                 "(repeatable)");
   app.add_option("--profile", opt.profile,
                  "Implementation profile of the nvrar column: ours (one fused kernel) or prototype (the published "
                  "one)")
       ->capture_default_str();
   app.add_flag("--validate", opt.validate,
-               "Print model vs published for every published point (exit 1 if any is more than 25% off)");
+               "Print model vs published for every published point (exit 1 if any is more than 25% off) and NCCL's "
+               "ratio to the published NVRAR against every published speedup range (exit 1 if one is outside)");
   app.add_option("--published", opt.published,
-                 "Published-times file for --validate (repeatable; default: the shipped tests/data/published_*.json)");
+                 "Published-times or speedup-range file for --validate (repeatable; default: the shipped "
+                 "tests/data/published_*.json)");
   app.add_option("--calibrate-min-bytes", opt.calibrate_min, "Smallest message the fit uses")->capture_default_str();
   app.add_option("--calibrate-max-bytes", opt.calibrate_max, "Largest message the fit uses")->capture_default_str();
   app.add_option("--json", opt.json, "Also write the preset, calibration and predictions as JSON to this file");

@@ -131,7 +131,6 @@ struct NetworkCalibration {
   std::string profile;
   double alpha_us = 0;            // inter.alpha_us
   double bandwidth_gbs = 0;       // inter.bandwidth_gbs (one NIC)
-  double nccl_inter_latency_us = 0;
   FitQuality fit;
   // From a launch-shape sweep: what one more serial chunk round adds to a network step (poll + alpha), read off the
   // sweep's rows at the same size and block count; then alpha = round latency - poll, and the profile's per-call
@@ -147,9 +146,10 @@ struct NetworkCalibration {
 };
 
 // Fits the network link (inter.alpha_us, inter.bandwidth_gbs) of `preset` to the published NVRAR points of runs with
-// two or more nodes, with each file's implementation profile, and writes them into it; NCCL's net latency
-// (nccl.inter_latency_us, what NCCL's tuner adds per network hop beyond InfiniBand verbs) is set to the same fitted
-// latency, so NCCL's model crosses the same network. Only the preset's GPUs per node are used. When a file carries a
+// two or more nodes, with each file's implementation profile, and writes them into it. NCCL's net latency
+// (nccl.inter_latency_us, what NCCL's tuner adds per network hop beyond InfiniBand verbs) is NCCL's own and is left
+// as the preset has it: NVRAR's times say nothing about NCCL's path through the network (a published speedup range
+// fits it, model/published_speedup.h). Only the preset's GPUs per node are used. When a file carries a
 // launch-shape sweep, alpha comes from it and the profile's other_us is fitted with the bandwidth (all files of the
 // fit must then share one profile); else alpha and the bandwidth are fitted with the profile as shipped. A latency or
 // cost that fits below zero is pinned at zero. Throws nvrar::Error when the points cannot separate the terms.

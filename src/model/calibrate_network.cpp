@@ -198,13 +198,11 @@ NetworkCalibration calibrate_network(const std::vector<PublishedPoints>& publish
   const double share = std::min(1.0, static_cast<double>(preset.nics_per_node) / preset.gpus_per_node);
   preset.inter.alpha_us = sweep.identified ? alpha : theta[0];
   preset.inter.bandwidth_gbs = 1e-3 / theta[2] / share;
-  preset.nccl.inter_latency_us = preset.inter.alpha_us;
   validate_preset(preset);
 
   c.fitted = true;
   c.alpha_us = preset.inter.alpha_us;
   c.bandwidth_gbs = preset.inter.bandwidth_gbs;
-  c.nccl_inter_latency_us = preset.nccl.inter_latency_us;
   c.sweep_used = sweep.identified;
   c.round_latency_us = sweep.round_us;
   c.sweep_points = sweep.points;

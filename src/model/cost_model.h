@@ -99,6 +99,14 @@ struct NcclEstimate {
 // preset; the fastest enabled protocol. One rank in all: launch_us (a copy).
 NcclEstimate predict_nccl(Algorithm algorithm, const Preset& preset, int nodes, double bytes);
 
+// What NCCL runs: the faster of its ring and tree, each at its fastest protocol.
+struct NcclPick {
+  Algorithm algorithm = Algorithm::kNcclRing;
+  NcclEstimate estimate;
+  std::string name() const;  // "tree/LL128", "ring/LL", ...
+};
+NcclPick pick_nccl(const Preset& preset, int nodes, double bytes);
+
 // One exchange step of NVRAR's cell protocol: this GPU sends bytes_per_peer of payload to each of intra_peers
 // GPUs of its node and inter_peers GPUs of other nodes at once. See the file comment for the formula.
 double exchange_step_us(const Preset& preset, int intra_peers, int inter_peers, double bytes_per_peer);

@@ -1,5 +1,6 @@
 #include "model/print.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -61,11 +62,27 @@ void print_network_calibration(std::FILE* out, const model::NetworkCalibration& 
                c.round_latency_us, c.sweep_points, c.sweep_groups, 100 * c.sweep_rms_relative);
   if (c.fitted)
     fmt::print(out,
-               "# calibrated network from published points ({} profile): alpha {:.2f} us, {:.2f} GB/s per NIC; "
-               "NCCL net latency {:.2f} us{}; {} points, rms error {:.1f}%, max {:.1f}% (at {})\n",
-               c.profile, c.alpha_us, c.bandwidth_gbs, c.nccl_inter_latency_us,
+               "# calibrated network from published points ({} profile): alpha {:.2f} us, {:.2f} GB/s per NIC{}; "
+               "{} points, rms error {:.1f}%, max {:.1f}% (at {})\n",
+               c.profile, c.alpha_us, c.bandwidth_gbs,
                c.other_fitted ? fmt::format("; {} other_us {:.2f} us per call", c.profile, c.other_us) : "",
                c.fit.points, 100 * c.fit.rms_relative, 100 * c.fit.max_relative, human_size(c.fit.worst_bytes));
+  for (const std::string& n : c.notes) fmt::print(out, "# calibration note: {}\n", n);
+}
+
+void print_nccl_calibration(std::FILE* out, const model::NcclCalibration& c) {
+  if (c.fitted) {
+    fmt::print(out,
+               "# calibrated NCCL net latency from published speedup ranges: {:.2f} us per network hop (the smallest "
+               "with every NCCL / published ratio at or above its range's lower bound; needed at {} on {} nodes); "
+               "every ratio at or below its upper bound up to {:.2f} us: {}\n",
+               c.inter_latency_us, human_size(c.binding_bytes), c.binding_nodes, std::max(0.0, c.upper_latency_us),
+               c.consistent ? "consistent" : "NOT consistent");
+    for (const model::SpeedupRow& r : c.rows)
+      fmt::print(out, "#   {} nodes, {}: NCCL {} us ({}) / published {} us = {:.2f}x (range {:g}x-{:g}x)\n", r.nodes,
+                 human_size(r.bytes), format_us(r.nccl_us), r.nccl_pick, format_us(r.published_us), r.ratio(),
+                 r.ratio_min, r.ratio_max);
+  }
   for (const std::string& n : c.notes) fmt::print(out, "# calibration note: {}\n", n);
 }
 

@@ -9,6 +9,7 @@
 
 #include "model/calibrate.h"
 #include "model/cost_model.h"
+#include "model/published_speedup.h"
 
 namespace nvrar::model_tool {
 
@@ -20,6 +21,7 @@ const char* arch_name(model::GpuArch a);
 const char* cpu_name(model::CpuVendor c);
 void print_preset(std::FILE* out, const model::Preset& p, bool with_sources);
 void print_network_calibration(std::FILE* out, const model::NetworkCalibration& c);
+void print_nccl_calibration(std::FILE* out, const model::NcclCalibration& c);
 void print_profile(std::FILE* out, const model::ImplementationProfile& p);
 void print_calibration(std::FILE* out, const model::Calibration& c);
 nlohmann::ordered_json preset_json(const model::Preset& p);
