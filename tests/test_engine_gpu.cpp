@@ -312,18 +312,26 @@ TEST(EngineGpu, AttentionLongRaggedContexts) {
   };
   for (const Case c : {Case{32, 2, 2, 3, 5000}, Case{64, 4, 2, 8, 9000}, Case{128, 8, 2, 5, 12000},
                        Case{256, 8, 1, 2, 6000}, Case{128, 12, 4, 1, 4200}, Case{64, 4, 1, 32, 2300}}) {
-    // Lengths at the fused split size k of this shape: k - 1, k, k + 1 (one split, one, two), 2 k + 3, max_seq.
+    // Lengths at the fused split size k of this shape: max_seq, k + 1 (two splits), 2 k + 3, 1, k - 1, k (one
+    // split), 17; the rows of several splits first, so that the cases of 1-3 rows have them too.
     const eg::AttentionShape s{c.n, (c.q_heads + 2 * c.kv_heads) * c.D, c.q_heads, c.kv_heads, c.D, c.max_seq,
                                c.max_seq};
     const int64_t k = eg::fused_split(s, sms).keys_per_split;
-    const std::vector<int32_t> edges = {1, int32_t(k - 1), int32_t(k), int32_t(k + 1), int32_t(2 * k + 3),
-                                        int32_t(c.max_seq), 17};
+    const std::vector<int32_t> edges = {int32_t(c.max_seq), int32_t(k + 1), int32_t(2 * k + 3), 1, int32_t(k - 1),
+                                        int32_t(k), 17};
     std::vector<int32_t> len(c.n);
     for (int64_t t = 0; t < c.n; ++t) len[t] = std::clamp<int32_t>(edges[t % edges.size()], 1, int32_t(c.max_seq));
     SCOPED_TRACE(::testing::Message() << "D " << c.D << " heads " << c.q_heads << "/" << c.kv_heads << " n " << c.n
                                       << " keys per split " << k);
     check_attention_rows(c.D, len, 30 + c.D + c.n, c.q_heads, c.kv_heads, c.max_seq, c.max_seq);
   }
+  // Every fused kernel instance (head_dim x 1, 2, 4, 8 heads per block) merges several splits: the merge's column
+  // split (1 to 16 threads per column) runs for each. Rows: all splits used, one key, a partial last split, none.
+  for (const int D : {32, 64, 128, 256})
+    for (const int G : {1, 2, 4, 8}) {
+      SCOPED_TRACE(::testing::Message() << "D " << D << " G " << G);
+      check_attention_rows(D, {3000, 1, 1777, 0, 129}, 60 + D + G, G, 1, 3000, 3000);
+    }
 }
 
 // The fused kernel twice on one scratch, then captured in a CUDA graph and replayed twice: the output (cleared
@@ -352,8 +360,13 @@ TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
     const auto c = download(reinterpret_cast<const uint32_t*>(scratch), eg::attention_counter_floats());
     return std::count(c.begin(), c.end(), 0u) == static_cast<long>(c.size());
   };
+  const int64_t counter_floats = eg::attention_counter_floats();
   auto run = [&](auto&& launch) {
     ASSERT_EQ(cudaMemsetAsync(dout, 0xff, n * q_heads * D * sizeof(uint16_t), stream), cudaSuccess);
+    // Partials poisoned (NaN), counters kept: a merge that reads a partial its split has not written (or not yet
+    // made visible) gives NaN, not the previous run's identical value.
+    ASSERT_EQ(cudaMemsetAsync(scratch + counter_floats, 0xff, (floats - counter_floats) * sizeof(float), stream),
+              cudaSuccess);
     launch();
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
     outs.push_back(download(dout, n * q_heads * D));
@@ -371,8 +384,22 @@ TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
   run([&] { ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess); });
   run([&] { ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess); });
   ASSERT_EQ(outs.size(), 4u);
-  EXPECT_EQ(std::count(outs[0].begin(), outs[0].end(), uint16_t{0xffff}), 0) << "an output never written";
+  EXPECT_EQ(std::count_if(outs[0].begin(), outs[0].end(),
+                          [](uint16_t b) { return (b & 0x7f80) == 0x7f80 && (b & 0x7f) != 0; }),
+            0)
+      << "an output never written (0xffff), or NaN (a poisoned partial read)";
   for (std::size_t r = 1; r < outs.size(); ++r) EXPECT_TRUE(outs[r] == outs[0]) << "run " << r + 1;
+  // Decode steps change the lengths between replays (advance_positions): rows cross split boundaries, one-split rows
+  // become multi-split ones and back. A replay on new lengths matches a direct call on them.
+  const int64_t k = eg::fused_split(s, device_sms()).keys_per_split;
+  const std::vector<int32_t> grown = {2, int32_t(k), int32_t(2 * k + 1), int32_t(k + 1)};  // 16, 1, 8, 1 splits before
+  ASSERT_EQ(cudaMemcpy(dl, grown.data(), grown.size() * sizeof(int32_t), cudaMemcpyHostToDevice), cudaSuccess);
+  run(direct);
+  run([&] { ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess); });
+  ASSERT_EQ(outs.size(), 6u);
+  const auto is_nan = [](uint16_t b) { return (b & 0x7f80) == 0x7f80 && (b & 0x7f) != 0; };  // never written: 0xffff
+  EXPECT_EQ(std::count_if(outs[4].begin(), outs[4].end(), is_nan), 0) << "an output never written, or NaN";
+  EXPECT_TRUE(outs[5] == outs[4]) << "replay on grown lengths";
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);

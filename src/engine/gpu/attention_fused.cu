@@ -107,11 +107,17 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm(G))
   constexpr int kCols = G * D / 4;  // float4 columns of the block's G heads
   static_assert((G * kSlots * D + 2 * G * kSlots) * 4 <= kRingBytes, "the slot merge's arrays fit in the ring");
   nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
+  // A no-op as launched (<<<>>>: the stream already ordered rope_qk_append's qkv and cache rows before this grid);
+  // keeps the reads below correct should the launch ever get the programmatic-serialization attribute.
+  nvrar::gpu::dev::wait_for_previous_grid();
   extern __shared__ uint4 ring[];
   const int split = blockIdx.x, group = blockIdx.y, head0 = group * G;
   const int64_t t = blockIdx.z, splits = gridDim.x;
   const int tid = threadIdx.x, slot = tid / L, sub = tid % L;
-  const int64_t len = lengths[t];
+  // lengths[t] <= s.max_len (attention.h); clamped to the grid's keys so that a violated precondition truncates, as
+  // split-K does, instead of leaving the counter of (t, group) short of `used` (never reset: every later call of
+  // that pair would then miss its merge).
+  const int64_t len = min(static_cast<int64_t>(lengths[t]), static_cast<int64_t>(gridDim.x) * kps);
   bf16_t* out_row = out + (t * s.q_heads + head0) * D;  // + g * D + d
   if (len <= 0) {  // no keys: zeros, as the split-K kernel writes
     if (split == 0)
