@@ -12,6 +12,8 @@
 #   swapped copy).
 # pieces: the push two-shot at each NVRAR_PUSH_PIECE_UNITS of PIECES (PIECE_CFGS, PIECE_ALGOS, PIECE_MIN/PIECE_MAX):
 #   pieces_<cfg>_u<units>.json.
+# BUILD_TARGETS: build only these targets (e.g. 'nvrar-llm test_engine_gpu test_flash_prefill_gpu test_sampling_gpu'
+#   for the engine stages), not the whole tree.
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
 # enginesan: the engine's kernel tests (flash prefill at 64- and 128-row tiles, decode attention, sampling) under
 #   compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck synccheck"); one GPU.
@@ -54,7 +56,8 @@ MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_E
 if want build; then
   nvidia-smi -L > "$OUT/gpus.txt"; nvidia-smi topo -m >> "$OUT/gpus.txt" 2>&1
   if cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DNVRAR_NVSHMEM=ON \
-       -DNVRAR_MPI=ON > "$OUT/build.log" 2>&1 && cmake --build $BUILD -j 16 >> "$OUT/build.log" 2>&1; then
+       -DNVRAR_MPI=ON > "$OUT/build.log" 2>&1 && cmake --build $BUILD -j 16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} \
+       >> "$OUT/build.log" 2>&1; then
     note "build: ok ($(grep -m1 'NVRAR:' "$OUT/build.log"))"
   else
     note "build: FAILED"; tail -40 "$OUT/build.log"; printf '%s\n' "${summary[@]}"; exit 1
