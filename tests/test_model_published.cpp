@@ -265,25 +265,35 @@ TEST(ModelPublished, BestTimesAloneAgreeWithTheSweepFit) {
   EXPECT_NEAR(c.bandwidth_gbs, shipped.inter.bandwidth_gbs, 0.01 * shipped.inter.bandwidth_gbs);
 }
 
-// The paper puts NVRAR 1.9x-3.6x below NCCL at 128 KB - 2 MB (tests/data/published_paper_nccl_ratio.json). With the
-// shipped preset, NCCL's modelled time over the published prototype's lies inside that range at every published size
-// of the window (128 KB - 1 MB at 4 nodes), as `nvrar-model --validate` checks.
+// The paper puts NVRAR up to 1.9x-3.6x below NCCL at 128 KB - 2 MB (tests/data/published_paper_nccl_ratio.json):
+// "up to" is the best size on each system. With the shipped preset, NCCL's modelled time over the published
+// prototype's is at its best (256 KB) inside that range and at no published size of the window (128 KB - 1 MB at
+// 4 nodes) above 3.6x; sizes below 1.9x are allowed, as `nvrar-model --validate` checks.
 TEST(ModelPublished, NcclWithinThePapersRange) {
   const std::vector<SpeedupRow> rows =
       speedup_rows({paper_nccl_range()}, {published_perlmutter()}, find_preset("a100-slingshot11"));
   ASSERT_EQ(rows.size(), 4u);
+  int best = 0;
   for (const SpeedupRow& r : rows) {
     EXPECT_GE(r.bytes, 128 * 1024.0);
     EXPECT_LE(r.bytes, 1 * kMiB);
-    EXPECT_GE(r.ratio(), 1.9) << r.bytes << " bytes: NCCL " << r.nccl_us << " us, published " << r.published_us;
     EXPECT_LE(r.ratio(), 3.6) << r.bytes << " bytes: NCCL " << r.nccl_us << " us, published " << r.published_us;
-    EXPECT_TRUE(r.within());
+    EXPECT_TRUE(r.ok()) << r.bytes;
+    best += r.best ? 1 : 0;
   }
+  EXPECT_EQ(best, 1);
+  const std::vector<SpeedupCheck> checks = speedup_checks(rows);
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_EQ(checks[0].best_bytes, 256 * 1024.0);
+  EXPECT_GE(checks[0].best_ratio, 1.9);
+  EXPECT_LE(checks[0].best_ratio, 3.6);
+  EXPECT_EQ(checks[0].above_max, 0);
+  EXPECT_TRUE(checks[0].ok());
 }
 
 // The shipped NCCL net latency is the fit's, not hand-set: both stages refitted from the two files give it back
-// (the smallest per-hop cost with every ratio >= 1.9, rounded up to 0.01 us), needed at 1 MB, and every ratio stays
-// <= 3.6 up to a larger cost. The network fit alone no longer touches it.
+// (the smallest per-hop cost at which the best ratio reaches 1.9, rounded up to 0.01 us), needed at 256 KB, and every
+// ratio stays <= 3.6 up to a larger cost. The network fit alone no longer touches it.
 TEST(ModelPublished, ShippedNcclLatencyIsTheFit) {
   const Preset shipped = find_preset("a100-slingshot11");
   Preset p = shipped;
@@ -300,11 +310,16 @@ TEST(ModelPublished, ShippedNcclLatencyIsTheFit) {
   EXPECT_GE(shipped.nccl.inter_latency_us, c.inter_latency_us);
   EXPECT_LE(shipped.nccl.inter_latency_us, c.inter_latency_us + 0.01);
   EXPECT_NE(shipped.nccl.inter_latency_us, shipped.inter.alpha_us);  // NCCL's own, not NVSHMEM's alpha
-  EXPECT_EQ(c.binding_bytes, 1 * kMiB);
+  EXPECT_EQ(c.binding_bytes, 256 * 1024.0);
   EXPECT_EQ(c.binding_nodes, 4);
   EXPECT_GT(c.upper_latency_us, shipped.nccl.inter_latency_us);
   ASSERT_EQ(c.rows.size(), 4u);
-  EXPECT_NEAR(c.rows.back().ratio(), 1.9, 1e-6);  // the binding size sits on the bound
+  ASSERT_EQ(c.checks.size(), 1u);
+  EXPECT_NEAR(c.checks[0].best_ratio, 1.9, 1e-6);  // the best size sits on the bound
+  for (const SpeedupRow& r : c.rows) {
+    EXPECT_EQ(r.best, r.bytes == 256 * 1024.0) << r.bytes;
+    EXPECT_TRUE(r.ok()) << r.bytes;
+  }
 }
 
 TEST(ModelPublished, MalformedFilesNameTheProblem) {

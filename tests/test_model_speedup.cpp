@@ -1,8 +1,9 @@
 // Published speedup ranges and NCCL's per-hop network cost fitted to them (src/model/published_speedup.h): the shipped
-// file as read, the rule on synthetic published times (the fit recovers the cost that puts the binding size on the
-// lower bound; a range whose upper bound the rule's cost already passes is reported inconsistent; a ratio reached at
-// zero cost needs none; pairing by algorithm, profile and node count), malformed files naming the file and field,
-// and nvrar-model --validate failing when a ratio leaves the range.
+// file as read, the rule on synthetic published times ("up to" is the best size: the fit recovers the cost that puts
+// a file's best size on the lower bound while its other sizes stay below it; with every size above the bound the
+// first to reach it sets the cost; a ratio past the upper bound, here another file's, is reported inconsistent; a
+// ratio reached at zero cost needs none; pairing by algorithm, profile and node count), malformed files naming the
+// file and field, and nvrar-model --validate failing when a best ratio leaves the range or a ratio passes its top.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -41,19 +42,20 @@ double nccl_us(Preset p, double per_hop_us, int nodes, double bytes) {
   return best_algorithm(p, nodes, bytes, {Algorithm::kNcclRing, Algorithm::kNcclTree}).time_us;
 }
 
-// Published prototype times on 4 nodes made so that, with NCCL at `truth_us` per hop, 512 KB sits exactly on
-// `ratio_min` and every other size of the window is `slack` x above it; 64 KB and 4 MB lie outside the window.
-PublishedPoints synthetic_times(const Preset& p, double truth_us, double ratio_min, double slack) {
+// Published prototype times on `nodes` nodes made so that, with NCCL at `truth_us` per hop, 512 KB sits exactly on
+// `ratio` and every other size of the window at `slack` x that (below it when slack < 1); 64 KB and 4 MB lie outside
+// the window.
+PublishedPoints synthetic_times(const Preset& p, double truth_us, double ratio, double slack, int nodes = 4) {
   PublishedPoints f;
-  f.origin = "times.json";
+  f.origin = nodes == 4 ? "times.json" : "times_" + std::to_string(nodes) + ".json";
   f.profile = "prototype";
   f.algorithm = "nvrar";
-  f.nodes = 4;
+  f.nodes = nodes;
   f.gpus_per_node = 4;
   for (double kib : {64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0}) {
     const double bytes = kib * kKiB;
-    const double ratio = kib == 512 ? ratio_min : ratio_min * slack;
-    f.points.push_back(BenchPoint{"nvrar", 4, 4, bytes, nccl_us(p, truth_us, 4, bytes) / ratio});
+    const double r = kib == 512 ? ratio : ratio * slack;
+    f.points.push_back(BenchPoint{"nvrar", nodes, 4, bytes, nccl_us(p, truth_us, nodes, bytes) / r});
   }
   return f;
 }
@@ -75,9 +77,11 @@ TEST(ModelSpeedupRange, ReadsTheShippedFile) {
   EXPECT_EQ(r.systems[1], "InfiniBand");
 }
 
-TEST(ModelSpeedupRange, FitRecoversTheBindingCost) {
+// "Up to": only the best size has to reach the bound. 512 KB sits on 1.9x at 25 us, the other sizes stay at
+// 1.9 x 0.8 = 1.52x, below it, and that passes.
+TEST(ModelSpeedupRange, OnlyTheBestSizeReachesTheBound) {
   const Preset shipped = find_preset("a100-slingshot11");
-  const PublishedPoints times = synthetic_times(shipped, 25.0, 1.9, 1.3);
+  const PublishedPoints times = synthetic_times(shipped, 25.0, 1.9, 0.8);
   Preset p = shipped;
   const NcclCalibration c = fit_nccl_net_latency({range(1.9, 3.6)}, {times}, p);
   ASSERT_TRUE(c.fitted);
@@ -85,33 +89,70 @@ TEST(ModelSpeedupRange, FitRecoversTheBindingCost) {
   EXPECT_EQ(p.nccl.inter_latency_us, c.inter_latency_us);
   EXPECT_EQ(c.binding_bytes, 512 * kKiB);
   EXPECT_EQ(c.binding_nodes, 4);
+  EXPECT_EQ(c.binding_origin, "times.json");
   EXPECT_TRUE(c.consistent);
   EXPECT_GT(c.upper_latency_us, c.inter_latency_us);
-  // Only the four sizes inside the window, each at or above the bound; the binding one on it.
+  // Only the four sizes inside the window; the best on the bound, the others below it and still ok.
   ASSERT_EQ(c.rows.size(), 4u);
   for (const SpeedupRow& r : c.rows) {
-    EXPECT_TRUE(r.within()) << r.bytes;
-    EXPECT_NEAR(r.ratio(), r.bytes == 512 * kKiB ? 1.9 : 1.9 * 1.3, 1e-6) << r.bytes;
+    EXPECT_EQ(r.best, r.bytes == 512 * kKiB) << r.bytes;
+    EXPECT_NEAR(r.ratio(), r.bytes == 512 * kKiB ? 1.9 : 1.9 * 0.8, 1e-6) << r.bytes;
+    EXPECT_FALSE(r.above_max()) << r.bytes;
+    EXPECT_TRUE(r.ok()) << r.bytes;
   }
+  ASSERT_EQ(c.checks.size(), 1u);
+  EXPECT_EQ(c.checks[0].sizes, 4);
+  EXPECT_EQ(c.checks[0].best_bytes, 512 * kKiB);
+  EXPECT_NEAR(c.checks[0].best_ratio, 1.9, 1e-6);
+  EXPECT_EQ(c.checks[0].above_max, 0);
+  EXPECT_TRUE(c.checks[0].ok());
   // The network is not touched.
   EXPECT_EQ(p.inter.alpha_us, shipped.inter.alpha_us);
   EXPECT_EQ(p.inter.bandwidth_gbs, shipped.inter.bandwidth_gbs);
 }
 
-// The rule's cost puts the slack sizes at 1.9 x 1.3 = 2.47x: a range ending at 2.0x cannot be met by any cost.
-TEST(ModelSpeedupRange, UpperBoundIsCheckedNotFitted) {
+// With every size at or above the bound at 25 us (the others at 1.9 x 1.3), the cost is smaller: the first size to
+// reach 1.9x sets it, and 512 KB then lies below the bound, which the reading allows.
+TEST(ModelSpeedupRange, FirstSizeToReachTheBoundSetsTheCost) {
+  Preset p = find_preset("a100-slingshot11");
+  const NcclCalibration c = fit_nccl_net_latency({range(1.9, 3.6)}, {synthetic_times(p, 25.0, 1.9, 1.3)}, p);
+  ASSERT_TRUE(c.fitted);
+  EXPECT_LT(c.inter_latency_us, 25.0);
+  EXPECT_NE(c.binding_bytes, 512 * kKiB);
+  EXPECT_TRUE(c.consistent);
+  ASSERT_EQ(c.checks.size(), 1u);
+  EXPECT_NEAR(c.checks[0].best_ratio, 1.9, 1e-6);
+  EXPECT_EQ(c.checks[0].best_bytes, c.binding_bytes);
+  for (const SpeedupRow& r : c.rows) {
+    EXPECT_TRUE(r.ok()) << r.bytes;
+    if (r.bytes == 512 * kKiB) EXPECT_LT(r.ratio(), 1.9);
+  }
+}
+
+// The upper bound is checked, not fitted. The 4-node file needs 25 us for its best to reach 1.9x; at that cost the
+// 8-node file's 512 KB is at 3.8x, past 3.6x (its other sizes at 3.04x): no single cost meets the range.
+TEST(ModelSpeedupRange, RatioAboveTheMaxFails) {
   const Preset shipped = find_preset("a100-slingshot11");
   Preset p = shipped;
-  const NcclCalibration c = fit_nccl_net_latency({range(1.9, 2.0)}, {synthetic_times(shipped, 25.0, 1.9, 1.3)}, p);
+  const std::vector<PublishedPoints> files = {synthetic_times(shipped, 25.0, 1.9, 0.8),
+                                              synthetic_times(shipped, 25.0, 3.8, 0.8, 8)};
+  const NcclCalibration c = fit_nccl_net_latency({range(1.9, 3.6)}, files, p);
   ASSERT_TRUE(c.fitted);
   EXPECT_NEAR(c.inter_latency_us, 25.0, 1e-6);
+  EXPECT_EQ(c.binding_nodes, 4);
   EXPECT_FALSE(c.consistent);
   EXPECT_LT(c.upper_latency_us, c.inter_latency_us);
   ASSERT_FALSE(c.notes.empty());
-  EXPECT_NE(c.notes.back().find("no single NCCL per-hop cost meets the range"), std::string::npos) << c.notes.back();
-  int outside = 0;
-  for (const SpeedupRow& r : c.rows) outside += r.within() ? 0 : 1;
-  EXPECT_EQ(outside, 3);
+  EXPECT_NE(c.notes.back().find("no single NCCL per-hop cost meets the ranges"), std::string::npos) << c.notes.back();
+  ASSERT_EQ(c.checks.size(), 2u);
+  EXPECT_TRUE(c.checks[0].ok());
+  EXPECT_FALSE(c.checks[1].ok());
+  EXPECT_FALSE(c.checks[1].best_within());
+  EXPECT_EQ(c.checks[1].above_max, 1);
+  EXPECT_NEAR(c.checks[1].best_ratio, 3.8, 1e-6);
+  int failed = 0;
+  for (const SpeedupRow& r : c.rows) failed += r.ok() ? 0 : 1;
+  EXPECT_EQ(failed, 1);
 }
 
 TEST(ModelSpeedupRange, ReachedAtZeroCostNeedsNone) {
@@ -144,18 +185,24 @@ TEST(ModelSpeedupRange, PairsOnlyTheFasterSidesTimes) {
   EXPECT_NE(all.find("NCCL's net latency not fitted"), std::string::npos) << all;
 }
 
-TEST(ModelSpeedupRange, UnreachableBoundNamesTheFileAndSize) {
+// A size that no per-hop cost lifts to the bound is allowed while another reaches it; a file none of whose sizes can
+// is an error naming the range, the file and its node count.
+TEST(ModelSpeedupRange, UnreachableBoundNamesTheFile) {
   Preset p = find_preset("a100-slingshot11");
-  PublishedPoints times = synthetic_times(p, 25.0, 1.9, 1.3);
+  PublishedPoints times = synthetic_times(p, 25.0, 1.9, 0.8);
   times.points[2].time_us = 1e12;  // 256 KB: no per-hop cost makes NCCL 1.9x slower than that
+  const NcclCalibration c = fit_nccl_net_latency({range(1.9, 3.6)}, {times}, p);
+  ASSERT_TRUE(c.fitted);
+  EXPECT_NEAR(c.inter_latency_us, 25.0, 1e-6);
+  EXPECT_TRUE(c.consistent);
+  for (BenchPoint& pt : times.points) pt.time_us = 1e12;
   try {
     fit_nccl_net_latency({range(1.9, 3.6)}, {times}, p);
     FAIL() << "no throw";
   } catch (const Error& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("range.json"), std::string::npos) << what;
-    EXPECT_NE(what.find("262144 bytes on 4 nodes"), std::string::npos) << what;
-    EXPECT_NE(what.find("times.json"), std::string::npos) << what;
+    EXPECT_NE(what.find("every size of times.json on 4 nodes"), std::string::npos) << what;
   }
 }
 
@@ -217,8 +264,9 @@ TEST(ModelSpeedupRange, MalformedFilesNameTheFileAndField) {
 }
 
 #ifdef NVRAR_MODEL_PATH
-// The tool: `--validate` prints each ratio and exits 1 when one leaves the published range (NCCL at NVSHMEM's 8.46 us
-// per hop puts all four below 1.9x); with the shipped preset all four are inside.
+// The tool: `--validate` prints each ratio with the best marked and exits 1 when the best leaves the published range
+// (NCCL at NVSHMEM's 8.46 us per hop: best 1.34x) or a ratio passes its top (60 us: 3.98x and 3.87x at 128 and
+// 256 KB); with the shipped preset the best, 256 KB, is inside and the other sizes are below it.
 int run_tool(const std::string& args, std::string& output) {
   FILE* pipe = popen((std::string(NVRAR_MODEL_PATH) + " " + args + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return -1;
@@ -232,11 +280,21 @@ int run_tool(const std::string& args, std::string& output) {
 TEST(ModelSpeedupRange, ValidateFailsOutsideTheRange) {
   std::string out;
   EXPECT_EQ(run_tool("--preset a100-slingshot11 --validate", out), 0) << out;
-  EXPECT_NE(out.find("# 4 of 4 ratios within the published range"), std::string::npos) << out;
+  EXPECT_NE(out.find("best 1.90x at 256K, within 1.9x-3.6x; 0 of 4 ratios above 3.6x"), std::string::npos) << out;
+  EXPECT_NE(out.find("# 1 of 1 best ratios within the published range; 0 of 4 ratios above its upper bound"),
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("# 6 of 6 points within 25%"), std::string::npos) << out;
   EXPECT_EQ(run_tool("--preset a100-slingshot11 --validate --nccl-net-latency-us 8.46", out), 1) << out;
-  EXPECT_NE(out.find("# 0 of 4 ratios within the published range"), std::string::npos) << out;
+  EXPECT_NE(out.find("best 1.34x at 256K, OUTSIDE 1.9x-3.6x"), std::string::npos) << out;
+  EXPECT_NE(out.find("# 0 of 1 best ratios within the published range; 0 of 4 ratios above its upper bound"),
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("# 6 of 6 points within 25%"), std::string::npos) << out;
+  EXPECT_EQ(run_tool("--preset a100-slingshot11 --validate --nccl-net-latency-us 60", out), 1) << out;
+  EXPECT_NE(out.find("# 0 of 1 best ratios within the published range; 2 of 4 ratios above its upper bound"),
+            std::string::npos)
+      << out;
 }
 #endif
 

@@ -13,8 +13,8 @@
 //   nvrar-model --preset a100-slingshot11 --nodes 2,4,8,16 --sizes 128K..2M --heatmap-svg speedup.svg
 //   python3 scripts/plot_model_heatmap.py out.json        (the same heatmap by GPU count, with matplotlib)
 //
-// Exit status: 0 done; 1 --validate found a point beyond the bound or a ratio outside its published range; 2 bad usage
-// or an error (message on stderr).
+// Exit status: 0 done; 1 --validate found a point beyond the bound, a file's best ratio outside its published range or
+// a ratio above it; 2 bad usage or an error (message on stderr).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -353,11 +353,12 @@ int run(const Options& opt, const std::vector<Override>& overrides, const CLI::A
     if (nccl)
       j["nccl_calibration"] = {{"files", opt.calibrate},
                                {"fitted", nccl->fitted},
-                               {"rule", "smallest per-hop cost with every NCCL / published ratio >= the range's "
-                                        "lower bound"},
+                               {"rule", "smallest per-hop cost with each published file's best NCCL / published "
+                                        "ratio >= the range's lower bound ('up to' = the best size)"},
                                {"inter_latency_us", nccl->inter_latency_us},
                                {"binding_bytes", nccl->binding_bytes},
                                {"binding_nodes", nccl->binding_nodes},
+                               {"binding_file", nccl->binding_origin},
                                {"upper_latency_us", nccl->upper_latency_us},
                                {"consistent", nccl->consistent},
                                {"notes", nccl->notes}};
@@ -387,8 +388,8 @@ int main(int argc, char** argv) {
   Options opt;
   CLI::App app{
       "nvrar-model: predicted all-reduce latency per algorithm on N nodes of a cluster preset, and NVRAR's speedup "
-      "over NCCL.\nExit status: 0 done, 1 --validate found a point beyond the bound or a ratio outside its published "
-      "range, 2 usage or runtime error."};
+      "over NCCL.\nExit status: 0 done, 1 --validate found a point beyond the bound, a best ratio outside its "
+      "published range or a ratio above it, 2 usage or runtime error."};
   app.add_option("--preset", opt.preset, "Cluster preset (--list-presets)")->capture_default_str();
   app.add_flag("--list-presets", opt.list_presets, "Print the presets with their parameters and sources, and exit");
   app.add_option("--nodes", opt.nodes,
@@ -451,7 +452,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--validate", opt.validate,
                "Print model vs published for every published point (exit 1 if any is more than 25% off) and NCCL's "
-               "ratio to the published NVRAR against every published speedup range (exit 1 if one is outside)");
+               "ratio to the published NVRAR against every published speedup range (exit 1 if a file's best ratio is "
+               "outside the range or any ratio above it)");
   app.add_option("--published", opt.published,
                  "Published-times or speedup-range file for --validate (repeatable; default: the shipped "
                  "tests/data/published_*.json)");

@@ -1,6 +1,7 @@
 // A published speedup range (tests/data/published_paper_nccl_ratio.json) as the cost model reads it, the ratio of
-// NCCL's modelled time to the faster side's published times at every published size inside the range, and the fit
-// of NCCL's per-hop network cost to the range's lower bound (model/published_speedup.h states the rule).
+// NCCL's modelled time to the faster side's published times at every published size inside the range (each file's
+// best marked), and the fit of NCCL's per-hop network cost that lifts each file's best ratio to the range's lower
+// bound (model/published_speedup.h states the rule).
 #include "model/published_speedup.h"
 
 #include <fmt/format.h>
@@ -52,9 +53,12 @@ std::optional<double> smallest_reaching(const std::function<bool(double)>& reach
   return hi;
 }
 
-}  // namespace
+// Rows of one range against one published times file (speedup_rows keeps them together).
+bool same_file(const SpeedupRow& a, const SpeedupRow& b) {
+  return a.range_origin == b.range_origin && a.times_origin == b.times_origin && a.nodes == b.nodes;
+}
 
-bool SpeedupRow::within() const { return ratio() >= ratio_min && ratio() <= ratio_max; }
+}  // namespace
 
 bool is_published_speedup_range(const std::string& json_text) {
   Json j;
@@ -151,18 +155,42 @@ std::vector<SpeedupRow> speedup_rows(const std::vector<PublishedSpeedupRange>& r
         note(fmt::format("{} was measured on a '{}' system; compared here on preset '{}'", f.origin, f.preset,
                          preset.name));
       const Preset p = with_gpus(preset, f.gpus_per_node);
+      const std::size_t first = out.size();
       for (const BenchPoint& point : f.points) {
         if (point.bytes < range.min_bytes || point.bytes > range.max_bytes) continue;
         const NcclPick nccl = pick_nccl(p, f.nodes, point.bytes);
         out.push_back(SpeedupRow{range.origin, f.origin, f.nodes, f.gpus_per_node, point.bytes, point.time_us,
                                  nccl.estimate.time_us, nccl.name(), range.ratio_min, range.ratio_max});
-        ++paired;
       }
+      // The file's best: its largest ratio (a NaN loses to any number).
+      std::size_t best = first;
+      for (std::size_t i = first; i < out.size(); ++i)
+        if (out[i].ratio() > out[best].ratio() || std::isnan(out[best].ratio())) best = i;
+      if (best < out.size()) out[best].best = true;
+      paired += out.size() - first;
     }
     if (paired == 0)
       note(fmt::format("{}: no published '{}' times of the '{}' profile on two or more nodes between {:.0f} and {:.0f} "
                        "bytes to compare with",
                        range.origin, range.faster_algorithm, range.faster_profile, range.min_bytes, range.max_bytes));
+  }
+  return out;
+}
+
+std::vector<SpeedupCheck> speedup_checks(const std::vector<SpeedupRow>& rows) {
+  std::vector<SpeedupCheck> out;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const SpeedupRow& r = rows[i];
+    if (i == 0 || !same_file(rows[i - 1], r))
+      out.push_back(SpeedupCheck{r.range_origin, r.times_origin, r.nodes, r.gpus_per_node, 0, 0, 0, r.ratio_min,
+                                 r.ratio_max, 0});
+    SpeedupCheck& c = out.back();
+    ++c.sizes;
+    if (r.best) {
+      c.best_bytes = r.bytes;
+      c.best_ratio = r.ratio();
+    }
+    c.above_max += r.above_max() ? 1 : 0;
   }
   return out;
 }
@@ -184,22 +212,40 @@ NcclCalibration fit_nccl_net_latency(const std::vector<PublishedSpeedupRange>& r
   };
   double lower = 0;
   double upper = kMaxNcclNetLatencyUs;
-  for (const SpeedupRow& row : rows) {
-    const std::optional<double> reach = smallest_reaching([&](double x) { return ratio_at(row, x) >= row.ratio_min; });
-    if (!reach)
-      throw Error(fmt::format("nvrar-model: {}: NCCL's modelled time at {:.0f} bytes on {} nodes stays below {:g} x "
-                              "the published {:.1f} us ({}) even at {:g} us per network hop",
-                              row.range_origin, row.bytes, row.nodes, row.ratio_min, row.published_us,
-                              row.times_origin, kMaxNcclNetLatencyUs));
-    if (c.binding_nodes == 0 || *reach > lower) {
-      lower = *reach;
-      c.binding_bytes = row.bytes;
-      c.binding_nodes = row.nodes;
+  // Rows come grouped by range and times file (speedup_rows); [begin, end) is one group.
+  for (std::size_t begin = 0, end = 0; begin < rows.size(); begin = end) {
+    end = begin + 1;
+    while (end < rows.size() && same_file(rows[end], rows[begin])) ++end;
+    // The file's best ratio reaches the bound at the smallest of its sizes' costs; sizes that cannot reach it at
+    // any cost are allowed ("up to"), as long as one can.
+    std::optional<double> file_reach;
+    double file_bytes = 0;
+    for (std::size_t i = begin; i < end; ++i) {
+      const SpeedupRow& row = rows[i];
+      const std::optional<double> reach =
+          smallest_reaching([&](double x) { return ratio_at(row, x) >= row.ratio_min; });
+      if (reach && (!file_reach || *reach < *file_reach)) {
+        file_reach = reach;
+        file_bytes = row.bytes;
+      }
+      // The first cost past the upper bound; every smaller cost keeps this row's ratio at or below it (-1: above
+      // the bound whatever NCCL's per-hop cost).
+      const std::optional<double> past =
+          smallest_reaching([&](double x) { return ratio_at(row, x) > row.ratio_max; });
+      if (past) upper = std::min(upper, *past == 0 ? -1.0 : *past);
     }
-    // The first cost past the upper bound; every smaller cost keeps this row's ratio at or below it (-1: above the
-    // bound whatever NCCL's per-hop cost).
-    const std::optional<double> past = smallest_reaching([&](double x) { return ratio_at(row, x) > row.ratio_max; });
-    if (past) upper = std::min(upper, *past == 0 ? -1.0 : *past);
+    const SpeedupRow& head = rows[begin];
+    if (!file_reach)
+      throw Error(fmt::format("nvrar-model: {}: NCCL's modelled time stays below {:g} x the published time at every "
+                              "size of {} on {} nodes inside the window, even at {:g} us per network hop",
+                              head.range_origin, head.ratio_min, head.times_origin, head.nodes,
+                              kMaxNcclNetLatencyUs));
+    if (c.binding_nodes == 0 || *file_reach > lower) {
+      lower = *file_reach;
+      c.binding_bytes = file_bytes;
+      c.binding_nodes = head.nodes;
+      c.binding_origin = head.times_origin;
+    }
   }
   preset.nccl.inter_latency_us = lower;
   validate_preset(preset);
@@ -207,11 +253,12 @@ NcclCalibration fit_nccl_net_latency(const std::vector<PublishedSpeedupRange>& r
   c.inter_latency_us = lower;
   c.upper_latency_us = upper;
   c.rows = speedup_rows(ranges, published, preset);
+  c.checks = speedup_checks(c.rows);
   c.consistent = upper >= lower;
-  for (const SpeedupRow& row : c.rows) c.consistent = c.consistent && row.within();
+  for (const SpeedupCheck& check : c.checks) c.consistent = c.consistent && check.ok();
   if (!c.consistent)
-    c.notes.push_back(fmt::format("no single NCCL per-hop cost meets the range: {:.2f} us lifts every ratio to its "
-                                  "lower bound, but above {:.2f} us some ratio passes its upper bound",
+    c.notes.push_back(fmt::format("no single NCCL per-hop cost meets the ranges: {:.2f} us lifts every file's best "
+                                  "ratio to its lower bound, but above {:.2f} us some ratio passes its upper bound",
                                   lower, std::max(0.0, upper)));
   return c;
 }

@@ -74,14 +74,15 @@ void print_nccl_calibration(std::FILE* out, const model::NcclCalibration& c) {
   if (c.fitted) {
     fmt::print(out,
                "# calibrated NCCL net latency from published speedup ranges: {:.2f} us per network hop (the smallest "
-               "with every NCCL / published ratio at or above its range's lower bound; needed at {} on {} nodes); "
-               "every ratio at or below its upper bound up to {:.2f} us: {}\n",
+               "at which each published file's best NCCL / published ratio reaches its range's lower bound: 'up to' "
+               "is the best size; needed at {} on {} nodes); every ratio at or below its upper bound up to {:.2f} us: "
+               "{}\n",
                c.inter_latency_us, human_size(c.binding_bytes), c.binding_nodes, std::max(0.0, c.upper_latency_us),
                c.consistent ? "consistent" : "NOT consistent");
     for (const model::SpeedupRow& r : c.rows)
-      fmt::print(out, "#   {} nodes, {}: NCCL {} us ({}) / published {} us = {:.2f}x (range {:g}x-{:g}x)\n", r.nodes,
+      fmt::print(out, "#   {} nodes, {}: NCCL {} us ({}) / published {} us = {:.2f}x (range {:g}x-{:g}x){}\n", r.nodes,
                  human_size(r.bytes), format_us(r.nccl_us), r.nccl_pick, format_us(r.published_us), r.ratio(),
-                 r.ratio_min, r.ratio_max);
+                 r.ratio_min, r.ratio_max, r.best ? ", best" : "");
   }
   for (const std::string& n : c.notes) fmt::print(out, "# calibration note: {}\n", n);
 }

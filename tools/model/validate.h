@@ -2,7 +2,7 @@
 // Published all-reduce times (tests/data/published_*.json of kind "published-allreduce-times") are compared point by
 // point with the model, each within a relative bound; published speedup ranges ("published-speedup-range",
 // model/published_speedup.h) are checked as NCCL's modelled time over the faster side's published time at every
-// published size inside the range, each ratio within the range.
+// published size inside the range: each file's best ratio within the range ("up to"), no ratio above its upper bound.
 #pragma once
 
 #include <cstdio>
@@ -28,7 +28,8 @@ struct Fits {
 };
 
 // Prints the comparison of the preset with every file (published times and speedup ranges, told apart by their
-// "kind") and returns how many checks failed: points beyond `bound` plus ratios outside their range.
+// "kind") and returns how many checks failed: points beyond `bound`, ratios above their range's upper bound and best
+// ratios below its lower bound.
 int print_validation(std::FILE* out, const model::Preset& preset, const std::vector<std::string>& files, double bound,
                      const Fits& fits);
 
