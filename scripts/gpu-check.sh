@@ -15,8 +15,9 @@
 # BUILD_TARGETS: build only these targets (e.g. 'nvrar-llm test_engine_gpu test_flash_prefill_gpu test_sampling_gpu'
 #   for the engine stages), not the whole tree.
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
-# enginesan: the engine's kernel tests (flash prefill at 64- and 128-row tiles, decode attention, sampling) under
-#   compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck synccheck"); one GPU.
+# enginesan: the engine's kernel tests (flash prefill: all three kernels; decode attention: split-K and fused; RoPE;
+#   sampling) under compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck synccheck";
+#   ENGINE_SANITIZE_TIMEOUT per run, default 240 s; never timed, so the first call should take one tool); one GPU.
 # longcheck: nvrar-llm against fp32 logits over the long-prompt shapes, chunked vs unchunked prefill
 #   (scripts/engine-long-check.sh; LONG_CHECKS: a subset; LONG_CHECK_ENVS: kernel settings to check each under).
 #   longbench: prefill and decode at long contexts beside the PyTorch reference and cuDNN attention
@@ -144,10 +145,11 @@ fi
 
 if want enginesan; then  # the engine's own kernels under compute-sanitizer (small shapes of their GPU tests)
   for tool in ${ENGINE_SANITIZE:-memcheck racecheck synccheck}; do
-    for t in "test_flash_prefill_gpu:*" "test_engine_gpu:*Attention*:*Rope*:*Swiglu*" "test_sampling_gpu:*"; do
+    for t in "test_flash_prefill_gpu:*" "test_engine_gpu:*AttentionMatchesCpuSoftmax*:*FusedAttentionRepeats*:*Rope*" \
+             "test_sampling_gpu:*"; do
       bin=${t%%:*} filter=${t#*:}
       log="$OUT/enginesan_${tool}_$bin.log"
-      timeout "${ENGINE_SANITIZE_TIMEOUT:-600}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+      timeout "${ENGINE_SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
         "$BUILD/tests/$bin" --gtest_filter="$filter" > "$log" 2>&1
       note "compute-sanitizer $tool $bin: rc=$? $(grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED) ' "$log" | tr '\n' ' ')"
       grep -E -A4 '^========= (Invalid|Race|Error|Program hit|Barrier)' "$log" | head -12
