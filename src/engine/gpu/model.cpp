@@ -140,6 +140,24 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
 
 LlamaModel::~LlamaModel() = default;
 
+std::string LlamaModel::attention_kernels() const {
+  std::string prefill = "splitk (one query per row)";
+  if (use_flash_prefill_) {
+    switch (prefill_kernel_) {
+      case FlashKernel::kMma64:
+        prefill = "flash (mma.sync, 64-row tiles)";
+        break;
+      case FlashKernel::kMma128:
+        prefill = "flash128 (mma.sync, 128-row tiles)";
+        break;
+      case FlashKernel::kWgmma:
+        prefill = "wgmma (128-row tiles)";
+        break;
+    }
+  }
+  return "prefill " + prefill + ", decode " + (decode_attention_ == DecodeAttention::kFused ? "fused" : "splitk");
+}
+
 void LlamaModel::init_dummy(uint64_t seed, float scale) {
   const int64_t H = hidden_, D = head_dim_;
   // One seed per global tensor: (seed, weight, layer).

@@ -74,6 +74,7 @@ class LlamaRunner {
   const TpRank& tp() const { return model_.tp(); }
   int64_t batch() const { return batch_; }
   std::string gemm_choices() const { return model_.gemm_choices(); }  // Gemm::choices()
+  std::string attention_kernels() const { return model_.attention_kernels(); }
 
  private:
   class Stream {  // the engine's non-blocking stream, created first and destroyed last but the adapter
