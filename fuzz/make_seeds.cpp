@@ -310,6 +310,29 @@ void tokenizer_seeds(const fs::path& out) {
   t.add_json("no-post-processor.json", file.dump());
 }
 
+// The shipped published files (tests/data/published_*.json: times with their launch-shape sweep, the paper's speedup
+// range), each also cut to its first rows so mutations stay quick.
+void published_seeds(const fs::path& source, const fs::path& out) {
+  Target t(out, "published");
+  for (const auto& entry : fs::directory_iterator(source / "tests" / "data")) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".json" || name.rfind("published_", 0) != 0) continue;
+    const std::string text = read_file(entry.path());
+    t.add_json(name, text);
+    json cut = json::parse(text);
+    auto keep_first = [](json& rows, std::size_t n) {
+      if (!rows.is_array() || rows.size() <= n) return;
+      json kept = json::array();
+      for (std::size_t i = 0; i < n; ++i) kept.push_back(rows[i]);
+      rows = kept;
+    };
+    if (cut.contains("results")) keep_first(cut["results"], 3);
+    if (cut.contains("sweep") && cut["sweep"].is_object() && cut["sweep"].contains("rows"))
+      keep_first(cut["sweep"]["rows"], 12);  // two sizes' rows: still a slope to fit
+    t.add_json("cut-" + name, cut.dump());
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 3) {
     std::fprintf(stderr, "usage: make_seeds SOURCE_DIR OUT_DIR\n");
@@ -323,6 +346,7 @@ int main(int argc, char** argv) {
     tuning_seeds(source, out);
     bench_seeds(source, out);
     tokenizer_seeds(out);
+    published_seeds(source, out);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;

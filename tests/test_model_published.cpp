@@ -337,7 +337,7 @@ TEST(ModelPublished, MalformedFilesNameTheProblem) {
   EXPECT_NE(error_of(R"({"kind": "other"})").find("not a published-times file"), std::string::npos);
   EXPECT_NE(error_of(R"({"kind": "published-allreduce-times"})").find("'source'"), std::string::npos);
   EXPECT_NE(error_of(head + R"("profile": "x", "algorithm": "nvrar", "nodes": 2, "gpus_per_node": 1, "results": []})")
-                .find("no implementation profile 'x'"),
+                .find("field 'profile': 'x' is not an implementation profile (ours, prototype)"),
             std::string::npos);
   EXPECT_NE(error_of(head + R"("profile": "ours", "algorithm": "nvrar", "nodes": 2, "gpus_per_node": 1, )" +
                      R"("results": []})")

@@ -237,7 +237,7 @@ TEST(ModelSpeedupRange, MalformedFilesNameTheFileAndField) {
                 .find("r.json: field 'faster.algorithm': 'flat-rd'"),
             std::string::npos);
   EXPECT_NE(error_of(file(source + R"("faster": {"algorithm": "nvrar", "profile": "x"})"))
-                .find("no implementation profile 'x'"),
+                .find("r.json: field 'faster.profile': 'x' is not an implementation profile (ours, prototype)"),
             std::string::npos);
   EXPECT_NE(error_of(file(source + R"("faster": {"algorithm": "nvrar", "profile": "prototype"}, )" +
                           R"("slower": {"algorithm": "mpi"})"))

@@ -137,6 +137,8 @@ struct ImplementationProfile {
 // "ours" and "prototype", each documented where it is defined.
 const std::vector<ImplementationProfile>& profiles();
 const ImplementationProfile& find_profile(const std::string& name);  // throws nvrar::Error listing the names
+bool has_profile(const std::string& name);
+std::string profile_names();  // "ours, prototype"
 // Rejects profiles the formulas cannot use, naming the field.
 void validate_profile(const ImplementationProfile& profile);
 

@@ -8,6 +8,8 @@
 // code does not pin down is one fitted per-call term, other_us.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "model/cost_model.h"
 #include "nvrar/types.h"
 
@@ -67,13 +69,21 @@ const std::vector<ImplementationProfile>& profiles() {
   return kProfiles;
 }
 
-const ImplementationProfile& find_profile(const std::string& name) {
+std::string profile_names() {
   std::string names;
-  for (const ImplementationProfile& p : profiles()) {
+  for (const ImplementationProfile& p : profiles()) names += names.empty() ? p.name : ", " + p.name;
+  return names;
+}
+
+bool has_profile(const std::string& name) {
+  const std::vector<ImplementationProfile>& all = profiles();
+  return std::any_of(all.begin(), all.end(), [&](const ImplementationProfile& p) { return p.name == name; });
+}
+
+const ImplementationProfile& find_profile(const std::string& name) {
+  for (const ImplementationProfile& p : profiles())
     if (p.name == name) return p;
-    names += names.empty() ? p.name : ", " + p.name;
-  }
-  throw Error(fmt::format("nvrar-model: no implementation profile '{}' (profiles: {})", name, names));
+  throw Error(fmt::format("nvrar-model: no implementation profile '{}' (profiles: {})", name, profile_names()));
 }
 
 void validate_profile(const ImplementationProfile& p) {

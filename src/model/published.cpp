@@ -100,7 +100,9 @@ PublishedPoints parse_published_points(const std::string& json_text, const std::
   r.device = optional_string(j, "device", where);
   r.preset = optional_string(j, "preset", where);
   r.profile = ji::to_string(member(j, "profile", origin), where, "profile");
-  find_profile(r.profile);  // names the profiles when there is no such one
+  if (!has_profile(r.profile))
+    ji::fail_field(where, "profile",
+                   fmt::format("'{}' is not an implementation profile ({})", ji::excerpt(r.profile), profile_names()));
   r.algorithm = ji::to_string(member(j, "algorithm", origin), where, "algorithm");
   r.nodes = ji::to_integer<int>(member(j, "nodes", origin), where, "nodes", 1, kMaxRanks);
   r.gpus_per_node = ji::to_integer<int>(member(j, "gpus_per_node", origin), where, "gpus_per_node", 1, 4096);

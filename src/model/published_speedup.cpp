@@ -101,7 +101,10 @@ PublishedSpeedupRange parse_published_speedup_range(const std::string& json_text
                    fmt::format("'{}' (the model compares '{}' by a profile)", ji::excerpt(r.faster_algorithm),
                                kFasterAlgorithm));
   r.faster_profile = ji::to_string(member(faster, "profile", origin + ": faster"), where, "faster.profile");
-  find_profile(r.faster_profile);  // names the profiles when there is no such one
+  if (!has_profile(r.faster_profile))
+    ji::fail_field(where, "faster.profile",
+                   fmt::format("'{}' is not an implementation profile ({})", ji::excerpt(r.faster_profile),
+                               profile_names()));
   const Json& slower = object_member(j, "slower", origin, where);
   r.slower_algorithm = ji::to_string(member(slower, "algorithm", origin + ": slower"), where, "slower.algorithm");
   if (r.slower_algorithm != kSlowerAlgorithm)
