@@ -43,13 +43,15 @@ double positive_finite(const Json& row, const char* key, const std::string& row_
   return v;
 }
 
+constexpr double kMaxSweepBytes = 1125899906842624.0;  // 2^50
+
 void parse_sweep(const Json& sweep, const std::string& origin, PublishedPoints& r) {
   const std::string where = "nvrar-model: " + origin;
   if (!sweep.is_object()) throw Error(fmt::format("{}: 'sweep' is not an object (got {})", where, ji::describe(sweep)));
   r.sweep_rule = ji::to_string(member(sweep, "rule", origin + ": sweep"), where, "sweep.rule");
   if (r.sweep_rule != kLl8Rule)
     throw Error(fmt::format("{}: sweep.rule '{}' (the model knows '{}': the published prototype's LL8 kernel)", where,
-                            r.sweep_rule, kLl8Rule));
+                            ji::excerpt(r.sweep_rule), kLl8Rule));
   if (r.dtype_bytes == 0)
     throw Error(fmt::format("{}: a sweep needs the file's 'dtype' (its cells depend on it)", where));
   const Json& rows = member(sweep, "rows", origin + ": sweep");
@@ -60,9 +62,11 @@ void parse_sweep(const Json& sweep, const std::string& origin, PublishedPoints& 
     if (!rows[i].is_object())
       throw Error(fmt::format("nvrar-model: {}: expected an object, got {}", row, ji::describe(rows[i])));
     SweepPoint p;
-    p.bytes = positive_finite(rows[i], "bytes", row);
+    // Sizes within 1 byte .. 1 PiB: sweep_rounds counts cells and chunks in 64-bit integers.
+    p.bytes = ji::to_double(member(rows[i], "bytes", row), "nvrar-model: " + row, "bytes", 1, kMaxSweepBytes);
     p.blocks = ji::to_integer<int>(member(rows[i], "num_blocks", row), "nvrar-model: " + row, "num_blocks", 1, 1 << 16);
-    p.chunk_bytes = positive_finite(rows[i], "chunk_bytes", row);
+    p.chunk_bytes =
+        ji::to_double(member(rows[i], "chunk_bytes", row), "nvrar-model: " + row, "chunk_bytes", 1, kMaxSweepBytes);
     p.time_us = positive_finite(rows[i], "time_us", row);
     r.sweep.push_back(p);
   }
@@ -143,9 +147,10 @@ PublishedPoints read_published_points(const std::string& path) {
 }
 
 long long sweep_rounds(double bytes, int gpus_per_node, int dtype_bytes, int blocks, double chunk_bytes) {
-  if (!(bytes > 0) || gpus_per_node < 1 || blocks < 1 || !(chunk_bytes > 0) || dtype_bytes < 1 || dtype_bytes > 4)
+  if (!(bytes > 0) || !(bytes <= kMaxSweepBytes) || gpus_per_node < 1 || blocks < 1 || !(chunk_bytes > 0) ||
+      !(chunk_bytes <= kMaxSweepBytes) || dtype_bytes < 1 || dtype_bytes > 4)
     throw Error(fmt::format("nvrar-model: sweep_rounds: {} bytes, {} GPUs per node, {}-byte elements, {} blocks, "
-                            "chunk {} (all must be positive, elements at most 4 bytes)",
+                            "chunk {} (all must be positive, sizes at most 2^50 bytes, elements at most 4 bytes)",
                             bytes, gpus_per_node, dtype_bytes, blocks, chunk_bytes));
   // Integer arithmetic as the kernel's host side does it (size_t division); 4 payload bytes per 8-byte cell.
   const long long per_cell = 4 / dtype_bytes;
