@@ -5,6 +5,7 @@
 #include <expat.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -139,17 +140,25 @@ std::string read_file(const std::filesystem::path& path) {
   return text.str();
 }
 
+// A file in the temporary directory of this test alone: ctest runs the tests of this binary as parallel processes.
+std::filesystem::path temp_file(const std::string& suffix) {
+  const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  return std::filesystem::path(testing::TempDir()) /
+         ("nvrar_model_heatmap_" + test + "_" + std::to_string(::getpid()) + suffix);
+}
+
 // Runs nvrar-model with `args`; returns its exit status, stdout and stderr together in `output`.
 int run_tool(const std::string& args, std::string& output) {
-  const std::filesystem::path log = std::filesystem::path(testing::TempDir()) / "nvrar_model_heatmap.log";
+  const std::filesystem::path log = temp_file(".log");
   const int status = std::system((std::string(NVRAR_MODEL_PATH) + " " + args + " > " + log.string() + " 2>&1").c_str());
   output = read_file(log);
+  std::filesystem::remove(log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // The labels of the tool's SVG are the model's numbers: NCCL's best of ring and tree over NVRAR with the profile.
 TEST(ModelHeatmap, ToolLabelsAreTheModelsSpeedups) {
-  const std::filesystem::path svg_path = std::filesystem::path(testing::TempDir()) / "nvrar_model_heatmap.svg";
+  const std::filesystem::path svg_path = temp_file(".svg");
   const std::vector<long long> nodes = {2, 3, 4, 8, 16};
   const std::vector<long long> sizes = {131072, 262144, 524288, 1048576, 2097152};
   for (const char* preset_name : {"a100-slingshot11", "h100-ndr400"}) {
