@@ -19,6 +19,27 @@ namespace nvrar::model {
 
 namespace fit {
 
+std::string read_text(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw Error(fmt::format("nvrar-model: cannot open '{}'", path));
+  std::stringstream text;
+  text << file.rdbuf();
+  if (file.bad()) throw Error(fmt::format("nvrar-model: error reading '{}'", path));
+  return text.str();
+}
+
+bool has_kind(const std::string& json_text, const std::string& kind) {
+  Json j;
+  try {
+    j = json_input::parse(json_text, "nvrar-model", "not JSON");  // bounded nesting; errors are the parsers' to report
+  } catch (const std::exception&) {
+    return false;
+  }
+  if (!j.is_object()) return false;
+  const auto tag = j.find("kind");
+  return tag != j.end() && tag->is_string() && tag->get<std::string>() == kind;
+}
+
 const Json& member(const Json& object, const char* key, const std::string& where) {
   const auto it = object.find(key);
   if (it == object.end()) throw Error(fmt::format("nvrar-model: {}: no field '{}'", where, key));
@@ -255,14 +276,7 @@ BenchReport parse_bench_report(const std::string& json_text, const std::string& 
   return r;
 }
 
-BenchReport read_bench_report(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw Error(fmt::format("nvrar-model: cannot open '{}'", path));
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) throw Error(fmt::format("nvrar-model: error reading '{}'", path));
-  return parse_bench_report(text.str(), path);
-}
+BenchReport read_bench_report(const std::string& path) { return parse_bench_report(fit::read_text(path), path); }
 Calibration calibrate(const std::vector<BenchReport>& reports, Preset& preset, const CalibrationOptions& options) {
   validate_preset(preset);
   Calibration c;

@@ -20,6 +20,12 @@ using Json = nlohmann::json;
 // nodes x gpus_per_node is computed without overflow.
 constexpr int kMaxRanks = 1 << 20;
 
+// The whole file as text, or an nvrar::Error "nvrar-model: cannot open / error reading '<path>'".
+std::string read_text(const std::string& path);
+
+// True when the text is a JSON object whose "kind" is the string `kind` (the published files' tag). Never throws.
+bool has_kind(const std::string& json_text, const std::string& kind);
+
 // object[key], or an nvrar::Error "nvrar-model: <where>: no field '<key>'".
 const Json& member(const Json& object, const char* key, const std::string& where);
 

@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "core/json_input.h"
 #include "model/calibrate.h"
@@ -74,17 +72,7 @@ void parse_sweep(const Json& sweep, const std::string& origin, PublishedPoints& 
 
 }  // namespace
 
-bool is_published_points(const std::string& json_text) {
-  Json j;
-  try {
-    j = ji::parse(json_text, "nvrar-model", "not JSON");  // bounded nesting; errors are the bench parser's to report
-  } catch (const std::exception&) {
-    return false;
-  }
-  if (!j.is_object()) return false;
-  const auto kind = j.find("kind");
-  return kind != j.end() && kind->is_string() && kind->get<std::string>() == kPublishedKind;
-}
+bool is_published_points(const std::string& json_text) { return fit::has_kind(json_text, kPublishedKind); }
 
 PublishedPoints parse_published_points(const std::string& json_text, const std::string& origin) {
   const std::string where = "nvrar-model: " + origin;
@@ -138,12 +126,7 @@ PublishedPoints parse_published_points(const std::string& json_text, const std::
 }
 
 PublishedPoints read_published_points(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw Error(fmt::format("nvrar-model: cannot open '{}'", path));
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) throw Error(fmt::format("nvrar-model: error reading '{}'", path));
-  return parse_published_points(text.str(), path);
+  return parse_published_points(fit::read_text(path), path);
 }
 
 long long sweep_rounds(double bytes, int gpus_per_node, int dtype_bytes, int blocks, double chunk_bytes) {

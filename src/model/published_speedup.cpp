@@ -7,11 +7,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <optional>
-#include <sstream>
 
 #include "core/json_input.h"
 #include "model/fit.h"
@@ -60,17 +58,7 @@ bool same_file(const SpeedupRow& a, const SpeedupRow& b) {
 
 }  // namespace
 
-bool is_published_speedup_range(const std::string& json_text) {
-  Json j;
-  try {
-    j = ji::parse(json_text, "nvrar-model", "not JSON");
-  } catch (const std::exception&) {
-    return false;
-  }
-  if (!j.is_object()) return false;
-  const auto kind = j.find("kind");
-  return kind != j.end() && kind->is_string() && kind->get<std::string>() == kRangeKind;
-}
+bool is_published_speedup_range(const std::string& json_text) { return fit::has_kind(json_text, kRangeKind); }
 
 PublishedSpeedupRange parse_published_speedup_range(const std::string& json_text, const std::string& origin) {
   const std::string where = "nvrar-model: " + origin;
@@ -131,12 +119,7 @@ PublishedSpeedupRange parse_published_speedup_range(const std::string& json_text
 }
 
 PublishedSpeedupRange read_published_speedup_range(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) throw Error(fmt::format("nvrar-model: cannot open '{}'", path));
-  std::stringstream text;
-  text << file.rdbuf();
-  if (file.bad()) throw Error(fmt::format("nvrar-model: error reading '{}'", path));
-  return parse_published_speedup_range(text.str(), path);
+  return parse_published_speedup_range(fit::read_text(path), path);
 }
 
 std::vector<SpeedupRow> speedup_rows(const std::vector<PublishedSpeedupRange>& ranges,
