@@ -59,6 +59,7 @@ TEST(Settings, Defaults) {
   EXPECT_EQ(s.tuning_dir, "");
   EXPECT_EQ(s.llm_gemm, "");
   EXPECT_EQ(s.llm_decode_attention, "");
+  EXPECT_EQ(s.llm_residual, "bf16");
 }
 
 TEST(Settings, EmptyMeansUnset) {
@@ -158,6 +159,12 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "flash128"}}).llm_prefill_attention, "flash128");
   EXPECT_EQ(read({{"NVRAR_LLM_DECODE_ATTENTION", "fused"}}).llm_decode_attention, "fused");
   expect_refused("NVRAR_LLM_DECODE_ATTENTION", "flash", "is not one of the accepted values");
+  EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "fp32"}}).llm_residual, "fp32");
+  EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "bf16"}}).llm_residual, "bf16");
+  expect_refused("NVRAR_LLM_RESIDUAL", "FP32", "is not one of the accepted values");
+  EXPECT_EQ(refusal("NVRAR_LLM_RESIDUAL", "fp16"),
+            "nvrar: environment variable NVRAR_LLM_RESIDUAL='fp16' is not one of the accepted values (one of bf16, "
+            "fp32)");
   EXPECT_EQ(read({{"NVRAR_MODEL_PRESET", "b200-xdr800"}}).model_preset, "b200-xdr800");
   EXPECT_EQ(read({{"NVRAR_TUNING_FILE", "/tmp/t.json"}}).tuning_file, "/tmp/t.json");
   EXPECT_EQ(read({{"NVRAR_TUNING_DIR", "tuning dir/x"}}).tuning_dir, "tuning dir/x");
@@ -169,9 +176,9 @@ TEST(Settings, ChoiceAndText) {
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 23u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 24u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
-  EXPECT_STREQ(table.back().name, "NVRAR_LLM_DECODE_ATTENTION");
+  EXPECT_STREQ(table.back().name, "NVRAR_LLM_RESIDUAL");
   for (const SettingInfo& row : table) {
     EXPECT_EQ(std::string(row.name).rfind("NVRAR_", 0), 0u) << row.name;
     EXPECT_GT(std::string(row.help).size(), 20u) << row.name << " has no help line";

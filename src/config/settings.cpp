@@ -251,6 +251,12 @@ const std::vector<Row>& rows() {
                                 "combine kernel) or fused (longer splits; the last block of each head group combines; "
                                 "not yet measured); unset: splitk."),
                          kEngine));
+    t.push_back(in_scope(choice("NVRAR_LLM_RESIDUAL", &Settings::llm_residual, "bf16", {"bf16", "fp32"},
+                                "nvrar-llm: the residual stream's type: bf16 rounds it after each of a layer's two "
+                                "residual adds, as transformers' bf16 Llama does; fp32 keeps it in fp32 (4 bytes per "
+                                "element instead of 2; at TP > 1 the all-reduce, then an engine residual + RMSNorm "
+                                "kernel, never NVRAR's one-shot with the two fused); not yet measured."),
+                         kEngine));
     for (Row& r : t) r.accepted = accepted_text(r);
     return t;
   }();

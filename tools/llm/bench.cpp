@@ -125,6 +125,7 @@ int run_bench(const BenchOptions& o) {
     fmt::print("Throughput: {:.1f} output tokens/s\n", tokens_per_s);
     fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
     fmt::print("Attention kernels: {}\n", model.attention_kernels());
+    fmt::print("Residual stream: {}\n", model.residual_type());
     fmt::print("Decode step split (one eager, instrumented step: {:.3f} ms): GEMM {:.3f} ms ({:.0f}%), attention {:.3f} "
                "ms ({:.0f}%), all-reduce {:.3f} ms ({:.0f}%), other {:.3f} ms ({:.0f}%)\n",
                br.total_us() / 1e3, br.gemm_us / 1e3, 100 * br.gemm_us / br.total_us(), br.attention_us / 1e3,
@@ -143,6 +144,7 @@ int run_bench(const BenchOptions& o) {
       j["output_len"] = o.output_len;
       j["graphs"] = !o.no_graph;
       j["attention_kernels"] = model.attention_kernels();
+      j["residual"] = model.residual_type();
       j["latencies_s"] = nlohmann::json::array();
       for (double l : latencies_ms) j["latencies_s"].push_back(l / 1e3);
       j["avg_latency_s"] = avg / 1e3;

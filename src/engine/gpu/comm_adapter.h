@@ -1,7 +1,7 @@
 // The engine's only door to NVRAR's layer all-reduces (public API, include/nvrar/nvrar.h): the run-time backend
 // switch `--allreduce nccl|nvrar|auto`, the communicator Options each backend needs, the all-reduce's input and
 // output buffers in NVRAR's symmetric heap, and the fused all-reduce + residual add + RMSNorm that follows o_proj and
-// down_proj (two per layer).
+// down_proj (two per layer), or the plain all-reduce where the engine adds an fp32 residual itself.
 //
 //   nccl   every call asks for Algorithm::kNccl;
 //   nvrar  the communicator is built with Options::auto_may_use_nccl = false (communicator_options), so auto takes
@@ -57,6 +57,13 @@ class CommAdapter {
                    int64_t hidden, float eps, cudaStream_t stream) {
     comm_.allreduce_add_rmsnorm(partial, residual, weight, out, static_cast<std::size_t>(rows),
                                 static_cast<std::size_t>(hidden), eps, DataType::kBFloat16, stream, algorithm_);
+  }
+
+  // data = allreduce(data) in place over `elems` bf16 elements with the backend's algorithm: the all-reduce half of
+  // add_rmsnorm alone, for the engine's fp32 residual stream. Collective; a no-op on one rank (the sum is data).
+  void allreduce(bf16_t* data, int64_t elems, cudaStream_t stream) {
+    if (size_ > 1)
+      comm_.allreduce(data, data, static_cast<std::size_t>(elems), DataType::kBFloat16, stream, algorithm_);
   }
 
  private:

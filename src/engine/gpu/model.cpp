@@ -112,7 +112,10 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
 
   // Activations.
   const int64_t T = std::max(options_.prefill_chunk, options_.max_batch);
-  h_ = memory_.bf16(T * H, "activations");
+  if (config::settings().llm_residual == "fp32")
+    h32_ = memory_.f32(T * H, "residual stream (fp32)");
+  else
+    h_ = memory_.bf16(T * H, "activations");
   qkv_ = memory_.bf16(T * qkv_cols_, "activations");
   attn_ = memory_.bf16(T * q_cols_, "activations");
   auto io = [&](int64_t elems, const char* what) {
@@ -224,7 +227,10 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
                                 StepTimer* timer) {
   const int64_t H = hidden_;
   if (timer) timer->mark(StepPart::kOther);
-  rmsnorm(h_, layers_[0].ln_in, x_, n, H, eps_, stream_);
+  if (h32_ != nullptr)
+    rmsnorm_f32(h32_, layers_[0].ln_in, x_, n, H, eps_, stream_);
+  else
+    rmsnorm(h_, layers_[0].ln_in, x_, n, H, eps_, stream_);
   const AttentionShape shape{n, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, max_len};
   const bool flash = num_tiles > 0 && use_flash_prefill_;
   for (std::size_t i = 0; i < layers_.size(); ++i) {

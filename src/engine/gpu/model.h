@@ -10,6 +10,10 @@
 // A layer, in launch order: GEMM qkv; RoPE + KV append; attention; GEMM o_proj; all-reduce + residual + RMSNorm
 // (post_attention_layernorm); GEMM gate/up; SwiGLU; GEMM down_proj; all-reduce + residual + RMSNorm (the next
 // layer's input_layernorm, or the final norm). h_ holds the residual stream, x_ the normalised activations.
+//
+// The residual stream is bf16 (rounded after each residual add, as transformers' bf16 model rounds it) or, with
+// NVRAR_LLM_RESIDUAL=fp32, fp32 (residual_f32.h): then each all-reduce runs alone (in place on the partial sums) and
+// an engine kernel adds its sums to the fp32 stream and normalises; the first RMSNorm reads the fp32 stream too.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -27,6 +31,7 @@
 #include "engine/gpu/flash_prefill.h"
 #include "engine/gpu/gemm.h"
 #include "engine/gpu/layers.h"
+#include "engine/gpu/residual_f32.h"
 #include "engine/gpu/step_timer.h"
 #include "engine/model_config.h"
 #include "engine/prefill_plan.h"
@@ -73,8 +78,13 @@ class LlamaModel {
   // Copies this rank's shard of every weight (check_checkpoint's tensors) to the GPU.
   void load_checkpoint(Checkpoint& checkpoint);
 
-  // h_ = embedding rows of tokens[0, n).
-  void embed(const int32_t* tokens, int64_t n) { embedding_lookup(tokens, n, embedding_, hidden_, h_, stream_); }
+  // The residual stream = embedding rows of tokens[0, n).
+  void embed(const int32_t* tokens, int64_t n) {
+    if (h32_ != nullptr)
+      embedding_lookup_f32(tokens, n, embedding_, hidden_, h32_, stream_);
+    else
+      embedding_lookup(tokens, n, embedding_, hidden_, h_, stream_);
+  }
   // Runs every layer on the n rows of h_ (max_len: the longest attention length of the call). num_tiles > 0: a
   // prefill chunk whose query tiles are in.tiles (tensor-core attention where the head_dim allows, else split-K); 0:
   // decode rows (split-K or fused attention, NVRAR_LLM_DECODE_ATTENTION). The final normalised activations are left
@@ -108,6 +118,8 @@ class LlamaModel {
   // The attention kernels this model runs, e.g. "prefill flash (mma.sync, 64-row tiles), decode splitk"
   // (NVRAR_LLM_PREFILL_ATTENTION / NVRAR_LLM_DECODE_ATTENTION after the head_dim fallbacks).
   std::string attention_kernels() const;
+  // The residual stream's type, "bf16" or "fp32" (NVRAR_LLM_RESIDUAL).
+  const char* residual_type() const { return h32_ != nullptr ? "fp32" : "bf16"; }
 
  private:
   struct Layer {
@@ -119,10 +131,17 @@ class LlamaModel {
     bf16_t* ln_post = nullptr;  // [H]
   };
 
-  // partial: this rank's o_proj or down_proj output; h_ += all-reduce(partial); x_ = rmsnorm(h_) * weight.
-  void allreduce_norm(const bf16_t* partial, const bf16_t* weight, int64_t n, StepTimer* timer) {
+  // partial: this rank's o_proj or down_proj output; residual += all-reduce(partial); x_ = rmsnorm(residual) *
+  // weight. With the fp32 stream the all-reduce overwrites partial with the sums first (both kernels are timed as
+  // the all-reduce).
+  void allreduce_norm(bf16_t* partial, const bf16_t* weight, int64_t n, StepTimer* timer) {
     if (timer) timer->mark(StepPart::kAllReduce);
-    allreduce_.add_rmsnorm(partial, h_, weight, x_, n, hidden_, eps_, stream_);
+    if (h32_ == nullptr) {
+      allreduce_.add_rmsnorm(partial, h_, weight, x_, n, hidden_, eps_, stream_);
+      return;
+    }
+    allreduce_.allreduce(partial, n * hidden_, stream_);
+    residual_rmsnorm_f32(partial, h32_, weight, x_, n, hidden_, eps_, stream_);
   }
 
   ModelConfig config_;
@@ -142,7 +161,9 @@ class LlamaModel {
   bf16_t* lm_head_ = nullptr;    // [vocab_cols_, H] (rows of this rank's vocabulary shard)
   bf16_t* final_norm_ = nullptr;
   float* inv_freq_ = nullptr;
-  // activations, sized for max(prefill_chunk, max_batch) rows; last_: the kept rows [max_batch]
+  // activations, sized for max(prefill_chunk, max_batch) rows; last_: the kept rows [max_batch]. The residual stream
+  // is h_ (bf16) or h32_ (fp32, NVRAR_LLM_RESIDUAL=fp32); the other stays nullptr.
+  float* h32_ = nullptr;
   bf16_t *h_ = nullptr, *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *part_ = nullptr, *gu_ = nullptr,
          *act_ = nullptr, *logits_ = nullptr, *last_ = nullptr;
   float* scratch_ = nullptr;  // attention scratch (attention_scratch_floats), zeroed once

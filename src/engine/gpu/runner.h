@@ -75,6 +75,7 @@ class LlamaRunner {
   int64_t batch() const { return batch_; }
   std::string gemm_choices() const { return model_.gemm_choices(); }  // Gemm::choices()
   std::string attention_kernels() const { return model_.attention_kernels(); }
+  const char* residual_type() const { return model_.residual_type(); }  // "bf16" or "fp32" (NVRAR_LLM_RESIDUAL)
 
  private:
   class Stream {  // the engine's non-blocking stream, created first and destroyed last but the adapter
