@@ -309,6 +309,14 @@ void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, cons
 
 }  // namespace
 
+bool wgmma_prefill_runs_here() {
+  int device = 0, major = 0, minor = 0;
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess && major == 9 &&
+         minor == 0;
+}
+
 void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
                                    const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bf16_t* out,
                                    cudaStream_t stream) {

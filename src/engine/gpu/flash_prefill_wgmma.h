@@ -12,6 +12,9 @@
 
 namespace nvrar::engine::gpu {
 
+// Whether the current GPU runs this kernel (compute capability 9.0): the engine's default prefill kernel there.
+bool wgmma_prefill_runs_here();
+
 void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
                                    const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bf16_t* out,
                                    cudaStream_t stream);

@@ -12,6 +12,7 @@
 
 #include "engine/llama_weights.h"
 #include "engine/gpu/flash_prefill.h"
+#include "engine/gpu/flash_prefill_wgmma.h"
 #include "config/settings.h"
 #include "engine/rope.h"
 #include "engine/safetensors.h"
@@ -28,18 +29,21 @@ bool uses_flash_prefill(int64_t head_dim) {
 }
 
 // The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128 and wgmma where they take the
-// head_dim, else the 64-row kernel.
+// head_dim, else the 64-row kernel. Unset: wgmma where the GPU (compute capability 9.0) and head_dim take it, else
+// the 64-row kernel (measured fastest at every prefill shape on an H200, docs/perf-notes.md).
 FlashKernel flash_kernel_for(int64_t head_dim) {
   const std::string& choice = config::settings().llm_prefill_attention;
   const FlashKernel wanted = choice == "flash128" ? FlashKernel::kMma128
                              : choice == "wgmma"  ? FlashKernel::kWgmma
-                                                  : FlashKernel::kMma64;
+                             : choice.empty() && wgmma_prefill_runs_here() ? FlashKernel::kWgmma
+                                                                            : FlashKernel::kMma64;
   return flash_prefill_supports(wanted, static_cast<int>(head_dim)) ? wanted : FlashKernel::kMma64;
 }
 
-// Decode attention: NVRAR_LLM_DECODE_ATTENTION=fused, else split-K (unset or "splitk").
+// Decode attention: NVRAR_LLM_DECODE_ATTENTION=splitk, else fused (unset or "fused"; measured faster at every
+// context and batch on an H200).
 DecodeAttention decode_attention_kernel() {
-  return config::settings().llm_decode_attention == "fused" ? DecodeAttention::kFused : DecodeAttention::kSplitK;
+  return config::settings().llm_decode_attention == "splitk" ? DecodeAttention::kSplitK : DecodeAttention::kFused;
 }
 
 }  // namespace
