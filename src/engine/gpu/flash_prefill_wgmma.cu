@@ -202,18 +202,22 @@ bool wgmma_prefill_runs_here() {
          minor == 0;
 }
 
-void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
-                                   const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bf16_t* out,
-                                   cudaStream_t stream) {
+void require_wgmma_gpu(const std::string& kernel) {
   int device = 0, major = 0, minor = 0;
   if (cudaGetDevice(&device) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
       cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
-    throw Error("nvrar-llm: prefill attention wgmma: cannot read the current GPU's compute capability");
+    throw Error("nvrar-llm: prefill attention " + kernel + ": cannot read the current GPU's compute capability");
   if (major != 9 || minor != 0)
-    throw Error("nvrar-llm: prefill attention wgmma (NVRAR_LLM_PREFILL_ATTENTION=wgmma) needs a GPU of compute "
-                "capability 9.0 (H100, H200); GPU " + std::to_string(device) + " is " + std::to_string(major) + "." +
-                std::to_string(minor) + " (use flash or flash128)");
+    throw Error("nvrar-llm: prefill attention " + kernel + " (NVRAR_LLM_PREFILL_ATTENTION=" + kernel +
+                ") needs a GPU of compute capability 9.0 (H100, H200); GPU " + std::to_string(device) + " is " +
+                std::to_string(major) + "." + std::to_string(minor) + " (use flash or flash128)");
+}
+
+void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
+                                   const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bf16_t* out,
+                                   cudaStream_t stream) {
+  require_wgmma_gpu("wgmma");
   if (num_tiles < 1) return;
   if (s.head_dim == 64)
     launch<64>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);

@@ -1,6 +1,6 @@
-// Device helpers of the Hopper prefill kernels (flash_prefill_wgmma.cu): tiles staged by cp.async as 128-byte swizzled
-// panels, wgmma shared-memory descriptors, the warpgroup MMA instructions they issue and the fences and waits around
-// them. Header-only device code for the sm_90a object library
+// Device helpers of the Hopper prefill kernels (flash_prefill_wgmma.cu, flash_prefill_wgmma_overlap.cu): tiles staged
+// by cp.async as 128-byte swizzled panels, wgmma shared-memory descriptors, the warpgroup MMA instructions they issue
+// and the fences and waits around them. Header-only device code for the sm_90a object library
 // (cmake/NvrarEngineGpu.cmake): wgmma has no other form, so any other device target is an error.
 //
 // Panel layout: a tile of R rows x D bf16 columns is D / 64 panels back to back, each R rows of 128 bytes (64
