@@ -2,7 +2,7 @@
 """The prefill attention A/B table (scripts/engine-long-bench.sh with LONG_PREFILL_AB=1): nvrar-llm's prefill time
 with each NVRAR_LLM_PREFILL_ATTENTION kernel, run in turn, in one markdown table.
 
-    python3 scripts/prefill_ab_table.py OUT [--cases 'prefill:1:2048 ...'] [--kernels 'flash flash128 wgmma']
+    python3 scripts/prefill_ab_table.py OUT [--cases 'prefill:1:2048 ...'] [--kernels 'flash wgmma wgmma2']
                                         [--repeat 2] [--md FILE]
 
 Reads OUT/engine_prefill_b<B>_<T>_<kernel>_r<n>.json (`nvrar-llm bench --json`: prefill_ms_median); a missing JSON
@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from long_table import GOALS_MS, FULL_LAYERS, fmt_ms, last_error_line, load_json, parse_case  # noqa: E402
 
-KERNELS = ("flash", "flash128", "wgmma", "splitk")
+KERNELS = ("flash", "flash128", "wgmma", "wgmma2", "splitk")
 
 
 def run_stem(case, kernel, rep):
@@ -91,7 +91,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out_dir")
     ap.add_argument("--cases", default="prefill:1:2048 prefill:8:2048 prefill:1:8192 prefill:1:32768")
-    ap.add_argument("--kernels", default="flash flash128 wgmma", help="NVRAR_LLM_PREFILL_ATTENTION values, in order")
+    ap.add_argument("--kernels", default="flash wgmma wgmma2", help="NVRAR_LLM_PREFILL_ATTENTION values, in order")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each kernel per case")
     ap.add_argument("--md", default="", help="output file (default OUT/prefill_ab.md)")
     args = ap.parse_args(argv)

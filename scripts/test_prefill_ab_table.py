@@ -38,7 +38,8 @@ class PrefillAbTableTest(unittest.TestCase):
             self.put((1, 2048), "flash", rep, a)
             self.put((1, 2048), "flash128", rep, b)
             self.put((1, 2048), "wgmma", rep, c)
-        row = [l for l in self.table("--cases", "prefill:1:2048").splitlines() if l.startswith("| prefill 1 x 2048")]
+        md = self.table("--cases", "prefill:1:2048", "--kernels", "flash flash128 wgmma")
+        row = [l for l in md.splitlines() if l.startswith("| prefill 1 x 2048")]
         self.assertEqual(len(row), 1)
         cells = [c.strip() for c in row[0].strip("|").split("|")]
         self.assertIn("52.0 / 54.0; 53.00 ms", cells[1])
@@ -46,6 +47,18 @@ class PrefillAbTableTest(unittest.TestCase):
         self.assertEqual(cells[5], f"{31.0 / 53.0:.3f}")
         self.assertEqual(cells[6], "<= 50.00 ms")
         self.assertEqual(cells[7], "pass")  # the best kernel (wgmma, 31 ms) meets the 50 ms goal
+
+    def test_default_kernels(self):
+        for k, ms in (("flash", 280.0), ("wgmma", 250.0), ("wgmma2", 200.0)):
+            self.put((1, 8192), k, 1, ms)
+            self.put((1, 8192), k, 2, ms)
+        md = self.table("--cases", "prefill:1:8192")
+        self.assertIn("wgmma2 (runs; median)", md.splitlines()[0])
+        self.assertNotIn("flash128", md)
+        row = [l for l in md.splitlines() if l.startswith("| prefill 1 x 8192")][0]
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        self.assertEqual(cells[5], f"{200.0 / 280.0:.3f}")  # wgmma2 / flash
+        self.assertEqual(cells[7], "pass")  # 200 ms meets the 220 ms goal
 
     def test_failures_are_named_and_layers_disable_the_verdict(self):
         self.put((1, 8192), "flash", 1, 280.0, layers=8)

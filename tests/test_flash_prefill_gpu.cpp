@@ -2,9 +2,10 @@
 // (skipped without one): chunks of a chunked-prefill plan (engine/prefill_plan.h) with several sequences, a chunk
 // that continues a sequence begun in an earlier chunk (its queries see keys the chunk did not write), tiles of 1-64
 // rows, head_dim 64, 128 and 256, grouped-query ratios 1, 4 and 8, each kernel (mma.sync on 64- and 128-row tiles;
-// wgmma on 128-row tiles where the GPU is compute capability 9.0); and the chunked result equal to the unchunked one
-// row by row (bitwise: a row's key tiles and their order do not depend on its query tile; for wgmma this also assumes
-// a row's result does not depend on its place in the warpgroup: if only that comparison fails, suspect this first).
+// wgmma and wgmma2 on 128-row tiles where the GPU is compute capability 9.0); and the chunked result equal to the
+// unchunked one row by row (bitwise: a row's key tiles and their order do not depend on its query tile, and a key
+// tile past a row's position leaves it unchanged (corr 1, P 0); for the wgmma kernels this also assumes a row's
+// result does not depend on its place in the warpgroup: if only that comparison fails, suspect this first).
 // Cache rows past each sequence are NaN, so a read past a tile's last key shows.
 #include <gtest/gtest.h>
 
@@ -170,6 +171,27 @@ TEST(FlashPrefillGpu, WgmmaMatchesFloat64CausalSoftmax) {
   check_wide(eg::FlashKernel::kWgmma, 21);
 }
 
+// wgmma2: 128-key tiles in three-stage rings, one product in flight while the softmax runs. Beyond check_wide: a
+// sequence of 8 key tiles whose chunks start off the 128-key grid (every ring stage refilled twice, the diagonal
+// tile cut anywhere), and one of exactly two key tiles.
+TEST(FlashPrefillGpu, WgmmaOverlapMatchesFloat64CausalSoftmax) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  if (compute_capability() != 90) {
+    const eg::AttentionShape s{1, 3 * 128, 1, 1, 128, 8, 1};
+    try {
+      eg::flash_prefill_attention(nullptr, nullptr, 1, nullptr, nullptr, s, eg::FlashKernel::kWgmmaOverlap, nullptr,
+                                  nullptr);
+      ADD_FAILURE() << "wgmma2 ran on compute capability " << compute_capability();
+    } catch (const nvrar::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("wgmma2"), std::string::npos) << e.what();  // refused by name
+    }
+    GTEST_SKIP() << "wgmma2 needs compute capability 9.0; this GPU is " << compute_capability();
+  }
+  check_wide(eg::FlashKernel::kWgmmaOverlap, 31);
+  check({128, 8, 2, {1000, 3}, 300, eg::FlashKernel::kWgmmaOverlap}, 35);  // GQA 4; chunks at 300, 600, 900
+  check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaOverlap}, 36);   // GQA 4; two key tiles, one short
+}
+
 TEST(FlashPrefillGpu, SupportedShapes) {
   using eg::FlashKernel;
   EXPECT_FALSE(eg::flash_prefill_supports_head_dim(32));
@@ -178,9 +200,12 @@ TEST(FlashPrefillGpu, SupportedShapes) {
   EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kMma128, 256));
   EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kWgmma, 256));
   EXPECT_TRUE(eg::flash_prefill_supports(FlashKernel::kWgmma, 64));
+  EXPECT_TRUE(eg::flash_prefill_supports(FlashKernel::kWgmmaOverlap, 128));
+  EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kWgmmaOverlap, 256));
   EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kMma128, 96));
   EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kMma64), 64);
   EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kWgmma), 128);
+  EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kWgmmaOverlap), 128);
   // Refused before any CUDA call, naming the kernel and the shape.
   const eg::AttentionShape s{1, 3 * 256, 1, 1, 256, 8, 1};
   try {
@@ -188,6 +213,14 @@ TEST(FlashPrefillGpu, SupportedShapes) {
     ADD_FAILURE() << "128-row tiles at head_dim 256 were accepted";
   } catch (const nvrar::Error& e) {
     EXPECT_NE(std::string(e.what()).find("flash128 (128-row tiles): head_dim 256"), std::string::npos) << e.what();
+  }
+  try {
+    eg::flash_prefill_attention(nullptr, nullptr, 1, nullptr, nullptr, s, FlashKernel::kWgmmaOverlap, nullptr, nullptr);
+    ADD_FAILURE() << "wgmma2 at head_dim 256 was accepted";
+  } catch (const nvrar::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("wgmma2 (128-row tiles, softmax overlapped): head_dim 256"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -156,6 +156,8 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "splitk"}}).llm_prefill_attention, "splitk");
   expect_refused("NVRAR_LLM_PREFILL_ATTENTION", "cudnn", "is not one of the accepted values");
   EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "wgmma"}}).llm_prefill_attention, "wgmma");
+  EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "wgmma2"}}).llm_prefill_attention, "wgmma2");
+  expect_refused("NVRAR_LLM_PREFILL_ATTENTION", "wgmma3", "is not one of the accepted values");
   EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "flash128"}}).llm_prefill_attention, "flash128");
   EXPECT_EQ(read({{"NVRAR_LLM_DECODE_ATTENTION", "fused"}}).llm_decode_attention, "fused");
   expect_refused("NVRAR_LLM_DECODE_ATTENTION", "flash", "is not one of the accepted values");

@@ -259,8 +259,10 @@ const char* kernel_name(FlashKernel kernel) {
       return "flash (64-row tiles)";
     case FlashKernel::kMma128:
       return "flash128 (128-row tiles)";
-    default:
+    case FlashKernel::kWgmma:
       return "wgmma (128-row tiles)";
+    default:
+      return "wgmma2 (128-row tiles, softmax overlapped)";
   }
 }
 
@@ -283,6 +285,10 @@ void flash_prefill_attention(const bf16_t* qkv, const PrefillTile* tiles, int64_
                 std::to_string(s.head_dim) + " (64-row tiles take head_dim 64, 128 or 256; 128-row tiles 64 or 128)");
   if (kernel == FlashKernel::kWgmma) {
     flash_prefill_attention_wgmma(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
+    return;
+  }
+  if (kernel == FlashKernel::kWgmmaOverlap) {
+    flash_prefill_attention_wgmma_overlap(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
     return;
   }
   if (num_tiles < 1) return;

@@ -17,20 +17,22 @@
 namespace nvrar::engine::gpu {
 
 constexpr int kFlashTileRows = 64;       // query rows per tile (plan_prefill's tile_rows), every head_dim
-constexpr int kFlashWideTileRows = 128;  // the wide tiles of kMma128 and kWgmma, head_dim <= 128
+constexpr int kFlashWideTileRows = 128;  // the wide tiles of kMma128, kWgmma and kWgmmaOverlap, head_dim <= 128
 
 // The tensor-core prefill kernels (NVRAR_LLM_PREFILL_ATTENTION): mma.sync on 64-row query tiles (flash; head_dim
 // 64/128/256), mma.sync on 128-row tiles (flash128; 64/128), or Hopper's wgmma on 128-row tiles (wgmma; 64/128,
-// compute capability 9.0 only, flash_prefill_wgmma.cu).
-enum class FlashKernel { kMma64, kMma128, kWgmma };
+// compute capability 9.0 only, flash_prefill_wgmma.cu), the same with the softmax overlapped with the warpgroup's
+// products and 128-key tiles (wgmma2; flash_prefill_wgmma_overlap.cu).
+enum class FlashKernel { kMma64, kMma128, kWgmma, kWgmmaOverlap };
 
 int flash_tile_rows(FlashKernel kernel);                     // the plan's tile_rows for this kernel
 bool flash_prefill_supports_head_dim(int head_dim);          // kMma64's head_dims: 64, 128, 256
-bool flash_prefill_supports(FlashKernel kernel, int head_dim);  // the shape only; kWgmma checks the GPU at launch
+bool flash_prefill_supports(FlashKernel kernel, int head_dim);  // the shape only; the wgmma kernels check the GPU
+                                                                // at launch
 
 // tiles: device array of num_tiles PrefillTile records (rows within this chunk), planned with flash_tile_rows(kernel)
 // rows per tile. s: the chunk's shape (s.n rows, qkv row stride, heads, head_dim, max_seq). An unsupported pair, or
-// kWgmma on a GPU other than compute capability 9.0, throws nvrar::Error naming it. Stream-ordered.
+// a wgmma kernel on a GPU other than compute capability 9.0, throws nvrar::Error naming it. Stream-ordered.
 void flash_prefill_attention(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
                              const bf16_t* cache_v, const AttentionShape& s, FlashKernel kernel, bf16_t* out,
                              cudaStream_t stream);

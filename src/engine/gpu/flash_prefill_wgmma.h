@@ -1,22 +1,34 @@
-// The Hopper prefill attention kernel (flash_prefill_wgmma.cu), called by flash_prefill_attention for
-// FlashKernel::kWgmma: the same contract (flash_prefill.h), 128-row query tiles, head_dim 64 or 128. Compiled for
-// sm_90a only; on any other GPU it throws nvrar::Error naming the GPU's compute capability.
+// The Hopper prefill attention kernels, called by flash_prefill_attention: flash_prefill_wgmma.cu for
+// FlashKernel::kWgmma and flash_prefill_wgmma_overlap.cu for FlashKernel::kWgmmaOverlap (the softmax overlapped with
+// the warpgroup's own products). The same contract (flash_prefill.h), 128-row query tiles, head_dim 64 or 128.
+// Compiled for sm_90a only; on any other GPU they throw nvrar::Error naming the kernel and the GPU's compute
+// capability.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <string>
 
 #include "engine/gpu/attention.h"
 #include "engine/prefill_plan.h"
 
 namespace nvrar::engine::gpu {
 
-// Whether the current GPU runs this kernel (compute capability 9.0): the engine's default prefill kernel there.
+// Whether the current GPU runs these kernels (compute capability 9.0): kWgmma is the engine's default prefill kernel
+// there.
 bool wgmma_prefill_runs_here();
+
+// Throws nvrar::Error naming `kernel` (its NVRAR_LLM_PREFILL_ATTENTION value) unless the current GPU is compute
+// capability 9.0.
+void require_wgmma_gpu(const std::string& kernel);
 
 void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
                                    const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bf16_t* out,
                                    cudaStream_t stream);
+
+void flash_prefill_attention_wgmma_overlap(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
+                                           const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s,
+                                           bf16_t* out, cudaStream_t stream);
 
 }  // namespace nvrar::engine::gpu

@@ -28,13 +28,14 @@ bool uses_flash_prefill(int64_t head_dim) {
          config::settings().llm_prefill_attention != "splitk";
 }
 
-// The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128 and wgmma where they take the
-// head_dim, else the 64-row kernel. Unset: wgmma where the GPU (compute capability 9.0) and head_dim take it, else
+// The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128, wgmma and wgmma2 where they take
+// the head_dim, else the 64-row kernel. Unset: wgmma where the GPU (compute capability 9.0) and head_dim take it, else
 // the 64-row kernel (measured fastest at every prefill shape on an H200, docs/perf-notes.md).
 FlashKernel flash_kernel_for(int64_t head_dim) {
   const std::string& choice = config::settings().llm_prefill_attention;
   const FlashKernel wanted = choice == "flash128" ? FlashKernel::kMma128
                              : choice == "wgmma"  ? FlashKernel::kWgmma
+                             : choice == "wgmma2" ? FlashKernel::kWgmmaOverlap
                              : choice.empty() && wgmma_prefill_runs_here() ? FlashKernel::kWgmma
                                                                             : FlashKernel::kMma64;
   return flash_prefill_supports(wanted, static_cast<int>(head_dim)) ? wanted : FlashKernel::kMma64;
@@ -159,6 +160,9 @@ std::string LlamaModel::attention_kernels() const {
         break;
       case FlashKernel::kWgmma:
         prefill = "wgmma (128-row tiles)";
+        break;
+      case FlashKernel::kWgmmaOverlap:
+        prefill = "wgmma2 (128-row tiles, softmax overlapped)";
         break;
     }
   }

@@ -1,6 +1,6 @@
 // Device helpers shared by the engine kernels that stage data in shared memory (flash_prefill.cu,
-// flash_prefill_wgmma.cu, attention_fused.cu): shared-memory addresses, cp.async with zero fill, ldmatrix, the
-// m16n8k16 bf16 MMA, bf16 packing. Header-only, device code.
+// flash_prefill_wgmma.cu, flash_prefill_wgmma_overlap.cu, attention_fused.cu): shared-memory addresses, cp.async with
+// zero fill, ldmatrix, the m16n8k16 bf16 MMA, bf16 packing. Header-only, device code.
 #pragma once
 
 #include <cuda_bf16.h>
