@@ -152,61 +152,31 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 
   if (!group_has_rows) return;
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-    l[i] = 1.0f / l[i];
-  }
-  const int64_t out_cols = static_cast<int64_t>(s.q_heads) * D;
-  bf16_t* out_tile = out + static_cast<int64_t>(tile.row0) * out_cols + static_cast<int64_t>(head) * D;
-  const int row = warp_row0 + quad_row;
-#pragma unroll
-  for (int b = 0; b < kDimBlocks; ++b) {
-    const int col = b * 8 + 2 * quad_col;
-    if (row < tile.count)
-      *reinterpret_cast<uint32_t*>(out_tile + row * out_cols + col) = pack_bf16(o[4 * b] * l[0], o[4 * b + 1] * l[0]);
-    if (row + 8 < tile.count)
-      *reinterpret_cast<uint32_t*>(out_tile + (row + 8) * out_cols + col) =
-          pack_bf16(o[4 * b + 2] * l[1], o[4 * b + 3] * l[1]);
-  }
+  store_output<D>(o, l, tile, head, s, warp_row0 + quad_row, quad_col, out);
 #endif  // NVRAR_HAVE_WGMMA
 }
 
-template <int D>
-void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
-            const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream) {
-  constexpr int kShared = shared_bytes<D>();
-  const cudaError_t configured =
-      cudaFuncSetAttribute(flash_prefill_wgmma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kShared);
-  if (configured != cudaSuccess)
-    throw Error("nvrar-llm: prefill attention wgmma (head_dim " + std::to_string(D) + "): " +
-                std::to_string(kShared / 1024) + " KB of shared memory refused: " + cudaGetErrorString(configured));
-  flash_prefill_wgmma_kernel<D><<<dim3(static_cast<unsigned>(num_tiles), static_cast<unsigned>(s.q_heads)), kThreads,
-                                  kShared, stream>>>(qkv, tiles, static_cast<int>(num_tiles), cache_k, cache_v, s,
-                                                     out);
-  const cudaError_t launched = cudaGetLastError();
-  if (launched != cudaSuccess)
-    throw Error("nvrar-llm: prefill attention wgmma (head_dim " + std::to_string(D) + ", " +
-                std::to_string(num_tiles) + " tiles x " + std::to_string(s.q_heads) +
-                " heads): launch failed: " + cudaGetErrorString(launched));
+}  // namespace
+
+namespace {
+
+// The current GPU and its compute capability; false where CUDA cannot tell.
+bool current_capability(int& device, int& major, int& minor) {
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess;
 }
 
 }  // namespace
 
 bool wgmma_prefill_runs_here() {
   int device = 0, major = 0, minor = 0;
-  return cudaGetDevice(&device) == cudaSuccess &&
-         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess && major == 9 &&
-         minor == 0;
+  return current_capability(device, major, minor) && major == 9 && minor == 0;
 }
 
 void require_wgmma_gpu(const std::string& kernel) {
   int device = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess)
+  if (!current_capability(device, major, minor))
     throw Error("nvrar-llm: prefill attention " + kernel + ": cannot read the current GPU's compute capability");
   if (major != 9 || minor != 0)
     throw Error("nvrar-llm: prefill attention " + kernel + " (NVRAR_LLM_PREFILL_ATTENTION=" + kernel +
@@ -217,14 +187,8 @@ void require_wgmma_gpu(const std::string& kernel) {
 void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
                                    const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bf16_t* out,
                                    cudaStream_t stream) {
-  require_wgmma_gpu("wgmma");
-  if (num_tiles < 1) return;
-  if (s.head_dim == 64)
-    launch<64>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
-  else if (s.head_dim == 128)
-    launch<128>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
-  else
-    throw Error("nvrar-llm: prefill attention wgmma: head_dim " + std::to_string(s.head_dim) + " (takes 64 or 128)");
+  launch_prefill("wgmma", flash_prefill_wgmma_kernel<64>, shared_bytes<64>(), flash_prefill_wgmma_kernel<128>,
+                 shared_bytes<128>(), kThreads, qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
 }
 
 }  // namespace nvrar::engine::gpu

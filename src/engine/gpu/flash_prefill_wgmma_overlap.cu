@@ -222,44 +222,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   wgmma_wait<0>();
   pin(o);
 
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-    l[i] = 1.0f / l[i];
-  }
-  const int64_t out_cols = static_cast<int64_t>(s.q_heads) * D;
-  bf16_t* out_tile = out + static_cast<int64_t>(tile.row0) * out_cols + static_cast<int64_t>(head) * D;
-  const int row = warp_row0 + quad_row;
-#pragma unroll
-  for (int b = 0; b < kDimBlocks; ++b) {
-    const int col = b * 8 + 2 * quad_col;
-    if (row < tile.count)
-      *reinterpret_cast<uint32_t*>(out_tile + row * out_cols + col) = pack_bf16(o[4 * b] * l[0], o[4 * b + 1] * l[0]);
-    if (row + 8 < tile.count)
-      *reinterpret_cast<uint32_t*>(out_tile + (row + 8) * out_cols + col) =
-          pack_bf16(o[4 * b + 2] * l[1], o[4 * b + 3] * l[1]);
-  }
+  store_output<D>(o, l, tile, head, s, warp_row0 + quad_row, quad_col, out);
 #endif  // NVRAR_HAVE_WGMMA
-}
-
-template <int D>
-void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
-            const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream) {
-  constexpr int kShared = shared_bytes<D>();
-  const cudaError_t configured = cudaFuncSetAttribute(flash_prefill_wgmma_overlap_kernel<D>,
-                                                      cudaFuncAttributeMaxDynamicSharedMemorySize, kShared);
-  if (configured != cudaSuccess)
-    throw Error("nvrar-llm: prefill attention wgmma2 (head_dim " + std::to_string(D) + "): " +
-                std::to_string(kShared / 1024) + " KB of shared memory refused: " + cudaGetErrorString(configured));
-  flash_prefill_wgmma_overlap_kernel<D><<<dim3(static_cast<unsigned>(num_tiles), static_cast<unsigned>(s.q_heads)),
-                                          kThreads, kShared, stream>>>(qkv, tiles, static_cast<int>(num_tiles),
-                                                                       cache_k, cache_v, s, out);
-  const cudaError_t launched = cudaGetLastError();
-  if (launched != cudaSuccess)
-    throw Error("nvrar-llm: prefill attention wgmma2 (head_dim " + std::to_string(D) + ", " +
-                std::to_string(num_tiles) + " tiles x " + std::to_string(s.q_heads) +
-                " heads): launch failed: " + cudaGetErrorString(launched));
 }
 
 }  // namespace
@@ -267,14 +231,9 @@ void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, cons
 void flash_prefill_attention_wgmma_overlap(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
                                            const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s,
                                            bf16_t* out, cudaStream_t stream) {
-  require_wgmma_gpu("wgmma2");
-  if (num_tiles < 1) return;
-  if (s.head_dim == 64)
-    launch<64>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
-  else if (s.head_dim == 128)
-    launch<128>(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
-  else
-    throw Error("nvrar-llm: prefill attention wgmma2: head_dim " + std::to_string(s.head_dim) + " (takes 64 or 128)");
+  launch_prefill("wgmma2", flash_prefill_wgmma_overlap_kernel<64>, shared_bytes<64>(),
+                 flash_prefill_wgmma_overlap_kernel<128>, shared_bytes<128>(), kThreads, qkv, tiles, num_tiles,
+                 cache_k, cache_v, s, out, stream);
 }
 
 }  // namespace nvrar::engine::gpu

@@ -1,7 +1,8 @@
 // Device helpers of the Hopper prefill kernels (flash_prefill_wgmma.cu, flash_prefill_wgmma_overlap.cu): tiles staged
 // by cp.async as 128-byte swizzled panels, wgmma shared-memory descriptors, the warpgroup MMA instructions they issue
-// and the fences and waits around them. Header-only device code for the sm_90a object library
-// (cmake/NvrarEngineGpu.cmake): wgmma has no other form, so any other device target is an error.
+// and the fences and waits around them, the output epilogue and the host launcher both kernels share. Header-only
+// code for the sm_90a object library (cmake/NvrarEngineGpu.cmake): wgmma has no other form, so any other device
+// target is an error.
 //
 // Panel layout: a tile of R rows x D bf16 columns is D / 64 panels back to back, each R rows of 128 bytes (64
 // columns); row r's 16-byte chunk c of a panel is stored at chunk c ^ (r % 8). With the tile 1024-byte aligned this
@@ -12,8 +13,13 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 
+#include "engine/gpu/attention.h"
+#include "engine/gpu/flash_prefill_wgmma.h"
 #include "engine/gpu/layers.h"
+#include "engine/prefill_plan.h"
+#include "nvrar/types.h"
 #include "engine/gpu/tensor_core.cuh"
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -165,5 +171,57 @@ __device__ __forceinline__ void wgmma_pv(float (&o)[D / 2], const uint32_t (&a)[
 }
 
 #endif  // NVRAR_HAVE_WGMMA
+
+// The epilogue of both kernels: this lane's two rows of O (the m16n8 accumulator layout, columns b * 8 + 2 *
+// quad_col) divided by their softmax sums l (each summed over the lane's quad first) and stored as bf16 into the
+// [rows][q_heads * D] attention output; rows at or past tile.count are not stored.
+template <int D>
+__device__ __forceinline__ void store_output(const float (&o)[D / 2], float (&l)[2], const PrefillTile& tile,
+                                             int head, const AttentionShape& s, int row, int quad_col, bf16_t* out) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+    l[i] = 1.0f / l[i];
+  }
+  const int64_t out_cols = static_cast<int64_t>(s.q_heads) * D;
+  bf16_t* out_tile = out + static_cast<int64_t>(tile.row0) * out_cols + static_cast<int64_t>(head) * D;
+#pragma unroll
+  for (int b = 0; b < D / 8; ++b) {
+    const int col = b * 8 + 2 * quad_col;
+    if (row < tile.count)
+      *reinterpret_cast<uint32_t*>(out_tile + row * out_cols + col) =
+          tc::pack_bf16(o[4 * b] * l[0], o[4 * b + 1] * l[0]);
+    if (row + 8 < tile.count)
+      *reinterpret_cast<uint32_t*>(out_tile + (row + 8) * out_cols + col) =
+          tc::pack_bf16(o[4 * b + 2] * l[1], o[4 * b + 3] * l[1]);
+  }
+}
+
+// Host: the entry of both kernels. Refuses other GPUs (require_wgmma_gpu) and head_dims but 64 and 128, then
+// launches the head_dim's instantiation (grid tiles x q_heads, `threads`, its dynamic shared memory, whose limit it
+// raises first); failures throw nvrar::Error naming the kernel setting `name` and the shape.
+template <typename Kernel>
+void launch_prefill(const char* name, Kernel kernel_64, int shared_64, Kernel kernel_128, int shared_128, int threads,
+                    const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
+                    const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream) {
+  require_wgmma_gpu(name);
+  if (num_tiles < 1) return;
+  const std::string what = std::string("nvrar-llm: prefill attention ") + name + " (head_dim " +
+                           std::to_string(s.head_dim);
+  if (s.head_dim != 64 && s.head_dim != 128) throw Error(what + "): takes head_dim 64 or 128");
+  const Kernel kernel = s.head_dim == 64 ? kernel_64 : kernel_128;
+  const int shared = s.head_dim == 64 ? shared_64 : shared_128;
+  const cudaError_t configured = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared);
+  if (configured != cudaSuccess)
+    throw Error(what + "): " + std::to_string(shared / 1024) + " KB of shared memory refused: " +
+                cudaGetErrorString(configured));
+  kernel<<<dim3(static_cast<unsigned>(num_tiles), static_cast<unsigned>(s.q_heads)), threads, shared, stream>>>(
+      qkv, tiles, static_cast<int>(num_tiles), cache_k, cache_v, s, out);
+  const cudaError_t launched = cudaGetLastError();
+  if (launched != cudaSuccess)
+    throw Error(what + ", " + std::to_string(num_tiles) + " tiles x " + std::to_string(s.q_heads) +
+                " heads): launch failed: " + cudaGetErrorString(launched));
+}
 
 }  // namespace nvrar::engine::gpu::wg
