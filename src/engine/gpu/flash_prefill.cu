@@ -253,7 +253,9 @@ void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, cons
                 " heads): launch failed: " + cudaGetErrorString(launched));
 }
 
-const char* kernel_name(FlashKernel kernel) {
+}  // namespace
+
+const char* flash_kernel_name(FlashKernel kernel) {
   switch (kernel) {
     case FlashKernel::kMma64:
       return "flash (64-row tiles)";
@@ -265,8 +267,6 @@ const char* kernel_name(FlashKernel kernel) {
       return "wgmma2 (128-row tiles, softmax overlapped)";
   }
 }
-
-}  // namespace
 
 int flash_tile_rows(FlashKernel kernel) { return kernel == FlashKernel::kMma64 ? kFlashTileRows : kFlashWideTileRows; }
 
@@ -281,7 +281,7 @@ void flash_prefill_attention(const bf16_t* qkv, const PrefillTile* tiles, int64_
                              const bf16_t* cache_v, const AttentionShape& s, FlashKernel kernel, bf16_t* out,
                              cudaStream_t stream) {
   if (!flash_prefill_supports(kernel, s.head_dim))
-    throw Error(std::string("nvrar-llm: prefill attention ") + kernel_name(kernel) + ": head_dim " +
+    throw Error(std::string("nvrar-llm: prefill attention ") + flash_kernel_name(kernel) + ": head_dim " +
                 std::to_string(s.head_dim) + " (64-row tiles take head_dim 64, 128 or 256; 128-row tiles 64 or 128)");
   if (kernel == FlashKernel::kWgmma) {
     flash_prefill_attention_wgmma(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);

@@ -25,6 +25,7 @@ constexpr int kFlashWideTileRows = 128;  // the wide tiles of kMma128, kWgmma an
 // products and 128-key tiles (wgmma2; flash_prefill_wgmma_overlap.cu).
 enum class FlashKernel { kMma64, kMma128, kWgmma, kWgmmaOverlap };
 
+const char* flash_kernel_name(FlashKernel kernel);  // e.g. "flash (64-row tiles)": messages, bench output
 int flash_tile_rows(FlashKernel kernel);                     // the plan's tile_rows for this kernel
 bool flash_prefill_supports_head_dim(int head_dim);          // kMma64's head_dims: 64, 128, 256
 bool flash_prefill_supports(FlashKernel kernel, int head_dim);  // the shape only; the wgmma kernels check the GPU

@@ -149,23 +149,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
 LlamaModel::~LlamaModel() = default;
 
 std::string LlamaModel::attention_kernels() const {
-  std::string prefill = "splitk (one query per row)";
-  if (use_flash_prefill_) {
-    switch (prefill_kernel_) {
-      case FlashKernel::kMma64:
-        prefill = "flash (mma.sync, 64-row tiles)";
-        break;
-      case FlashKernel::kMma128:
-        prefill = "flash128 (mma.sync, 128-row tiles)";
-        break;
-      case FlashKernel::kWgmma:
-        prefill = "wgmma (128-row tiles)";
-        break;
-      case FlashKernel::kWgmmaOverlap:
-        prefill = "wgmma2 (128-row tiles, softmax overlapped)";
-        break;
-    }
-  }
+  const std::string prefill = use_flash_prefill_ ? flash_kernel_name(prefill_kernel_) : "splitk (one query per row)";
   return "prefill " + prefill + ", decode " + (decode_attention_ == DecodeAttention::kFused ? "fused" : "splitk");
 }
 

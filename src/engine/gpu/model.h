@@ -115,7 +115,7 @@ class LlamaModel {
   int prefill_tile_rows() const { return flash_tile_rows(prefill_kernel_); }
   int64_t vocab_cols() const { return vocab_cols_; }
   std::string gemm_choices() const { return gemm_->choices(); }
-  // The attention kernels this model runs, e.g. "prefill flash (mma.sync, 64-row tiles), decode splitk"
+  // The attention kernels this model runs, e.g. "prefill flash (64-row tiles), decode fused"
   // (NVRAR_LLM_PREFILL_ATTENTION / NVRAR_LLM_DECODE_ATTENTION after the head_dim fallbacks).
   std::string attention_kernels() const;
   // The residual stream's type, "bf16" or "fp32" (NVRAR_LLM_RESIDUAL).
