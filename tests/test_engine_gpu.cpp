@@ -453,16 +453,21 @@ TEST(EngineAttention, FusedSplitPolicy) {
 
 TEST(EngineGpu, SwigluRmsnormArgmax) {
   REQUIRE_GPU();
-  const int64_t n = 2, inter = 40, H = 64;
-  const auto gu = random_bf16(n * 2 * inter, 7, 3.0f);
-  uint16_t *dgu = upload(gu), *dact = upload(std::vector<uint16_t>(n * inter));
-  eg::swiglu(dgu, n, inter, dact, nullptr);
-  const auto act = download(dact, n * inter);
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < inter; ++i) {
-      const float g = fl(gu[t * 2 * inter + i]), u = fl(gu[t * 2 * inter + inter + i]);
-      EXPECT_NEAR(fl(act[t * inter + i]), fl(bf(fl(bf(g / (1 + std::exp(-g)))) * u)), 2e-2);
-    }
+  const int64_t n = 2, H = 64;
+  // 8-wide kernel (inter a multiple of 8) and the element-wise one (42); 3 rows so that a row starts mid-block.
+  for (const int64_t inter : {40, 42, 1000}) {
+    const int64_t rows = inter == 1000 ? 3 : n;
+    const auto gu = random_bf16(rows * 2 * inter, 7 + inter, 3.0f);
+    uint16_t *dgu = upload(gu), *dact = upload(std::vector<uint16_t>(rows * inter, bf(NAN)));
+    eg::swiglu(dgu, rows, inter, dact, nullptr);
+    const auto act = download(dact, rows * inter);
+    for (int64_t t = 0; t < rows; ++t)
+      for (int64_t i = 0; i < inter; ++i) {
+        const float g = fl(gu[t * 2 * inter + i]), u = fl(gu[t * 2 * inter + inter + i]);
+        EXPECT_NEAR(fl(act[t * inter + i]), fl(bf(fl(bf(g / (1 + std::exp(-g)))) * u)), 2e-2)
+            << "inter " << inter << " row " << t << " index " << i;
+      }
+  }
   const auto x = random_bf16(n * H, 8), w = random_bf16(H, 9);
   uint16_t *dx = upload(x), *dw = upload(w), *dy = upload(std::vector<uint16_t>(n * H));
   eg::rmsnorm(dx, dw, dy, n, H, 1e-5f, nullptr);
@@ -476,17 +481,23 @@ TEST(EngineGpu, SwigluRmsnormArgmax) {
       EXPECT_NEAR(fl(y[t * H + i]), want, std::fabs(want) / 64 + 1e-3);
     }
   }
-  // argmax: a tie between columns 3 and 7 picks 3; the offset is added.
-  std::vector<uint16_t> logits(2 * 10, bf(-1.0f));
+  // argmax: a tie between columns 3 and 7 picks 3; the offset is added; NaN ranks below everything; a row of NaN and
+  // -inf only gives column 0 (a valid token), not an index past the vocabulary.
+  std::vector<uint16_t> logits(4 * 10, bf(-1.0f));
   logits[3] = logits[7] = bf(2.0f);
   logits[10 + 9] = bf(0.5f);
+  logits[20 + 0] = logits[20 + 5] = bf(NAN);
+  logits[20 + 6] = bf(1.5f);
+  for (int c = 0; c < 10; ++c) logits[30 + c] = bf(c % 2 == 0 ? NAN : -INFINITY);
   uint16_t* dl = upload(logits);
-  float* dv = upload(std::vector<float>(2));
-  int32_t* di = upload(std::vector<int32_t>(2));
-  eg::argmax_rows(dl, 2, 10, 100, dv, di, nullptr);
-  const auto idx = download(di, 2);
+  float* dv = upload(std::vector<float>(4));
+  int32_t* di = upload(std::vector<int32_t>(4));
+  eg::argmax_rows(dl, 4, 10, 100, dv, di, nullptr);
+  const auto idx = download(di, 4);
   EXPECT_EQ(idx[0], 103);
   EXPECT_EQ(idx[1], 109);
+  EXPECT_EQ(idx[2], 106);
+  EXPECT_EQ(idx[3], 100);
 }
 
 }  // namespace

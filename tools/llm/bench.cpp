@@ -1,8 +1,8 @@
 // nvrar-llm bench: a latency benchmark like `vllm bench latency` (common.h). Dummy weights (or --model-dir), random
 // prompts; per iteration a prefill of batch x input-len tokens (in chunks of --prefill-chunk tokens) and
 // output-len - 1 decode steps (CUDA graph per batch size). Prints the average and percentile batch latency, prefill
-// time, throughput and time to first token, median decode step, tokens/s, and one instrumented eager decode step split
-// into GEMM, attention, all-reduce and other.
+// time, throughput and time to first token, median decode step, tokens/s, and one more (instrumented) prefill and one
+// instrumented eager decode step, each split into GEMM, attention, all-reduce and other.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -21,6 +21,20 @@
 #include "llm/common.h"
 
 namespace nvrar::llm {
+
+namespace {
+
+// "5.322 ms): GEMM 4.187 ms (79%), attention ... other 0.318 ms (6%)": the total, then each kind and its share.
+std::string format_split(const eg::StepBreakdown& b) {
+  const double total = b.total_us();
+  auto part = [&](const char* name, double us) {
+    return fmt::format("{} {:.3f} ms ({:.0f}%)", name, us / 1e3, total > 0 ? 100 * us / total : 0.0);
+  };
+  return fmt::format("{:.3f} ms): {}, {}, {}, {}", total / 1e3, part("GEMM", b.gemm_us),
+                     part("attention", b.attention_us), part("all-reduce", b.allreduce_us), part("other", b.other_us));
+}
+
+}  // namespace
 
 int run_bench(const BenchOptions& o) {
   // Inputs first (CPU only), then the GPU.
@@ -98,7 +112,9 @@ int run_bench(const BenchOptions& o) {
                            it + 1, total);
   }
   if (root) std::fprintf(stderr, "\n");
-  // One instrumented eager decode step, continuing the last iteration (max_seq leaves room for it).
+  // One more prefill, instrumented (events between its phases; kept out of the timed iterations above), and one
+  // instrumented eager decode step continuing it (max_seq leaves room for it).
+  const eg::StepBreakdown prefill_br = model.timed_prefill(prompts, progress);
   const eg::StepBreakdown br = model.timed_decode_step();
 
   double avg = 0;
@@ -126,11 +142,8 @@ int run_bench(const BenchOptions& o) {
     fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
     fmt::print("Attention kernels: {}\n", model.attention_kernels());
     fmt::print("Residual stream: {}\n", model.residual_type());
-    fmt::print("Decode step split (one eager, instrumented step: {:.3f} ms): GEMM {:.3f} ms ({:.0f}%), attention {:.3f} "
-               "ms ({:.0f}%), all-reduce {:.3f} ms ({:.0f}%), other {:.3f} ms ({:.0f}%)\n",
-               br.total_us() / 1e3, br.gemm_us / 1e3, 100 * br.gemm_us / br.total_us(), br.attention_us / 1e3,
-               100 * br.attention_us / br.total_us(), br.allreduce_us / 1e3, 100 * br.allreduce_us / br.total_us(),
-               br.other_us / 1e3, 100 * br.other_us / br.total_us());
+    fmt::print("Prefill split (one instrumented prefill: {})\n", format_split(prefill_br));
+    fmt::print("Decode step split (one eager, instrumented step: {})\n", format_split(br));
     if (!o.json.empty()) {
       nlohmann::json j;
       j["tool"] = "nvrar-llm bench";
@@ -154,8 +167,12 @@ int run_bench(const BenchOptions& o) {
       j["prefill_chunk"] = eo.prefill_chunk;
       j["decode_step_ms_median"] = step_med;
       j["tokens_per_s"] = tokens_per_s;
-      j["breakdown_us"] = {{"gemm", br.gemm_us}, {"attention", br.attention_us}, {"allreduce", br.allreduce_us},
-                           {"other", br.other_us}};
+      auto split_json = [](const eg::StepBreakdown& b) {
+        return nlohmann::json{{"gemm", b.gemm_us}, {"attention", b.attention_us}, {"allreduce", b.allreduce_us},
+                              {"other", b.other_us}};
+      };
+      j["breakdown_us"] = split_json(br);
+      j["prefill_breakdown_us"] = split_json(prefill_br);
       std::ofstream out(o.json);
       out << j.dump(2) << "\n";
       if (!out) throw Error("nvrar-llm bench: --json: cannot write " + o.json);

@@ -92,6 +92,19 @@ std::vector<int32_t> LlamaRunner::prefill(const std::vector<int32_t>& prompts, i
 
 std::vector<int32_t> LlamaRunner::prefill(const std::vector<std::vector<int32_t>>& prompts,
                                           const std::function<void(int64_t, int64_t)>& progress) {
+  return prefill_chunks(prompts, progress, nullptr);
+}
+
+StepBreakdown LlamaRunner::timed_prefill(const std::vector<std::vector<int32_t>>& prompts,
+                                         const std::function<void(int64_t, int64_t)>& progress) {
+  StepTimer timer(stream_.get());
+  prefill_chunks(prompts, progress, &timer);
+  return timer.finish();
+}
+
+std::vector<int32_t> LlamaRunner::prefill_chunks(const std::vector<std::vector<int32_t>>& prompts,
+                                                 const std::function<void(int64_t, int64_t)>& progress,
+                                                 StepTimer* timer) {
   const int64_t vocab = model_.config().vocab_size;
   const int64_t batch = static_cast<int64_t>(prompts.size());
   if (batch < 1 || batch > options_.max_batch)
@@ -130,8 +143,10 @@ std::vector<int32_t> LlamaRunner::prefill(const std::vector<std::vector<int32_t>
     up_i32(d_pos_, c.positions);
     up_i32(d_len_, c.lengths);
     up(d_tiles_, c.tiles.data(), c.tiles.size() * sizeof(PrefillTile));
+    if (timer) timer->mark(StepPart::kOther);
     model_.embed(d_prompt_, n);
-    model_.forward_layers(n, c.max_len, static_cast<int64_t>(c.tiles.size()), inputs_, nullptr);
+    model_.forward_layers(n, c.max_len, static_cast<int64_t>(c.tiles.size()), inputs_, timer);
+    if (timer) timer->mark(StepPart::kOther);
     if (!c.done_rows.empty()) {
       up_i32(d_logit_rows_, c.done_rows);
       model_.keep_rows(d_logit_rows_, static_cast<int64_t>(c.done_rows.size()), c.first_done);
@@ -153,8 +168,9 @@ std::vector<int32_t> LlamaRunner::prefill(const std::vector<std::vector<int32_t>
     dlen[b] = len + 1;
   }
   up_i32(d_pos_, last);
-  model_.lm_head(/*kept_rows=*/true, batch, nullptr);
-  sample(batch, nullptr);
+  model_.lm_head(/*kept_rows=*/true, batch, timer);
+  sample(batch, timer);
+  if (timer) timer->mark(StepPart::kOther);
   cuda_check(cudaStreamSynchronize(stream), "prefill", rank_);  // the host vectors above are uploaded
   up_i32(d_seq_, dseq);
   up_i32(d_pos_, dpos);

@@ -68,6 +68,10 @@ class LlamaRunner {
   std::vector<float> logits();
   // One eager decode step with events between its phases; returns their times.
   StepBreakdown timed_decode_step();
+  // A prefill (as above) with events between its phases: GEMMs, attention (RoPE, KV append, attention), the
+  // all-reduce + residual + norm calls, other (embedding, SwiGLU, lm_head's row gather, sampling); their times.
+  StepBreakdown timed_prefill(const std::vector<std::vector<int32_t>>& prompts,
+                              const std::function<void(int64_t, int64_t)>& progress = {});
 
   cudaStream_t stream() const { return stream_.get(); }
   const ModelConfig& config() const { return model_.config(); }
@@ -93,6 +97,9 @@ class LlamaRunner {
   // Sampling of the first `rows` rows of the model's logits into d_tokens_ (row r: sequence r, whose last input token
   // is at position d_pos_[r]).
   void sample(int64_t rows, StepTimer* timer);
+  // prefill() and timed_prefill(): timer, when given, gets a mark before each phase.
+  std::vector<int32_t> prefill_chunks(const std::vector<std::vector<int32_t>>& prompts,
+                                      const std::function<void(int64_t, int64_t)>& progress, StepTimer* timer);
   void check_decode() const;  // a prefill happened and the next position fits max_seq
   // Error naming the sizes unless `bytes` of KV cache fit the GPU's free memory.
   void check_kv_cache_fits(int64_t bytes) const;

@@ -1,7 +1,7 @@
-// The per-phase breakdown of one decode step: CUDA events recorded on the engine's stream between phases, the
-// time from one mark to the next counted for the earlier mark's kind of work. Used only by the instrumented,
-// eager step (LlamaRunner::timed_decode_step); graph-replayed and ordinary eager steps pass no timer and record
-// nothing.
+// The per-phase breakdown of one decode step or prefill: CUDA events recorded on the engine's stream between phases,
+// the time from one mark to the next counted for the earlier mark's kind of work. Used only by the instrumented,
+// eager step and prefill (LlamaRunner::timed_decode_step, timed_prefill); graph-replayed and ordinary eager steps
+// and prefills pass no timer and record nothing.
 #pragma once
 
 #include <cuda_runtime_api.h>
