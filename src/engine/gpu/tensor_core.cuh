@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace nvrar::engine::gpu::tc {
 
@@ -64,15 +65,23 @@ template <int kBlocks, typename Score>
 __device__ __forceinline__ void online_softmax(Score score, float scale_log2, bool mask, int key0, int qpos,
                                                int quad_col, float (&m)[2], float (&l)[2], float (&corr)[2]) {
   float mx[2] = {m[0], m[1]};
+  // Two copies of the scaling loop, so that tiles off the diagonal (mask false, warp-uniform) do no index arithmetic.
+  const auto scale_and_max = [&](auto masked) {
+    constexpr bool kMasked = decltype(masked)::value;
 #pragma unroll
-  for (int b = 0; b < kBlocks; ++b)
+    for (int b = 0; b < kBlocks; ++b)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      float x = score(b, e) * scale_log2;
-      if (mask && key0 + b * 8 + 2 * quad_col + (e & 1) > qpos + (e >> 1) * 8) x = -INFINITY;
-      score(b, e) = x;
-      mx[e >> 1] = fmaxf(mx[e >> 1], x);
-    }
+      for (int e = 0; e < 4; ++e) {
+        float x = score(b, e) * scale_log2;
+        if (kMasked && key0 + b * 8 + 2 * quad_col + (e & 1) > qpos + (e >> 1) * 8) x = -INFINITY;
+        score(b, e) = x;
+        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+      }
+  };
+  if (mask)
+    scale_and_max(std::true_type{});
+  else
+    scale_and_max(std::false_type{});
   float sum[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
