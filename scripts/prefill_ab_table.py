@@ -6,8 +6,9 @@ with each NVRAR_LLM_PREFILL_ATTENTION kernel, run in turn, in one markdown table
                                         [--repeat 2] [--md FILE]
 
 Reads OUT/engine_prefill_b<B>_<T>_<kernel>_r<n>.json (`nvrar-llm bench --json`: prefill_ms_median); a missing JSON
-is reported from the .log beside it. Per case: each kernel's runs, its median, the ratio to the first kernel, and issue
-17's goal. Writes OUT/prefill_ab.md (or --md) and prints it. Python 3 standard library only
+is reported from the .log beside it. Per case: each kernel's runs, its median (and, where the JSON has the
+instrumented prefill's split, prefill_breakdown_us.attention, the median of its attention phase: RoPE + KV append +
+attention), the ratio to the first kernel, and issue 17's goal. Writes OUT/prefill_ab.md (or --md) and prints it. Python 3 standard library only
 (scripts/test_prefill_ab_table.py).
 """
 import argparse
@@ -26,7 +27,7 @@ def run_stem(case, kernel, rep):
 
 
 def runs_of(out_dir, case, kernel, repeat):
-    """[(prefill ms or None, layers or None, failure text)] per run."""
+    """[(prefill ms or None, layers or None, failure text, attention ms or None)] per run."""
     runs = []
     for rep in range(1, repeat + 1):
         stem = run_stem(case, kernel, rep)
@@ -34,15 +35,17 @@ def runs_of(out_dir, case, kernel, repeat):
         if data is None:
             log = os.path.join(out_dir, stem + ".log")
             if not os.path.exists(log):
-                runs.append((None, None, "not run"))
+                runs.append((None, None, "not run", None))
             else:
                 why = last_error_line(log)
-                runs.append((None, None, f"failed ({why})" if why else "failed"))
+                runs.append((None, None, f"failed ({why})" if why else "failed", None))
             continue
         ms = data.get("prefill_ms_median")
         ms = ms if isinstance(ms, (int, float)) and ms > 0 else None
         layers = data.get("num_layers") if isinstance(data.get("num_layers"), int) else None
-        runs.append((ms, layers, "" if ms else f"no prefill_ms_median in {stem}.json"))
+        attention_us = (data.get("prefill_breakdown_us") or {}).get("attention")
+        attention = attention_us / 1e3 if isinstance(attention_us, (int, float)) and attention_us > 0 else None
+        runs.append((ms, layers, "" if ms else f"no prefill_ms_median in {stem}.json", attention))
     return runs
 
 
@@ -62,6 +65,9 @@ def build_table(out_dir, cases, kernels, repeat):
                 continue
             med[k] = statistics.median(values)
             cell = " / ".join(f"{v:.1f}" for v in values) + f"; {fmt_ms(med[k])}"
+            attention = [r[3] for r in runs if r[3] is not None]
+            if attention:
+                cell += f" (attention {fmt_ms(statistics.median(attention))})"
             if len(values) < len(runs):
                 cell += f" ({len(runs) - len(values)} of {len(runs)} failed)"
             cells.append(cell)
@@ -83,7 +89,8 @@ def build_table(out_dir, cases, kernels, repeat):
                      f" | {goal_text} | {verdict} |")
     lines.append("")
     lines.append(f"Runs take the kernels in turn ({repeat} of each, files engine_prefill_b<B>_<T>_<kernel>_r<n>.*); "
-                 "time = `prefill_ms_median` of `nvrar-llm bench`; ratio of the medians.")
+                 "time = `prefill_ms_median` of `nvrar-llm bench`; attention = the attention phase (RoPE, KV append, "
+                 "attention) of its one instrumented prefill, median over the runs; ratio of the medians.")
     return "\n".join(lines) + "\n"
 
 

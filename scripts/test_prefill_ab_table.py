@@ -19,11 +19,15 @@ class PrefillAbTableTest(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def put(self, case, kernel, rep, ms=None, log=None, layers=32):
+    def put(self, case, kernel, rep, ms=None, log=None, layers=32, attention_us=None):
         stem = os.path.join(self.out, prefill_ab_table.run_stem(("prefill",) + case, kernel, rep))
         if ms is not None:
+            data = {"tool": "nvrar-llm bench", "num_layers": layers, "prefill_ms_median": ms}
+            if attention_us is not None:
+                data["prefill_breakdown_us"] = {"gemm": 1000.0, "attention": attention_us, "allreduce": 10.0,
+                                                "other": 20.0}
             with open(stem + ".json", "w") as f:
-                json.dump({"tool": "nvrar-llm bench", "num_layers": layers, "prefill_ms_median": ms}, f)
+                json.dump(data, f)
         if log is not None:
             with open(stem + ".log", "w") as f:
                 f.write(log)
@@ -70,6 +74,16 @@ class PrefillAbTableTest(unittest.TestCase):
         self.assertIn("failed (", row)
         self.assertIn("n/a (8 layers)", row)
         self.assertNotIn("decode", md.split("\n\n")[0])  # decode cases are not part of this table
+
+    def test_attention_phase_median(self):
+        self.put((1, 8192), "wgmma", 1, 250.0, attention_us=80000.0)
+        self.put((1, 8192), "wgmma", 2, 252.0, attention_us=84000.0)
+        self.put((1, 8192), "wgmma2", 1, 248.0)  # an older JSON without the split: no attention figure
+        md = self.table("--cases", "prefill:1:8192", "--kernels", "wgmma wgmma2", "--repeat", "2")
+        row = [l for l in md.splitlines() if l.startswith("| prefill 1 x 8192")][0]
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        self.assertIn("(attention 82.00 ms)", cells[1])
+        self.assertNotIn("attention", cells[2])
 
     def test_bad_arguments(self):
         self.assertEqual(prefill_ab_table.main([self.out, "--kernels", "cudnn"]), 2)
