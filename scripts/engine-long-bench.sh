@@ -34,7 +34,7 @@
 #               eager step's attention time and the K/V bytes it read per second, cuDNN beside them).
 # LONG_PREFILL_AB=1  the prefill attention A/B (NVRAR_LLM_PREFILL_ATTENTION): each prefill case runs LONG_AB_REPEAT
 #               (default 2) times with each of LONG_PREFILL_KERNELS (default 'flash wgmma wgmma2'; also flash128,
-#               splitk) in turn, files
+#               wgmma-tma, splitk) in turn, files
 #               OUT/engine_prefill_b<B>_<T>_<kernel>_r<n>.{log,json}; default LONG_CASES 'prefill:1:2048
 #               prefill:8:2048 prefill:1:8192 prefill:1:32768', torch and cuDNN skipped unless asked for; table
 #               OUT/prefill_ab.md (scripts/prefill_ab_table.py). Estimated ~4 minutes (not yet measured).
@@ -66,8 +66,9 @@ AB=${LONG_DECODE_AB:-0}
 PREFILL_AB=${LONG_PREFILL_AB:-0}
 PREFILL_KERNELS=${LONG_PREFILL_KERNELS:-"flash wgmma wgmma2"}
 for k in $PREFILL_KERNELS; do
-  if ! [[ "$k" =~ ^(flash|flash128|wgmma|wgmma2|splitk)$ ]]; then
-    echo "engine-long-bench.sh: LONG_PREFILL_KERNELS entry '$k': expected flash, flash128, wgmma, wgmma2 or splitk" >&2
+  if ! [[ "$k" =~ ^(flash|flash128|wgmma|wgmma2|wgmma-tma|splitk)$ ]]; then
+    echo "engine-long-bench.sh: LONG_PREFILL_KERNELS entry '$k': expected flash, flash128, wgmma, wgmma2, wgmma-tma" \
+      "or splitk" >&2
     exit 2
   fi
 done

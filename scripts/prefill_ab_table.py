@@ -19,7 +19,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from long_table import GOALS_MS, FULL_LAYERS, fmt_ms, last_error_line, load_json, parse_case  # noqa: E402
 
-KERNELS = ("flash", "flash128", "wgmma", "wgmma2", "splitk")
+KERNELS = ("flash", "flash128", "wgmma", "wgmma2", "wgmma-tma", "splitk")
 
 
 def run_stem(case, kernel, rep):

@@ -2,7 +2,7 @@
 // (skipped without one): chunks of a chunked-prefill plan (engine/prefill_plan.h) with several sequences, a chunk
 // that continues a sequence begun in an earlier chunk (its queries see keys the chunk did not write), tiles of 1-64
 // rows, head_dim 64, 128 and 256, grouped-query ratios 1, 4 and 8, each kernel (mma.sync on 64- and 128-row tiles;
-// wgmma and wgmma2 on 128-row tiles where the GPU is compute capability 9.0); and the chunked result equal to the
+// wgmma, wgmma2 and wgmma-tma on 128-row tiles where the GPU is compute capability 9.0); and the chunked result equal to the
 // unchunked one row by row (bitwise: a row's key tiles and their order do not depend on its query tile, and a key
 // tile past a row's position leaves it unchanged (corr 1, P 0); for the wgmma kernels this also assumes a row's
 // result does not depend on its place in the warpgroup: if only that comparison fails, suspect this first).
@@ -55,7 +55,8 @@ std::vector<uint16_t> run(const Problem& p, const std::vector<uint16_t>& queries
       for (int64_t i = 0; i < q_cols; ++i) qkv[r * cols + i] = queries[(done + r) * q_cols + i];
     uint16_t *dq = upload(qkv), *dout = upload(std::vector<uint16_t>(c.rows() * q_cols, bf(7.0f)));
     PrefillTile* dt = upload(c.tiles);
-    const eg::AttentionShape s{c.rows(), cols, p.q_heads, p.kv_heads, p.D, max_seq, c.max_len};
+    const eg::AttentionShape s{c.rows(), cols, p.q_heads, p.kv_heads, p.D, max_seq, c.max_len,
+                               static_cast<int64_t>(p.lengths.size())};
     eg::flash_prefill_attention(dq, dt, static_cast<int64_t>(c.tiles.size()), dk, dv, s, p.kernel, dout, nullptr);
     const auto got = download(dout, c.rows() * q_cols);
     all.insert(all.end(), got.begin(), got.end());
@@ -192,6 +193,38 @@ TEST(FlashPrefillGpu, WgmmaOverlapMatchesFloat64CausalSoftmax) {
   check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaOverlap}, 36);   // GQA 4; two key tiles, one short
 }
 
+// wgmma-tma: wgmma with K and V brought by TMA from a 3-D tensor map of the cache. Beyond check_wide: boxes past
+// max_seq (a sequence ending 3 positions short of it, whose last key tile reads past the slice: zeros, not the next
+// slice), NaN cache rows inside the last box (zeroed V, masked K), many stage reuses; and the refusal without the
+// cache's sequence count.
+TEST(FlashPrefillGpu, WgmmaTmaMatchesFloat64CausalSoftmax) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  if (compute_capability() != 90) {
+    const eg::AttentionShape s{1, 3 * 128, 1, 1, 128, 8, 1, 1};
+    try {
+      eg::flash_prefill_attention(nullptr, nullptr, 1, nullptr, nullptr, s, eg::FlashKernel::kWgmmaTma, nullptr,
+                                  nullptr);
+      ADD_FAILURE() << "wgmma-tma ran on compute capability " << compute_capability();
+    } catch (const nvrar::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("wgmma-tma"), std::string::npos) << e.what();  // refused by name
+    }
+    GTEST_SKIP() << "wgmma-tma needs compute capability 9.0; this GPU is " << compute_capability();
+  }
+  check_wide(eg::FlashKernel::kWgmmaTma, 41);
+  check({128, 8, 2, {1000, 3}, 300, eg::FlashKernel::kWgmmaTma}, 45);  // GQA 4; chunks at 300, 600, 900
+  check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaTma}, 46);   // GQA 4; whole and short last key tiles
+  const eg::AttentionShape unknown{1, 3 * 128, 1, 1, 128, 8, 1};  // cache_sequences unset
+  uint16_t* cache = upload(std::vector<uint16_t>(8 * 128));
+  try {
+    eg::flash_prefill_attention(nullptr, nullptr, 1, cache, cache, unknown, eg::FlashKernel::kWgmmaTma, nullptr,
+                                nullptr);
+    ADD_FAILURE() << "wgmma-tma ran without the cache's sequence count";
+  } catch (const nvrar::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cache_sequences"), std::string::npos) << e.what();
+  }
+  cudaFree(cache);
+}
+
 TEST(FlashPrefillGpu, SupportedShapes) {
   using eg::FlashKernel;
   EXPECT_FALSE(eg::flash_prefill_supports_head_dim(32));
@@ -206,6 +239,9 @@ TEST(FlashPrefillGpu, SupportedShapes) {
   EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kMma64), 64);
   EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kWgmma), 128);
   EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kWgmmaOverlap), 128);
+  EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kWgmmaTma), 128);
+  EXPECT_TRUE(eg::flash_prefill_supports(FlashKernel::kWgmmaTma, 64));
+  EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kWgmmaTma, 256));
   // Refused before any CUDA call, naming the kernel and the shape.
   const eg::AttentionShape s{1, 3 * 256, 1, 1, 256, 8, 1};
   try {

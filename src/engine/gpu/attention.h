@@ -20,6 +20,8 @@ struct AttentionShape {
   int head_dim = 0;      // 32, 64, 128 or 256 (attention_supports_head_dim)
   int64_t max_seq = 0;   // cache positions per sequence
   int64_t max_len = 0;   // largest lengths[t] of the call (sizes the split)
+  int64_t cache_sequences = 0;  // sequences the KV cache holds (its slices: cache_sequences x kv_heads); 0: unknown
+                                // (only the TMA prefill kernel needs it)
 };
 
 // The two kernels of a call (NVRAR_LLM_DECODE_ATTENTION picks the decode one in the engine; prefill without the

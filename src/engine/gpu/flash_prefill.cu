@@ -263,6 +263,8 @@ const char* flash_kernel_name(FlashKernel kernel) {
       return "flash128 (128-row tiles)";
     case FlashKernel::kWgmma:
       return "wgmma (128-row tiles)";
+    case FlashKernel::kWgmmaTma:
+      return "wgmma-tma (128-row tiles, K/V by TMA)";
     default:
       return "wgmma2 (128-row tiles, softmax overlapped)";
   }
@@ -283,8 +285,9 @@ void flash_prefill_attention(const bf16_t* qkv, const PrefillTile* tiles, int64_
   if (!flash_prefill_supports(kernel, s.head_dim))
     throw Error(std::string("nvrar-llm: prefill attention ") + flash_kernel_name(kernel) + ": head_dim " +
                 std::to_string(s.head_dim) + " (64-row tiles take head_dim 64, 128 or 256; 128-row tiles 64 or 128)");
-  if (kernel == FlashKernel::kWgmma) {
-    flash_prefill_attention_wgmma(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
+  if (kernel == FlashKernel::kWgmma || kernel == FlashKernel::kWgmmaTma) {
+    flash_prefill_attention_wgmma(qkv, tiles, num_tiles, cache_k, cache_v, s, kernel == FlashKernel::kWgmmaTma, out,
+                                  stream);
     return;
   }
   if (kernel == FlashKernel::kWgmmaOverlap) {

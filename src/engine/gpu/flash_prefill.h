@@ -17,13 +17,14 @@
 namespace nvrar::engine::gpu {
 
 constexpr int kFlashTileRows = 64;       // query rows per tile (plan_prefill's tile_rows), every head_dim
-constexpr int kFlashWideTileRows = 128;  // the wide tiles of kMma128, kWgmma and kWgmmaOverlap, head_dim <= 128
+constexpr int kFlashWideTileRows = 128;  // the wide tiles of every kernel but kMma64, head_dim <= 128
 
 // The tensor-core prefill kernels (NVRAR_LLM_PREFILL_ATTENTION): mma.sync on 64-row query tiles (flash; head_dim
 // 64/128/256), mma.sync on 128-row tiles (flash128; 64/128), or Hopper's wgmma on 128-row tiles (wgmma; 64/128,
 // compute capability 9.0 only, flash_prefill_wgmma.cu), the same with the softmax overlapped with the warpgroup's
-// products and 128-key tiles (wgmma2; flash_prefill_wgmma_overlap.cu).
-enum class FlashKernel { kMma64, kMma128, kWgmma, kWgmmaOverlap };
+// products and 128-key tiles (wgmma2; flash_prefill_wgmma_overlap.cu), or wgmma with K and V brought by TMA
+// (wgmma-tma; flash_prefill_wgmma.cu; needs AttentionShape::cache_sequences).
+enum class FlashKernel { kMma64, kMma128, kWgmma, kWgmmaOverlap, kWgmmaTma };
 
 const char* flash_kernel_name(FlashKernel kernel);  // e.g. "flash (64-row tiles)": messages, bench output
 int flash_tile_rows(FlashKernel kernel);                     // the plan's tile_rows for this kernel

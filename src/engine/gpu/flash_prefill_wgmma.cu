@@ -1,4 +1,4 @@
-// Causal prefill attention on Hopper's warpgroup MMA (flash_prefill_wgmma.h; FlashKernel::kWgmma).
+// Causal prefill attention on Hopper's warpgroup MMA (flash_prefill_wgmma.h; FlashKernel::kWgmma and kWgmmaTma).
 //
 // Purpose: the prefill attention of flash_prefill.cu at the rate of Hopper's tensor cores: mma.sync, which the other
 //   kernels use, reaches about a third of an H100 / H200's bf16 peak; wgmma (64 x N x 16 per warpgroup, operands
@@ -19,12 +19,21 @@
 // Sync: cp.async groups; each thread's fence.proxy.async after its copies land, then __syncthreads, before wgmma
 //   (the async proxy) reads them; wgmma.fence before each batch of wgmma (registers written by other instructions),
 //   commit + wait_group 0 after it; __syncthreads after a stage was used, before its refill. No inter-block sync.
+// TMA form (kTma, NVRAR_LLM_PREFILL_ATTENTION=wgmma-tma): Q still by cp.async; thread 0 brings each K and V tile by
+//   TMA (one box per 64-column panel from a 3-D tensor map of the cache, wgmma.cuh; it lands in the same swizzled
+//   layout) and one mbarrier per stage counts the bytes; every thread waits on the stage's barrier (phase = the
+//   stage's use count), so no per-thread copy instructions or index arithmetic remain, and no barrier but the one
+//   closing each step (and one after Q and after zeroing V rows past the last key, which TMA does not zero-fill).
+//   Same math and results as the cp.async form. Not yet run on a GPU.
 #include "engine/gpu/flash_prefill_wgmma.h"
 
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "engine/gpu/tensor_core.cuh"
@@ -42,15 +51,32 @@ constexpr int kThreads = 256;  // two warpgroups
 constexpr int kTileRows = 128;
 constexpr int kKeys = 64;
 
-template <int D>
+// Q + two stages of K and V (+ the TMA form's two stage barriers) + alignment slack.
+template <int D, bool kTma>
 constexpr int shared_bytes() {
-  return (kTileRows + 4 * kKeys) * D * 2 + 1024;  // Q + two stages of K and V + alignment slack
+  return (kTileRows + 4 * kKeys) * D * 2 + (kTma ? 16 : 0) + 1024;
 }
 
-template <int D>
+// The TMA form's tensor maps of the layer's K and V cache (kv_cache_tensor_map); the cp.async form ignores them.
+struct KvTensorMaps {
+  CUtensorMap k, v;
+};
+
+// Zeroes rows [valid, kRowsInTile) of a panelled tile (generic stores; the caller fences them for wgmma).
+template <int D, int kRowsInTile, int kThreads>
+__device__ __forceinline__ void zero_rows(bf16_t* tile, int64_t valid) {
+  constexpr int kChunks = D / 8;
+  for (int i = threadIdx.x; i < kRowsInTile * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    if (r >= valid) *reinterpret_cast<uint4*>(tile + panel_offset<kRowsInTile>(r, c)) = make_uint4(0, 0, 0, 0);
+  }
+}
+
+template <int D, bool kTma>
 __global__ void __launch_bounds__(kThreads, 2)
     flash_prefill_wgmma_kernel(const bf16_t* qkv, const PrefillTile* tiles, int num_tiles, const bf16_t* cache_k,
-                               const bf16_t* cache_v, AttentionShape s, bf16_t* out) {
+                               const bf16_t* cache_v, AttentionShape s, bf16_t* out,
+                               const __grid_constant__ KvTensorMaps maps) {
 #ifdef NVRAR_HAVE_WGMMA
   constexpr int kKeyBlocks = kKeys / 8;  // n8 blocks of S
   constexpr int kDimBlocks = D / 8;      // n8 blocks of O
@@ -74,12 +100,36 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int64_t head_base = (static_cast<int64_t>(tile.seq) * s.kv_heads + kv_head) * s.max_seq * D;
   const bf16_t* kbase = cache_k + head_base;
   const bf16_t* vbase = cache_v + head_base;
+  const uint32_t bars = shared_address(sv + 2 * kKeys * D);  // TMA form: one 8-byte barrier per stage
+  // TMA form, thread 0: key tile t's K and V (D / 64 panels each, one box per panel) into stage t % 2.
+  const auto tma_tile = [&](int t) {
+    const uint32_t bar = bars + (t & 1) * 8;
+    const int slice = tile.seq * s.kv_heads + kv_head;
+    mbarrier_arrive_expect_tx(bar, 2 * kKeys * D * 2);
+#pragma unroll
+    for (int p = 0; p < D / kPanel; ++p) {
+      const int offset = (t & 1) * kKeys * D + p * kKeys * kPanel;
+      tma_load_3d(shared_address(sk + offset), &maps.k, p * kPanel, t * kKeys, slice, bar);
+      tma_load_3d(shared_address(sv + offset), &maps.v, p * kPanel, t * kKeys, slice, bar);
+    }
+  };
 
   load_panels<D, kTileRows, kThreads>(
       sq, qkv + static_cast<int64_t>(tile.row0) * s.qkv_cols + static_cast<int64_t>(head) * D, s.qkv_cols, tile.count);
-  load_panels<D, kKeys, kThreads>(sk, kbase, D, key_end);
-  load_panels<D, kKeys, kThreads>(sv, vbase, D, key_end);
-  cp_async_commit();
+  if constexpr (kTma) {
+    cp_async_commit();  // Q alone
+    if (threadIdx.x == 0) {
+      mbarrier_init(bars, 1);
+      mbarrier_init(bars + 8, 1);
+      mbarrier_init_fence();
+    }
+    __syncthreads();  // the barriers exist before anyone waits on them
+    if (threadIdx.x == 0) tma_tile(0);
+  } else {
+    load_panels<D, kKeys, kThreads>(sk, kbase, D, key_end);
+    load_panels<D, kKeys, kThreads>(sv, vbase, D, key_end);
+    cp_async_commit();
+  }
 
   float o[D / 2];
 #pragma unroll
@@ -91,18 +141,33 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   for (int j = 0; j < key_tiles; ++j) {
     const int stage = j & 1;
-    if (j + 1 < key_tiles) {
-      const int64_t k0 = static_cast<int64_t>(j + 1) * kKeys;
-      load_panels<D, kKeys, kThreads>(sk + (stage ^ 1) * kKeys * D, kbase + k0 * D, D, key_end - k0);
-      load_panels<D, kKeys, kThreads>(sv + (stage ^ 1) * kKeys * D, vbase + k0 * D, D, key_end - k0);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    fence_proxy_async();
-    __syncthreads();
     const int key0 = j * kKeys;
+    if constexpr (kTma) {
+      // Stage j + 1 was last read in step j - 1, whose closing barrier all threads passed.
+      if (threadIdx.x == 0 && j + 1 < key_tiles) tma_tile(j + 1);
+      if (j == 0) cp_async_wait<0>();  // Q
+      mbarrier_wait(bars + stage * 8, (j >> 1) & 1);
+      // TMA brings whole boxes: V rows past the last key hold whatever the cache holds there (NaN in a stale cache,
+      // and 0 x NaN is NaN in P.V), so they are zeroed; K rows there are masked to -inf by the softmax.
+      const bool partial = key_end - key0 < kKeys;  // block-uniform
+      if (partial) zero_rows<D, kKeys, kThreads>(sv + stage * kKeys * D, key_end - key0);
+      if (j == 0 || partial) {
+        fence_proxy_async();  // Q's cp.async and the zeros, visible to wgmma
+        __syncthreads();
+      }
+    } else {
+      if (j + 1 < key_tiles) {
+        const int64_t k0 = static_cast<int64_t>(j + 1) * kKeys;
+        load_panels<D, kKeys, kThreads>(sk + (stage ^ 1) * kKeys * D, kbase + k0 * D, D, key_end - k0);
+        load_panels<D, kKeys, kThreads>(sv + (stage ^ 1) * kKeys * D, vbase + k0 * D, D, key_end - k0);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      fence_proxy_async();
+      __syncthreads();
+    }
     if (group_has_rows && key0 <= group_last_pos) {  // warpgroup-uniform
       const uint32_t k_address = shared_address(sk + stage * kKeys * D);
       const uint32_t v_address = shared_address(sv + stage * kKeys * D);
@@ -160,6 +225,48 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 namespace {
 
+// The driver's cuTensorMapEncodeTiled, found through the runtime (no link against libcuda); null if absent.
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+      fn = nullptr;
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  return encode;
+}
+
+// The TMA view of one layer's K or V cache [cache_sequences][kv_heads][max_seq][head_dim] (wgmma.cuh): 3-D, head_dim
+// x max_seq x slices, boxes of 64 columns x box_rows positions x 1 slice, 128-byte swizzle, zeros outside.
+CUtensorMap kv_cache_tensor_map(const bf16_t* cache, const AttentionShape& s, int box_rows, const char* name) {
+  const std::string what = std::string("nvrar-llm: prefill attention ") + name + " (head_dim " +
+                           std::to_string(s.head_dim) + ", max_seq " + std::to_string(s.max_seq) + ", " +
+                           std::to_string(s.cache_sequences) + " cache sequences x " + std::to_string(s.kv_heads) +
+                           " KV heads)";
+  if (s.cache_sequences < 1)
+    throw Error(what + ": the KV cache's sequence count is not set (AttentionShape::cache_sequences)");
+  if (s.max_seq < 1 || s.max_seq > INT32_MAX || s.cache_sequences * s.kv_heads > INT32_MAX)
+    throw Error(what + ": a TMA coordinate would not fit 32 bits");
+  if (reinterpret_cast<std::uintptr_t>(cache) % 16 != 0) throw Error(what + ": the cache is not 16-byte aligned");
+  const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
+  if (encode == nullptr) throw Error(what + ": the CUDA driver has no cuTensorMapEncodeTiled");
+  const cuuint64_t row_bytes = static_cast<cuuint64_t>(s.head_dim) * 2;
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(s.head_dim), static_cast<cuuint64_t>(s.max_seq),
+                              static_cast<cuuint64_t>(s.cache_sequences * s.kv_heads)};
+  const cuuint64_t strides[2] = {row_bytes, row_bytes * static_cast<cuuint64_t>(s.max_seq)};  // of dims 1 and 2
+  const cuuint32_t box[3] = {static_cast<cuuint32_t>(kPanel), static_cast<cuuint32_t>(box_rows), 1};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  CUtensorMap map;
+  const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<bf16_t*>(cache), dims, strides, box,
+                            element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) throw Error(what + ": cuTensorMapEncodeTiled failed (CUresult " + std::to_string(r) + ")");
+  return map;
+}
+
 // The current GPU and its compute capability; false where CUDA cannot tell.
 bool current_capability(int& device, int& major, int& minor) {
   return cudaGetDevice(&device) == cudaSuccess &&
@@ -185,10 +292,21 @@ void require_wgmma_gpu(const std::string& kernel) {
 }
 
 void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
-                                   const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bf16_t* out,
-                                   cudaStream_t stream) {
-  launch_prefill("wgmma", flash_prefill_wgmma_kernel<64>, shared_bytes<64>(), flash_prefill_wgmma_kernel<128>,
-                 shared_bytes<128>(), kThreads, qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
+                                   const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bool tma,
+                                   bf16_t* out, cudaStream_t stream) {
+  if (!tma) {
+    launch_prefill("wgmma", flash_prefill_wgmma_kernel<64, false>, shared_bytes<64, false>(),
+                   flash_prefill_wgmma_kernel<128, false>, shared_bytes<128, false>(), kThreads, qkv, tiles, num_tiles,
+                   cache_k, cache_v, s, out, stream, KvTensorMaps{});
+    return;
+  }
+  require_wgmma_gpu("wgmma-tma");
+  if (num_tiles < 1) return;
+  const KvTensorMaps maps{kv_cache_tensor_map(cache_k, s, kKeys, "wgmma-tma"),
+                          kv_cache_tensor_map(cache_v, s, kKeys, "wgmma-tma")};
+  launch_prefill("wgmma-tma", flash_prefill_wgmma_kernel<64, true>, shared_bytes<64, true>(),
+                 flash_prefill_wgmma_kernel<128, true>, shared_bytes<128, true>(), kThreads, qkv, tiles, num_tiles,
+                 cache_k, cache_v, s, out, stream, maps);
 }
 
 }  // namespace nvrar::engine::gpu

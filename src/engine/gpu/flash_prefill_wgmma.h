@@ -1,5 +1,5 @@
 // The Hopper prefill attention kernels, called by flash_prefill_attention: flash_prefill_wgmma.cu for
-// FlashKernel::kWgmma and flash_prefill_wgmma_overlap.cu for FlashKernel::kWgmmaOverlap (the softmax overlapped with
+// FlashKernel::kWgmma and kWgmmaTma, flash_prefill_wgmma_overlap.cu for FlashKernel::kWgmmaOverlap (the softmax overlapped with
 // the warpgroup's own products). The same contract (flash_prefill.h), 128-row query tiles, head_dim 64 or 128.
 // Compiled for sm_90a only; on any other GPU they throw nvrar::Error naming the kernel and the GPU's compute
 // capability.
@@ -23,9 +23,10 @@ bool wgmma_prefill_runs_here();
 // capability 9.0.
 void require_wgmma_gpu(const std::string& kernel);
 
+// tma: K and V brought by TMA (FlashKernel::kWgmmaTma; s.cache_sequences must be set), else by cp.async.
 void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
-                                   const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bf16_t* out,
-                                   cudaStream_t stream);
+                                   const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s, bool tma,
+                                   bf16_t* out, cudaStream_t stream);
 
 void flash_prefill_attention_wgmma_overlap(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
                                            const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s,

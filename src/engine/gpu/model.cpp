@@ -28,14 +28,15 @@ bool uses_flash_prefill(int64_t head_dim) {
          config::settings().llm_prefill_attention != "splitk";
 }
 
-// The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128, wgmma and wgmma2 where they take
-// the head_dim, else the 64-row kernel. Unset: wgmma where the GPU (compute capability 9.0) and head_dim take it, else
+// The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128, wgmma, wgmma2 and wgmma-tma where
+// they take the head_dim, else the 64-row kernel. Unset: wgmma where the GPU (compute capability 9.0) and head_dim take it, else
 // the 64-row kernel (measured fastest at every prefill shape on an H200, docs/perf-notes.md).
 FlashKernel flash_kernel_for(int64_t head_dim) {
   const std::string& choice = config::settings().llm_prefill_attention;
-  const FlashKernel wanted = choice == "flash128" ? FlashKernel::kMma128
-                             : choice == "wgmma"  ? FlashKernel::kWgmma
-                             : choice == "wgmma2" ? FlashKernel::kWgmmaOverlap
+  const FlashKernel wanted = choice == "flash128"    ? FlashKernel::kMma128
+                             : choice == "wgmma"     ? FlashKernel::kWgmma
+                             : choice == "wgmma2"    ? FlashKernel::kWgmmaOverlap
+                             : choice == "wgmma-tma" ? FlashKernel::kWgmmaTma
                              : choice.empty() && wgmma_prefill_runs_here() ? FlashKernel::kWgmma
                                                                             : FlashKernel::kMma64;
   return flash_prefill_supports(wanted, static_cast<int>(head_dim)) ? wanted : FlashKernel::kMma64;
@@ -223,7 +224,8 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
     rmsnorm_f32(h32_, layers_[0].ln_in, x_, n, H, eps_, stream_);
   else
     rmsnorm(h_, layers_[0].ln_in, x_, n, H, eps_, stream_);
-  const AttentionShape shape{n, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, max_len};
+  const AttentionShape shape{n, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, max_len,
+                             options_.max_batch};
   const bool flash = num_tiles > 0 && use_flash_prefill_;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];

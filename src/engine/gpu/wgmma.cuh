@@ -93,6 +93,40 @@ __device__ __forceinline__ void pin_a(uint32_t (&a)[N][4]) {
     for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(a[i][j])::"memory");
 }
 
+// TMA (the tensor memory accelerator) and the shared-memory barriers that count its bytes. A KV-cache tensor map
+// (kv_cache_tensor_map) is 3-D: head_dim columns x max_seq positions x (sequence, KV head) slices, boxes of 64 columns
+// (128 bytes: the panel) x kKeys positions x 1 slice in the 128-byte swizzle, which lands a box exactly as
+// load_panels lays out one panel; positions past max_seq read as zeros and never reach the next slice.
+__device__ __forceinline__ void mbarrier_init(uint32_t bar, uint32_t arrivals) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(arrivals) : "memory");
+}
+// Makes the barriers' initialisation visible to the async proxy (TMA) before any copy signals them.
+__device__ __forceinline__ void mbarrier_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+// One arrival that also tells the barrier to expect `bytes` more from copies in flight.
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// Spins until the barrier's phase of this parity has completed (its arrivals and bytes all in).
+__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\n"
+      "mbarrier_wait_loop:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra mbarrier_wait_loop;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+// Copies the box at (column x, position y, slice z) of a 3-D tensor map into shared memory at dst (1024-byte
+// aligned), adding its bytes to barrier bar when they land.
+__device__ __forceinline__ void tma_load_3d(uint32_t dst, const void* tensor_map, int x, int y, int z, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+      ::"r"(dst), "l"(tensor_map), "r"(x), "r"(y), "r"(z), "r"(bar)
+      : "memory");
+}
+
 // d = A . B (scale_d 0) or d += A . B (scale_d 1) for a 64x64x16 product, A and B from shared memory
 // (K-major, 128-byte swizzle).
 __device__ __forceinline__ void wgmma_ss_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b, int scale_d) {
@@ -206,13 +240,15 @@ __device__ __forceinline__ void store_output(const float (&o)[D / 2], float (&l)
   }
 }
 
-// Host: the entry of both kernels. Refuses other GPUs (require_wgmma_gpu) and head_dims but 64 and 128, then
+// Host: the entry of the Hopper kernels. Refuses other GPUs (require_wgmma_gpu) and head_dims but 64 and 128, then
 // launches the head_dim's instantiation (grid tiles x q_heads, `threads`, its dynamic shared memory, whose limit it
-// raises first); failures throw nvrar::Error naming the kernel setting `name` and the shape.
-template <typename Kernel>
+// raises first) with the common arguments and `extra` (the TMA kernel's tensor maps); failures throw nvrar::Error
+// naming the kernel setting `name` and the shape.
+template <typename Kernel, typename... Extra>
 void launch_prefill(const char* name, Kernel kernel_64, int shared_64, Kernel kernel_128, int shared_128, int threads,
                     const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, const bf16_t* cache_k,
-                    const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream) {
+                    const bf16_t* cache_v, const AttentionShape& s, bf16_t* out, cudaStream_t stream,
+                    const Extra&... extra) {
   require_wgmma_gpu(name);
   if (num_tiles < 1) return;
   const std::string what = std::string("nvrar-llm: prefill attention ") + name + " (head_dim " +
@@ -225,7 +261,7 @@ void launch_prefill(const char* name, Kernel kernel_64, int shared_64, Kernel ke
     throw Error(what + "): " + std::to_string(shared / 1024) + " KB of shared memory refused: " +
                 cudaGetErrorString(configured));
   kernel<<<dim3(static_cast<unsigned>(num_tiles), static_cast<unsigned>(s.q_heads)), threads, shared, stream>>>(
-      qkv, tiles, static_cast<int>(num_tiles), cache_k, cache_v, s, out);
+      qkv, tiles, static_cast<int>(num_tiles), cache_k, cache_v, s, out, extra...);
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess)
     throw Error(what + ", " + std::to_string(num_tiles) + " tiles x " + std::to_string(s.q_heads) +
