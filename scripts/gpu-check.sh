@@ -15,7 +15,7 @@
 # BUILD_TARGETS: build only these targets (e.g. 'nvrar-llm test_engine_gpu test_flash_prefill_gpu test_sampling_gpu'
 #   for the engine stages), not the whole tree.
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
-# enginesan: the engine's kernel tests (flash prefill: all four kernels; decode attention: split-K and fused; RoPE;
+# enginesan: the engine's kernel tests (flash prefill: every kernel; decode attention: split-K and fused; RoPE;
 #   sampling) under compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck synccheck";
 #   ENGINE_SANITIZE_TIMEOUT per run, default 240 s; never timed, so the first call should take one tool); one GPU.
 # longcheck: nvrar-llm against fp32 logits over the long-prompt shapes, chunked vs unchunked prefill

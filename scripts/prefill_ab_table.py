@@ -8,8 +8,8 @@ with each NVRAR_LLM_PREFILL_ATTENTION kernel, run in turn, in one markdown table
 Reads OUT/engine_prefill_b<B>_<T>_<kernel>_r<n>.json (`nvrar-llm bench --json`: prefill_ms_median); a missing JSON
 is reported from the .log beside it. Per case: each kernel's runs, its median (and, where the JSON has the
 instrumented prefill's split, prefill_breakdown_us.attention, the median of its attention phase: RoPE + KV append +
-attention), the ratio to the first kernel, and issue 17's goal. Writes OUT/prefill_ab.md (or --md) and prints it. Python 3 standard library only
-(scripts/test_prefill_ab_table.py).
+attention), the ratio to the first kernel, and issue 17's goal. Writes OUT/prefill_ab.md (or --md) and prints it.
+Python 3 standard library only (scripts/test_prefill_ab_table.py).
 """
 import argparse
 import os

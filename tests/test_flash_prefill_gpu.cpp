@@ -2,9 +2,9 @@
 // (skipped without one): chunks of a chunked-prefill plan (engine/prefill_plan.h) with several sequences, a chunk
 // that continues a sequence begun in an earlier chunk (its queries see keys the chunk did not write), tiles of 1-64
 // rows, head_dim 64, 128 and 256, grouped-query ratios 1, 4 and 8, each kernel (mma.sync on 64- and 128-row tiles;
-// wgmma, wgmma2 and wgmma-tma on 128-row tiles where the GPU is compute capability 9.0); and the chunked result equal to the
-// unchunked one row by row (bitwise: a row's key tiles and their order do not depend on its query tile, and a key
-// tile past a row's position leaves it unchanged (corr 1, P 0); for the wgmma kernels this also assumes a row's
+// wgmma, wgmma2 and wgmma-tma on 128-row tiles where the GPU is compute capability 9.0); and the chunked result equal
+// to the unchunked one row by row (bitwise: a row's key tiles and their order do not depend on its query tile, and a
+// key tile past a row's position leaves it unchanged (corr 1, P 0); for the wgmma kernels this also assumes a row's
 // result does not depend on its place in the warpgroup: if only that comparison fails, suspect this first).
 // Cache rows past each sequence are NaN, so a read past a tile's last key shows.
 #include <gtest/gtest.h>
