@@ -77,6 +77,7 @@ __device__ __forceinline__ bf16_t swiglu_one(float g, float u) { return b(f(b(g 
 // with 2-byte accesses it ran at about a third of HBM's rate.
 template <int kVector>
 __global__ void swiglu_kernel(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out) {
+  static_assert(kVector == 1 || kVector == 8, "one element, or one 16-byte vector of 8");
   nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
   const int64_t units = inter / kVector;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
