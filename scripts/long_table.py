@@ -6,7 +6,8 @@ cuDNN's attention floor, against the goals of issue 17, in one markdown table.
 
 Reads from OUT (any file may be missing; its cells then say so):
   engine_<kind>_b<B>_<L>.json  `nvrar-llm bench --json`: prefill cases read prefill_ms_median (and
-                               prefill_tokens_per_s, ttft_ms_median where the engine writes them), decode cases
+                               prefill_tokens_per_s, ttft_ms_median and prefill_breakdown_us.attention, the
+                               attention phase of one instrumented prefill, where the engine writes them), decode cases
                                decode_step_ms_median. Without the JSON, engine_<kind>_b<B>_<L>.log names the failure.
   torch_llama.json             scripts/bench_torch_llama.py --json (ms_median per case, or a status)
   cudnn_attention.json         scripts/bench_cudnn_attention.py --json (attention only, ms_model = x 32 layers)
@@ -124,6 +125,9 @@ def engine_cell(out_dir, case):
         note = f"{case_label(case)}: {tps:,.0f} prompt tokens/s"
         if isinstance(data.get("ttft_ms_median"), (int, float)):
             note += f", TTFT {fmt_ms(data['ttft_ms_median'])}"
+        attention_us = (data.get("prefill_breakdown_us") or {}).get("attention")
+        if isinstance(attention_us, (int, float)) and attention_us > 0:  # one instrumented prefill (bench's split)
+            note += f", attention phase {fmt_ms(attention_us / 1e3)}"
     return fmt_ms(ms), ms, True, layers, note
 
 

@@ -94,7 +94,8 @@ class LongTableTest(unittest.TestCase):
     def test_engine_fields_and_truncated_model(self):
         o = self.out
         j = engine_json(1, 2048, prefill_ms=20.0, layers=8)
-        j.update({"prefill_tokens_per_s": 101234.0, "ttft_ms_median": 21.5})
+        j.update({"prefill_tokens_per_s": 101234.0, "ttft_ms_median": 21.5,
+                  "prefill_breakdown_us": {"gemm": 15000.0, "attention": 3210.0, "allreduce": 500.0, "other": 800.0}})
         write(f"{o}/engine_prefill_b1_2048.json", j)
         write(f"{o}/engine_decode_b8_128.json", engine_json(8, 128, prefill_ms=5.0, step_ms=1.25, layers=8))
         text, rows = self.run_table(["prefill:1:2048", "decode:8:128", "prefill:2:4096"])
@@ -102,7 +103,7 @@ class LongTableTest(unittest.TestCase):
         self.assertEqual(rows["prefill 1 x 2048"][4], "n/a (8 layers)")
         self.assertEqual(rows["decode b8 ctx 128"], ["1.250 ms", "not run", "not run", "<= 4.400 ms", "n/a (8 layers)"])
         self.assertEqual(rows["prefill 2 x 4096"], ["not run", "not run", "not run", "-", "-"])  # no goal
-        self.assertIn("101,234 prompt tokens/s, TTFT 21.50 ms", text)
+        self.assertIn("101,234 prompt tokens/s, TTFT 21.50 ms, attention phase 3.210 ms", text)
 
     def test_broken_inputs(self):
         o = self.out
