@@ -2,7 +2,7 @@
 # GPU machine: build NVRAR with NVSHMEM and run the GPU tests and benchmarks, one scripted call.
 #   bash scripts/gpu-check.sh [build] [multirank] [unit] [correct] [launch] [timeout] [sanitize] [profile] [shapes] [tune]
 #                             [bench] [engine] [longcheck] [longbench] [torch] [spread] [ab] [pieces] [python] [all]
-#                             [firstuse] [enginesan]
+#                             [firstuse] [enginesan] [engineprof]
 # BENCH_ARGS / TUNE_ARGS: extra nvrar-bench arguments (e.g. --ll128-max-bytes 64M). TUNE_MERGE_FROM=16M with
 #   TUNE_ARGS='-b 16M ...': re-tune from that size up, merged over the shipped table (scripts/merge_tuning.py).
 # spread: the small sizes SPREAD_REPEAT times with the start gate and without it (--no-start-gate), 1 x 4.
@@ -18,6 +18,13 @@
 # enginesan: the engine's kernel tests (flash prefill: every kernel; decode attention: split-K and fused; RoPE;
 #   sampling) under compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck synccheck";
 #   ENGINE_SANITIZE_TIMEOUT per run, default 240 s; never timed, so the first call should take one tool); one GPU.
+# engineprof (only when named; not part of all): Nsight Compute of the engine's kernels, one report per case of
+#   ENGINEPROF_CASES (default 'decode:1:128 prefill:1:8192'): `nvrar-llm bench --profile-range KIND` makes the
+#   instrumented decode step or prefill (after the timed iterations) the only profiled range; the first
+#   ENGINEPROF_COUNT (12) kernels matching ENGINEPROF_KERNELS (default per kind: the skinny GEMMs, RoPE, decode
+#   attention, residual + RMSNorm, SwiGLU; or the prefill attention, RoPE, SwiGLU, residual + RMSNorm) get the
+#   SpeedOfLight, memory, warp-state, scheduler, occupancy and launch sections, with --clock-control none (the clocks
+#   are left as they are). Files OUT/engineprof_<kind>_b<B>_<L>.txt.
 # longcheck: nvrar-llm against fp32 logits over the long-prompt shapes, chunked vs unchunked prefill
 #   (scripts/engine-long-check.sh; LONG_CHECKS: a subset; LONG_CHECK_ENVS: kernel settings to check each under).
 #   longbench: prefill and decode at long contexts beside the PyTorch reference and cuDNN attention
@@ -140,6 +147,24 @@ if want sanitize; then  # compute-sanitizer on the small suite: 1 x 2 (intra-nod
       note "compute-sanitizer $tool np=2 G=$g: rc=$rc $(grep -E 'ERROR SUMMARY|passed, .* failed' "$log" | sort | uniq -c | tr '\n' ' ')"
       grep -E -A4 '^========= (Invalid|Race|Error|Program hit)' "$log" | head -20
     done
+  done
+fi
+
+if [[ "$stages" == *" engineprof "* ]]; then  # Nsight Compute of the engine's kernels (explicit only)
+  for c in ${ENGINEPROF_CASES:-decode:1:128 prefill:1:8192}; do
+    IFS=: read -r kind bs len <<< "$c"
+    if [ "$kind" = decode ]; then
+      kernels=${ENGINEPROF_KERNELS:-skinny|fused_attention|rope_kernel|residual_rmsnorm|swiglu}
+    else
+      kernels=${ENGINEPROF_KERNELS:-flash_prefill|rope_kernel|swiglu|residual_rmsnorm}
+    fi
+    report="$OUT/engineprof_${kind}_b${bs}_${len}.txt"
+    timeout "${ENGINEPROF_TIMEOUT:-300}" ncu --profile-from-start off --clock-control none \
+      --kernel-name "regex:$kernels" --launch-count "${ENGINEPROF_COUNT:-12}" --section SpeedOfLight \
+      --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats --section Occupancy \
+      --section LaunchStats $BUILD/tools/nvrar-llm bench --model llama3.1-8b --tp 1 --batch-size "$bs" \
+      --input-len "$len" --output-len 4 --num-iters-warmup 0 --num-iters 1 --profile-range "$kind" > "$report" 2>&1
+    note "engineprof $c: rc=$? $(grep -c 'Section: GPU Speed Of Light' "$report") kernels profiled -> $report"
   done
 fi
 

@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
   bench->add_flag("--no-graph", b.no_graph, "decode steps eagerly instead of CUDA graph replays");
   const char* chunk_help = "prompt tokens per prefill forward (longer prefills run in chunks; 0: the engine's default)";
   bench->add_option("--prefill-chunk", b.prefill_chunk, chunk_help)->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  bench->add_option("--profile-range", b.profile_range,
+                    "prefill or decode: the instrumented prefill or decode step (after all timed iterations) is the "
+                    "profiler range (cudaProfilerStart/Stop; e.g. ncu --profile-from-start off); none (default)")
+      ->check(CLI::IsMember({"none", "prefill", "decode"}));
   CheckOptions c;
   CLI::App* check = app.add_subcommand("check", "compare logits and greedy tokens with a transformers reference");
   check->add_option("--model-dir", c.model_dir, "HF checkpoint directory")->required();

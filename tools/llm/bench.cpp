@@ -3,6 +3,7 @@
 // output-len - 1 decode steps (CUDA graph per batch size). Prints the average and percentile batch latency, prefill
 // time, throughput and time to first token, median decode step, tokens/s, and one more (instrumented) prefill and one
 // instrumented eager decode step, each split into GEMM, attention, all-reduce and other.
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -114,8 +115,15 @@ int run_bench(const BenchOptions& o) {
   if (root) std::fprintf(stderr, "\n");
   // One more prefill, instrumented (events between its phases; kept out of the timed iterations above), and one
   // instrumented eager decode step continuing it (max_seq leaves room for it).
-  const eg::StepBreakdown prefill_br = model.timed_prefill(prompts, progress);
-  const eg::StepBreakdown br = model.timed_decode_step();
+  // --profile-range: a profiler (ncu --profile-from-start off) sees only that part, after every warm-up and GEMM choice.
+  const auto profiled = [&](const char* part, const auto& run) {
+    if (o.profile_range == part) cudaProfilerStart();
+    const eg::StepBreakdown b = run();
+    if (o.profile_range == part) cudaProfilerStop();
+    return b;
+  };
+  const eg::StepBreakdown prefill_br = profiled("prefill", [&] { return model.timed_prefill(prompts, progress); });
+  const eg::StepBreakdown br = profiled("decode", [&] { return model.timed_decode_step(); });
 
   double avg = 0;
   for (double l : latencies_ms) avg += l;

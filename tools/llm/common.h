@@ -33,6 +33,7 @@ struct BenchOptions {
   uint64_t seed = 1234;
   bool no_graph = false;
   int64_t prefill_chunk = 0;  // tokens per prefill forward; 0: the engine's default
+  std::string profile_range = "none";  // prefill / decode: cudaProfilerStart/Stop around that instrumented part
 };
 
 struct CheckOptions {
