@@ -104,6 +104,12 @@ def last_error_line(log_path):
     return line if len(line) <= 90 else line[:87] + "..."
 
 
+def attention_phase_ms(data):
+    """The attention phase of bench's one instrumented prefill (prefill_breakdown_us.attention) in ms, or None."""
+    us = (data.get("prefill_breakdown_us") or {}).get("attention")
+    return us / 1e3 if isinstance(us, (int, float)) and us > 0 else None
+
+
 def engine_cell(out_dir, case):
     """(cell text, value in ms or None, ran: True/False/None for not run, layers or None, extra note or '')."""
     stem = engine_stem(case)
@@ -125,9 +131,8 @@ def engine_cell(out_dir, case):
         note = f"{case_label(case)}: {tps:,.0f} prompt tokens/s"
         if isinstance(data.get("ttft_ms_median"), (int, float)):
             note += f", TTFT {fmt_ms(data['ttft_ms_median'])}"
-        attention_us = (data.get("prefill_breakdown_us") or {}).get("attention")
-        if isinstance(attention_us, (int, float)) and attention_us > 0:  # one instrumented prefill (bench's split)
-            note += f", attention phase {fmt_ms(attention_us / 1e3)}"
+        if attention_phase_ms(data) is not None:
+            note += f", attention phase {fmt_ms(attention_phase_ms(data))}"
     return fmt_ms(ms), ms, True, layers, note
 
 

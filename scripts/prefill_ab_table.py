@@ -17,7 +17,8 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from long_table import GOALS_MS, FULL_LAYERS, fmt_ms, last_error_line, load_json, parse_case  # noqa: E402
+from long_table import (GOALS_MS, FULL_LAYERS, attention_phase_ms, fmt_ms, last_error_line, load_json,  # noqa: E402
+                        parse_case)
 
 KERNELS = ("flash", "flash128", "wgmma", "wgmma2", "wgmma-tma", "splitk")
 
@@ -43,9 +44,7 @@ def runs_of(out_dir, case, kernel, repeat):
         ms = data.get("prefill_ms_median")
         ms = ms if isinstance(ms, (int, float)) and ms > 0 else None
         layers = data.get("num_layers") if isinstance(data.get("num_layers"), int) else None
-        attention_us = (data.get("prefill_breakdown_us") or {}).get("attention")
-        attention = attention_us / 1e3 if isinstance(attention_us, (int, float)) and attention_us > 0 else None
-        runs.append((ms, layers, "" if ms else f"no prefill_ms_median in {stem}.json", attention))
+        runs.append((ms, layers, "" if ms else f"no prefill_ms_median in {stem}.json", attention_phase_ms(data)))
     return runs
 
 

@@ -263,11 +263,12 @@ const char* flash_kernel_name(FlashKernel kernel) {
       return "flash128 (128-row tiles)";
     case FlashKernel::kWgmma:
       return "wgmma (128-row tiles)";
+    case FlashKernel::kWgmmaOverlap:
+      return "wgmma2 (128-row tiles, softmax overlapped)";
     case FlashKernel::kWgmmaTma:
       return "wgmma-tma (128-row tiles, K/V by TMA)";
-    default:
-      return "wgmma2 (128-row tiles, softmax overlapped)";
   }
+  return "unknown";
 }
 
 int flash_tile_rows(FlashKernel kernel) { return kernel == FlashKernel::kMma64 ? kFlashTileRows : kFlashWideTileRows; }

@@ -221,10 +221,6 @@ __global__ void __launch_bounds__(kThreads, 2)
 #endif  // NVRAR_HAVE_WGMMA
 }
 
-}  // namespace
-
-namespace {
-
 // The driver's cuTensorMapEncodeTiled, found through the runtime (no link against libcuda); null if absent.
 PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {

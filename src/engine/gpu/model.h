@@ -111,7 +111,7 @@ class LlamaModel {
   const TpRank& tp() const { return tp_; }
   int64_t kv_cols() const { return kv_cols_; }  // KV heads x head_dim of this rank
   // Query rows per tile of a prefill plan (plan_prefill) for the prefill kernel NVRAR_LLM_PREFILL_ATTENTION chose:
-  // 128 for flash128, wgmma and wgmma2 where they take the head_dim, else 64 (flash_prefill.h).
+  // 128 for every kernel but flash where it takes the head_dim, else 64 (flash_prefill.h).
   int prefill_tile_rows() const { return flash_tile_rows(prefill_kernel_); }
   int64_t vocab_cols() const { return vocab_cols_; }
   std::string gemm_choices() const { return gemm_->choices(); }
