@@ -72,7 +72,9 @@ __device__ __forceinline__ void online_softmax(Score score, float scale_log2, bo
     for (int b = 0; b < kBlocks; ++b)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float x = score(b, e) * scale_log2;
+        // __fmul_rn: never contracted into an FMA with the later "- m", so both copies give the same bits (a row
+        // may fall in a masked tile in one chunking and an unmasked one in another; the chunked test is bitwise).
+        float x = __fmul_rn(score(b, e), scale_log2);
         if (kMasked && key0 + b * 8 + 2 * quad_col + (e & 1) > qpos + (e >> 1) * 8) x = -INFINITY;
         score(b, e) = x;
         mx[e >> 1] = fmaxf(mx[e >> 1], x);
