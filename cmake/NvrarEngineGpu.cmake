@@ -7,6 +7,7 @@ add_library(nvrar_engine_gpu STATIC
   src/engine/gpu/residual_f32.cu
   src/engine/gpu/attention.cu
   src/engine/gpu/attention_fused.cu
+  src/engine/gpu/attention_mma.cu
   src/engine/gpu/flash_prefill.cu
   src/engine/gpu/skinny_gemm.cu
   src/engine/gpu/device_memory.cpp

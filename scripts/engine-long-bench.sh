@@ -25,7 +25,8 @@
 # LONG_PYTHON   the Python that has torch (default: the first of python3, /opt/torch/.venv/bin/python3,
 #               ./.venv/bin/python3 that imports it). The table needs only python3.
 # LONG_DECODE_AB=1  the decode attention A/B (NVRAR_LLM_DECODE_ATTENTION): each decode case runs LONG_AB_REPEAT
-#               (default 2) times with splitk and fused alternately (splitk r1, fused r1, splitk r2, fused r2), files
+#               (default 2) times with the two LONG_DECODE_KERNELS (base, candidate; default 'splitk fused', also
+#               mma) alternately (splitk r1, fused r1, splitk r2, fused r2), files
 #               OUT/engine_decode_b<B>_<C>_<kernel>_r<n>.{log,json}; then defaults change to LONG_CASES
 #               'decode:1:8192 decode:8:8192 decode:32:8192 decode:1:32768 decode:8:32768 decode:1:131072' (batch 32
 #               x 32768 would need 137 GB of KV cache), LONG_WARMUP 0 / LONG_ITERS 1 (one prefill per run; the step
@@ -65,6 +66,13 @@ export LD_LIBRARY_PATH="${NVSHMEM_ROOT:+$NVSHMEM_ROOT/lib:}${LD_LIBRARY_PATH:-}"
 AB=${LONG_DECODE_AB:-0}
 PREFILL_AB=${LONG_PREFILL_AB:-0}
 PREFILL_KERNELS=${LONG_PREFILL_KERNELS:-"flash wgmma wgmma2"}
+DECODE_KERNELS=$(echo ${LONG_DECODE_KERNELS:-"splitk fused"})
+if ! [[ "$DECODE_KERNELS" =~ ^(splitk|fused|mma)\ (splitk|fused|mma)$ ]] ||
+   [ "${DECODE_KERNELS% *}" = "${DECODE_KERNELS#* }" ]; then
+  echo "engine-long-bench.sh: LONG_DECODE_KERNELS='$DECODE_KERNELS': expected two different kernels of splitk, fused," \
+    "mma (the base, then the candidate)" >&2
+  exit 2
+fi
 for k in $PREFILL_KERNELS; do
   if ! [[ "$k" =~ ^(flash|flash128|wgmma|wgmma2|wgmma-tma|splitk)$ ]]; then
     echo "engine-long-bench.sh: LONG_PREFILL_KERNELS entry '$k': expected flash, flash128, wgmma, wgmma2, wgmma-tma" \
@@ -150,7 +158,7 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
       IFS=: read -r kind bs len <<< "$c"
       if [ "$AB" = 1 ] && [ "$kind" = decode ]; then
         for r in $(seq "$AB_REPEAT"); do
-          for attn in splitk fused; do
+          for attn in $DECODE_KERNELS; do
             run_case "$c" "engine_${kind}_b${bs}_${len}_${attn}_r$r" "NVRAR_LLM_DECODE_ATTENTION=$attn"
           done
         done
@@ -205,7 +213,8 @@ if [ "$PREFILL_AB" = 1 ]; then
   note "table: rc=$? -> $OUT/prefill_ab.md"
   echo; cat "$OUT/prefill_ab.md" 2>/dev/null || cat "$OUT/prefill_ab_table.log"
 elif [ "$AB" = 1 ]; then
-  python3 scripts/decode_ab_table.py "$OUT" --cases "$CASES" --repeat "$AB_REPEAT" > "$OUT/decode_ab_table.log" 2>&1
+  python3 scripts/decode_ab_table.py "$OUT" --cases "$CASES" --repeat "$AB_REPEAT" --kernels "$DECODE_KERNELS" \
+    > "$OUT/decode_ab_table.log" 2>&1
   note "table: rc=$? -> $OUT/decode_ab.md"
   echo; cat "$OUT/decode_ab.md" 2>/dev/null || cat "$OUT/decode_ab_table.log"
 else

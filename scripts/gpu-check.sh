@@ -15,7 +15,7 @@
 # BUILD_TARGETS: build only these targets (e.g. 'nvrar-llm test_engine_gpu test_flash_prefill_gpu test_sampling_gpu'
 #   for the engine stages), not the whole tree.
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
-# enginesan: the engine's kernel tests (flash prefill: every kernel; decode attention: split-K and fused; RoPE;
+# enginesan: the engine's kernel tests (flash prefill: every kernel; decode attention: split-K, fused, mma; RoPE;
 #   sampling) under compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck synccheck";
 #   ENGINE_SANITIZE_TIMEOUT per run, default 240 s; never timed, so the first call should take one tool); one GPU.
 # engineprof (only when named; not part of all): Nsight Compute of the engine's kernels, one report per case of
@@ -28,8 +28,9 @@
 # longcheck: nvrar-llm against fp32 logits over the long-prompt shapes, chunked vs unchunked prefill
 #   (scripts/engine-long-check.sh; LONG_CHECKS: a subset; LONG_CHECK_ENVS: kernel settings to check each under).
 #   longbench: prefill and decode at long contexts beside the PyTorch reference and cuDNN attention
-#   (scripts/engine-long-bench.sh; LONG_CASES, LONG_LAYERS; LONG_DECODE_AB=1: decode steps with
-#   NVRAR_LLM_DECODE_ATTENTION=splitk and fused alternately, OUT/longbench/decode_ab.md).
+#   (scripts/engine-long-bench.sh; LONG_CASES, LONG_LAYERS; LONG_DECODE_AB=1: decode steps with two
+#   NVRAR_LLM_DECODE_ATTENTION kernels alternately, LONG_DECODE_KERNELS (default 'splitk fused'),
+#   OUT/longbench/decode_ab.md).
 # ENGINE_TAG: suffix of the engine bench files (e.g. _nopdl for an NVRAR_PDL=0 rerun).
 # ENGINE_BASELINE=DIR: a source tree of an earlier NVRAR (e.g. `git archive` of a commit) built beside this one; each
 #   engine bench then runs ENGINE_AB_REPEAT times (default 2) with each build, alternating (…_base.json files).
@@ -170,7 +171,7 @@ fi
 
 if want enginesan; then  # the engine's own kernels under compute-sanitizer (small shapes of their GPU tests)
   for tool in ${ENGINE_SANITIZE:-memcheck racecheck synccheck}; do
-    for t in "test_flash_prefill_gpu:*" "test_engine_gpu:*AttentionMatchesCpuSoftmax*:*FusedAttentionRepeats*:*Rope*" \
+    for t in "test_flash_prefill_gpu:*" "test_engine_gpu:*AttentionMatchesCpuSoftmax*:*AttentionRepeats*:*Rope*" \
              "test_sampling_gpu:*"; do
       bin=${t%%:*} filter=${t#*:}
       log="$OUT/enginesan_${tool}_$bin.log"

@@ -86,6 +86,26 @@ class DecodeAbTableTest(unittest.TestCase):
     def test_bad_case_is_refused(self):
         self.assertEqual(decode_ab_table.main([self.out, "--cases", "decode:x:1"]), 2)
 
+    def test_other_kernels(self):
+        # LONG_DECODE_KERNELS='fused mma': fused is the base, mma the candidate (its step, ratio, K/V rate, verdict).
+        self.put((8, 8192), "fused", 1, run_json(8, 8192, 6.95, 2750.0))
+        self.put((8, 8192), "mma", 1, run_json(8, 8192, 6.20, 1900.0))
+        self.put((8, 8192), "splitk", 1, run_json(8, 8192, 9.0, 4000.0))  # not asked for: ignored
+        self.assertEqual(decode_ab_table.main([self.out, "--cases", "decode:8:8192", "--repeat", "1",
+                                               "--kernels", "fused mma"]), 0)
+        with open(os.path.join(self.out, "decode_ab.md")) as f:
+            text = f.read()
+        self.assertIn("| case | fused step (runs) | mma step (runs) | mma / fused |", text)
+        row = [c.strip() for c in text.splitlines()[2].strip("|").split("|")][1:]
+        self.assertEqual(row[0], "6.950 ms")
+        self.assertEqual(row[1], "6.200 ms")
+        self.assertEqual(row[2], f"{6.20 / 6.95:.3f}")
+        self.assertEqual(row[3], "2.750 ms -> 1.900 ms")
+        self.assertEqual(row[4], f">= {8 * 8256 * 32 * 4096 / 1.9e-3 / 1e12:.2f} TB/s")
+        self.assertEqual(row[8], "pass")  # goal 6.3 ms
+        for bad in ("fused", "fused fused", "splitk fused mma"):
+            self.assertEqual(decode_ab_table.main([self.out, "--kernels", bad]), 2, bad)
+
 
 if __name__ == "__main__":
     unittest.main()

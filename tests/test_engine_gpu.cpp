@@ -206,8 +206,10 @@ TEST(EngineGpu, RopeAppendWritesTheCache) {
   EXPECT_TRUE(v == v_ref);
 }
 
-// Attention rows against a float64 softmax, with both kernels on one scratch (zeroed once, as the engine does):
-// split-K first (as a prefill leaves the scratch), then fused, same tolerance. Row t reads sequence t % seqs, its
+// Attention rows against a float64 softmax, with every kernel on one scratch (zeroed once, as the engine does):
+// split-K first (as a prefill leaves the scratch), then fused and tensor-core, same tolerance, plus for the
+// tensor-core kernel the bound of its bf16 probabilities (each weight off by at most 2^-9 of itself, so the output by
+// at most 2^-9 x the largest |v|). Row t reads sequence t % seqs, its
 // len[t] keys; max_len is the largest length unless given (the engine passes max_seq). q_heads / kv_heads: the
 // grouped-query ratio.
 void check_attention_rows(int D, const std::vector<int32_t>& len, uint64_t seed, int q_heads, int kv_heads,
@@ -246,8 +248,13 @@ void check_attention_rows(int D, const std::vector<int32_t>& len, uint64_t seed,
   float* scratch = nullptr;
   ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&scratch), floats * sizeof(float)), cudaSuccess);
   ASSERT_EQ(cudaMemset(scratch, 0, floats * sizeof(float)), cudaSuccess);
-  for (const auto kernel : {eg::DecodeAttention::kSplitK, eg::DecodeAttention::kFused}) {
-    const char* name = kernel == eg::DecodeAttention::kFused ? "fused" : "split-K";
+  double max_v = 0;
+  for (const uint16_t v : cv) max_v = std::max(max_v, std::fabs(double(fl(v))));
+  using Kernel = eg::DecodeAttention;
+  for (const auto kernel : {Kernel::kSplitK, Kernel::kFused, Kernel::kTensorCore}) {
+    const bool mma = kernel == Kernel::kTensorCore;
+    const char* name = mma ? "tensor-core" : kernel == Kernel::kFused ? "fused" : "split-K";
+    const double p_rounding = mma && eg::mma_attention_supports(D) ? max_v / 512 : 0.0;
     ASSERT_EQ(cudaMemset(dout, 0xff, n * q_heads * D * sizeof(uint16_t)), cudaSuccess);  // NaN until written
     eg::attention(dq, ds, dl, dk, dv, s, kernel, scratch, dout, nullptr);
     const auto got = download(dout, n * q_heads * D);
@@ -255,7 +262,7 @@ void check_attention_rows(int D, const std::vector<int32_t>& len, uint64_t seed,
     for (int64_t i = 0; i < n * q_heads * D; ++i) {
       const float g = fl(got[i]);
       const double o = want[i];
-      if (!(std::fabs(g - o) <= std::fabs(o) / 128 + 2e-3) && bad++ < 10)
+      if (!(std::fabs(g - o) <= std::fabs(o) / 128 + 2e-3 + p_rounding) && bad++ < 10)
         ADD_FAILURE() << name << " D " << D << " heads " << q_heads << "/" << kv_heads << " n " << n << " query "
                       << i / (q_heads * D) << " (length " << len[i / (q_heads * D)] << ") head " << i / D % q_heads
                       << " dim " << i % D << ": " << g << " vs " << o;
@@ -325,8 +332,24 @@ TEST(EngineGpu, AttentionLongRaggedContexts) {
                                       << " keys per split " << k);
     check_attention_rows(c.D, len, 30 + c.D + c.n, c.q_heads, c.kv_heads, c.max_seq, c.max_seq);
   }
+  // The same edges at the tensor-core kernel's split size (64-key tiles: a split's last tile partly filled, a warp
+  // whose 16 keys start past the split's end).
+  for (const Case c : {Case{64, 4, 2, 8, 9000}, Case{128, 8, 2, 5, 12000}, Case{128, 32, 8, 3, 8257},
+                       Case{64, 4, 1, 32, 2300}}) {
+    const eg::AttentionShape s{c.n, (c.q_heads + 2 * c.kv_heads) * c.D, c.q_heads, c.kv_heads, c.D, c.max_seq,
+                               c.max_seq};
+    const int64_t k = eg::mma_split(s, sms).keys_per_split;
+    const std::vector<int32_t> edges = {int32_t(k + 1), int32_t(c.max_seq), int32_t(2 * k + 17), int32_t(k - 15),
+                                        int32_t(k), 1, int32_t(k + 48), 65};
+    std::vector<int32_t> len(c.n);
+    for (int64_t t = 0; t < c.n; ++t) len[t] = std::clamp<int32_t>(edges[t % edges.size()], 1, int32_t(c.max_seq));
+    SCOPED_TRACE(::testing::Message() << "D " << c.D << " heads " << c.q_heads << "/" << c.kv_heads << " n " << c.n
+                                      << " tensor-core keys per split " << k);
+    check_attention_rows(c.D, len, 50 + c.D + c.n, c.q_heads, c.kv_heads, c.max_seq, c.max_seq);
+  }
   // Every fused kernel instance (head_dim x 1, 2, 4, 8 heads per block) merges several splits: the merge's column
-  // split (1 to 16 threads per column) runs for each. Rows: all splits used, one key, a partial last split, none.
+  // split (1 to 16 threads per column) runs for each, and so does every tensor-core instance (head_dim 64, 128).
+  // Rows: all splits used, one key, a partial last split, none.
   for (const int D : {32, 64, 128, 256})
     for (const int G : {1, 2, 4, 8}) {
       SCOPED_TRACE(::testing::Message() << "D " << D << " G " << G);
@@ -334,11 +357,10 @@ TEST(EngineGpu, AttentionLongRaggedContexts) {
     }
 }
 
-// The fused kernel twice on one scratch, then captured in a CUDA graph and replayed twice: the output (cleared
-// before each run) is bitwise the same every time (the merge order does not depend on which block comes last), and
-// the counters are 0 after each run, so a replay needs no memset.
-TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
-  REQUIRE_GPU();
+// A split kernel (fused or tensor-core) twice on one scratch, then captured in a CUDA graph and replayed twice: the
+// output (cleared before each run) is bitwise the same every time (the merge order does not depend on which block
+// comes last), and the counters are 0 after each run, so a replay needs no memset.
+void check_repeats_and_replays(eg::DecodeAttention kernel) {
   const int D = 128, q_heads = 32, kv_heads = 8, seqs = 4;
   const int64_t n = 4, max_seq = 8257, cols = (q_heads + 2 * kv_heads) * D;
   const std::vector<int32_t> len = {8192, 300, 4097, 1}, seq = {0, 1, 2, 3};
@@ -348,7 +370,9 @@ TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
   uint16_t* dout = upload(std::vector<uint16_t>(n * q_heads * D));
   int32_t *ds = upload(seq), *dl = upload(len);
   const eg::AttentionShape s{n, cols, q_heads, kv_heads, D, max_seq, max_seq};
-  ASSERT_GT(eg::fused_split(s, device_sms()).splits, 1);
+  const eg::FusedSplit split = kernel == eg::DecodeAttention::kTensorCore ? eg::mma_split(s, device_sms())
+                                                                          : eg::fused_split(s, device_sms());
+  ASSERT_GT(split.splits, 1);
   const int64_t floats = eg::attention_scratch_floats(s);
   float* scratch = nullptr;
   ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&scratch), floats * sizeof(float)), cudaSuccess);
@@ -372,7 +396,7 @@ TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
     outs.push_back(download(dout, n * q_heads * D));
     EXPECT_TRUE(counters_zero()) << "run " << outs.size();
   };
-  auto direct = [&] { eg::attention(dq, ds, dl, dk, dv, s, eg::DecodeAttention::kFused, scratch, dout, stream); };
+  auto direct = [&] { eg::attention(dq, ds, dl, dk, dv, s, kernel, scratch, dout, stream); };
   run(direct);
   run(direct);
   cudaGraph_t graph = nullptr;
@@ -391,8 +415,8 @@ TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
   for (std::size_t r = 1; r < outs.size(); ++r) EXPECT_TRUE(outs[r] == outs[0]) << "run " << r + 1;
   // Decode steps change the lengths between replays (advance_positions): rows cross split boundaries, one-split rows
   // become multi-split ones and back. A replay on new lengths matches a direct call on them.
-  const int64_t k = eg::fused_split(s, device_sms()).keys_per_split;
-  const std::vector<int32_t> grown = {2, int32_t(k), int32_t(2 * k + 1), int32_t(k + 1)};  // 16, 1, 8, 1 splits before
+  const int64_t k = split.keys_per_split;
+  const std::vector<int32_t> grown = {2, int32_t(k), int32_t(2 * k + 1), int32_t(k + 1)};  // several splits <-> one
   ASSERT_EQ(cudaMemcpy(dl, grown.data(), grown.size() * sizeof(int32_t), cudaMemcpyHostToDevice), cudaSuccess);
   run(direct);
   run([&] { ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess); });
@@ -404,6 +428,16 @@ TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
   for (void* p : std::initializer_list<void*>{scratch, dq, dk, dv, dout, ds, dl}) cudaFree(p);
+}
+
+TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
+  REQUIRE_GPU();
+  check_repeats_and_replays(eg::DecodeAttention::kFused);
+}
+
+TEST(EngineGpu, TensorCoreAttentionRepeatsAndReplays) {
+  REQUIRE_GPU();
+  check_repeats_and_replays(eg::DecodeAttention::kTensorCore);
 }
 
 // The residency the fused split assumes (FusedSplit::blocks_per_sm, its grid is one wave of it) holds on the GPUs it
@@ -422,6 +456,10 @@ TEST(EngineGpu, FusedAttentionResidency) {
       const eg::FusedSplit f = eg::fused_split(s, device_sms());
       ASSERT_EQ(f.heads_per_block, G);
       EXPECT_GE(eg::fused_attention_resident_blocks(D, G), f.blocks_per_sm) << "D " << D << " G " << G;
+      if (!eg::mma_attention_supports(D)) continue;
+      const eg::FusedSplit m = eg::mma_split(s, device_sms());
+      ASSERT_EQ(m.heads_per_block, G);
+      EXPECT_GE(eg::mma_attention_resident_blocks(D, G), m.blocks_per_sm) << "tensor-core D " << D << " G " << G;
     }
 }
 
@@ -443,6 +481,19 @@ TEST(EngineAttention, FusedSplitPolicy) {
     EXPECT_EQ(f.blocks, w.blocks) << w.n << " x " << w.max_len;
     if (f.splits > 1) EXPECT_LE(f.blocks, f.blocks_per_sm * 132);
   }
+  // The tensor-core kernel's split (64-key tiles, 3 blocks per SM at head_dim 128): batch 1 x 32768 in one wave of
+  // 376 blocks (47 splits of 704 keys), batch 1 x 8257 at 256 keys (33 splits), batch 8 x 8257 in 384 blocks.
+  for (const Want w : {Want{1, 32833, 704, 47, 376}, Want{1, 8257, 256, 33, 264}, Want{8, 8257, 1408, 6, 384},
+                       Want{1, 193, 64, 4, 32}}) {
+    const eg::AttentionShape s{w.n, 48 * 128, 32, 8, 128, w.max_len, w.max_len};
+    const eg::FusedSplit f = eg::mma_split(s, 132);
+    EXPECT_EQ(f.heads_per_block, 4);
+    EXPECT_EQ(f.blocks_per_sm, 3);
+    EXPECT_EQ(f.keys_per_split, w.keys) << "tensor-core " << w.n << " x " << w.max_len;
+    EXPECT_EQ(f.splits, w.splits) << "tensor-core " << w.n << " x " << w.max_len;
+    EXPECT_EQ(f.blocks, w.blocks) << "tensor-core " << w.n << " x " << w.max_len;
+  }
+  EXPECT_EQ(eg::mma_split(eg::AttentionShape{1, 10 * 64, 8, 1, 64, 32768, 32768}, 132).blocks_per_sm, 4);
   // 8 heads per block (ratio 8) assume 2 blocks per SM; one KV head and one row gives the most splits.
   const eg::FusedSplit f = eg::fused_split(eg::AttentionShape{1, 10 * 64, 8, 1, 64, 32768, 32768}, 132);
   EXPECT_EQ(f.heads_per_block, 8);

@@ -250,10 +250,12 @@ const std::vector<Row>& rows() {
                                 "flash)."),
                          kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_DECODE_ATTENTION", &Settings::llm_decode_attention, "",
-                                {"splitk", "fused"},
+                                {"splitk", "fused", "mma"},
                                 "nvrar-llm: the decode attention: splitk (a partial kernel per key split, then a "
-                                "combine kernel) or fused (longer splits; the last block of each head group combines; "
-                                "faster than splitk at every measured context and batch on one H200); unset: fused."),
+                                "combine kernel), fused (longer splits; the last block of each head group combines; "
+                                "faster than splitk at every measured context and batch on one H200) or mma (fused's "
+                                "splits and merge, dot products on tensor cores; head_dim 64 and 128, else fused; not "
+                                "yet measured); unset: fused."),
                          kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_RESIDUAL", &Settings::llm_residual, "bf16", {"bf16", "fp32"},
                                 "nvrar-llm: the residual stream's type: bf16 rounds it after each of a layer's two "

@@ -35,7 +35,7 @@ struct Settings {
   std::string tune;                     // NVRAR_TUNE (off, auto, force)
   std::string llm_gemm;                 // NVRAR_LLM_GEMM (empty: the engine times its GEMM candidates)
   std::string llm_prefill_attention;    // NVRAR_LLM_PREFILL_ATTENTION (empty or "flash": tensor cores where possible)
-  std::string llm_decode_attention;     // NVRAR_LLM_DECODE_ATTENTION (empty or "splitk": two kernels)
+  std::string llm_decode_attention;     // NVRAR_LLM_DECODE_ATTENTION (empty, "splitk", "fused" or "mma")
   std::string llm_residual;             // NVRAR_LLM_RESIDUAL ("bf16" or "fp32": the residual stream's type)
 };
 

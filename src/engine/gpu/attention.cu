@@ -14,9 +14,9 @@
 // Split size: keys_per_split() starts at 32 keys and doubles while the grid would exceed ~1024 blocks, so a decode
 //   step (few queries) gets many short splits and a prefill (many queries) few long ones.
 // No inter-block synchronisation: the two kernels are ordered by the stream.
-// attention() also dispatches DecodeAttention::kFused (attention_fused.cu). Scratch: the fused kernel's counters
-// (attention_counter_floats), then the partials of whichever kernel runs, so split-K calls (a prefill) never touch the
-// counters a later fused call relies on being 0.
+// attention() also dispatches DecodeAttention::kFused (attention_fused.cu) and kTensorCore (attention_mma.cu).
+// Scratch: those kernels' counters (attention_counter_floats), then the partials of whichever kernel runs, so split-K
+// calls (a prefill) never touch the counters a later fused or tensor-core call relies on being 0.
 #include "engine/gpu/attention.h"
 
 #include <cuda_runtime.h>
@@ -26,6 +26,7 @@
 
 #include "core/numeric.h"
 #include "engine/gpu/attention_fused.h"
+#include "engine/gpu/attention_mma.h"
 #include "engine/gpu/bf16_vector.cuh"
 #include "gpu/device/pdl.cuh"
 
@@ -208,7 +209,8 @@ int64_t attention_scratch_floats(const AttentionShape& s) {
   // keys_per_split() keeps splits x n x groups at most max(kTargetBlocks, n x groups) for any n <= s.n, so the
   // (query, head, split) entries are at most max(kTargetBlocks, n) x q_heads.
   const int64_t split_k = std::max<int64_t>(s.n, kTargetBlocks) * s.q_heads * (2 + s.head_dim);
-  return attention_counter_floats() + std::max(split_k, fused_attention_partial_floats(s));
+  return attention_counter_floats() +
+         std::max({split_k, fused_attention_partial_floats(s), mma_attention_partial_floats(s)});
 }
 
 namespace {
@@ -244,8 +246,12 @@ void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, co
                const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch, bf16_t* out,
                cudaStream_t stream) {
   unsigned* counters = reinterpret_cast<unsigned*>(scratch);
-  scratch += attention_counter_floats();  // the partials of either kernel
-  if (kernel == DecodeAttention::kFused) {
+  scratch += attention_counter_floats();  // the partials of whichever kernel runs
+  if (kernel == DecodeAttention::kTensorCore && mma_attention_supports(s.head_dim)) {
+    mma_attention(qkv, seq, lengths, cache_k, cache_v, s, counters, scratch, out, stream);
+    return;
+  }
+  if (kernel != DecodeAttention::kSplitK) {  // kFused, and kTensorCore at other head sizes
     fused_attention(qkv, seq, lengths, cache_k, cache_v, s, counters, scratch, out, stream);
     return;
   }

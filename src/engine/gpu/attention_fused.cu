@@ -51,6 +51,7 @@
 
 #include "core/numeric.h"
 #include "engine/gpu/bf16_vector.cuh"
+#include "engine/gpu/split_merge.cuh"
 #include "engine/gpu/tensor_core.cuh"
 #include "gpu/device/pdl.cuh"
 #include "nvrar/types.h"
@@ -70,30 +71,14 @@ constexpr int kStages = 3;  // tiles in the ring: two requested ahead of the one
 constexpr int kRingBytes = kStages * 2 * kUnroll * kThreads * 16;  // 48 KB: [stage][K, V][unroll][thread] x 16 bytes
 constexpr int kSharedBytes = kRingBytes + 16;                      // + the "last block" flag
 constexpr int64_t kMinKeysPerSplit = 256;  // 128 KB of K/V per block at head_dim 128: fixed costs amortised
-constexpr int kMaxSplitWeights = 4096;     // G x splits of one merge: two float arrays of it fit the ring
+using merge::kMaxSplitWeights;             // G x splits of one merge
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Blocks per SM the split assumes and __launch_bounds__ asks for: 4 (<= 128 registers a thread) where q and acc
 // (2 x 8 G floats) leave room, 2 at G = 8 (128 of them). 4 x 48 KB of ring fit Hopper's 228 KB of shared memory.
 __host__ __device__ constexpr int blocks_per_sm(int G) { return G >= 8 ? 2 : 4; }
 
-static_assert((2 * kMaxSplitWeights + 32) * 4 + kThreads * 16 <= kRingBytes, "the merge's arrays fit in the ring");
-
-__device__ __forceinline__ uint32_t pack_bf16x2(float a, float b) {
-  return core::from_float<Bf16>(a).bits | uint32_t{core::from_float<Bf16>(b).bits} << 16;
-}
-// out[0..3] = v x scale, rounded to bf16 (one 8-byte store).
-__device__ __forceinline__ void store_bf16x4(bf16_t* out, float4 v, float scale) {
-  *reinterpret_cast<uint2*>(out) =
-      make_uint2(pack_bf16x2(v.x * scale, v.y * scale), pack_bf16x2(v.z * scale, v.w * scale));
-}
-
-__device__ __forceinline__ void fma4(float4& a, float w, const float4& x) {
-  a.x += w * x.x;
-  a.y += w * x.y;
-  a.z += w * x.z;
-  a.w += w * x.w;
-}
+static_assert(merge::merge_bytes<kThreads>() <= kRingBytes, "the merge's arrays fit in the ring");
 
 // L: lanes per key row (head_dim / 8); G: query heads per block.
 template <int L, int G>
@@ -104,7 +89,6 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm(G))
   constexpr int D = L * 8;
   constexpr int kSlots = kThreads / L;
   constexpr int kTileKeys = kSlots * kUnroll;
-  constexpr int kCols = G * D / 4;  // float4 columns of the block's G heads
   static_assert((G * kSlots * D + 2 * G * kSlots) * 4 <= kRingBytes, "the slot merge's arrays fit in the ring");
   nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
   // A no-op as launched (<<<>>>: the stream already ordered rope_qk_append's qkv and cache rows before this grid);
@@ -243,108 +227,15 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm(G))
   }
   __syncthreads();
   const bool single = used == 1;  // the row's only split: the output is final here
-  const int64_t entry0 = (t * s.q_heads + head0) * splits;  // partial entry of (t, head0, split 0)
-  float* part_acc = partials;                                // [n][q_heads][splits][D]
-  float* part_ml = partials + static_cast<int64_t>(gridDim.z) * s.q_heads * splits * D;  // [n][q_heads][splits][2]
-  for (int c = tid; c < kCols; c += kThreads) {
-    const int g = c / (D / 4), d4 = c % (D / 4);
-    const float* ml = sml + g * kSlots * 2;
-    float mb = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kSlots; ++w) mb = fmaxf(mb, ml[2 * w]);  // finite: slot 0 holds key `begin`
-    float lb = 0.0f;
-    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-    for (int w = 0; w < kSlots; ++w) {
-      const float e = exp2f(ml[2 * w] - mb);  // 0 for a slot without keys (m = -inf, l = acc = 0)
-      lb += ml[2 * w + 1] * e;
-      fma4(a, e, reinterpret_cast<const float4*>(sacc + (g * kSlots + w) * D)[d4]);
-    }
-    if (single) {
-      store_bf16x4(out_row + g * D + d4 * 4, a, 1.0f / lb);
-    } else {
-      const int64_t entry = entry0 + g * splits + split;
-      reinterpret_cast<float4*>(part_acc + entry * D)[d4] = a;
-      if (d4 == 0) *reinterpret_cast<float2*>(part_ml + entry * 2) = make_float2(mb, lb);
-    }
-  }
+  const merge::Partials parts{partials, partials + static_cast<int64_t>(gridDim.z) * s.q_heads * splits * D,
+                              (t * s.q_heads + head0) * splits, splits};  // [n][q_heads][splits][D], then (m, l)
+  merge::combine_parts<G, D, kSlots, kThreads>(sacc, sml, single, out_row, parts, split);
   if (single) return;
-
-  // Arrival: the block that completes the row's used splits merges them.
   unsigned* last = reinterpret_cast<unsigned*>(reinterpret_cast<char*>(ring) + kRingBytes);
-  __threadfence();  // this thread's partials are visible device-wide before the count says so
-  __syncthreads();  // ... for every thread of the block; the slot arrays are read
-  if (tid == 0) {
-    unsigned* counter = counters + t * gridDim.y + group;
-    __threadfence();  // cumulative: orders the block's writes (seen through the barrier) before the increment
-    const bool is_last = atomicAdd(counter, 1u) + 1 == static_cast<unsigned>(used);
-    if (is_last) atomicExch(counter, 0u);  // every split has counted: ready for the next call
-    __threadfence();  // the other blocks' partials, ordered before their increments, are read after this one
-    *last = is_last ? 1u : 0u;
-  }
-  __syncthreads();
-  if (*last == 0) return;
-
-  // Merge: sw [G][used] (m_s, then the weight exp2(m_s - M)), sl [G][used] (l_s), sinv [G], sred [parts][kCols].
-  const int n_used = static_cast<int>(used);
-  float* sw = reinterpret_cast<float*>(ring);
-  float* sl = sw + kMaxSplitWeights;
-  float* sinv = sl + kMaxSplitWeights;
-  float4* sred = reinterpret_cast<float4*>(sinv + 32);
-  for (int i = tid; i < G * n_used; i += kThreads) {
-    const int g = i / n_used, sp = i % n_used;
-    const float2 ml = __ldcg(reinterpret_cast<const float2*>(part_ml + (entry0 + g * splits + sp) * 2));
-    sw[i] = ml.x;
-    sl[i] = ml.y;
-  }
-  __syncthreads();
-  const int warp = tid / 32, lane = tid % 32;
-  for (int g = warp; g < G; g += kThreads / 32) {
-    float mx = -INFINITY;
-    for (int sp = lane; sp < n_used; sp += 32) mx = fmaxf(mx, sw[g * n_used + sp]);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    float total = 0.0f;
-    for (int sp = lane; sp < n_used; sp += 32) {
-      const float w = exp2f(sw[g * n_used + sp] - mx);
-      sw[g * n_used + sp] = w;
-      total += w * sl[g * n_used + sp];
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
-    if (lane == 0) sinv[g] = 1.0f / total;  // >= 1: the split holding the max has l >= 1
-  }
-  __syncthreads();
-  constexpr int kParts = kCols >= kThreads ? 1 : kThreads / kCols;  // threads sharing one column's splits
-  for (int c = tid; c < kCols * kParts; c += kThreads) {
-    const int col = c % kCols, part = c / kCols, g = col / (D / 4), d4 = col % (D / 4);
-    const float4* src = reinterpret_cast<const float4*>(part_acc + (entry0 + g * splits) * D) + d4;  // + sp * D / 4
-    const float* w = sw + g * n_used;
-    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    int sp = part;
-    for (; sp + 7 * kParts < n_used; sp += 8 * kParts) {  // 8 independent loads in flight
-      float4 x[8];
-#pragma unroll
-      for (int u = 0; u < 8; ++u) x[u] = __ldcg(src + static_cast<int64_t>(sp + u * kParts) * (D / 4));
-#pragma unroll
-      for (int u = 0; u < 8; ++u) fma4(a, w[sp + u * kParts], x[u]);
-    }
-    for (; sp < n_used; sp += kParts) fma4(a, w[sp], __ldcg(src + static_cast<int64_t>(sp) * (D / 4)));
-    if constexpr (kParts == 1)
-      store_bf16x4(out_row + g * D + d4 * 4, a, sinv[g]);
-    else
-      sred[part * kCols + col] = a;
-  }
-  if constexpr (kParts > 1) {
-    __syncthreads();
-    for (int col = tid; col < kCols; col += kThreads) {
-      float4 a = sred[col];
-#pragma unroll
-      for (int p = 1; p < kParts; ++p) fma4(a, 1.0f, sred[p * kCols + col]);
-      store_bf16x4(out_row + (col / (D / 4)) * D + (col % (D / 4)) * 4, a, sinv[col / (D / 4)]);
-    }
-  }
+  merge::arrive_and_merge<G, D, kThreads>(ring, last, counters + t * gridDim.y + group, used, out_row, parts);
 }
+
+}  // namespace
 
 int heads_per_block(const AttentionShape& s) {
   const int ratio = s.q_heads / s.kv_heads;
@@ -353,22 +244,13 @@ int heads_per_block(const AttentionShape& s) {
   return 1;
 }
 
+namespace {
+
 // f.template operator()<L, G>() for the kernel instance of (head_dim, G); head_dim 32, 64, 128 or 256
 // (attention_supports_head_dim), G 8, 4, 2 or 1.
 template <typename F>
 auto with_kernel(int head_dim, int G, F&& f) {
-  auto by_group = [&]<int L>() {
-    switch (G) {
-      case 8:
-        return f.template operator()<L, 8>();
-      case 4:
-        return f.template operator()<L, 4>();
-      case 2:
-        return f.template operator()<L, 2>();
-      default:
-        return f.template operator()<L, 1>();
-    }
-  };
+  auto by_group = [&]<int L>() { return merge::with_heads_per_block<L>(G, f); };
   switch (head_dim) {
     case 32:
       return by_group.template operator()<4>();
@@ -410,12 +292,11 @@ int sm_count() {
   return sms;
 }
 
-FusedSplit fused_split(const AttentionShape& s, int sms) {
+FusedSplit split_keys(const AttentionShape& s, int sms, int heads, int resident, int64_t tile_keys) {
   FusedSplit f;
-  f.heads_per_block = heads_per_block(s);
-  f.blocks_per_sm = blocks_per_sm(f.heads_per_block);
+  f.heads_per_block = heads;
+  f.blocks_per_sm = resident;
   const int64_t rows = std::max<int64_t>(1, s.n * (s.q_heads / f.heads_per_block));  // (query, head group) pairs
-  const int64_t tile_keys = static_cast<int64_t>(kUnroll) * kThreads / (s.head_dim / 8);
   const int64_t max_len = s.max_len > 0 ? s.max_len : 1;
   // Keys per split (whole tiles) that keep the grid within `blocks` blocks.
   auto keys_for = [&](int64_t blocks) {
@@ -429,6 +310,25 @@ FusedSplit fused_split(const AttentionShape& s, int sms) {
   f.splits = (max_len + f.keys_per_split - 1) / f.keys_per_split;
   f.blocks = f.splits * rows;
   return f;
+}
+
+SplitGrid split_grid(const std::string& name, const AttentionShape& s, const FusedSplit& f) {
+  const dim3 grid(static_cast<unsigned>(f.splits), static_cast<unsigned>(s.q_heads / f.heads_per_block),
+                  static_cast<unsigned>(s.n));
+  const std::string context = "nvrar-llm: " + name + " decode attention (head_dim " + std::to_string(s.head_dim) +
+                              ", " + std::to_string(f.heads_per_block) + " heads per block, grid " +
+                              std::to_string(grid.x) + " x " + std::to_string(grid.y) + " x " +
+                              std::to_string(grid.z) + "): ";
+  // Counters of (query, head group) exist for 4 x SMs pairs; several splits happen only below blocks_per_sm x SMs / 2.
+  if (f.splits > 1 && f.blocks / f.splits > attention_counter_floats())
+    throw Error(context + std::to_string(f.blocks / f.splits) +
+                " (query, head group) pairs with several splits exceed the scratch's counters");
+  return {grid, context};
+}
+
+FusedSplit fused_split(const AttentionShape& s, int sms) {
+  const int g = heads_per_block(s);
+  return split_keys(s, sms, g, blocks_per_sm(g), static_cast<int64_t>(kUnroll) * kThreads / (s.head_dim / 8));
 }
 
 int64_t attention_counter_floats() { return (4 * static_cast<int64_t>(sm_count()) + 3) / 4 * 4; }
@@ -456,25 +356,16 @@ void fused_attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengt
                      cudaStream_t stream) {
   if (s.n < 1) return;
   const FusedSplit f = fused_split(s, sm_count());
-  // Counters of (query, head group) exist for 4 x SMs pairs; several splits happen only below blocks_per_sm x SMs / 2.
-  if (f.splits > 1 && f.blocks / f.splits > attention_counter_floats())
-    throw Error("nvrar-llm: fused decode attention: " + std::to_string(f.blocks / f.splits) +
-                " (query, head group) pairs with several splits exceed the scratch's counters");
-  const dim3 grid(static_cast<unsigned>(f.splits), static_cast<unsigned>(s.q_heads / f.heads_per_block),
-                  static_cast<unsigned>(s.n));
-  auto what = [&] {
-    return "nvrar-llm: fused decode attention (head_dim " + std::to_string(s.head_dim) + ", " +
-           std::to_string(f.heads_per_block) + " heads per block, grid " + std::to_string(grid.x) + " x " +
-           std::to_string(grid.y) + " x " + std::to_string(grid.z) + "): ";
-  };
+  const SplitGrid call = split_grid("fused", s, f);
   with_kernel(s.head_dim, f.heads_per_block, [&]<int L, int G>() {
     cudaError_t e = configure(fused_attention_kernel<L, G>);
     if (e != cudaSuccess)
-      throw Error(what() + std::to_string(kSharedBytes) + " bytes of shared memory refused: " + cudaGetErrorString(e));
-    fused_attention_kernel<L, G><<<grid, kThreads, kSharedBytes, stream>>>(qkv, seq, lengths, cache_k, cache_v, s,
-                                                                          f.keys_per_split, counters, partials, out);
+      throw Error(call.context + std::to_string(kSharedBytes) + " bytes of shared memory refused: " +
+                  cudaGetErrorString(e));
+    fused_attention_kernel<L, G><<<call.grid, kThreads, kSharedBytes, stream>>>(
+        qkv, seq, lengths, cache_k, cache_v, s, f.keys_per_split, counters, partials, out);
     e = cudaGetLastError();
-    if (e != cudaSuccess) throw Error(what() + "launch failed: " + cudaGetErrorString(e));
+    if (e != cudaSuccess) throw Error(call.context + "launch failed: " + cudaGetErrorString(e));
   });
 }
 

@@ -41,6 +41,7 @@ namespace {
 using namespace tc;
 
 constexpr int kWarps = 4;
+constexpr int kBlockThreads = kWarps * 32;
 constexpr int kGroupRows = 16 * kWarps;  // rows per row group: warp w owns rows w * 16 .. w * 16 + 15 of each group
 static_assert(kGroupRows == kFlashTileRows && 2 * kGroupRows == kFlashWideTileRows,
               "a tile is R groups of 64 rows, a warp owns 16 rows of each");
@@ -53,24 +54,6 @@ __host__ __device__ constexpr int keys_per_tile() {
 template <int D, int R>
 __host__ __device__ constexpr int shared_bytes() {
   return (R * kGroupRows + 4 * keys_per_tile<D>()) * D * 2;  // Q + two stages of K and V
-}
-
-// Element offset of 16-byte chunk c of row r in a swizzled [rows][D] tile.
-template <int D>
-__device__ __forceinline__ int swizzled(int r, int c) {
-  return r * D + ((c ^ (r & 7)) << 3);
-}
-
-// Starts the copy of rows [0, kTileRows) of a tile (row r at src + r * stride elements) into a swizzled shared tile;
-// rows >= valid are zero-filled.
-template <int D, int kTileRows>
-__device__ __forceinline__ void load_tile(bf16_t* tile, const bf16_t* src, int64_t stride, int64_t valid) {
-  constexpr int kChunks = D / 8;
-  for (int i = threadIdx.x; i < kTileRows * kChunks; i += kWarps * 32) {
-    const int r = i / kChunks, c = i % kChunks;
-    const bool ok = r < valid;
-    cp_async_16(shared_address(tile + swizzled<D>(r, c)), ok ? src + r * stride + c * 8 : src, ok);
-  }
 }
 
 template <int D, int R>
@@ -98,10 +81,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   const bf16_t* kbase = cache_k + head_base;
   const bf16_t* vbase = cache_v + head_base;
 
-  load_tile<D, kRows>(sq, qkv + static_cast<int64_t>(tile.row0) * s.qkv_cols + static_cast<int64_t>(head) * D,
-                      s.qkv_cols, tile.count);
-  load_tile<D, kKeys>(sk, kbase, D, key_end);
-  load_tile<D, kKeys>(sv, vbase, D, key_end);
+  const bf16_t* q_tile = qkv + static_cast<int64_t>(tile.row0) * s.qkv_cols + static_cast<int64_t>(head) * D;
+  load_tile<D, kRows, kBlockThreads>(sq, q_tile, s.qkv_cols, tile.count);
+  load_tile<D, kKeys, kBlockThreads>(sk, kbase, D, key_end);
+  load_tile<D, kKeys, kBlockThreads>(sv, vbase, D, key_end);
   cp_async_commit();
 
   float o[R][kDimBlocks][4];
@@ -122,8 +105,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int stage = j & 1;
     if (j + 1 < key_tiles) {
       const int64_t k0 = static_cast<int64_t>(j + 1) * kKeys;
-      load_tile<D, kKeys>(sk + (stage ^ 1) * kKeys * D, kbase + k0 * D, D, key_end - k0);
-      load_tile<D, kKeys>(sv + (stage ^ 1) * kKeys * D, vbase + k0 * D, D, key_end - k0);
+      load_tile<D, kKeys, kBlockThreads>(sk + (stage ^ 1) * kKeys * D, kbase + k0 * D, D, key_end - k0);
+      load_tile<D, kKeys, kBlockThreads>(sv + (stage ^ 1) * kKeys * D, vbase + k0 * D, D, key_end - k0);
       cp_async_commit();
       cp_async_wait<1>();
     } else {

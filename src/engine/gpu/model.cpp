@@ -42,10 +42,13 @@ FlashKernel flash_kernel_for(int64_t head_dim) {
   return flash_prefill_supports(wanted, static_cast<int>(head_dim)) ? wanted : FlashKernel::kMma64;
 }
 
-// Decode attention: NVRAR_LLM_DECODE_ATTENTION=splitk, else fused (unset or "fused"; measured faster at every
-// context and batch on an H200).
+// Decode attention: NVRAR_LLM_DECODE_ATTENTION=splitk or mma, else fused (unset or "fused"; measured faster than
+// splitk at every context and batch on an H200; mma not yet measured).
 DecodeAttention decode_attention_kernel() {
-  return config::settings().llm_decode_attention == "splitk" ? DecodeAttention::kSplitK : DecodeAttention::kFused;
+  const std::string& choice = config::settings().llm_decode_attention;
+  return choice == "splitk" ? DecodeAttention::kSplitK
+         : choice == "mma"  ? DecodeAttention::kTensorCore
+                            : DecodeAttention::kFused;
 }
 
 }  // namespace
@@ -151,7 +154,11 @@ LlamaModel::~LlamaModel() = default;
 
 std::string LlamaModel::attention_kernels() const {
   const std::string prefill = use_flash_prefill_ ? flash_kernel_name(prefill_kernel_) : "splitk (one query per row)";
-  return "prefill " + prefill + ", decode " + (decode_attention_ == DecodeAttention::kFused ? "fused" : "splitk");
+  const std::string decode = decode_attention_ == DecodeAttention::kSplitK ? "splitk"
+                             : decode_attention_ == DecodeAttention::kFused ? "fused"
+                             : mma_attention_supports(head_dim_)            ? "mma"
+                                                                            : "fused (mma takes head_dim 64, 128)";
+  return "prefill " + prefill + ", decode " + decode;
 }
 
 void LlamaModel::init_dummy(uint64_t seed, float scale) {

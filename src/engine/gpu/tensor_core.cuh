@@ -1,6 +1,7 @@
 // Device helpers shared by the engine kernels that stage data in shared memory (flash_prefill.cu,
-// flash_prefill_wgmma.cu, flash_prefill_wgmma_overlap.cu, attention_fused.cu): shared-memory addresses, cp.async with
-// zero fill, ldmatrix, the m16n8k16 bf16 MMA, bf16 packing. Header-only, device code.
+// flash_prefill_wgmma.cu, flash_prefill_wgmma_overlap.cu, attention_fused.cu, attention_mma.cu): shared-memory
+// addresses, cp.async with zero fill, swizzled tiles, ldmatrix, the m16n8k16 bf16 MMA, bf16 packing. Header-only,
+// device code.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -39,6 +40,27 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t (&r)[4
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
+}
+
+// Element offset of 16-byte chunk c of row r in a swizzled [rows][D] bf16 tile: chunk c of row r sits at chunk
+// c ^ (r % 8), so ldmatrix's eight row reads of one chunk column hit distinct banks.
+template <int D>
+__device__ __forceinline__ int swizzled(int r, int c) {
+  return r * D + ((c ^ (r & 7)) << 3);
+}
+
+// Starts the copy (cp.async, no commit) of rows [0, kTileRows) of a [rows][D] bf16 tile (row r at src + r * stride
+// elements) into a swizzled shared tile, kThreads threads of the block sharing the 16-byte chunks; rows >= valid are
+// zero-filled.
+template <int D, int kTileRows, int kThreads, typename T>
+__device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride, int64_t valid) {
+  static_assert(sizeof(T) == 2, "a bf16 tile");
+  constexpr int kChunks = D / 8;
+  for (int i = threadIdx.x; i < kTileRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    const bool ok = r < valid;
+    cp_async_16(shared_address(tile + swizzled<D>(r, c)), ok ? src + r * stride + c * 8 : src, ok);
+  }
 }
 
 // c += a . b for a 16x16 (row) by 16x8 (col) bf16 product with fp32 accumulation.
