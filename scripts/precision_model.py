@@ -16,7 +16,8 @@ bf16 rounding applied explicitly where each implementation rounds:
     transformers one at a time (--fix), to predict which change brings the ratio under 1 before a GPU measures it.
 Every step's logits are teacher-forced (the positions after the prompt of one random sequence), like the check.
 
-    /usr/bin/python3 scripts/precision_model.py [--cases p1,p300,...] [--seeds 4] [--fix rope,swiglu,norm,...]
+    /usr/bin/python3 scripts/precision_model.py [--cases p1,p300,...] [--seeds 4] [--layers 2]
+        [--fix rope,swiglu,norm,...]
 
 Needs PyTorch (CPU is enough; Debian's python3-torch works). Prints, per case and variant, the worst ratio over
 steps and seeds and how many steps have ours larger."""
@@ -39,7 +40,7 @@ CASES = {
 # residual (bf16 residual stream -> fp32), logits (bf16 logits -> fp32), qkv / gate_up (GEMM outputs kept in fp32
 # until RoPE / SwiGLU round once).
 FIXES = ("rope", "swiglu", "norm", "residual", "logits", "qkv", "gate_up", "o_down", "gemm_in", "q", "kv")
-VOCAB, LAYERS, THETA = 512, 2, 500000.0
+VOCAB, THETA = 512, 500000.0
 
 
 def bf16(x):
@@ -68,7 +69,7 @@ def inv_freq(head_dim, plain):
     return torch.tensor(out, dtype=torch.float32).double()  # fp32 buffer, as in both implementations
 
 
-def make_model(case, seed):
+def make_model(case, seed, num_layers=2):
     prompt_len, steps, D, heads, kv_heads, hidden, tied, plain, eps = CASES[case]
     g = torch.Generator().manual_seed(seed)
 
@@ -77,7 +78,7 @@ def make_model(case, seed):
 
     layers = [dict(q=weight(heads * D, hidden), k=weight(kv_heads * D, hidden), v=weight(kv_heads * D, hidden),
                    o=weight(hidden, heads * D), gate=weight(2 * hidden, hidden), up=weight(2 * hidden, hidden),
-                   down=weight(hidden, 2 * hidden)) for _ in range(LAYERS)]
+                   down=weight(hidden, 2 * hidden)) for _ in range(num_layers)]
     embed = weight(VOCAB, hidden)
     head = embed if tied else weight(VOCAB, hidden)
     tokens = torch.randint(0, VOCAB, (prompt_len + steps - 1,), generator=g)
@@ -186,6 +187,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--layers", type=int, default=2, help="decoder layers (the check's models have 2)")
     ap.add_argument("--fix", action="append", default=[],
                     help=f"comma-separated roundings to remove, any of {', '.join(FIXES)}; repeat for variants")
     args = ap.parse_args()
@@ -202,7 +204,7 @@ def main():
             sys.exit(f"precision_model.py: --cases {case}: not one of {', '.join(CASES)}")
         ratios = {v: [] for v in variants}
         for seed in range(args.seeds):
-            model = make_model(case, seed)
+            model = make_model(case, seed, args.layers)
             truth = forward(model, Numerics("truth"))
             hf_err = (forward(model, Numerics("transformers")) - truth).abs().amax(-1)
             for v in variants:
