@@ -32,6 +32,7 @@
 //   exp2(m_s - M) (a warp per head), then each thread sums a float4 of acc over the splits, 8 independent L2 loads at
 //   a time (the splits spread over several threads where G x head_dim / 4 < 128), and writes bf16. It resets the
 //   counter to 0, so graph replays need no memset. Splits past a row's length return at once and are not counted.
+//   The slot combine, the arrival and the merge are split_merge.cuh's (shared with attention_mma.cu).
 // Launch: grid (splits, q_heads / G, n), 128 threads, 48 KB + 16 bytes of dynamic shared memory.
 // Sync: per thread, cp.async groups (a thread reads back only what it copied, so the key loop has no barrier);
 //   __syncthreads between the phases that reuse the ring (keys, slot merge, arrival, split merge); across blocks,
