@@ -144,16 +144,15 @@ class Numerics:
             scores = scores * (D ** -0.5)
         mask = torch.ones(T, T, dtype=torch.bool).triu(1)
         scores = scores.masked_fill(mask, float("-inf"))
-        p = torch.softmax(scores, -1)
-        if self.kind == "transformers":
-            p = self.r(p)
-            return self.r(torch.einsum("hts,shd->thd", p, v))
         if self.kind == "nvrar":  # flash prefill: un-normalised bf16 probabilities, fp32 row sum, divided at the end
             m = scores.max(-1, keepdim=True).values
             e = torch.exp(scores - m)
             rows = torch.arange(T) < prompt_len
             pe = torch.where(rows[None, :, None], self.r(e), e)
             return self.gemm_in(torch.einsum("hts,shd->thd", pe, v) / e.sum(-1).T[:, :, None])
+        p = torch.softmax(scores, -1)
+        if self.kind == "transformers":
+            return self.r(torch.einsum("hts,shd->thd", self.r(p), v))
         return torch.einsum("hts,shd->thd", p, v)
 
 

@@ -73,7 +73,6 @@ constexpr int kRingBytes = kStages * 2 * kUnroll * kThreads * 16;  // 48 KB: [st
 constexpr int kSharedBytes = kRingBytes + 16;                      // + the "last block" flag
 constexpr int64_t kMinKeysPerSplit = 256;  // 128 KB of K/V per block at head_dim 128: fixed costs amortised
 using merge::kMaxSplitWeights;             // G x splits of one merge
-constexpr float kLog2e = 1.4426950408889634f;
 
 // Blocks per SM the split assumes and __launch_bounds__ asks for: 4 (<= 128 registers a thread) where q and acc
 // (2 x 8 G floats) leave room, 2 at G = 8 (128 of them). 4 x 48 KB of ring fit Hopper's 228 KB of shared memory.
@@ -137,7 +136,7 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm(G))
   for (int i = 0; i < kStages - 1; ++i) request(i);
 
   // q after the first copies are on their way (its latency hides behind theirs).
-  const float scale = rsqrtf(static_cast<float>(D)) * kLog2e;
+  const float scale = tc::softmax_scale_log2(D);
   float q[G][8];
 #pragma unroll
   for (int g = 0; g < G; ++g) {
@@ -264,15 +263,10 @@ auto with_kernel(int head_dim, int G, F&& f) {
   }
 }
 
-// The shared-memory attributes of a kernel instance (per call, not once per process: they belong to the current
-// device, and are cheap to set again): 48 KB + 16 bytes of dynamic shared memory, and the carveout that gives
-// blocks_per_sm(G) rings room (most of the SM's shared memory, little L1).
+// 48 KB + 16 bytes of dynamic shared memory and room for blocks_per_sm(G) rings.
 template <typename Kernel>
 cudaError_t configure(Kernel kernel) {
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes);
-  return e != cudaSuccess ? e
-                          : cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                                 cudaSharedmemCarveoutMaxShared);
+  return merge::configure_shared(kernel, kSharedBytes);
 }
 
 }  // namespace

@@ -47,7 +47,6 @@ using namespace tc;
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kKeys = 16 * kWarps;  // keys per tile: 16 per warp
-constexpr float kLog2e = 1.4426950408889634f;
 
 template <int D>
 __host__ __device__ constexpr int tile_bytes() {
@@ -124,7 +123,7 @@ __global__ void __launch_bounds__(kThreads, resident_blocks(D))
 #pragma unroll
   for (int b = 0; b < kDimBlocks; ++b) o[b][0] = o[b][1] = o[b][2] = o[b][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  const float scale_log2 = rsqrtf(static_cast<float>(D)) * kLog2e;
+  const float scale_log2 = softmax_scale_log2(D);
   // Positions relative to the split (int: a split is at most a few hundred thousand keys).
   const int keys = static_cast<int>(end - begin);
 
@@ -207,15 +206,10 @@ auto with_kernel(int head_dim, int G, F&& f) {
   return head_dim == 64 ? by_group.template operator()<64>() : by_group.template operator()<128>();
 }
 
-// Dynamic shared memory beyond 48 KB and the carveout that fits resident_blocks(D) blocks (per call: the attributes
-// belong to the current device).
+// shared_bytes<D, G>() of dynamic shared memory (over 48 KB at head_dim 128) and room for resident_blocks(D) blocks.
 template <int D, int G>
 cudaError_t configure() {
-  const auto kernel = mma_attention_kernel<D, G>;
-  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes<D, G>());
-  return e != cudaSuccess ? e
-                          : cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                                 cudaSharedmemCarveoutMaxShared);
+  return merge::configure_shared(mma_attention_kernel<D, G>, shared_bytes<D, G>());
 }
 
 }  // namespace

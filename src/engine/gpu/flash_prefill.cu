@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     first_row[r] = r * kGroupRows + warp * 16;
     group_first[r] = tile.pos0 + first_row[r];
   }
-  const float scale_log2 = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;
+  const float scale_log2 = softmax_scale_log2(D);
 
   for (int j = 0; j < key_tiles; ++j) {
     const int stage = j & 1;

@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
   for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  const float scale_log2 = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;
+  const float scale_log2 = softmax_scale_log2(D);
   const int qpos = warp_first + quad_row;  // this lane's rows: qpos and qpos + 8
   const uint32_t q_address = shared_address(sq) + group_row0 * 128;
 

@@ -126,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
   for (int kk = 0; kk < kKeySteps; ++kk) p[kk][0] = p[kk][1] = p[kk][2] = p[kk][3] = 0u;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, corr[2] = {1.0f, 1.0f};
-  const float scale_log2 = rsqrtf(static_cast<float>(D)) * 1.4426950408889634f;
+  const float scale_log2 = softmax_scale_log2(D);
   const int qpos = warp_first + quad_row;  // this lane's rows: qpos and qpos + 8
   const uint32_t q_address = shared_address(sq) + group_row0 * 128;
 

@@ -162,6 +162,17 @@ __device__ __forceinline__ void arrive_and_merge(void* shared, unsigned* last, u
   }
 }
 
+// Host: the shared-memory attributes of a split kernel instance, per call (they belong to the current device and are
+// cheap to set again): `bytes` of dynamic shared memory, and the carveout that gives its resident blocks room (most of
+// the SM's shared memory, little L1).
+template <typename Kernel>
+cudaError_t configure_shared(Kernel kernel, int bytes) {
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  return e != cudaSuccess ? e
+                          : cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                 cudaSharedmemCarveoutMaxShared);
+}
+
 // Host: f.template operator()<X, G>() for the G (8, 4, 2, else 1 query heads per block) of a call: the kernels that
 // end in this merge are templates on G, instantiated for those four.
 template <int X, typename F>

@@ -63,6 +63,11 @@ __device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride,
   }
 }
 
+// The factor that turns a q . k dot product into softmax scores in log2 units: 1 / sqrt(head_dim) x log2(e).
+__device__ __forceinline__ float softmax_scale_log2(int head_dim) {
+  return rsqrtf(static_cast<float>(head_dim)) * 1.4426950408889634f;
+}
+
 // c += a . b for a 16x16 (row) by 16x8 (col) bf16 product with fp32 accumulation.
 __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
