@@ -60,7 +60,8 @@ TEST(EngineGpu, LinearMatchesCpu) {
 
 // The decode GEMM kernel directly (Gemm may or may not pick it): every m it takes, k not a multiple of the
 // CUDA-core variants' 256-element warp stride, a number of 256-element chunks (17) that is not a multiple of the
-// tensor-core variants' 5 shared-memory stages, n not a multiple of the blocks' 8 or 16 rows.
+// tensor-core variants' 5 shared-memory stages, n not a multiple of the blocks' 8 or 16 rows; each again with an L2
+// prefetch hint (NVRAR_LLM_L2_PREFETCH_MB), which must not change a bit.
 TEST(EngineGpu, SkinnyGemmMatchesCpu) {
   REQUIRE_GPU();
   const int64_t n = 37;
@@ -82,6 +83,11 @@ TEST(EngineGpu, SkinnyGemmMatchesCpu) {
       for (int64_t j = 0; j < n; ++j)
         EXPECT_NEAR(fl(y[i * n + j]), ref.value[i * n + j], ref.tolerance(i * n + j))
             << "variant " << variant << " m " << m << ": " << i << "," << j;
+    // With an L2 prefetch hint (a byte count not a multiple of 16, sliced over the grid) the bits are the same.
+    uint16_t* dy_hinted = upload(std::vector<uint16_t>(m * n));
+    eg::skinny_gemm(dx, dw, dy_hinted, m, n, k, variant, nullptr, {dw, static_cast<uint64_t>(n * k) * 2 - 6});
+    EXPECT_EQ(download(dy_hinted, m * n), y) << "variant " << variant << " m " << m << " with an L2 prefetch hint";
+    cudaFree(dy_hinted);
     cudaFree(dx);
     cudaFree(dy);
     cudaFree(dw);

@@ -243,10 +243,10 @@ const std::vector<Row>& rows() {
                                 "256), wgmma (Hopper warpgroup MMA, compute capability 9.0 only, head_dim 64/128, "
                                 "flash at 256), wgmma2 (wgmma with each warpgroup's softmax overlapped with its own "
                                 "products and 128-key tiles, one block per SM; same limits as wgmma; measured within "
-                                "~1% of wgmma), wgmma-tma (wgmma with K and V brought by TMA; same limits; not yet "
-                                "run on a GPU) or splitk (the decode kernel, one query per row; slower, for "
-                                "comparison); unset: wgmma on compute capability 9.0 at head_dim 64/128, else flash "
-                                "(on one H200 wgmma was fastest at every prefill shape, flash128 no faster than "
+                                "~1% of wgmma), wgmma-tma (wgmma with K and V brought by TMA; same limits; "
+                                "faster than wgmma by 1-4% at every measured shape on an H100) or splitk (the decode "
+                                "kernel, one query per row; slower, for comparison); unset: wgmma-tma on compute "
+                                "capability 9.0 at head_dim 64/128, else flash (flash128 measured no faster than "
                                 "flash)."),
                          kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_DECODE_ATTENTION", &Settings::llm_decode_attention, "",
@@ -254,8 +254,13 @@ const std::vector<Row>& rows() {
                                 "nvrar-llm: the decode attention: splitk (a partial kernel per key split, then a "
                                 "combine kernel), fused (longer splits; the last block of each head group combines; "
                                 "faster than splitk at every measured context and batch on one H200) or mma (fused's "
-                                "splits and merge, dot products on tensor cores; head_dim 64 and 128, else fused; not "
-                                "yet measured); unset: fused."),
+                                "splits and merge, dot products on tensor cores; head_dim 64 and 128, else fused; as "
+                                "fast as fused or up to 3% faster per decode step on an H100); unset: mma."),
+                         kEngine));
+    t.push_back(in_scope(integer("NVRAR_LLM_L2_PREFETCH_MB", &Settings::llm_l2_prefetch_mb, "0", 0, 1024, "MiB",
+                                 "nvrar-llm: in a decode step each skinny GEMM, as its blocks finish, asks L2 to "
+                                 "prefetch up to this many MiB of the next GEMM's weights (the first rows), so the "
+                                 "weights stream while the small kernels between the two run; 0: off."),
                          kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_RESIDUAL", &Settings::llm_residual, "bf16", {"bf16", "fp32"},
                                 "nvrar-llm: the residual stream's type: bf16 rounds it after each of a layer's two "

@@ -29,26 +29,28 @@ bool uses_flash_prefill(int64_t head_dim) {
 }
 
 // The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128, wgmma, wgmma2 and wgmma-tma
-// where they take the head_dim, else the 64-row kernel. Unset: wgmma where the GPU (compute capability 9.0) and
-// head_dim take it, else the 64-row kernel (measured fastest at every prefill shape on an H200, docs/perf-notes.md).
+// where they take the head_dim, else the 64-row kernel. Unset: wgmma-tma where the GPU (compute capability 9.0) and
+// head_dim take it, else the 64-row kernel (wgmma-tma measured 1-4% faster than wgmma at every prefill shape on an
+// H100, wgmma faster than the others on an H200; docs/perf-notes.md).
 FlashKernel flash_kernel_for(int64_t head_dim) {
   const std::string& choice = config::settings().llm_prefill_attention;
   const FlashKernel wanted = choice == "flash128"    ? FlashKernel::kMma128
                              : choice == "wgmma"     ? FlashKernel::kWgmma
                              : choice == "wgmma2"    ? FlashKernel::kWgmmaOverlap
                              : choice == "wgmma-tma" ? FlashKernel::kWgmmaTma
-                             : choice.empty() && wgmma_prefill_runs_here() ? FlashKernel::kWgmma
+                             : choice.empty() && wgmma_prefill_runs_here() ? FlashKernel::kWgmmaTma
                                                                             : FlashKernel::kMma64;
   return flash_prefill_supports(wanted, static_cast<int>(head_dim)) ? wanted : FlashKernel::kMma64;
 }
 
-// Decode attention: NVRAR_LLM_DECODE_ATTENTION=splitk or mma, else fused (unset or "fused"; measured faster than
-// splitk at every context and batch on an H200; mma not yet measured).
+// Decode attention: NVRAR_LLM_DECODE_ATTENTION=splitk or fused, else mma (unset or "mma"; attention() runs fused
+// where mma does not take the head_dim). fused was faster than splitk at every context and batch on an H200, mma
+// as fast as or faster than fused at every measured case on an H100 (docs/perf-notes.md).
 DecodeAttention decode_attention_kernel() {
   const std::string& choice = config::settings().llm_decode_attention;
-  return choice == "splitk" ? DecodeAttention::kSplitK
-         : choice == "mma"  ? DecodeAttention::kTensorCore
-                            : DecodeAttention::kFused;
+  return choice == "splitk"  ? DecodeAttention::kSplitK
+         : choice == "fused" ? DecodeAttention::kFused
+                             : DecodeAttention::kTensorCore;
 }
 
 }  // namespace
@@ -148,6 +150,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   cuda_check(cudaMemsetAsync(scratch_, 0, static_cast<std::size_t>(scratch_floats) * sizeof(float), stream_),
              "attention scratch", rank_);
   decode_attention_ = decode_attention_kernel();
+  l2_prefetch_bytes_ = static_cast<uint64_t>(config::settings().llm_l2_prefetch_mb) << 20;
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -236,8 +239,9 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
   const bool flash = num_tiles > 0 && use_flash_prefill_;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
+    const bool last = i + 1 == layers_.size();
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
+    gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_, prefetch_of(l.o, H, q_cols_));
     if (timer) timer->mark(StepPart::kAttention);
     rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
                    in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
@@ -248,15 +252,16 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
       attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape,
                 num_tiles > 0 ? DecodeAttention::kSplitK : decode_attention_, scratch_, attn_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
+    gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_, prefetch_of(l.gate_up, 2 * inter_, H));
     allreduce_norm(part_, l.ln_post, n, timer);
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_);
+    gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_, prefetch_of(l.down, H, inter_));
     if (timer) timer->mark(StepPart::kOther);
     swiglu(gu_, n, inter_, act_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
-    allreduce_norm(part_, i + 1 < layers_.size() ? layers_[i + 1].ln_in : final_norm_, n, timer);
+    gemm_->linear(act_, l.down, part_, n, H, inter_, stream_,
+                  last ? prefetch_of(lm_head_, vocab_cols_, H) : prefetch_of(layers_[i + 1].qkv, qkv_cols_, H));
+    allreduce_norm(part_, last ? final_norm_ : layers_[i + 1].ln_in, n, timer);
   }
 }
 
@@ -266,7 +271,8 @@ void LlamaModel::keep_rows(const int32_t* rows, int64_t count, int64_t first) {
 
 void LlamaModel::lm_head(bool kept_rows, int64_t rows, StepTimer* timer) {
   if (timer) timer->mark(StepPart::kGemm);
-  gemm_->linear(kept_rows ? last_ : x_, lm_head_, logits_, rows, vocab_cols_, hidden_, stream_);
+  gemm_->linear(kept_rows ? last_ : x_, lm_head_, logits_, rows, vocab_cols_, hidden_, stream_,
+                prefetch_of(layers_[0].qkv, qkv_cols_, hidden_));  // the next step starts there
 }
 
 void LlamaModel::prepare_gemms(int64_t n) {
