@@ -13,11 +13,12 @@
 # pieces: the push two-shot at each NVRAR_PUSH_PIECE_UNITS of PIECES (PIECE_CFGS, PIECE_ALGOS, PIECE_MIN/PIECE_MAX):
 #   pieces_<cfg>_u<units>.json.
 # BUILD_TARGETS: build only these targets (e.g. 'nvrar-llm test_engine_gpu test_flash_prefill_gpu test_sampling_gpu'
-#   for the engine stages), not the whole tree.
+#   for the engine stages; add test_gemm_gpu for enginesan), not the whole tree.
 # SANITIZE_TOOLS / SANITIZE_GPUS: compute-sanitizer tools and GPUs per node (default "memcheck racecheck", "2 1").
 # enginesan: the engine's kernel tests (flash prefill: every kernel; decode attention: split-K, fused, mma; RoPE;
-#   sampling) under compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck synccheck";
-#   ENGINE_SANITIZE_TIMEOUT per run, default 240 s; never timed, so the first call should take one tool); one GPU.
+#   the skinny GEMMs; sampling) under compute-sanitizer (ENGINE_SANITIZE: tools, default "memcheck racecheck
+#   synccheck"; ENGINE_SANITIZE_TIMEOUT per run, default 240 s; never timed, so the first call should take one tool);
+#   one GPU.
 # engineprof (only when named; not part of all): Nsight Compute of the engine's kernels, one report per case of
 #   ENGINEPROF_CASES (default 'decode:1:128 prefill:1:8192'): `nvrar-llm bench --profile-range KIND` makes the
 #   instrumented decode step or prefill (after the timed iterations) the only profiled range; the first
@@ -172,7 +173,7 @@ fi
 if want enginesan; then  # the engine's own kernels under compute-sanitizer (small shapes of their GPU tests)
   for tool in ${ENGINE_SANITIZE:-memcheck racecheck synccheck}; do
     for t in "test_flash_prefill_gpu:*" "test_engine_gpu:*AttentionMatchesCpuSoftmax*:*AttentionRepeats*:*Rope*" \
-             "test_sampling_gpu:*"; do
+             "test_gemm_gpu:*Skinny*" "test_sampling_gpu:*"; do
       bin=${t%%:*} filter=${t#*:}
       log="$OUT/enginesan_${tool}_$bin.log"
       timeout "${ENGINE_SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool "$tool" --error-exitcode 9 \

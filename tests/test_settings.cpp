@@ -60,7 +60,6 @@ TEST(Settings, Defaults) {
   EXPECT_EQ(s.llm_gemm, "");
   EXPECT_EQ(s.llm_decode_attention, "");
   EXPECT_EQ(s.llm_residual, "bf16");
-  EXPECT_EQ(s.llm_l2_prefetch_mb, 0);
 }
 
 TEST(Settings, EmptyMeansUnset) {
@@ -162,9 +161,6 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "flash128"}}).llm_prefill_attention, "flash128");
   EXPECT_EQ(read({{"NVRAR_LLM_DECODE_ATTENTION", "fused"}}).llm_decode_attention, "fused");
   expect_refused("NVRAR_LLM_DECODE_ATTENTION", "flash", "is not one of the accepted values");
-  EXPECT_EQ(read({{"NVRAR_LLM_L2_PREFETCH_MB", "24"}}).llm_l2_prefetch_mb, 24);
-  expect_refused("NVRAR_LLM_L2_PREFETCH_MB", "2048", "is out of range");
-  expect_refused("NVRAR_LLM_L2_PREFETCH_MB", "-1", "is out of range");
   EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "fp32"}}).llm_residual, "fp32");
   EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "bf16"}}).llm_residual, "bf16");
   expect_refused("NVRAR_LLM_RESIDUAL", "FP32", "is not one of the accepted values");
@@ -182,7 +178,7 @@ TEST(Settings, ChoiceAndText) {
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 25u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 24u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
   EXPECT_STREQ(table.back().name, "NVRAR_LLM_RESIDUAL");
   for (const SettingInfo& row : table) {

@@ -257,11 +257,6 @@ const std::vector<Row>& rows() {
                                 "splits and merge, dot products on tensor cores; head_dim 64 and 128, else fused; as "
                                 "fast as fused or up to 3% faster per decode step on an H100); unset: mma."),
                          kEngine));
-    t.push_back(in_scope(integer("NVRAR_LLM_L2_PREFETCH_MB", &Settings::llm_l2_prefetch_mb, "0", 0, 1024, "MiB",
-                                 "nvrar-llm: in a decode step each skinny GEMM, as its blocks finish, asks L2 to "
-                                 "prefetch up to this many MiB of the next GEMM's weights (the first rows), so the "
-                                 "weights stream while the small kernels between the two run; 0: off."),
-                         kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_RESIDUAL", &Settings::llm_residual, "bf16", {"bf16", "fp32"},
                                 "nvrar-llm: the residual stream's type: bf16 rounds it after each of a layer's two "
                                 "residual adds, as transformers' bf16 Llama does; fp32 keeps it in fp32 (4 bytes per "

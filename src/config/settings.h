@@ -27,7 +27,6 @@ struct Settings {
   int64_t debug;                        // NVRAR_DEBUG
   int64_t poll_sleep_ns;                // NVRAR_POLL_SLEEP_NS
   int64_t inter_node_stores;            // NVRAR_INTER_NODE_STORES
-  int64_t llm_l2_prefetch_mb;           // NVRAR_LLM_L2_PREFETCH_MB
   std::string algo;                     // NVRAR_ALGO (a name parse_algorithm takes)
   std::string model_preset;             // NVRAR_MODEL_PRESET (checked by the selection module, where it is used)
   std::string tuning_file;              // NVRAR_TUNING_FILE

@@ -177,12 +177,11 @@ std::string Gemm::choices() const {
   return out;
 }
 
-void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
-                  L2Prefetch next) {
+void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
   const void* const one[] = {w};
   const Plan& p = plan(x, one, y, m, n, k, stream);
   if (p.skinny_variant >= 0 && skinny_gemm_supports(x, w, y, m, n, k, p.skinny_variant)) {
-    skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream, next);
+    skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
       throw Error(fmt::format("nvrar-llm: skinny GEMM launch failed for a [{} x {}] . [{} x {}]^T GEMM: {}", m, k, n,

@@ -14,8 +14,6 @@
 #include <string>
 #include <tuple>
 
-#include "engine/gpu/skinny_gemm.h"
-
 namespace nvrar::engine::gpu {
 
 class Gemm {
@@ -26,9 +24,7 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
 
   // x, w, y: device bf16 arrays; m, n, k > 0. Throws nvrar::Error naming the shape on a cuBLASLt failure.
-  // next: bytes for L2 to prefetch after this GEMM (skinny_gemm.h), where a skinny kernel runs it; else ignored.
-  void linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
-              L2Prefetch next = {});
+  void linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
 
   // Chooses the kernel for (m, n, k) by timing passes over all of `weights` (e.g. every layer's matrix of that
   // shape), unless already chosen on as many matrices. Not during graph capture.

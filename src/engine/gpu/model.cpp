@@ -150,7 +150,6 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   cuda_check(cudaMemsetAsync(scratch_, 0, static_cast<std::size_t>(scratch_floats) * sizeof(float), stream_),
              "attention scratch", rank_);
   decode_attention_ = decode_attention_kernel();
-  l2_prefetch_bytes_ = static_cast<uint64_t>(config::settings().llm_l2_prefetch_mb) << 20;
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -239,9 +238,8 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
   const bool flash = num_tiles > 0 && use_flash_prefill_;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
-    const bool last = i + 1 == layers_.size();
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_, prefetch_of(l.o, H, q_cols_));
+    gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
     if (timer) timer->mark(StepPart::kAttention);
     rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
                    in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
@@ -252,16 +250,15 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
       attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape,
                 num_tiles > 0 ? DecodeAttention::kSplitK : decode_attention_, scratch_, attn_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_, prefetch_of(l.gate_up, 2 * inter_, H));
+    gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
     allreduce_norm(part_, l.ln_post, n, timer);
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_, prefetch_of(l.down, H, inter_));
+    gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_);
     if (timer) timer->mark(StepPart::kOther);
     swiglu(gu_, n, inter_, act_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(act_, l.down, part_, n, H, inter_, stream_,
-                  last ? prefetch_of(lm_head_, vocab_cols_, H) : prefetch_of(layers_[i + 1].qkv, qkv_cols_, H));
-    allreduce_norm(part_, last ? final_norm_ : layers_[i + 1].ln_in, n, timer);
+    gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
+    allreduce_norm(part_, i + 1 < layers_.size() ? layers_[i + 1].ln_in : final_norm_, n, timer);
   }
 }
 
@@ -271,8 +268,7 @@ void LlamaModel::keep_rows(const int32_t* rows, int64_t count, int64_t first) {
 
 void LlamaModel::lm_head(bool kept_rows, int64_t rows, StepTimer* timer) {
   if (timer) timer->mark(StepPart::kGemm);
-  gemm_->linear(kept_rows ? last_ : x_, lm_head_, logits_, rows, vocab_cols_, hidden_, stream_,
-                prefetch_of(layers_[0].qkv, qkv_cols_, hidden_));  // the next step starts there
+  gemm_->linear(kept_rows ? last_ : x_, lm_head_, logits_, rows, vocab_cols_, hidden_, stream_);
 }
 
 void LlamaModel::prepare_gemms(int64_t n) {

@@ -144,13 +144,6 @@ class LlamaModel {
     residual_rmsnorm_f32(partial, h32_, weight, x_, n, hidden_, eps_, stream_);
   }
 
-  // The first NVRAR_LLM_L2_PREFETCH_MB MiB of a [rows x cols] bf16 weight, for the GEMM before it to prefetch into
-  // L2 (skinny_gemm.h); none when the setting is 0.
-  L2Prefetch prefetch_of(const bf16_t* w, int64_t rows, int64_t cols) const {
-    const uint64_t bytes = static_cast<uint64_t>(rows * cols) * sizeof(bf16_t);
-    return {w, bytes < l2_prefetch_bytes_ ? bytes : l2_prefetch_bytes_};
-  }
-
   ModelConfig config_;
   CommAdapter& allreduce_;
   EngineOptions options_;
@@ -178,7 +171,6 @@ class LlamaModel {
   bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K
   FlashKernel prefill_kernel_ = FlashKernel::kMma64;  // NVRAR_LLM_PREFILL_ATTENTION (flash_kernel_for)
   DecodeAttention decode_attention_ = DecodeAttention::kSplitK;  // NVRAR_LLM_DECODE_ATTENTION
-  uint64_t l2_prefetch_bytes_ = 0;  // NVRAR_LLM_L2_PREFETCH_MB in bytes
 };
 
 }  // namespace nvrar::engine::gpu

@@ -10,9 +10,6 @@
 //   weight for larger m); variants 2 and 3 (tensor cores, weights staged through shared memory) are described at
 //   their kernel below; Gemm times all four.
 // Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
-// L2 prefetch (all variants, skinny_gemm.h's L2Prefetch): when its work is done, lane 0 of a block's warp 0 asks for
-//   the block's slice of the next GEMM's weights with cp.async.bulk.prefetch.L2, so HBM keeps streaming through this
-//   kernel's tail and the small kernels before the next GEMM (which then reads those rows from L2).
 // Sync: none beyond the warp shuffles; no shared memory. Programmatic dependent launch (gpu/device/pdl.cuh, off with
 //   NVRAR_PDL=0): every variant requests its first weights before griddepcontrol.wait, and reads x and writes y only
 //   after it.
@@ -55,39 +52,14 @@ bool pdl_enabled() {
   return enabled;
 }
 
-// This block's share of `next`: the blockIdx.x-th of gridDim.x slices, in bulk prefetches of at most 1 MiB (the
-// instruction's size is 32-bit). Called by one thread. sm_90 and later; nothing elsewhere.
-__device__ __forceinline__ void prefetch_next_weights(const L2Prefetch& next) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (next.bytes == 0) return;
-  const uint64_t slice = ((next.bytes + gridDim.x - 1) / gridDim.x + 15) & ~uint64_t{15};
-  const uint64_t begin = static_cast<uint64_t>(blockIdx.x) * slice;
-  if (begin >= next.bytes) return;
-  const uint64_t end = begin + slice < next.bytes ? begin + slice : next.bytes;
-  constexpr uint64_t kPiece = uint64_t{1} << 20;
-  for (uint64_t at = begin; at < end; at += kPiece) {
-    const uint32_t size = static_cast<uint32_t>((end - at < kPiece ? end - at : kPiece) & ~uint64_t{15});
-    if (size == 0) break;
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(static_cast<const char*>(next.base) + at),
-                 "r"(size)
-                 : "memory");
-  }
-#else
-  (void)next;
-#endif
-}
 
 // kColumnsPerWarp: weight rows per warp (each x load serves all of them); kUnroll: loads per row in flight.
 template <int M, int kColumnsPerWarp, int kUnroll>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    skinny_gemm_kernel(const bf16_t* x, const bf16_t* __restrict__ w, bf16_t* y, int64_t n, int64_t k,
-                       L2Prefetch next) {
+    skinny_gemm_kernel(const bf16_t* x, const bf16_t* __restrict__ w, bf16_t* y, int64_t n, int64_t k) {
   const int lane = threadIdx.x % 32;
   const int64_t col0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32) * kColumnsPerWarp;
-  if (col0 >= n) {  // reads nothing, writes nothing: no need to wait for the previous kernel
-    if (threadIdx.x == 0) prefetch_next_weights(next);
-    return;
-  }
+  if (col0 >= n) return;  // reads nothing, writes nothing: no need to wait for the previous kernel
   const bf16_t* rows[kColumnsPerWarp];
 #pragma unroll
   for (int c = 0; c < kColumnsPerWarp; ++c) rows[c] = w + (col0 + c < n ? col0 + c : col0) * k;  // past n: reread
@@ -137,7 +109,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 #pragma unroll
     for (int c = 0; c < kColumnsPerWarp; ++c)
       if (lane == r * kColumnsPerWarp + c && col0 + c < n) y[r * n + col0 + c] = core::from_float<Bf16>(sum[r][c]).bits;
-  if (threadIdx.x == 0) prefetch_next_weights(next);
 }
 
 
@@ -187,7 +158,7 @@ __device__ __forceinline__ void cp_async_wait() {
 template <int kWarps>
 __global__ void __launch_bounds__(kWarps * 32)
     skinny_gemm_staged_kernel(const bf16_t* x, const bf16_t* __restrict__ w, bf16_t* y, int64_t m, int64_t n,
-                              int64_t k, L2Prefetch next) {
+                              int64_t k) {
   constexpr int kThreads = kWarps * 32;
   constexpr int kPiecesPerRow = kStagedChunk * 2 / 16;          // 16-byte pieces of a row's chunk: 32
   constexpr int kPiecesPerThread = 16 * kPiecesPerRow / kThreads;  // 4 (4 warps) or 2 (8 warps)
@@ -270,26 +241,23 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int64_t row = row0 + g + (i >= 2 ? 8 : 0);
     if (batch < m && row < n) y[batch * n + row] = core::from_float<Bf16>(c[i]).bits;
   }
-  if (lane == 0) prefetch_next_weights(next);
 }
 
 template <int M, int kColumnsPerWarp, int kUnroll>
-void launch_shape(const void* x, const void* w, void* y, int64_t n, int64_t k, cudaStream_t stream,
-                  L2Prefetch next) {
+void launch_shape(const void* x, const void* w, void* y, int64_t n, int64_t k, cudaStream_t stream) {
   constexpr int64_t kColumnsPerBlock = kWarpsPerBlock * kColumnsPerWarp;
   const unsigned blocks = static_cast<unsigned>((n + kColumnsPerBlock - 1) / kColumnsPerBlock);
   pdl::launch_kernel(skinny_gemm_kernel<M, kColumnsPerWarp, kUnroll>, blocks, kWarpsPerBlock * 32, stream,
                           pdl_enabled(), static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w),
-                          static_cast<bf16_t*>(y), n, k, next);
+                          static_cast<bf16_t*>(y), n, k);
 }
 
 template <int M>
-void launch(const void* x, const void* w, void* y, int64_t n, int64_t k, int variant, cudaStream_t stream,
-            L2Prefetch next) {
+void launch(const void* x, const void* w, void* y, int64_t n, int64_t k, int variant, cudaStream_t stream) {
   if (variant == 0)
-    launch_shape<M, 2, 4>(x, w, y, n, k, stream, next);
+    launch_shape<M, 2, 4>(x, w, y, n, k, stream);
   else
-    launch_shape<M, 4, 2>(x, w, y, n, k, stream, next);
+    launch_shape<M, 4, 2>(x, w, y, n, k, stream);
 }
 
 }  // namespace
@@ -302,7 +270,7 @@ bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m
 }
 
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
-                 cudaStream_t stream, L2Prefetch next) {
+                 cudaStream_t stream) {
   if (m < 1 || m > kSkinnyGemmMaxRows || variant < 0 || variant >= kSkinnyGemmVariants)
     throw Error("nvrar-llm: skinny_gemm: m " + std::to_string(m) + " variant " + std::to_string(variant) +
                 " (takes 1 <= m <= " + std::to_string(kSkinnyGemmMaxRows) + " and variant < " +
@@ -311,27 +279,25 @@ void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, in
   const auto* xb = static_cast<const bf16_t*>(x);
   const auto* wb = static_cast<const bf16_t*>(w);
   auto* yb = static_cast<bf16_t*>(y);
-  if (reinterpret_cast<std::uintptr_t>(next.base) % 16 != 0) next = {};  // the bulk prefetch needs 16-byte alignment
-  next.bytes &= ~uint64_t{15};
   if (variant == 2) {
     pdl::launch_kernel(skinny_gemm_staged_kernel<4>, staged_blocks, 4 * 32, stream, pdl_enabled(), xb, wb, yb,
-                            m, n, k, next);
+                            m, n, k);
     return;
   }
   if (variant == 3) {
     pdl::launch_kernel(skinny_gemm_staged_kernel<8>, staged_blocks, 8 * 32, stream, pdl_enabled(), xb, wb, yb,
-                            m, n, k, next);
+                            m, n, k);
     return;
   }
   switch (m) {
-    case 1: return launch<1>(x, w, y, n, k, variant, stream, next);
-    case 2: return launch<2>(x, w, y, n, k, variant, stream, next);
-    case 3: return launch<3>(x, w, y, n, k, variant, stream, next);
-    case 4: return launch<4>(x, w, y, n, k, variant, stream, next);
-    case 5: return launch<5>(x, w, y, n, k, variant, stream, next);
-    case 6: return launch<6>(x, w, y, n, k, variant, stream, next);
-    case 7: return launch<7>(x, w, y, n, k, variant, stream, next);
-    default: return launch<8>(x, w, y, n, k, variant, stream, next);
+    case 1: return launch<1>(x, w, y, n, k, variant, stream);
+    case 2: return launch<2>(x, w, y, n, k, variant, stream);
+    case 3: return launch<3>(x, w, y, n, k, variant, stream);
+    case 4: return launch<4>(x, w, y, n, k, variant, stream);
+    case 5: return launch<5>(x, w, y, n, k, variant, stream);
+    case 6: return launch<6>(x, w, y, n, k, variant, stream);
+    case 7: return launch<7>(x, w, y, n, k, variant, stream);
+    default: return launch<8>(x, w, y, n, k, variant, stream);
   }
 }
 

@@ -16,20 +16,11 @@ constexpr int64_t kSkinnyGemmMaxRows = 8;
 // the weights start streaming while the previous kernel of the stream finishes.
 constexpr int kSkinnyGemmVariants = 4;
 
-// Bytes of another matrix (the next GEMM's weights) for L2 to prefetch once this GEMM's blocks are done: block b
-// of the grid, as it finishes, asks for the b-th of gridDim equal slices of [base, base + bytes) with Hopper's bulk
-// L2 prefetch (cp.async.bulk.prefetch.L2; nothing on older GPUs). A hint: results do not depend on it. base 16-byte
-// aligned, bytes a multiple of 16 (skinny_gemm rounds it down); bytes 0 is none.
-struct L2Prefetch {
-  const void* base = nullptr;
-  uint64_t bytes = 0;
-};
-
 // Whether skinny_gemm takes this call: 1 <= m <= 8, k a multiple of 8 (of 256 for variants 2 and 3),
 // every pointer 16-byte aligned.
 bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k,
                           int variant = 0);
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
-                 cudaStream_t stream, L2Prefetch next = {});
+                 cudaStream_t stream);
 
 }  // namespace nvrar::engine::gpu
