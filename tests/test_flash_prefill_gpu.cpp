@@ -6,7 +6,8 @@
 // to the unchunked one row by row (bitwise: a row's key tiles and their order do not depend on its query tile, and a
 // key tile past a row's position leaves it unchanged (corr 1, P 0); for the wgmma kernels this also assumes a row's
 // result does not depend on its place in the warpgroup: if only that comparison fails, suspect this first).
-// Cache rows past each sequence are NaN, so a read past a tile's last key shows.
+// Cache rows past each sequence are NaN, so a read past a tile's last key shows. On the CPU: the grid's block order
+// and its L2 sections (prefill_grid.cuh).
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
@@ -18,6 +19,7 @@
 
 #include "engine_gpu_test_support.h"
 #include "engine/gpu/flash_prefill.h"
+#include "engine/gpu/prefill_grid.cuh"
 #include "engine/prefill_plan.h"
 #include "nvrar/types.h"
 
@@ -34,6 +36,8 @@ struct Problem {
   std::vector<int> lengths;  // prompt lengths
   int64_t chunk;             // chunk tokens
   eg::FlashKernel kernel = eg::FlashKernel::kMma64;
+  int64_t section_max_len = 0;  // > 0: the shape's max_len, which sizes the grid's sections (prefill_grid.cuh): a
+                                // huge one gives one KV head per section, so several sections on a small problem
 };
 
 // Runs every chunk of the plan; each chunk's queries are that chunk's rows of one shared table of random queries
@@ -55,7 +59,8 @@ std::vector<uint16_t> run(const Problem& p, const std::vector<uint16_t>& queries
       for (int64_t i = 0; i < q_cols; ++i) qkv[r * cols + i] = queries[(done + r) * q_cols + i];
     uint16_t *dq = upload(qkv), *dout = upload(std::vector<uint16_t>(c.rows() * q_cols, bf(7.0f)));
     PrefillTile* dt = upload(c.tiles);
-    const eg::AttentionShape s{c.rows(), cols, p.q_heads, p.kv_heads, p.D, max_seq, c.max_len,
+    const eg::AttentionShape s{c.rows(), cols, p.q_heads, p.kv_heads, p.D, max_seq,
+                               p.section_max_len > 0 ? p.section_max_len : c.max_len,
                                static_cast<int64_t>(p.lengths.size())};
     eg::flash_prefill_attention(dq, dt, static_cast<int64_t>(c.tiles.size()), dk, dv, s, p.kernel, dout, nullptr);
     const auto got = download(dout, c.rows() * q_cols);
@@ -135,6 +140,7 @@ TEST(FlashPrefillGpu, MatchesFloat64CausalSoftmax) {
   check({128, 8, 1, {513}, 128}, 3);               // GQA 8; a sequence over four chunks
   check({256, 2, 2, {100, 33}, 57}, 4);            // head_dim 256 (32-key tiles)
   check({64, 16, 2, {1, 2, 3, 200}, 4096}, 5);     // one chunk, tiny sequences
+  check({64, 8, 4, {130, 70}, 100, eg::FlashKernel::kMma64, int64_t{1} << 40}, 6);  // 4 grid sections of 2 heads
 }
 
 // The 128-row kernels: mma.sync with two row groups per warp, and wgmma with a warpgroup per 64 rows. Tiles with only
@@ -144,6 +150,7 @@ void check_wide(eg::FlashKernel kernel, uint64_t seed) {
   check({64, 4, 4, {129, 64, 65, 128}, 100, kernel}, seed + 1);  // no grouping; exactly 64 and 128 rows
   check({128, 8, 1, {513}, 200, kernel}, seed + 2);           // GQA 8; 128-row tiles cut by chunks
   check({64, 16, 2, {1, 2, 3, 700}, 300, kernel}, seed + 3);   // tiny sequences and a long one over 3 chunks
+  check({128, 8, 2, {300, 1, 77, 130}, 200, kernel, int64_t{1} << 40}, seed + 4);  // 2 grid sections of 4 heads
 }
 
 TEST(FlashPrefillGpu, WideTilesMatchFloat64CausalSoftmax) {
@@ -216,6 +223,52 @@ TEST(FlashPrefillGpu, WgmmaTmaMatchesFloat64CausalSoftmax) {
     EXPECT_NE(std::string(e.what()).find("cache_sequences"), std::string::npos) << e.what();
   }
   cudaFree(cache);
+}
+
+// The prefill grid's sections (prefill_grid.cuh; CPU): as many KV heads as fit their K and V in 70% of L2, a divisor
+// of the KV heads, at least 1. 50 MiB is an H100's or H200's L2.
+TEST(FlashPrefillGpu, SectionsFitTheirKeysAndValuesInL2) {
+  const int64_t l2 = int64_t{50} << 20;
+  const auto kv_heads = [&](int kv, int head_dim, int64_t max_len, int64_t l2_bytes) {
+    eg::AttentionShape s{};
+    s.q_heads = 4 * kv;
+    s.kv_heads = kv;
+    s.head_dim = head_dim;
+    s.max_len = max_len;
+    return eg::prefill_section_kv_heads(s, l2_bytes);
+  };
+  EXPECT_EQ(kv_heads(8, 128, 4096, l2), 8);     // 2 MiB per KV head
+  EXPECT_EQ(kv_heads(8, 128, 8192, l2), 8);     // 4 MiB: 8 of them are 32 MiB <= 35 MiB
+  EXPECT_EQ(kv_heads(8, 128, 16384, l2), 4);    // 8 MiB: 4 fit
+  EXPECT_EQ(kv_heads(8, 128, 32768, l2), 2);    // 16 MiB: 2 fit
+  EXPECT_EQ(kv_heads(8, 128, 131072, l2), 1);   // 64 MiB: none fits, still 1
+  EXPECT_EQ(kv_heads(6, 128, 8192, l2), 6);     // 8 fit, 6 heads
+  EXPECT_EQ(kv_heads(6, 128, 12288, l2), 3);    // 5 fit: the largest divisor of 6 below is 3
+  EXPECT_EQ(kv_heads(3, 64, 300, l2), 3);
+  EXPECT_EQ(kv_heads(8, 128, 0, l2), 8);        // an empty call still gets a section
+  EXPECT_EQ(kv_heads(8, 128, 8192, 0), 1);      // L2 size unknown: one KV group
+}
+
+// The prefill grid's block order (prefill_grid.cuh, on the CPU): every (tile, head) exactly once; inside a section
+// the tiles in the plan's order with the section's heads fastest; sections of whole KV groups, one after another.
+TEST(FlashPrefillGpu, GridCoversEveryTileAndHeadOnce) {
+  std::vector<nvrar::engine::PrefillTile> tiles(5);
+  for (int i = 0; i < 5; ++i) tiles[i].row0 = 100 * i;
+  for (const int section_heads : {1, 4, 8, 32}) {
+    const eg::PrefillGrid g{5 * 32, 5, static_cast<unsigned>(section_heads)};
+    std::vector<int> seen(5 * 32, 0);
+    for (unsigned b = 0; b < g.blocks; ++b) {
+      const eg::PrefillBlock block = eg::prefill_block(tiles.data(), g, b);
+      const int tile = block.tile.row0 / 100;
+      ASSERT_GE(block.head, 0);
+      ASSERT_LT(block.head, 32);
+      ++seen[tile * 32 + block.head];
+      const unsigned within = b % (5 * section_heads);
+      EXPECT_EQ(tile, static_cast<int>(within / section_heads)) << "block " << b;
+      EXPECT_EQ(block.head / section_heads, static_cast<int>(b / (5 * section_heads))) << "block " << b;
+    }
+    for (const int n : seen) EXPECT_EQ(n, 1) << "section of " << section_heads << " heads";
+  }
 }
 
 TEST(FlashPrefillGpu, SupportedShapes) {

@@ -1,6 +1,6 @@
 // The chunked prefill plan (src/engine/prefill_plan.h): every prompt token appears once, in order, with its
 // sequence, position and causal length; chunks respect the size; tiles cover each chunk's rows without crossing a
-// sequence; the sequences ending in a chunk and their last rows; errors.
+// sequence, longest attention first; the sequences ending in a chunk and their last rows; errors.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -47,6 +47,12 @@ void check_plan(const std::vector<int>& lengths, int64_t chunk, int tile) {
       }
     }
     for (const int n : covered) EXPECT_EQ(n, 1);
+    // Longest attention first (the kernels start blocks in this order), ties in row order.
+    for (std::size_t i = 1; i < c.tiles.size(); ++i) {
+      const auto &a = c.tiles[i - 1], &t = c.tiles[i];
+      EXPECT_TRUE(a.pos0 + a.count > t.pos0 + t.count || (a.pos0 + a.count == t.pos0 + t.count && a.row0 < t.row0))
+          << "tile " << i;
+    }
     std::vector<int32_t> done;
     int32_t first_done = -1;
     for (int64_t r = 0; r < c.rows(); ++r) {

@@ -44,6 +44,10 @@ std::vector<PrefillChunk> plan_prefill(const std::vector<std::vector<int32_t>>& 
         pos = 0;
       }
     }
+    // Longest attention first (the kernels start blocks in this order: prefill_grid.cuh); ties in row order.
+    std::stable_sort(c.tiles.begin(), c.tiles.end(), [](const PrefillTile& a, const PrefillTile& b) {
+      return a.pos0 + a.count > b.pos0 + b.count;
+    });
     chunks.push_back(std::move(c));
   }
   return chunks;

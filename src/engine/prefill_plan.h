@@ -3,8 +3,9 @@
 // the head of another; a sequence longer than a chunk spans several. Each row is one prompt token with its
 // sequence (the KV-cache slot), position and attention length (position + 1, causal). The query tiles of the
 // prefill attention kernel (flash_prefill.h) never cross a sequence: a tile is up to `tile_rows` consecutive rows of
-// one sequence. The sequences whose last prompt token falls in a chunk are a consecutive range; their last rows are
-// kept for the lm_head, which runs once after the last chunk.
+// one sequence. A chunk's tiles are ordered by attention length, longest first (the kernels start them in that
+// order, so the shortest end the kernel: gpu/prefill_grid.cuh). The sequences whose last prompt token falls in a
+// chunk are a consecutive range; their last rows are kept for the lm_head, which runs once after the last chunk.
 #pragma once
 
 #include <cstdint>

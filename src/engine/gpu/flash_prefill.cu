@@ -16,10 +16,10 @@
 //   running sum per lane, summed over the quad at the end); O += P V with P rounded to bf16 from the score registers
 //   and V fragments by ldmatrix.trans. A row group whose 16 rows all precede the key tile, or lie past the tile's
 //   count, skips its math (warp-uniform). Key tiles past the
-//   causal limit of the query tile are never loaded. Blocks take the plan's tiles last-first: the longest rows start
-//   first, which shortens the tail.
-// Launch: grid (tiles, q_heads), 128 threads, dynamic shared memory (64 R + 4 kKeys) x head_dim x 2 bytes (80 KB
-//   at head_dim 128 and R = 1, 96 KB at R = 2).
+//   causal limit of the query tile are never loaded.
+// Launch: tiles x q_heads blocks in prefill_grid.cuh's order (longest tiles first, sections of KV groups);
+//   128 threads, dynamic shared memory (64 R + 4 kKeys) x head_dim x 2 bytes (80 KB at head_dim 128 and R = 1, 96 KB
+//   at R = 2).
 // Sync: cp.async groups plus __syncthreads before a stage is read and after it was used (before its refill); no
 //   inter-block synchronisation.
 #include "engine/gpu/flash_prefill.h"
@@ -27,10 +27,12 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "engine/gpu/flash_prefill_wgmma.h"
+#include "engine/gpu/prefill_grid.cuh"
 #include "engine/gpu/tensor_core.cuh"
 #include "nvrar/types.h"
 
@@ -58,7 +60,7 @@ __host__ __device__ constexpr int shared_bytes() {
 
 template <int D, int R>
 __global__ void __launch_bounds__(kWarps * 32)
-    flash_prefill_kernel(const bf16_t* qkv, const PrefillTile* tiles, int num_tiles, const bf16_t* cache_k,
+    flash_prefill_kernel(const bf16_t* qkv, const PrefillTile* tiles, const PrefillGrid grid, const bf16_t* cache_k,
                          const bf16_t* cache_v, AttentionShape s, bf16_t* out) {
   constexpr int kRows = R * kGroupRows;
   constexpr int kKeys = keys_per_tile<D>();
@@ -69,8 +71,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   bf16_t* sk = sq + kRows * D;     // [2][kKeys][D]
   bf16_t* sv = sk + 2 * kKeys * D;  // [2][kKeys][D]
 
-  const PrefillTile tile = tiles[num_tiles - 1 - static_cast<int>(blockIdx.x)];
-  const int head = blockIdx.y;
+  const PrefillBlock block = prefill_block(tiles, grid, blockIdx.x);
+  const PrefillTile tile = block.tile;
+  const int head = block.head;
   const int kv_head = head / (s.q_heads / s.kv_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int quad_row = lane / 4, quad_col = lane % 4;
@@ -227,8 +230,10 @@ void launch(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles, cons
     throw Error("nvrar-llm: prefill attention (head_dim " + std::to_string(D) + ", " + std::to_string(64 * R) +
                 "-row tiles): " + std::to_string(kShared / 1024) + " KB of shared memory refused: " +
                 cudaGetErrorString(configured));
-  flash_prefill_kernel<D, R><<<dim3(static_cast<unsigned>(num_tiles), static_cast<unsigned>(s.q_heads)), kWarps * 32,
-                               kShared, stream>>>(qkv, tiles, static_cast<int>(num_tiles), cache_k, cache_v, s, out);
+  const PrefillGrid grid =
+      prefill_grid(num_tiles, s, "nvrar-llm: prefill attention (head_dim " + std::to_string(D) + ")");
+  flash_prefill_kernel<D, R><<<grid.blocks, kWarps * 32, kShared, stream>>>(qkv, tiles, grid, cache_k, cache_v, s,
+                                                                            out);
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess)
     throw Error("nvrar-llm: prefill attention (head_dim " + std::to_string(D) + ", " + std::to_string(num_tiles) +
@@ -255,6 +260,13 @@ const char* flash_kernel_name(FlashKernel kernel) {
 }
 
 int flash_tile_rows(FlashKernel kernel) { return kernel == FlashKernel::kMma64 ? kFlashTileRows : kFlashWideTileRows; }
+
+int prefill_section_kv_heads(const AttentionShape& s, int64_t l2_bytes) {
+  const int64_t per_kv_head = std::max<int64_t>(1, s.max_len) * s.head_dim * 2 * 2;
+  int k = static_cast<int>(std::clamp<int64_t>(l2_bytes * 7 / 10 / per_kv_head, 1, std::max(1, s.kv_heads)));
+  while (k > 1 && s.kv_heads % k != 0) --k;
+  return k;
+}
 
 bool flash_prefill_supports_head_dim(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
 

@@ -24,10 +24,10 @@
 //   S 64, P 32, plus addresses and softmax temporaries). A warpgroup with no row of the tile (count <= 64) skips all
 //   products; otherwise both run every key tile of the block: a key tile past a row's position is fully masked for
 //   it (corr exactly 1, P exactly 0), so no row's result depends on its query tile.
-// Launch: grid (tiles, q_heads), 256 threads, __launch_bounds__(256, 1): one block per SM (the O, S and P registers
-//   exceed the 128 per thread of two). Dynamic shared memory (128 + 6 x 128) x head_dim x 2 bytes + 1 KB for
-//   1024-byte alignment: 225 KB at head_dim 128 (sm_90's limit per block is 227 KB), 113 KB at 64. The warpgroup
-//   overlap replaces the second block's. Compiled for sm_90a only.
+// Launch: tiles x q_heads blocks in prefill_grid.cuh's order; 256 threads, __launch_bounds__(256, 1): one block per
+//   SM (the O, S and P registers exceed the 128 per thread of two). Dynamic shared memory (128 + 6 x 128) x head_dim
+//   x 2 bytes + 1 KB for 1024-byte alignment: 225 KB at head_dim 128 (sm_90's limit per block is 227 KB), 113 KB at
+//   64. The warpgroup overlap replaces the second block's. Compiled for sm_90a only.
 // Sync: per step j one __syncthreads, after each thread's cp.async.wait_group 1 and fence.proxy.async: the tiles
 //   step j + 1 reads (K_{j+1}, V_j, whose copies began a step earlier) are visible to every warpgroup's wgmma, and
 //   every warpgroup's wgmma_wait 0 of step j came before it, so the stages step j + 1 refills (those of K_j and
@@ -42,6 +42,7 @@
 #include <string>
 
 #include "engine/gpu/flash_prefill_wgmma.h"
+#include "engine/gpu/prefill_grid.cuh"
 #include "engine/gpu/tensor_core.cuh"
 #include "engine/gpu/wgmma.cuh"
 #include "nvrar/types.h"
@@ -66,7 +67,7 @@ static_assert(shared_bytes<128>() <= 227 * 1024, "sm_90 grants a block at most 2
 
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1)
-    flash_prefill_wgmma_overlap_kernel(const bf16_t* qkv, const PrefillTile* tiles, int num_tiles,
+    flash_prefill_wgmma_overlap_kernel(const bf16_t* qkv, const PrefillTile* tiles, const PrefillGrid grid,
                                        const bf16_t* cache_k, const bf16_t* cache_v, AttentionShape s, bf16_t* out) {
 #ifdef NVRAR_HAVE_WGMMA
   constexpr int kKeyBlocks = kKeys / 8;  // n8 blocks of S
@@ -80,8 +81,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   bf16_t* sk = sq + kTileRows * D;           // [kStages][kKeys * D]
   bf16_t* sv = sk + kStages * kStageElems;  // [kStages][kKeys * D]
 
-  const PrefillTile tile = tiles[num_tiles - 1 - static_cast<int>(blockIdx.x)];
-  const int head = blockIdx.y;
+  const PrefillBlock block = prefill_block(tiles, grid, blockIdx.x);
+  const PrefillTile tile = block.tile;
+  const int head = block.head;
   const int kv_head = head / (s.q_heads / s.kv_heads);
   const int group = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
   const int quad_row = lane / 4, quad_col = lane % 4;

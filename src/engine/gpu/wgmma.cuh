@@ -20,6 +20,7 @@
 #include "engine/gpu/layers.h"
 #include "engine/prefill_plan.h"
 #include "nvrar/types.h"
+#include "engine/gpu/prefill_grid.cuh"
 #include "engine/gpu/tensor_core.cuh"
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -260,8 +261,8 @@ void launch_prefill(const char* name, Kernel kernel_64, int shared_64, Kernel ke
   if (configured != cudaSuccess)
     throw Error(what + "): " + std::to_string(shared / 1024) + " KB of shared memory refused: " +
                 cudaGetErrorString(configured));
-  kernel<<<dim3(static_cast<unsigned>(num_tiles), static_cast<unsigned>(s.q_heads)), threads, shared, stream>>>(
-      qkv, tiles, static_cast<int>(num_tiles), cache_k, cache_v, s, out, extra...);
+  const PrefillGrid grid = prefill_grid(num_tiles, s, what + ")");
+  kernel<<<grid.blocks, threads, shared, stream>>>(qkv, tiles, grid, cache_k, cache_v, s, out, extra...);
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess)
     throw Error(what + ", " + std::to_string(num_tiles) + " tiles x " + std::to_string(s.q_heads) +
