@@ -7,6 +7,8 @@
 //   attention streams 3.3-3.8. Here the G query heads that share a KV head are the rows of an mma.m16n8k16 tile
 //   (padded to 16), so a 16-key step of S = Q K^T and of O += P V is a few ldmatrix and mma instructions: with the
 //   softmax, the rescale and the copies ~12 warp instructions per key (estimated), a sixth of the fused kernel's.
+//   Measured (8B, one H200, the engine's default): a decode step grows over context 128 by what streams the K/V at
+//   3.3 TB/s (batch 1 x 8192), 4.4 (8 x 8192) and 4.0 (1 x 32768); cuDNN's attention alone 2.2, 4.0 and 3.6.
 // Algorithm: a block attends one split of one query row's keys (the split policy of the fused kernel, split_keys,
 //   with 64-key tiles) for G query heads (heads_per_block: 8, 4, 2 or 1). Two stages of 64-key K and V tiles in
 //   shared memory (16-byte chunk c of key r at chunk c ^ (r % 8), tensor_core.cuh's swizzled tile): cp.async brings
