@@ -277,4 +277,18 @@ void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, co
                              static_cast<unsigned>(s.head_dim), 0, stream>>>(s, kps, lengths, scratch, out);
 }
 
+void rope_append_attention(bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const int32_t* positions,
+                           const float* inv_freq, bf16_t* cache_k, bf16_t* cache_v, const AttentionShape& s,
+                           DecodeAttention kernel, bool fuse, float* scratch, bf16_t* out, cudaStream_t stream) {
+  if (fuse && kernel == DecodeAttention::kTensorCore && mma_attention_supports(s.head_dim)) {
+    unsigned* counters = reinterpret_cast<unsigned*>(scratch);
+    mma_attention(qkv, seq, lengths, cache_k, cache_v, s, counters, scratch + attention_counter_floats(), out, stream,
+                  MmaRopeAppend{positions, inv_freq, cache_k, cache_v});
+    return;
+  }
+  rope_qk_append(qkv, s.n, s.qkv_cols, s.q_heads, s.kv_heads, s.head_dim, positions, inv_freq, seq, cache_k, cache_v,
+                 s.max_seq, stream);
+  attention(qkv, seq, lengths, cache_k, cache_v, s, kernel, scratch, out, stream);
+}
+
 }  // namespace nvrar::engine::gpu

@@ -8,6 +8,7 @@
 
 #include "core/numeric.h"
 #include "engine/gpu/bf16_vector.cuh"
+#include "engine/gpu/rope.cuh"
 #include "gpu/device/device_units.cuh"
 #include "gpu/device/rmsnorm.cuh"
 
@@ -54,13 +55,8 @@ __global__ void rope_kernel(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_head
     cache_v[cache_row + pair + half] = x[pair + half];
     return;
   }
-  const float angle = static_cast<float>(positions[t]) * inv_freq[pair];
-  const float c = f(b(cosf(angle)));
-  const float s = f(b(sinf(angle)));
-  const float x1 = f(x[pair]);
-  const float x2 = f(x[pair + half]);
-  const bf16_t y1 = b(f(b(x1 * c)) + f(b(-x2 * s)));
-  const bf16_t y2 = b(f(b(x2 * c)) + f(b(x1 * s)));
+  bf16_t y1, y2;
+  rope_pair(f(x[pair]), f(x[pair + half]), positions[t], inv_freq[pair], y1, y2);
   x[pair] = y1;
   x[pair + half] = y2;
   if (append && head >= q_heads) {
