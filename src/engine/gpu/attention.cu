@@ -240,15 +240,14 @@ void launch_partial(int group, dim3 grid, const bf16_t* qkv, const int32_t* seq,
   }
 }
 
-}  // namespace
-
-void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
-               const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch, bf16_t* out,
-               cudaStream_t stream) {
+// attention() with the tensor-core kernel's fused RoPE + append (rope, used only where that kernel runs).
+void run_attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
+                   const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch,
+                   bf16_t* out, cudaStream_t stream, const MmaRopeAppend& rope) {
   unsigned* counters = reinterpret_cast<unsigned*>(scratch);
   scratch += attention_counter_floats();  // the partials of whichever kernel runs
   if (kernel == DecodeAttention::kTensorCore && mma_attention_supports(s.head_dim)) {
-    mma_attention(qkv, seq, lengths, cache_k, cache_v, s, counters, scratch, out, stream);
+    mma_attention(qkv, seq, lengths, cache_k, cache_v, s, counters, scratch, out, stream, rope);
     return;
   }
   if (kernel != DecodeAttention::kSplitK) {  // kFused, and kTensorCore at other head sizes
@@ -277,12 +276,19 @@ void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, co
                              static_cast<unsigned>(s.head_dim), 0, stream>>>(s, kps, lengths, scratch, out);
 }
 
+}  // namespace
+
+void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
+               const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch, bf16_t* out,
+               cudaStream_t stream) {
+  run_attention(qkv, seq, lengths, cache_k, cache_v, s, kernel, scratch, out, stream, MmaRopeAppend{});
+}
+
 void rope_append_attention(bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const int32_t* positions,
                            const float* inv_freq, bf16_t* cache_k, bf16_t* cache_v, const AttentionShape& s,
                            DecodeAttention kernel, bool fuse, float* scratch, bf16_t* out, cudaStream_t stream) {
   if (fuse && kernel == DecodeAttention::kTensorCore && mma_attention_supports(s.head_dim)) {
-    unsigned* counters = reinterpret_cast<unsigned*>(scratch);
-    mma_attention(qkv, seq, lengths, cache_k, cache_v, s, counters, scratch + attention_counter_floats(), out, stream,
+    run_attention(qkv, seq, lengths, cache_k, cache_v, s, kernel, scratch, out, stream,
                   MmaRopeAppend{positions, inv_freq, cache_k, cache_v});
     return;
   }

@@ -27,7 +27,6 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -260,13 +259,6 @@ const char* flash_kernel_name(FlashKernel kernel) {
 }
 
 int flash_tile_rows(FlashKernel kernel) { return kernel == FlashKernel::kMma64 ? kFlashTileRows : kFlashWideTileRows; }
-
-int prefill_section_kv_heads(const AttentionShape& s, int64_t l2_bytes) {
-  const int64_t per_kv_head = std::max<int64_t>(1, s.max_len) * s.head_dim * 2 * 2;
-  int k = static_cast<int>(std::clamp<int64_t>(l2_bytes * 7 / 10 / per_kv_head, 1, std::max(1, s.kv_heads)));
-  while (k > 1 && s.kv_heads % k != 0) --k;
-  return k;
-}
 
 bool flash_prefill_supports_head_dim(int head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
 

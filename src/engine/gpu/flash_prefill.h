@@ -32,10 +32,6 @@ bool flash_prefill_supports_head_dim(int head_dim);          // kMma64's head_di
 bool flash_prefill_supports(FlashKernel kernel, int head_dim);  // the shape only; the wgmma kernels check the GPU
                                                                 // at launch
 
-// The KV heads of one section of the prefill grid (prefill_grid.cuh): the most whose K and V (s.max_len keys of
-// s.head_dim bf16 each) fit in 70% of l2_bytes, at least 1, a divisor of s.kv_heads.
-int prefill_section_kv_heads(const AttentionShape& s, int64_t l2_bytes);
-
 // tiles: device array of num_tiles PrefillTile records (rows within this chunk), planned with flash_tile_rows(kernel)
 // rows per tile. s: the chunk's shape (s.n rows, qkv row stride, heads, head_dim, max_seq). An unsupported pair, or
 // a wgmma kernel on a GPU other than compute capability 9.0, throws nvrar::Error naming it. Stream-ordered.

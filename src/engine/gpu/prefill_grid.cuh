@@ -13,12 +13,12 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
 
 #include "engine/gpu/attention.h"
-#include "engine/gpu/flash_prefill.h"
 #include "engine/prefill_plan.h"
 #include "nvrar/types.h"
 
@@ -41,6 +41,15 @@ __host__ __device__ __forceinline__ PrefillBlock prefill_block(const PrefillTile
   const unsigned section = index / per_section, within = index % per_section;
   return PrefillBlock{tiles[within / g.section_heads],
                       static_cast<int>(section * g.section_heads + within % g.section_heads)};
+}
+
+// The KV heads of one section: the most whose K and V (s.max_len keys of s.head_dim bf16 each) fit in 70% of
+// l2_bytes, at least 1, a divisor of s.kv_heads.
+inline int prefill_section_kv_heads(const AttentionShape& s, int64_t l2_bytes) {
+  const int64_t per_kv_head = std::max<int64_t>(1, s.max_len) * s.head_dim * 2 * 2;
+  int k = static_cast<int>(std::clamp<int64_t>(l2_bytes * 7 / 10 / per_kv_head, 1, std::max(1, s.kv_heads)));
+  while (k > 1 && s.kv_heads % k != 0) --k;
+  return k;
 }
 
 // The grid for num_tiles x s.q_heads blocks on the current GPU; throws nvrar::Error, starting with `what`, past
