@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstring>
 #include <random>
-#include <utility>
 #include <vector>
 
 #include "core/numeric.h"
@@ -314,55 +313,6 @@ TEST(EngineGpu, FusedAttentionRepeatsAndReplays) {
 TEST(EngineGpu, TensorCoreAttentionRepeatsAndReplays) {
   REQUIRE_GPU();
   check_repeats_and_replays(eg::DecodeAttention::kTensorCore);
-}
-
-// NVRAR_LLM_FUSE_ROPE: the tensor-core attention doing the RoPE and KV append itself gives the bits of the RoPE +
-// append kernel followed by the attention, in the output and in the whole cache: decode rows at positions in the
-// first key tile, on tile and split edges and far in (several splits, the append in the last), head_dim 64 and 128
-// (and 256, where the call falls back to the two kernels), 1, 2, 4 and 8 query heads per block, and two head groups
-// of one KV head (16 heads on 1: both blocks write the same append).
-TEST(EngineGpu, FusedRopeAppendAttentionMatchesTheTwoKernels) {
-  REQUIRE_GPU();
-  const std::vector<int32_t> pos = {0, 15, 63, 64, 1000, 2500, 4095};
-  const int64_t n = static_cast<int64_t>(pos.size()), max_seq = 4096;
-  std::vector<int32_t> seq(n), len(n);
-  for (int64_t t = 0; t < n; ++t) {
-    seq[t] = static_cast<int32_t>(n - 1 - t);  // one row per sequence, as in decode
-    len[t] = pos[t] + 1;
-  }
-  for (const int D : {64, 128, 256})
-    for (const auto& [q_heads, kv_heads] :
-         {std::pair{8, 1}, std::pair{8, 2}, std::pair{4, 4}, std::pair{16, 1}, std::pair{4, 2}}) {
-      SCOPED_TRACE(::testing::Message() << "D " << D << " heads " << q_heads << "/" << kv_heads);
-      const int64_t cols = (q_heads + 2 * kv_heads) * D, cache = n * kv_heads * max_seq * D;
-      const auto qkv = random_bf16(n * cols, 61 + D + q_heads);
-      const auto ck = random_bf16(cache, 62), cv = random_bf16(cache, 63);
-      std::vector<float> inv(D / 2);
-      for (int i = 0; i < D / 2; ++i) inv[i] = std::pow(500000.0f, -2.0f * float(i) / float(D));
-      const eg::AttentionShape s{n, cols, q_heads, kv_heads, D, max_seq, max_seq, n};
-      int32_t *dseq = upload(seq), *dlen = upload(len), *dpos = upload(pos);
-      float* dinv = upload(inv);
-      std::vector<std::vector<uint16_t>> out(2), k(2), v(2), q(2);
-      for (const bool fuse : {false, true}) {
-        uint16_t *dq = upload(qkv), *dk = upload(ck), *dv = upload(cv);
-        uint16_t* dout = upload(std::vector<uint16_t>(n * q_heads * D));
-        float* scratch = upload(std::vector<float>(eg::attention_scratch_floats(s), 0.0f));
-        eg::rope_append_attention(dq, dseq, dlen, dpos, dinv, dk, dv, s, eg::DecodeAttention::kTensorCore, fuse,
-                                  scratch, dout, nullptr);
-        out[fuse] = download(dout, n * q_heads * D);
-        q[fuse] = download(dq, n * cols);
-        k[fuse] = download(dk, cache);
-        v[fuse] = download(dv, cache);
-        for (void* p : std::initializer_list<void*>{dq, dk, dv, dout, scratch}) cudaFree(p);
-      }
-      EXPECT_TRUE(out[1] == out[0]) << "attention output";
-      EXPECT_TRUE(k[1] == k[0]) << "K cache";
-      EXPECT_TRUE(v[1] == v[0]) << "V cache";
-      EXPECT_FALSE(k[0] == ck) << "the append wrote nothing";
-      // The fused kernel ran where it takes the head_dim: it leaves qkv's q and k unrotated.
-      EXPECT_EQ(q[1] == qkv, D != 256) << "fused path taken: " << (q[1] == qkv);
-      for (void* p : std::initializer_list<void*>{dseq, dlen, dpos, dinv}) cudaFree(p);
-    }
 }
 
 // The residency the fused split assumes (FusedSplit::blocks_per_sm, its grid is one wave of it) holds on the GPUs it

@@ -264,11 +264,6 @@ const std::vector<Row>& rows() {
                                 "kernel, never NVRAR's one-shot with the two fused); measured on one H200: no smaller "
                                 "error against fp32 than bf16 on the fp32 check's models."),
                          kEngine));
-    t.push_back(in_scope(flag("NVRAR_LLM_FUSE_ROPE", &Settings::llm_fuse_rope, "0",
-                              "nvrar-llm: 1 does a decode step's RoPE and KV append inside the tensor-core decode "
-                              "attention (NVRAR_LLM_DECODE_ATTENTION=mma, head_dim 64/128; the same bits), one kernel "
-                              "fewer per layer; 0: a RoPE + append kernel before the attention. Not yet measured."),
-                         kEngine));
     for (Row& r : t) r.accepted = accepted_text(r);
     return t;
   }();

@@ -240,14 +240,15 @@ void launch_partial(int group, dim3 grid, const bf16_t* qkv, const int32_t* seq,
   }
 }
 
-// attention() with the tensor-core kernel's fused RoPE + append (rope, used only where that kernel runs).
-void run_attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
-                   const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch,
-                   bf16_t* out, cudaStream_t stream, const MmaRopeAppend& rope) {
+}  // namespace
+
+void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
+               const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch, bf16_t* out,
+               cudaStream_t stream) {
   unsigned* counters = reinterpret_cast<unsigned*>(scratch);
   scratch += attention_counter_floats();  // the partials of whichever kernel runs
   if (kernel == DecodeAttention::kTensorCore && mma_attention_supports(s.head_dim)) {
-    mma_attention(qkv, seq, lengths, cache_k, cache_v, s, counters, scratch, out, stream, rope);
+    mma_attention(qkv, seq, lengths, cache_k, cache_v, s, counters, scratch, out, stream);
     return;
   }
   if (kernel != DecodeAttention::kSplitK) {  // kFused, and kTensorCore at other head sizes
@@ -274,27 +275,6 @@ void run_attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths
   }
   attention_combine_kernel<<<dim3(static_cast<unsigned>(s.q_heads), static_cast<unsigned>(s.n)),
                              static_cast<unsigned>(s.head_dim), 0, stream>>>(s, kps, lengths, scratch, out);
-}
-
-}  // namespace
-
-void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
-               const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch, bf16_t* out,
-               cudaStream_t stream) {
-  run_attention(qkv, seq, lengths, cache_k, cache_v, s, kernel, scratch, out, stream, MmaRopeAppend{});
-}
-
-void rope_append_attention(bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const int32_t* positions,
-                           const float* inv_freq, bf16_t* cache_k, bf16_t* cache_v, const AttentionShape& s,
-                           DecodeAttention kernel, bool fuse, float* scratch, bf16_t* out, cudaStream_t stream) {
-  if (fuse && kernel == DecodeAttention::kTensorCore && mma_attention_supports(s.head_dim)) {
-    run_attention(qkv, seq, lengths, cache_k, cache_v, s, kernel, scratch, out, stream,
-                  MmaRopeAppend{positions, inv_freq, cache_k, cache_v});
-    return;
-  }
-  rope_qk_append(qkv, s.n, s.qkv_cols, s.q_heads, s.kv_heads, s.head_dim, positions, inv_freq, seq, cache_k, cache_v,
-                 s.max_seq, stream);
-  attention(qkv, seq, lengths, cache_k, cache_v, s, kernel, scratch, out, stream);
 }
 
 }  // namespace nvrar::engine::gpu

@@ -55,15 +55,6 @@ void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, co
                const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch, bf16_t* out,
                cudaStream_t stream);
 
-// rope_qk_append (layers.h) and then attention(), as one kernel where `kernel` is kTensorCore and it takes s.head_dim
-// and fuse is true (the same bits in the cache and the output; qkv's q and k are then left unrotated), else as the
-// two calls. Decode rows only: one row per sequence, each row's position among its own keys (0 <= positions[t] <
-// lengths[t]; lengths[t] = positions[t] + 1 in decode), else the fused form may skip or race on the append.
-// inv_freq: RoPE's [head_dim / 2] inverse frequencies.
-void rope_append_attention(bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const int32_t* positions,
-                           const float* inv_freq, bf16_t* cache_k, bf16_t* cache_v, const AttentionShape& s,
-                           DecodeAttention kernel, bool fuse, float* scratch, bf16_t* out, cudaStream_t stream);
-
 // Whether DecodeAttention::kTensorCore takes this head size (64, 128); attention() runs kFused for the others.
 bool mma_attention_supports(int head_dim);
 

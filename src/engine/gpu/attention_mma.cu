@@ -21,16 +21,11 @@
 //   own (m, l, O); at the end the four warps meet in shared memory and split_merge.cuh takes over: the block's
 //   result is the output when the row has one split, else a partial entry, and the last of the row's splits to
 //   arrive merges them (the fused kernel's arrival counters and merge, unchanged).
-// Fused RoPE + KV append (NVRAR_LLM_FUSE_ROPE, rope_append_attention; MmaRopeAppend set): q arrives unrotated and
-//   each lane rotates the pairs it holds (element e of qa[kk] pairs with e + D / 2 in qa[kk + D / 32]) with
-//   rope.cuh's formula; the block whose split holds the row's position first writes that position's rotated k and
-//   its v to the cache, then fences and syncs before its copies. The same bits as the RoPE + append kernel.
 // Launch: grid (splits, q_heads / G, n), 128 threads, dynamic shared memory max(64 KB of tiles at head_dim 128 or
 //   32 KB at 64, the merge's 35 KB) + 16 bytes; 3 (head_dim 128) or 4 (64) blocks per SM. head_dim 64 and 128 only
 //   (attention() takes the fused kernel for other head sizes).
-// Sync: cp.async groups and __syncthreads before a stage is read and after it was used (before its refill); with the
-//   fused append, a __threadfence and barrier between the append and the first copy; one barrier before the warps'
-//   results are combined; across blocks, split_merge.cuh's fences and counters (no block
+// Sync: cp.async groups and __syncthreads before a stage is read and after it was used (before its refill); one
+//   barrier before the warps' results are combined; across blocks, split_merge.cuh's fences and counters (no block
 //   ever waits for another). PDL: allow_next_grid() at the start, as the fused kernel.
 #include "engine/gpu/attention_mma.h"
 
@@ -41,7 +36,6 @@
 #include <string>
 
 #include "engine/gpu/attention_fused.h"
-#include "engine/gpu/rope.cuh"
 #include "engine/gpu/split_merge.cuh"
 #include "engine/gpu/tensor_core.cuh"
 #include "gpu/device/pdl.cuh"
@@ -53,7 +47,6 @@ namespace {
 
 using namespace tc;
 constexpr int kWarps = 4;
-__device__ __forceinline__ float to_f32(bf16_t v) { return core::to_float(core::Bf16{v}); }
 constexpr int kThreads = kWarps * 32;
 constexpr int kKeys = 16 * kWarps;  // keys per tile: 16 per warp
 
@@ -81,7 +74,7 @@ template <int D, int G>
 __global__ void __launch_bounds__(kThreads, resident_blocks(D))
     mma_attention_kernel(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
                          const bf16_t* cache_v, AttentionShape s, int64_t kps, unsigned* counters, float* partials,
-                         bf16_t* out, MmaRopeAppend rope) {
+                         bf16_t* out) {
   static_assert(G >= 1 && G <= 8, "the G heads are rows 0..G-1 of the 16-row tile; rows 8..15 stay padding");
   static_assert(D == 64 || D == 128, "head_dim 64 or 128");
   constexpr int kDimBlocks = D / 8;  // n8 blocks of O
@@ -112,20 +105,6 @@ __global__ void __launch_bounds__(kThreads, resident_blocks(D))
   const int64_t base = ((static_cast<int64_t>(seq[t]) * s.kv_heads + kv_head) * s.max_seq + begin) * D;
   const bf16_t* kbase = cache_k + base;
   const bf16_t* vbase = cache_v + base;
-  // Fused RoPE + KV append: the block whose split holds the row's position writes that position's rotated k and its
-  // v to the cache before its first copy (the blocks of other head groups of this KV head write the same bits).
-  const int32_t position = rope.positions != nullptr ? rope.positions[t] : 0;
-  if (rope.positions != nullptr && begin <= position && position < end) {  // block-uniform
-    const bf16_t* k_new = qkv + t * s.qkv_cols + static_cast<int64_t>(s.q_heads + kv_head) * D;
-    const bf16_t* v_new = k_new + static_cast<int64_t>(s.kv_heads) * D;
-    const int64_t row = base + (position - begin) * D;
-    for (int i = threadIdx.x; i < D / 2; i += kThreads)
-      rope_pair(to_f32(k_new[i]), to_f32(k_new[i + D / 2]), position, rope.inv_freq[i], rope.cache_k[row + i],
-                rope.cache_k[row + i + D / 2]);
-    for (int i = threadIdx.x; i < D; i += kThreads) rope.cache_v[row + i] = v_new[i];
-    __threadfence();  // the copies below (cp.async, through L2) read these rows, written by other threads
-    __syncthreads();
-  }
   load_tile<D, kKeys, kThreads>(sk, kbase, D, end - begin);
   load_tile<D, kKeys, kThreads>(sv, vbase, D, end - begin);
   cp_async_commit();
@@ -140,24 +119,6 @@ __global__ void __launch_bounds__(kThreads, resident_blocks(D))
     for (int kk = 0; kk < D / 16; ++kk) {
       qa[kk][0] = quad_row < G ? *reinterpret_cast<const uint32_t*>(q + kk * 16) : 0u;
       qa[kk][1] = quad_row < G ? *reinterpret_cast<const uint32_t*>(q + kk * 16 + 8) : 0u;
-    }
-    // Fused RoPE of q: element e = 16 kk + 8 w + 2 quad_col (+ 1) of qa[kk][w] pairs with e + D / 2, which this lane
-    // holds in qa[kk + D / 32][w].
-    if (rope.positions != nullptr && quad_row < G) {
-#pragma unroll
-      for (int kk = 0; kk < D / 32; ++kk)
-#pragma unroll
-        for (int w = 0; w < 2; ++w) {
-          const int e = 16 * kk + 8 * w + 2 * quad_col;
-          const uint32_t x1 = qa[kk][w], x2 = qa[kk + D / 32][w];
-          bf16_t y1[2], y2[2];
-          rope_pair(to_f32(static_cast<bf16_t>(x1 & 0xffffu)), to_f32(static_cast<bf16_t>(x2 & 0xffffu)), position,
-                    rope.inv_freq[e], y1[0], y2[0]);
-          rope_pair(to_f32(static_cast<bf16_t>(x1 >> 16)), to_f32(static_cast<bf16_t>(x2 >> 16)), position,
-                    rope.inv_freq[e + 1], y1[1], y2[1]);
-          qa[kk][w] = y1[0] | (static_cast<uint32_t>(y1[1]) << 16);
-          qa[kk + D / 32][w] = y2[0] | (static_cast<uint32_t>(y2[1]) << 16);
-        }
     }
   }
   float o[kDimBlocks][4];
@@ -282,7 +243,7 @@ int mma_attention_resident_blocks(int head_dim, int heads_per_block) {
 
 void mma_attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
                    const bf16_t* cache_v, const AttentionShape& s, unsigned* counters, float* partials, bf16_t* out,
-                   cudaStream_t stream, const MmaRopeAppend& rope) {
+                   cudaStream_t stream) {
   if (s.n < 1) return;
   if (!mma_attention_supports(s.head_dim))
     throw Error("nvrar-llm: tensor-core decode attention: head_dim " + std::to_string(s.head_dim) +
@@ -295,7 +256,7 @@ void mma_attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths
       throw Error(call.context + std::to_string(shared_bytes<D, G>()) + " bytes of shared memory refused: " +
                   cudaGetErrorString(e));
     mma_attention_kernel<D, G><<<call.grid, kThreads, shared_bytes<D, G>(), stream>>>(
-        qkv, seq, lengths, cache_k, cache_v, s, f.keys_per_split, counters, partials, out, rope);
+        qkv, seq, lengths, cache_k, cache_v, s, f.keys_per_split, counters, partials, out);
     e = cudaGetLastError();
     if (e != cudaSuccess) throw Error(call.context + "launch failed: " + cudaGetErrorString(e));
   });

@@ -150,7 +150,6 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   cuda_check(cudaMemsetAsync(scratch_, 0, static_cast<std::size_t>(scratch_floats) * sizeof(float), stream_),
              "attention scratch", rank_);
   decode_attention_ = decode_attention_kernel();
-  fuse_rope_ = config::settings().llm_fuse_rope != 0;
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -242,19 +241,14 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
     if (timer) timer->mark(StepPart::kGemm);
     gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
     if (timer) timer->mark(StepPart::kAttention);
-    if (num_tiles == 0) {  // decode: with NVRAR_LLM_FUSE_ROPE=1 the tensor-core attention does the RoPE and append
-      rope_append_attention(qkv_, in.seq, in.lengths, in.positions, inv_freq_, in.cache_k[i], in.cache_v[i], shape,
-                            decode_attention_, fuse_rope_, scratch_, attn_, stream_);
-    } else {
-      rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
-                     in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
-      if (flash)
-        flash_prefill_attention(qkv_, in.tiles, num_tiles, in.cache_k[i], in.cache_v[i], shape, prefill_kernel_,
-                                attn_, stream_);
-      else
-        attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape, DecodeAttention::kSplitK, scratch_,
-                  attn_, stream_);
-    }
+    rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
+                   in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
+    if (flash)
+      flash_prefill_attention(qkv_, in.tiles, num_tiles, in.cache_k[i], in.cache_v[i], shape, prefill_kernel_, attn_,
+                              stream_);
+    else
+      attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape,
+                num_tiles > 0 ? DecodeAttention::kSplitK : decode_attention_, scratch_, attn_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
     gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
     allreduce_norm(part_, l.ln_post, n, timer);

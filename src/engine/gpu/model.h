@@ -7,8 +7,7 @@
 // gate/up fused [2 x intermediate shard]; o_proj and down_proj row-parallel, each followed by the fused all-reduce
 // + residual add + RMSNorm (two per layer); embedding replicated; lm_head vocabulary-parallel.
 //
-// A layer, in launch order: GEMM qkv; RoPE + KV append; attention (one kernel with the RoPE + append in decode
-// under NVRAR_LLM_FUSE_ROPE=1); GEMM o_proj; all-reduce + residual + RMSNorm
+// A layer, in launch order: GEMM qkv; RoPE + KV append; attention; GEMM o_proj; all-reduce + residual + RMSNorm
 // (post_attention_layernorm); GEMM gate/up; SwiGLU; GEMM down_proj; all-reduce + residual + RMSNorm (the next
 // layer's input_layernorm, or the final norm). h_ holds the residual stream, x_ the normalised activations.
 //
@@ -172,7 +171,6 @@ class LlamaModel {
   bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K
   FlashKernel prefill_kernel_ = FlashKernel::kMma64;  // NVRAR_LLM_PREFILL_ATTENTION (flash_kernel_for)
   DecodeAttention decode_attention_ = DecodeAttention::kSplitK;  // NVRAR_LLM_DECODE_ATTENTION
-  bool fuse_rope_ = false;  // NVRAR_LLM_FUSE_ROPE: decode's RoPE + KV append inside the tensor-core attention
 };
 
 }  // namespace nvrar::engine::gpu
