@@ -1,17 +1,20 @@
 // The engine's GEMMs on one GPU (skipped without one): cuBLASLt linear and the skinny decode GEMM against float64,
-// and the skinny GEMM's input reads under programmatic dependent launch in a replayed graph.
+// the skinny GEMM's input reads under programmatic dependent launch in a replayed graph, and its SwiGLU and RoPE + KV
+// append epilogues bit for bit against the GEMM followed by layers.h's kernels.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "engine_gpu_test_support.h"
 #include "engine/gpu/gemm.h"
 #include "engine/gpu/layers.h"
 #include "engine/gpu/skinny_gemm.h"
+#include "nvrar/types.h"
 
 namespace {
 
@@ -139,6 +142,97 @@ TEST(EngineGpu, SkinnyGemmReadsTheNewInputUnderPdl) {
   cudaFree(dx);
   cudaFree(dy);
   cudaFree(drows);
+}
+
+// The SwiGLU epilogue against skinny_gemm + swiglu (the same bits): every variant, m 1, 3 and 8, inter 44 (88
+// columns: the last 16-column block of variants 2 and 3 and the last 64-column block of variant 1 partly past n).
+TEST(EngineGpu, SkinnyGemmSwiGluEpilogueMatchesTheTwoKernels) {
+  REQUIRE_GPU();
+  const int64_t inter = 44, n = 2 * inter, k = 512;
+  const auto w = random_bf16(n * k, 31);
+  uint16_t *dw = upload(w), *dgu = upload(std::vector<uint16_t>(8 * n));
+  for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant)
+    for (int64_t m : {1, 3, 8}) {
+      const auto x = random_bf16(m * k, 32 + m);
+      uint16_t* dx = upload(x);
+      uint16_t* fused = upload(std::vector<uint16_t>(m * inter, 0x7fc1));     // distinct NaN patterns: a value
+      uint16_t* two_kernels = upload(std::vector<uint16_t>(m * inter, 0x7fc2));  // left unwritten never matches
+      eg::skinny_gemm(dx, dw, dgu, m, n, k, variant, nullptr);
+      eg::swiglu(dgu, m, inter, two_kernels, nullptr);
+      eg::skinny_gemm(dx, dw, fused, m, n, k, variant, nullptr, {eg::SkinnyEpilogue::Kind::kSwiGlu});
+      EXPECT_EQ(download(fused, m * inter), download(two_kernels, m * inter)) << "variant " << variant << " m " << m;
+      cudaFree(dx);
+      cudaFree(fused);
+      cudaFree(two_kernels);
+    }
+  EXPECT_THROW(eg::skinny_gemm(dw, dw, dgu, 1, 87, k, 0, nullptr, {eg::SkinnyEpilogue::Kind::kSwiGlu}), nvrar::Error);
+  cudaFree(dw);
+  cudaFree(dgu);
+}
+
+// The RoPE + KV append epilogue against skinny_gemm + rope_qk_append (the same bits in the q/k/v output and in both
+// caches, whose other rows must stay as they were): every variant, head_dim 64 and 128, 4 q heads on 2 KV heads,
+// m 1, 5 and 8 rows at scattered positions of scattered sequences.
+TEST(EngineGpu, SkinnyGemmRopeAppendEpilogueMatchesTheTwoKernels) {
+  REQUIRE_GPU();
+  const int q_heads = 4, kv_heads = 2, max_batch = 8;
+  const int64_t k = 256, max_seq = 1024;
+  std::vector<int32_t> positions(8), seq(8);
+  for (int r = 0; r < 8; ++r) {
+    positions[r] = static_cast<int32_t>((r * 1237 + 5) % max_seq);
+    seq[r] = (r * 5 + 3) % max_batch;
+  }
+  int32_t *dpos = upload(positions), *dseq = upload(seq);
+  for (int head_dim : {64, 128}) {
+    const int64_t n = static_cast<int64_t>(q_heads + 2 * kv_heads) * head_dim;
+    const int64_t cache_elems = max_batch * kv_heads * max_seq * head_dim;
+    std::vector<float> inv_freq(head_dim / 2);
+    for (int i = 0; i < head_dim / 2; ++i) inv_freq[i] = static_cast<float>(std::pow(500000.0, -2.0 * i / head_dim));
+    float* dinv = upload(inv_freq);
+    const auto w = random_bf16(n * k, 41 + head_dim);
+    const auto cache0 = random_bf16(cache_elems, 43);
+    uint16_t* dw = upload(w);
+    for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant)
+      for (int64_t m : {1, 5, 8}) {
+        const std::string what = "head_dim " + std::to_string(head_dim) + " variant " + std::to_string(variant) +
+                                 " m " + std::to_string(m);
+        const auto x = random_bf16(m * k, 44 + m);
+        uint16_t *dx = upload(x), *y_fused = upload(std::vector<uint16_t>(m * n, 0x7fc1));
+        uint16_t* y_two = upload(std::vector<uint16_t>(m * n, 0x7fc2));
+        uint16_t *k_fused = upload(cache0), *v_fused = upload(cache0), *k_two = upload(cache0),
+                 *v_two = upload(cache0);
+        eg::skinny_gemm(dx, dw, y_two, m, n, k, variant, nullptr);
+        eg::rope_qk_append(y_two, m, n, q_heads, kv_heads, head_dim, dpos, dinv, dseq, k_two, v_two, max_seq, nullptr);
+        const eg::SkinnyEpilogue rope{eg::SkinnyEpilogue::Kind::kRopeAppend, q_heads, kv_heads, head_dim, dpos, dinv,
+                                      dseq, k_fused, v_fused, max_seq};
+        eg::skinny_gemm(dx, dw, y_fused, m, n, k, variant, nullptr, rope);
+        EXPECT_EQ(download(y_fused, m * n), download(y_two, m * n)) << what;
+        EXPECT_EQ(download(k_fused, cache_elems), download(k_two, cache_elems)) << what << ": cache_k";
+        EXPECT_EQ(download(v_fused, cache_elems), download(v_two, cache_elems)) << what << ": cache_v";
+        for (uint16_t* p : {dx, y_fused, y_two, k_fused, v_fused, k_two, v_two}) cudaFree(p);
+      }
+    eg::SkinnyEpilogue wrong{eg::SkinnyEpilogue::Kind::kRopeAppend, q_heads, kv_heads + 1, head_dim, dpos, dinv, dseq,
+                             dw, dw, max_seq};
+    EXPECT_THROW(eg::skinny_gemm(dw, dw, dw, 1, n, k, 0, nullptr, wrong), nvrar::Error);
+    cudaFree(dw);
+    cudaFree(dinv);
+  }
+  cudaFree(dpos);
+  cudaFree(dseq);
+}
+
+// Gemm::linear_skinny runs nothing for a shape it has not chosen a kernel for (the caller then runs linear()).
+TEST(EngineGpu, LinearSkinnyNeedsAChosenSkinnyKernel) {
+  REQUIRE_GPU();
+  const int64_t m = 1, n = 64, k = 256;
+  uint16_t *dx = upload(random_bf16(m * k, 51)), *dw = upload(random_bf16(n * k, 52));
+  uint16_t* dy = upload(std::vector<uint16_t>(m * n, 0x7fc1));
+  eg::Gemm gemm;
+  EXPECT_FALSE(gemm.linear_skinny(dx, dw, dy, m, n, k, nullptr, {eg::SkinnyEpilogue::Kind::kSwiGlu}));
+  EXPECT_EQ(download(dy, m * n), std::vector<uint16_t>(m * n, 0x7fc1));
+  cudaFree(dx);
+  cudaFree(dw);
+  cudaFree(dy);
 }
 
 }  // namespace

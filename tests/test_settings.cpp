@@ -60,6 +60,7 @@ TEST(Settings, Defaults) {
   EXPECT_EQ(s.llm_gemm, "");
   EXPECT_EQ(s.llm_decode_attention, "");
   EXPECT_EQ(s.llm_residual, "bf16");
+  EXPECT_EQ(s.llm_fuse_epilogue, 1);
 }
 
 TEST(Settings, EmptyMeansUnset) {
@@ -161,6 +162,8 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_LLM_PREFILL_ATTENTION", "flash128"}}).llm_prefill_attention, "flash128");
   EXPECT_EQ(read({{"NVRAR_LLM_DECODE_ATTENTION", "fused"}}).llm_decode_attention, "fused");
   expect_refused("NVRAR_LLM_DECODE_ATTENTION", "flash", "is not one of the accepted values");
+  EXPECT_EQ(read({{"NVRAR_LLM_FUSE_EPILOGUE", "0"}}).llm_fuse_epilogue, 0);
+  expect_refused("NVRAR_LLM_FUSE_EPILOGUE", "yes", "is not a flag");
   EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "fp32"}}).llm_residual, "fp32");
   EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "bf16"}}).llm_residual, "bf16");
   expect_refused("NVRAR_LLM_RESIDUAL", "FP32", "is not one of the accepted values");
@@ -178,9 +181,9 @@ TEST(Settings, ChoiceAndText) {
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 24u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 25u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
-  EXPECT_STREQ(table.back().name, "NVRAR_LLM_RESIDUAL");
+  EXPECT_STREQ(table.back().name, "NVRAR_LLM_FUSE_EPILOGUE");
   for (const SettingInfo& row : table) {
     EXPECT_EQ(std::string(row.name).rfind("NVRAR_", 0), 0u) << row.name;
     EXPECT_GT(std::string(row.help).size(), 20u) << row.name << " has no help line";

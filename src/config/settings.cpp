@@ -264,6 +264,11 @@ const std::vector<Row>& rows() {
                                 "kernel, never NVRAR's one-shot with the two fused); measured on one H200: no smaller "
                                 "error against fp32 than bf16 on the fp32 check's models."),
                          kEngine));
+    t.push_back(in_scope(flag("NVRAR_LLM_FUSE_EPILOGUE", &Settings::llm_fuse_epilogue, "1",
+                              "nvrar-llm: 1 lets a decode step's skinny GEMMs do the next element-wise step on their "
+                              "outputs (q/k/v: RoPE + KV append; gate/up: SwiGLU; the same bits), two kernels fewer "
+                              "per layer where the skinny kernel was chosen; 0 runs those as kernels of their own."),
+                         kEngine));
     for (Row& r : t) r.accepted = accepted_text(r);
     return t;
   }();

@@ -14,6 +14,8 @@
 #include <string>
 #include <tuple>
 
+#include "engine/gpu/skinny_gemm.h"
+
 namespace nvrar::engine::gpu {
 
 class Gemm {
@@ -25,6 +27,12 @@ class Gemm {
 
   // x, w, y: device bf16 arrays; m, n, k > 0. Throws nvrar::Error naming the shape on a cuBLASLt failure.
   void linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream);
+
+  // The call through the skinny kernel with `epilogue` (skinny_gemm.h), where a skinny kernel is what tune() or
+  // linear() already chose for (m, n, k); returns false and launches nothing otherwise (cuBLASLt's shapes, a shape
+  // not chosen yet), and the caller runs linear() and the epilogue's own kernel.
+  bool linear_skinny(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
+                     const SkinnyEpilogue& epilogue);
 
   // Chooses the kernel for (m, n, k) by timing passes over all of `weights` (e.g. every layer's matrix of that
   // shape), unless already chosen on as many matrices. Not during graph capture.

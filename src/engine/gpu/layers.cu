@@ -8,7 +8,7 @@
 
 #include "core/numeric.h"
 #include "engine/gpu/bf16_vector.cuh"
-#include "engine/gpu/rope.cuh"
+#include "engine/gpu/pointwise.cuh"
 #include "gpu/device/device_units.cuh"
 #include "gpu/device/rmsnorm.cuh"
 
@@ -64,9 +64,6 @@ __global__ void rope_kernel(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_head
     cache_k[cache_row + pair + half] = y2;
   }
 }
-
-// SwiGLU of one element, rounded where transformers rounds: silu(g) to bf16, then the product.
-__device__ __forceinline__ bf16_t swiglu_one(float g, float u) { return b(f(b(g / (1.0f + __expf(-g)))) * u); }
 
 // SwiGLU: one thread per (token, kVector consecutive intermediate indices): 1, or 8 with 16-byte loads and store
 // (inter a multiple of 8, 16-byte aligned buffers). A prefill's SwiGLU streams ~1.4 GB per layer at 8 x 2048 tokens;

@@ -150,6 +150,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   cuda_check(cudaMemsetAsync(scratch_, 0, static_cast<std::size_t>(scratch_floats) * sizeof(float), stream_),
              "attention scratch", rank_);
   decode_attention_ = decode_attention_kernel();
+  fuse_epilogue_ = config::settings().llm_fuse_epilogue != 0;
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -239,10 +240,15 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
+    // Where the skinny kernel runs (decode sizes), it does RoPE + KV append (and below SwiGLU) on its outputs.
+    const SkinnyEpilogue rope{SkinnyEpilogue::Kind::kRopeAppend, q_heads_, kv_heads_, head_dim_, in.positions,
+                              inv_freq_, in.seq, in.cache_k[i], in.cache_v[i], options_.max_seq};
+    const bool roped = fuse_epilogue_ && gemm_->linear_skinny(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_, rope);
+    if (!roped) gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
     if (timer) timer->mark(StepPart::kAttention);
-    rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
-                   in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
+    if (!roped)
+      rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
+                     in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
     if (flash)
       flash_prefill_attention(qkv_, in.tiles, num_tiles, in.cache_k[i], in.cache_v[i], shape, prefill_kernel_, attn_,
                               stream_);
@@ -253,9 +259,12 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
     gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
     allreduce_norm(part_, l.ln_post, n, timer);
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_);
-    if (timer) timer->mark(StepPart::kOther);
-    swiglu(gu_, n, inter_, act_, stream_);
+    const SkinnyEpilogue silu{SkinnyEpilogue::Kind::kSwiGlu};
+    if (!(fuse_epilogue_ && gemm_->linear_skinny(x_, l.gate_up, act_, n, 2 * inter_, H, stream_, silu))) {
+      gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_);
+      if (timer) timer->mark(StepPart::kOther);
+      swiglu(gu_, n, inter_, act_, stream_);
+    }
     if (timer) timer->mark(StepPart::kGemm);
     gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
     allreduce_norm(part_, i + 1 < layers_.size() ? layers_[i + 1].ln_in : final_norm_, n, timer);

@@ -171,6 +171,7 @@ class LlamaModel {
   bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K
   FlashKernel prefill_kernel_ = FlashKernel::kMma64;  // NVRAR_LLM_PREFILL_ATTENTION (flash_kernel_for)
   DecodeAttention decode_attention_ = DecodeAttention::kSplitK;  // NVRAR_LLM_DECODE_ATTENTION
+  bool fuse_epilogue_ = true;  // NVRAR_LLM_FUSE_EPILOGUE: RoPE + append and SwiGLU in the skinny GEMMs
 };
 
 }  // namespace nvrar::engine::gpu

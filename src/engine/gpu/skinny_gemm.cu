@@ -10,9 +10,15 @@
 //   weight for larger m); variants 2 and 3 (tensor cores, weights staged through shared memory) are described at
 //   their kernel below; Gemm times all four.
 // Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
+// Epilogues (SkinnyEpilogue, skinny_gemm.h): the kernels compute "output columns" and an Out type maps them to weight
+//   rows and stores them. StoreColumns: column j is weight row j, stored to y. The paired outputs (SwiGluPairs,
+//   RopeAppendPairs) take their columns two by two: column 2 p is the first element of pair p and 2 p + 1 the second
+//   (a gate row and its up row; a head's element e and e + head_dim / 2), so both products of a pair meet in one
+//   warp (after the butterfly every lane holds both) or, in variants 2 and 3, in one lane (tile rows g and g + 8),
+//   and that lane applies SwiGLU or RoPE + KV append (pointwise.cuh, the formulas of layers.cu's kernels).
 // Sync: none beyond the warp shuffles; no shared memory. Programmatic dependent launch (gpu/device/pdl.cuh, off with
-//   NVRAR_PDL=0): every variant requests its first weights before griddepcontrol.wait, and reads x and writes y only
-//   after it.
+//   NVRAR_PDL=0): every variant requests its first weights before griddepcontrol.wait, and reads x and writes y (and
+//   the KV cache) only after it.
 #include "engine/gpu/skinny_gemm.h"
 
 #include <cuda_runtime.h>
@@ -23,6 +29,7 @@
 #include "core/numeric.h"
 #include "engine/gpu/bf16_vector.cuh"
 #include "engine/gpu/layers.h"
+#include "engine/gpu/pointwise.cuh"
 #include "gpu/device/pdl.cuh"
 #include "nvrar/types.h"
 
@@ -52,17 +59,77 @@ bool pdl_enabled() {
   return enabled;
 }
 
+__device__ __forceinline__ float to_f32(bf16_t v) { return core::to_float(Bf16{v}); }
+__device__ __forceinline__ bf16_t to_bf16(float v) { return core::from_float<Bf16>(v).bits; }
+
+// Plain output: column j is weight row j, stored to y[r, j].
+struct StoreColumns {
+  static constexpr bool kPaired = false;
+  bf16_t* y;
+  int64_t n;
+  __device__ int64_t columns() const { return n; }
+  __device__ int64_t weight_row(int64_t column) const { return column; }
+  __device__ void store(int r, int64_t column, float v) const { y[r * n + column] = to_bf16(v); }
+};
+
+// SwiGLU pairs: pair p is gate row p and up row inter + p; y[r, p] = swiglu(gate, up).
+struct SwiGluPairs {
+  static constexpr bool kPaired = true;
+  bf16_t* y;
+  int64_t inter;
+  __device__ int64_t columns() const { return 2 * inter; }
+  __device__ int64_t weight_row(int64_t column) const { return column / 2 + (column % 2) * inter; }
+  __device__ void store(int r, int64_t pair, float gate, float up) const {
+    y[r * inter + pair] = swiglu_one(to_f32(to_bf16(gate)), to_f32(to_bf16(up)));
+  }
+};
+
+// RoPE + KV append pairs: pair p is element e and e + half of head p / half (q heads, then k heads, then v heads).
+struct RopeAppendPairs {
+  static constexpr bool kPaired = true;
+  bf16_t* y;
+  int64_t n;  // (q_heads + 2 kv_heads) x head_dim
+  int q_heads, kv_heads, half;
+  const int32_t* positions;
+  const float* inv_freq;
+  const int32_t* seq;
+  bf16_t *cache_k, *cache_v;
+  int64_t max_seq;
+  __device__ int64_t columns() const { return n; }
+  __device__ int64_t weight_row(int64_t column) const {
+    const int64_t pair = column / 2;
+    return pair / half * 2 * half + pair % half + (column % 2) * half;
+  }
+  __device__ void store(int r, int64_t pair, float a, float b) const {
+    const int head = static_cast<int>(pair / half), e = static_cast<int>(pair % half);
+    bf16_t y1 = to_bf16(a), y2 = to_bf16(b);
+    if (head < q_heads + kv_heads) rope_pair(to_f32(y1), to_f32(y2), positions[r], inv_freq[e], y1, y2);
+    bf16_t* out = y + r * n + static_cast<int64_t>(head) * 2 * half + e;
+    out[0] = y1;
+    out[half] = y2;
+    if (head < q_heads) return;
+    const int kv_head = (head - q_heads) % kv_heads;
+    bf16_t* cache = head < q_heads + kv_heads ? cache_k : cache_v;
+    bf16_t* row = cache + ((static_cast<int64_t>(seq[r]) * kv_heads + kv_head) * max_seq + positions[r]) * 2 * half;
+    row[e] = y1;
+    row[e + half] = y2;
+  }
+};
+
 
 // kColumnsPerWarp: weight rows per warp (each x load serves all of them); kUnroll: loads per row in flight.
-template <int M, int kColumnsPerWarp, int kUnroll>
+template <int M, int kColumnsPerWarp, int kUnroll, class Out>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    skinny_gemm_kernel(const bf16_t* x, const bf16_t* __restrict__ w, bf16_t* y, int64_t n, int64_t k) {
+    skinny_gemm_kernel(const bf16_t* x, const bf16_t* __restrict__ w, Out out, int64_t k) {
+  static_assert(!Out::kPaired || kColumnsPerWarp % 2 == 0, "a pair's two columns in one warp");
   const int lane = threadIdx.x % 32;
+  const int64_t n = out.columns();
   const int64_t col0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32) * kColumnsPerWarp;
   if (col0 >= n) return;  // reads nothing, writes nothing: no need to wait for the previous kernel
   const bf16_t* rows[kColumnsPerWarp];
 #pragma unroll
-  for (int c = 0; c < kColumnsPerWarp; ++c) rows[c] = w + (col0 + c < n ? col0 + c : col0) * k;  // past n: reread
+  for (int c = 0; c < kColumnsPerWarp; ++c)
+    rows[c] = w + out.weight_row(col0 + c < n ? col0 + c : col0) * k;  // past n: reread
   float sum[M][kColumnsPerWarp] = {};
   constexpr int64_t kStep = 32 * 8;  // elements one warp-wide load covers
   bool waited = false;
@@ -104,11 +171,19 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     for (int c = 0; c < kColumnsPerWarp; ++c)
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) sum[r][c] += __shfl_xor_sync(0xffffffffu, sum[r][c], o);
+  if constexpr (Out::kPaired) {  // every lane holds every sum: lane r C + c stores pair (col0 + c) / 2 of row r
 #pragma unroll
-  for (int r = 0; r < M; ++r)
+    for (int r = 0; r < M; ++r)
 #pragma unroll
-    for (int c = 0; c < kColumnsPerWarp; ++c)
-      if (lane == r * kColumnsPerWarp + c && col0 + c < n) y[r * n + col0 + c] = core::from_float<Bf16>(sum[r][c]).bits;
+      for (int c = 0; c < kColumnsPerWarp; c += 2)
+        if (lane == r * kColumnsPerWarp + c && col0 + c < n) out.store(r, (col0 + c) / 2, sum[r][c], sum[r][c + 1]);
+  } else {
+#pragma unroll
+    for (int r = 0; r < M; ++r)
+#pragma unroll
+      for (int c = 0; c < kColumnsPerWarp; ++c)
+        if (lane == r * kColumnsPerWarp + c && col0 + c < n) out.store(r, col0 + c, sum[r][c]);
+  }
 }
 
 
@@ -155,10 +230,9 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-template <int kWarps>
+template <int kWarps, class Out>
 __global__ void __launch_bounds__(kWarps * 32)
-    skinny_gemm_staged_kernel(const bf16_t* x, const bf16_t* __restrict__ w, bf16_t* y, int64_t m, int64_t n,
-                              int64_t k) {
+    skinny_gemm_staged_kernel(const bf16_t* x, const bf16_t* __restrict__ w, Out out, int64_t m, int64_t k) {
   constexpr int kThreads = kWarps * 32;
   constexpr int kPiecesPerRow = kStagedChunk * 2 / 16;          // 16-byte pieces of a row's chunk: 32
   constexpr int kPiecesPerThread = 16 * kPiecesPerRow / kThreads;  // 4 (4 warps) or 2 (8 warps)
@@ -167,7 +241,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
-  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * 16;
+  const int64_t n = out.columns();
+  const int64_t col0 = static_cast<int64_t>(blockIdx.x) * 16;  // this block's 16 output columns
+  // Tile row r holds column col0 + r, or for paired outputs pair col0 / 2 + r % 8's element r / 8 (so that lane g
+  // ends up with both elements of pair col0 / 2 + g).
+  const auto tile_column = [&](int r) { return Out::kPaired ? col0 + 2 * (r % 8) + r / 8 : col0 + r; };
   const int64_t chunks = k / kStagedChunk;
 
   // Thread i copies piece i % 32 of rows i / 32 + (kThreads / 32) j: a warp reads whole 512-byte row segments.
@@ -177,8 +255,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int j = 0; j < kPiecesPerThread; ++j) {
     const int r = threadIdx.x / kPiecesPerRow + j * (kThreads / kPiecesPerRow);
     const int piece = threadIdx.x % kPiecesPerRow;
-    const int64_t row = row0 + r < n ? row0 + r : n - 1;  // rows past n reread the last row; never stored
-    src[j] = w + row * k + piece * 8;
+    const int64_t column = tile_column(r) < n ? tile_column(r) : n - 1;  // past n: reread the last; never stored
+    src[j] = w + out.weight_row(column) * k + piece * 8;
     dst[j] = r * kStagedRowBytes + piece * 16;
   }
   const auto load_chunk = [&](int64_t chunk) {
@@ -199,7 +277,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int i = 0; i < kGroupsPerWarp; ++i) {
       const int group = warp * kGroupsPerWarp + i;
-      xv[i] = x_row && chunk < chunks ? load_activation(xr + chunk * kStagedChunk + group * 32) : make_uint4(0, 0, 0, 0);
+      xv[i] = x_row && chunk < chunks ? load_activation(xr + chunk * kStagedChunk + group * 32)
+                                      : make_uint4(0, 0, 0, 0);
     }
   };
   uint4 x_next[kGroupsPerWarp];
@@ -236,28 +315,59 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int v = 1; v < kWarps; ++v) c[i] += partial[(v * 32 + lane) * 4 + i];
   // c0: (row g, batch 2t), c1: (row g, batch 2t + 1), c2: (row g + 8, batch 2t), c3: (row g + 8, batch 2t + 1).
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int64_t batch = 2 * t + (i & 1);
-    const int64_t row = row0 + g + (i >= 2 ? 8 : 0);
-    if (batch < m && row < n) y[batch * n + row] = core::from_float<Bf16>(c[i]).bits;
+  for (int i = 0; i < (Out::kPaired ? 2 : 4); ++i) {
+    const int batch = 2 * t + (i & 1);
+    const int64_t column = tile_column(g + (i >= 2 ? 8 : 0));
+    if (batch >= m || column >= n) continue;
+    if constexpr (Out::kPaired)
+      out.store(batch, column / 2, c[i], c[i + 2]);  // rows g and g + 8: the pair's two elements
+    else
+      out.store(batch, column, c[i]);
   }
 }
 
-template <int M, int kColumnsPerWarp, int kUnroll>
-void launch_shape(const void* x, const void* w, void* y, int64_t n, int64_t k, cudaStream_t stream) {
+template <int M, int kColumnsPerWarp, int kUnroll, class Out>
+void launch_shape(const bf16_t* x, const bf16_t* w, const Out& out, int64_t n, int64_t k, cudaStream_t stream) {
   constexpr int64_t kColumnsPerBlock = kWarpsPerBlock * kColumnsPerWarp;
   const unsigned blocks = static_cast<unsigned>((n + kColumnsPerBlock - 1) / kColumnsPerBlock);
-  pdl::launch_kernel(skinny_gemm_kernel<M, kColumnsPerWarp, kUnroll>, blocks, kWarpsPerBlock * 32, stream,
-                          pdl_enabled(), static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(w),
-                          static_cast<bf16_t*>(y), n, k);
+  pdl::launch_kernel(skinny_gemm_kernel<M, kColumnsPerWarp, kUnroll, Out>, blocks, kWarpsPerBlock * 32, stream,
+                     pdl_enabled(), x, w, out, k);
 }
 
-template <int M>
-void launch(const void* x, const void* w, void* y, int64_t n, int64_t k, int variant, cudaStream_t stream) {
+template <int M, class Out>
+void launch_m(const bf16_t* x, const bf16_t* w, const Out& out, int64_t n, int64_t k, int variant,
+              cudaStream_t stream) {
   if (variant == 0)
-    launch_shape<M, 2, 4>(x, w, y, n, k, stream);
+    launch_shape<M, 2, 4>(x, w, out, n, k, stream);
   else
-    launch_shape<M, 4, 2>(x, w, y, n, k, stream);
+    launch_shape<M, 4, 2>(x, w, out, n, k, stream);
+}
+
+// One skinny GEMM with output `out` (n output columns).
+template <class Out>
+void launch(const bf16_t* x, const bf16_t* w, const Out& out, int64_t m, int64_t n, int64_t k, int variant,
+            cudaStream_t stream) {
+  const unsigned staged_blocks = static_cast<unsigned>((n + 15) / 16);
+  if (variant == 2) {
+    pdl::launch_kernel(skinny_gemm_staged_kernel<4, Out>, staged_blocks, 4 * 32, stream, pdl_enabled(), x, w, out,
+                       m, k);
+    return;
+  }
+  if (variant == 3) {
+    pdl::launch_kernel(skinny_gemm_staged_kernel<8, Out>, staged_blocks, 8 * 32, stream, pdl_enabled(), x, w, out,
+                       m, k);
+    return;
+  }
+  switch (m) {
+    case 1: return launch_m<1>(x, w, out, n, k, variant, stream);
+    case 2: return launch_m<2>(x, w, out, n, k, variant, stream);
+    case 3: return launch_m<3>(x, w, out, n, k, variant, stream);
+    case 4: return launch_m<4>(x, w, out, n, k, variant, stream);
+    case 5: return launch_m<5>(x, w, out, n, k, variant, stream);
+    case 6: return launch_m<6>(x, w, out, n, k, variant, stream);
+    case 7: return launch_m<7>(x, w, out, n, k, variant, stream);
+    default: return launch_m<8>(x, w, out, n, k, variant, stream);
+  }
 }
 
 }  // namespace
@@ -270,34 +380,35 @@ bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m
 }
 
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
-                 cudaStream_t stream) {
+                 cudaStream_t stream, const SkinnyEpilogue& e) {
   if (m < 1 || m > kSkinnyGemmMaxRows || variant < 0 || variant >= kSkinnyGemmVariants)
     throw Error("nvrar-llm: skinny_gemm: m " + std::to_string(m) + " variant " + std::to_string(variant) +
                 " (takes 1 <= m <= " + std::to_string(kSkinnyGemmMaxRows) + " and variant < " +
                 std::to_string(kSkinnyGemmVariants) + ")");
-  const unsigned staged_blocks = static_cast<unsigned>((n + 15) / 16);
   const auto* xb = static_cast<const bf16_t*>(x);
   const auto* wb = static_cast<const bf16_t*>(w);
   auto* yb = static_cast<bf16_t*>(y);
-  if (variant == 2) {
-    pdl::launch_kernel(skinny_gemm_staged_kernel<4>, staged_blocks, 4 * 32, stream, pdl_enabled(), xb, wb, yb,
-                            m, n, k);
-    return;
-  }
-  if (variant == 3) {
-    pdl::launch_kernel(skinny_gemm_staged_kernel<8>, staged_blocks, 8 * 32, stream, pdl_enabled(), xb, wb, yb,
-                            m, n, k);
-    return;
-  }
-  switch (m) {
-    case 1: return launch<1>(x, w, y, n, k, variant, stream);
-    case 2: return launch<2>(x, w, y, n, k, variant, stream);
-    case 3: return launch<3>(x, w, y, n, k, variant, stream);
-    case 4: return launch<4>(x, w, y, n, k, variant, stream);
-    case 5: return launch<5>(x, w, y, n, k, variant, stream);
-    case 6: return launch<6>(x, w, y, n, k, variant, stream);
-    case 7: return launch<7>(x, w, y, n, k, variant, stream);
-    default: return launch<8>(x, w, y, n, k, variant, stream);
+  switch (e.kind) {
+    case SkinnyEpilogue::Kind::kStore:
+      return launch(xb, wb, StoreColumns{yb, n}, m, n, k, variant, stream);
+    case SkinnyEpilogue::Kind::kSwiGlu:
+      if (n % 2 != 0)
+        throw Error("nvrar-llm: skinny_gemm with SwiGLU: n " + std::to_string(n) +
+                    " (takes gate and up columns, n even)");
+      return launch(xb, wb, SwiGluPairs{yb, n / 2}, m, n, k, variant, stream);
+    case SkinnyEpilogue::Kind::kRopeAppend:
+      if (e.head_dim < 2 || e.head_dim % 2 != 0 || e.q_heads < 1 || e.kv_heads < 1 ||
+          n != static_cast<int64_t>(e.q_heads + 2 * e.kv_heads) * e.head_dim || e.positions == nullptr ||
+          e.inv_freq == nullptr || e.seq == nullptr || e.cache_k == nullptr || e.cache_v == nullptr || e.max_seq < 1)
+        throw Error("nvrar-llm: skinny_gemm with RoPE + KV append: n " + std::to_string(n) + ", " +
+                    std::to_string(e.q_heads) + " q heads, " + std::to_string(e.kv_heads) + " kv heads, head_dim " +
+                    std::to_string(e.head_dim) +
+                    " (takes n = (q_heads + 2 kv_heads) head_dim, head_dim even, positions, inv_freq, seq and both "
+                    "caches set)");
+      return launch(xb, wb,
+                    RopeAppendPairs{yb, n, e.q_heads, e.kv_heads, e.head_dim / 2, e.positions, e.inv_freq, e.seq,
+                                    e.cache_k, e.cache_v, e.max_seq},
+                    m, n, k, variant, stream);
   }
 }
 

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "engine/gpu/layers.h"  // bf16_t
+
 namespace nvrar::engine::gpu {
 
 constexpr int64_t kSkinnyGemmMaxRows = 8;
@@ -16,11 +18,34 @@ constexpr int64_t kSkinnyGemmMaxRows = 8;
 // the weights start streaming while the previous kernel of the stream finishes.
 constexpr int kSkinnyGemmVariants = 4;
 
+// What the GEMM does with its products. kStore writes y[m, n]. The other two take the products in pairs of columns
+// (a, b) and do the decode step's next element-wise kernel on them, so that kernel need not run (the same bits as
+// GEMM, then that kernel; each product rounded to bf16 first):
+//   kSwiGlu: n = 2 inter, columns [0, inter) gate and [inter, 2 inter) up (the fused gate/up weight);
+//     y[m, inter] = swiglu(gate, up) as layers.h's swiglu.
+//   kRopeAppend: n = (q_heads + 2 kv_heads) head_dim, the q, k and v heads of the fused q/k/v weight; y[m, n] as
+//     layers.h's rope_qk_append leaves it (q and k heads rotated, v as is), and the rotated k heads and the v heads
+//     of row r written to cache_k / cache_v ([max_batch][kv_heads][max_seq][head_dim]) of sequence seq[r] at
+//     position positions[r].
+struct SkinnyEpilogue {
+  enum class Kind { kStore, kSwiGlu, kRopeAppend };
+  Kind kind = Kind::kStore;
+  int q_heads = 0, kv_heads = 0, head_dim = 0;  // kRopeAppend
+  const int32_t* positions = nullptr;           // [m]
+  const float* inv_freq = nullptr;              // [head_dim / 2]
+  const int32_t* seq = nullptr;                 // [m]
+  bf16_t* cache_k = nullptr;
+  bf16_t* cache_v = nullptr;
+  int64_t max_seq = 0;
+};
+
 // Whether skinny_gemm takes this call: 1 <= m <= 8, k a multiple of 8 (of 256 for variants 2 and 3),
 // every pointer 16-byte aligned.
 bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k,
                           int variant = 0);
+// Throws nvrar::Error for a call it does not take, or an epilogue whose shape does not match n (kSwiGlu: n even;
+// kRopeAppend: n = (q_heads + 2 kv_heads) head_dim with head_dim even and every pointer set).
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
-                 cudaStream_t stream);
+                 cudaStream_t stream, const SkinnyEpilogue& epilogue = {});
 
 }  // namespace nvrar::engine::gpu

@@ -1,5 +1,6 @@
-// RoPE of one pair of a head's elements, shared by layers.cu's RoPE kernel and the tensor-core decode attention's
-// fused RoPE (attention_mma.cu), so both give the same bits. Device code.
+// RoPE of one pair of a head's elements and SwiGLU of one element, with transformers' bf16 roundings. Shared by
+// layers.cu's RoPE and SwiGLU kernels and the skinny GEMM's epilogues (skinny_gemm.cu), so a fused and an unfused
+// decode step give the same bits. Device code.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -22,6 +23,12 @@ __device__ __forceinline__ void rope_pair(float x1, float x2, int32_t position, 
   const float s = f(b(sinf(angle)));
   y1 = b(f(b(x1 * c)) + f(b(-x2 * s)));
   y2 = b(f(b(x2 * c)) + f(b(x1 * s)));
+}
+
+// SwiGLU of one element, rounded where transformers rounds: silu(g) to bf16, then the product.
+__device__ __forceinline__ bf16_t swiglu_one(float g, float u) {
+  const auto b = [](float v) { return core::from_float<core::Bf16>(v).bits; };
+  return b(core::to_float(core::Bf16{b(g / (1.0f + __expf(-g)))}) * u);
 }
 
 }  // namespace nvrar::engine::gpu
