@@ -8,7 +8,7 @@
 #   LONG_CASES='prefill:1:2048 decode:1:8192' LONG_SKIP_TORCH=1 bash scripts/engine-long-bench.sh build/gpu out
 #
 # BUILD holds tools/nvrar-llm (bash scripts/gpu-check.sh build makes build/gpu); OUT receives every log.
-# LONG_CASES    space-separated cases, default all 11 of the issue:
+# LONG_CASES    space-separated cases, default the 11 of the issue and decode batch 32 x 8192 and 1 x 131072:
 #                 prefill:B:T  nvrar-llm bench --batch-size B --input-len T --output-len 2 (prefill_ms_median)
 #                 decode:B:C   nvrar-llm bench --batch-size B --input-len C --output-len 64 (decode_step_ms_median)
 # LONG_LAYERS   truncate the model in all three (default 32; the table's pass/miss then reads n/a)
@@ -41,9 +41,10 @@
 #               OUT/prefill_ab.md (scripts/prefill_ab_table.py). Estimated ~4 minutes (not yet measured).
 # Files: OUT/engine_<kind>_b<B>_<L>.{log,json}, OUT/torch_llama.{log,json}, OUT/cudnn_attention.{log,json},
 #   OUT/long_context.md, and all of them in OUT/long_all.tgz (for tools that bring back few files).
-# Device time on one H200, all 11 cases, estimated (not yet measured): 3-4 minutes for nvrar-llm (a model set-up per
-#   case; the 128K-token prefill alone ~30 s), 3-4 for the torch reference (torch.compile per decode shape, ~4 shapes;
-#   its 128K-token prefill ~30 s), about 1 for cuDNN. LONG_CASES and the LONG_SKIP_* switches shorten it.
+# Device time, measured on one H100 (2026-12-05, bench/results/2026-12-05e-engine calls 4-5): the first 11 cases 126 s
+#   for nvrar-llm + cuDNN (the 128K-token prefill alone 38 s) and 102 s for the torch reference; the two long decode
+#   cases (batch 32 x 8192, 1 x 131072) 82 s more for nvrar-llm + cuDNN, their torch part not yet measured. LONG_CASES
+#   and the LONG_SKIP_* switches shorten it.
 #   LONG_DECODE_AB=1, the six default cases x 4 runs, estimated (not yet measured): ~7 minutes (a prefill per run
 #   dominates: 8 x 32768 ~30 s, 1 x 131072 ~30 s, 32 x 8192 ~10 s) + ~1 for cuDNN; split it over two device calls
 #   (LONG_CASES) to stay inside a 10-minute call.
@@ -103,7 +104,7 @@ elif [ "$AB" = 1 ]; then
   fi
 else
   CASES=${LONG_CASES:-"prefill:1:2048 prefill:1:8192 prefill:8:2048 prefill:8:8192 prefill:1:32768 prefill:1:131072
-    decode:1:128 decode:8:128 decode:1:8192 decode:8:8192 decode:1:32768"}
+    decode:1:128 decode:8:128 decode:1:8192 decode:8:8192 decode:1:32768 decode:32:8192 decode:1:131072"}
 fi
 CASES=$(echo $CASES)  # one line, single spaces
 LAYERS=${LONG_LAYERS:-32}

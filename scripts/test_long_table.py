@@ -105,6 +105,22 @@ class LongTableTest(unittest.TestCase):
         self.assertEqual(rows["prefill 2 x 4096"], ["not run", "not run", "not run", "-", "-"])  # no goal
         self.assertIn("101,234 prompt tokens/s, TTFT 21.50 ms, attention phase 3.210 ms", text)
 
+    def test_goals_only_on_an_h200(self):
+        o = self.out
+        j = engine_json(1, 2048, prefill_ms=48.0)
+        j["card"] = "NVIDIA H100 80GB HBM3"
+        write(f"{o}/engine_prefill_b1_2048.json", j)
+        j = engine_json(1, 8192, prefill_ms=230.0, step_ms=4.1)
+        j["card"] = "NVIDIA H200"
+        write(f"{o}/engine_decode_b1_8192.json", j)
+        j = engine_json(32, 8192, prefill_ms=3000.0, step_ms=17.0)
+        j["card"] = "NVIDIA H200"
+        write(f"{o}/engine_decode_b32_8192.json", j)
+        _, rows = self.run_table(["prefill:1:2048", "decode:1:8192", "decode:32:8192"])
+        self.assertEqual(rows["prefill 1 x 2048"][4], "n/a (goals are for an H200)")
+        self.assertEqual(rows["decode b1 ctx 8192"][4], "pass")
+        self.assertEqual(rows["decode b32 ctx 8192"][3:], ["runs", "pass (ran)"])
+
     def test_broken_inputs(self):
         o = self.out
         write(f"{o}/engine_decode_b1_128.json", "{ not json")

@@ -144,30 +144,49 @@ TEST(EngineGpu, SkinnyGemmReadsTheNewInputUnderPdl) {
   cudaFree(drows);
 }
 
-// The SwiGLU epilogue against skinny_gemm + swiglu (the same bits): every variant, m 1, 3 and 8, inter 44 (88
-// columns: the last 16-column block of variants 2 and 3 and the last 64-column block of variant 1 partly past n).
+// Bit-for-bit equality of two downloads; reports the first few differences (a whole KV cache is millions of values).
+void expect_same_bits(const std::vector<uint16_t>& got, const std::vector<uint16_t>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  int64_t bad = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (got[i] != want[i] && ++bad <= 3)
+      ADD_FAILURE() << what << ": element " << i << " is 0x" << std::hex << got[i] << ", the two kernels gave 0x"
+                    << want[i] << std::dec;
+  EXPECT_EQ(bad, 0) << what;
+}
+
+// The SwiGLU epilogue against skinny_gemm + swiglu (the same bits): every variant, m 1, 3 and 8; inter 40 (swiglu's
+// 8-wide path), 44 (88 columns: the last 16-column block of variants 2 and 3 and the last 32-column block of variant 1
+// partly past n) and 45 (90 columns: variant 1's last warp has a pair past n).
 TEST(EngineGpu, SkinnyGemmSwiGluEpilogueMatchesTheTwoKernels) {
   REQUIRE_GPU();
-  const int64_t inter = 44, n = 2 * inter, k = 512;
-  const auto w = random_bf16(n * k, 31);
-  uint16_t *dw = upload(w), *dgu = upload(std::vector<uint16_t>(8 * n));
-  for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant)
-    for (int64_t m : {1, 3, 8}) {
-      const auto x = random_bf16(m * k, 32 + m);
-      uint16_t* dx = upload(x);
-      uint16_t* fused = upload(std::vector<uint16_t>(m * inter, 0x7fc1));     // distinct NaN patterns: a value
-      uint16_t* two_kernels = upload(std::vector<uint16_t>(m * inter, 0x7fc2));  // left unwritten never matches
-      eg::skinny_gemm(dx, dw, dgu, m, n, k, variant, nullptr);
-      eg::swiglu(dgu, m, inter, two_kernels, nullptr);
-      eg::skinny_gemm(dx, dw, fused, m, n, k, variant, nullptr, {eg::SkinnyEpilogue::Kind::kSwiGlu});
-      EXPECT_EQ(download(fused, m * inter), download(two_kernels, m * inter)) << "variant " << variant << " m " << m;
-      cudaFree(dx);
-      cudaFree(fused);
-      cudaFree(two_kernels);
-    }
-  EXPECT_THROW(eg::skinny_gemm(dw, dw, dgu, 1, 87, k, 0, nullptr, {eg::SkinnyEpilogue::Kind::kSwiGlu}), nvrar::Error);
+  const int64_t k = 512;
+  for (int64_t inter : {40, 44, 45}) {
+    const int64_t n = 2 * inter;
+    const auto w = random_bf16(n * k, 31 + inter);
+    uint16_t *dw = upload(w), *dgu = upload(std::vector<uint16_t>(8 * n));
+    for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant)
+      for (int64_t m : {1, 3, 8}) {
+        const auto x = random_bf16(m * k, 32 + m);
+        uint16_t* dx = upload(x);
+        uint16_t* fused = upload(std::vector<uint16_t>(m * inter, 0x7fc1));     // distinct NaN patterns: a value
+        uint16_t* two_kernels = upload(std::vector<uint16_t>(m * inter, 0x7fc2));  // left unwritten never matches
+        eg::skinny_gemm(dx, dw, dgu, m, n, k, variant, nullptr);
+        eg::swiglu(dgu, m, inter, two_kernels, nullptr);
+        eg::skinny_gemm(dx, dw, fused, m, n, k, variant, nullptr, {eg::SkinnyEpilogue::Kind::kSwiGlu});
+        expect_same_bits(download(fused, m * inter), download(two_kernels, m * inter),
+                         "inter " + std::to_string(inter) + " variant " + std::to_string(variant) + " m " +
+                             std::to_string(m));
+        cudaFree(dx);
+        cudaFree(fused);
+        cudaFree(two_kernels);
+      }
+    cudaFree(dw);
+    cudaFree(dgu);
+  }
+  uint16_t* dw = upload(random_bf16(87 * k, 39));
+  EXPECT_THROW(eg::skinny_gemm(dw, dw, dw, 1, 87, k, 0, nullptr, {eg::SkinnyEpilogue::Kind::kSwiGlu}), nvrar::Error);
   cudaFree(dw);
-  cudaFree(dgu);
 }
 
 // The RoPE + KV append epilogue against skinny_gemm + rope_qk_append (the same bits in the q/k/v output and in both
@@ -206,9 +225,9 @@ TEST(EngineGpu, SkinnyGemmRopeAppendEpilogueMatchesTheTwoKernels) {
         const eg::SkinnyEpilogue rope{eg::SkinnyEpilogue::Kind::kRopeAppend, q_heads, kv_heads, head_dim, dpos, dinv,
                                       dseq, k_fused, v_fused, max_seq};
         eg::skinny_gemm(dx, dw, y_fused, m, n, k, variant, nullptr, rope);
-        EXPECT_EQ(download(y_fused, m * n), download(y_two, m * n)) << what;
-        EXPECT_EQ(download(k_fused, cache_elems), download(k_two, cache_elems)) << what << ": cache_k";
-        EXPECT_EQ(download(v_fused, cache_elems), download(v_two, cache_elems)) << what << ": cache_v";
+        expect_same_bits(download(y_fused, m * n), download(y_two, m * n), what);
+        expect_same_bits(download(k_fused, cache_elems), download(k_two, cache_elems), what + ": cache_k");
+        expect_same_bits(download(v_fused, cache_elems), download(v_two, cache_elems), what + ": cache_v");
         for (uint16_t* p : {dx, y_fused, y_two, k_fused, v_fused, k_two, v_two}) cudaFree(p);
       }
     eg::SkinnyEpilogue wrong{eg::SkinnyEpilogue::Kind::kRopeAppend, q_heads, kv_heads + 1, head_dim, dpos, dinv, dseq,

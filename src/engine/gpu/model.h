@@ -9,7 +9,9 @@
 //
 // A layer, in launch order: GEMM qkv; RoPE + KV append; attention; GEMM o_proj; all-reduce + residual + RMSNorm
 // (post_attention_layernorm); GEMM gate/up; SwiGLU; GEMM down_proj; all-reduce + residual + RMSNorm (the next
-// layer's input_layernorm, or the final norm). h_ holds the residual stream, x_ the normalised activations.
+// layer's input_layernorm, or the final norm). Where a skinny GEMM runs (at most 8 rows), the qkv GEMM does the RoPE
+// + KV append and the gate/up GEMM the SwiGLU itself (NVRAR_LLM_FUSE_EPILOGUE). h_ holds the residual stream, x_
+// the normalised activations.
 //
 // The residual stream is bf16 (rounded after each residual add, as transformers' bf16 model rounds it) or, with
 // NVRAR_LLM_RESIDUAL=fp32, fp32 (residual_f32.h): then each all-reduce runs alone (in place on the partial sums) and

@@ -70,6 +70,7 @@ class LlamaRunner {
   StepBreakdown timed_decode_step();
   // A prefill (as above) with events between its phases: GEMMs, attention (RoPE, KV append, attention), the
   // all-reduce + residual + norm calls, other (embedding, SwiGLU, lm_head's row gather, sampling); their times.
+  // (At most 8 rows, where a skinny GEMM does RoPE + append and SwiGLU, they count as GEMM.)
   StepBreakdown timed_prefill(const std::vector<std::vector<int32_t>>& prompts,
                               const std::function<void(int64_t, int64_t)>& progress = {});
 

@@ -14,9 +14,9 @@ namespace nvrar::engine::gpu {
 // Time of one decode step by kind (microseconds).
 struct StepBreakdown {
   double gemm_us = 0;
-  double attention_us = 0;  // RoPE, KV append, attention
+  double attention_us = 0;  // RoPE, KV append, attention (RoPE + append under gemm where a skinny GEMM does it)
   double allreduce_us = 0;  // the fused all-reduce + residual + RMSNorm calls
-  double other_us = 0;      // embedding, first norm, SwiGLU, argmax and its all-gather
+  double other_us = 0;      // embedding, first norm, SwiGLU (under gemm where fused), argmax and its all-gather
   double total_us() const { return gemm_us + attention_us + allreduce_us + other_us; }
 };
 
