@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -238,6 +239,30 @@ TEST(EngineGpu, SkinnyGemmRopeAppendEpilogueMatchesTheTwoKernels) {
   }
   cudaFree(dpos);
   cudaFree(dseq);
+}
+
+// skinny_gemm refuses, before any launch and naming the shape, what skinny_gemm_supports refuses (CPU: the pointers
+// are never dereferenced).
+TEST(EngineGpu, SkinnyGemmRefusesWhatItDoesNotTake) {
+  void* p = reinterpret_cast<void*>(std::uintptr_t{1} << 20);  // 16-byte aligned
+  void* odd = reinterpret_cast<void*>((std::uintptr_t{1} << 20) + 2);
+  const auto refusal = [](const auto& call) {
+    try {
+      call();
+    } catch (const nvrar::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(refusal([&] { eg::skinny_gemm(p, p, p, 9, 64, 256, 0, nullptr); }).find("m 9, n 64, k 256, variant 0"),
+            std::string::npos);
+  EXPECT_NE(refusal([&] { eg::skinny_gemm(p, p, p, 1, 64, 264, 2, nullptr); }).find("k 264, variant 2"),
+            std::string::npos);
+  EXPECT_NE(refusal([&] { eg::skinny_gemm(p, p, p, 1, 64, 12, 0, nullptr); }).find("a multiple of 8"),
+            std::string::npos);
+  EXPECT_NE(refusal([&] { eg::skinny_gemm(odd, p, p, 1, 64, 256, 0, nullptr); }).find("16-byte aligned"),
+            std::string::npos);
+  EXPECT_NE(refusal([&] { eg::skinny_gemm(p, p, p, 1, 64, 256, 4, nullptr); }).find("variant 4"), std::string::npos);
 }
 
 // Gemm::linear_skinny runs nothing for a shape it has not chosen a kernel for (the caller then runs linear()).

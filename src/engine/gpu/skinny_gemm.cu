@@ -381,10 +381,12 @@ bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m
 
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
                  cudaStream_t stream, const SkinnyEpilogue& e) {
-  if (m < 1 || m > kSkinnyGemmMaxRows || variant < 0 || variant >= kSkinnyGemmVariants)
-    throw Error("nvrar-llm: skinny_gemm: m " + std::to_string(m) + " variant " + std::to_string(variant) +
-                " (takes 1 <= m <= " + std::to_string(kSkinnyGemmMaxRows) + " and variant < " +
-                std::to_string(kSkinnyGemmVariants) + ")");
+  if (!skinny_gemm_supports(x, w, y, m, n, k, variant))
+    throw Error("nvrar-llm: skinny_gemm: m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " +
+                std::to_string(k) + ", variant " + std::to_string(variant) + " (takes 1 <= m <= " +
+                std::to_string(kSkinnyGemmMaxRows) + ", variant < " + std::to_string(kSkinnyGemmVariants) +
+                ", k >= 8 a multiple of 8, of " + std::to_string(kStagedChunk) +
+                " for variants 2 and 3, and 16-byte aligned x, w and y)");
   const auto* xb = static_cast<const bf16_t*>(x);
   const auto* wb = static_cast<const bf16_t*>(w);
   auto* yb = static_cast<bf16_t*>(y);

@@ -43,9 +43,9 @@ struct SkinnyEpilogue {
 // every pointer 16-byte aligned.
 bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k,
                           int variant = 0);
-// Throws nvrar::Error for m outside 1..8, an unknown variant, or an epilogue whose shape does not match n (kSwiGlu:
-// n even; kRopeAppend: n = (q_heads + 2 kv_heads) head_dim with head_dim even and every pointer set); k and the
-// alignment are the caller's to check (skinny_gemm_supports). Gemm times the variants without an epilogue.
+// Throws nvrar::Error, launching nothing, for a call skinny_gemm_supports refuses or an epilogue whose shape does not
+// match n (kSwiGlu: n even; kRopeAppend: n = (q_heads + 2 kv_heads) head_dim with head_dim even and every pointer
+// set). Gemm times the variants without an epilogue.
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
                  cudaStream_t stream, const SkinnyEpilogue& epilogue = {});
 
