@@ -16,9 +16,9 @@
 //   (a gate row and its up row; a head's element e and e + head_dim / 2), so both products of a pair meet in one
 //   warp (after the butterfly every lane holds both) or, in variants 2 and 3, in one lane (tile rows g and g + 8),
 //   and that lane applies SwiGLU or RoPE + KV append (pointwise.cuh, the formulas of layers.cu's kernels).
-// Sync (variants 0 and 1): none beyond the warp shuffles; no shared memory. Programmatic dependent launch (gpu/device/pdl.cuh, off with
-//   NVRAR_PDL=0): every variant requests its first weights before griddepcontrol.wait, and reads x and writes y (and
-//   the KV cache) only after it.
+// Sync (variants 0 and 1): none beyond the warp shuffles; no shared memory. Programmatic dependent launch
+//   (gpu/device/pdl.cuh, off with NVRAR_PDL=0): every variant requests its first weights before griddepcontrol.wait,
+//   and reads x and writes y (and the KV cache) only after it.
 #include "engine/gpu/skinny_gemm.h"
 
 #include <cuda_runtime.h>
