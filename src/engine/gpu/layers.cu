@@ -47,9 +47,7 @@ __global__ void rope_kernel(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_head
   const int64_t t = i / (static_cast<int64_t>(half) * heads);
   bf16_t* x = qkv + t * qkv_cols + static_cast<int64_t>(head) * head_dim;  // k heads follow the q heads, v the k
   const int64_t cache_row =
-      append ? ((static_cast<int64_t>(seq[t]) * kv_heads + (head - q_heads) % kv_heads) * max_seq + positions[t]) *
-                   head_dim
-             : 0;
+      append ? kv_cache_row(seq[t], kv_heads, (head - q_heads) % kv_heads, max_seq, positions[t], head_dim) : 0;
   if (head >= q_heads + kv_heads) {  // a v head: copy only
     cache_v[cache_row + pair] = x[pair];
     cache_v[cache_row + pair + half] = x[pair + half];

@@ -1,4 +1,5 @@
-// RoPE of one pair of a head's elements and SwiGLU of one element, with transformers' bf16 roundings. Shared by
+// RoPE of one pair of a head's elements and SwiGLU of one element, with transformers' bf16 roundings, and the KV
+// cache's row index. Shared by
 // layers.cu's RoPE and SwiGLU kernels and the skinny GEMM's epilogues (skinny_gemm.cu), so a fused and an unfused
 // decode step give the same bits. Device code.
 #pragma once
@@ -23,6 +24,12 @@ __device__ __forceinline__ void rope_pair(float x1, float x2, int32_t position, 
   const float s = f(b(sinf(angle)));
   y1 = b(f(b(x1 * c)) + f(b(-x2 * s)));
   y2 = b(f(b(x2 * c)) + f(b(x1 * s)));
+}
+
+// Where KV head kv_head of sequence seq at `position` starts in a KV cache [max_batch][kv_heads][max_seq][head_dim].
+__device__ __forceinline__ int64_t kv_cache_row(int32_t seq, int kv_heads, int kv_head, int64_t max_seq,
+                                                int32_t position, int64_t head_dim) {
+  return ((static_cast<int64_t>(seq) * kv_heads + kv_head) * max_seq + position) * head_dim;
 }
 
 // SwiGLU of one element, rounded where transformers rounds: silu(g) to bf16, then the product.

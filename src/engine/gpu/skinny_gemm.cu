@@ -110,7 +110,7 @@ struct RopeAppendPairs {
     if (head < q_heads) return;
     const int kv_head = (head - q_heads) % kv_heads;
     bf16_t* cache = head < q_heads + kv_heads ? cache_k : cache_v;
-    bf16_t* row = cache + ((static_cast<int64_t>(seq[r]) * kv_heads + kv_head) * max_seq + positions[r]) * 2 * half;
+    bf16_t* row = cache + kv_cache_row(seq[r], kv_heads, kv_head, max_seq, positions[r], int64_t{2} * half);
     row[e] = y1;
     row[e + half] = y2;
   }

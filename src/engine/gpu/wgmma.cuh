@@ -18,10 +18,10 @@
 #include "engine/gpu/attention.h"
 #include "engine/gpu/flash_prefill_wgmma.h"
 #include "engine/gpu/layers.h"
-#include "engine/prefill_plan.h"
-#include "nvrar/types.h"
 #include "engine/gpu/prefill_grid.cuh"
 #include "engine/gpu/tensor_core.cuh"
+#include "engine/prefill_plan.h"
+#include "nvrar/types.h"
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define NVRAR_HAVE_WGMMA 1
