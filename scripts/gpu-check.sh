@@ -173,7 +173,7 @@ fi
 if want enginesan; then  # the engine's own kernels under compute-sanitizer (small shapes of their GPU tests)
   for tool in ${ENGINE_SANITIZE:-memcheck racecheck synccheck}; do
     for t in "test_flash_prefill_gpu:*" "test_engine_gpu:*AttentionMatchesCpuSoftmax*:*AttentionRepeats*:*Rope*" \
-             "test_gemm_gpu:*Skinny*" "test_sampling_gpu:*"; do
+             "test_gemm_gpu:*Skinny*" "test_sampling_gpu:*" "test_residual_rmsnorm_gpu:*"; do
       bin=${t%%:*} filter=${t#*:}
       log="$OUT/enginesan_${tool}_$bin.log"
       timeout "${ENGINE_SANITIZE_TIMEOUT:-240}" compute-sanitizer --tool "$tool" --error-exitcode 9 \

@@ -30,6 +30,28 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return s;
 }
 
+// sumsq += the squares of a unit's elements, in element order (the order every caller must share for equal bits).
+template <typename T>
+__device__ __forceinline__ void add_unit_squares(const uint32_t r[4], float& sumsq) {
+#pragma unroll
+  for (int e = 0; e < elems_per_unit<T>(); ++e) {
+    const float v = unit_get<T>(r, e);
+    sumsq += v * v;
+  }
+}
+
+// o = round(weight * round(r * inv)), element-wise: the normalised unit.
+template <typename T>
+__device__ __forceinline__ void unit_rmsnorm(const uint32_t r[4], const uint32_t w[4], float inv, uint32_t o[4]) {
+  float v[elems_per_unit<T>()];
+#pragma unroll
+  for (int e = 0; e < elems_per_unit<T>(); ++e) {
+    const float normed = core::to_float(core::from_float<T>(unit_get<T>(r, e) * inv));
+    v[e] = unit_get<T>(w, e) * normed;
+  }
+  unit_from_floats<T>(v, o);
+}
+
 // Row `row` of hidden elements (hidden x sizeof(T) a multiple of 16 bytes). get_y(j, w) fills unit j of the row's
 // summed input and returns false when the call was aborted (then nothing more is written for the row).
 template <typename T, typename GetY>
@@ -58,11 +80,7 @@ __device__ inline bool residual_rmsnorm_row(int64_t row, int64_t hidden, GetY ge
     load_unit(residual, n, base + j, res_aligned, r);
     unit_add<T>(r, y);
     store_unit(residual, n, base + j, res_aligned, r);
-#pragma unroll
-    for (int e = 0; e < kElems; ++e) {
-      const float v = unit_get<T>(r, e);
-      sumsq += v * v;
-    }
+    add_unit_squares<T>(r, sumsq);
   }
   if (!ok) block_ok = 0;
   const float total = block_sum(sumsq, scratch);  // contains barriers: block_ok is settled after it
@@ -72,13 +90,7 @@ __device__ inline bool residual_rmsnorm_row(int64_t row, int64_t hidden, GetY ge
     uint32_t r[4], w[4], o[4];
     load_unit(residual, n, base + j, res_aligned, r);
     load_unit(weight, hidden, j, w_aligned, w);
-    float v[kElems];
-#pragma unroll
-    for (int e = 0; e < kElems; ++e) {
-      const float normed = core::to_float(core::from_float<T>(unit_get<T>(r, e) * inv));
-      v[e] = unit_get<T>(w, e) * normed;
-    }
-    unit_from_floats<T>(v, o);
+    unit_rmsnorm<T>(r, w, inv, o);
     store_unit(out, n, base + j, out_aligned, o);
   }
   __syncthreads();  // block_ok and scratch are reused by the block's next row

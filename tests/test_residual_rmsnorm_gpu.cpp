@@ -1,0 +1,130 @@
+// The residual + RMSNorm kernels of src/gpu/device/residual_rmsnorm.cu: the warp-per-row kernel (many rows, prefill)
+// gives the block-per-row kernel's bits (the residual and the output), for bf16, fp16 and fp32 rows of 32 to 512
+// 16-byte units, row counts not a multiple of the block's 4 warps, and y aliasing out; the new residual equals the
+// elementwise rounded sum computed here. Which kernel a call takes (CPU). The block kernel itself is checked against
+// float64 in the multi-rank suite (tests/gpu/rmsnorm.cpp). GPU tests skip without a device.
+#include <gtest/gtest.h>
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "core/numeric.h"
+#include "engine_gpu_test_support.h"
+#include "gpu/device/residual_rmsnorm.h"
+#include "nvrar/types.h"
+
+namespace {
+
+using nvrar::DataType;
+using nvrar::engine::test_support::download;
+using nvrar::engine::test_support::have_gpu;
+using nvrar::engine::test_support::upload;
+namespace core = nvrar::core;
+
+// n elements of type dtype (as raw bits in 16- or 32-bit words), uniform in [-scale, scale), from seed.
+std::vector<uint32_t> random_words(DataType dtype, std::size_t n, uint64_t seed, float scale) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  const std::size_t es = nvrar::dtype_size(dtype);
+  std::vector<uint32_t> words((n * es + 3) / 4);
+  auto* p16 = reinterpret_cast<uint16_t*>(words.data());
+  auto* p32 = reinterpret_cast<float*>(words.data());
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = u(rng);
+    if (dtype == DataType::kBFloat16) p16[i] = core::from_float<core::Bf16>(v).bits;
+    else if (dtype == DataType::kFloat16) p16[i] = core::from_float<core::Fp16>(v).bits;
+    else p32[i] = v;
+  }
+  return words;
+}
+
+float element(DataType dtype, const std::vector<uint32_t>& words, std::size_t i) {
+  if (dtype == DataType::kFloat32) return reinterpret_cast<const float*>(words.data())[i];
+  const uint16_t b = reinterpret_cast<const uint16_t*>(words.data())[i];
+  return dtype == DataType::kBFloat16 ? core::to_float(core::Bf16{b}) : core::to_float(core::Fp16{b});
+}
+
+float rounded(DataType dtype, float v) {
+  if (dtype == DataType::kBFloat16) return core::to_float(core::from_float<core::Bf16>(v));
+  if (dtype == DataType::kFloat16) return core::to_float(core::from_float<core::Fp16>(v));
+  return v;
+}
+
+struct Result {
+  std::vector<uint32_t> residual, out;
+};
+
+// One call of the named kernel on fresh copies of y and residual; out aliases y when `aliased`.
+Result run(bool warp_rows, bool aliased, DataType dtype, int64_t rows, int64_t hidden, const std::vector<uint32_t>& y,
+           const std::vector<uint32_t>& residual, const std::vector<uint32_t>& weight) {
+  uint32_t* d_y = upload(y);
+  uint32_t* d_res = upload(residual);
+  uint32_t* d_w = upload(weight);
+  uint32_t* d_out = aliased ? d_y : upload(std::vector<uint32_t>(y.size(), 0xdeadbeefu));
+  EXPECT_EQ(nvrar::gpu::launch_residual_rmsnorm_rows(d_y, d_res, d_w, d_out, rows, hidden, 1e-5f, dtype, warp_rows,
+                                                     nullptr),
+            cudaSuccess);
+  Result r{download(d_res, residual.size()), download(d_out, y.size())};
+  for (uint32_t* p : {d_y, d_res, d_w}) cudaFree(p);
+  if (!aliased) cudaFree(d_out);
+  return r;
+}
+
+TEST(ResidualRmsNorm, WarpPerRowGivesTheBlockKernelsBits) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  struct Case {
+    DataType dtype;
+    int64_t rows, hidden;
+  };
+  const Case cases[] = {{DataType::kBFloat16, 64, 4096},  {DataType::kBFloat16, 1001, 4096},
+                        {DataType::kBFloat16, 67, 256},   {DataType::kBFloat16, 300, 2816},
+                        {DataType::kFloat16, 129, 1024},  {DataType::kFloat32, 77, 128},
+                        {DataType::kFloat32, 250, 2048}};
+  uint64_t seed = 1;
+  for (const Case& c : cases)
+    for (bool aliased : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "dtype " << nvrar::dtype_name(c.dtype) << ", rows " << c.rows << ", hidden "
+                                      << c.hidden << (aliased ? ", y aliasing out" : ""));
+      ASSERT_TRUE(nvrar::gpu::residual_rmsnorm_takes_warp_rows(nvrar::gpu::kResidualRmsNormWarpRowsMin, c.hidden,
+                                                               c.dtype));  // the row suits the kernel
+      const std::size_t n = static_cast<std::size_t>(c.rows * c.hidden);
+      const auto y = random_words(c.dtype, n, seed++, 1.0f);
+      const auto res = random_words(c.dtype, n, seed++, 4.0f);
+      const auto w = random_words(c.dtype, static_cast<std::size_t>(c.hidden), seed++, 2.0f);
+      const Result block = run(false, aliased, c.dtype, c.rows, c.hidden, y, res, w);
+      const Result warp = run(true, aliased, c.dtype, c.rows, c.hidden, y, res, w);
+      ASSERT_EQ(warp.residual, block.residual);
+      ASSERT_EQ(warp.out, block.out);
+      for (std::size_t i = 0; i < n; i += 97) {  // the new residual: the sum rounded to the element type
+        const float sum = element(c.dtype, res, i) + element(c.dtype, y, i);
+        ASSERT_EQ(element(c.dtype, warp.residual, i), rounded(c.dtype, sum)) << "element " << i;
+      }
+    }
+}
+
+TEST(ResidualRmsNorm, WarpPerRowRefusesRowsItDoesNotFit) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  std::vector<uint32_t> buf(64 * 8192);
+  uint32_t* d = upload(buf);
+  // bf16 rows of 1024 units (hidden 8192) and of 36 units (hidden 288: not a multiple of 32 units)
+  EXPECT_EQ(nvrar::gpu::launch_residual_rmsnorm_rows(d, d, d, d, 64, 8192, 1e-5f, DataType::kBFloat16, true, nullptr),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(nvrar::gpu::launch_residual_rmsnorm_rows(d, d, d, d, 64, 288, 1e-5f, DataType::kBFloat16, true, nullptr),
+            cudaErrorInvalidValue);
+  cudaFree(d);
+}
+
+TEST(ResidualRmsNorm, KernelChoice) {
+  using nvrar::gpu::kResidualRmsNormWarpRowsMin;
+  using nvrar::gpu::residual_rmsnorm_takes_warp_rows;
+  EXPECT_TRUE(residual_rmsnorm_takes_warp_rows(kResidualRmsNormWarpRowsMin, 4096, DataType::kBFloat16));
+  EXPECT_FALSE(residual_rmsnorm_takes_warp_rows(kResidualRmsNormWarpRowsMin - 1, 4096, DataType::kBFloat16));
+  EXPECT_FALSE(residual_rmsnorm_takes_warp_rows(16384, 8192, DataType::kBFloat16));  // 1024 units: block kernel
+  EXPECT_TRUE(residual_rmsnorm_takes_warp_rows(16384, 2048, DataType::kFloat32));    // 512 units
+  EXPECT_FALSE(residual_rmsnorm_takes_warp_rows(16384, 288, DataType::kBFloat16));   // 36 units
+}
+
+}  // namespace
