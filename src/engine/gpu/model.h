@@ -44,7 +44,10 @@ namespace nvrar::engine::gpu {
 struct EngineOptions {
   int64_t max_batch = 1;
   int64_t max_seq = 256;      // prompt + generated tokens per sequence
-  int64_t prefill_chunk = 4096;  // prompt tokens per prefill forward (a longer prefill runs in chunks)
+  // Prompt tokens per prefill forward (a longer prefill runs in chunks). 16384 against 4096 (8B; activations ~2 GB):
+  // H100 -2.1% at 8 x 2048, -1.2% at 1 x 8192, -1.7% at 1 x 32768; H200 -0.6% and -1.8% at the first two
+  // (bench/results/2026-12-05f-engine calls 3 and 6).
+  int64_t prefill_chunk = 16384;
   AllReduceBackend allreduce = AllReduceBackend::kAuto;
 };
 
