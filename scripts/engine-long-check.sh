@@ -4,8 +4,9 @@
 #   bash scripts/engine-long-check.sh BUILD OUT
 # LONG_CHECKS: a subset of the case names below. Each case: a random tiny Llama written by hf_reference.py with the
 # case's shape, then `nvrar-llm check` (TP 1) against its fp32 logits; the long case also runs with two chunk sizes
-# and compares our logits of both runs, with the decode GEMMs pinned to skinny variant 0 (NVRAR_LLM_GEMM=0, unless
-# LONG_CHECK_ENVS sets it), since each run times its own GEMM choice and two variants may round differently.
+# and compares our logits of both runs, with the decode GEMMs pinned to skinny variant 0 (NVRAR_LLM_GEMM=skinny0,
+# unless LONG_CHECK_ENVS sets it; prefill's GEMMs stay cuBLASLt), since each run times its own GEMM choice and two
+# variants may round differently.
 # LONG_CHECK_ENVS: the kernel settings to check each case under, space-separated; "default" is the unset settings,
 # anything else is VAR=value[,VAR=value] set for nvrar-llm, e.g.
 #   LONG_CHECK_ENVS='default NVRAR_LLM_PREFILL_ATTENTION=wgmma \
@@ -40,7 +41,7 @@ for c in "${cases[@]}"; do
   [ "$env_spec" = default ] || IFS=',' read -r -a env_args <<< "$env_spec"
   outs=()
   pin=()  # several chunk sizes: the same decode GEMM kernels in every run (env_args may override)
-  [ "$(wc -w <<< "$chunks")" -ge 2 ] && pin=(NVRAR_LLM_GEMM=0)
+  [ "$(wc -w <<< "$chunks")" -ge 2 ] && pin=(NVRAR_LLM_GEMM=skinny0)
   for chunk in $chunks; do
     log="$OUT/check_${name}${tag}_c$chunk.log"
     env "${pin[@]}" "${env_args[@]}" $LLM check --model-dir "$dir" --reference "$dir/reference.json" --tp 1 --allreduce nvrar \

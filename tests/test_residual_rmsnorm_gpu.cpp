@@ -1,12 +1,14 @@
 // The residual + RMSNorm kernels of src/gpu/device/residual_rmsnorm.cu: the warp-per-row kernel (many rows, prefill)
 // gives the block-per-row kernel's bits (the residual and the output), for bf16, fp16 and fp32 rows of 32 to 512
-// 16-byte units, row counts not a multiple of the block's 4 warps, and y aliasing out; the new residual equals the
-// elementwise rounded sum computed here. Which kernel a call takes (CPU). The block kernel itself is checked against
+// 16-byte units, row counts not a multiple of the block's 4 warps, data over many binades, and y aliasing out; the
+// new residual equals the elementwise rounded sum computed here. The automatic choice (and its fallback for a
+// misaligned pointer). Which kernel a call takes (CPU). The block kernel itself is checked against
 // float64 in the multi-rank suite (tests/gpu/rmsnorm.cpp). GPU tests skip without a device.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
 
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -24,16 +26,19 @@ using nvrar::engine::test_support::have_gpu;
 using nvrar::engine::test_support::upload;
 namespace core = nvrar::core;
 
-// n elements of type dtype (as raw bits in 16- or 32-bit words), uniform in [-scale, scale), from seed.
-std::vector<uint32_t> random_words(DataType dtype, std::size_t n, uint64_t seed, float scale) {
+// n elements of type dtype (as raw bits in 16- or 32-bit words), uniform in [-scale, scale), from seed; with
+// spread > 0 each element is also scaled by 2^e, e uniform in [-spread, spread / 2] (values over many binades, so
+// that the sums of squares round).
+std::vector<uint32_t> random_words(DataType dtype, std::size_t n, uint64_t seed, float scale, int spread = 0) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> u(-scale, scale);
+  std::uniform_int_distribution<int> binade(-spread, spread / 2);
   const std::size_t es = nvrar::dtype_size(dtype);
   std::vector<uint32_t> words((n * es + 3) / 4);
   auto* p16 = reinterpret_cast<uint16_t*>(words.data());
   auto* p32 = reinterpret_cast<float*>(words.data());
   for (std::size_t i = 0; i < n; ++i) {
-    const float v = u(rng);
+    const float v = std::ldexp(u(rng), spread > 0 ? binade(rng) : 0);
     if (dtype == DataType::kBFloat16) p16[i] = core::from_float<core::Bf16>(v).bits;
     else if (dtype == DataType::kFloat16) p16[i] = core::from_float<core::Fp16>(v).bits;
     else p32[i] = v;
@@ -78,21 +83,23 @@ TEST(ResidualRmsNorm, WarpPerRowGivesTheBlockKernelsBits) {
   struct Case {
     DataType dtype;
     int64_t rows, hidden;
+    int spread;  // binades of the data (random_words)
   };
-  const Case cases[] = {{DataType::kBFloat16, 64, 4096},  {DataType::kBFloat16, 1001, 4096},
-                        {DataType::kBFloat16, 67, 256},   {DataType::kBFloat16, 300, 2816},
-                        {DataType::kFloat16, 129, 1024},  {DataType::kFloat32, 77, 128},
-                        {DataType::kFloat32, 250, 2048}};
+  const Case cases[] = {{DataType::kBFloat16, 64, 4096, 0},  {DataType::kBFloat16, 1001, 4096, 0},
+                        {DataType::kBFloat16, 67, 256, 0},   {DataType::kBFloat16, 300, 2816, 0},
+                        {DataType::kBFloat16, 300, 4096, 20}, {DataType::kFloat16, 129, 1024, 0},
+                        {DataType::kFloat16, 200, 2048, 6},  {DataType::kFloat32, 77, 128, 0},
+                        {DataType::kFloat32, 90, 1408, 20},  {DataType::kFloat32, 250, 2048, 0}};
   uint64_t seed = 1;
   for (const Case& c : cases)
     for (bool aliased : {false, true}) {
       SCOPED_TRACE(testing::Message() << "dtype " << nvrar::dtype_name(c.dtype) << ", rows " << c.rows << ", hidden "
-                                      << c.hidden << (aliased ? ", y aliasing out" : ""));
+                                      << c.hidden << ", spread " << c.spread << (aliased ? ", y aliasing out" : ""));
       ASSERT_TRUE(nvrar::gpu::residual_rmsnorm_takes_warp_rows(nvrar::gpu::kResidualRmsNormWarpRowsMin, c.hidden,
                                                                c.dtype));  // the row suits the kernel
       const std::size_t n = static_cast<std::size_t>(c.rows * c.hidden);
-      const auto y = random_words(c.dtype, n, seed++, 1.0f);
-      const auto res = random_words(c.dtype, n, seed++, 4.0f);
+      const auto y = random_words(c.dtype, n, seed++, 1.0f, c.spread);
+      const auto res = random_words(c.dtype, n, seed++, 4.0f, c.spread);
       const auto w = random_words(c.dtype, static_cast<std::size_t>(c.hidden), seed++, 2.0f);
       const Result block = run(false, aliased, c.dtype, c.rows, c.hidden, y, res, w);
       const Result warp = run(true, aliased, c.dtype, c.rows, c.hidden, y, res, w);
@@ -103,6 +110,41 @@ TEST(ResidualRmsNorm, WarpPerRowGivesTheBlockKernelsBits) {
         ASSERT_EQ(element(c.dtype, warp.residual, i), rounded(c.dtype, sum)) << "element " << i;
       }
     }
+}
+
+// launch_residual_rmsnorm's own choice at kResidualRmsNormWarpRowsMin rows (the warp kernel) gives the block kernel's
+// bits; with y 8 bytes off 16-byte alignment the warp kernel refuses and the automatic choice takes the block kernel.
+TEST(ResidualRmsNorm, AutomaticChoiceGivesTheSameBits) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  const int64_t rows = nvrar::gpu::kResidualRmsNormWarpRowsMin, hidden = 4096;
+  const std::size_t n = static_cast<std::size_t>(rows * hidden), words = n / 2;
+  for (const std::size_t offset_words : {std::size_t{0}, std::size_t{2}}) {  // 0 or 8 bytes past the allocation
+    SCOPED_TRACE(testing::Message() << "y offset " << 4 * offset_words << " bytes");
+    std::vector<uint32_t> y = random_words(DataType::kBFloat16, n, 71, 1.0f, 10);
+    y.insert(y.begin(), offset_words, 0u);
+    const auto res = random_words(DataType::kBFloat16, n, 72, 4.0f, 10);
+    const auto w = random_words(DataType::kBFloat16, static_cast<std::size_t>(hidden), 73, 2.0f);
+    std::vector<std::vector<uint32_t>> outs, residuals;
+    for (int mode = 0; mode < 2; ++mode) {  // 0: automatic, 1: the block kernel named
+      uint32_t *d_y = upload(y), *d_res = upload(res), *d_w = upload(w);
+      uint32_t* d_out = upload(std::vector<uint32_t>(words, 0xdeadbeefu));
+      const cudaError_t e =
+          mode == 0 ? nvrar::gpu::launch_residual_rmsnorm(d_y + offset_words, d_res, d_w, d_out, rows, hidden, 1e-5f,
+                                                          DataType::kBFloat16, nullptr)
+                    : nvrar::gpu::launch_residual_rmsnorm_rows(d_y + offset_words, d_res, d_w, d_out, rows, hidden,
+                                                               1e-5f, DataType::kBFloat16, false, nullptr);
+      EXPECT_EQ(e, cudaSuccess);
+      outs.push_back(download(d_out, words));
+      residuals.push_back(download(d_res, words));
+      if (offset_words != 0)
+        EXPECT_EQ(nvrar::gpu::launch_residual_rmsnorm_rows(d_y + offset_words, d_res, d_w, d_out, rows, hidden, 1e-5f,
+                                                           DataType::kBFloat16, true, nullptr),
+                  cudaErrorInvalidValue);
+      for (uint32_t* p : {d_y, d_res, d_w, d_out}) cudaFree(p);
+    }
+    EXPECT_EQ(outs[0], outs[1]);
+    EXPECT_EQ(residuals[0], residuals[1]);
+  }
 }
 
 TEST(ResidualRmsNorm, WarpPerRowRefusesRowsItDoesNotFit) {

@@ -44,7 +44,8 @@ int run_bench(const BenchOptions& o) {
   eg::EngineOptions eo;
   eo.max_batch = o.batch;
   // Chunks no larger than the whole prefill (the activations are sized by the chunk).
-  eo.prefill_chunk = std::min(o.prefill_chunk > 0 ? o.prefill_chunk : eo.prefill_chunk, o.batch * o.input_len);
+  eo.prefill_chunk = std::min(o.prefill_chunk > 0 ? o.prefill_chunk : eg::default_prefill_chunk(o.tp),
+                              o.batch * o.input_len);
   eo.max_seq = o.input_len + o.output_len + 1;
   eo.allreduce = eg::parse_allreduce_backend(o.allreduce);
   nvrar::engine::ModelConfig config = nvrar::engine::resolve_config(o.model_dir.empty() ? o.model : o.model_dir + "/config.json");

@@ -135,8 +135,7 @@ int run_check(const CheckOptions& o) {
   const int64_t batch = reference.batch, len = reference.len, steps = reference.steps;
   eg::EngineOptions eo;
   eo.max_batch = batch;
-  if (o.prefill_chunk > 0) eo.prefill_chunk = o.prefill_chunk;
-  eo.prefill_chunk = std::min(eo.prefill_chunk, batch * len);
+  eo.prefill_chunk = std::min(o.prefill_chunk > 0 ? o.prefill_chunk : eg::default_prefill_chunk(o.tp), batch * len);
   eo.max_seq = len + steps + 1;
   eo.allreduce = backend;
   eg::check_engine(config, o.tp, eo);

@@ -136,7 +136,7 @@ int run_generate(const GenerateOptions& o) {
   }
   eg::EngineOptions eo;
   eo.max_batch = batch;
-  eo.prefill_chunk = std::min(eo.prefill_chunk, total);
+  eo.prefill_chunk = std::min(eg::default_prefill_chunk(o.tp), total);
   eo.max_seq = len + o.max_tokens + 1;
   eo.allreduce = backend;
   eg::check_engine(config, o.tp, eo);

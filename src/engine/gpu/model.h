@@ -44,12 +44,16 @@ namespace nvrar::engine::gpu {
 struct EngineOptions {
   int64_t max_batch = 1;
   int64_t max_seq = 256;      // prompt + generated tokens per sequence
-  // Prompt tokens per prefill forward (a longer prefill runs in chunks). 16384 against 4096 (8B; activations ~2 GB):
-  // H100 -2.1% at 8 x 2048, -1.2% at 1 x 8192, -1.7% at 1 x 32768; H200 -0.6% and -1.8% at the first two
-  // (bench/results/2026-12-05f-engine calls 3 and 6).
-  int64_t prefill_chunk = 16384;
+  int64_t prefill_chunk = 4096;  // prompt tokens per prefill forward (a longer prefill runs in chunks)
   AllReduceBackend allreduce = AllReduceBackend::kAuto;
 };
+
+// The prefill chunk nvrar-llm takes when none is given: 16384 tokens on one GPU (against 4096, 8B: H100 -2.1% at
+// 8 x 2048, -1.2% at 1 x 8192, -1.7% at 1 x 32768; H200 -0.6% and -1.8% at the first two; bench/results/
+// 2026-12-05f-engine calls 3 and 6; activations ~2 GB). 4096 at TP > 1, where the all-reduce's two chunk x hidden
+// bf16 buffers live in the communicator's registered heap (Options::buffer_bytes, 256 MiB by default: 16384 tokens
+// of 70B's hidden 8192 would not fit, and that all-reduce would fall back to NCCL); not measured there.
+inline int64_t default_prefill_chunk(int tp) { return tp == 1 ? 16384 : 4096; }
 
 // Error naming the config's source (or the engine sizes) unless the engine can run `config` over `ranks` ranks
 // with `options`: the model config itself, its split over the ranks (vocabulary in equal shards), head_dim,
