@@ -18,9 +18,6 @@ namespace {
 
 using core::Bf16;
 
-__device__ __forceinline__ float f(bf16_t v) { return core::to_float(Bf16{v}); }
-__device__ __forceinline__ bf16_t b(float v) { return core::from_float<Bf16>(v).bits; }
-
 constexpr int kThreads = 256;
 int blocks_for(int64_t n) { return static_cast<int>((n + kThreads - 1) / kThreads); }
 
@@ -54,7 +51,7 @@ __global__ void rope_kernel(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_head
     return;
   }
   bf16_t y1, y2;
-  rope_pair(f(x[pair]), f(x[pair + half]), positions[t], inv_freq[pair], y1, y2);
+  rope_pair(to_f32(x[pair]), to_f32(x[pair + half]), positions[t], inv_freq[pair], y1, y2);
   x[pair] = y1;
   x[pair + half] = y2;
   if (append && head >= q_heads) {
@@ -77,7 +74,7 @@ __global__ void swiglu_kernel(const bf16_t* gate_up, int64_t n, int64_t inter, b
   const bf16_t* gate = gate_up + t * 2 * inter + j;
   const bf16_t* up = gate + inter;
   if constexpr (kVector == 1) {
-    out[t * inter + j] = swiglu_one(f(*gate), f(*up));
+    out[t * inter + j] = swiglu_one(to_f32(*gate), to_f32(*up));
   } else {
     float g[8], u[8];
     unpack_bf16x8(*reinterpret_cast<const uint4*>(gate), g);
@@ -101,7 +98,7 @@ __global__ void argmax_kernel(const bf16_t* logits, int64_t cols, int64_t offset
   float v = -INFINITY;
   int64_t idx = INT64_MAX;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-    const float x = f(row[j]);
+    const float x = to_f32(row[j]);
     if (x > v) {  // strictly greater: the first index of a tie wins within a thread's stride
       v = x;
       idx = j;
@@ -159,7 +156,7 @@ __global__ void fill_uniform_kernel(bf16_t* out, int64_t rows, int64_t cols, int
   const uint64_t global = static_cast<uint64_t>((row0 + r) * global_cols + col0 + c);
   const uint64_t h = mix64(seed ^ mix64(global));
   const float u = static_cast<float>(h >> 40) * (1.0f / 16777216.0f);  // [0, 1)
-  out[r * ld + c] = b(offset + (2.0f * u - 1.0f) * scale);
+  out[r * ld + c] = to_bf16(offset + (2.0f * u - 1.0f) * scale);
 }
 
 __global__ void advance_kernel(int32_t* positions, int32_t* lengths, int64_t n) {

@@ -1,7 +1,6 @@
-// RoPE of one pair of a head's elements and SwiGLU of one element, with transformers' bf16 roundings, and the KV
-// cache's row index. Shared by
-// layers.cu's RoPE and SwiGLU kernels and the skinny GEMM's epilogues (skinny_gemm.cu), so a fused and an unfused
-// decode step give the same bits. Device code.
+// RoPE of one pair of a head's elements and SwiGLU of one element, with transformers' bf16 roundings, the KV cache's
+// row index and the bf16 conversions they use. Shared by layers.cu's kernels and the skinny GEMM's epilogues
+// (skinny_gemm.cu), so a fused and an unfused decode step give the same bits. Device code.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -13,17 +12,19 @@
 
 namespace nvrar::engine::gpu {
 
+// bf16 bits as float, and a float rounded to bf16 bits (nearest even).
+__device__ __forceinline__ float to_f32(bf16_t v) { return core::to_float(core::Bf16{v}); }
+__device__ __forceinline__ bf16_t to_bf16(float v) { return core::from_float<core::Bf16>(v).bits; }
+
 // (x1, x2) = (x[i], x[i + head_dim / 2]) rotated by position x inv_freq[i], rounded where transformers rounds: cos and
 // sin to bf16, each partial product to bf16, each sum to bf16.
 __device__ __forceinline__ void rope_pair(float x1, float x2, int32_t position, float inv_freq, bf16_t& y1,
                                           bf16_t& y2) {
-  const auto b = [](float v) { return core::from_float<core::Bf16>(v).bits; };
-  const auto f = [](bf16_t v) { return core::to_float(core::Bf16{v}); };
   const float angle = static_cast<float>(position) * inv_freq;
-  const float c = f(b(cosf(angle)));
-  const float s = f(b(sinf(angle)));
-  y1 = b(f(b(x1 * c)) + f(b(-x2 * s)));
-  y2 = b(f(b(x2 * c)) + f(b(x1 * s)));
+  const float c = to_f32(to_bf16(cosf(angle)));
+  const float s = to_f32(to_bf16(sinf(angle)));
+  y1 = to_bf16(to_f32(to_bf16(x1 * c)) + to_f32(to_bf16(-x2 * s)));
+  y2 = to_bf16(to_f32(to_bf16(x2 * c)) + to_f32(to_bf16(x1 * s)));
 }
 
 // Where KV head kv_head of sequence seq at `position` starts in a KV cache [max_batch][kv_heads][max_seq][head_dim].
@@ -34,8 +35,7 @@ __device__ __forceinline__ int64_t kv_cache_row(int32_t seq, int kv_heads, int k
 
 // SwiGLU of one element, rounded where transformers rounds: silu(g) to bf16, then the product.
 __device__ __forceinline__ bf16_t swiglu_one(float g, float u) {
-  const auto b = [](float v) { return core::from_float<core::Bf16>(v).bits; };
-  return b(core::to_float(core::Bf16{b(g / (1.0f + __expf(-g)))}) * u);
+  return to_bf16(to_f32(to_bf16(g / (1.0f + __expf(-g)))) * u);
 }
 
 }  // namespace nvrar::engine::gpu

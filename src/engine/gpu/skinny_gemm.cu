@@ -29,7 +29,6 @@
 #include <string>
 
 #include "config/settings.h"
-#include "core/numeric.h"
 #include "engine/gpu/bf16_vector.cuh"
 #include "engine/gpu/layers.h"
 #include "engine/gpu/pointwise.cuh"
@@ -40,7 +39,6 @@ namespace nvrar::engine::gpu {
 
 namespace {
 
-using core::Bf16;
 namespace pdl = ::nvrar::gpu::dev;
 constexpr int kWarpsPerBlock = 8;
 
@@ -61,9 +59,6 @@ bool pdl_enabled() {
   static const bool enabled = config::settings().pdl != 0;
   return enabled;
 }
-
-__device__ __forceinline__ float to_f32(bf16_t v) { return core::to_float(Bf16{v}); }
-__device__ __forceinline__ bf16_t to_bf16(float v) { return core::from_float<Bf16>(v).bits; }
 
 // Plain output: column j is weight row j, stored to y[r, j].
 struct StoreColumns {

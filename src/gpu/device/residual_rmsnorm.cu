@@ -107,6 +107,12 @@ __global__ void __launch_bounds__(kWarpRowWarps * 32, 3)
   }
 }
 
+// Groups of 32 units in a row of `hidden` elements if the warp kernel takes it (1 to kWarpRowMaxGroups), else 0.
+int warp_row_groups(int64_t hidden, DataType dtype) {
+  const int64_t units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
+  return units % 32 == 0 && units / 32 >= 1 && units / 32 <= kWarpRowMaxGroups ? static_cast<int>(units / 32) : 0;
+}
+
 bool aligned16(const void* a, const void* b, const void* c, const void* d) {
   return ((reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) | reinterpret_cast<uintptr_t>(c) |
            reinterpret_cast<uintptr_t>(d)) & 15) == 0;
@@ -115,25 +121,22 @@ bool aligned16(const void* a, const void* b, const void* c, const void* d) {
 }  // namespace
 
 bool residual_rmsnorm_takes_warp_rows(int64_t rows, int64_t hidden, DataType dtype) {
-  const int64_t units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
-  return rows >= kResidualRmsNormWarpRowsMin && units % 32 == 0 && units / 32 >= 1 &&
-         units / 32 <= kWarpRowMaxGroups;
+  return rows >= kResidualRmsNormWarpRowsMin && warp_row_groups(hidden, dtype) > 0;
 }
 
 cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const void* weight, void* out,
                                          int64_t rows, int64_t hidden, float eps, DataType dtype, bool warp_rows,
                                          cudaStream_t stream) {
   if (warp_rows) {
-    const int64_t units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
-    if (units % 32 != 0 || units / 32 < 1 || units / 32 > kWarpRowMaxGroups || !aligned16(y, residual, weight, out))
-      return cudaErrorInvalidValue;
+    const int groups = warp_row_groups(hidden, dtype);
+    if (groups == 0 || !aligned16(y, residual, weight, out)) return cudaErrorInvalidValue;
     const int64_t wanted = (rows + kWarpRowWarps - 1) / kWarpRowWarps;
     const int blocks = static_cast<int>(wanted < 65535 ? wanted : 65535);
     return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
       using T = typename decltype(t)::type;
       warp_rmsnorm_kernel<T><<<blocks, kWarpRowWarps * 32, 0, stream>>>(
           static_cast<const uint4*>(y), static_cast<uint4*>(residual), static_cast<const uint4*>(weight),
-          static_cast<uint4*>(out), rows, static_cast<int>(units / 32), hidden, eps);
+          static_cast<uint4*>(out), rows, groups, hidden, eps);
       return cudaGetLastError();
     });
   }
