@@ -81,6 +81,63 @@ TEST(EngineGpu, RopeAppendWritesTheCache) {
   EXPECT_TRUE(v == v_ref);
 }
 
+// The block-per-row RoPE kernel (16-byte accesses, cos and sin once per row) against the thread-per-pair kernel:
+// the same bits in the rotated q and k, in both caches and in the v heads, at head_dim 64 and 128, grouped-query
+// ratios 1, 3, 4 and 7, rows of several sequences; rope_qk alone (no append) at positions up to 131071.
+TEST(EngineGpu, RopeRowKernelMatchesPerPairKernel) {
+  REQUIRE_GPU();
+  struct Case {
+    int D, q_heads, kv_heads;
+    int64_t n;
+  };
+  for (const Case c : {Case{128, 32, 8, 301}, Case{64, 8, 8, 77}, Case{128, 28, 4, 5}, Case{64, 12, 4, 1}}) {
+    SCOPED_TRACE(::testing::Message() << "head_dim " << c.D << ", heads " << c.q_heads << "/" << c.kv_heads);
+    const int64_t cols = (c.q_heads + 2 * c.kv_heads) * c.D, max_seq = 2048, seqs = 3;
+    const auto qkv = random_bf16(c.n * cols, 70 + c.D, 4.0f);
+    // Distinct (sequence, position) slots, as the engine's tokens have (two tokens on one slot would race).
+    std::mt19937 rng(9);
+    std::vector<int32_t> slots(seqs * max_seq), pos(c.n), seq(c.n), far(c.n);
+    for (std::size_t i = 0; i < slots.size(); ++i) slots[i] = int32_t(i);
+    std::shuffle(slots.begin(), slots.end(), rng);
+    std::iter_swap(slots.begin(), std::find(slots.begin(), slots.end(), int32_t(seqs * max_seq - 1)));  // the last
+    for (int64_t t = 0; t < c.n; ++t) {
+      pos[t] = slots[t] % int32_t(max_seq);
+      seq[t] = slots[t] / int32_t(max_seq);
+      far[t] = t == 0 ? 131071 : int32_t(rng() % 131072);
+    }
+    std::vector<float> inv(c.D / 2);
+    for (int i = 0; i < c.D / 2; ++i) inv[i] = std::pow(500000.0f, -2.0f * float(i) / float(c.D));
+    const std::size_t cache = std::size_t(seqs * c.kv_heads * max_seq * c.D);
+    const std::vector<uint16_t> zeros(cache, 0);
+    uint16_t *rows = upload(qkv), *pairs = upload(qkv), *far_rows = upload(qkv), *far_pairs = upload(qkv);
+    uint16_t *rk = upload(zeros), *rv = upload(zeros), *pk = upload(zeros), *pv = upload(zeros);
+    int32_t *dp = upload(pos), *ds = upload(seq), *df = upload(far);
+    float* di = upload(inv);
+    eg::rope_qk_append(rows, c.n, cols, c.q_heads, c.kv_heads, c.D, dp, di, ds, rk, rv, max_seq, nullptr);
+    eg::rope_qk_append(pairs, c.n, cols, c.q_heads, c.kv_heads, c.D, dp, di, ds, pk, pv, max_seq, nullptr, true);
+    eg::rope_qk(far_rows, c.n, cols, c.q_heads, c.kv_heads, c.D, df, di, nullptr);
+    eg::rope_qk(far_pairs, c.n, cols, c.q_heads, c.kv_heads, c.D, df, di, nullptr, true);
+    const auto want = download(pairs, c.n * cols);
+    EXPECT_TRUE(download(rows, c.n * cols) == want);
+    EXPECT_TRUE(download(rk, cache) == download(pk, cache));
+    EXPECT_TRUE(download(rv, cache) == download(pv, cache));
+    const auto far_want = download(far_pairs, c.n * cols);
+    EXPECT_TRUE(download(far_rows, c.n * cols) == far_want);
+    int64_t rotated = 0, far_rotated = 0;  // the comparisons mean something only if most q/k elements changed
+    for (int64_t i = 0; i < c.n * cols; ++i) {
+      rotated += want[i] != qkv[i];
+      far_rotated += far_want[i] != qkv[i];
+    }
+    EXPECT_GT(rotated, c.n * c.q_heads * c.D / 2);
+    EXPECT_GT(far_rotated, c.n * c.q_heads * c.D / 2);
+    for (void* p : {static_cast<void*>(rows), static_cast<void*>(pairs), static_cast<void*>(far_rows),
+                    static_cast<void*>(far_pairs), static_cast<void*>(rk), static_cast<void*>(rv),
+                    static_cast<void*>(pk), static_cast<void*>(pv), static_cast<void*>(dp), static_cast<void*>(ds),
+                    static_cast<void*>(df), static_cast<void*>(di)})
+      cudaFree(p);
+  }
+}
+
 // Attention rows against a float64 softmax, with every kernel on one scratch (zeroed once, as the engine does):
 // split-K first (as a prefill leaves the scratch), then fused and tensor-core, same tolerance, plus for the
 // tensor-core kernel the bound of its bf16 probabilities (each weight off by at most 2^-9 of itself, so the output by
@@ -188,6 +245,8 @@ TEST(EngineGpu, AttentionLongRaggedContexts) {
   check_attention_rows(128, {1, 255, 256, 257, 4097, 8192, 32768}, 21, 8, 2, 32768);  // 4 heads per block
   check_attention_rows(128, {8192}, 22, 32, 8, 8257, 8257);  // Llama-3.1-8B heads, batch 1, max_len as bench
   check_attention_rows(64, {32768}, 23, 8, 1, 32768);   // 8 heads per block, one row: the most splits
+  // max_len 256: the tensor-core kernel's one split of up to 4 tiles (full, partial, a single key).
+  check_attention_rows(128, {193, 1, 64, 65, 130, 256}, 24, 32, 8, 300, 256);
   struct Case {
     int D, q_heads, kv_heads;
     int64_t n, max_seq;
@@ -357,9 +416,11 @@ TEST(EngineAttention, FusedSplitPolicy) {
     if (f.splits > 1) EXPECT_LE(f.blocks, f.blocks_per_sm * 132);
   }
   // The tensor-core kernel's split (64-key tiles, 3 blocks per SM at head_dim 128): batch 1 x 32768 in one wave of
-  // 376 blocks (47 splits of 704 keys), batch 1 x 8257 at 256 keys (33 splits), batch 8 x 8257 in 384 blocks.
+  // 376 blocks (47 splits of 704 keys), batch 1 x 8257 at 256 keys (33 splits), batch 8 x 8257 in 384 blocks; rows
+  // of at most 256 keys in one split.
   for (const Want w : {Want{1, 32833, 704, 47, 376}, Want{1, 8257, 256, 33, 264}, Want{8, 8257, 1408, 6, 384},
-                       Want{1, 193, 64, 4, 32}}) {
+                       Want{1, 193, 256, 1, 8}, Want{8, 193, 256, 1, 64}, Want{1, 256, 256, 1, 8},
+                       Want{1, 257, 64, 5, 40}}) {
     const eg::AttentionShape s{w.n, 48 * 128, 32, 8, 128, w.max_len, w.max_len};
     const eg::FusedSplit f = eg::mma_split(s, 132);
     EXPECT_EQ(f.heads_per_block, 4);

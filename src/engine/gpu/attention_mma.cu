@@ -10,7 +10,7 @@
 //   Measured (8B, one H200, the engine's default): a decode step grows over context 128 by what streams the K/V at
 //   3.3 TB/s (batch 1 x 8192), 4.4 (8 x 8192) and 4.0 (1 x 32768); cuDNN's attention alone 2.2, 4.0 and 3.6.
 // Algorithm: a block attends one split of one query row's keys (the split policy of the fused kernel, split_keys,
-//   with 64-key tiles) for G query heads (heads_per_block: 8, 4, 2 or 1). Two stages of 64-key K and V tiles in
+//   with 64-key tiles; one split where max_len <= 256 keys, mma_split) for G query heads (heads_per_block: 8, 4, 2 or 1). Two stages of 64-key K and V tiles in
 //   shared memory (16-byte chunk c of key r at chunk c ^ (r % 8), tensor_core.cuh's swizzled tile): cp.async brings
 //   tile j + 1 (keys past the split zero-filled) while tile j is used. Warp w takes keys 16 w .. 16 w + 15 of each
 //   tile: S (16 x 16: rows = heads, of which G are real and the rest zero) from Q fragments held in registers for
@@ -26,7 +26,9 @@
 //   (attention() takes the fused kernel for other head sizes).
 // Sync: cp.async groups and __syncthreads before a stage is read and after it was used (before its refill); one
 //   barrier before the warps' results are combined; across blocks, split_merge.cuh's fences and counters (no block
-//   ever waits for another). PDL: allow_next_grid() at the start, as the fused kernel.
+//   ever waits for another). PDL: launched with programmatic dependent launch (unless NVRAR_PDL=0), it waits for the
+//   previous grid (the qkv GEMM, which writes q and the new key and value) before any load, and calls
+//   allow_next_grid() at the start so that the o_proj GEMM may start streaming its weights.
 #include "engine/gpu/attention_mma.h"
 
 #include <cuda_runtime.h>
@@ -79,7 +81,7 @@ __global__ void __launch_bounds__(kThreads, resident_blocks(D))
   static_assert(D == 64 || D == 128, "head_dim 64 or 128");
   constexpr int kDimBlocks = D / 8;  // n8 blocks of O
   nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
-  nvrar::gpu::dev::wait_for_previous_grid();  // a no-op as launched (<<<>>>), as in the fused kernel
+  nvrar::gpu::dev::wait_for_previous_grid();  // PDL-launched: q and the KV cache come from the previous kernel
   extern __shared__ __align__(128) unsigned char shared_raw[];
   bf16_t* sk = reinterpret_cast<bf16_t*>(shared_raw);  // [2][kKeys][D]
   bf16_t* sv = sk + 2 * kKeys * D;                      // [2][kKeys][D]
@@ -218,8 +220,21 @@ cudaError_t configure() {
 
 bool mma_attention_supports(int head_dim) { return head_dim == 64 || head_dim == 128; }
 
+// Rows of at most this many keys take one split (up to 4 tiles in one block): at Llama-3.1-8B's decode with max_len
+// 193 one split instead of four of 64 keys took 1.0% (batch 1) and 1.2% (batch 8) off an H100's decode step, and
+// two splits of 128 keys gained nothing: the partial entries, fence and merge cost more than the tiles run side by
+// side save while the whole row is this short.
+constexpr int64_t kOneSplitMaxKeys = 256;
+
 FusedSplit mma_split(const AttentionShape& s, int sms) {
-  return split_keys(s, sms, heads_per_block(s), resident_blocks(s.head_dim), kKeys);
+  FusedSplit f = split_keys(s, sms, heads_per_block(s), resident_blocks(s.head_dim), kKeys);
+  const int64_t max_len = s.max_len > 0 ? s.max_len : 1;
+  if (max_len <= kOneSplitMaxKeys && f.splits > 1) {
+    f.keys_per_split = (max_len + kKeys - 1) / kKeys * kKeys;
+    f.blocks /= f.splits;
+    f.splits = 1;
+  }
+  return f;
 }
 
 int64_t mma_attention_partial_floats(const AttentionShape& s) {
@@ -255,9 +270,10 @@ void mma_attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths
     if (e != cudaSuccess)
       throw Error(call.context + std::to_string(shared_bytes<D, G>()) + " bytes of shared memory refused: " +
                   cudaGetErrorString(e));
-    mma_attention_kernel<D, G><<<call.grid, kThreads, shared_bytes<D, G>(), stream>>>(
-        qkv, seq, lengths, cache_k, cache_v, s, f.keys_per_split, counters, partials, out);
-    e = cudaGetLastError();
+    e = nvrar::gpu::dev::launch_kernel_shared(mma_attention_kernel<D, G>, call.grid, kThreads, shared_bytes<D, G>(),
+                                              stream, pdl_enabled(), qkv, seq, lengths, cache_k, cache_v, s,
+                                              f.keys_per_split, counters, partials, out);
+    if (e == cudaSuccess) e = cudaGetLastError();
     if (e != cudaSuccess) throw Error(call.context + "launch failed: " + cudaGetErrorString(e));
   });
 }

@@ -11,6 +11,10 @@ namespace nvrar::engine::gpu {
 
 using bf16_t = uint16_t;  // bf16 storage (core::Bf16 bits)
 
+// Whether the engine's PDL-aware kernels (skinny GEMMs, tensor-core decode attention) are launched with programmatic
+// dependent launch: NVRAR_PDL, default on (gpu/device/pdl.cuh).
+bool pdl_enabled();
+
 // out[t, :] = table[tokens[t], :], hidden columns.
 void embedding_lookup(const int32_t* tokens, int64_t n, const bf16_t* table, int64_t hidden, bf16_t* out,
                       cudaStream_t stream);
@@ -19,13 +23,15 @@ void embedding_lookup(const int32_t* tokens, int64_t n, const bf16_t* table, int
 // h * head_dim, k heads after the q_heads. Position of token t: positions[t]. inv_freq: head_dim / 2 floats.
 // HF's rotate_half convention; cos/sin rounded to bf16, as transformers does.
 void rope_qk(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
-             const int32_t* positions, const float* inv_freq, cudaStream_t stream);
+             const int32_t* positions, const float* inv_freq, cudaStream_t stream, bool per_pair = false);
 
 // rope_qk, and in the same kernel the KV append: the rotated k heads and the v heads of token t go to the cache
 // [max_batch][kv_heads][max_seq][head_dim] (k and v alike) of sequence seq[t] at position positions[t].
+// Both take a block per token row with 16-byte accesses where head_dim is a multiple of 16 and the rows and cache are
+// 16-byte aligned, else a thread per pair; per_pair forces the latter (tests: both give the same bits).
 void rope_qk_append(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
                     const int32_t* positions, const float* inv_freq, const int32_t* seq, bf16_t* cache_k,
-                    bf16_t* cache_v, int64_t max_seq, cudaStream_t stream);
+                    bf16_t* cache_v, int64_t max_seq, cudaStream_t stream, bool per_pair = false);
 
 // out[t, i] = round(round(silu(gate[t, i])) * up[t, i]) with gate = gate_up[:, :inter], up = gate_up[:, inter:].
 void swiglu(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out, cudaStream_t stream);

@@ -18,13 +18,21 @@ __device__ __forceinline__ bf16_t to_bf16(float v) { return core::from_float<cor
 
 // (x1, x2) = (x[i], x[i + head_dim / 2]) rotated by position x inv_freq[i], rounded where transformers rounds: cos and
 // sin to bf16, each partial product to bf16, each sum to bf16.
-__device__ __forceinline__ void rope_pair(float x1, float x2, int32_t position, float inv_freq, bf16_t& y1,
-                                          bf16_t& y2) {
+// rope_cos_sin gives the bf16-rounded cos and sin of one (position, pair), rope_rotate the rotation with them.
+__device__ __forceinline__ void rope_cos_sin(int32_t position, float inv_freq, float& c, float& s) {
   const float angle = static_cast<float>(position) * inv_freq;
-  const float c = to_f32(to_bf16(cosf(angle)));
-  const float s = to_f32(to_bf16(sinf(angle)));
+  c = to_f32(to_bf16(cosf(angle)));
+  s = to_f32(to_bf16(sinf(angle)));
+}
+__device__ __forceinline__ void rope_rotate(float x1, float x2, float c, float s, bf16_t& y1, bf16_t& y2) {
   y1 = to_bf16(to_f32(to_bf16(x1 * c)) + to_f32(to_bf16(-x2 * s)));
   y2 = to_bf16(to_f32(to_bf16(x2 * c)) + to_f32(to_bf16(x1 * s)));
+}
+__device__ __forceinline__ void rope_pair(float x1, float x2, int32_t position, float inv_freq, bf16_t& y1,
+                                          bf16_t& y2) {
+  float c, s;
+  rope_cos_sin(position, inv_freq, c, s);
+  rope_rotate(x1, x2, c, s, y1, y2);
 }
 
 // Where KV head kv_head of sequence seq at `position` starts in a KV cache [max_batch][kv_heads][max_seq][head_dim].

@@ -53,13 +53,6 @@ __device__ __forceinline__ uint4 load_activation(const bf16_t* p) {
   return v;
 }
 
-// Launch with programmatic dependent launch unless NVRAR_PDL=0 (each kernel below requests weights before it waits
-// for the previous kernel).
-bool pdl_enabled() {
-  static const bool enabled = config::settings().pdl != 0;
-  return enabled;
-}
-
 // Plain output: column j is weight row j, stored to y[r, j].
 struct StoreColumns {
   static constexpr bool kPaired = false;
@@ -371,6 +364,11 @@ void launch(const bf16_t* x, const bf16_t* w, const Out& out, int64_t m, int64_t
 }
 
 }  // namespace
+
+bool pdl_enabled() {
+  static const bool enabled = config::settings().pdl != 0;
+  return enabled;
+}
 
 bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m, int64_t n, int64_t k, int variant) {
   const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };

@@ -24,13 +24,15 @@ __device__ __forceinline__ void allow_next_grid() {
 #endif
 }
 
-// Launches kernel<<<blocks, threads, 0, stream>>>(args...) with or without programmatic stream serialisation.
+// Launches kernel<<<blocks, threads, shared_bytes, stream>>>(args...) with or without programmatic stream
+// serialisation.
 template <typename... KArgs, typename... Args>
-inline cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 blocks, int threads, cudaStream_t stream, bool pdl,
-                                 Args&&... args) {
+inline cudaError_t launch_kernel_shared(void (*kernel)(KArgs...), dim3 blocks, int threads, size_t shared_bytes,
+                                        cudaStream_t stream, bool pdl, Args&&... args) {
   cudaLaunchConfig_t config{};
   config.gridDim = blocks;
   config.blockDim = dim3(static_cast<unsigned>(threads));
+  config.dynamicSmemBytes = shared_bytes;
   config.stream = stream;
   cudaLaunchAttribute attribute{};
   attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -38,6 +40,12 @@ inline cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 blocks, int thre
   config.attrs = &attribute;
   config.numAttrs = 1;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+// Launches kernel<<<blocks, threads, 0, stream>>>(args...) with or without programmatic stream serialisation.
+template <typename... KArgs, typename... Args>
+inline cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 blocks, int threads, cudaStream_t stream, bool pdl,
+                                 Args&&... args) {
+  return launch_kernel_shared(kernel, blocks, threads, 0, stream, pdl, std::forward<Args>(args)...);
 }
 template <typename... KArgs, typename... Args>
 inline cudaError_t launch_kernel(void (*kernel)(KArgs...), int blocks, int threads, cudaStream_t stream, bool pdl,

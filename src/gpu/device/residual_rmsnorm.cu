@@ -16,12 +16,14 @@
 //     grid-stride over rows. Measured (8B prefill, 65 calls): an H100, 5-6% faster than the block kernel at 4096
 //     rows; an H200, 11.2 ms at 4096 rows and 9.0 at 16384, where the block kernel took 13.2 at 4096
 //     (docs/perf-notes.md).
-// Synchronisation: none across blocks (nor, in the warp kernel, across warps); both let the next kernel in the stream
-//   start early (programmatic dependent launch), since the engine's next GEMM only streams weights until it waits.
+// Synchronisation: none across blocks (nor, in the warp kernel, across warps). Programmatic dependent launch: both are
+//   launched with it (unless NVRAR_PDL=0) and wait for the previous grid before their first load, and both let the
+//   next kernel in the stream start at once, since the engine's next GEMM only streams weights until it waits.
 #include "gpu/device/residual_rmsnorm.h"
 
 #include <cuda_runtime.h>
 
+#include "config/settings.h"
 #include "core/protocol.h"
 #include "gpu/device/device_units.cuh"
 #include "gpu/device/element_type.cuh"
@@ -37,6 +39,7 @@ __global__ void __launch_bounds__(kResidualRmsNormMaxThreads)
     residual_rmsnorm_kernel(const T* y, T* residual, const T* weight, T* out, int64_t rows, int64_t hidden,
                             float eps) {
   dev::allow_next_grid();  // the engine's GEMM after this kernel may start streaming its weights
+  dev::wait_for_previous_grid();  // PDL-launched: y (and the residual) come from earlier kernels
   const bool y_aligned = dev::is_aligned16(y);
   const int64_t row_units = hidden / dev::elems_per_unit<T>();
   const int64_t n = rows * hidden;
@@ -62,6 +65,7 @@ __global__ void __launch_bounds__(kWarpRowWarps * 32, 3)
     warp_rmsnorm_kernel(const uint4* y, uint4* residual, const uint4* weight, uint4* out, int64_t rows, int groups,
                         int64_t hidden, float eps) {
   dev::allow_next_grid();
+  dev::wait_for_previous_grid();
   const int lane = threadIdx.x & 31;
   const int64_t row_units = static_cast<int64_t>(groups) * 32;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpRowWarps + (threadIdx.x >> 5); row < rows;
@@ -118,6 +122,12 @@ bool aligned16(const void* a, const void* b, const void* c, const void* d) {
            reinterpret_cast<uintptr_t>(d)) & 15) == 0;
 }
 
+// Programmatic dependent launch unless NVRAR_PDL=0: both kernels wait for the previous grid before their first load.
+bool pdl_launch() {
+  static const bool enabled = config::settings().pdl != 0;
+  return enabled;
+}
+
 }  // namespace
 
 bool residual_rmsnorm_takes_warp_rows(int64_t rows, int64_t hidden, DataType dtype) {
@@ -134,10 +144,11 @@ cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const vo
     const int blocks = static_cast<int>(wanted < 65535 ? wanted : 65535);
     return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
       using T = typename decltype(t)::type;
-      warp_rmsnorm_kernel<T><<<blocks, kWarpRowWarps * 32, 0, stream>>>(
-          static_cast<const uint4*>(y), static_cast<uint4*>(residual), static_cast<const uint4*>(weight),
-          static_cast<uint4*>(out), rows, groups, hidden, eps);
-      return cudaGetLastError();
+      const cudaError_t e = dev::launch_kernel(
+          warp_rmsnorm_kernel<T>, blocks, kWarpRowWarps * 32, stream, pdl_launch(), static_cast<const uint4*>(y),
+          static_cast<uint4*>(residual), static_cast<const uint4*>(weight), static_cast<uint4*>(out), rows, groups,
+          hidden, eps);
+      return e != cudaSuccess ? e : cudaGetLastError();
     });
   }
   const int64_t row_units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
@@ -147,10 +158,10 @@ cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const vo
   const int blocks = static_cast<int>(rows < 65535 ? rows : 65535);
   return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
     using T = typename decltype(t)::type;
-    residual_rmsnorm_kernel<T><<<blocks, threads, 0, stream>>>(static_cast<const T*>(y), static_cast<T*>(residual),
-                                                               static_cast<const T*>(weight), static_cast<T*>(out),
-                                                               rows, hidden, eps);
-    return cudaGetLastError();
+    const cudaError_t e = dev::launch_kernel(residual_rmsnorm_kernel<T>, blocks, threads, stream, pdl_launch(),
+                                             static_cast<const T*>(y), static_cast<T*>(residual),
+                                             static_cast<const T*>(weight), static_cast<T*>(out), rows, hidden, eps);
+    return e != cudaSuccess ? e : cudaGetLastError();
   });
 }
 
