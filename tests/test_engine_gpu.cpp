@@ -82,15 +82,17 @@ TEST(EngineGpu, RopeAppendWritesTheCache) {
 }
 
 // The block-per-row RoPE kernel (16-byte accesses, cos and sin once per row) against the thread-per-pair kernel:
-// the same bits in the rotated q and k, in both caches and in the v heads, at head_dim 64 and 128, grouped-query
-// ratios 1, 3, 4 and 7, rows of several sequences; rope_qk alone (no append) at positions up to 131071.
+// the same bits in the rotated q and k, in both caches and in the v heads, at head_dim 64, 128 and 256, grouped-query
+// ratios 1, 2, 3, 4, 7 and 16, rows of several sequences; rope_qk alone (no append) at positions up to 131071. Shapes
+// where the block has fewer threads than pairs (head_dim 256, 4 heads) and more items than threads (144 heads).
 TEST(EngineGpu, RopeRowKernelMatchesPerPairKernel) {
   REQUIRE_GPU();
   struct Case {
     int D, q_heads, kv_heads;
     int64_t n;
   };
-  for (const Case c : {Case{128, 32, 8, 301}, Case{64, 8, 8, 77}, Case{128, 28, 4, 5}, Case{64, 12, 4, 1}}) {
+  for (const Case c : {Case{128, 32, 8, 301}, Case{64, 8, 8, 77}, Case{128, 28, 4, 5}, Case{64, 12, 4, 1},
+                       Case{256, 2, 1, 9}, Case{128, 128, 8, 3}}) {
     SCOPED_TRACE(::testing::Message() << "head_dim " << c.D << ", heads " << c.q_heads << "/" << c.kv_heads);
     const int64_t cols = (c.q_heads + 2 * c.kv_heads) * c.D, max_seq = 2048, seqs = 3;
     const auto qkv = random_bf16(c.n * cols, 70 + c.D, 4.0f);
@@ -113,6 +115,8 @@ TEST(EngineGpu, RopeRowKernelMatchesPerPairKernel) {
     uint16_t *rk = upload(zeros), *rv = upload(zeros), *pk = upload(zeros), *pv = upload(zeros);
     int32_t *dp = upload(pos), *ds = upload(seq), *df = upload(far);
     float* di = upload(inv);
+    ASSERT_TRUE(eg::rope_rows_fit(rows, cols, c.D, rk, rv));  // the row kernel runs, not the per-pair one twice
+    ASSERT_TRUE(eg::rope_rows_fit(far_rows, cols, c.D, nullptr, nullptr));
     eg::rope_qk_append(rows, c.n, cols, c.q_heads, c.kv_heads, c.D, dp, di, ds, rk, rv, max_seq, nullptr);
     eg::rope_qk_append(pairs, c.n, cols, c.q_heads, c.kv_heads, c.D, dp, di, ds, pk, pv, max_seq, nullptr, true);
     eg::rope_qk(far_rows, c.n, cols, c.q_heads, c.kv_heads, c.D, df, di, nullptr);

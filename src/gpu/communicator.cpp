@@ -133,7 +133,8 @@ class GpuCommunicator final : public Communicator {
     if (!(eps >= 0.0f)) throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: eps {} < 0", rank_, eps));
     const auto r64 = static_cast<int64_t>(rows), h64 = static_cast<int64_t>(hidden);
     if (nranks_ == 1 && (algorithm == Algorithm::kAuto || algorithm == Algorithm::kNccl)) {  // the sum is x itself
-      NVRAR_CUDA_CHECK(rank_, launch_residual_rmsnorm(x, residual, weight, out, r64, h64, eps, dtype, stream));
+      NVRAR_CUDA_CHECK(rank_, launch_residual_rmsnorm(x, residual, weight, out, r64, h64, eps, dtype, stream,
+                                                      /*pdl=*/true));
       return;
     }
     const Choice c = choose(Choice{algorithm}, call, "allreduce_add_rmsnorm");

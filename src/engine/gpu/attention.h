@@ -31,8 +31,9 @@ enum class DecodeAttention {
   kSplitK,  // 32-key or longer splits (up to ~1024 blocks), then a combine kernel over (query, head)
   kFused,   // longer splits (~2-4 blocks per SM, >= 256 keys where the context allows); the last block of each
             // (query, head group) to finish merges the splits, so one kernel per call
-  kTensorCore,  // the fused kernel's splits and merge with the dot products on tensor cores (mma.sync, the G heads
-                // of a KV head as the rows of a tile; P rounded to bf16); head_dim 64 and 128, else kFused
+  kTensorCore,  // the fused kernel's splits (one where max_len <= 256 keys) and merge with the dot products on
+                // tensor cores (mma.sync, the G heads of a KV head as the rows of a tile; P rounded to bf16);
+                // head_dim 64 and 128, else kFused
 };
 
 // Scratch (floats) for any call of any kernel with at most s.n queries and s.q_heads, s.head_dim: the fused and
@@ -72,8 +73,9 @@ FusedSplit fused_split(const AttentionShape& s, int sms);
 // Blocks of the fused kernel for (head_dim, heads_per_block) that the current device keeps resident per SM
 // (cudaOccupancyMaxActiveBlocksPerMultiprocessor); fused_split assumes FusedSplit::blocks_per_sm.
 int fused_attention_resident_blocks(int head_dim, int heads_per_block);
-// The same for the tensor-core kernel (64-key tiles; FusedSplit::blocks_per_sm 3 at head_dim 128, 4 at 64), and the
-// blocks of it the current device keeps resident per SM (-1 for a head size it does not take).
+// The same for the tensor-core kernel (64-key tiles; FusedSplit::blocks_per_sm 3 at head_dim 128, 4 at 64; rows of
+// at most 256 keys in one split), and the blocks of it the current device keeps resident per SM (-1 for a head size
+// it does not take).
 FusedSplit mma_split(const AttentionShape& s, int sms);
 int mma_attention_resident_blocks(int head_dim, int heads_per_block);
 

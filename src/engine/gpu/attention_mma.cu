@@ -9,26 +9,27 @@
 //   softmax, the rescale and the copies ~12 warp instructions per key (estimated), a sixth of the fused kernel's.
 //   Measured (8B, one H200, the engine's default): a decode step grows over context 128 by what streams the K/V at
 //   3.3 TB/s (batch 1 x 8192), 4.4 (8 x 8192) and 4.0 (1 x 32768); cuDNN's attention alone 2.2, 4.0 and 3.6.
-// Algorithm: a block attends one split of one query row's keys (the split policy of the fused kernel, split_keys,
-//   with 64-key tiles; one split where max_len <= 256 keys, mma_split) for G query heads (heads_per_block: 8, 4, 2 or 1). Two stages of 64-key K and V tiles in
-//   shared memory (16-byte chunk c of key r at chunk c ^ (r % 8), tensor_core.cuh's swizzled tile): cp.async brings
-//   tile j + 1 (keys past the split zero-filled) while tile j is used. Warp w takes keys 16 w .. 16 w + 15 of each
-//   tile: S (16 x 16: rows = heads, of which G are real and the rest zero) from Q fragments held in registers for
-//   the whole split (A: rows g < G of the query row's heads; rows >= G zero) and K fragments by ldmatrix (B); the
-//   FlashAttention-2 online softmax of the prefill kernels (tensor_core.cuh: log2 units, keys at or past the split's
-//   end masked, only on a warp's last slice); O += P V with P rounded to bf16 (rows >= G zero) and V fragments by
-//   ldmatrix.trans. A warp whose slice starts past the split's end skips the tile (warp-uniform). Each warp keeps its
-//   own (m, l, O); at the end the four warps meet in shared memory and split_merge.cuh takes over: the block's
-//   result is the output when the row has one split, else a partial entry, and the last of the row's splits to
-//   arrive merges them (the fused kernel's arrival counters and merge, unchanged).
+// Algorithm: a block attends one split of one query row's keys (the split policy of the fused kernel, split_keys, with
+//   64-key tiles; one split where max_len <= 256 keys, mma_split) for G query heads (heads_per_block: 8, 4, 2 or 1).
+//   Two stages of 64-key K and V tiles in shared memory (16-byte chunk c of key r at chunk c ^ (r % 8),
+//   tensor_core.cuh's swizzled tile): cp.async brings tile j + 1 (keys past the split zero-filled) while tile j is
+//   used. Warp w takes keys 16 w .. 16 w + 15 of each tile: S (16 x 16: rows = heads, of which G are real and the rest
+//   zero) from Q fragments held in registers for the whole split (A: rows g < G of the query row's heads; rows >= G
+//   zero) and K fragments by ldmatrix (B); the FlashAttention-2 online softmax of the prefill kernels (tensor_core.cuh:
+//   log2 units, keys at or past the split's end masked, only on a warp's last slice); O += P V with P rounded to bf16
+//   (rows >= G zero) and V fragments by ldmatrix.trans. A warp whose slice starts past the split's end skips the tile
+//   (warp-uniform). Each warp keeps its own (m, l, O); at the end the four warps meet in shared memory and
+//   split_merge.cuh takes over: the block's result is the output when the row has one split, else a partial entry, and
+//   the last of the row's splits to arrive merges them (the fused kernel's arrival counters and merge, unchanged).
 // Launch: grid (splits, q_heads / G, n), 128 threads, dynamic shared memory max(64 KB of tiles at head_dim 128 or
 //   32 KB at 64, the merge's 35 KB) + 16 bytes; 3 (head_dim 128) or 4 (64) blocks per SM. head_dim 64 and 128 only
 //   (attention() takes the fused kernel for other head sizes).
 // Sync: cp.async groups and __syncthreads before a stage is read and after it was used (before its refill); one
 //   barrier before the warps' results are combined; across blocks, split_merge.cuh's fences and counters (no block
 //   ever waits for another). PDL: launched with programmatic dependent launch (unless NVRAR_PDL=0), it waits for the
-//   previous grid (the qkv GEMM, which writes q and the new key and value) before any load, and calls
-//   allow_next_grid() at the start so that the o_proj GEMM may start streaming its weights.
+//   previous grid (the qkv GEMM with its RoPE + append epilogue, or the RoPE + append kernel, which write q and the
+//   new key and value) before any load, and calls allow_next_grid() at the start so that the o_proj GEMM may start
+//   streaming its weights.
 #include "engine/gpu/attention_mma.h"
 
 #include <cuda_runtime.h>

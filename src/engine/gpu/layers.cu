@@ -245,13 +245,12 @@ void embedding_lookup(const int32_t* tokens, int64_t n, const bf16_t* table, int
   embedding_kernel<<<blocks_for(n * hidden), kThreads, 0, stream>>>(tokens, n, table, hidden, out);
 }
 
-namespace {
-
-// The row kernel's conditions: whole 16-byte chunks in each half of a head, 16-byte aligned rows and cache.
 bool rope_rows_fit(const bf16_t* qkv, int64_t qkv_cols, int head_dim, const bf16_t* cache_k, const bf16_t* cache_v) {
   const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
   return head_dim % 16 == 0 && qkv_cols % 8 == 0 && aligned(qkv) && aligned(cache_k) && aligned(cache_v);
 }
+
+namespace {
 
 void launch_rope(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
                  const int32_t* positions, const float* inv_freq, const int32_t* seq, bf16_t* cache_k,

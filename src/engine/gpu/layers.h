@@ -32,6 +32,8 @@ void rope_qk(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads
 void rope_qk_append(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
                     const int32_t* positions, const float* inv_freq, const int32_t* seq, bf16_t* cache_k,
                     bf16_t* cache_v, int64_t max_seq, cudaStream_t stream, bool per_pair = false);
+// Whether rope_qk (cache pointers null) and rope_qk_append take the block-per-row kernel for these buffers.
+bool rope_rows_fit(const bf16_t* qkv, int64_t qkv_cols, int head_dim, const bf16_t* cache_k, const bf16_t* cache_v);
 
 // out[t, i] = round(round(silu(gate[t, i])) * up[t, i]) with gate = gate_up[:, :inter], up = gate_up[:, inter:].
 void swiglu(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out, cudaStream_t stream);

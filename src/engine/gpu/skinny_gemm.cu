@@ -19,9 +19,10 @@
 // Sync (variants 0 and 1): none beyond the warp shuffles; no shared memory. Programmatic dependent launch
 //   (gpu/device/pdl.cuh, off with NVRAR_PDL=0): every variant requests its first weights before griddepcontrol.wait,
 //   and reads x and writes y (and the KV cache) only after it. Each releases the next kernel (launch_dependents) once
-//   its weights are all read, before its epilogue: a PDL-launched successor (the down GEMM after gate/up, a
-//   collective at TP > 1) may start, and its own wait still covers this kernel's stores (H200: -1% per decode step at
-//   batch 1, neutral at 8).
+//   its weights are all read, before its epilogue: a PDL-launched successor (the tensor-core decode attention after
+//   qkv, the residual + RMSNorm at TP 1 or a collective at TP > 1 after o_proj and down, the down GEMM after gate/up)
+//   may start, and its own wait, before its first load, still covers this kernel's stores (H200: -1% per decode step
+//   at batch 1, neutral at 8).
 #include "engine/gpu/skinny_gemm.h"
 
 #include <cuda_runtime.h>
