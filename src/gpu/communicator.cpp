@@ -56,6 +56,7 @@ class GpuCommunicator final : public Communicator {
     policy_ = std::move(selection.policy);
     tuning_source_ = std::move(selection.source);
 
+    pdl_ = settings.pdl != 0;
     const KernelCommon common{rank_, nranks_,
                               failure_record_->wait_context(static_cast<long long>(timeout_ms_) * 1000000LL,
                                                             static_cast<int>(settings.poll_sleep_ns)),
@@ -133,8 +134,7 @@ class GpuCommunicator final : public Communicator {
     if (!(eps >= 0.0f)) throw Error(fmt::format("nvrar: rank {} allreduce_add_rmsnorm: eps {} < 0", rank_, eps));
     const auto r64 = static_cast<int64_t>(rows), h64 = static_cast<int64_t>(hidden);
     if (nranks_ == 1 && (algorithm == Algorithm::kAuto || algorithm == Algorithm::kNccl)) {  // the sum is x itself
-      NVRAR_CUDA_CHECK(rank_, launch_residual_rmsnorm(x, residual, weight, out, r64, h64, eps, dtype, stream,
-                                                      /*pdl=*/true));
+      NVRAR_CUDA_CHECK(rank_, launch_residual_rmsnorm(x, residual, weight, out, r64, h64, eps, dtype, stream, pdl_));
       return;
     }
     const Choice c = choose(Choice{algorithm}, call, "allreduce_add_rmsnorm");
@@ -267,6 +267,7 @@ class GpuCommunicator final : public Communicator {
   Options options_;
   int rank_ = 0;
   int nranks_ = 1;
+  bool pdl_ = true;  // NVRAR_PDL: programmatic dependent launch (also the one-rank residual + RMSNorm's)
   core::Topology topo_;
   int timeout_ms_ = 0;
   int max_blocks_ = 1;

@@ -21,6 +21,7 @@ using core::Bf16;
 
 constexpr int kThreads = 256;
 int blocks_for(int64_t n) { return static_cast<int>((n + kThreads - 1) / kThreads); }
+bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }  // 16-byte accesses
 
 // Embedding: one thread per (token, column).
 __global__ void embedding_kernel(const int32_t* tokens, int64_t n, const bf16_t* table, int64_t hidden, bf16_t* out) {
@@ -246,7 +247,6 @@ void embedding_lookup(const int32_t* tokens, int64_t n, const bf16_t* table, int
 }
 
 bool rope_rows_fit(const bf16_t* qkv, int64_t qkv_cols, int head_dim, const bf16_t* cache_k, const bf16_t* cache_v) {
-  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
   return head_dim % 16 == 0 && qkv_cols % 8 == 0 && aligned(qkv) && aligned(cache_k) && aligned(cache_v);
 }
 
@@ -286,7 +286,6 @@ void rope_qk_append(bf16_t* qkv, int64_t n, int64_t qkv_cols, int q_heads, int k
 }
 
 void swiglu(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out, cudaStream_t stream) {
-  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
   if (inter % 8 == 0 && aligned(gate_up) && aligned(out))
     swiglu_kernel<8><<<blocks_for(n * inter / 8), kThreads, 0, stream>>>(gate_up, n, inter, out);
   else

@@ -26,7 +26,6 @@
 
 #include <cuda_runtime.h>
 
-#include "config/settings.h"
 #include "core/protocol.h"
 #include "gpu/device/device_units.cuh"
 #include "gpu/device/element_type.cuh"
@@ -125,12 +124,6 @@ bool aligned16(const void* a, const void* b, const void* c, const void* d) {
            reinterpret_cast<uintptr_t>(d)) & 15) == 0;
 }
 
-// NVRAR_PDL (default on): whether a launch that asks for programmatic dependent launch gets it.
-bool pdl_allowed() {
-  static const bool enabled = config::settings().pdl != 0;
-  return enabled;
-}
-
 }  // namespace
 
 bool residual_rmsnorm_takes_warp_rows(int64_t rows, int64_t hidden, DataType dtype) {
@@ -140,7 +133,6 @@ bool residual_rmsnorm_takes_warp_rows(int64_t rows, int64_t hidden, DataType dty
 cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const void* weight, void* out,
                                          int64_t rows, int64_t hidden, float eps, DataType dtype, bool warp_rows,
                                          cudaStream_t stream, bool pdl) {
-  pdl = pdl && pdl_allowed();
   if (warp_rows) {
     const int groups = warp_row_groups(hidden, dtype);
     if (groups == 0 || !aligned16(y, residual, weight, out)) return cudaErrorInvalidValue;
