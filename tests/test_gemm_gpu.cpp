@@ -56,6 +56,33 @@ TEST(EngineGpu, LinearMatchesCpu) {
   cudaFree(dy);
 }
 
+// linear_accumulate: y += x . w^T in cuBLASLt's GEMM, against float64 (y's bf16 value plus the product), at
+// prefill-like and batch-32 shapes; the first call of a shape is timed into the scratch buffer, so y is added to
+// exactly once (a missing or doubled y is off by |y|, far outside the tolerance). The tolerance allows a bf16 rounding
+// of the product as well as of the sum: measured on an H100, an element of the 300 x 72 x 128 case was 1.6 units in
+// the last place off, more than one rounding of the sum allows (cuBLASLt's split-K algorithms may reduce partial
+// sums in the output type).
+TEST(EngineGpu, LinearAccumulateAddsIntoY) {
+  REQUIRE_GPU();
+  struct Case { int64_t m, n, k; };
+  for (const Case c : {Case{300, 72, 128}, Case{32, 264, 96}, Case{1027, 64, 256}}) {
+    SCOPED_TRACE(testing::Message() << c.m << " x " << c.n << " x " << c.k);
+    const auto x = random_bf16(c.m * c.k, 11 + c.m), w = random_bf16(c.n * c.k, 12 + c.n);
+    const auto y0 = random_bf16(c.m * c.n, 13 + c.k);
+    uint16_t *dx = upload(x), *dw = upload(w), *dy = upload(y0), *scratch = upload(std::vector<uint16_t>(c.m * c.n));
+    eg::Gemm gemm;
+    ASSERT_TRUE(gemm.linear_accumulate(dx, dw, dy, c.m, c.n, c.k, nullptr, scratch));
+    const auto y = download(dy, c.m * c.n);
+    const LinearReference ref(x, w, c.m, c.n, c.k);
+    for (int64_t i = 0; i < c.m * c.n; ++i) {
+      const double want = ref.value[i] + fl(y0[i]);
+      ASSERT_NEAR(fl(y[i]), want, (std::fabs(ref.value[i]) + std::fabs(want)) / 128 + ref.magnitude[i] * 1e-5 + 1e-6)
+          << "element " << i;
+    }
+    for (uint16_t* p : {dx, dw, dy, scratch}) cudaFree(p);
+  }
+}
+
 // The decode GEMM kernel directly (Gemm may or may not pick it): every m it takes, k not a multiple of the
 // CUDA-core variants' 256-element warp stride, a number of 256-element chunks (17) that is not a multiple of the
 // tensor-core variants' 5 shared-memory stages, n not a multiple of the blocks' 8 or 16 rows.

@@ -2,8 +2,9 @@
 // gives the block-per-row kernel's bits (the residual and the output), for bf16, fp16 and fp32 rows of 32 to 512
 // 16-byte units, row counts not a multiple of the block's 4 warps, data over many binades, and y aliasing out; the
 // new residual equals the elementwise rounded sum computed here. The automatic choice (and its fallback for a
-// misaligned pointer). Which kernel a call takes (CPU). The block kernel itself is checked against
-// float64 in the multi-rank suite (tests/gpu/rmsnorm.cpp). GPU tests skip without a device.
+// misaligned pointer). A call without y normalises the residual alone. Which kernel a call takes (CPU). The block
+// kernel itself is checked against float64 in the multi-rank suite (tests/gpu/rmsnorm.cpp). GPU tests skip without a
+// device.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
@@ -145,6 +146,33 @@ TEST(ResidualRmsNorm, AutomaticChoiceGivesTheSameBits) {
     EXPECT_EQ(outs[0], outs[1]);
     EXPECT_EQ(residuals[0], residuals[1]);
   }
+}
+
+// y == nullptr (the engine's norm after a GEMM that added the residual itself): both kernels give the bits of a call
+// with y all zeros, and the residual comes back as it went in.
+TEST(ResidualRmsNorm, WithoutYNormalisesTheResidualAlone) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  for (const DataType dtype : {DataType::kBFloat16, DataType::kFloat32})
+    for (const int64_t rows : {int64_t{3}, int64_t{1001}}) {
+      const int64_t hidden = dtype == DataType::kBFloat16 ? 4096 : 2048;
+      SCOPED_TRACE(testing::Message() << "dtype " << nvrar::dtype_name(dtype) << ", rows " << rows);
+      const std::size_t n = static_cast<std::size_t>(rows * hidden);
+      const auto res = random_words(dtype, n, 91 + rows, 4.0f, 12);
+      const auto w = random_words(dtype, static_cast<std::size_t>(hidden), 92, 2.0f);
+      const std::vector<uint32_t> zeros(res.size(), 0u);
+      for (const bool warp_rows : {false, true}) {
+        SCOPED_TRACE(warp_rows ? "warp per row" : "block per row");
+        const Result with_zeros = run(warp_rows, false, dtype, rows, hidden, zeros, res, w);
+        uint32_t *d_res = upload(res), *d_w = upload(w);
+        uint32_t* d_out = upload(std::vector<uint32_t>(res.size(), 0xdeadbeefu));
+        ASSERT_EQ(nvrar::gpu::launch_residual_rmsnorm_rows(nullptr, d_res, d_w, d_out, rows, hidden, 1e-5f, dtype,
+                                                           warp_rows, nullptr),
+                  cudaSuccess);
+        EXPECT_EQ(download(d_out, res.size()), with_zeros.out);
+        EXPECT_EQ(download(d_res, res.size()), res);
+        for (uint32_t* p : {d_res, d_w, d_out}) cudaFree(p);
+      }
+    }
 }
 
 TEST(ResidualRmsNorm, WarpPerRowRefusesRowsItDoesNotFit) {

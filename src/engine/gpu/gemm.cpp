@@ -208,4 +208,16 @@ void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, i
         "matmul", m, n, k);
 }
 
+bool Gemm::linear_accumulate(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k,
+                             cudaStream_t stream, void* scratch) {
+  const void* const one[] = {w};
+  const Plan& p = plan(x, one, scratch, m, n, k, stream);
+  if (p.skinny_variant >= 0) return false;
+  const float alpha = 1.0f, beta = 1.0f;
+  check(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo, workspace_,
+                       workspace_bytes_, stream),
+        "matmul (accumulating)", m, n, k);
+  return true;
+}
+
 }  // namespace nvrar::engine::gpu

@@ -34,6 +34,12 @@ class Gemm {
   bool linear_skinny(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
                      const SkinnyEpilogue& epilogue);
 
+  // y += x . w^T in cuBLASLt's epilogue (beta 1, y read and written in place; one rounding of the fp32 sum) where
+  // cuBLASLt is what linear() chooses for (m, n, k); a shape not chosen yet is chosen first with `scratch` (room for
+  // m x n bf16) as the timed calls' output. Returns false and launches nothing where a skinny kernel is chosen.
+  bool linear_accumulate(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
+                         void* scratch);
+
   // Chooses the kernel for (m, n, k) by timing passes over all of `weights` (e.g. every layer's matrix of that
   // shape), unless already chosen on as many matrices. Not during graph capture.
   void tune(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,

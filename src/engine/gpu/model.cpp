@@ -13,6 +13,7 @@
 #include "engine/llama_weights.h"
 #include "engine/gpu/flash_prefill.h"
 #include "engine/gpu/flash_prefill_wgmma.h"
+#include "gpu/device/residual_rmsnorm.h"
 #include "config/settings.h"
 #include "engine/rope.h"
 #include "engine/safetensors.h"
@@ -151,6 +152,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
              "attention scratch", rank_);
   decode_attention_ = decode_attention_kernel();
   fuse_epilogue_ = config::settings().llm_fuse_epilogue != 0;
+  fuse_residual_ = config::settings().llm_fuse_residual != 0;
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -256,8 +258,10 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
       attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape,
                 num_tiles > 0 ? DecodeAttention::kSplitK : decode_attention_, scratch_, attn_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
-    allreduce_norm(part_, l.ln_post, n, timer);
+    if (!gemm_residual_norm(attn_, l.o, q_cols_, l.ln_post, n, timer)) {
+      gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
+      allreduce_norm(part_, l.ln_post, n, timer);
+    }
     if (timer) timer->mark(StepPart::kGemm);
     const SkinnyEpilogue silu{SkinnyEpilogue::Kind::kSwiGlu};
     if (!(fuse_epilogue_ && gemm_->linear_skinny(x_, l.gate_up, act_, n, 2 * inter_, H, stream_, silu))) {
@@ -266,9 +270,25 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
       swiglu(gu_, n, inter_, act_, stream_);
     }
     if (timer) timer->mark(StepPart::kGemm);
-    gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
-    allreduce_norm(part_, i + 1 < layers_.size() ? layers_[i + 1].ln_in : final_norm_, n, timer);
+    const bf16_t* next_norm = i + 1 < layers_.size() ? layers_[i + 1].ln_in : final_norm_;
+    if (!gemm_residual_norm(act_, l.down, inter_, next_norm, n, timer)) {
+      gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
+      allreduce_norm(part_, next_norm, n, timer);
+    }
   }
+}
+
+bool LlamaModel::gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
+                                    StepTimer* timer) {
+  if (!fuse_residual_ || allreduce_.size() != 1 || h32_ != nullptr) return false;
+  if (!gemm_->linear_accumulate(in, w, h_, n, hidden_, k, stream_, part_)) return false;
+  if (timer) timer->mark(StepPart::kAllReduce);
+  const cudaError_t e = nvrar::gpu::launch_residual_rmsnorm(nullptr, h_, norm_weight, x_, n, hidden_, eps_,
+                                                            DataType::kBFloat16, stream_, pdl_enabled());
+  if (e != cudaSuccess)
+    throw Error(
+        fmt::format("nvrar-llm: rank {} RMSNorm of {} rows launch failed: {}", rank_, n, cudaGetErrorString(e)));
+  return true;
 }
 
 void LlamaModel::keep_rows(const int32_t* rows, int64_t count, int64_t first) {

@@ -10,7 +10,9 @@
 // A layer, in launch order: GEMM qkv; RoPE + KV append; attention; GEMM o_proj; all-reduce + residual + RMSNorm
 // (post_attention_layernorm); GEMM gate/up; SwiGLU; GEMM down_proj; all-reduce + residual + RMSNorm (the next
 // layer's input_layernorm, or the final norm). Where a skinny GEMM runs (at most 8 rows), the qkv GEMM does the RoPE
-// + KV append and the gate/up GEMM the SwiGLU itself (NVRAR_LLM_FUSE_EPILOGUE). h_ holds the residual stream, x_
+// + KV append and the gate/up GEMM the SwiGLU itself (NVRAR_LLM_FUSE_EPILOGUE). At TP 1 with the bf16 stream, where
+// cuBLASLt runs o_proj or down_proj (prefill, batch 32), the GEMM adds its output into h_ itself (beta 1) and the
+// norm after it only normalises (NVRAR_LLM_FUSE_RESIDUAL): half the norm's bytes. h_ holds the residual stream, x_
 // the normalised activations.
 //
 // The residual stream is bf16 (rounded after each residual add, as transformers' bf16 model rounds it) or, with
@@ -153,6 +155,12 @@ class LlamaModel {
     residual_rmsnorm_f32(partial, h32_, weight, x_, n, hidden_, eps_, stream_);
   }
 
+  // TP 1 with the bf16 stream, where cuBLASLt runs the GEMM: h_ += in . w^T in the GEMM (one rounding), then
+  // x_ = rmsnorm(h_) * norm_weight. Returns false (nothing launched) elsewhere; the caller then takes
+  // linear() + allreduce_norm().
+  bool gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
+                          StepTimer* timer);
+
   ModelConfig config_;
   CommAdapter& allreduce_;
   EngineOptions options_;
@@ -180,6 +188,7 @@ class LlamaModel {
   bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K
   FlashKernel prefill_kernel_ = FlashKernel::kMma64;  // NVRAR_LLM_PREFILL_ATTENTION (flash_kernel_for)
   DecodeAttention decode_attention_ = DecodeAttention::kSplitK;  // NVRAR_LLM_DECODE_ATTENTION
+  bool fuse_residual_ = true;  // NVRAR_LLM_FUSE_RESIDUAL: o_proj / down_proj add into h_ in cuBLASLt (TP 1)
   bool fuse_epilogue_ = true;  // NVRAR_LLM_FUSE_EPILOGUE: RoPE + append and SwiGLU in the skinny GEMMs
 };
 

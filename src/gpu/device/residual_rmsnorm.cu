@@ -50,6 +50,10 @@ __global__ void __launch_bounds__(kResidualRmsNormMaxThreads)
     dev::residual_rmsnorm_row<T>(
         row, hidden,
         [&](int64_t j, uint32_t w[4]) {
+          if (y == nullptr) {  // norm only: residual + 0 (the same bits; the residual is stored back unchanged)
+            w[0] = w[1] = w[2] = w[3] = 0;
+            return true;
+          }
           dev::load_unit(y, n, base + j, y_aligned, w);
           return true;
         },
@@ -62,7 +66,7 @@ constexpr int kWarpRowWarps = 4;
 
 // Rows of `groups` x 32 units, every pointer 16-byte aligned (the launcher checks): plain 16-byte loads, predicated
 // by g < groups, so all of a row's loads are in flight before the first is used.
-template <typename T>
+template <typename T, bool kAdd>
 __global__ void __launch_bounds__(kWarpRowWarps * 32, 3)
     warp_rmsnorm_kernel(const uint4* y, uint4* residual, const uint4* weight, uint4* out, int64_t rows, int groups,
                         int64_t hidden, float eps) {
@@ -77,7 +81,7 @@ __global__ void __launch_bounds__(kWarpRowWarps * 32, 3)
 #pragma unroll
     for (int g = 0; g < kWarpRowMaxGroups; ++g)
       if (g < groups) {
-        yv[g] = y[base + 32 * g];
+        if constexpr (kAdd) yv[g] = y[base + 32 * g];
         r[g] = residual[base + 32 * g];
       }
     float group_sum[kWarpRowMaxGroups];
@@ -85,8 +89,10 @@ __global__ void __launch_bounds__(kWarpRowWarps * 32, 3)
     for (int g = 0; g < kWarpRowMaxGroups; ++g) {
       group_sum[g] = 0.0f;
       if (g < groups) {
-        dev::unit_add<T>(reinterpret_cast<uint32_t*>(&r[g]), reinterpret_cast<const uint32_t*>(&yv[g]));
-        residual[base + 32 * g] = r[g];
+        if constexpr (kAdd) {
+          dev::unit_add<T>(reinterpret_cast<uint32_t*>(&r[g]), reinterpret_cast<const uint32_t*>(&yv[g]));
+          residual[base + 32 * g] = r[g];
+        }
         float v = 0.0f;
         dev::add_unit_squares<T>(reinterpret_cast<const uint32_t*>(&r[g]), v);
 #pragma unroll
@@ -141,9 +147,9 @@ cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const vo
     return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
       using T = typename decltype(t)::type;
       const cudaError_t e = dev::launch_kernel(
-          warp_rmsnorm_kernel<T>, blocks, kWarpRowWarps * 32, stream, pdl, static_cast<const uint4*>(y),
-          static_cast<uint4*>(residual), static_cast<const uint4*>(weight), static_cast<uint4*>(out), rows, groups,
-          hidden, eps);
+          y != nullptr ? warp_rmsnorm_kernel<T, true> : warp_rmsnorm_kernel<T, false>, blocks, kWarpRowWarps * 32,
+          stream, pdl, static_cast<const uint4*>(y), static_cast<uint4*>(residual), static_cast<const uint4*>(weight),
+          static_cast<uint4*>(out), rows, groups, hidden, eps);
       return e != cudaSuccess ? e : cudaGetLastError();
     });
   }
