@@ -148,10 +148,22 @@ TEST(ResidualRmsNorm, AutomaticChoiceGivesTheSameBits) {
   }
 }
 
-// y == nullptr (the engine's norm after a GEMM that added the residual itself): both kernels give the bits of a call
-// with y all zeros, and the residual comes back as it went in.
+// y == nullptr (the engine's norm after a GEMM that added into the residual itself): both kernels give the bits of a
+// call with y all zeros, and the residual comes back as it went in. With negative zeros in the residual (which an
+// add of +0 would turn into +0) both kernels still leave it bit for bit and agree with each other.
 TEST(ResidualRmsNorm, WithoutYNormalisesTheResidualAlone) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  const auto norm_only = [](bool warp_rows, DataType dtype, int64_t rows, int64_t hidden,
+                            const std::vector<uint32_t>& res, const std::vector<uint32_t>& w) {
+    uint32_t *d_res = upload(res), *d_w = upload(w);
+    uint32_t* d_out = upload(std::vector<uint32_t>(res.size(), 0xdeadbeefu));
+    EXPECT_EQ(nvrar::gpu::launch_residual_rmsnorm_rows(nullptr, d_res, d_w, d_out, rows, hidden, 1e-5f, dtype,
+                                                       warp_rows, nullptr),
+              cudaSuccess);
+    Result r{download(d_res, res.size()), download(d_out, res.size())};
+    for (uint32_t* p : {d_res, d_w, d_out}) cudaFree(p);
+    return r;
+  };
   for (const DataType dtype : {DataType::kBFloat16, DataType::kFloat32})
     for (const int64_t rows : {int64_t{3}, int64_t{1001}}) {
       const int64_t hidden = dtype == DataType::kBFloat16 ? 4096 : 2048;
@@ -160,18 +172,22 @@ TEST(ResidualRmsNorm, WithoutYNormalisesTheResidualAlone) {
       const auto res = random_words(dtype, n, 91 + rows, 4.0f, 12);
       const auto w = random_words(dtype, static_cast<std::size_t>(hidden), 92, 2.0f);
       const std::vector<uint32_t> zeros(res.size(), 0u);
+      auto res_signed_zeros = res;  // every 37th element -0
+      for (std::size_t i = 0; i < n; i += 37) {
+        if (dtype == DataType::kFloat32) res_signed_zeros[i] = 0x80000000u;
+        else reinterpret_cast<uint16_t*>(res_signed_zeros.data())[i] = 0x8000u;
+      }
+      std::vector<Result> signed_zero_runs;
       for (const bool warp_rows : {false, true}) {
         SCOPED_TRACE(warp_rows ? "warp per row" : "block per row");
         const Result with_zeros = run(warp_rows, false, dtype, rows, hidden, zeros, res, w);
-        uint32_t *d_res = upload(res), *d_w = upload(w);
-        uint32_t* d_out = upload(std::vector<uint32_t>(res.size(), 0xdeadbeefu));
-        ASSERT_EQ(nvrar::gpu::launch_residual_rmsnorm_rows(nullptr, d_res, d_w, d_out, rows, hidden, 1e-5f, dtype,
-                                                           warp_rows, nullptr),
-                  cudaSuccess);
-        EXPECT_EQ(download(d_out, res.size()), with_zeros.out);
-        EXPECT_EQ(download(d_res, res.size()), res);
-        for (uint32_t* p : {d_res, d_w, d_out}) cudaFree(p);
+        const Result alone = norm_only(warp_rows, dtype, rows, hidden, res, w);
+        EXPECT_EQ(alone.out, with_zeros.out);
+        EXPECT_EQ(alone.residual, res);
+        signed_zero_runs.push_back(norm_only(warp_rows, dtype, rows, hidden, res_signed_zeros, w));
+        EXPECT_EQ(signed_zero_runs.back().residual, res_signed_zeros);
       }
+      EXPECT_EQ(signed_zero_runs[0].out, signed_zero_runs[1].out);
     }
 }
 

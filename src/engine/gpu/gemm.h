@@ -34,9 +34,10 @@ class Gemm {
   bool linear_skinny(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
                      const SkinnyEpilogue& epilogue);
 
-  // y += x . w^T in cuBLASLt's epilogue (beta 1, y read and written in place; one rounding of the fp32 sum) where
-  // cuBLASLt is what linear() chooses for (m, n, k); a shape not chosen yet is chosen first with `scratch` (room for
-  // m x n bf16) as the timed calls' output. Returns false and launches nothing where a skinny kernel is chosen.
+  // y += x . w^T in cuBLASLt's epilogue (beta 1, y read and written in place; the fp32 sum rounded once, unless the
+  // chosen algorithm splits k and reduces its partial sums in bf16) where cuBLASLt is what linear() chooses for
+  // (m, n, k); a shape not chosen yet is chosen first with `scratch` (room for m x n bf16) as the timed calls' output.
+  // Returns false and adds nothing to y where a skinny kernel is chosen.
   bool linear_accumulate(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
                          void* scratch);
 

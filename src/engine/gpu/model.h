@@ -11,9 +11,10 @@
 // (post_attention_layernorm); GEMM gate/up; SwiGLU; GEMM down_proj; all-reduce + residual + RMSNorm (the next
 // layer's input_layernorm, or the final norm). Where a skinny GEMM runs (at most 8 rows), the qkv GEMM does the RoPE
 // + KV append and the gate/up GEMM the SwiGLU itself (NVRAR_LLM_FUSE_EPILOGUE). At TP 1 with the bf16 stream, where
-// cuBLASLt runs o_proj or down_proj (prefill, batch 32), the GEMM adds its output into h_ itself (beta 1) and the
-// norm after it only normalises (NVRAR_LLM_FUSE_RESIDUAL): half the norm's bytes. h_ holds the residual stream, x_
-// the normalised activations.
+// cuBLASLt runs o_proj or down_proj (over 8 rows: prefill, batch 32; or where the timed choice or NVRAR_LLM_GEMM
+// takes it), the GEMM adds its output into h_ itself (beta 1) and the norm after it only normalises
+// (NVRAR_LLM_FUSE_RESIDUAL): the norm reads one row-sized stream and writes one instead of two of each. h_ holds the
+// residual stream, x_ the normalised activations.
 //
 // The residual stream is bf16 (rounded after each residual add, as transformers' bf16 model rounds it) or, with
 // NVRAR_LLM_RESIDUAL=fp32, fp32 (residual_f32.h): then each all-reduce runs alone (in place on the partial sums) and
@@ -155,7 +156,7 @@ class LlamaModel {
     residual_rmsnorm_f32(partial, h32_, weight, x_, n, hidden_, eps_, stream_);
   }
 
-  // TP 1 with the bf16 stream, where cuBLASLt runs the GEMM: h_ += in . w^T in the GEMM (one rounding), then
+  // TP 1 with the bf16 stream, where cuBLASLt runs the GEMM: h_ += in . w^T in the GEMM (Gemm::linear_accumulate), then
   // x_ = rmsnorm(h_) * norm_weight. Returns false (nothing launched) elsewhere; the caller then takes
   // linear() + allreduce_norm().
   bool gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,

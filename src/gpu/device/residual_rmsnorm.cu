@@ -2,7 +2,9 @@
 // an algorithm without a fused form, and alone on a one-rank communicator).
 //
 // Purpose: residual = residual + y; out = rmsnorm(residual) * weight, with Hugging Face LlamaRMSNorm's roundings
-//   (rmsnorm.cuh, shared with the one-shot's fused form, so the two agree bit for bit).
+//   (rmsnorm.cuh, shared with the one-shot's fused form, so the two agree bit for bit). Without y (nullptr; the
+//   engine's norm after a GEMM that added into the residual itself) both kernels normalise the residual as it is
+//   and leave it untouched.
 // Two kernels, the same bits (a test compares them):
 //   block per row (residual_rmsnorm_kernel): threads = the row's 16-byte units rounded up to a warp, at most 1024;
 //     one block per row (grid-stride over rows past 65535). Few rows (decode) spread over many SMs.
@@ -36,7 +38,7 @@ namespace nvrar::gpu {
 
 namespace {
 
-template <typename T>
+template <typename T, bool kAdd>
 __global__ void __launch_bounds__(kResidualRmsNormMaxThreads)
     residual_rmsnorm_kernel(const T* y, T* residual, const T* weight, T* out, int64_t rows, int64_t hidden,
                             float eps) {
@@ -47,13 +49,9 @@ __global__ void __launch_bounds__(kResidualRmsNormMaxThreads)
   const int64_t n = rows * hidden;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const int64_t base = row * row_units;
-    dev::residual_rmsnorm_row<T>(
+    dev::residual_rmsnorm_row<T, kAdd>(
         row, hidden,
         [&](int64_t j, uint32_t w[4]) {
-          if (y == nullptr) {  // norm only: residual + 0 (the same bits; the residual is stored back unchanged)
-            w[0] = w[1] = w[2] = w[3] = 0;
-            return true;
-          }
           dev::load_unit(y, n, base + j, y_aligned, w);
           return true;
         },
@@ -160,7 +158,9 @@ cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const vo
   const int blocks = static_cast<int>(rows < 65535 ? rows : 65535);
   return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
     using T = typename decltype(t)::type;
-    const cudaError_t e = dev::launch_kernel(residual_rmsnorm_kernel<T>, blocks, threads, stream, pdl,
+    const cudaError_t e = dev::launch_kernel(y != nullptr ? residual_rmsnorm_kernel<T, true>
+                                                          : residual_rmsnorm_kernel<T, false>,
+                                             blocks, threads, stream, pdl,
                                              static_cast<const T*>(y), static_cast<T*>(residual),
                                              static_cast<const T*>(weight), static_cast<T*>(out), rows, hidden, eps);
     return e != cudaSuccess ? e : cudaGetLastError();

@@ -13,10 +13,8 @@ constexpr int kResidualRmsNormMaxThreads = 1024;
 
 // residual = residual + y; out = residual * rsqrt(mean(residual^2) + eps) * weight over rows x hidden elements
 // (hidden x element size a multiple of 16 bytes). y and out may be the same buffer. y may be nullptr: out =
-// rmsnorm(residual) * weight alone (the warp kernel then leaves the residual untouched; the block kernel stores it
-// back unchanged). pdl: launched with programmatic
-// dependent launch (the caller applies NVRAR_PDL; the kernels wait for the previous grid before their first load
-// either way).
+// rmsnorm(residual) * weight alone, the residual left untouched. pdl: launched with programmatic dependent launch
+// (the caller applies NVRAR_PDL; the kernels wait for the previous grid before their first load either way).
 cudaError_t launch_residual_rmsnorm(const void* y, void* residual, const void* weight, void* out, int64_t rows,
                                     int64_t hidden, float eps, DataType dtype, cudaStream_t stream, bool pdl = false);
 

@@ -53,8 +53,9 @@ __device__ __forceinline__ void unit_rmsnorm(const uint32_t r[4], const uint32_t
 }
 
 // Row `row` of hidden elements (hidden x sizeof(T) a multiple of 16 bytes). get_y(j, w) fills unit j of the row's
-// summed input and returns false when the call was aborted (then nothing more is written for the row).
-template <typename T, typename GetY>
+// summed input and returns false when the call was aborted (then nothing more is written for the row). kAdd = false:
+// no input; the row normalises the residual as it is (get_y is not called, the residual not stored).
+template <typename T, bool kAdd = true, typename GetY>
 __device__ inline bool residual_rmsnorm_row(int64_t row, int64_t hidden, GetY get_y, T* residual, const T* weight,
                                             T* out, float eps) {
   __shared__ float scratch[32];
@@ -71,15 +72,19 @@ __device__ inline bool residual_rmsnorm_row(int64_t row, int64_t hidden, GetY ge
   bool ok = true;
   float sumsq = 0.0f;
   for (int64_t j = threadIdx.x; j < row_units; j += blockDim.x) {
-    uint32_t y[4];
-    if (!get_y(j, y)) {
-      ok = false;
-      break;
-    }
     uint32_t r[4];
-    load_unit(residual, n, base + j, res_aligned, r);
-    unit_add<T>(r, y);
-    store_unit(residual, n, base + j, res_aligned, r);
+    if constexpr (kAdd) {
+      uint32_t y[4];
+      if (!get_y(j, y)) {
+        ok = false;
+        break;
+      }
+      load_unit(residual, n, base + j, res_aligned, r);
+      unit_add<T>(r, y);
+      store_unit(residual, n, base + j, res_aligned, r);
+    } else {
+      load_unit(residual, n, base + j, res_aligned, r);
+    }
     add_unit_squares<T>(r, sumsq);
   }
   if (!ok) block_ok = 0;
