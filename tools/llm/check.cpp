@@ -239,7 +239,9 @@ int run_check(const CheckOptions& o) {
     if (!out) throw Error("nvrar-llm check: cannot write --logits-out " + o.logits_out);
   }
   if (root) fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
-  if (root) fmt::print("Residual stream: {} (NVRAR_LLM_RESIDUAL)\n", model.residual_type());
+  if (root)
+    fmt::print("Residual stream: {} (NVRAR_LLM_RESIDUAL){}\n", model.residual_type(),
+               model.residual_in_gemm() ? ", added inside cuBLASLt's GEMMs (NVRAR_LLM_FUSE_RESIDUAL)" : "");
   if (root && fp32)
     fmt::print("against fp32: our largest error / transformers' bf16 error = {:.2f} (worst step); steps where ours is "
                "larger: {} of {}\n",

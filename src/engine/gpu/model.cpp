@@ -280,7 +280,7 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
 
 bool LlamaModel::gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
                                     StepTimer* timer) {
-  if (!fuse_residual_ || allreduce_.size() != 1 || h32_ != nullptr) return false;
+  if (!residual_in_gemm()) return false;
   if (!gemm_->linear_accumulate(in, w, h_, n, hidden_, k, stream_, part_)) return false;
   if (timer) timer->mark(StepPart::kAllReduce);
   const cudaError_t e = nvrar::gpu::launch_residual_rmsnorm(nullptr, h_, norm_weight, x_, n, hidden_, eps_,

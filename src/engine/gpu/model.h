@@ -132,6 +132,9 @@ class LlamaModel {
   std::string attention_kernels() const;
   // The residual stream's type, "bf16" or "fp32" (NVRAR_LLM_RESIDUAL).
   const char* residual_type() const { return h32_ != nullptr ? "fp32" : "bf16"; }
+  // Whether o_proj / down_proj add into the residual inside cuBLASLt where it runs them (NVRAR_LLM_FUSE_RESIDUAL at
+  // TP 1 with the bf16 stream; gemm_residual_norm).
+  bool residual_in_gemm() const { return fuse_residual_ && allreduce_.size() == 1 && h32_ == nullptr; }
 
  private:
   struct Layer {

@@ -81,6 +81,7 @@ class LlamaRunner {
   std::string gemm_choices() const { return model_.gemm_choices(); }  // Gemm::choices()
   std::string attention_kernels() const { return model_.attention_kernels(); }
   const char* residual_type() const { return model_.residual_type(); }  // "bf16" or "fp32" (NVRAR_LLM_RESIDUAL)
+  bool residual_in_gemm() const { return model_.residual_in_gemm(); }   // NVRAR_LLM_FUSE_RESIDUAL in effect
 
  private:
   class Stream {  // the engine's non-blocking stream, created first and destroyed last but the adapter
