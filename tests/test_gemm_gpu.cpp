@@ -1,6 +1,7 @@
 // The engine's GEMMs on one GPU (skipped without one): cuBLASLt linear and the skinny decode GEMM against float64,
 // the skinny GEMM's input reads under programmatic dependent launch in a replayed graph, and its SwiGLU and RoPE + KV
-// append epilogues bit for bit against the GEMM followed by layers.h's kernels.
+// append epilogues bit for bit against the GEMM followed by layers.h's kernels, and the tensor-core decode attention
+// right after that epilogue (the keys it reads before its griddepcontrol.wait).
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
@@ -8,10 +9,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 #include "engine_gpu_test_support.h"
+#include "engine/gpu/attention.h"
 #include "engine/gpu/gemm.h"
 #include "engine/gpu/layers.h"
 #include "engine/gpu/skinny_gemm.h"
@@ -266,6 +269,65 @@ TEST(EngineGpu, SkinnyGemmRopeAppendEpilogueMatchesTheTwoKernels) {
   }
   cudaFree(dpos);
   cudaFree(dseq);
+}
+
+// The tensor-core decode attention requests a row's older keys before its griddepcontrol.wait (attention.h's
+// contract). Launched right after the qkv GEMM whose RoPE + append epilogue writes each row's newest key (both with
+// programmatic dependent launch, as in a decode step), it must see those keys, not what the cache held before (NaN
+// here): bit for bit against the same attention run again after a synchronisation, every variant, five times each.
+// New keys in a split's first tile, its second, a later one and at tile and split edges. A race would show as NaN
+// or as a difference (it may also go unseen: the window is the GEMM's epilogue).
+TEST(EngineGpu, DecodeAttentionAfterTheQkvGemmSeesTheNewKeys) {
+  REQUIRE_GPU();
+  const int q_heads = 32, kv_heads = 8, D = 128;
+  const int64_t m = 8, k = 4096, max_seq = 4096, n = (q_heads + 2 * kv_heads) * D;
+  const std::vector<int32_t> lengths = {1, 64, 65, 128, 129, 300, 2049, 4000};
+  std::vector<int32_t> positions(m), seq(m);
+  for (int64_t r = 0; r < m; ++r) {
+    positions[r] = lengths[r] - 1;
+    seq[r] = static_cast<int32_t>(r);
+  }
+  std::vector<float> inv_freq(D / 2);
+  for (int i = 0; i < D / 2; ++i) inv_freq[i] = static_cast<float>(std::pow(500000.0, -2.0 * i / D));
+  const int64_t cache_elems = m * kv_heads * max_seq * D;
+  auto cache0 = random_bf16(cache_elems, 61);
+  for (int64_t r = 0; r < m; ++r)  // the rows the epilogue writes: NaN until then
+    for (int h = 0; h < kv_heads; ++h)
+      std::fill_n(cache0.begin() + ((r * kv_heads + h) * max_seq + positions[r]) * D, D, uint16_t{0x7fc0});
+  uint16_t *dx = upload(random_bf16(m * k, 62)), *dw = upload(random_bf16(n * k, 63, 0.05f));
+  uint16_t *dk = upload(cache0), *dv = upload(cache0), *dy = upload(std::vector<uint16_t>(m * n));
+  uint16_t* out_chained = upload(std::vector<uint16_t>(m * q_heads * D));
+  uint16_t* out_alone = upload(std::vector<uint16_t>(m * q_heads * D));
+  int32_t *dpos = upload(positions), *dseq = upload(seq), *dlen = upload(lengths);
+  float* dinv = upload(inv_freq);
+  const eg::AttentionShape s{m, n, q_heads, kv_heads, D, max_seq, 4000};
+  const int64_t floats = eg::attention_scratch_floats(s);
+  float* scratch = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&scratch), floats * sizeof(float)), cudaSuccess);
+  ASSERT_EQ(cudaMemset(scratch, 0, floats * sizeof(float)), cudaSuccess);
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  const eg::SkinnyEpilogue rope{eg::SkinnyEpilogue::Kind::kRopeAppend, q_heads, kv_heads, D, dpos, dinv, dseq, dk, dv,
+                                max_seq};
+  for (int variant = 0; variant < eg::kSkinnyGemmVariants; ++variant)
+    for (int repeat = 0; repeat < 5; ++repeat) {
+      const std::string what = "variant " + std::to_string(variant) + " repeat " + std::to_string(repeat);
+      ASSERT_EQ(cudaMemcpy(dk, cache0.data(), cache_elems * 2, cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(dv, cache0.data(), cache_elems * 2, cudaMemcpyHostToDevice), cudaSuccess);
+      eg::skinny_gemm(dx, dw, dy, m, n, k, variant, stream, rope);
+      eg::attention(dy, dseq, dlen, dk, dv, s, eg::DecodeAttention::kTensorCore, scratch, out_chained, stream);
+      ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess) << what;
+      eg::attention(dy, dseq, dlen, dk, dv, s, eg::DecodeAttention::kTensorCore, scratch, out_alone, stream);
+      ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess) << what;
+      const auto alone = download(out_alone, m * q_heads * D);
+      ASSERT_EQ(std::count_if(alone.begin(), alone.end(), [](uint16_t v) { return (v & 0x7f80) == 0x7f80; }), 0)
+          << what << ": the attention after a synchronisation is not finite (the epilogue did not write the keys?)";
+      expect_same_bits(download(out_chained, m * q_heads * D), alone, what);
+    }
+  cudaStreamDestroy(stream);
+  for (void* p : std::initializer_list<void*>{dx, dw, dk, dv, dy, out_chained, out_alone, dpos, dseq, dlen, dinv,
+                                              scratch})
+    cudaFree(p);
 }
 
 // skinny_gemm refuses, before any launch and naming the shape, what skinny_gemm_supports refuses (CPU: the pointers
