@@ -24,7 +24,7 @@ target_compile_options(nvrar_engine_gpu PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall 
 # The Hopper prefill attention kernels (wgmma: no sm_80 or plain sm_90 form) in their own object library compiled for
 # sm_90a only, whatever CMAKE_CUDA_ARCHITECTURES says; they are chosen only on compute capability 9.0 (run-time check).
 add_library(nvrar_engine_wgmma OBJECT src/engine/gpu/flash_prefill_wgmma.cu
-  src/engine/gpu/flash_prefill_wgmma_overlap.cu)
+  src/engine/gpu/flash_prefill_wgmma_overlap.cu src/engine/gpu/flash_prefill_wgmma_ws.cu)
 target_include_directories(nvrar_engine_wgmma PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/include)
 target_link_libraries(nvrar_engine_wgmma PRIVATE CUDA::cudart)
 set_target_properties(nvrar_engine_wgmma PROPERTIES CUDA_ARCHITECTURES OFF POSITION_INDEPENDENT_CODE ON)

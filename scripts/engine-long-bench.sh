@@ -35,7 +35,7 @@
 #               eager step's attention time and the K/V bytes it read per second, cuDNN beside them).
 # LONG_PREFILL_AB=1  the prefill attention A/B (NVRAR_LLM_PREFILL_ATTENTION): each prefill case runs LONG_AB_REPEAT
 #               (default 2) times with each of LONG_PREFILL_KERNELS (default 'flash wgmma wgmma2'; also flash128,
-#               wgmma-tma, splitk) in turn, files
+#               wgmma-tma, wgmma-ws, splitk) in turn, files
 #               OUT/engine_prefill_b<B>_<T>_<kernel>_r<n>.{log,json}; default LONG_CASES 'prefill:1:2048
 #               prefill:8:2048 prefill:1:8192 prefill:1:32768', torch and cuDNN skipped unless asked for; table
 #               OUT/prefill_ab.md (scripts/prefill_ab_table.py). Estimated ~4 minutes (not yet measured).
@@ -75,8 +75,8 @@ if ! [[ "$DECODE_KERNELS" =~ ^(splitk|fused|mma)\ (splitk|fused|mma)$ ]] ||
   exit 2
 fi
 for k in $PREFILL_KERNELS; do
-  if ! [[ "$k" =~ ^(flash|flash128|wgmma|wgmma2|wgmma-tma|splitk)$ ]]; then
-    echo "engine-long-bench.sh: LONG_PREFILL_KERNELS entry '$k': expected flash, flash128, wgmma, wgmma2, wgmma-tma" \
+  if ! [[ "$k" =~ ^(flash|flash128|wgmma|wgmma2|wgmma-tma|wgmma-ws|splitk)$ ]]; then
+    echo "engine-long-bench.sh: LONG_PREFILL_KERNELS entry '$k': expected flash, flash128, wgmma, wgmma2, wgmma-tma, wgmma-ws" \
       "or splitk" >&2
     exit 2
   fi

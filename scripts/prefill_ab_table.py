@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from long_table import (GOALS_MS, FULL_LAYERS, attention_phase_ms, fmt_ms, last_error_line, load_json,  # noqa: E402
                         parse_case)
 
-KERNELS = ("flash", "flash128", "wgmma", "wgmma2", "wgmma-tma", "splitk")
+KERNELS = ("flash", "flash128", "wgmma", "wgmma2", "wgmma-tma", "wgmma-ws", "splitk")
 
 
 def run_stem(case, kernel, rep):

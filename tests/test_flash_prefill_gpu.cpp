@@ -225,6 +225,32 @@ TEST(FlashPrefillGpu, WgmmaTmaMatchesFloat64CausalSoftmax) {
   cudaFree(cache);
 }
 
+// wgmma-ws: wgmma2's products fed by a TMA producer warp through mbarrier rings, the two warpgroups in turns. Beyond
+// check_wide: many uses of each ring stage and of each turn barrier (8 key tiles, chunks off the 128-key grid), a
+// last key tile cut short (copied by cp.async, NaN rows past the end zero-filled), a block whose second warpgroup has
+// no rows (a 1-row sequence), and the refusal without the cache's sequence count.
+TEST(FlashPrefillGpu, WgmmaWsMatchesFloat64CausalSoftmax) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  if (compute_capability() != 90) {
+    expect_refused_by_name(eg::FlashKernel::kWgmmaWs, "wgmma-ws");
+    GTEST_SKIP() << "wgmma-ws needs compute capability 9.0; this GPU is " << compute_capability();
+  }
+  check_wide(eg::FlashKernel::kWgmmaWs, 51);
+  check({128, 8, 2, {1000, 3}, 300, eg::FlashKernel::kWgmmaWs}, 55);  // GQA 4; chunks at 300, 600, 900
+  check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaWs}, 56);   // GQA 4; whole and short last key tiles
+  check({128, 4, 4, {2000, 1}, 4096, eg::FlashKernel::kWgmmaWs}, 57);  // 16 key tiles in one chunk
+  const eg::AttentionShape unknown{1, 3 * 128, 1, 1, 128, 8, 1};  // cache_sequences unset
+  uint16_t* cache = upload(std::vector<uint16_t>(8 * 128));
+  try {
+    eg::flash_prefill_attention(nullptr, nullptr, 1, cache, cache, unknown, eg::FlashKernel::kWgmmaWs, nullptr,
+                                nullptr);
+    ADD_FAILURE() << "wgmma-ws ran without the cache's sequence count";
+  } catch (const nvrar::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cache_sequences"), std::string::npos) << e.what();
+  }
+  cudaFree(cache);
+}
+
 // The prefill grid's sections (prefill_grid.cuh; CPU): as many KV heads as fit their K and V in 70% of L2, a divisor
 // of the KV heads, at least 1. 50 MiB is an H100's or H200's L2.
 TEST(FlashPrefillGpu, SectionsFitTheirKeysAndValuesInL2) {
@@ -280,6 +306,8 @@ TEST(FlashPrefillGpu, SupportedShapes) {
   EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kWgmma, 256));
   EXPECT_TRUE(eg::flash_prefill_supports(FlashKernel::kWgmma, 64));
   EXPECT_TRUE(eg::flash_prefill_supports(FlashKernel::kWgmmaOverlap, 128));
+  EXPECT_TRUE(eg::flash_prefill_supports(FlashKernel::kWgmmaWs, 64));
+  EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kWgmmaWs, 256));
   EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kWgmmaOverlap, 256));
   EXPECT_FALSE(eg::flash_prefill_supports(FlashKernel::kMma128, 96));
   EXPECT_EQ(eg::flash_tile_rows(FlashKernel::kMma64), 64);

@@ -237,14 +237,16 @@ const std::vector<Row>& rows() {
                                 "shape, cuBLASLt elsewhere); unset: the fastest of the timed candidates."),
                          kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_PREFILL_ATTENTION", &Settings::llm_prefill_attention, "",
-                                {"flash", "flash128", "wgmma", "wgmma2", "wgmma-tma", "splitk"},
+                                {"flash", "flash128", "wgmma", "wgmma2", "wgmma-tma", "wgmma-ws", "splitk"},
                                 "nvrar-llm: the prefill attention kernel: flash (mma.sync tensor cores, 64-row query "
                                 "tiles, head_dim 64/128/256), flash128 (128-row tiles at head_dim 64/128, flash at "
                                 "256), wgmma (Hopper warpgroup MMA, compute capability 9.0 only, head_dim 64/128, "
                                 "flash at 256), wgmma2 (wgmma with each warpgroup's softmax overlapped with its own "
                                 "products and 128-key tiles, one block per SM; same limits as wgmma; measured within "
                                 "~1% of wgmma), wgmma-tma (wgmma with K and V brought by TMA; same limits; "
-                                "faster than wgmma by 1-4% at every measured shape on an H100) or splitk (the decode "
+                                "faster than wgmma by 1-4% at every measured shape on an H100), wgmma-ws (wgmma2's "
+                                "products fed by a TMA producer warp, the two warpgroups taking turns at the tensor "
+                                "cores; same limits; written 2026-12-06 and not yet run on a GPU) or splitk (the decode "
                                 "kernel, one query per row; slower, for comparison); unset: wgmma-tma on compute "
                                 "capability 9.0 at head_dim 64/128, else flash (flash128 measured no faster than "
                                 "flash)."),

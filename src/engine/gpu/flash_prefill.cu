@@ -254,6 +254,8 @@ const char* flash_kernel_name(FlashKernel kernel) {
       return "wgmma2 (128-row tiles, softmax overlapped)";
     case FlashKernel::kWgmmaTma:
       return "wgmma-tma (128-row tiles, K/V by TMA)";
+    case FlashKernel::kWgmmaWs:
+      return "wgmma-ws (128-row tiles, TMA producer warp, warpgroups in turns)";
   }
   return "unknown";
 }
@@ -280,6 +282,10 @@ void flash_prefill_attention(const bf16_t* qkv, const PrefillTile* tiles, int64_
   }
   if (kernel == FlashKernel::kWgmmaOverlap) {
     flash_prefill_attention_wgmma_overlap(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
+    return;
+  }
+  if (kernel == FlashKernel::kWgmmaWs) {
+    flash_prefill_attention_wgmma_ws(qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream);
     return;
   }
   if (num_tiles < 1) return;

@@ -23,8 +23,10 @@ constexpr int kFlashWideTileRows = 128;  // the wide tiles of every kernel but k
 // 64/128/256), mma.sync on 128-row tiles (flash128; 64/128), or Hopper's wgmma on 128-row tiles (wgmma; 64/128,
 // compute capability 9.0 only, flash_prefill_wgmma.cu), the same with the softmax overlapped with the warpgroup's
 // products and 128-key tiles (wgmma2; flash_prefill_wgmma_overlap.cu), or wgmma with K and V brought by TMA
-// (wgmma-tma; flash_prefill_wgmma.cu; needs AttentionShape::cache_sequences).
-enum class FlashKernel { kMma64, kMma128, kWgmma, kWgmmaOverlap, kWgmmaTma };
+// (wgmma-tma; flash_prefill_wgmma.cu; needs AttentionShape::cache_sequences), or wgmma2's products fed by a TMA
+// producer warp with the two warpgroups taking turns at the tensor cores (wgmma-ws; flash_prefill_wgmma_ws.cu; needs
+// AttentionShape::cache_sequences).
+enum class FlashKernel { kMma64, kMma128, kWgmma, kWgmmaOverlap, kWgmmaTma, kWgmmaWs };
 
 const char* flash_kernel_name(FlashKernel kernel);  // e.g. "flash (64-row tiles)": messages, bench output
 int flash_tile_rows(FlashKernel kernel);                     // the plan's tile_rows for this kernel

@@ -59,11 +59,6 @@ constexpr int shared_bytes() {
   return (kTileRows + 4 * kKeys) * D * 2 + (kTma ? 16 : 0) + 1024;
 }
 
-// The TMA form's tensor maps of the layer's K and V cache (kv_cache_tensor_map); the cp.async form ignores them.
-struct KvTensorMaps {
-  CUtensorMap k, v;
-};
-
 // Zeroes rows [valid, kRowsInTile) of a panelled tile (generic stores; the caller fences them for wgmma).
 template <int D, int kRowsInTile, int kThreads>
 __device__ __forceinline__ void zero_rows(bf16_t* tile, int64_t valid) {
@@ -238,9 +233,16 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return encode;
 }
 
-// The TMA view of one layer's K or V cache [cache_sequences][kv_heads][max_seq][head_dim] (wgmma.cuh): 3-D, head_dim
-// x max_seq x slices, boxes of 64 columns x box_rows positions x 1 slice, 128-byte swizzle, zeros outside.
-CUtensorMap kv_cache_tensor_map(const bf16_t* cache, const AttentionShape& s, int box_rows, const char* name) {
+// The current GPU and its compute capability; false where CUDA cannot tell.
+bool current_capability(int& device, int& major, int& minor) {
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess;
+}
+
+}  // namespace
+
+CUtensorMap wg::kv_cache_tensor_map(const bf16_t* cache, const AttentionShape& s, int box_rows, const char* name) {
   const std::string what = std::string("nvrar-llm: prefill attention ") + name + " (head_dim " +
                            std::to_string(s.head_dim) + ", max_seq " + std::to_string(s.max_seq) + ", " +
                            std::to_string(s.cache_sequences) + " cache sequences x " + std::to_string(s.kv_heads) +
@@ -265,15 +267,6 @@ CUtensorMap kv_cache_tensor_map(const bf16_t* cache, const AttentionShape& s, in
   if (r != CUDA_SUCCESS) throw Error(what + ": cuTensorMapEncodeTiled failed (CUresult " + std::to_string(r) + ")");
   return map;
 }
-
-// The current GPU and its compute capability; false where CUDA cannot tell.
-bool current_capability(int& device, int& major, int& minor) {
-  return cudaGetDevice(&device) == cudaSuccess &&
-         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess;
-}
-
-}  // namespace
 
 bool wgmma_prefill_runs_here() {
   int device = 0, major = 0, minor = 0;

@@ -1,6 +1,7 @@
 // The Hopper prefill attention kernels, called by flash_prefill_attention: flash_prefill_wgmma.cu for
 // FlashKernel::kWgmma and kWgmmaTma, flash_prefill_wgmma_overlap.cu for FlashKernel::kWgmmaOverlap (the softmax overlapped with
-// the warpgroup's own products). The same contract (flash_prefill.h), 128-row query tiles, head_dim 64 or 128.
+// the warpgroup's own products), flash_prefill_wgmma_ws.cu for FlashKernel::kWgmmaWs (a TMA producer warp, the
+// warpgroups' products in turns). The same contract (flash_prefill.h), 128-row query tiles, head_dim 64 or 128.
 // Compiled for sm_90a only; on any other GPU they throw nvrar::Error naming the kernel and the GPU's compute
 // capability.
 #pragma once
@@ -31,5 +32,10 @@ void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, 
 void flash_prefill_attention_wgmma_overlap(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
                                            const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s,
                                            bf16_t* out, cudaStream_t stream);
+
+// FlashKernel::kWgmmaWs (flash_prefill_wgmma_ws.cu); s.cache_sequences must be set (TMA).
+void flash_prefill_attention_wgmma_ws(const bf16_t* qkv, const PrefillTile* tiles, int64_t num_tiles,
+                                      const bf16_t* cache_k, const bf16_t* cache_v, const AttentionShape& s,
+                                      bf16_t* out, cudaStream_t stream);
 
 }  // namespace nvrar::engine::gpu

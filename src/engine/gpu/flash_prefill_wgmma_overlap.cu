@@ -72,7 +72,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 #ifdef NVRAR_HAVE_WGMMA
   constexpr int kKeyBlocks = kKeys / 8;  // n8 blocks of S
   constexpr int kKeySteps = kKeys / 16;  // k16 steps of P V
-  constexpr int kDimBlocks = D / 8;      // n8 blocks of O
   constexpr int kStageElems = kKeys * D;
   extern __shared__ unsigned char shared_raw[];
   // 1024-byte alignment of the shared-window address: the swizzle is a function of its bits 4-9.
@@ -134,34 +133,11 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // S_t = Q K_t^T into sc: issued and committed, not waited.
   auto issue_s = [&](int t) {
-    const uint32_t k_address = shared_address(sk + (t % kStages) * kStageElems);
-    pin(sc);  // the softmax's writes to sc come before the fence
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t panel = kk / 4, within = (kk % 4) * 32;  // 16 columns = 32 bytes
-      wgmma_ss_m64n128k16(sc, descriptor(q_address + panel * kTileRows * 128 + within, 16, 1024),
-                          descriptor(k_address + panel * kKeys * 128 + within, 16, 1024), kk > 0 ? 1 : 0);
-    }
-    wgmma_commit();
+    issue_scores<D, kTileRows, kKeys>(sc, q_address, shared_address(sk + (t % kStages) * kStageElems));
   };
   // O = O * corr + P V_t (P = P_t in p, corr = corr_t): issued and committed, not waited.
   auto issue_pv = [&](int t) {
-#pragma unroll
-    for (int b = 0; b < kDimBlocks; ++b) {
-      o[4 * b + 0] *= corr[0];
-      o[4 * b + 1] *= corr[0];
-      o[4 * b + 2] *= corr[1];
-      o[4 * b + 3] *= corr[1];
-    }
-    const uint32_t v_address = shared_address(sv + (t % kStages) * kStageElems);
-    pin(o);
-    pin_a(p);  // the rescaled O and the P fragments are written before the fence
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kKeySteps; ++kk)  // 16 keys = 2048 bytes of V
-      wgmma_pv<D>(o, p[kk], descriptor(v_address + kk * 16 * 128, kKeys * 128, 1024));
-    wgmma_commit();
+    issue_rescaled_pv<D, kKeys>(o, p, corr, shared_address(sv + (t % kStages) * kStageElems));
   };
   // softmax(S_t) in place (scores -> fp32 P), m, l and corr updated.
   auto softmax = [&](int t) {
@@ -169,15 +145,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     online_softmax<kKeyBlocks>([&](int b, int e) -> float& { return sc[4 * b + e]; }, scale_log2,
                                key0 + kKeys - 1 > warp_first, key0, qpos, quad_col, m, l, corr);
   };
-  auto to_bf16 = [&]() {
-#pragma unroll
-    for (int kk = 0; kk < kKeySteps; ++kk) {
-      p[kk][0] = pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
-      p[kk][1] = pack_bf16(sc[8 * kk + 2], sc[8 * kk + 3]);
-      p[kk][2] = pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
-      p[kk][3] = pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
-    }
-  };
+  auto to_bf16 = [&]() { scores_to_bf16<kKeys>(sc, p); };
 
   // Step 0.
   cp_async_wait<2>();  // {Q, K_0}

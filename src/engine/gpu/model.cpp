@@ -29,9 +29,9 @@ bool uses_flash_prefill(int64_t head_dim) {
          config::settings().llm_prefill_attention != "splitk";
 }
 
-// The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128, wgmma, wgmma2 and wgmma-tma
-// where they take the head_dim, else the 64-row kernel. Unset: wgmma-tma where the GPU (compute capability 9.0) and
-// head_dim take it, else the 64-row kernel (wgmma-tma measured 1-4% faster than wgmma at every prefill shape on an
+// The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128, wgmma, wgmma2, wgmma-tma and
+// wgmma-ws where they take the head_dim, else the 64-row kernel. Unset: wgmma-tma where the GPU (compute capability
+// 9.0) and head_dim take it, else the 64-row kernel (wgmma-tma measured 1-4% faster than wgmma at every prefill shape on an
 // H100, wgmma faster than the others on an H200; docs/perf-notes.md).
 FlashKernel flash_kernel_for(int64_t head_dim) {
   const std::string& choice = config::settings().llm_prefill_attention;
@@ -39,6 +39,7 @@ FlashKernel flash_kernel_for(int64_t head_dim) {
                              : choice == "wgmma"     ? FlashKernel::kWgmma
                              : choice == "wgmma2"    ? FlashKernel::kWgmmaOverlap
                              : choice == "wgmma-tma" ? FlashKernel::kWgmmaTma
+                             : choice == "wgmma-ws"  ? FlashKernel::kWgmmaWs
                              : choice.empty() && wgmma_prefill_runs_here() ? FlashKernel::kWgmmaTma
                                                                             : FlashKernel::kMma64;
   return flash_prefill_supports(wanted, static_cast<int>(head_dim)) ? wanted : FlashKernel::kMma64;

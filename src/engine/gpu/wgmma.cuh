@@ -10,6 +10,7 @@
 // apart, a k16 step = 32 bytes inside a row) and N-major (rows = K, 64-column groups one panel apart).
 #pragma once
 
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -32,6 +33,16 @@
 namespace nvrar::engine::gpu::wg {
 
 constexpr int kPanel = 64;  // elements per 128-byte row of a swizzled panel
+
+// The TMA kernels' tensor maps of the layer's K and V cache (kv_cache_tensor_map).
+struct KvTensorMaps {
+  CUtensorMap k, v;
+};
+
+// Host: the TMA view of one layer's K or V cache [cache_sequences][kv_heads][max_seq][head_dim]: 3-D, head_dim x
+// max_seq x slices, boxes of 64 columns x box_rows positions x 1 slice, 128-byte swizzle, zeros outside. Throws
+// nvrar::Error naming the kernel setting `name` and the shape where it cannot be made (flash_prefill_wgmma.cu).
+CUtensorMap kv_cache_tensor_map(const bf16_t* cache, const AttentionShape& s, int box_rows, const char* name);
 
 // Element offset of 16-byte chunk c (of D / 8) of row r in a tile of kRowsInTile rows stored as 64-column panels.
 template <int kRowsInTile>
@@ -108,6 +119,10 @@ __device__ __forceinline__ void mbarrier_init_fence() {
 // One arrival that also tells the barrier to expect `bytes` more from copies in flight.
 __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// One arrival, no bytes expected.
+__device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
 // Spins until the barrier's phase of this parity has completed (its arrivals and bytes all in).
 __device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
@@ -211,6 +226,55 @@ __device__ __forceinline__ void wgmma_pv(float (&o)[D / 2], const uint32_t (&a)[
     wgmma_rs_m64n64k16_trans_b(o, a, desc_v);
   else
     wgmma_rs_m64n128k16_trans_b(o, a, desc_v);
+}
+
+// The 128-key-tile steps wgmma2 and wgmma-ws share (flash_prefill_wgmma_overlap.cu, flash_prefill_wgmma_ws.cu).
+// S = Q K^T for a warpgroup's 64 rows (Q at q_address, a kQRows-row panelled tile; K at k_address, a kKeys-row one):
+// D / 16 SS wgmma m64n128k16, issued and committed, not waited.
+template <int D, int kQRows, int kKeys>
+__device__ __forceinline__ void issue_scores(float (&sc)[64], uint32_t q_address, uint32_t k_address) {
+  pin(sc);  // the softmax's writes to sc come before the fence
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const uint32_t panel = kk / 4, within = (kk % 4) * 32;  // 16 columns = 32 bytes
+    wgmma_ss_m64n128k16(sc, descriptor(q_address + panel * kQRows * 128 + within, 16, 1024),
+                        descriptor(k_address + panel * kKeys * 128 + within, 16, 1024), kk > 0 ? 1 : 0);
+  }
+  wgmma_commit();
+}
+
+// O = O * corr + P V (V at v_address, a kKeys-row panelled tile, N-major): the rescale, then kKeys / 16 RS wgmma,
+// issued and committed, not waited.
+template <int D, int kKeys>
+__device__ __forceinline__ void issue_rescaled_pv(float (&o)[D / 2], uint32_t (&p)[kKeys / 16][4],
+                                                  const float (&corr)[2], uint32_t v_address) {
+#pragma unroll
+  for (int b = 0; b < D / 8; ++b) {
+    o[4 * b + 0] *= corr[0];
+    o[4 * b + 1] *= corr[0];
+    o[4 * b + 2] *= corr[1];
+    o[4 * b + 3] *= corr[1];
+  }
+  pin(o);
+  pin_a(p);  // the rescaled O and the P fragments are written before the fence
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < kKeys / 16; ++kk)  // 16 keys = 2048 bytes of V
+    wgmma_pv<D>(o, p[kk], descriptor(v_address + kk * 16 * 128, kKeys * 128, 1024));
+  wgmma_commit();
+}
+
+// P = bf16(softmax scores), as the A fragments of the P V products.
+template <int kKeys>
+__device__ __forceinline__ void scores_to_bf16(const float (&sc)[kKeys / 2], uint32_t (&p)[kKeys / 16][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kKeys / 16; ++kk) {
+    p[kk][0] = tc::pack_bf16(sc[8 * kk + 0], sc[8 * kk + 1]);
+    p[kk][1] = tc::pack_bf16(sc[8 * kk + 2], sc[8 * kk + 3]);
+    p[kk][2] = tc::pack_bf16(sc[8 * kk + 4], sc[8 * kk + 5]);
+    p[kk][3] = tc::pack_bf16(sc[8 * kk + 6], sc[8 * kk + 7]);
+  }
 }
 
 #endif  // NVRAR_HAVE_WGMMA
