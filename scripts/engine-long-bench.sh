@@ -76,8 +76,8 @@ if ! [[ "$DECODE_KERNELS" =~ ^(splitk|fused|mma)\ (splitk|fused|mma)$ ]] ||
 fi
 for k in $PREFILL_KERNELS; do
   if ! [[ "$k" =~ ^(flash|flash128|wgmma|wgmma2|wgmma-tma|wgmma-ws|splitk)$ ]]; then
-    echo "engine-long-bench.sh: LONG_PREFILL_KERNELS entry '$k': expected flash, flash128, wgmma, wgmma2, wgmma-tma, wgmma-ws" \
-      "or splitk" >&2
+    echo "engine-long-bench.sh: LONG_PREFILL_KERNELS entry '$k': expected flash, flash128, wgmma, wgmma2," \
+      "wgmma-tma, wgmma-ws or splitk" >&2
     exit 2
   fi
 done

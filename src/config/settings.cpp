@@ -246,7 +246,7 @@ const std::vector<Row>& rows() {
                                 "~1% of wgmma), wgmma-tma (wgmma with K and V brought by TMA; same limits; "
                                 "faster than wgmma by 1-4% at every measured shape on an H100), wgmma-ws (wgmma2's "
                                 "products fed by a TMA producer warp, the two warpgroups taking turns at the tensor "
-                                "cores; same limits; written 2026-12-06 and not yet run on a GPU) or splitk (the decode "
+                                "cores; same limits; not yet run on a GPU) or splitk (the decode "
                                 "kernel, one query per row; slower, for comparison); unset: wgmma-tma on compute "
                                 "capability 9.0 at head_dim 64/128, else flash (flash128 measured no faster than "
                                 "flash)."),

@@ -14,20 +14,22 @@
 //   -> corr_j; wait for P V and release V_{j-1}'s stage; P_j = bf16(S_j). After the last step one more turn for the
 //   last P V. Both warpgroups run every key tile of the block (a warpgroup whose rows are past tile.count computes on
 //   zero rows of Q and stores nothing), so the turns always alternate.
-// Producer: warp 8 (the first of warpgroup 2). Per key tile t it waits until the stage of K_t is free (both warpgroups released it), then lane 0
-//   arms the stage's full barrier with the tile's bytes and issues the D / 64 TMA boxes (wgmma.cuh's KV-cache tensor
-//   maps, 128-key boxes in the 128-byte swizzle); then the same for V_{t-1}, so K runs one tile ahead of V as the
-//   products use them (a short last K tile goes after its V, see below). A last key tile past the sequence's end is copied by the warp with cp.async instead, its rows
-//   past the end zero-filled (TMA would bring whatever the cache holds there, NaN in a stale cache, and 0 x NaN is NaN
-//   in P.V); the warp waits for its copies, fences them to the async proxy and lane 0 arrives on the full barrier.
-//   A short K tile is brought after the V of the same step, so that V's copy does not wait behind it.
+// Producer: warp 8 (the first of warpgroup 2). Per key tile t it waits until the stage of K_t is free (both
+//   warpgroups released it), then lane 0 arms the stage's full barrier with the tile's bytes and issues the D / 64
+//   TMA boxes (wgmma.cuh's KV-cache tensor maps, 128-key boxes in the 128-byte swizzle); then the same for V_{t-1},
+//   so K runs one tile ahead of V as the products use them. A last key tile past the sequence's end is copied by the
+//   warp with cp.async instead, its rows past the end zero-filled (TMA would bring whatever the cache holds there,
+//   NaN in a stale cache, and 0 x NaN is NaN in P.V); the warp waits for its copies, fences them to the async proxy
+//   and lane 0 arrives on the full barrier. Such a short K tile is brought after the V of the same step, so that V's
+//   copy does not wait behind it.
 // Launch: tiles x q_heads blocks in prefill_grid.cuh's order; 384 threads (two consumer warpgroups + the producer's
 //   warpgroup, of which one warp works and which hands its registers to the consumers by setmaxnreg: 40 / 232 per
-//   thread), __launch_bounds__(384, 1). Dynamic shared memory: Q (128 x D) + 3-stage K and V rings (128 x D each) + 1 KB for
-//   1024-byte alignment + the 12 barriers: 225 KB at head_dim 128, 113 KB at 64. Compiled for sm_90a only.
+//   thread; the launcher refuses a build given fewer than 168 per thread, where setmaxnreg.inc would wait for ever),
+//   __launch_bounds__(384, 1). Dynamic shared memory: Q (128 x D) + 3-stage K and V rings (128 x D each) + 1 KB
+//   for 1024-byte alignment + the 12 barriers: 225 KB at head_dim 128, 113 KB at 64. Compiled for sm_90a only.
 // Sync: mbarriers per stage: full (1 arrival + the TMA bytes, or the producer's arrival after its cp.async) and empty
 //   (one arrival per consumer warp, by its lane 0 after its wait for the products reading the stage); phases by use
-//   count.
+//   count. No wait is bounded: a deadlock hangs the block (the test's and the scripts' timeouts cut it).
 //   Q by cp.async from the 256 consumer threads, fenced to the async proxy, then named barrier 1 (256 threads).
 //   Turns: named barriers 2 and 3 (warpgroup g waits on 2 + g, then arrives on 3 - g; warpgroup 1 gives the first turn
 //   and skips its last arrival, so every barrier's arrivals and waits pair up). One __syncthreads, after the barriers'
@@ -230,6 +232,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Waits for a tile's bytes before taking the turn, so that no warpgroup holds the tensor cores' turn idle.
   const auto wait_k = [&](int t) { mbarrier_wait(full_k(t % kStages), (t / kStages) & 1); };
   const auto wait_v = [&](int t) { mbarrier_wait(full_v(t % kStages), (t / kStages) & 1); };
+  // Turns: key_tiles + 1 per warpgroup; warpgroup 1 gives the first (here) and keeps its last (after the loop).
+  if (group == 1) pass_turn(group);
   // Step 0: S_0 and its softmax alone.
   wait_k(0);
   wait_turn(group);
@@ -281,7 +285,10 @@ void flash_prefill_attention_wgmma_ws(const bf16_t* qkv, const PrefillTile* tile
                                   ? cudaFuncGetAttributes(&attributes, flash_prefill_wgmma_ws_kernel<64>)
                                   : cudaFuncGetAttributes(&attributes, flash_prefill_wgmma_ws_kernel<128>);
   constexpr int kNeeded = (128 * kProducerRegisters + kConsumers * kConsumerRegisters + kThreads - 1) / kThreads;
-  if (queried == cudaSuccess && attributes.numRegs < kNeeded)
+  if (queried != cudaSuccess)
+    throw Error("nvrar-llm: prefill attention wgmma-ws (head_dim " + std::to_string(s.head_dim) +
+                "): cannot read the kernel's attributes: " + cudaGetErrorString(queried));
+  if (attributes.numRegs < kNeeded)
     throw Error("nvrar-llm: prefill attention wgmma-ws (head_dim " + std::to_string(s.head_dim) + "): built with " +
                 std::to_string(attributes.numRegs) + " registers per thread, needs " + std::to_string(kNeeded) +
                 " for its setmaxnreg split (use wgmma-tma)");

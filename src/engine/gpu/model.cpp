@@ -30,9 +30,9 @@ bool uses_flash_prefill(int64_t head_dim) {
 }
 
 // The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128, wgmma, wgmma2, wgmma-tma and
-// wgmma-ws where they take the head_dim, else the 64-row kernel. Unset: wgmma-tma where the GPU (compute capability
-// 9.0) and head_dim take it, else the 64-row kernel (wgmma-tma measured 1-4% faster than wgmma at every prefill shape on an
-// H100, wgmma faster than the others on an H200; docs/perf-notes.md).
+// wgmma-ws where they take the head_dim, else the 64-row kernel. Unset: wgmma-tma where the GPU (compute
+// capability 9.0) and head_dim take it, else the 64-row kernel (wgmma-tma measured 1-4% faster than wgmma at every
+// prefill shape on an H100, wgmma faster than the others on an H200; docs/perf-notes.md).
 FlashKernel flash_kernel_for(int64_t head_dim) {
   const std::string& choice = config::settings().llm_prefill_attention;
   const FlashKernel wanted = choice == "flash128"    ? FlashKernel::kMma128

@@ -1,5 +1,5 @@
 // The grid of the tensor-core prefill attention kernels (flash_prefill.cu, flash_prefill_wgmma.cu,
-// flash_prefill_wgmma_overlap.cu): one block per (query tile, query head), in one dimension, in an order that
+// flash_prefill_wgmma_overlap.cu, flash_prefill_wgmma_ws.cu): one block per (query tile, query head), in one dimension, in an order that
 // shortens the kernel's tail without giving up L2 reuse of K and V.
 //
 // Blocks start in about the order of their index. The heads are cut into sections of whole KV groups whose K and V

@@ -1,6 +1,7 @@
-// Device helpers of the Hopper prefill kernels (flash_prefill_wgmma.cu, flash_prefill_wgmma_overlap.cu): tiles staged
-// by cp.async as 128-byte swizzled panels, wgmma shared-memory descriptors, the warpgroup MMA instructions they issue
-// and the fences and waits around them, the output epilogue and the host launcher both kernels share. Header-only
+// Device helpers of the Hopper prefill kernels (flash_prefill_wgmma.cu, flash_prefill_wgmma_overlap.cu,
+// flash_prefill_wgmma_ws.cu): tiles staged by cp.async as 128-byte swizzled panels, wgmma shared-memory descriptors,
+// the warpgroup MMA instructions they issue and the fences and waits around them, TMA and mbarriers, the 128-key
+// steps of wgmma2 and wgmma-ws, the output epilogue and the host launcher the kernels share. Header-only
 // code for the sm_90a object library (cmake/NvrarEngineGpu.cmake): wgmma has no other form, so any other device
 // target is an error.
 //
@@ -279,7 +280,7 @@ __device__ __forceinline__ void scores_to_bf16(const float (&sc)[kKeys / 2], uin
 
 #endif  // NVRAR_HAVE_WGMMA
 
-// The epilogue of both kernels: this lane's two rows of O (the m16n8 accumulator layout, columns b * 8 + 2 *
+// The epilogue of the kernels: this lane's two rows of O (the m16n8 accumulator layout, columns b * 8 + 2 *
 // quad_col) divided by their softmax sums l (each summed over the lane's quad first) and stored as bf16 into the
 // [rows][q_heads * D] attention output; rows at or past tile.count are not stored.
 template <int D>
