@@ -202,10 +202,15 @@ void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, i
                               k, cudaGetErrorString(e)));
     return;
   }
-  const float alpha = 1.0f, beta = 0.0f;
+  run_cublaslt(p, x, w, y, 0.0f, m, n, k, stream, "matmul");
+}
+
+void Gemm::run_cublaslt(const Plan& p, const void* x, const void* w, void* y, float beta, int64_t m, int64_t n,
+                        int64_t k, cudaStream_t stream, const char* what) {
+  const float alpha = 1.0f;
   check(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo, workspace_,
                        workspace_bytes_, stream),
-        "matmul", m, n, k);
+        what, m, n, k);
 }
 
 bool Gemm::linear_accumulate(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k,
@@ -213,10 +218,7 @@ bool Gemm::linear_accumulate(const void* x, const void* w, void* y, int64_t m, i
   const void* const one[] = {w};
   const Plan& p = plan(x, one, scratch, m, n, k, stream);
   if (p.skinny_variant >= 0) return false;
-  const float alpha = 1.0f, beta = 1.0f;
-  check(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo, workspace_,
-                       workspace_bytes_, stream),
-        "matmul (accumulating)", m, n, k);
+  run_cublaslt(p, x, w, y, 1.0f, m, n, k, stream, "matmul (accumulating)");
   return true;
 }
 

@@ -61,6 +61,9 @@ class Gemm {
   const Plan& plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
                    cudaStream_t stream);
   static void destroy(Plan& p);
+  // y = x . w^T + beta y by the plan's cuBLASLt algorithm (beta 0 or 1); throws naming `what` and the shape.
+  void run_cublaslt(const Plan& p, const void* x, const void* w, void* y, float beta, int64_t m, int64_t n, int64_t k,
+                    cudaStream_t stream, const char* what);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;

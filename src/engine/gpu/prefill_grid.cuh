@@ -1,6 +1,6 @@
 // The grid of the tensor-core prefill attention kernels (flash_prefill.cu, flash_prefill_wgmma.cu,
-// flash_prefill_wgmma_overlap.cu, flash_prefill_wgmma_ws.cu): one block per (query tile, query head), in one dimension, in an order that
-// shortens the kernel's tail without giving up L2 reuse of K and V.
+// flash_prefill_wgmma_overlap.cu, flash_prefill_wgmma_ws.cu): one block per (query tile, query head), in one
+// dimension, in an order that shortens the kernel's tail without giving up L2 reuse of K and V.
 //
 // Blocks start in about the order of their index. The heads are cut into sections of whole KV groups whose K and V
 // (max_len keys each) fit in ~70% of L2; the sections run one after another, and inside a section the index runs
