@@ -200,6 +200,20 @@ TEST(FlashPrefillGpu, WgmmaOverlapMatchesFloat64CausalSoftmax) {
   check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaOverlap}, 36);   // GQA 4; two key tiles, one short
 }
 
+// A TMA kernel refuses, naming AttentionShape::cache_sequences, a shape that does not set it (its tensor map needs
+// the cache's slice count).
+void expect_refused_without_cache_sequences(eg::FlashKernel kernel, const char* name) {
+  const eg::AttentionShape unknown{1, 3 * 128, 1, 1, 128, 8, 1};  // cache_sequences unset
+  uint16_t* cache = upload(std::vector<uint16_t>(8 * 128));
+  try {
+    eg::flash_prefill_attention(nullptr, nullptr, 1, cache, cache, unknown, kernel, nullptr, nullptr);
+    ADD_FAILURE() << name << " ran without the cache's sequence count";
+  } catch (const nvrar::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cache_sequences"), std::string::npos) << e.what();
+  }
+  cudaFree(cache);
+}
+
 // wgmma-tma: wgmma with K and V brought by TMA from a 3-D tensor map of the cache. Beyond check_wide: boxes past
 // max_seq (a sequence ending 3 positions short of it, whose last key tile reads past the slice: zeros, not the next
 // slice), NaN cache rows inside the last box (zeroed V, masked K), many stage reuses; and the refusal without the
@@ -213,16 +227,7 @@ TEST(FlashPrefillGpu, WgmmaTmaMatchesFloat64CausalSoftmax) {
   check_wide(eg::FlashKernel::kWgmmaTma, 41);
   check({128, 8, 2, {1000, 3}, 300, eg::FlashKernel::kWgmmaTma}, 45);  // GQA 4; chunks at 300, 600, 900
   check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaTma}, 46);   // GQA 4; whole and short last key tiles
-  const eg::AttentionShape unknown{1, 3 * 128, 1, 1, 128, 8, 1};  // cache_sequences unset
-  uint16_t* cache = upload(std::vector<uint16_t>(8 * 128));
-  try {
-    eg::flash_prefill_attention(nullptr, nullptr, 1, cache, cache, unknown, eg::FlashKernel::kWgmmaTma, nullptr,
-                                nullptr);
-    ADD_FAILURE() << "wgmma-tma ran without the cache's sequence count";
-  } catch (const nvrar::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cache_sequences"), std::string::npos) << e.what();
-  }
-  cudaFree(cache);
+  expect_refused_without_cache_sequences(eg::FlashKernel::kWgmmaTma, "wgmma-tma");
 }
 
 // wgmma-ws: wgmma2's products fed by a TMA producer warp through mbarrier rings, the two warpgroups in turns. Beyond
@@ -239,16 +244,7 @@ TEST(FlashPrefillGpu, WgmmaWsMatchesFloat64CausalSoftmax) {
   check({128, 8, 2, {1000, 3}, 300, eg::FlashKernel::kWgmmaWs}, 55);  // GQA 4; chunks at 300, 600, 900
   check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaWs}, 56);   // GQA 4; whole and short last key tiles
   check({128, 4, 4, {2000, 1}, 4096, eg::FlashKernel::kWgmmaWs}, 57);  // 16 key tiles in one chunk
-  const eg::AttentionShape unknown{1, 3 * 128, 1, 1, 128, 8, 1};  // cache_sequences unset
-  uint16_t* cache = upload(std::vector<uint16_t>(8 * 128));
-  try {
-    eg::flash_prefill_attention(nullptr, nullptr, 1, cache, cache, unknown, eg::FlashKernel::kWgmmaWs, nullptr,
-                                nullptr);
-    ADD_FAILURE() << "wgmma-ws ran without the cache's sequence count";
-  } catch (const nvrar::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cache_sequences"), std::string::npos) << e.what();
-  }
-  cudaFree(cache);
+  expect_refused_without_cache_sequences(eg::FlashKernel::kWgmmaWs, "wgmma-ws");
 }
 
 // The prefill grid's sections (prefill_grid.cuh; CPU): as many KV heads as fit their K and V in 70% of L2, a divisor
