@@ -33,6 +33,8 @@
 #               is the median of the 63 graph-replayed decode steps), LONG_SKIP_TORCH 1 (cuDNN still runs), and the
 #               table is OUT/decode_ab.md (scripts/decode_ab_table.py: both kernels per run, their ratio, the
 #               eager step's attention time and the K/V bytes it read per second, cuDNN beside them).
+# LONG_AB_PIN_GEMM (1) in either A/B: every run of a case after its first pins the GEMM kernels the first chose
+#               (its JSON's gemm_plan as NVRAR_LLM_GEMM); 0: each run times its own (the tuner may pick others).
 # LONG_PREFILL_AB=1  the prefill attention A/B (NVRAR_LLM_PREFILL_ATTENTION): each prefill case runs LONG_AB_REPEAT
 #               (default 2) times with each of LONG_PREFILL_KERNELS (default 'flash wgmma wgmma2'; also flash128,
 #               wgmma-tma, wgmma-ws, splitk) in turn, files
@@ -140,10 +142,12 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
       fi
       outlen=$([ "$kind" = prefill ] && echo 2 || echo 64)
       [ -n "$setting" ] && [ ${#launcher[@]} -gt 0 ] && pass=(-x "${setting%%=*}")
+      [ -n "$gemm_pin" ] && [ ${#launcher[@]} -gt 0 ] && pass+=(-x NVRAR_LLM_GEMM)
       rm -f "$OUT/$stem.json"
       start=$SECONDS
       (
         [ -z "$setting" ] || export "${setting?}"
+        [ -z "$gemm_pin" ] || export NVRAR_LLM_GEMM="$gemm_pin"
         timeout "${LONG_TIMEOUT:-300}" "${launcher[@]}" "${pass[@]}" "$LLM" bench --model llama3.1-8b --tp 1 \
           --batch-size "$bs" --input-len "$len" --output-len "$outlen" --num-iters-warmup "$warmup" \
           --num-iters "$iters" --allreduce "${LONG_ALLREDUCE:-auto}" \
@@ -155,18 +159,31 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
       note "nvrar-llm $c${setting:+ ($setting)}: rc=$rc ($((SECONDS - start)) s) $lines"
       [ $rc -eq 0 ] || tail -3 "$OUT/$stem.log"
     }
+    # An A/B case's runs after its first repeat the first one's GEMM kernels (the plan its JSON holds, as
+    # NVRAR_LLM_GEMM), so that they differ in the kernel compared, not in the GEMM tuner's picks; LONG_AB_PIN_GEMM=0
+    # (or an NVRAR_LLM_GEMM of one's own) leaves every run to time its own.
+    gemm_pin=""
+    pin_after() {  # pin_after STEM: gemm_pin from OUT/STEM.json where the A/B pins
+      [ "${LONG_AB_PIN_GEMM:-1}" = 1 ] && [ -z "${NVRAR_LLM_GEMM:-}" ] && [ -z "$gemm_pin" ] || return 0
+      gemm_pin=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("gemm_plan", ""))' \
+        "$OUT/$1.json" 2> /dev/null)
+      [ -z "$gemm_pin" ] || note "GEMM kernels pinned for the rest of the case: NVRAR_LLM_GEMM=$gemm_pin"
+    }
     for c in $CASES; do
       IFS=: read -r kind bs len <<< "$c"
+      gemm_pin=""
       if [ "$AB" = 1 ] && [ "$kind" = decode ]; then
         for r in $(seq "$AB_REPEAT"); do
           for attn in $DECODE_KERNELS; do
             run_case "$c" "engine_${kind}_b${bs}_${len}_${attn}_r$r" "NVRAR_LLM_DECODE_ATTENTION=$attn"
+            pin_after "engine_${kind}_b${bs}_${len}_${attn}_r$r"
           done
         done
       elif [ "$PREFILL_AB" = 1 ] && [ "$kind" = prefill ]; then
         for r in $(seq "$AB_REPEAT"); do
           for k in $PREFILL_KERNELS; do
             run_case "$c" "engine_${kind}_b${bs}_${len}_${k}_r$r" "NVRAR_LLM_PREFILL_ATTENTION=$k"
+            pin_after "engine_${kind}_b${bs}_${len}_${k}_r$r"
           done
         done
       else

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "config/gemm_pin.h"
 #include "nvrar/types.h"
 
 namespace nvrar::config {
@@ -57,6 +58,8 @@ struct Row {
   // kChoice: the documented values; `valid`, where set, decides instead of membership (e.g. older spellings).
   std::vector<std::string> choices = {};
   bool (*valid)(const std::string&) = nullptr;
+  // kChoice: where set, says why a value is refused ("" = accepted) instead of `valid` or membership.
+  std::string (*problem)(std::string_view) = nullptr;
   const char* choice_note = "";  // appended to the list of choices in the accepted text
   const char* help = "";
   const char* scope = kCollectives;
@@ -229,13 +232,16 @@ const std::vector<Row>& rows() {
                        "First-use tuning: auto measures a small table at communicator creation where no explicit or "
                        "shipped table applies and none is cached ($XDG_CACHE_HOME/nvrar); force always measures and "
                        "overwrites the cache; off never measures."));
-    // The engine's pinning accepts "cublaslt" and "skinny0" .. "skinny<kSkinnyGemmVariants - 1>"
-    // (engine/gpu/skinny_gemm.h, a CUDA header this CPU library cannot include); gemm.cpp checks the variant again.
-    t.push_back(in_scope(choice("NVRAR_LLM_GEMM", &Settings::llm_gemm, "",
-                                {"cublaslt", "skinny0", "skinny1", "skinny2", "skinny3"},
-                                "nvrar-llm: pins the GEMM kernel of every shape (a skinny variant where it takes the "
-                                "shape, cuBLASLt elsewhere); unset: the fastest of the timed candidates."),
-                         kEngine));
+    Row gemm = in_scope(choice("NVRAR_LLM_GEMM", &Settings::llm_gemm, "", {"cublaslt", "skinny0", "skinny1", "skinny2",
+                                                                         "skinny3"},
+                               "nvrar-llm: pins the GEMM kernel of every shape (a skinny variant where it takes the "
+                               "shape, cuBLASLt elsewhere), or of the shapes listed (MxNxK=kernel, the form nvrar-llm "
+                               "bench prints as its GEMM plan, so that a later run repeats its choices); unset: the "
+                               "fastest of the timed candidates."),
+                        kEngine);
+    gemm.problem = gemm_pin_problem;  // config/gemm_pin.h, the parser the engine uses
+    gemm.choice_note = ", or a comma-separated list of MxNxK=kernel (e.g. 1x4096x4096=skinny0,8x6144x4096=cublaslt)";
+    t.push_back(std::move(gemm));
     t.push_back(in_scope(choice("NVRAR_LLM_PREFILL_ATTENTION", &Settings::llm_prefill_attention, "",
                                 {"flash", "flash128", "wgmma", "wgmma2", "wgmma-tma", "wgmma-ws", "splitk"},
                                 "nvrar-llm: the prefill attention kernel: flash (mma.sync tensor cores, 64-row query "
@@ -350,6 +356,12 @@ void apply(const Row& r, const std::string& value, Settings& s) {
       s.*r.number = value == "1" ? 1 : 0;
       return;
     case Type::kChoice: {
+      if (r.problem != nullptr) {
+        const std::string why = r.problem(value);
+        if (!why.empty()) refuse(r, value, why);
+        s.*r.text = value;
+        return;
+      }
       bool ok = false;
       if (r.valid != nullptr) {
         ok = r.valid(value);

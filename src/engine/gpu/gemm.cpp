@@ -6,11 +6,14 @@
 
 #include <fmt/format.h>
 
+#include "config/gemm_pin.h"
 #include "config/settings.h"
 #include "engine/gpu/skinny_gemm.h"
 #include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
+
+static_assert(config::kGemmPinVariants == kSkinnyGemmVariants, "NVRAR_LLM_GEMM names every skinny variant");
 
 namespace {
 
@@ -20,26 +23,19 @@ void check(cublasStatus_t s, const char* what, int64_t m, int64_t n, int64_t k) 
                             n, k, static_cast<int>(s)));
 }
 
-// NVRAR_LLM_GEMM pins the kernel of every shape: "cublaslt", or "skinny0" .. "skinny3" where that variant takes
-// the shape (cuBLASLt elsewhere); unset or empty: the timed choice. -2: not pinned, -1: cuBLASLt, >= 0: variant.
-int pinned_kernel() {
-  static const int pinned = [] {
-    const std::string& s = config::settings().llm_gemm;  // the table checked it against the same names
-    if (s.empty()) return -2;
-    if (s == "cublaslt") return -1;
-    for (int variant = 0; variant < kSkinnyGemmVariants; ++variant)
-      if (s == fmt::format("skinny{}", variant)) return variant;
-    throw Error(fmt::format("nvrar-llm: NVRAR_LLM_GEMM='{}' (takes cublaslt or skinny0 .. skinny{})", s,
-                            kSkinnyGemmVariants - 1));
-  }();
-  return pinned;
+// NVRAR_LLM_GEMM (config/gemm_pin.h): the kernel of every shape, or of the shapes listed; the settings table has
+// already checked the text with the same parser.
+const config::GemmPin& gemm_pin() {
+  static const config::GemmPin pin = config::parse_gemm_pin(config::settings().llm_gemm);
+  return pin;
 }
 
 }  // namespace
 
 Gemm::Gemm() {
   if (cublasLtCreate(&handle_) != CUBLAS_STATUS_SUCCESS) throw Error("nvrar-llm: cublasLtCreate failed");
-  if (cudaMalloc(&workspace_, workspace_bytes_) != cudaSuccess) throw Error("nvrar-llm: GEMM workspace allocation failed");
+  if (cudaMalloc(&workspace_, workspace_bytes_) != cudaSuccess)
+    throw Error("nvrar-llm: GEMM workspace allocation failed");
 }
 
 void Gemm::destroy(Plan& p) {
@@ -146,8 +142,8 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
     cudaEventDestroy(stop);
     p.timed_over = weights.size();
   }
-  if (pinned_kernel() != -2) {
-    p.skinny_variant = pinned_kernel() >= 0 && variant_ok(pinned_kernel()) ? pinned_kernel() : -1;
+  if (const int pinned = gemm_pin().kernel_for({m, n, k}); pinned != config::kGemmTimed) {
+    p.skinny_variant = pinned >= 0 && variant_ok(pinned) ? pinned : -1;
     p.timings += p.timings.empty() ? "pinned" : ", pinned";
   }
   return plans_.emplace(key, p).first->second;
@@ -173,6 +169,16 @@ std::string Gemm::choices() const {
     const std::string kernel = p.skinny_variant >= 0 ? fmt::format("skinny{}", p.skinny_variant) : "cublasLt";
     out += fmt::format("{}{}x{}x{} {}", out.empty() ? "" : ", ", m, n, k, kernel);
     if (!p.timings.empty()) out += " (" + p.timings + " us)";
+  }
+  return out;
+}
+
+std::string Gemm::plan_text() const {
+  std::string out;
+  for (const auto& [key, p] : plans_) {
+    const auto [m, n, k] = key;
+    const int kernel = p.skinny_variant >= 0 ? p.skinny_variant : config::kGemmCublasLt;
+    out += fmt::format("{}{}x{}x{}={}", out.empty() ? "" : ",", m, n, k, config::gemm_kernel_name(kernel));
   }
   return out;
 }

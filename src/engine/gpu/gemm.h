@@ -49,6 +49,11 @@ class Gemm {
   // The kernel chosen for each shape so far, e.g. "8x6144x4096 skinny, 8x4096x4096 cublasLt".
   std::string choices() const;
 
+  // The same choices in NVRAR_LLM_GEMM's list form (config/gemm_pin.h), e.g.
+  // "1x4096x4096=skinny0,8x4096x4096=cublaslt": set it to this to make a later run use them (cuBLASLt's algorithm
+  // is still timed).
+  std::string plan_text() const;
+
  private:
   struct Plan {
     cublasLtMatmulDesc_t op = nullptr;

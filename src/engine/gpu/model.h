@@ -127,6 +127,7 @@ class LlamaModel {
   int prefill_tile_rows() const { return flash_tile_rows(prefill_kernel_); }
   int64_t vocab_cols() const { return vocab_cols_; }
   std::string gemm_choices() const { return gemm_->choices(); }
+  std::string gemm_plan() const { return gemm_->plan_text(); }  // NVRAR_LLM_GEMM's list form
   // The attention kernels this model runs, e.g. "prefill flash (64-row tiles), decode fused"
   // (NVRAR_LLM_PREFILL_ATTENTION / NVRAR_LLM_DECODE_ATTENTION after the head_dim fallbacks).
   std::string attention_kernels() const;

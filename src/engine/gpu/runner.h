@@ -79,6 +79,7 @@ class LlamaRunner {
   const TpRank& tp() const { return model_.tp(); }
   int64_t batch() const { return batch_; }
   std::string gemm_choices() const { return model_.gemm_choices(); }  // Gemm::choices()
+  std::string gemm_plan() const { return model_.gemm_plan(); }        // Gemm::plan_text()
   std::string attention_kernels() const { return model_.attention_kernels(); }
   const char* residual_type() const { return model_.residual_type(); }  // "bf16" or "fp32" (NVRAR_LLM_RESIDUAL)
   bool residual_in_gemm() const { return model_.residual_in_gemm(); }   // NVRAR_LLM_FUSE_RESIDUAL in effect
