@@ -284,6 +284,14 @@ const std::vector<Row>& rows() {
                               "prefill 0.8-0.9% faster at 8 x 2048 and 1 x 8192; 0 writes the GEMM's output and runs "
                               "the residual add + RMSNorm kernel."),
                          kEngine));
+    t.push_back(in_scope(flag("NVRAR_LLM_FUSE_NORM", &Settings::llm_fuse_norm, "0",
+                              "nvrar-llm: 1 moves a decode step's RMSNorms into its skinny GEMMs (TP 1, bf16 stream, "
+                              "where the skinny kernel runs all four of a layer's GEMMs): o_proj and down_proj add "
+                              "into the residual and write its per-row sums of squares, gate/up and q/k/v normalise "
+                              "the residual as they load it, so no norm kernel runs between layers (the same "
+                              "arithmetic but the order of the sum of squares); 0 runs the residual + RMSNorm "
+                              "kernels. Not yet measured on a GPU."),
+                         kEngine));
     for (Row& r : t) r.accepted = accepted_text(r);
     return t;
   }();
