@@ -62,7 +62,6 @@ TEST(Settings, Defaults) {
   EXPECT_EQ(s.llm_residual, "bf16");
   EXPECT_EQ(s.llm_fuse_epilogue, 1);
   EXPECT_EQ(s.llm_fuse_residual, 1);
-  EXPECT_EQ(s.llm_fuse_norm, 0);
 }
 
 TEST(Settings, EmptyMeansUnset) {
@@ -171,7 +170,6 @@ TEST(Settings, ChoiceAndText) {
   EXPECT_EQ(read({{"NVRAR_LLM_FUSE_EPILOGUE", "0"}}).llm_fuse_epilogue, 0);
   expect_refused("NVRAR_LLM_FUSE_EPILOGUE", "yes", "is not a flag");
   EXPECT_EQ(read({{"NVRAR_LLM_FUSE_RESIDUAL", "0"}}).llm_fuse_residual, 0);
-  EXPECT_EQ(read({{"NVRAR_LLM_FUSE_NORM", "1"}}).llm_fuse_norm, 1);
   expect_refused("NVRAR_LLM_FUSE_RESIDUAL", "on", "is not a flag");
   EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "fp32"}}).llm_residual, "fp32");
   EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "bf16"}}).llm_residual, "bf16");
@@ -190,9 +188,9 @@ TEST(Settings, ChoiceAndText) {
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 27u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 26u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
-  EXPECT_STREQ(table.back().name, "NVRAR_LLM_FUSE_NORM");
+  EXPECT_STREQ(table.back().name, "NVRAR_LLM_FUSE_RESIDUAL");
   for (const SettingInfo& row : table) {
     EXPECT_EQ(std::string(row.name).rfind("NVRAR_", 0), 0u) << row.name;
     EXPECT_GT(std::string(row.help).size(), 20u) << row.name << " has no help line";

@@ -39,7 +39,6 @@ struct Settings {
   std::string llm_residual;             // NVRAR_LLM_RESIDUAL ("bf16" or "fp32": the residual stream's type)
   int64_t llm_fuse_epilogue;            // NVRAR_LLM_FUSE_EPILOGUE
   int64_t llm_fuse_residual;            // NVRAR_LLM_FUSE_RESIDUAL
-  int64_t llm_fuse_norm;                // NVRAR_LLM_FUSE_NORM
 };
 
 // The process environment's settings, read on the first call (thread-safe) and kept. Throws nvrar::Error on a bad

@@ -151,9 +151,8 @@ int run_bench(const BenchOptions& o) {
     fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
     fmt::print("GEMM plan (NVRAR_LLM_GEMM repeats it): {}\n", model.gemm_plan());
     fmt::print("Attention kernels: {}\n", model.attention_kernels());
-    fmt::print("Residual stream: {}{}{}\n", model.residual_type(),
-               model.residual_in_gemm() ? " (added inside cuBLASLt's o_proj / down_proj GEMMs where they run)" : "",
-               model.decode_norms_in_gemms(o.batch) ? "; decode RMSNorms inside the skinny GEMMs" : "");
+    fmt::print("Residual stream: {}{}\n", model.residual_type(),
+               model.residual_in_gemm() ? " (added inside cuBLASLt's o_proj / down_proj GEMMs where they run)" : "");
     fmt::print("Prefill split (one instrumented prefill: {})\n", format_split(prefill_br));
     fmt::print("Decode step split (one eager, instrumented step: {})\n", format_split(br));
     if (!o.json.empty()) {
@@ -172,7 +171,6 @@ int run_bench(const BenchOptions& o) {
       j["attention_kernels"] = model.attention_kernels();
       j["residual"] = model.residual_type();
       j["residual_in_gemm"] = model.residual_in_gemm();
-      j["decode_norms_in_gemms"] = model.decode_norms_in_gemms(o.batch);
       j["latencies_s"] = nlohmann::json::array();
       for (double l : latencies_ms) j["latencies_s"].push_back(l / 1e3);
       j["avg_latency_s"] = avg / 1e3;

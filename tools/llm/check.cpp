@@ -240,10 +240,8 @@ int run_check(const CheckOptions& o) {
   }
   if (root) fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
   if (root)
-    fmt::print("Residual stream: {} (NVRAR_LLM_RESIDUAL){}{}\n", model.residual_type(),
-               model.residual_in_gemm() ? ", added inside cuBLASLt's GEMMs (NVRAR_LLM_FUSE_RESIDUAL)" : "",
-               model.decode_norms_in_gemms(reference.batch) ? "; decode RMSNorms inside the skinny GEMMs "
-                                                              "(NVRAR_LLM_FUSE_NORM)" : "");
+    fmt::print("Residual stream: {} (NVRAR_LLM_RESIDUAL){}\n", model.residual_type(),
+               model.residual_in_gemm() ? ", added inside cuBLASLt's GEMMs (NVRAR_LLM_FUSE_RESIDUAL)" : "");
   if (root && fp32)
     fmt::print("against fp32: our largest error / transformers' bf16 error = {:.2f} (worst step); steps where ours is "
                "larger: {} of {}\n",

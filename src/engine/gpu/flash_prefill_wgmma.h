@@ -16,7 +16,7 @@
 
 namespace nvrar::engine::gpu {
 
-// Whether the current GPU runs these kernels (compute capability 9.0): kWgmmaTma is the engine's default prefill kernel
+// Whether the current GPU runs these kernels (compute capability 9.0): kWgmmaWs is the engine's default prefill kernel
 // there.
 bool wgmma_prefill_runs_here();
 

@@ -183,18 +183,13 @@ std::string Gemm::plan_text() const {
   return out;
 }
 
-bool Gemm::skinny_chosen(int64_t m, int64_t n, int64_t k) const {
-  const auto it = plans_.find(std::make_tuple(m, n, k));
-  return it != plans_.end() && it->second.skinny_variant >= 0;
-}
-
 bool Gemm::linear_skinny(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
-                         const SkinnyEpilogue& epilogue, const SkinnyInputNorm* norm) {
+                         const SkinnyEpilogue& epilogue) {
   const auto it = plans_.find(std::make_tuple(m, n, k));
   if (it == plans_.end() || it->second.skinny_variant < 0 ||
       !skinny_gemm_supports(x, w, y, m, n, k, it->second.skinny_variant))
     return false;
-  skinny_gemm(x, w, y, m, n, k, it->second.skinny_variant, stream, epilogue, norm);
+  skinny_gemm(x, w, y, m, n, k, it->second.skinny_variant, stream, epilogue);
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess)
     throw Error(fmt::format("nvrar-llm: skinny GEMM launch failed for a [{} x {}] . [{} x {}]^T GEMM with an "

@@ -31,12 +31,8 @@ class Gemm {
   // The call through the skinny kernel with `epilogue` (skinny_gemm.h), where a skinny kernel is what tune() or
   // linear() already chose for (m, n, k); returns false and launches nothing otherwise (cuBLASLt's shapes, a shape
   // not chosen yet), and the caller runs linear() and the epilogue's own kernel.
-  // `norm` (skinny_gemm.h): x is the residual stream, normalised as it is loaded.
   bool linear_skinny(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
-                     const SkinnyEpilogue& epilogue, const SkinnyInputNorm* norm = nullptr);
-
-  // Whether linear_skinny would run (m, n, k) through the skinny kernel (a shape already chosen, for it).
-  bool skinny_chosen(int64_t m, int64_t n, int64_t k) const;
+                     const SkinnyEpilogue& epilogue);
 
   // y += x . w^T in cuBLASLt's epilogue (beta 1, y read and written in place; the fp32 sum rounded once, unless the
   // chosen algorithm splits k and reduces its partial sums in bf16) where cuBLASLt is what linear() chooses for

@@ -30,9 +30,9 @@ bool uses_flash_prefill(int64_t head_dim) {
 }
 
 // The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128, wgmma, wgmma2, wgmma-tma and
-// wgmma-ws where they take the head_dim, else the 64-row kernel. Unset: wgmma-tma where the GPU (compute
-// capability 9.0) and head_dim take it, else the 64-row kernel (wgmma-tma measured 1-4% faster than wgmma at every
-// prefill shape on an H100, wgmma faster than the others on an H200; docs/perf-notes.md).
+// wgmma-ws where they take the head_dim, else the 64-row kernel. Unset: wgmma-ws where the GPU (compute
+// capability 9.0) and head_dim take it, else the 64-row kernel (wgmma-ws measured 2-5% faster per prefill than
+// wgmma-tma at 8 x 2048, 1 x 8192 and 1 x 32768 on an H100, wgmma-tma 1-4% faster than wgmma; docs/perf-notes.md).
 FlashKernel flash_kernel_for(int64_t head_dim) {
   const std::string& choice = config::settings().llm_prefill_attention;
   const FlashKernel wanted = choice == "flash128"    ? FlashKernel::kMma128
@@ -40,7 +40,7 @@ FlashKernel flash_kernel_for(int64_t head_dim) {
                              : choice == "wgmma2"    ? FlashKernel::kWgmmaOverlap
                              : choice == "wgmma-tma" ? FlashKernel::kWgmmaTma
                              : choice == "wgmma-ws"  ? FlashKernel::kWgmmaWs
-                             : choice.empty() && wgmma_prefill_runs_here() ? FlashKernel::kWgmmaTma
+                             : choice.empty() && wgmma_prefill_runs_here() ? FlashKernel::kWgmmaWs
                                                                             : FlashKernel::kMma64;
   return flash_prefill_supports(wanted, static_cast<int>(head_dim)) ? wanted : FlashKernel::kMma64;
 }
@@ -154,11 +154,6 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   decode_attention_ = decode_attention_kernel();
   fuse_epilogue_ = config::settings().llm_fuse_epilogue != 0;
   fuse_residual_ = config::settings().llm_fuse_residual != 0;
-  fuse_norm_ = config::settings().llm_fuse_norm != 0;
-  if (fuse_norm_ && hidden_ % 32 == 0) {
-    const int64_t partials = kSkinnyGemmMaxRows * (hidden_ / kNormGroupColumns);
-    for (float*& p : row_squares_) p = memory_.f32(partials, "RMSNorm row partials");
-  }
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -245,24 +240,13 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
   const AttentionShape shape{n, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, max_len,
                              options_.max_batch};
   const bool flash = num_tiles > 0 && use_flash_prefill_;
-  const bool norm_in_gemms = norms_in_gemms(n, num_tiles);
-  // With the norms in the GEMMs: row_squares_[0] from o_proj for gate/up, [1] from down_proj for the next q/k/v.
-  const auto must = [&](bool launched, const char* gemm) {
-    if (!launched)
-      throw Error(fmt::format("nvrar-llm: rank {}: the skinny {} GEMM refused a call norms_in_gemms had checked "
-                              "(an engine bug; NVRAR_LLM_FUSE_NORM=0 avoids it)", rank_, gemm));
-  };
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     if (timer) timer->mark(StepPart::kGemm);
     // Where the skinny kernel runs (decode sizes), it does RoPE + KV append (and below SwiGLU) on its outputs.
     const SkinnyEpilogue rope{SkinnyEpilogue::Kind::kRopeAppend, q_heads_, kv_heads_, head_dim_, in.positions,
                               inv_freq_, in.seq, in.cache_k[i], in.cache_v[i], options_.max_seq};
-    const SkinnyInputNorm input_norm{l.ln_in, row_squares_[1], eps_};
-    const bool normed_qkv = norm_in_gemms && i > 0;  // layer 0 reads x_ from the first RMSNorm kernel
-    const bool roped = fuse_epilogue_ && gemm_->linear_skinny(normed_qkv ? h_ : x_, l.qkv, qkv_, n, qkv_cols_, H,
-                                                              stream_, rope, normed_qkv ? &input_norm : nullptr);
-    if (norm_in_gemms) must(roped, "q/k/v");
+    const bool roped = fuse_epilogue_ && gemm_->linear_skinny(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_, rope);
     if (!roped) gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
     if (timer) timer->mark(StepPart::kAttention);
     if (!roped)
@@ -275,59 +259,36 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
       attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape,
                 num_tiles > 0 ? DecodeAttention::kSplitK : decode_attention_, scratch_, attn_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
-    if (norm_in_gemms) {
-      must(gemm_->linear_skinny(attn_, l.o, h_, n, H, q_cols_, stream_, add_residual(row_squares_[0])), "o_proj");
-    } else if (!gemm_residual_norm(attn_, l.o, q_cols_, l.ln_post, n, timer)) {
+    if (!gemm_residual_norm(attn_, l.o, q_cols_, l.ln_post, n, timer)) {
       gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
       allreduce_norm(part_, l.ln_post, n, timer);
     }
     if (timer) timer->mark(StepPart::kGemm);
     const SkinnyEpilogue silu{SkinnyEpilogue::Kind::kSwiGlu};
-    const SkinnyInputNorm post_norm{l.ln_post, row_squares_[0], eps_};
-    const bool swiglu_done = fuse_epilogue_ && gemm_->linear_skinny(norm_in_gemms ? h_ : x_, l.gate_up, act_, n,
-                                                                    2 * inter_, H, stream_, silu,
-                                                                    norm_in_gemms ? &post_norm : nullptr);
-    if (norm_in_gemms) must(swiglu_done, "gate/up");
-    if (!swiglu_done) {
+    if (!(fuse_epilogue_ && gemm_->linear_skinny(x_, l.gate_up, act_, n, 2 * inter_, H, stream_, silu))) {
       gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_);
       if (timer) timer->mark(StepPart::kOther);
       swiglu(gu_, n, inter_, act_, stream_);
     }
     if (timer) timer->mark(StepPart::kGemm);
     const bf16_t* next_norm = i + 1 < layers_.size() ? layers_[i + 1].ln_in : final_norm_;
-    if (norm_in_gemms) {
-      must(gemm_->linear_skinny(act_, l.down, h_, n, H, inter_, stream_, add_residual(row_squares_[1])), "down_proj");
-      if (i + 1 == layers_.size()) normalise_residual(final_norm_, n, timer);  // x_ for the lm_head
-    } else if (!gemm_residual_norm(act_, l.down, inter_, next_norm, n, timer)) {
+    if (!gemm_residual_norm(act_, l.down, inter_, next_norm, n, timer)) {
       gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
       allreduce_norm(part_, next_norm, n, timer);
     }
   }
 }
 
-bool LlamaModel::norms_in_gemms(int64_t n, int64_t num_tiles) const {
-  // The skinny kernel's norm modes take n a multiple of 32 and k of 256 (skinny_gemm.h).
-  if (!fuse_norm_ || !fuse_epilogue_ || row_squares_[0] == nullptr || num_tiles > 0 || n > kSkinnyGemmMaxRows ||
-      allreduce_.size() != 1 || h32_ != nullptr || hidden_ % 256 != 0 || qkv_cols_ % 32 != 0 || inter_ % 16 != 0)
-    return false;
-  return gemm_->skinny_chosen(n, qkv_cols_, hidden_) && gemm_->skinny_chosen(n, hidden_, q_cols_) &&
-         gemm_->skinny_chosen(n, 2 * inter_, hidden_) && gemm_->skinny_chosen(n, hidden_, inter_);
-}
-
-void LlamaModel::normalise_residual(const bf16_t* norm_weight, int64_t n, StepTimer* timer) {
+bool LlamaModel::gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
+                                    StepTimer* timer) {
+  if (!residual_in_gemm()) return false;
+  if (!gemm_->linear_accumulate(in, w, h_, n, hidden_, k, stream_, part_)) return false;
   if (timer) timer->mark(StepPart::kAllReduce);
   const cudaError_t e = nvrar::gpu::launch_residual_rmsnorm(nullptr, h_, norm_weight, x_, n, hidden_, eps_,
                                                             DataType::kBFloat16, stream_, pdl_enabled());
   if (e != cudaSuccess)
     throw Error(
         fmt::format("nvrar-llm: rank {} RMSNorm of {} rows launch failed: {}", rank_, n, cudaGetErrorString(e)));
-}
-
-bool LlamaModel::gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
-                                    StepTimer* timer) {
-  if (!residual_in_gemm()) return false;
-  if (!gemm_->linear_accumulate(in, w, h_, n, hidden_, k, stream_, part_)) return false;
-  normalise_residual(norm_weight, n, timer);
   return true;
 }
 

@@ -16,10 +16,6 @@
 // (NVRAR_LLM_FUSE_RESIDUAL): the norm reads one row-sized stream and writes one instead of two of each. h_ holds the
 // residual stream, x_ the normalised activations.
 //
-// With NVRAR_LLM_FUSE_NORM=1 a decode step at TP 1 (bf16 stream) runs no norm kernel between layers where the skinny
-// kernel runs all four layer GEMMs: o_proj and down_proj add into h_ and write row partials (row_squares_), gate/up
-// and the next q/k/v normalise h_ as they load it (skinny_norm.cuh; norms_in_gemms decides per forward).
-//
 // The residual stream is bf16 (rounded after each residual add, as transformers' bf16 model rounds it) or, with
 // NVRAR_LLM_RESIDUAL=fp32, fp32 (residual_f32.h): then each all-reduce runs alone (in place on the partial sums) and
 // an engine kernel adds its sums to the fp32 stream and normalises; the first RMSNorm reads the fp32 stream too.
@@ -140,8 +136,6 @@ class LlamaModel {
   // Whether o_proj / down_proj add into the residual inside cuBLASLt where it runs them (NVRAR_LLM_FUSE_RESIDUAL at
   // TP 1 with the bf16 stream; gemm_residual_norm).
   bool residual_in_gemm() const { return fuse_residual_ && allreduce_.size() == 1 && h32_ == nullptr; }
-  // Whether a decode forward of n rows runs its RMSNorms inside the skinny GEMMs (NVRAR_LLM_FUSE_NORM, norms_in_gemms).
-  bool decode_norms_in_gemms(int64_t n) const { return norms_in_gemms(n, 0); }
 
  private:
   struct Layer {
@@ -171,17 +165,6 @@ class LlamaModel {
   // linear() + allreduce_norm().
   bool gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
                           StepTimer* timer);
-  // x_ = rmsnorm(h_) * norm_weight (the norm kernel alone, after a GEMM that added into h_).
-  void normalise_residual(const bf16_t* norm_weight, int64_t n, StepTimer* timer);
-  // Whether a forward of n rows runs its RMSNorms inside the skinny GEMMs (NVRAR_LLM_FUSE_NORM; skinny_norm.cuh): a
-  // decode forward at TP 1 with the bf16 stream, each of the four layer GEMM shapes already chosen for the skinny
-  // kernel, and shapes its norm modes take.
-  bool norms_in_gemms(int64_t n, int64_t num_tiles) const;
-  static SkinnyEpilogue add_residual(float* row_squares) {
-    SkinnyEpilogue e{SkinnyEpilogue::Kind::kAddResidual};
-    e.row_squares = row_squares;
-    return e;
-  }
 
   ModelConfig config_;
   CommAdapter& allreduce_;
@@ -212,8 +195,6 @@ class LlamaModel {
   DecodeAttention decode_attention_ = DecodeAttention::kSplitK;  // NVRAR_LLM_DECODE_ATTENTION
   bool fuse_residual_ = true;  // NVRAR_LLM_FUSE_RESIDUAL: o_proj / down_proj add into h_ in cuBLASLt (TP 1)
   bool fuse_epilogue_ = true;  // NVRAR_LLM_FUSE_EPILOGUE: RoPE + append and SwiGLU in the skinny GEMMs
-  bool fuse_norm_ = false;     // NVRAR_LLM_FUSE_NORM: the RMSNorms in the skinny GEMMs (norms_in_gemms)
-  float* row_squares_[2] = {nullptr, nullptr};  // [8][hidden / 16] each, where fuse_norm_ (SkinnyInputNorm)
 };
 
 }  // namespace nvrar::engine::gpu

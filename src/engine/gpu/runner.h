@@ -83,7 +83,6 @@ class LlamaRunner {
   std::string attention_kernels() const { return model_.attention_kernels(); }
   const char* residual_type() const { return model_.residual_type(); }  // "bf16" or "fp32" (NVRAR_LLM_RESIDUAL)
   bool residual_in_gemm() const { return model_.residual_in_gemm(); }   // NVRAR_LLM_FUSE_RESIDUAL in effect
-  bool decode_norms_in_gemms(int64_t n) const { return model_.decode_norms_in_gemms(n); }  // NVRAR_LLM_FUSE_NORM
 
  private:
   class Stream {  // the engine's non-blocking stream, created first and destroyed last but the adapter

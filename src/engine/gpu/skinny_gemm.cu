@@ -16,13 +16,6 @@
 //   (a gate row and its up row; a head's element e and e + head_dim / 2), so both products of a pair meet in one
 //   warp (after the butterfly every lane holds both) or, in variants 2 and 3, in one lane (tile rows g and g + 8),
 //   and that lane applies SwiGLU or RoPE + KV append (pointwise.cuh, the formulas of layers.cu's kernels).
-//   AddResidualColumns (skinny_norm.cuh) adds the products into the residual stream in place and writes each row's
-//   sum of squares per 16 columns: variants 0 and 1 sum a column group's warps in shared memory after a block
-//   barrier, variants 2 and 3 (a block is one group) across warp 0's lanes.
-// Input (skinny_norm.cuh): PlainInput reads x as it is; NormInput reads the residual stream and RMS-normalises each
-//   16-byte piece as it loads it, with the inverse RMS of each row that every block derives from the previous GEMM's
-//   row partials after griddepcontrol.wait (a block barrier; variants 0 and 1 take it in the first k step, which
-//   every lane reaches with k a multiple of 256).
 // Sync (variants 0 and 1): none beyond the warp shuffles; no shared memory. Programmatic dependent launch
 //   (gpu/device/pdl.cuh, off with NVRAR_PDL=0): every variant requests its first weights before griddepcontrol.wait,
 //   and reads x and writes y (and the KV cache) only after it. Each releases the next kernel (launch_dependents) once
@@ -40,7 +33,6 @@
 #include "engine/gpu/bf16_vector.cuh"
 #include "engine/gpu/layers.h"
 #include "engine/gpu/pointwise.cuh"
-#include "engine/gpu/skinny_norm.cuh"
 #include "gpu/device/pdl.cuh"
 #include "nvrar/types.h"
 
@@ -65,7 +57,6 @@ __device__ __forceinline__ uint4 load_activation(const bf16_t* p) {
 // Plain output: column j is weight row j, stored to y[r, j].
 struct StoreColumns {
   static constexpr bool kPaired = false;
-  static constexpr bool kRowSquares = false;
   bf16_t* y;
   int64_t n;
   __device__ int64_t columns() const { return n; }
@@ -76,7 +67,6 @@ struct StoreColumns {
 // SwiGLU pairs: pair p is gate row p and up row inter + p; y[r, p] = swiglu(gate, up).
 struct SwiGluPairs {
   static constexpr bool kPaired = true;
-  static constexpr bool kRowSquares = false;
   bf16_t* y;
   int64_t inter;
   __device__ int64_t columns() const { return 2 * inter; }
@@ -89,7 +79,6 @@ struct SwiGluPairs {
 // RoPE + KV append pairs: pair p is element e and e + half of head p / half (q heads, then k heads, then v heads).
 struct RopeAppendPairs {
   static constexpr bool kPaired = true;
-  static constexpr bool kRowSquares = false;
   bf16_t* y;
   int64_t n;  // (q_heads + 2 kv_heads) x head_dim
   int q_heads, kv_heads, half;
@@ -121,27 +110,19 @@ struct RopeAppendPairs {
 
 
 // kColumnsPerWarp: weight rows per warp (each x load serves all of them); kUnroll: loads per row in flight.
-template <int M, int kColumnsPerWarp, int kUnroll, class In, class Out>
+template <int M, int kColumnsPerWarp, int kUnroll, class Out>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    skinny_gemm_kernel(In in, const bf16_t* __restrict__ w, Out out, int64_t k) {
+    skinny_gemm_kernel(const bf16_t* x, const bf16_t* __restrict__ w, Out out, int64_t k) {
   static_assert(!Out::kPaired || kColumnsPerWarp % 2 == 0, "a pair's two columns in one warp");
-  static_assert(kNormGroupColumns % kColumnsPerWarp == 0 && (kWarpsPerBlock * kColumnsPerWarp) % kNormGroupColumns == 0,
-                "a block holds whole groups of row partials");
-  __shared__ float inv_rms[kSkinnyGemmMaxRows];                        // In::kNorm
-  __shared__ float warp_squares[kWarpsPerBlock][kSkinnyGemmMaxRows];  // Out::kRowSquares
-  const bf16_t* x = in.x;
   const int lane = threadIdx.x % 32;
   const int64_t n = out.columns();
   const int64_t col0 = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32) * kColumnsPerWarp;
-  // Reads nothing, writes nothing: no need to wait for the previous kernel. (Never taken where the block has
-  // barriers, In::kNorm or Out::kRowSquares: skinny_gemm then takes only n a multiple of 32.)
-  if (col0 >= n) return;
+  if (col0 >= n) return;  // reads nothing, writes nothing: no need to wait for the previous kernel
   const bf16_t* rows[kColumnsPerWarp];
 #pragma unroll
   for (int c = 0; c < kColumnsPerWarp; ++c)
     rows[c] = w + out.weight_row(col0 + c < n ? col0 + c : col0) * k;  // past n: reread
   float sum[M][kColumnsPerWarp] = {};
-  float inv[M];  // In::kNorm: each row's inverse RMS
   constexpr int64_t kStep = 32 * 8;  // elements one warp-wide load covers
   bool waited = false;
   for (int64_t base = static_cast<int64_t>(lane) * 8; base < k; base += kStep * kUnroll) {
@@ -156,11 +137,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     if (!waited) {  // the first weights are requested before the previous kernel (which writes x) has finished
       pdl::wait_for_previous_grid();
       waited = true;
-      if constexpr (In::kNorm) {  // every thread is here in the same iteration (k >= 256 for In::kNorm)
-        rms_from_partials(in.partials, M, k, in.eps, inv_rms);
-#pragma unroll
-        for (int r = 0; r < M; ++r) inv[r] = inv_rms[r];
-      }
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -169,16 +145,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       float wv[kColumnsPerWarp][8];
 #pragma unroll
       for (int c = 0; c < kColumnsPerWarp; ++c) unpack_bf16x8(wraw[u][c], wv[c]);
-      uint4 norm_weight{};
-      if constexpr (In::kNorm) norm_weight = __ldg(reinterpret_cast<const uint4*>(in.weight + at));
 #pragma unroll
       for (int r = 0; r < M; ++r) {
         float xv[8];
-        const uint4 xraw = load_activation(x + r * k + at);
-        if constexpr (In::kNorm)
-          unpack_bf16x8(rmsnorm8(xraw, norm_weight, inv[r]), xv);
-        else
-          unpack_bf16x8(xraw, xv);
+        unpack_bf16x8(load_activation(x + r * k + at), xv);
 #pragma unroll
         for (int c = 0; c < kColumnsPerWarp; ++c)
 #pragma unroll
@@ -201,37 +171,11 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       for (int c = 0; c < kColumnsPerWarp; c += 2)
         if (lane == r * kColumnsPerWarp + c && col0 + c < n) out.store(r, (col0 + c) / 2, sum[r][c], sum[r][c + 1]);
   } else {
-    float square = 0.0f;  // Out::kRowSquares: of the value this lane stored (each lane stores at most one)
 #pragma unroll
     for (int r = 0; r < M; ++r)
 #pragma unroll
       for (int c = 0; c < kColumnsPerWarp; ++c)
-        if (lane == r * kColumnsPerWarp + c && col0 + c < n) {
-          if constexpr (Out::kRowSquares) {
-            const float v = out.store(r, col0 + c, sum[r][c]);
-            square = v * v;
-          } else {
-            out.store(r, col0 + c, sum[r][c]);
-          }
-        }
-    if constexpr (Out::kRowSquares) {
-      // Lanes r C .. r C + C - 1 hold row r's columns: their sum in lane r C, then the group's warps in order.
-#pragma unroll
-      for (int o = 1; o < kColumnsPerWarp; o <<= 1) square += __shfl_xor_sync(0xffffffffu, square, o);
-      const int warp = threadIdx.x / 32;
-      if (lane % kColumnsPerWarp == 0 && lane / kColumnsPerWarp < M)
-        warp_squares[warp][lane / kColumnsPerWarp] = square;
-      __syncthreads();
-      constexpr int kWarpsPerGroup = kNormGroupColumns / kColumnsPerWarp;
-      constexpr int kGroupsPerBlock = kWarpsPerBlock / kWarpsPerGroup;
-      if (threadIdx.x < kGroupsPerBlock * M) {
-        const int group = threadIdx.x / M, r = threadIdx.x % M;
-        float s = 0.0f;
-#pragma unroll
-        for (int v = 0; v < kWarpsPerGroup; ++v) s += warp_squares[group * kWarpsPerGroup + v][r];
-        out.partials[r * (n / kNormGroupColumns) + static_cast<int64_t>(blockIdx.x) * kGroupsPerBlock + group] = s;
-      }
-    }
+        if (lane == r * kColumnsPerWarp + c && col0 + c < n) out.store(r, col0 + c, sum[r][c]);
   }
 }
 
@@ -279,16 +223,14 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-template <int kWarps, class In, class Out>
+template <int kWarps, class Out>
 __global__ void __launch_bounds__(kWarps * 32)
-    skinny_gemm_staged_kernel(In in, const bf16_t* __restrict__ w, Out out, int64_t m, int64_t k) {
+    skinny_gemm_staged_kernel(const bf16_t* x, const bf16_t* __restrict__ w, Out out, int64_t m, int64_t k) {
   constexpr int kThreads = kWarps * 32;
   constexpr int kPiecesPerRow = kStagedChunk * 2 / 16;          // 16-byte pieces of a row's chunk: 32
   constexpr int kPiecesPerThread = 16 * kPiecesPerRow / kThreads;  // 4 (4 warps) or 2 (8 warps)
   constexpr int kGroupsPerWarp = kStagedChunk / 32 / kWarps;     // 32-element groups per warp per chunk: 2 or 1
   __shared__ __align__(16) char stage[kStagedStages][16 * kStagedRowBytes];
-  __shared__ float inv_rms[kSkinnyGemmMaxRows];  // In::kNorm
-  const bf16_t* x = in.x;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
@@ -323,21 +265,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   pdl::wait_for_previous_grid();  // x comes from the previous kernel; y may still be read by it
 
   const bool x_row = g < m;
-  float inv = 0.0f;  // In::kNorm: the inverse RMS of row g
-  if constexpr (In::kNorm) {
-    rms_from_partials(in.partials, m, k, in.eps, inv_rms);
-    inv = inv_rms[x_row ? g : 0];
-  }
   const bf16_t* xr = x + (x_row ? g : 0) * k + t * 8;
   const auto load_x = [&](int64_t chunk, uint4 (&xv)[kGroupsPerWarp]) {
 #pragma unroll
     for (int i = 0; i < kGroupsPerWarp; ++i) {
       const int group = warp * kGroupsPerWarp + i;
-      const int64_t at = chunk * kStagedChunk + group * 32;
-      xv[i] = x_row && chunk < chunks ? load_activation(xr + at) : make_uint4(0, 0, 0, 0);
-      if constexpr (In::kNorm)
-        if (x_row && chunk < chunks)
-          xv[i] = rmsnorm8(xv[i], __ldg(reinterpret_cast<const uint4*>(in.weight + t * 8 + at)), inv);
+      xv[i] = x_row && chunk < chunks ? load_activation(xr + chunk * kStagedChunk + group * 32)
+                                      : make_uint4(0, 0, 0, 0);
     }
   };
   uint4 x_next[kGroupsPerWarp];
@@ -374,74 +308,59 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int i = 0; i < 4; ++i)
     for (int v = 1; v < kWarps; ++v) c[i] += partial[(v * 32 + lane) * 4 + i];
   // c0: (row g, batch 2t), c1: (row g, batch 2t + 1), c2: (row g + 8, batch 2t), c3: (row g + 8, batch 2t + 1).
-  float squares[2] = {0.0f, 0.0f};  // Out::kRowSquares: batch rows 2t and 2t + 1
 #pragma unroll
   for (int i = 0; i < (Out::kPaired ? 2 : 4); ++i) {
     const int batch = 2 * t + (i & 1);
     const int64_t column = tile_column(g + (i >= 2 ? 8 : 0));
     if (batch >= m || column >= n) continue;
-    if constexpr (Out::kPaired) {
+    if constexpr (Out::kPaired)
       out.store(batch, column / 2, c[i], c[i + 2]);  // rows g and g + 8: the pair's two elements
-    } else if constexpr (Out::kRowSquares) {
-      const float v = out.store(batch, column, c[i]);
-      squares[i & 1] += v * v;
-    } else {
+    else
       out.store(batch, column, c[i]);
-    }
-  }
-  if constexpr (Out::kRowSquares) {  // the block's 16 columns are one group: sum over g, lanes t write
-#pragma unroll
-    for (int o = 4; o < 32; o <<= 1) {
-      squares[0] += __shfl_xor_sync(0xffffffffu, squares[0], o);
-      squares[1] += __shfl_xor_sync(0xffffffffu, squares[1], o);
-    }
-    const int64_t groups = n / kNormGroupColumns;
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-      if (lane < 4 && 2 * lane + i < m) out.partials[(2 * lane + i) * groups + blockIdx.x] = squares[i];
   }
 }
 
-template <int M, int kColumnsPerWarp, int kUnroll, class In, class Out>
-void launch_shape(const In& in, const bf16_t* w, const Out& out, int64_t n, int64_t k, cudaStream_t stream) {
+template <int M, int kColumnsPerWarp, int kUnroll, class Out>
+void launch_shape(const bf16_t* x, const bf16_t* w, const Out& out, int64_t n, int64_t k, cudaStream_t stream) {
   constexpr int64_t kColumnsPerBlock = kWarpsPerBlock * kColumnsPerWarp;
   const unsigned blocks = static_cast<unsigned>((n + kColumnsPerBlock - 1) / kColumnsPerBlock);
-  pdl::launch_kernel(skinny_gemm_kernel<M, kColumnsPerWarp, kUnroll, In, Out>, blocks, kWarpsPerBlock * 32, stream,
-                     pdl_enabled(), in, w, out, k);
+  pdl::launch_kernel(skinny_gemm_kernel<M, kColumnsPerWarp, kUnroll, Out>, blocks, kWarpsPerBlock * 32, stream,
+                     pdl_enabled(), x, w, out, k);
 }
 
-template <int M, class In, class Out>
-void launch_m(const In& in, const bf16_t* w, const Out& out, int64_t n, int64_t k, int variant, cudaStream_t stream) {
+template <int M, class Out>
+void launch_m(const bf16_t* x, const bf16_t* w, const Out& out, int64_t n, int64_t k, int variant,
+              cudaStream_t stream) {
   if (variant == 0)
-    launch_shape<M, 2, 4>(in, w, out, n, k, stream);
+    launch_shape<M, 2, 4>(x, w, out, n, k, stream);
   else
-    launch_shape<M, 4, 2>(in, w, out, n, k, stream);
+    launch_shape<M, 4, 2>(x, w, out, n, k, stream);
 }
 
-// One skinny GEMM of input `in` with output `out` (n output columns).
-template <class In, class Out>
-void launch(const In& in, const bf16_t* w, const Out& out, int64_t m, int64_t n, int64_t k, int variant,
+// One skinny GEMM with output `out` (n output columns).
+template <class Out>
+void launch(const bf16_t* x, const bf16_t* w, const Out& out, int64_t m, int64_t n, int64_t k, int variant,
             cudaStream_t stream) {
   const unsigned staged_blocks = static_cast<unsigned>((n + 15) / 16);
   if (variant == 2) {
-    pdl::launch_kernel(skinny_gemm_staged_kernel<4, In, Out>, staged_blocks, 4 * 32, stream, pdl_enabled(), in, w,
-                       out, m, k);
+    pdl::launch_kernel(skinny_gemm_staged_kernel<4, Out>, staged_blocks, 4 * 32, stream, pdl_enabled(), x, w, out,
+                       m, k);
     return;
   }
   if (variant == 3) {
-    pdl::launch_kernel(skinny_gemm_staged_kernel<8, In, Out>, staged_blocks, 8 * 32, stream, pdl_enabled(), in, w,
-                       out, m, k);
+    pdl::launch_kernel(skinny_gemm_staged_kernel<8, Out>, staged_blocks, 8 * 32, stream, pdl_enabled(), x, w, out,
+                       m, k);
     return;
   }
   switch (m) {
-    case 1: return launch_m<1>(in, w, out, n, k, variant, stream);
-    case 2: return launch_m<2>(in, w, out, n, k, variant, stream);
-    case 3: return launch_m<3>(in, w, out, n, k, variant, stream);
-    case 4: return launch_m<4>(in, w, out, n, k, variant, stream);
-    case 5: return launch_m<5>(in, w, out, n, k, variant, stream);
-    case 6: return launch_m<6>(in, w, out, n, k, variant, stream);
-    case 7: return launch_m<7>(in, w, out, n, k, variant, stream);
-    default: return launch_m<8>(in, w, out, n, k, variant, stream);
+    case 1: return launch_m<1>(x, w, out, n, k, variant, stream);
+    case 2: return launch_m<2>(x, w, out, n, k, variant, stream);
+    case 3: return launch_m<3>(x, w, out, n, k, variant, stream);
+    case 4: return launch_m<4>(x, w, out, n, k, variant, stream);
+    case 5: return launch_m<5>(x, w, out, n, k, variant, stream);
+    case 6: return launch_m<6>(x, w, out, n, k, variant, stream);
+    case 7: return launch_m<7>(x, w, out, n, k, variant, stream);
+    default: return launch_m<8>(x, w, out, n, k, variant, stream);
   }
 }
 
@@ -460,40 +379,24 @@ bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m
 }
 
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
-                 cudaStream_t stream, const SkinnyEpilogue& e, const SkinnyInputNorm* norm) {
+                 cudaStream_t stream, const SkinnyEpilogue& e) {
   if (!skinny_gemm_supports(x, w, y, m, n, k, variant))
     throw Error("nvrar-llm: skinny_gemm: m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " +
                 std::to_string(k) + ", variant " + std::to_string(variant) + " (takes 1 <= m <= " +
                 std::to_string(kSkinnyGemmMaxRows) + ", variant < " + std::to_string(kSkinnyGemmVariants) +
                 ", k >= 8 a multiple of 8, of " + std::to_string(kStagedChunk) +
                 " for variants 2 and 3, and 16-byte aligned x, w and y)");
-  const auto aligned = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; };
-  // The norm modes have block barriers: every warp must have columns (n a multiple of 32) and, for the input norm,
-  // every lane a first weight load (k a multiple of 256).
-  if (norm != nullptr && (norm->weight == nullptr || !aligned(norm->weight) || norm->row_squares == nullptr ||
-                          !(norm->eps >= 0.0f) || k % kStagedChunk != 0 || n % 32 != 0 ||
-                          e.kind == SkinnyEpilogue::Kind::kAddResidual))
-    throw Error("nvrar-llm: skinny_gemm with an input RMSNorm: n " + std::to_string(n) + ", k " + std::to_string(k) +
-                " (takes n a multiple of 32, k of " + std::to_string(kStagedChunk) +
-                ", 16-byte aligned norm weights, the row partials set, eps >= 0, an epilogue other than the "
-                "residual add)");
   const auto* xb = static_cast<const bf16_t*>(x);
   const auto* wb = static_cast<const bf16_t*>(w);
   auto* yb = static_cast<bf16_t*>(y);
-  const auto run = [&](const auto& out) {
-    if (norm != nullptr)
-      launch(NormInput{xb, norm->weight, norm->row_squares, norm->eps}, wb, out, m, n, k, variant, stream);
-    else
-      launch(PlainInput{xb}, wb, out, m, n, k, variant, stream);
-  };
   switch (e.kind) {
     case SkinnyEpilogue::Kind::kStore:
-      return run(StoreColumns{yb, n});
+      return launch(xb, wb, StoreColumns{yb, n}, m, n, k, variant, stream);
     case SkinnyEpilogue::Kind::kSwiGlu:
       if (n % 2 != 0)
         throw Error("nvrar-llm: skinny_gemm with SwiGLU: n " + std::to_string(n) +
                     " (takes gate and up columns, n even)");
-      return run(SwiGluPairs{yb, n / 2});
+      return launch(xb, wb, SwiGluPairs{yb, n / 2}, m, n, k, variant, stream);
     case SkinnyEpilogue::Kind::kRopeAppend:
       if (e.head_dim < 2 || e.head_dim % 2 != 0 || e.q_heads < 1 || e.kv_heads < 1 ||
           n != static_cast<int64_t>(e.q_heads + 2 * e.kv_heads) * e.head_dim || e.positions == nullptr ||
@@ -503,13 +406,10 @@ void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, in
                     std::to_string(e.head_dim) +
                     " (takes n = (q_heads + 2 kv_heads) head_dim, head_dim even, positions, inv_freq, seq and both "
                     "caches set)");
-      return run(RopeAppendPairs{yb, n, e.q_heads, e.kv_heads, e.head_dim / 2, e.positions, e.inv_freq, e.seq,
-                                 e.cache_k, e.cache_v, e.max_seq});
-    case SkinnyEpilogue::Kind::kAddResidual:
-      if (n % 32 != 0 || e.row_squares == nullptr)
-        throw Error("nvrar-llm: skinny_gemm adding into the residual: n " + std::to_string(n) +
-                    " (takes n a multiple of 32 and the row partials' buffer set)");
-      return launch(PlainInput{xb}, wb, AddResidualColumns{yb, e.row_squares, n}, m, n, k, variant, stream);
+      return launch(xb, wb,
+                    RopeAppendPairs{yb, n, e.q_heads, e.kv_heads, e.head_dim / 2, e.positions, e.inv_freq, e.seq,
+                                    e.cache_k, e.cache_v, e.max_seq},
+                    m, n, k, variant, stream);
   }
 }
 

@@ -18,9 +18,6 @@ constexpr int64_t kSkinnyGemmMaxRows = 8;
 // the weights start streaming while the previous kernel of the stream finishes.
 constexpr int kSkinnyGemmVariants = 4;
 
-// Output columns per row partial of kAddResidual (below): row_squares holds n / 16 sums per row.
-constexpr int kNormGroupColumns = 16;
-
 // What the GEMM does with its products. kStore writes y[m, n]. The other two take the products in pairs of columns
 // (a, b) and do the decode step's next element-wise kernel on them, so that kernel need not run (the same bits as
 // GEMM, then that kernel; each product rounded to bf16 first):
@@ -30,12 +27,8 @@ constexpr int kNormGroupColumns = 16;
 //     layers.h's rope_qk_append leaves it (q and k heads rotated, v as is), and the rotated k heads and the v heads
 //     of row r written to cache_k / cache_v ([max_batch][kv_heads][max_seq][head_dim]) of sequence seq[r] at
 //     position positions[r].
-//   kAddResidual: y is the residual stream h [m, n], read and written in place: h = round(h + round(product)), as
-//     the residual + RMSNorm kernel adds (gpu/device/rmsnorm.cuh); and row_squares [m][n / 16] gets, for each row
-//     and each 16 output columns, the sum of the squares of the new h, which the next GEMM's SkinnyInputNorm reads
-//     (skinny_norm.cuh). n a multiple of 32.
 struct SkinnyEpilogue {
-  enum class Kind { kStore, kSwiGlu, kRopeAppend, kAddResidual };
+  enum class Kind { kStore, kSwiGlu, kRopeAppend };
   Kind kind = Kind::kStore;
   int q_heads = 0, kv_heads = 0, head_dim = 0;  // kRopeAppend
   const int32_t* positions = nullptr;           // [m]
@@ -44,17 +37,6 @@ struct SkinnyEpilogue {
   bf16_t* cache_k = nullptr;
   bf16_t* cache_v = nullptr;
   int64_t max_seq = 0;
-  float* row_squares = nullptr;  // kAddResidual
-};
-
-// The GEMM's x is the residual stream h, RMS-normalised as it is loaded (rmsnorm.cuh's arithmetic) with `weight`
-// and the inverse RMS each block derives from row_squares, the row partials the GEMM that last added into h wrote
-// (kAddResidual; k / 16 per row). So the norm kernel between the two GEMMs need not run. n a multiple of 32, k of
-// 256; any epilogue but kAddResidual.
-struct SkinnyInputNorm {
-  const bf16_t* weight = nullptr;       // [k]
-  const float* row_squares = nullptr;   // [m][k / 16]
-  float eps = 0.0f;
 };
 
 // Whether skinny_gemm takes this call: 1 <= m <= 8, k a multiple of 8 (of 256 for variants 2 and 3),
@@ -63,9 +45,8 @@ bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m
                           int variant = 0);
 // Throws nvrar::Error, launching nothing, for a call skinny_gemm_supports refuses or an epilogue whose shape does not
 // match n (kSwiGlu: n even; kRopeAppend: n = (q_heads + 2 kv_heads) head_dim with head_dim even and every pointer
-// set; kAddResidual: n a multiple of 32, row_squares set), or an input norm it does not take. Gemm times the variants
-// without an epilogue or input norm.
+// set). Gemm times the variants without an epilogue.
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
-                 cudaStream_t stream, const SkinnyEpilogue& epilogue = {}, const SkinnyInputNorm* norm = nullptr);
+                 cudaStream_t stream, const SkinnyEpilogue& epilogue = {});
 
 }  // namespace nvrar::engine::gpu
