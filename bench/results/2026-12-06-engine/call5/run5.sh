@@ -16,7 +16,7 @@ BUILD_TARGETS="nvrar-llm test_flash_prefill_gpu" OUT=$W bash scripts/gpu-check.s
 stamp build done
 timeout 60 build/gpu/tests/test_flash_prefill_gpu --gtest_brief=1 > $W/flash_all.log 2>&1
 stamp "flash all rc=$? $(grep -E "PASSED|FAILED" $W/flash_all.log | tr "\n" " ")"
-timeout 150 bash scripts/engine-long-check.sh build/gpu $W/lc > $W/lc.log 2>&1
+timeout 170 bash scripts/engine-long-check.sh build/gpu $W/lc > $W/lc.log 2>&1
 stamp "longcheck (defaults: wgmma-ws) rc=$? $(grep -cE "PASSED" $W/lc.log) passed lines"
 grep -h "against fp32" $W/lc/check_*.log; grep -h "Attention kernels\|prefill wgmma" $W/lc/check_p1_*.log | head -2
 LONG_SKIP_TORCH=1 LONG_TIMEOUT=90 timeout $(( $(left) - 110 )) bash scripts/engine-long-bench.sh build/gpu $W/lb > $W/lb_engine.log 2>&1
