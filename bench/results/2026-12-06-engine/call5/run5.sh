@@ -18,9 +18,11 @@ timeout 60 build/gpu/tests/test_flash_prefill_gpu --gtest_brief=1 > $W/flash_all
 stamp "flash all rc=$? $(grep -E "PASSED|FAILED" $W/flash_all.log | tr "\n" " ")"
 timeout 170 bash scripts/engine-long-check.sh build/gpu $W/lc > $W/lc.log 2>&1
 stamp "longcheck (defaults: wgmma-ws) rc=$? $(grep -cE "PASSED" $W/lc.log) passed lines"
-grep -h "against fp32" $W/lc/check_*.log; grep -h "Attention kernels\|prefill wgmma" $W/lc/check_p1_*.log | head -2
+grep -h "against fp32" $W/lc/check_*.log | tee $W/lc_ratios.txt; cp $W/lc.log $W/lc_ratios.txt $OUT/
 LONG_SKIP_TORCH=1 LONG_TIMEOUT=90 timeout $(( $(left) - 110 )) bash scripts/engine-long-bench.sh build/gpu $W/lb > $W/lb_engine.log 2>&1
 stamp "engine+cudnn rc=$?"
+LONG_TABLE_ONLY=1 bash scripts/engine-long-bench.sh build/gpu $W/lb > $W/lb_table.log 2>&1
+cp $W/lb/long_context.md $OUT/ 2>/dev/null
 LONG_SKIP_ENGINE=1 LONG_SKIP_CUDNN=1 LONG_TORCH_TIMEOUT=$(( $(left) - 12 )) timeout $(( $(left) - 8 )) bash scripts/engine-long-bench.sh build/gpu $W/lb > $W/lb_torch.log 2>&1
 stamp "torch rc=$?"
 LONG_TABLE_ONLY=1 bash scripts/engine-long-bench.sh build/gpu $W/lb > $W/lb_table.log 2>&1
