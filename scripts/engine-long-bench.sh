@@ -21,6 +21,7 @@
 #               (default: the fastest form timed per case), folded, gqa or repeat (bench_torch_llama.py --help).
 # LONG_ALLREDUCE    nvrar-llm --allreduce (default auto; at TP 1 only the fused residual + RMSNorm runs)
 # LONG_ENGINE_ARGS  more nvrar-llm bench arguments, e.g. '--prefill-chunk 8192'
+# LONG_MPIRUN (1): nvrar-llm runs under mpirun -np 1 where mpirun exists; 0 runs it directly.
 # LONG_TIMEOUT (300 s) per nvrar-llm case; LONG_TORCH_TIMEOUT (480 s) for each torch script.
 # LONG_PYTHON   the Python that has torch (default: the first of python3, /opt/torch/.venv/bin/python3,
 #               ./.venv/bin/python3 that imports it). The table needs only python3.
@@ -126,7 +127,7 @@ note() { summary+=("$1"); echo "== $1"; }
 if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
   LLM=$BUILD/tools/nvrar-llm
   launcher=()
-  command -v mpirun > /dev/null && launcher=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 1
+  [ "${LONG_MPIRUN:-1}" = 1 ] && command -v mpirun > /dev/null && launcher=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 1
     -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH)
   if [ ! -x "$LLM" ]; then
     note "nvrar-llm: $LLM is missing (build it: bash scripts/gpu-check.sh build); engine cases skipped"
