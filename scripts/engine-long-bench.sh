@@ -37,11 +37,12 @@
 # LONG_AB_PIN_GEMM (1) in either A/B: every run of a case after its first pins the GEMM kernels the first chose
 #               (its JSON's gemm_plan as NVRAR_LLM_GEMM); 0: each run times its own (the tuner may pick others).
 # LONG_PREFILL_AB=1  the prefill attention A/B (NVRAR_LLM_PREFILL_ATTENTION): each prefill case runs LONG_AB_REPEAT
-#               (default 2) times with each of LONG_PREFILL_KERNELS (default 'flash wgmma wgmma2'; also flash128,
-#               wgmma-tma, wgmma-ws, splitk) in turn, files
+#               (default 2) times with each of LONG_PREFILL_KERNELS (default 'wgmma-tma wgmma-ws'; also flash,
+#               flash128, wgmma, wgmma2, splitk) in turn, files
 #               OUT/engine_prefill_b<B>_<T>_<kernel>_r<n>.{log,json}; default LONG_CASES 'prefill:1:2048
 #               prefill:8:2048 prefill:1:8192 prefill:1:32768', torch and cuDNN skipped unless asked for; table
-#               OUT/prefill_ab.md (scripts/prefill_ab_table.py). Estimated ~4 minutes (not yet measured).
+#               OUT/prefill_ab.md (scripts/prefill_ab_table.py). Measured on an H100: 1 x 8192, 1 x 32768 and 8 x
+#               2048 with two kernels, two runs each, in 72 s (bench/results/2026-12-06-engine call 4).
 # Files: OUT/engine_<kind>_b<B>_<L>.{log,json}, OUT/torch_llama.{log,json}, OUT/cudnn_attention.{log,json},
 #   OUT/long_context.md, and all of them in OUT/long_all.tgz (for tools that bring back few files).
 # Device time, measured on one H100 (2026-12-05, bench/results/2026-12-05e-engine calls 4-5): the first 11 cases 126 s
@@ -69,7 +70,11 @@ export LD_LIBRARY_PATH="${NVSHMEM_ROOT:+$NVSHMEM_ROOT/lib:}${LD_LIBRARY_PATH:-}"
 
 AB=${LONG_DECODE_AB:-0}
 PREFILL_AB=${LONG_PREFILL_AB:-0}
-PREFILL_KERNELS=${LONG_PREFILL_KERNELS:-"flash wgmma wgmma2"}
+PREFILL_KERNELS=${LONG_PREFILL_KERNELS:-"wgmma-tma wgmma-ws"}
+if ! [[ "${LONG_MPIRUN:-1}" =~ ^[01]$ ]]; then
+  echo "engine-long-bench.sh: LONG_MPIRUN='$LONG_MPIRUN': expected 1 (mpirun where it exists) or 0" >&2
+  exit 2
+fi
 DECODE_KERNELS=$(echo ${LONG_DECODE_KERNELS:-"splitk fused"})
 if ! [[ "$DECODE_KERNELS" =~ ^(splitk|fused|mma)\ (splitk|fused|mma)$ ]] ||
    [ "${DECODE_KERNELS% *}" = "${DECODE_KERNELS#* }" ]; then
@@ -127,8 +132,10 @@ note() { summary+=("$1"); echo "== $1"; }
 if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
   LLM=$BUILD/tools/nvrar-llm
   launcher=()
-  [ "${LONG_MPIRUN:-1}" = 1 ] && command -v mpirun > /dev/null && launcher=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 1
-    -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH)
+  if [ "${LONG_MPIRUN:-1}" = 1 ] && command -v mpirun > /dev/null; then
+    launcher=(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 1
+      -x NCCL_NVLS_ENABLE -x NVSHMEM_DISABLE_NVLS -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x LD_LIBRARY_PATH)
+  fi
   if [ ! -x "$LLM" ]; then
     note "nvrar-llm: $LLM is missing (build it: bash scripts/gpu-check.sh build); engine cases skipped"
   else
@@ -143,7 +150,7 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
       fi
       outlen=$([ "$kind" = prefill ] && echo 2 || echo 64)
       [ -n "$setting" ] && [ ${#launcher[@]} -gt 0 ] && pass=(-x "${setting%%=*}")
-      [ -n "$gemm_pin" ] && [ ${#launcher[@]} -gt 0 ] && pass+=(-x NVRAR_LLM_GEMM)
+      [ -n "${gemm_pin}${NVRAR_LLM_GEMM:-}" ] && [ ${#launcher[@]} -gt 0 ] && pass+=(-x NVRAR_LLM_GEMM)
       rm -f "$OUT/$stem.json"
       start=$SECONDS
       (
@@ -161,14 +168,18 @@ if [ "${LONG_TABLE_ONLY:-0}" != 1 ] && [ "${LONG_SKIP_ENGINE:-0}" != 1 ]; then
       [ $rc -eq 0 ] || tail -3 "$OUT/$stem.log"
     }
     # An A/B case's runs after its first repeat the first one's GEMM kernels (the plan its JSON holds, as
-    # NVRAR_LLM_GEMM), so that they differ in the kernel compared, not in the GEMM tuner's picks; LONG_AB_PIN_GEMM=0
-    # (or an NVRAR_LLM_GEMM of one's own) leaves every run to time its own.
+    # NVRAR_LLM_GEMM), so that they differ in the kernel compared, not in the GEMM tuner's picks. LONG_AB_PIN_GEMM=0
+    # leaves every run to time its own; an NVRAR_LLM_GEMM of the caller's own is used in every run as it is.
     gemm_pin=""
     pin_after() {  # pin_after STEM: gemm_pin from OUT/STEM.json where the A/B pins
       [ "${LONG_AB_PIN_GEMM:-1}" = 1 ] && [ -z "${NVRAR_LLM_GEMM:-}" ] && [ -z "$gemm_pin" ] || return 0
       gemm_pin=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("gemm_plan", ""))' \
         "$OUT/$1.json" 2> /dev/null)
-      [ -z "$gemm_pin" ] || note "GEMM kernels pinned for the rest of the case: NVRAR_LLM_GEMM=$gemm_pin"
+      if [ -n "$gemm_pin" ]; then
+        note "GEMM kernels pinned for the rest of the case: NVRAR_LLM_GEMM=$gemm_pin"
+      else
+        note "no gemm_plan in $OUT/$1.json (the run failed?): the next run of the case times its own GEMMs"
+      fi
     }
     for c in $CASES; do
       IFS=: read -r kind bs len <<< "$c"

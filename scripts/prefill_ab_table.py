@@ -2,7 +2,7 @@
 """The prefill attention A/B table (scripts/engine-long-bench.sh with LONG_PREFILL_AB=1): nvrar-llm's prefill time
 with each NVRAR_LLM_PREFILL_ATTENTION kernel, run in turn, in one markdown table.
 
-    python3 scripts/prefill_ab_table.py OUT [--cases 'prefill:1:2048 ...'] [--kernels 'flash wgmma wgmma2']
+    python3 scripts/prefill_ab_table.py OUT [--cases 'prefill:1:2048 ...'] [--kernels 'wgmma-tma wgmma-ws']
                                         [--repeat 2] [--md FILE]
 
 Reads OUT/engine_prefill_b<B>_<T>_<kernel>_r<n>.json (`nvrar-llm bench --json`: prefill_ms_median); a missing JSON
@@ -97,7 +97,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out_dir")
     ap.add_argument("--cases", default="prefill:1:2048 prefill:8:2048 prefill:1:8192 prefill:1:32768")
-    ap.add_argument("--kernels", default="flash wgmma wgmma2", help="NVRAR_LLM_PREFILL_ATTENTION values, in order")
+    ap.add_argument("--kernels", default="wgmma-tma wgmma-ws", help="NVRAR_LLM_PREFILL_ATTENTION values, in order")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each kernel per case")
     ap.add_argument("--md", default="", help="output file (default OUT/prefill_ab.md)")
     args = ap.parse_args(argv)

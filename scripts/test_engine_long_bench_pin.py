@@ -2,7 +2,8 @@
 """Tests of scripts/engine-long-bench.sh's GEMM plan pinning in its A/B modes (CPU, Python 3 standard library; ctest
 engine_long_bench_pin): a fake nvrar-llm records the NVRAR_LLM_GEMM it was given and writes a JSON with a new plan
 each run; the first run of each case must run unpinned and every later run of that case with the first run's plan,
-unless LONG_AB_PIN_GEMM=0 or the caller set NVRAR_LLM_GEMM."""
+unless LONG_AB_PIN_GEMM=0 or the caller set NVRAR_LLM_GEMM; a failed first run leaves the next run to time its own;
+under mpirun the pin is passed on with -x."""
 import glob
 import json
 import os
@@ -12,12 +13,14 @@ import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Writes its --json with a plan unique to this run, and prints what it was given.
+# Writes its --json with a plan unique to this run (a shape from the file name's checksum), and prints what it was
+# given; fails without a JSON where FAKE_FAIL names its run.
 FAKE_LLM = """#!/bin/bash
 json=""
 while [ $# -gt 0 ]; do [ "$1" = --json ] && json=$2; shift; done
-plan="1x4096x4096=skinny$(basename "$json" .json | md5sum | cut -c1-6)"
+plan="1x4096x$(basename "$json" .json | cksum | cut -d' ' -f1)=skinny0"
 echo "Prefill (median): 1.00 ms"
+[ "$(basename "$json" .json)" = "${FAKE_FAIL:-}" ] && { echo "pin=[${NVRAR_LLM_GEMM:-}] failed"; exit 1; }
 echo "pin=[${NVRAR_LLM_GEMM:-}] attention=[${NVRAR_LLM_PREFILL_ATTENTION:-}${NVRAR_LLM_DECODE_ATTENTION:-}]"
 printf '{"gemm_plan": "%s", "prefill_ms_median": 1.0, "decode_step_ms_median": 1.0, "num_layers": 32}\\n' "$plan" \\
   > "$json"
@@ -34,6 +37,14 @@ class PinTest(unittest.TestCase):
             f.write(FAKE_LLM)
         os.chmod(llm, 0o755)
         self.out = os.path.join(self.tmp.name, "out")
+        # An mpirun that records its arguments and runs the program after them.
+        self.bin = os.path.join(self.tmp.name, "bin")
+        os.makedirs(self.bin)
+        mpirun = os.path.join(self.bin, "mpirun")
+        with open(mpirun, "w") as f:
+            f.write('#!/bin/bash\necho "$*" >> "%s"\n' % os.path.join(self.tmp.name, "mpirun_args") +
+                    'while [ $# -gt 0 ] && [[ "$1" != */nvrar-llm ]]; do shift; done\nexec "$@"\n')
+        os.chmod(mpirun, 0o755)
 
     def tearDown(self):
         self.tmp.cleanup()
@@ -45,12 +56,17 @@ class PinTest(unittest.TestCase):
         r = subprocess.run(["bash", os.path.join(ROOT, "scripts", "engine-long-bench.sh"), self.build, self.out],
                            env=e, capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.stdout = r.stdout
         runs = {}
         for log in glob.glob(os.path.join(self.out, "engine_*_r*.log")):
             stem = os.path.basename(log)[:-4]
             with open(log) as f:
                 pin = [line for line in f if line.startswith("pin=")][0].split("]")[0][5:]
-            with open(os.path.join(self.out, stem + ".json")) as f:
+            json_path = os.path.join(self.out, stem + ".json")
+            if not os.path.exists(json_path):
+                runs[stem] = (pin, None)
+                continue
+            with open(json_path) as f:
                 plan = json.load(f)["gemm_plan"]
             runs[stem] = (pin, plan)
         return runs
@@ -85,6 +101,29 @@ class PinTest(unittest.TestCase):
         runs = self.run_bench(LONG_PREFILL_AB="1", LONG_PREFILL_KERNELS="flash wgmma", LONG_CASES="prefill:1:2048",
                               NVRAR_LLM_GEMM="cublaslt")
         self.assertEqual({pin for pin, _ in runs.values()}, {"cublaslt"})
+
+
+    def test_a_failed_first_run_leaves_the_next_to_time_its_own(self):
+        runs = self.run_bench(LONG_PREFILL_AB="1", LONG_PREFILL_KERNELS="wgmma-tma wgmma-ws",
+                              LONG_CASES="prefill:1:8192", FAKE_FAIL="engine_prefill_b1_8192_wgmma-tma_r1")
+        self.assertIn("no gemm_plan in", self.stdout)
+        stem = "engine_prefill_b1_8192_"
+        self.assertEqual(runs[stem + "wgmma-tma_r1"], ("", None))
+        self.assertEqual(runs[stem + "wgmma-ws_r1"][0], "")  # unpinned: there was nothing to pin to
+        for later in ("wgmma-tma_r2", "wgmma-ws_r2"):
+            self.assertEqual(runs[stem + later][0], runs[stem + "wgmma-ws_r1"][1], later)
+
+    def test_mpirun_passes_the_pin_on(self):
+        path = self.bin + os.pathsep + os.environ.get("PATH", "")
+        runs = self.run_bench(LONG_PREFILL_AB="1", LONG_PREFILL_KERNELS="wgmma-tma wgmma-ws",
+                              LONG_CASES="prefill:1:8192", LONG_MPIRUN="1", PATH=path)
+        self.check_pinned(runs, ["engine_prefill_b1_8192"], ["wgmma-tma", "wgmma-ws"], 2)
+        with open(os.path.join(self.tmp.name, "mpirun_args")) as f:
+            calls = f.read().splitlines()
+        self.assertEqual(len(calls), 4)
+        self.assertNotIn("-x NVRAR_LLM_GEMM", calls[0])
+        for call in calls[1:]:
+            self.assertIn("-x NVRAR_LLM_GEMM", call)
 
 
 if __name__ == "__main__":

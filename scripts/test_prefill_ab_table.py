@@ -53,16 +53,16 @@ class PrefillAbTableTest(unittest.TestCase):
         self.assertEqual(cells[7], "pass")  # the best kernel (wgmma, 31 ms) meets the 50 ms goal
 
     def test_default_kernels(self):
-        for k, ms in (("flash", 280.0), ("wgmma", 250.0), ("wgmma2", 200.0)):
+        for k, ms in (("wgmma-tma", 250.0), ("wgmma-ws", 200.0), ("flash", 280.0)):
             self.put((1, 8192), k, 1, ms)
             self.put((1, 8192), k, 2, ms)
         md = self.table("--cases", "prefill:1:8192")
-        self.assertIn("wgmma2 (runs; median)", md.splitlines()[0])
-        self.assertNotIn("flash128", md)
+        self.assertIn("| wgmma-tma (runs; median) | wgmma-ws (runs; median) |", md.splitlines()[0])
+        self.assertNotIn("flash", md.splitlines()[0])  # not a default kernel, though its files are there
         row = [l for l in md.splitlines() if l.startswith("| prefill 1 x 8192")][0]
         cells = [c.strip() for c in row.strip("|").split("|")]
-        self.assertEqual(cells[5], f"{200.0 / 280.0:.3f}")  # wgmma2 / flash
-        self.assertEqual(cells[7], "pass")  # 200 ms meets the 220 ms goal
+        self.assertEqual(cells[3], f"{200.0 / 250.0:.3f}")  # wgmma-ws / wgmma-tma
+        self.assertEqual(cells[5], "pass")  # 200 ms meets the 220 ms goal
 
     def test_failures_are_named_and_layers_disable_the_verdict(self):
         self.put((1, 8192), "flash", 1, 280.0, layers=8)

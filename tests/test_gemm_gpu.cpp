@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "config/gemm_pin.h"
 #include "engine_gpu_test_support.h"
 #include "engine/gpu/attention.h"
 #include "engine/gpu/gemm.h"
@@ -367,6 +368,34 @@ TEST(EngineGpu, LinearSkinnyNeedsAChosenSkinnyKernel) {
   cudaFree(dx);
   cudaFree(dw);
   cudaFree(dy);
+}
+
+// A plan printed by one Gemm (plan_text, NVRAR_LLM_GEMM's list form) makes another choose the same kernels; a listed
+// skinny variant that does not take its shape is refused, naming the shape and the variable, while the single-name
+// form falls back to cuBLASLt there.
+TEST(EngineGpu, GemmPlanRoundTripsAndRefusesAListedShapeItCannotRun) {
+  REQUIRE_GPU();
+  const int64_t n = 64, k = 512, max_m = 9;
+  uint16_t *dx = upload(random_bf16(max_m * k, 61)), *dw = upload(random_bf16(n * k, 62));
+  uint16_t* dy = upload(std::vector<uint16_t>(max_m * n));
+  eg::Gemm first;
+  for (const int64_t m : {1, 3, 8, 9}) first.linear(dx, dw, dy, m, n, k, nullptr);
+  const std::string plan = first.plan_text();
+  EXPECT_EQ(std::count(plan.begin(), plan.end(), ','), 3) << plan;
+  eg::Gemm second(nvrar::config::parse_gemm_pin(plan));
+  for (const int64_t m : {1, 3, 8, 9}) second.linear(dx, dw, dy, m, n, k, nullptr);
+  EXPECT_EQ(second.plan_text(), plan);  // the same kernel for every shape
+  eg::Gemm refused(nvrar::config::parse_gemm_pin("9x64x512=skinny0"));
+  try {
+    refused.linear(dx, dw, dy, 9, n, k, nullptr);
+    ADD_FAILURE() << "a 9-row GEMM pinned to skinny0 ran";
+  } catch (const nvrar::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("NVRAR_LLM_GEMM pins 9x64x512 to skinny0"), std::string::npos) << e.what();
+  }
+  eg::Gemm every(nvrar::config::parse_gemm_pin("skinny0"));
+  every.linear(dx, dw, dy, 9, n, k, nullptr);  // the single-name form: cuBLASLt for the shape skinny0 cannot take
+  EXPECT_EQ(every.plan_text(), "9x64x512=cublaslt");
+  for (uint16_t* p : {dx, dw, dy}) cudaFree(p);
 }
 
 }  // namespace

@@ -55,19 +55,20 @@ TEST(GemmPin, RefusesBadItemsNamingThem) {
     const char* text;
     const char* item_and_why;
   } cases[] = {
-      {"skinny4", "'skinny4' is not a kernel name"},
-      {"Skinny0", "'Skinny0' is not a kernel name"},
-      {"1x4096x4096=skinny0,8x4096", "'8x4096' is not of the form MxNxK=kernel"},
-      {"1x4096=skinny0", "'1x4096=skinny0' does not start with a shape MxNxK"},
+      {"skinny4", "='skinny4' is not a kernel name"},
+      {"Skinny0", "='Skinny0' is not a kernel name"},
+      {"1x4096x4096=skinny0,8x4096", "has an item '8x4096' that is not of the form MxNxK=kernel"},
+      {"1x4096=skinny0", "has an item '1x4096=skinny0' that does not start with a shape MxNxK"},
       {"1x4096x4096x2=skinny0", "does not start with a shape MxNxK"},
       {"0x4096x4096=skinny0", "does not start with a shape MxNxK"},
       {"1x-4096x4096=skinny0", "does not start with a shape MxNxK"},
       {"1x+4096x4096=skinny0", "does not start with a shape MxNxK"},
       {"1x4096x99999999999999999999=skinny0", "does not start with a shape MxNxK"},
-      {"1x4096x4096=", "'1x4096x4096=' does not end in a kernel name"},
+      {"1x4096x4096=", "item '1x4096x4096=' that does not end in a kernel name"},
       {"1x4096x4096=skinny0 ", "does not end in a kernel name"},
-      {"1x4096x4096=skinny0,", "'' is not of the form MxNxK=kernel"},
-      {"1x4096x4096=skinny0,1x4096x4096=skinny1", "'1x4096x4096=skinny1' names a shape a second time"},
+      {"1x4096x4096=skinny0,", "has an empty item (a stray comma?)"},
+      {"1x4096x4096=skinny0,,2x8x8=cublaslt", "has an empty item"},
+      {"1x4096x4096=skinny0,1x4096x4096=skinny1", "item '1x4096x4096=skinny1' that names a shape a second time"},
   };
   for (const auto& c : cases) {
     const std::string message = refusal(c.text);

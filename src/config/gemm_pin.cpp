@@ -12,7 +12,6 @@ namespace nvrar::config {
 
 namespace {
 
-
 // "cublaslt" or "skinny<v>" -> kGemmCublasLt or v; kGemmTimed for anything else.
 int kernel_of(std::string_view name) {
   if (name == "cublaslt") return kGemmCublasLt;
@@ -38,29 +37,18 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
   }
 }
 
-}  // namespace
-
-std::string gemm_kernel_name(int kernel) {
-  return kernel == kGemmCublasLt ? std::string("cublaslt") : fmt::format("skinny{}", kernel);
-}
-
-int GemmPin::kernel_for(const GemmShape& shape) const {
-  if (every_shape != kGemmTimed) return every_shape;
-  const auto it = by_shape.find(shape);
-  return it == by_shape.end() ? kGemmTimed : it->second;
-}
-
-namespace {
-
-// Fills `pin` from `text`; on a bad item returns "'item' why" (and `pin` is partial), else "".
+// Fills `pin` from `text`; returns "" or what is wrong ("is not a kernel name", "has an item '...' that ...").
 std::string parse(std::string_view text, GemmPin& pin) {
-  const auto bad = [](std::string_view item, std::string_view why) { return fmt::format("'{}' {}", item, why); };
+  const auto bad = [](std::string_view item, std::string_view why) {
+    return fmt::format("has an item '{}' that {}", item, why);
+  };
   if (text.empty()) return "";
   if (text.find('=') == std::string_view::npos) {
     pin.every_shape = kernel_of(text);
-    return pin.every_shape == kGemmTimed ? bad(text, "is not a kernel name") : "";
+    return pin.every_shape == kGemmTimed ? "is not a kernel name" : "";
   }
   for (std::string_view item : split(text, ',')) {
+    if (item.empty()) return "has an empty item (a stray comma?)";
     const std::size_t eq = item.find('=');
     if (eq == std::string_view::npos) return bad(item, "is not of the form MxNxK=kernel");
     const std::vector<std::string_view> dims = split(item.substr(0, eq), 'x');
@@ -77,6 +65,16 @@ std::string parse(std::string_view text, GemmPin& pin) {
 
 }  // namespace
 
+std::string gemm_kernel_name(int kernel) {
+  return kernel == kGemmCublasLt ? std::string("cublaslt") : fmt::format("skinny{}", kernel);
+}
+
+int GemmPin::kernel_for(const GemmShape& shape) const {
+  if (every_shape != kGemmTimed) return every_shape;
+  const auto it = by_shape.find(shape);
+  return it == by_shape.end() ? kGemmTimed : it->second;
+}
+
 std::string gemm_pin_problem(std::string_view text) {
   GemmPin pin;
   return parse(text, pin);
@@ -86,7 +84,8 @@ GemmPin parse_gemm_pin(std::string_view text) {
   GemmPin pin;
   const std::string problem = parse(text, pin);
   if (!problem.empty())
-    throw Error(fmt::format("nvrar-llm: NVRAR_LLM_GEMM='{}': {} ({})", text, problem, kGemmPinForms));
+    throw Error(fmt::format("nvrar-llm: NVRAR_LLM_GEMM='{}' {} (takes cublaslt, skinny0 .. skinny{}, or {})", text,
+                            problem, kGemmPinVariants - 1, kGemmPinListForm));
   return pin;
 }
 

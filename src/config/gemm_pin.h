@@ -3,7 +3,8 @@
 // the environment is read, with the item and the reason.
 //
 //   cublaslt | skinny0 .. skinny3                 every shape (a skinny variant where it takes the shape)
-//   1x4096x4096=skinny0,8x6144x4096=cublaslt,...  these shapes (m x n x k); any other shape is timed as usual
+//   1x4096x4096=skinny0,8x6144x4096=cublaslt,...  these shapes (m x n x k); any other shape is timed as usual; the
+//                                                 engine refuses a listed skinny variant that does not take its shape
 //
 // nvrar-llm bench prints the chosen kernels in the second form ("GEMM plan", and "gemm_plan" in --json), so a later
 // run can repeat one run's choices: an A/B of two builds then differs only in the change, not in the tuner's picks.
@@ -36,13 +37,13 @@ struct GemmPin {
 // Parses NVRAR_LLM_GEMM's text ("" = nothing pinned). Throws nvrar::Error naming the variable, the item and why.
 GemmPin parse_gemm_pin(std::string_view text);
 
-// "" where parse_gemm_pin takes `text`, else the first bad item and why ("'1x8=skinny0' does not start with ...").
+// "" where parse_gemm_pin takes `text`, else what is wrong with it, e.g. "has an item '1x8=skinny0' that does not
+// start with a shape MxNxK of three positive integers" (the settings table's refusal).
 std::string gemm_pin_problem(std::string_view text);
 
-// The accepted forms, for messages and the settings table.
-inline constexpr const char* kGemmPinForms =
-    "takes cublaslt, skinny0 .. skinny3, or a comma-separated list of MxNxK=kernel, e.g. "
-    "1x4096x4096=skinny0,8x6144x4096=cublaslt";
+// The list form as messages and the settings table describe it.
+inline constexpr const char* kGemmPinListForm =
+    "a comma-separated list of MxNxK=kernel with no spaces, e.g. 1x4096x4096=skinny0,8x6144x4096=cublaslt";
 
 // "cublaslt" or "skinny<variant>": the name the pin takes for a kernel (kernel >= kGemmCublasLt).
 std::string gemm_kernel_name(int kernel);

@@ -149,7 +149,7 @@ int run_bench(const BenchOptions& o) {
     fmt::print("Decode step (median over {} steps): {:.3f} ms\n", step_ms.size(), step_med);
     fmt::print("Throughput: {:.1f} output tokens/s\n", tokens_per_s);
     fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
-    fmt::print("GEMM plan (NVRAR_LLM_GEMM repeats it): {}\n", model.gemm_plan());
+    fmt::print("GEMM plan (rank 0; NVRAR_LLM_GEMM repeats it): {}\n", model.gemm_plan());
     fmt::print("Attention kernels: {}\n", model.attention_kernels());
     fmt::print("Residual stream: {}{}\n", model.residual_type(),
                model.residual_in_gemm() ? " (added inside cuBLASLt's o_proj / down_proj GEMMs where they run)" : "");

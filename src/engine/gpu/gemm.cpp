@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -23,16 +24,12 @@ void check(cublasStatus_t s, const char* what, int64_t m, int64_t n, int64_t k) 
                             n, k, static_cast<int>(s)));
 }
 
-// NVRAR_LLM_GEMM (config/gemm_pin.h): the kernel of every shape, or of the shapes listed; the settings table has
-// already checked the text with the same parser.
-const config::GemmPin& gemm_pin() {
-  static const config::GemmPin pin = config::parse_gemm_pin(config::settings().llm_gemm);
-  return pin;
-}
-
 }  // namespace
 
-Gemm::Gemm() {
+// NVRAR_LLM_GEMM: the settings table has already checked the text with the same parser.
+Gemm::Gemm() : Gemm(config::parse_gemm_pin(config::settings().llm_gemm)) {}
+
+Gemm::Gemm(config::GemmPin pin) : pin_(std::move(pin)) {
   if (cublasLtCreate(&handle_) != CUBLAS_STATUS_SUCCESS) throw Error("nvrar-llm: cublasLtCreate failed");
   if (cudaMalloc(&workspace_, workspace_bytes_) != cudaSuccess)
     throw Error("nvrar-llm: GEMM workspace allocation failed");
@@ -142,7 +139,16 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
     cudaEventDestroy(stop);
     p.timed_over = weights.size();
   }
-  if (const int pinned = gemm_pin().kernel_for({m, n, k}); pinned != config::kGemmTimed) {
+  if (const int pinned = pin_.kernel_for({m, n, k}); pinned != config::kGemmTimed) {
+    // The single-name form falls back to cuBLASLt where its variant does not take a shape; a shape listed by name
+    // with such a variant is refused.
+    if (pinned >= 0 && !variant_ok(pinned) && pin_.every_shape == config::kGemmTimed) {
+      destroy(p);
+      throw Error(fmt::format("nvrar-llm: NVRAR_LLM_GEMM pins {}x{}x{} to {}, which does not take that call (the "
+                              "skinny kernel takes at most {} rows, k a multiple of 8, of 256 for variants 2 and 3, "
+                              "and 16-byte aligned buffers); pin it to cublaslt or another variant",
+                              m, n, k, config::gemm_kernel_name(pinned), kSkinnyGemmMaxRows));
+    }
     p.skinny_variant = pinned >= 0 && variant_ok(pinned) ? pinned : -1;
     p.timings += p.timings.empty() ? "pinned" : ", pinned";
   }

@@ -14,13 +14,15 @@
 #include <string>
 #include <tuple>
 
+#include "config/gemm_pin.h"
 #include "engine/gpu/skinny_gemm.h"
 
 namespace nvrar::engine::gpu {
 
 class Gemm {
  public:
-  Gemm();
+  Gemm();  // pins from NVRAR_LLM_GEMM
+  explicit Gemm(config::GemmPin pin);  // these pins instead (tests)
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
@@ -70,6 +72,7 @@ class Gemm {
   void run_cublaslt(const Plan& p, const void* x, const void* w, void* y, float beta, int64_t m, int64_t n, int64_t k,
                     cudaStream_t stream, const char* what);
 
+  config::GemmPin pin_;  // NVRAR_LLM_GEMM (config/gemm_pin.h)
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = std::size_t{32} << 20;

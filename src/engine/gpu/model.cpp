@@ -31,8 +31,9 @@ bool uses_flash_prefill(int64_t head_dim) {
 
 // The tensor-core kernel of NVRAR_LLM_PREFILL_ATTENTION (flash_prefill.h): flash128, wgmma, wgmma2, wgmma-tma and
 // wgmma-ws where they take the head_dim, else the 64-row kernel. Unset: wgmma-ws where the GPU (compute
-// capability 9.0) and head_dim take it, else the 64-row kernel (wgmma-ws measured 2-5% faster per prefill than
-// wgmma-tma at 8 x 2048, 1 x 8192 and 1 x 32768 on an H100, wgmma-tma 1-4% faster than wgmma; docs/perf-notes.md).
+// capability 9.0) and head_dim take it, else the 64-row kernel (H100, head_dim 128: wgmma-ws made a prefill 4.7%
+// faster than wgmma-tma at 1 x 32768 and 2.3% at 1 x 8192, within noise at 8 x 2048; wgmma-tma was 1-4% faster
+// than wgmma; docs/perf-notes.md).
 FlashKernel flash_kernel_for(int64_t head_dim) {
   const std::string& choice = config::settings().llm_prefill_attention;
   const FlashKernel wanted = choice == "flash128"    ? FlashKernel::kMma128
