@@ -1,6 +1,7 @@
-// The settings table (settings.h). Each NVRAR_* variable is one Row of rows(): its name, type, default (as the text a
-// user would write, parsed by the same code as the environment, so a default can never fall outside its own range),
-// accepted form, one-line help, scope and the Settings member it fills. Everything else here walks that table.
+// The settings table (settings.h). Each NVRAR_* variable is one Row of rows() (settings_rows.h): its name, type,
+// default (as the text a user would write, parsed by the same code as the environment, so a default can never fall
+// outside its own range), accepted form, one-line help, scope and the Settings member it fills. This file declares
+// the table and reads the environment against it; settings_docs.cpp renders it.
 #include "config/settings.h"
 
 #include <charconv>
@@ -15,58 +16,23 @@
 #include <fmt/format.h>
 
 #include "config/gemm_pin.h"
+#include "config/settings_rows.h"
 #include "nvrar/types.h"
 
 namespace nvrar::config {
 
+using detail::defaults;
+using detail::format_size;
+using detail::kCollectives;
+using detail::kEngine;
+using detail::kGiB;
+using detail::kKiB;
+using detail::kMiB;
+using detail::Row;
+using detail::rows;
+using detail::Type;
+
 namespace {
-
-enum class Type { kInteger, kSize, kFlag, kChoice, kString, kPath };
-
-const char* type_name(Type t) {
-  switch (t) {
-    case Type::kInteger:
-      return "integer";
-    case Type::kSize:
-      return "size";
-    case Type::kFlag:
-      return "flag";
-    case Type::kChoice:
-      return "choice";
-    case Type::kString:
-      return "string";
-    case Type::kPath:
-      return "path";
-  }
-  return "?";
-}
-
-constexpr const char* kCollectives = "collectives";
-constexpr const char* kEngine = "engine";
-
-struct Row {
-  const char* name;
-  Type type;
-  const char* default_text;  // "" for an unset string, path or choice
-  // kInteger and kSize: the accepted range, and a step the value must be a multiple of (1: any). zero_too: 0 is
-  // also taken, outside [min, max] (it means "pick for me").
-  int64_t min = 0;
-  int64_t max = 0;
-  int64_t multiple = 1;
-  bool zero_too = false;
-  const char* unit = "";  // kInteger: what the number counts, for the accepted text
-  // kChoice: the documented values; `valid`, where set, decides instead of membership (e.g. older spellings).
-  std::vector<std::string> choices = {};
-  bool (*valid)(const std::string&) = nullptr;
-  // kChoice: where set, says why a value is refused ("" = accepted) instead of `valid` or membership.
-  std::string (*problem)(std::string_view) = nullptr;
-  const char* choice_note = "";  // appended to the list of choices in the accepted text
-  const char* help = "";
-  const char* scope = kCollectives;
-  int64_t Settings::*number = nullptr;  // kInteger, kSize, kFlag
-  std::string Settings::*text = nullptr;  // kChoice, kString, kPath
-  std::string accepted = {};  // filled by rows() from the fields above
-};
 
 Row integer(const char* name, int64_t Settings::*member, const char* default_text, int64_t min, int64_t max,
             const char* unit, const char* help) {
@@ -106,18 +72,6 @@ Row in_scope(Row r, const char* scope) {
   return r;
 }
 
-constexpr int64_t kKiB = int64_t{1} << 10;
-constexpr int64_t kMiB = int64_t{1} << 20;
-constexpr int64_t kGiB = int64_t{1} << 30;
-
-// A byte count in the form a user writes it: the largest of G, M, K that divides it exactly, else plain bytes.
-std::string format_size(int64_t bytes) {
-  if (bytes != 0 && bytes % kGiB == 0) return fmt::format("{}G", bytes / kGiB);
-  if (bytes != 0 && bytes % kMiB == 0) return fmt::format("{}M", bytes / kMiB);
-  if (bytes != 0 && bytes % kKiB == 0) return fmt::format("{}K", bytes / kKiB);
-  return fmt::format("{}", bytes);
-}
-
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
@@ -146,12 +100,13 @@ std::string accepted_text(const Row& r) {
   return "";
 }
 
-bool is_algorithm(const std::string& name) {
+// NVRAR_ALGO takes what parse_algorithm takes, older spellings included.
+std::string algorithm_problem(std::string_view name) {
   try {
-    parse_algorithm(name);
-    return true;
+    parse_algorithm(std::string(name));
+    return "";
   } catch (const Error&) {
-    return false;
+    return "is not one of the accepted values";
   }
 }
 
@@ -162,6 +117,94 @@ std::vector<std::string> algorithm_names() {
     names.push_back(algorithm_name(static_cast<Algorithm>(a)));
   return names;
 }
+
+[[noreturn]] void refuse(const Row& r, const std::string& value, const std::string& problem) {
+  throw Error(fmt::format("nvrar: environment variable {}='{}' {} ({})", r.name, value, problem, r.accepted));
+}
+
+enum class Parsed { kOk, kMalformed, kOverflow };
+
+// The whole of `text` as a decimal int64: an optional '-', then digits, nothing else (no '+', spaces or hex).
+Parsed parse_decimal(std::string_view text, int64_t& n) {
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, n, 10);
+  if (ptr != end || (ec != std::errc() && ec != std::errc::result_out_of_range)) return Parsed::kMalformed;
+  return ec == std::errc::result_out_of_range ? Parsed::kOverflow : Parsed::kOk;
+}
+
+// A number past int64 is reported as out of range, which it is for every row.
+int64_t parse_integer(const Row& r, const std::string& value) {
+  int64_t n = 0;
+  const Parsed p = parse_decimal(value, n);
+  if (p == Parsed::kMalformed) refuse(r, value, "is not an integer");
+  if (p == Parsed::kOverflow) refuse(r, value, "is out of range");
+  return n;
+}
+
+// Digits with an optional K, M or G suffix (KiB, MiB, GiB), as bytes.
+int64_t parse_size(const Row& r, const std::string& value) {
+  std::string_view digits = value;
+  int64_t scale = 1;
+  if (!digits.empty()) {
+    const char suffix = digits.back();
+    scale = suffix == 'K' ? kKiB : suffix == 'M' ? kMiB : suffix == 'G' ? kGiB : 1;
+    if (scale != 1) digits.remove_suffix(1);
+  }
+  int64_t n = 0;
+  const Parsed p = digits.empty() ? Parsed::kMalformed : parse_decimal(digits, n);
+  if (p == Parsed::kMalformed) refuse(r, value, "is not a byte count");
+  int64_t bytes = 0;
+  if (p == Parsed::kOverflow || __builtin_mul_overflow(n, scale, &bytes)) refuse(r, value, "is out of range");
+  return bytes;
+}
+
+void check_range(const Row& r, const std::string& value, int64_t n) {
+  if (r.zero_too && n == 0) return;
+  if (n < r.min || n > r.max) refuse(r, value, "is out of range");
+  if (n % r.multiple != 0) refuse(r, value, fmt::format("is not a multiple of {}", r.multiple));
+}
+
+// Parses `value` (never empty: empty means unset) into the row's member of `s`, or throws.
+void apply(const Row& r, const std::string& value, Settings& s) {
+  switch (r.type) {
+    case Type::kInteger: {
+      const int64_t n = parse_integer(r, value);
+      check_range(r, value, n);
+      s.*r.number = n;
+      return;
+    }
+    case Type::kSize: {
+      const int64_t n = parse_size(r, value);
+      check_range(r, value, n);
+      s.*r.number = n;
+      return;
+    }
+    case Type::kFlag:
+      if (value != "0" && value != "1") refuse(r, value, "is not a flag");
+      s.*r.number = value == "1" ? 1 : 0;
+      return;
+    case Type::kChoice: {
+      if (r.problem != nullptr) {
+        const std::string why = r.problem(value);
+        if (!why.empty()) refuse(r, value, why);
+      } else {
+        bool ok = false;
+        for (const std::string& c : r.choices) ok = ok || c == value;
+        if (!ok) refuse(r, value, "is not one of the accepted values");
+      }
+      s.*r.text = value;
+      return;
+    }
+    case Type::kString:
+    case Type::kPath:
+      s.*r.text = value;
+      return;
+  }
+}
+
+}  // namespace
+
+namespace detail {
 
 // THE declaration of every variable. Help lines are one sentence; the reasoning behind a default (measurements)
 // stays with the code that uses it and in docs/perf-notes.md.
@@ -213,7 +256,7 @@ const std::vector<Row>& rows() {
     Row algo = choice("NVRAR_ALGO", &Settings::algo, "auto", algorithm_names(),
                       "Algorithm of calls that name none and whose Options::algorithm is auto; auto: the tuning "
                       "table, else the cost model.");
-    algo.valid = is_algorithm;
+    algo.problem = algorithm_problem;
     algo.choice_note = " (also the older twoshot, twoshot-registered, twoshot-ll128, twoshot-push)";
     t.push_back(std::move(algo));
     t.push_back(text("NVRAR_MODEL_PRESET", Type::kString, &Settings::model_preset, "h100-ndr400",
@@ -292,95 +335,6 @@ const std::vector<Row>& rows() {
   return table;
 }
 
-[[noreturn]] void refuse(const Row& r, const std::string& value, const std::string& problem) {
-  throw Error(fmt::format("nvrar: environment variable {}='{}' {} ({})", r.name, value, problem, r.accepted));
-}
-
-enum class Parsed { kOk, kMalformed, kOverflow };
-
-// The whole of `text` as a decimal int64: an optional '-', then digits, nothing else (no '+', spaces or hex).
-Parsed parse_decimal(std::string_view text, int64_t& n) {
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, n, 10);
-  if (ptr != end || (ec != std::errc() && ec != std::errc::result_out_of_range)) return Parsed::kMalformed;
-  return ec == std::errc::result_out_of_range ? Parsed::kOverflow : Parsed::kOk;
-}
-
-// A number past int64 is reported as out of range, which it is for every row.
-int64_t parse_integer(const Row& r, const std::string& value) {
-  int64_t n = 0;
-  const Parsed p = parse_decimal(value, n);
-  if (p == Parsed::kMalformed) refuse(r, value, "is not an integer");
-  if (p == Parsed::kOverflow) refuse(r, value, "is out of range");
-  return n;
-}
-
-// Digits with an optional K, M or G suffix (KiB, MiB, GiB), as bytes.
-int64_t parse_size(const Row& r, const std::string& value) {
-  std::string_view digits = value;
-  int64_t scale = 1;
-  if (!digits.empty()) {
-    const char suffix = digits.back();
-    scale = suffix == 'K' ? kKiB : suffix == 'M' ? kMiB : suffix == 'G' ? kGiB : 1;
-    if (scale != 1) digits.remove_suffix(1);
-  }
-  int64_t n = 0;
-  const Parsed p = digits.empty() ? Parsed::kMalformed : parse_decimal(digits, n);
-  if (p == Parsed::kMalformed) refuse(r, value, "is not a byte count");
-  int64_t bytes = 0;
-  if (p == Parsed::kOverflow || __builtin_mul_overflow(n, scale, &bytes)) refuse(r, value, "is out of range");
-  return bytes;
-}
-
-void check_range(const Row& r, const std::string& value, int64_t n) {
-  if (r.zero_too && n == 0) return;
-  if (n < r.min || n > r.max) refuse(r, value, "is out of range");
-  if (n % r.multiple != 0) refuse(r, value, fmt::format("is not a multiple of {}", r.multiple));
-}
-
-// Parses `value` (never empty: empty means unset) into the row's member of `s`, or throws.
-void apply(const Row& r, const std::string& value, Settings& s) {
-  switch (r.type) {
-    case Type::kInteger: {
-      const int64_t n = parse_integer(r, value);
-      check_range(r, value, n);
-      s.*r.number = n;
-      return;
-    }
-    case Type::kSize: {
-      const int64_t n = parse_size(r, value);
-      check_range(r, value, n);
-      s.*r.number = n;
-      return;
-    }
-    case Type::kFlag:
-      if (value != "0" && value != "1") refuse(r, value, "is not a flag");
-      s.*r.number = value == "1" ? 1 : 0;
-      return;
-    case Type::kChoice: {
-      if (r.problem != nullptr) {
-        const std::string why = r.problem(value);
-        if (!why.empty()) refuse(r, value, why);
-        s.*r.text = value;
-        return;
-      }
-      bool ok = false;
-      if (r.valid != nullptr) {
-        ok = r.valid(value);
-      } else {
-        for (const std::string& c : r.choices) ok = ok || c == value;
-      }
-      if (!ok) refuse(r, value, "is not one of the accepted values");
-      s.*r.text = value;
-      return;
-    }
-    case Type::kString:
-    case Type::kPath:
-      s.*r.text = value;
-      return;
-  }
-}
-
 // Every member at its default. An empty default (an unset string) is left as the empty string.
 Settings default_settings() {
   Settings s{};
@@ -394,26 +348,7 @@ const Settings& defaults() {
   return s;
 }
 
-std::string value_text(const Row& r, const Settings& s) {
-  switch (r.type) {
-    case Type::kSize:
-      return format_size(s.*r.number);
-    case Type::kInteger:
-    case Type::kFlag:
-      return fmt::format("{}", s.*r.number);
-    case Type::kChoice:
-    case Type::kString:
-    case Type::kPath:
-      return s.*r.text;
-  }
-  return "";
-}
-
-bool is_default(const Row& r, const Settings& s) {
-  return r.number != nullptr ? s.*r.number == defaults().*r.number : s.*r.text == defaults().*r.text;
-}
-
-}  // namespace
+}  // namespace detail
 
 Settings read_settings(const std::function<const char*(const char*)>& getenv_fn) {
   Settings s = defaults();
@@ -427,77 +362,6 @@ Settings read_settings(const std::function<const char*(const char*)>& getenv_fn)
 const Settings& settings() {
   static const Settings s = read_settings([](const char* name) { return std::getenv(name); });
   return s;
-}
-
-const std::vector<SettingInfo>& setting_table() {
-  static const std::vector<SettingInfo> table = [] {
-    std::vector<SettingInfo> t;
-    for (const Row& r : rows())
-      t.push_back(SettingInfo{r.name, type_name(r.type), r.default_text, r.accepted.c_str(), r.help, r.scope});
-    return t;
-  }();
-  return table;
-}
-
-std::string settings_markdown() {
-  std::string md =
-      "# NVRAR settings\n"
-      "\n"
-      "<!-- Generated from the table in src/config/settings.cpp by `nvrar-settings --markdown > docs/settings.md`;\n"
-      "     edit the table, not this file (tests/test_settings.cpp checks that the two agree). -->\n"
-      "\n"
-      "Every environment variable NVRAR reads. Each is read once per process, when NVRAR first needs a setting;\n"
-      "an empty value counts as unset (the default). A value that does not parse or lies outside its range is an\n"
-      "error naming the variable, the value and the accepted form: NVRAR never falls back to a default in silence.\n"
-      "`nvrar-settings` prints the values in force; with `NVRAR_DEBUG=1` every process prints them at setup.\n"
-      "\n"
-      "Types: *integer* (decimal digits), *size* (a byte count: digits, optionally followed by K, M or G for KiB,\n"
-      "MiB, GiB, e.g. `64K`, `1M`), *flag* (`0` or `1`), *choice* (one of a list), *string*, *path*.\n";
-  const struct {
-    const char* scope;
-    const char* title;
-  } sections[] = {{kCollectives, "All-reduce library"}, {kEngine, "Inference engine (nvrar-llm)"}};
-  for (const auto& section : sections) {
-    md += fmt::format("\n## {}\n\n", section.title);
-    md += "| variable | type | default | accepted | meaning |\n";
-    md += "|---|---|---|---|---|\n";
-    for (const Row& r : rows()) {
-      if (std::string(r.scope) != section.scope) continue;
-      const std::string default_text = *r.default_text == '\0' ? "unset" : fmt::format("`{}`", r.default_text);
-      md += fmt::format("| `{}` | {} | {} | {} | {} |\n", r.name, type_name(r.type), default_text, r.accepted, r.help);
-    }
-  }
-  return md;
-}
-
-std::string describe_settings(const Settings& s) {
-  std::string out;
-  for (const Row& r : rows())
-    out += fmt::format("{}={} ({})\n", r.name, value_text(r, s), is_default(r, s) ? "default" : "environment");
-  return out;
-}
-
-void print_settings_if_debug(int rank) {
-  static std::once_flag printed;
-  if (settings().debug == 0) return;
-  std::call_once(printed, [&] {
-    std::string prefixed;
-    const std::string lines = describe_settings(settings());
-    for (std::size_t begin = 0, end; begin < lines.size(); begin = end + 1) {
-      end = lines.find('\n', begin);
-      if (end == std::string::npos) end = lines.size();
-      prefixed += fmt::format("nvrar: rank {} setting: {}\n", rank, lines.substr(begin, end - begin));
-    }
-    // One write, so the lines of concurrent processes sharing a terminal do not interleave within a block.
-    std::fputs(prefixed.c_str(), stderr);
-    std::fflush(stderr);
-  });
-}
-
-void debug_stage(int rank, const std::string& what) {
-  if (settings().debug == 0) return;
-  std::fprintf(stderr, "nvrar: rank %d setup: %s\n", rank, what.c_str());
-  std::fflush(stderr);
 }
 
 }  // namespace nvrar::config
