@@ -12,12 +12,16 @@
 
 #include <cuda_runtime_api.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine_gpu_test_support.h"
+#include "engine/gpu/copy_wait.h"
 #include "engine/gpu/flash_prefill.h"
 #include "engine/gpu/prefill_grid.cuh"
 #include "engine/prefill_plan.h"
@@ -245,6 +249,44 @@ TEST(FlashPrefillGpu, WgmmaWsMatchesFloat64CausalSoftmax) {
   check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaWs}, 56);   // GQA 4; whole and short last key tiles
   check({128, 4, 4, {2000, 1}, 4096, eg::FlashKernel::kWgmmaWs}, 57);  // 16 key tiles in one chunk
   expect_refused_without_cache_sequences(eg::FlashKernel::kWgmmaWs, "wgmma-ws");
+}
+
+// The Hopper kernels' bounded waits (engine/gpu/copy_wait.h), on the CPU: the record's message names the kernel, the
+// wait, the block, the thread and the timeout; no record, no message.
+TEST(FlashPrefillGpu, CopyWaitRecordNamesTheKernelTheWaitAndTheTimeout) {
+  eg::CopyWaitRecord r{};
+  EXPECT_EQ(eg::describe_copy_wait(r, 30000), "");
+  r = {static_cast<int>(eg::CopyWaitSite::kWsValueTile), 17, 64, 1, 1024};
+  const std::string m = eg::describe_copy_wait(r, 30000);
+  for (const char* part : {"prefill attention wgmma-ws, consumer warp: a V tile's copy", "within 30000 ms",
+                           "NVRAR_TIMEOUT_MS", "block 17, thread 64", "parity 1", "trap", "CUDA context is lost"})
+    EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
+  r.site = static_cast<int>(eg::CopyWaitSite::kTmaTile);
+  EXPECT_NE(eg::describe_copy_wait(r, 5).find("wgmma-tma: a key tile's K and V copies (TMA)"), std::string::npos);
+}
+
+// On the GPU (compute capability 9.0): a wait on a barrier nobody arrives on gives up after its timeout instead of
+// hanging, the kernel traps, and the CUDA error that follows carries the record. In a child process: the trap loses
+// the CUDA context.
+TEST(FlashPrefillGpuDeathTest, AWaitThatNeverEndsStopsTheKernelWithAMessage) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  if (compute_capability() != 90) GTEST_SKIP() << "the bounded waits are in the compute capability 9.0 kernels";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        const auto start = std::chrono::steady_clock::now();
+        try {
+          eg::copy_wait_self_test(300);
+        } catch (const nvrar::Error& e) {
+          const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+          std::fprintf(stderr, "%s [elapsed %lld ms]\n", e.what(), static_cast<long long>(ms.count()));
+          std::_Exit(3);
+        }
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(3),
+      "copy_wait_self_test: a barrier nobody arrives on did not complete within 300 ms .*block 0, thread 0.*"
+      "\\[elapsed ([3-9][0-9][0-9]|[0-9]{4,}) ms\\]");
 }
 
 // The prefill grid's sections (prefill_grid.cuh; CPU): as many KV heads as fit their K and V in 70% of L2, a divisor

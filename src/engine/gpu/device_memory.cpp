@@ -5,12 +5,18 @@
 
 #include <fmt/format.h>
 
+#include <string>
+
+#include "engine/gpu/copy_wait.h"
 #include "nvrar/types.h"
 
 namespace nvrar::engine::gpu {
 
 void cuda_check(cudaError_t e, const char* what, int rank) {
-  if (e != cudaSuccess) throw Error(fmt::format("nvrar-llm: rank {} {}: {}", rank, what, cudaGetErrorString(e)));
+  if (e == cudaSuccess) return;
+  const std::string timed_out = copy_wait_failure();  // a prefill kernel that gave up on a wait trapped
+  throw Error(fmt::format("nvrar-llm: rank {} {}: {}{}{}", rank, what, cudaGetErrorString(e),
+                          timed_out.empty() ? "" : "; ", timed_out));
 }
 
 DeviceMemory::~DeviceMemory() {

@@ -14,7 +14,8 @@
 
 namespace nvrar::engine::gpu {
 
-// Throws nvrar::Error "nvrar-llm: rank R WHAT: <CUDA's message>" unless e is cudaSuccess.
+// Throws nvrar::Error "nvrar-llm: rank R WHAT: <CUDA's message>" unless e is cudaSuccess; where a prefill kernel's
+// bounded wait gave up (copy_wait.h), its message follows.
 void cuda_check(cudaError_t e, const char* what, int rank);
 
 class DeviceMemory {

@@ -25,7 +25,9 @@
 //   layout) and one mbarrier per stage counts the bytes; every thread waits on the stage's barrier (phase = the
 //   stage's use count), so no per-thread copy instructions or index arithmetic remain, and no barrier but the one
 //   closing each step (and one after Q and after zeroing V rows past the last key, which TMA does not zero-fill).
-//   Same math and results as the cp.async form; 1-4% faster on an H100 (the default before wgmma-ws).
+//   Same math and results as the cp.async form; 1-4% faster on an H100 (the default before wgmma-ws). The waits are
+//   bounded (wgmma.cuh's mbarrier_wait, NVRAR_TIMEOUT_MS): a thread that gives up writes copy_wait.h's record, waits
+//   no more and traps at its end, so a copy that never lands fails the call with a message instead of hanging.
 #include "engine/gpu/flash_prefill_wgmma.h"
 
 #include <cuda.h>
@@ -37,6 +39,7 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/gpu/device_memory.h"
 #include "engine/gpu/prefill_grid.cuh"
 #include "engine/gpu/tensor_core.cuh"
 #include "engine/gpu/wgmma.cuh"
@@ -137,6 +140,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int qpos = warp_first + quad_row;  // this lane's rows: qpos and qpos + 8
   const uint32_t q_address = shared_address(sq) + group_row0 * 128;
 
+  bool failed = false;  // a wait gave up (TMA form): copy_wait_stop at the end
   for (int j = 0; j < key_tiles; ++j) {
     const int stage = j & 1;
     const int key0 = j * kKeys;
@@ -144,7 +148,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       // Stage j + 1 was last read in step j - 1, whose closing barrier all threads passed.
       if (threadIdx.x == 0 && j + 1 < key_tiles) tma_tile(j + 1);
       if (j == 0) cp_async_wait<0>();  // Q
-      mbarrier_wait(bars + stage * 8, (j >> 1) & 1);
+      failed = mbarrier_wait(bars + stage * 8, (j >> 1) & 1, maps.bound, CopyWaitSite::kTmaTile, failed);
       // TMA brings whole boxes: V rows past the last key hold whatever the cache holds there (NaN in a stale cache,
       // and 0 x NaN is NaN in P.V), so they are zeroed; K rows there are masked to -inf by the softmax.
       const bool partial = key_end - key0 < kKeys;  // block-uniform
@@ -216,6 +220,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   if (!group_has_rows) return;
   store_output<D>(o, l, tile, head, s, warp_row0 + quad_row, quad_col, out);
+  copy_wait_stop(failed);
 #endif  // NVRAR_HAVE_WGMMA
 }
 
@@ -268,6 +273,31 @@ CUtensorMap wg::kv_cache_tensor_map(const bf16_t* cache, const AttentionShape& s
   return map;
 }
 
+namespace {
+
+// copy_wait_self_test's kernel: thread 0 waits on a barrier that expects one arrival nobody makes.
+__global__ void copy_wait_self_test_kernel(const __grid_constant__ CopyWaitBound bound) {
+#ifdef NVRAR_HAVE_WGMMA
+  __shared__ alignas(8) uint64_t barrier;
+  const uint32_t bar = shared_address(&barrier);
+  if (threadIdx.x != 0) return;
+  mbarrier_init(bar, 1);
+  mbarrier_init_fence();
+  copy_wait_stop(mbarrier_wait(bar, 0, bound, CopyWaitSite::kSelfTest, false));  // gives up, then traps
+#endif
+}
+
+}  // namespace
+
+void copy_wait_self_test(int64_t timeout_ms) {
+  require_wgmma_gpu("copy_wait_self_test");
+  const CopyWaitBound bound = copy_wait_bound(timeout_ms);
+  copy_wait_self_test_kernel<<<1, 32>>>(bound);
+  cuda_check(cudaGetLastError(), "copy_wait_self_test launch", 0);
+  cuda_check(cudaDeviceSynchronize(), "copy_wait_self_test", 0);
+  throw Error("nvrar-llm: copy_wait_self_test: the wait on a barrier nobody arrives on returned (it must give up)");
+}
+
 bool wgmma_prefill_runs_here() {
   int device = 0, major = 0, minor = 0;
   return current_capability(device, major, minor) && major == 9 && minor == 0;
@@ -295,7 +325,7 @@ void flash_prefill_attention_wgmma(const bf16_t* qkv, const PrefillTile* tiles, 
   require_wgmma_gpu("wgmma-tma");
   if (num_tiles < 1) return;
   const KvTensorMaps maps{kv_cache_tensor_map(cache_k, s, kKeys, "wgmma-tma"),
-                          kv_cache_tensor_map(cache_v, s, kKeys, "wgmma-tma")};
+                          kv_cache_tensor_map(cache_v, s, kKeys, "wgmma-tma"), copy_wait_bound()};
   launch_prefill("wgmma-tma", flash_prefill_wgmma_kernel<64, true>, shared_bytes<64, true>(),
                  flash_prefill_wgmma_kernel<128, true>, shared_bytes<128, true>(), kThreads, qkv, tiles, num_tiles,
                  cache_k, cache_v, s, out, stream, maps);

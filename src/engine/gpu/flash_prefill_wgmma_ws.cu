@@ -29,7 +29,10 @@
 //   for 1024-byte alignment + the 12 barriers: 225 KB at head_dim 128, 113 KB at 64. Compiled for sm_90a only.
 // Sync: mbarriers per stage: full (1 arrival + the TMA bytes, or the producer's arrival after its cp.async) and empty
 //   (one arrival per consumer warp, by its lane 0 after its wait for the products reading the stage); phases by use
-//   count. No wait is bounded: a deadlock hangs the block (the test's and the scripts' timeouts cut it).
+//   count. Every mbarrier wait is bounded (wgmma.cuh's mbarrier_wait, NVRAR_TIMEOUT_MS): a thread that gives up
+//   writes copy_wait.h's record once, waits no more, and traps at its end (copy_wait_stop), so a copy that never lands
+//   or a release that never comes fails the call with a message instead of hanging. The named barriers are not
+//   bounded (every consumer thread passes each one the same number of times, whatever the data).
 //   Q by cp.async from the 256 consumer threads, fenced to the async proxy, then named barrier 1 (256 threads).
 //   Turns: named barriers 2 and 3 (warpgroup g waits on 2 + g, then arrives on 3 - g; warpgroup 1 gives the first turn
 //   and skips its last arrival, so every barrier's arrivals and waits pair up). One __syncthreads, after the barriers'
@@ -149,10 +152,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int lane = threadIdx.x - kConsumers;
     const int slice = tile.seq * s.kv_heads + kv_head;
     const int64_t head_base = static_cast<int64_t>(slice) * s.max_seq * D;
+    bool failed = false;  // a wait gave up: copy_wait_stop at the end
     // Key tile t's K (is_v false) or V into its stage, once the stage's previous use was released.
     const auto bring = [&](int t, bool is_v) {
       const int stage = t % kStages, use = t / kStages;
-      if (use > 0) mbarrier_wait(is_v ? empty_v(stage) : empty_k(stage), (use - 1) & 1);
+      if (use > 0)
+        failed = mbarrier_wait(is_v ? empty_v(stage) : empty_k(stage), (use - 1) & 1, maps.bound,
+                               CopyWaitSite::kWsStageRelease, failed);
       bf16_t* dst = (is_v ? sv : sk) + stage * kStageElems;
       const uint32_t full = is_v ? full_v(stage) : full_k(stage);
       const int64_t k0 = static_cast<int64_t>(t) * kKeys;
@@ -188,6 +194,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (t > 0) bring(t - 1, true);
       if (short_k) bring(t, false);
     }
+    copy_wait_stop(failed);
     return;
   }
 
@@ -230,8 +237,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
   const auto to_bf16 = [&]() { scores_to_bf16<kKeys>(sc, p); };
   // Waits for a tile's bytes before taking the turn, so that no warpgroup holds the tensor cores' turn idle.
-  const auto wait_k = [&](int t) { mbarrier_wait(full_k(t % kStages), (t / kStages) & 1); };
-  const auto wait_v = [&](int t) { mbarrier_wait(full_v(t % kStages), (t / kStages) & 1); };
+  bool failed = false;  // a wait gave up: copy_wait_stop at the end
+  const auto wait_k = [&](int t) {
+    failed = mbarrier_wait(full_k(t % kStages), (t / kStages) & 1, maps.bound, CopyWaitSite::kWsKeyTile, failed);
+  };
+  const auto wait_v = [&](int t) {
+    failed = mbarrier_wait(full_v(t % kStages), (t / kStages) & 1, maps.bound, CopyWaitSite::kWsValueTile, failed);
+  };
   // Turns: key_tiles + 1 per warpgroup; warpgroup 1 gives the first (here) and keeps its last (after the loop).
   if (group == 1) pass_turn(group);
   // Step 0: S_0 and its softmax alone.
@@ -268,6 +280,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   wgmma_wait<0>();
   pin(o);
   store_output<D>(o, l, tile, head, s, warp_row0 + quad_row, quad_col, out);
+  copy_wait_stop(failed);
 #endif  // NVRAR_HAVE_WGMMA
 }
 
@@ -293,7 +306,7 @@ void flash_prefill_attention_wgmma_ws(const bf16_t* qkv, const PrefillTile* tile
                 std::to_string(attributes.numRegs) + " registers per thread, needs " + std::to_string(kNeeded) +
                 " for its setmaxnreg split (use wgmma-tma)");
   const KvTensorMaps maps{kv_cache_tensor_map(cache_k, s, kKeys, "wgmma-ws"),
-                          kv_cache_tensor_map(cache_v, s, kKeys, "wgmma-ws")};
+                          kv_cache_tensor_map(cache_v, s, kKeys, "wgmma-ws"), copy_wait_bound()};
   launch_prefill("wgmma-ws", flash_prefill_wgmma_ws_kernel<64>, shared_bytes<64>(), flash_prefill_wgmma_ws_kernel<128>,
                  shared_bytes<128>(), kThreads, qkv, tiles, num_tiles, cache_k, cache_v, s, out, stream, maps);
 }

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "engine/gpu/attention.h"
+#include "engine/gpu/copy_wait.h"
 #include "engine/gpu/flash_prefill_wgmma.h"
 #include "engine/gpu/layers.h"
 #include "engine/gpu/prefill_grid.cuh"
@@ -31,13 +32,19 @@
 #error "wgmma.cuh is for the sm_90a object library only (cmake/NvrarEngineGpu.cmake): wgmma has no other form"
 #endif
 
+// Claims the bounded waits' record (copy_wait_gave_up): one word per kernel file (each is a device module of its
+// own), in device memory, where atomics are atomic.
+static __device__ int copy_wait_claimed = 0;
+
 namespace nvrar::engine::gpu::wg {
 
 constexpr int kPanel = 64;  // elements per 128-byte row of a swizzled panel
 
-// The TMA kernels' tensor maps of the layer's K and V cache (kv_cache_tensor_map).
+// The TMA kernels' tensor maps of the layer's K and V cache (kv_cache_tensor_map), and how long a wait on their
+// copies may take (copy_wait.h).
 struct KvTensorMaps {
   CUtensorMap k, v;
+  CopyWaitBound bound;
 };
 
 // Host: the TMA view of one layer's K or V cache [cache_sequences][kv_heads][max_seq][head_dim]: 3-D, head_dim x
@@ -125,16 +132,64 @@ __device__ __forceinline__ void mbarrier_arrive_expect_tx(uint32_t bar, uint32_t
 __device__ __forceinline__ void mbarrier_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-// Spins until the barrier's phase of this parity has completed (its arrivals and bytes all in).
-__device__ __forceinline__ void mbarrier_wait(uint32_t bar, uint32_t parity) {
+// One look at the barrier: whether its phase of this parity has completed (its arrivals and bytes all in). The
+// hardware may suspend the thread a while before it answers false.
+__device__ __forceinline__ bool mbarrier_try_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
   asm volatile(
-      "{\n.reg .pred done;\n"
-      "mbarrier_wait_loop:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra mbarrier_wait_loop;\n}\n" ::"r"(bar),
-      "r"(parity)
+      "{\n.reg .pred p;\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+      "selp.b32 %0, 1, 0, p;\n}\n"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
       : "memory");
+  return done != 0;
 }
+// The GPU's global timer in 2^20-ns (~1.05 ms) units, 32 bits (differences survive its wrap).
+__device__ __forceinline__ uint32_t timer_units() {
+  uint64_t ns;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+  return static_cast<uint32_t>(ns >> 20);
+}
+// A wait that gave up: the first thread to get here (per kernel file) writes the record, its site last (the host
+// reads a nonzero site as a complete record). No trap here: a trap (inlined, or a call) inside wgmma-ws's loops made
+// ptxas spill, and a trap by another thread could cut the record short; the kernel traps at its end (copy_wait_stop).
+__device__ __forceinline__ void copy_wait_gave_up(const CopyWaitBound& bound, CopyWaitSite site, uint32_t bar,
+                                                  uint32_t parity) {
+  CopyWaitRecord* r = bound.record;
+  if (atomicCAS(&copy_wait_claimed, 0, 1) != 0) return;
+  r->block = static_cast<int>(blockIdx.x);
+  r->thread = static_cast<int>(threadIdx.x);
+  r->parity = static_cast<int>(parity);
+  r->barrier = bar;
+  __threadfence_system();
+  *static_cast<volatile int*>(&r->site) = static_cast<int>(site);
+  __threadfence_system();
+}
+// Waits until the barrier's phase of this parity has completed, for at most bound.timeout_units; returns whether it
+// gave up (then copy_wait_gave_up wrote or found the record). `failed`: this thread already gave up on a wait, so it
+// does not wait again (the kernel runs to its end on whatever shared memory holds, and copy_wait_stop traps there).
+// The timer starts only once the first look fails, so a wait whose bytes are in costs one try_wait as before.
+__device__ __forceinline__ bool mbarrier_wait(uint32_t bar, uint32_t parity, const CopyWaitBound& bound,
+                                              CopyWaitSite site, bool failed) {
+  if (failed || mbarrier_try_wait(bar, parity)) return failed;
+  const uint32_t start = timer_units();
+  while (!mbarrier_try_wait(bar, parity)) {
+    if (timer_units() - start > bound.timeout_units) {
+      copy_wait_gave_up(bound, site, bar, parity);
+      return true;
+    }
+  }
+  return false;
+}
+// At a kernel's end: a thread whose wait gave up stops the kernel (and loses the context) so that no caller reads its
+// output; the host's next CUDA error carries the record's message (cuda_check).
+// Not inlined: an inlined trap made ptxas spill in wgmma-ws even here, a call to this does not.
+static __device__ __noinline__ void copy_wait_trap() { __trap(); }
+__device__ __forceinline__ void copy_wait_stop(bool failed) {
+  if (failed) copy_wait_trap();
+}
+
 // Copies the box at (column x, position y, slice z) of a 3-D tensor map into shared memory at dst (1024-byte
 // aligned), adding its bytes to barrier bar when they land.
 __device__ __forceinline__ void tma_load_3d(uint32_t dst, const void* tensor_map, int x, int y, int z, uint32_t bar) {
