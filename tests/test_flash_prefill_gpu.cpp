@@ -42,16 +42,17 @@ struct Problem {
   eg::FlashKernel kernel = eg::FlashKernel::kMma64;
   int64_t section_max_len = 0;  // > 0: the shape's max_len, which sizes the grid's sections (prefill_grid.cuh): a
                                 // huge one gives one KV head per section, so several sections on a small problem
+  int64_t group_keys = 0;       // plan_prefill's groups of sequences (the chunked run only; the whole run takes 0)
 };
 
 // Runs every chunk of the plan; each chunk's queries are that chunk's rows of one shared table of random queries
 // (row i of the whole prefill), so chunked and unchunked runs see the same inputs. Returns the output of every
 // prompt token [total][q_heads * D] as bf16 bits.
 std::vector<uint16_t> run(const Problem& p, const std::vector<uint16_t>& queries, const std::vector<uint16_t>& ck,
-                          const std::vector<uint16_t>& cv, int64_t max_seq, int64_t chunk) {
+                          const std::vector<uint16_t>& cv, int64_t max_seq, int64_t chunk, int64_t group_keys) {
   std::vector<std::vector<int32_t>> prompts;
   for (const int len : p.lengths) prompts.emplace_back(len, 1);
-  const auto plan = plan_prefill(prompts, chunk, eg::flash_tile_rows(p.kernel));
+  const auto plan = plan_prefill(prompts, chunk, eg::flash_tile_rows(p.kernel), group_keys);
   const int64_t q_cols = static_cast<int64_t>(p.q_heads) * p.D, cols = q_cols + 2LL * p.kv_heads * p.D;
   uint16_t *dk = upload(ck), *dv = upload(cv);
   std::vector<uint16_t> all;
@@ -98,7 +99,7 @@ void check(const Problem& p, uint64_t seed) {
       for (int64_t j = p.lengths[b]; j < max_seq; ++j)
         for (int d = 0; d < p.D; ++d) ck[((b * p.kv_heads + h) * max_seq + j) * p.D + d] =
             cv[((b * p.kv_heads + h) * max_seq + j) * p.D + d] = 0x7FC0;  // bf16 quiet NaN
-  const auto got = run(p, queries, ck, cv, max_seq, p.chunk);
+  const auto got = run(p, queries, ck, cv, max_seq, p.chunk, p.group_keys);
   ASSERT_EQ(static_cast<int64_t>(got.size()), total * q_cols);
   int bad = 0;
   int64_t row = 0;
@@ -132,8 +133,8 @@ void check(const Problem& p, uint64_t seed) {
         }
       }
   EXPECT_EQ(bad, 0);
-  // The same rows computed in one chunk: bitwise equal.
-  const auto whole = run(p, queries, ck, cv, max_seq, total);
+  // The same rows computed in one chunk (and one group of tiles: another block order): bitwise equal.
+  const auto whole = run(p, queries, ck, cv, max_seq, total, 0);
   EXPECT_EQ(whole, got);
 }
 
@@ -248,6 +249,8 @@ TEST(FlashPrefillGpu, WgmmaWsMatchesFloat64CausalSoftmax) {
   check({128, 8, 2, {1000, 3}, 300, eg::FlashKernel::kWgmmaWs}, 55);  // GQA 4; chunks at 300, 600, 900
   check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaWs}, 56);   // GQA 4; whole and short last key tiles
   check({128, 4, 4, {2000, 1}, 4096, eg::FlashKernel::kWgmmaWs}, 57);  // 16 key tiles in one chunk
+  // Tiles in groups of sequences (plan_prefill's group_keys; the whole run in one group): the same bits.
+  check({128, 8, 2, {700, 300, 500, 129}, 4096, eg::FlashKernel::kWgmmaWs, 0, 800}, 58);
   expect_refused_without_cache_sequences(eg::FlashKernel::kWgmmaWs, "wgmma-ws");
 }
 

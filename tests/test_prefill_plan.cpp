@@ -3,6 +3,8 @@
 // sequence, longest attention first; the sequences ending in a chunk and their last rows; errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -13,6 +15,7 @@ namespace {
 
 using nvrar::engine::plan_prefill;
 using nvrar::engine::PrefillChunk;
+using nvrar::engine::PrefillTile;
 
 std::vector<std::vector<int32_t>> prompts_of(const std::vector<int>& lengths) {
   std::vector<std::vector<int32_t>> p;
@@ -102,11 +105,64 @@ TEST(PrefillPlan, OneChunkWhenItFits) {
   EXPECT_EQ(plan[0].tiles.size(), 4u);  // 64 + 36 per sequence
 }
 
+// Keys of a tile: its attention length at its last row.
+int64_t keys(const PrefillTile& t) { return static_cast<int64_t>(t.pos0) + t.count; }
+
+// Tiles [first, last) are one group: the sequences `seqs`, longest attention first (ties in row order).
+void expect_group(const PrefillChunk& c, std::size_t first, std::size_t last, std::vector<int32_t> seqs) {
+  std::vector<int32_t> seen;
+  for (std::size_t i = first; i < last; ++i) {
+    if (std::find(seen.begin(), seen.end(), c.tiles[i].seq) == seen.end()) seen.push_back(c.tiles[i].seq);
+    if (i > first) {
+      const auto &a = c.tiles[i - 1], &t = c.tiles[i];
+      EXPECT_TRUE(keys(a) > keys(t) || (keys(a) == keys(t) && a.row0 < t.row0)) << "tile " << i;
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, seqs) << "tiles " << first << " to " << last;
+}
+
+// Groups of consecutive sequences whose keys fit group_keys, each longest first, in sequence order.
+TEST(PrefillPlan, GroupsOfSequencesWhoseKeysFit) {
+  // 8 x 2048 in one chunk, groups of 8960 keys (an 8B model's K and V in 70% of a 50 MB L2): 4 sequences each.
+  auto plan = plan_prefill(prompts_of({2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048}), 16384, 128, 8960);
+  ASSERT_EQ(plan.size(), 1u);
+  ASSERT_EQ(plan[0].tiles.size(), 128u);
+  expect_group(plan[0], 0, 64, {0, 1, 2, 3});
+  expect_group(plan[0], 64, 128, {4, 5, 6, 7});
+  EXPECT_EQ(plan[0].tiles[0].seq, 0);
+  EXPECT_EQ(plan[0].tiles[64].seq, 4);
+  EXPECT_EQ(keys(plan[0].tiles[64]), 2048);
+  // A sequence of more keys than a group takes is a group of its own; the next one starts another.
+  plan = plan_prefill(prompts_of({100, 9000, 50}), 20000, 64, 8960);
+  ASSERT_EQ(plan.size(), 1u);
+  ASSERT_EQ(plan[0].tiles.size(), 2u + 141u + 1u);
+  expect_group(plan[0], 0, 2, {0});
+  expect_group(plan[0], 2, 143, {1});
+  expect_group(plan[0], 143, 144, {2});
+  // A sequence continued from an earlier chunk counts the keys it attends to, not only its rows in this chunk:
+  // 6000 + 2192 keys fit 8960 in the first chunk; the second chunk's 3808 rows attend to up to 6000 keys.
+  plan = plan_prefill(prompts_of({6000, 6000}), 8192, 128, 8960);
+  ASSERT_EQ(plan.size(), 2u);
+  expect_group(plan[0], 0, plan[0].tiles.size(), {0, 1});
+  expect_group(plan[1], 0, plan[1].tiles.size(), {1});
+  plan = plan_prefill(prompts_of({6000, 6000}), 8192, 128, 7000);  // 6000 + 2192 > 7000: two groups
+  const std::size_t first_group = (6000 + 127) / 128;
+  expect_group(plan[0], 0, first_group, {0});
+  expect_group(plan[0], first_group, plan[0].tiles.size(), {1});
+  // group_keys 0: one group, longest first across the chunk (the order without groups).
+  plan = plan_prefill(prompts_of({2048, 2048, 2048}), 16384, 128, 0);
+  expect_group(plan[0], 0, plan[0].tiles.size(), {0, 1, 2});
+  EXPECT_EQ(nvrar::engine::prefill_group_keys(8 * 128 * 4, int64_t{50} << 20), 8960);
+  EXPECT_EQ(nvrar::engine::prefill_group_keys(8 * 128 * 4, 0), 0);
+}
+
 TEST(PrefillPlan, Errors) {
   EXPECT_THROW(plan_prefill({}, 8, 4), nvrar::Error);
   EXPECT_THROW(plan_prefill(prompts_of({3, 0}), 8, 4), nvrar::Error);
   EXPECT_THROW(plan_prefill(prompts_of({3}), 0, 4), nvrar::Error);
   EXPECT_THROW(plan_prefill(prompts_of({3}), 8, 0), nvrar::Error);
+  EXPECT_THROW(plan_prefill(prompts_of({3}), 8, 4, -1), nvrar::Error);
 }
 
 }  // namespace

@@ -4,8 +4,11 @@
 // sequence (the KV-cache slot), position and attention length (position + 1, causal). The query tiles of the
 // prefill attention kernel (flash_prefill.h) never cross a sequence: a tile is up to `tile_rows` consecutive rows of
 // one sequence. A chunk's tiles are ordered by attention length, longest first (the kernels start them in that
-// order, so the shortest end the kernel: gpu/prefill_grid.cuh). The sequences whose last prompt token falls in a
-// chunk are a consecutive range; their last rows are kept for the lm_head, which runs once after the last chunk.
+// order, so the shortest end the kernel: gpu/prefill_grid.cuh), within groups of consecutive sequences whose keys
+// together stay within `group_keys` (a group's K and V fit in L2, so the blocks that run together reuse them
+// instead of each sequence's K and V being read again from HBM); the groups run in sequence order. The sequences
+// whose last prompt token falls in a chunk are a consecutive range; their last rows are kept for the lm_head, which
+// runs once after the last chunk.
 #pragma once
 
 #include <cstdint>
@@ -30,8 +33,16 @@ struct PrefillChunk {
   int64_t rows() const { return static_cast<int64_t>(tokens.size()); }
 };
 
-// Throws nvrar::Error for an empty batch, an empty prompt, or chunk_tokens / tile_rows < 1.
+// group_keys: the most attention keys (summed over a group's sequences, each counted up to its longest attention in
+// the chunk) that one group of tiles may take; a sequence with more is a group of its own; 0: the whole chunk is
+// one group (longest first across all its tiles). Throws nvrar::Error for an empty batch, an empty prompt, or
+// chunk_tokens / tile_rows < 1, or group_keys < 0.
 std::vector<PrefillChunk> plan_prefill(const std::vector<std::vector<int32_t>>& prompts, int64_t chunk_tokens,
-                                       int tile_rows);
+                                       int tile_rows, int64_t group_keys = 0);
+
+// The group_keys of plan_prefill for a model whose K and V take kv_bytes_per_key bytes per key (all layers' one
+// layer: kv_heads x head_dim x 2 bytes x 2), on a GPU of l2_bytes of L2: the keys whose K and V fill 70% of it
+// (the share the attention's L2 sections use, gpu/prefill_grid.cuh); 0 (one group) where l2_bytes is unknown (0).
+int64_t prefill_group_keys(int64_t kv_bytes_per_key, int64_t l2_bytes);
 
 }  // namespace nvrar::engine

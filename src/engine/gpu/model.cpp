@@ -145,6 +145,13 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   // Split-K scratch: decode rows, or whole chunks where the tensor-core prefill kernel does not take the head_dim.
   use_flash_prefill_ = uses_flash_prefill(head_dim_);
   prefill_kernel_ = flash_kernel_for(head_dim_);
+  int device = 0, l2_bytes = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device) != cudaSuccess) {
+    l2_bytes = 0;              // unknown: one group per chunk
+    (void)cudaGetLastError();  // not left for a later check to report
+  }
+  prefill_group_keys_ = ::nvrar::engine::prefill_group_keys(kv_cols_ * 2 * 2, l2_bytes);
   const int64_t split_rows = use_flash_prefill_ ? options_.max_batch : T;
   const AttentionShape s{split_rows, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, options_.max_seq};
   const int64_t scratch_floats = attention_scratch_floats(s);

@@ -125,6 +125,8 @@ class LlamaModel {
   // Query rows per tile of a prefill plan (plan_prefill) for the prefill kernel NVRAR_LLM_PREFILL_ATTENTION chose:
   // 128 for every kernel but flash where it takes the head_dim, else 64 (flash_prefill.h).
   int prefill_tile_rows() const { return flash_tile_rows(prefill_kernel_); }
+  // The group_keys of plan_prefill: the keys whose K and V (this rank's KV heads) fill 70% of the GPU's L2.
+  int64_t prefill_group_keys() const { return prefill_group_keys_; }
   int64_t vocab_cols() const { return vocab_cols_; }
   std::string gemm_choices() const { return gemm_->choices(); }
   std::string gemm_plan() const { return gemm_->plan_text(); }  // NVRAR_LLM_GEMM's list form
@@ -192,6 +194,7 @@ class LlamaModel {
   int64_t prepared_batch_ = 0;  // decode batch size whose GEMM kernels prepare_gemms chose
   bool use_flash_prefill_ = false;  // tensor-core prefill attention (flash_prefill.h); else split-K
   FlashKernel prefill_kernel_ = FlashKernel::kMma64;  // NVRAR_LLM_PREFILL_ATTENTION (flash_kernel_for)
+  int64_t prefill_group_keys_ = 0;                    // plan_prefill's group_keys (0 where L2 is unknown)
   DecodeAttention decode_attention_ = DecodeAttention::kSplitK;  // NVRAR_LLM_DECODE_ATTENTION
   bool fuse_residual_ = true;  // NVRAR_LLM_FUSE_RESIDUAL: o_proj / down_proj add into h_ in cuBLASLt (TP 1)
   bool fuse_epilogue_ = true;  // NVRAR_LLM_FUSE_EPILOGUE: RoPE + append and SwiGLU in the skinny GEMMs

@@ -129,7 +129,8 @@ std::vector<int32_t> LlamaRunner::prefill_chunks(const std::vector<std::vector<i
   // callback that cancels) leaves decode_step refusing, not running on a chunk's bookkeeping.
   batch_ = 0;
   next_position_ = 0;
-  const std::vector<PrefillChunk> plan = plan_prefill(prompts, options_.prefill_chunk, model_.prefill_tile_rows());
+  const std::vector<PrefillChunk> plan = plan_prefill(prompts, options_.prefill_chunk, model_.prefill_tile_rows(),
+                                                      model_.prefill_group_keys());
   const cudaStream_t stream = stream_.get();
   auto up = [&](void* dst, const void* src, std::size_t bytes) {
     cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "prefill upload", rank_);
