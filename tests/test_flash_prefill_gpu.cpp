@@ -250,46 +250,53 @@ TEST(FlashPrefillGpu, WgmmaWsMatchesFloat64CausalSoftmax) {
   check({64, 4, 1, {256, 255}, 256, eg::FlashKernel::kWgmmaWs}, 56);   // GQA 4; whole and short last key tiles
   check({128, 4, 4, {2000, 1}, 4096, eg::FlashKernel::kWgmmaWs}, 57);  // 16 key tiles in one chunk
   // Tiles in groups of sequences (plan_prefill's group_keys; the whole run in one group): the same bits.
-  check({128, 8, 2, {700, 300, 500, 129}, 4096, eg::FlashKernel::kWgmmaWs, 0, 800}, 58);
+  check({128, 8, 2, {700, 300, 500, 129}, 512, eg::FlashKernel::kWgmmaWs, 0, 800}, 58);  // 4 chunks
   expect_refused_without_cache_sequences(eg::FlashKernel::kWgmmaWs, "wgmma-ws");
 }
 
-// The Hopper kernels' bounded waits (engine/gpu/copy_wait.h), on the CPU: the record's message names the kernel, the
-// wait, the block, the thread and the timeout; no record, no message.
+// The Hopper kernels' bounded waits (engine/gpu/copy_wait.h), on the CPU: the record's message names the GPU, the
+// kernel, the wait, the block, the thread and the timeout it was given; no record, no message.
 TEST(FlashPrefillGpu, CopyWaitRecordNamesTheKernelTheWaitAndTheTimeout) {
   eg::CopyWaitRecord r{};
-  EXPECT_EQ(eg::describe_copy_wait(r, 30000), "");
-  r = {static_cast<int>(eg::CopyWaitSite::kWsValueTile), 17, 64, 1, 1024};
-  const std::string m = eg::describe_copy_wait(r, 30000);
-  for (const char* part : {"prefill attention wgmma-ws, consumer warp: a V tile's copy", "within 30000 ms",
+  EXPECT_EQ(eg::describe_copy_wait(r), "");
+  r = {static_cast<int>(eg::CopyWaitSite::kWsValueTile), 17, 64, 1, 1024, 3, 28611};  // 28611 x 2^20 ns: 30000 ms
+  const std::string m = eg::describe_copy_wait(r);
+  for (const char* part : {"GPU 3: prefill attention wgmma-ws, consumer warp: a V tile's copy", "within 30000 ms",
                            "NVRAR_TIMEOUT_MS", "block 17, thread 64", "parity 1", "trap", "CUDA context is lost"})
     EXPECT_NE(m.find(part), std::string::npos) << part << " not in: " << m;
   r.site = static_cast<int>(eg::CopyWaitSite::kTmaTile);
-  EXPECT_NE(eg::describe_copy_wait(r, 5).find("wgmma-tma: a key tile's K and V copies (TMA)"), std::string::npos);
+  r.timeout_units = 5;
+  const std::string tma = eg::describe_copy_wait(r);
+  EXPECT_NE(tma.find("wgmma-tma: a key tile's K and V copies (TMA)"), std::string::npos) << tma;
+  EXPECT_NE(tma.find("within 5 ms"), std::string::npos) << tma;
 }
 
-// On the GPU (compute capability 9.0): a wait on a barrier nobody arrives on gives up after its timeout instead of
-// hanging, the kernel traps, and the CUDA error that follows carries the record. In a child process: the trap loses
-// the CUDA context.
+// On the GPU (compute capability 9.0): 8 x 128 threads wait on barriers nobody arrives on; they give up after the
+// timeout (about together) instead of hanging, the kernel traps, and the CUDA error that follows carries one whole
+// record. In a child process: the trap loses the CUDA context. The clock starts after the context and the record
+// exist, so the elapsed time is the wait's.
 TEST(FlashPrefillGpuDeathTest, AWaitThatNeverEndsStopsTheKernelWithAMessage) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
   if (compute_capability() != 90) GTEST_SKIP() << "the bounded waits are in the compute capability 9.0 kernels";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {
+        cudaFree(nullptr);
+        eg::copy_wait_bound(300);
         const auto start = std::chrono::steady_clock::now();
         try {
           eg::copy_wait_self_test(300);
         } catch (const nvrar::Error& e) {
-          const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+          const auto ms =
+              std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
           std::fprintf(stderr, "%s [elapsed %lld ms]\n", e.what(), static_cast<long long>(ms.count()));
           std::_Exit(3);
         }
         std::_Exit(0);
       },
       ::testing::ExitedWithCode(3),
-      "copy_wait_self_test: a barrier nobody arrives on did not complete within 300 ms .*block 0, thread 0.*"
-      "\\[elapsed ([3-9][0-9][0-9]|[0-9]{4,}) ms\\]");
+      "GPU [0-9]+: copy_wait_self_test: a barrier nobody arrives on did not complete within 300 ms "
+      "\\(NVRAR_TIMEOUT_MS; block [0-7], thread [0-9]+,.*\\[elapsed ([3-9][0-9][0-9]|[1-4][0-9]{3}) ms\\]");
 }
 
 // The prefill grid's sections (prefill_grid.cuh; CPU): as many KV heads as fit their K and V in 70% of L2, a divisor

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -27,10 +28,11 @@ std::vector<std::vector<int32_t>> prompts_of(const std::vector<int>& lengths) {
   return p;
 }
 
-// Replays the plan and checks it against the prompts.
-void check_plan(const std::vector<int>& lengths, int64_t chunk, int tile) {
+// Replays the plan and checks it against the prompts; with group_keys, the tiles' groups against groups made here
+// from the rows (each sequence's keys = its longest attention length among the chunk's rows).
+void check_plan(const std::vector<int>& lengths, int64_t chunk, int tile, int64_t group_keys = 0) {
   const auto prompts = prompts_of(lengths);
-  const auto plan = plan_prefill(prompts, chunk, tile);
+  const auto plan = plan_prefill(prompts, chunk, tile, group_keys);
   std::size_t b = 0;
   int32_t pos = 0;
   int64_t total = 0;
@@ -50,11 +52,27 @@ void check_plan(const std::vector<int>& lengths, int64_t chunk, int tile) {
       }
     }
     for (const int n : covered) EXPECT_EQ(n, 1);
-    // Longest attention first (the kernels start blocks in this order), ties in row order.
+    // Groups of consecutive sequences whose keys fit group_keys (a sequence alone where it does not), in order;
+    // inside a group longest attention first (the kernels start blocks in this order), ties in row order.
+    std::map<int32_t, int64_t> seq_keys;  // sequence -> its keys in this chunk
+    for (int64_t r = 0; r < c.rows(); ++r) seq_keys[c.seq[r]] = std::max<int64_t>(seq_keys[c.seq[r]], c.lengths[r]);
+    std::map<int32_t, int> group_of;
+    int group = 0;
+    int64_t sum = 0;
+    for (const auto& [seq, keys] : seq_keys) {
+      if (group_keys > 0 && sum > 0 && sum + keys > group_keys) {
+        ++group;
+        sum = 0;
+      }
+      sum += keys;
+      group_of[seq] = group;
+    }
     for (std::size_t i = 1; i < c.tiles.size(); ++i) {
       const auto &a = c.tiles[i - 1], &t = c.tiles[i];
-      EXPECT_TRUE(a.pos0 + a.count > t.pos0 + t.count || (a.pos0 + a.count == t.pos0 + t.count && a.row0 < t.row0))
-          << "tile " << i;
+      const int ga = group_of.at(a.seq), gt = group_of.at(t.seq);
+      EXPECT_TRUE(ga < gt || (ga == gt && (a.pos0 + a.count > t.pos0 + t.count ||
+                                           (a.pos0 + a.count == t.pos0 + t.count && a.row0 < t.row0))))
+          << "tile " << i << " (groups " << ga << ", " << gt << ")";
     }
     std::vector<int32_t> done;
     int32_t first_done = -1;
@@ -94,6 +112,7 @@ TEST(PrefillPlan, CoversEveryTokenInOrder) {
     std::vector<int> lengths(1 + rng() % 9);
     for (int& l : lengths) l = 1 + static_cast<int>(rng() % 300);
     check_plan(lengths, 1 + rng() % 400, 1 + static_cast<int>(rng() % 80));
+    check_plan(lengths, 1 + rng() % 400, 1 + static_cast<int>(rng() % 80), 1 + rng() % 600);
   }
 }
 
@@ -146,6 +165,12 @@ TEST(PrefillPlan, GroupsOfSequencesWhoseKeysFit) {
   ASSERT_EQ(plan.size(), 2u);
   expect_group(plan[0], 0, plan[0].tiles.size(), {0, 1});
   expect_group(plan[1], 0, plan[1].tiles.size(), {1});
+  // Keys, not rows: the second chunk holds 2000 rows of sequence 0 (6000 keys) and 1000 of sequence 1: 7000 keys
+  // are over 6500 (3000 rows would not be), so two groups.
+  plan = plan_prefill(prompts_of({6000, 1000}), 4000, 128, 6500);
+  ASSERT_EQ(plan.size(), 2u);
+  expect_group(plan[1], 0, (2000 + 127) / 128, {0});
+  expect_group(plan[1], (2000 + 127) / 128, plan[1].tiles.size(), {1});
   plan = plan_prefill(prompts_of({6000, 6000}), 8192, 128, 7000);  // 6000 + 2192 > 7000: two groups
   const std::size_t first_group = (6000 + 127) / 128;
   expect_group(plan[0], 0, first_group, {0});

@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "engine/gpu/copy_wait.h"
 #include "llm/common.h"
 #include "llm/generate.h"
 #include "llm/tokenize.h"
@@ -101,7 +102,12 @@ int main(int argc, char** argv) {
     return run_check(c);
   } catch (const std::exception& e) {
     std::fflush(stdout);  // what a subcommand printed before the error (check's step lines) is kept
-    std::fprintf(stderr, "%s\n", e.what());
+    // A prefill kernel whose wait gave up trapped; the CUDA error may have surfaced anywhere, not only in cuda_check.
+    const std::string timed_out = nvrar::engine::gpu::copy_wait_failure();
+    if (!timed_out.empty() && std::string(e.what()).find(timed_out) == std::string::npos)
+      std::fprintf(stderr, "%s; %s\n", e.what(), timed_out.c_str());
+    else
+      std::fprintf(stderr, "%s\n", e.what());
     std::fflush(stderr);
     std::_Exit(2);  // peers may be waiting in a collective: do not run NVSHMEM's collective teardown
   }

@@ -216,8 +216,8 @@ const std::vector<Row>& rows() {
                         "executor)."));
     t.push_back(integer("NVRAR_TIMEOUT_MS", &Settings::timeout_ms, "30000", 1, 86400000, "milliseconds",
                         "How long any wait for a peer may spin before the call fails with a message naming the peer; "
-                        "also how long the Hopper prefill attention kernels wait for a copy into shared memory before "
-                        "they stop with a message naming the kernel and the wait."));
+                        "also how long the Hopper prefill attention kernels wait for a copy into shared memory (or "
+                        "for a stage's release) before they stop with a message naming the kernel and the wait."));
     t.push_back(integer("NVRAR_HOST_CHUNK_UNITS", &Settings::host_chunk_units, "64", 1, 1 << 20, "units of 16 bytes",
                         "CPU executor: 16-byte units per chunk (the GPU kernels pick theirs from the launch shape)."));
     t.push_back(integer("NVRAR_MAX_BLOCKS", &Settings::max_blocks, "0", 0, 1024, "thread blocks",

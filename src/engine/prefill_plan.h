@@ -40,9 +40,9 @@ struct PrefillChunk {
 std::vector<PrefillChunk> plan_prefill(const std::vector<std::vector<int32_t>>& prompts, int64_t chunk_tokens,
                                        int tile_rows, int64_t group_keys = 0);
 
-// The group_keys of plan_prefill for a model whose K and V take kv_bytes_per_key bytes per key (all layers' one
-// layer: kv_heads x head_dim x 2 bytes x 2), on a GPU of l2_bytes of L2: the keys whose K and V fill 70% of it
-// (the share the attention's L2 sections use, gpu/prefill_grid.cuh); 0 (one group) where l2_bytes is unknown (0).
+// The group_keys of plan_prefill for a model whose K and V take kv_bytes_per_key bytes per key in one layer (this
+// rank's kv_heads x head_dim x 2 bytes x 2), on a GPU of l2_bytes of L2: the keys whose K and V fill 70% of it (the
+// share the attention's L2 sections use, gpu/prefill_grid.cuh); 0 (one group) where l2_bytes is unknown (0).
 int64_t prefill_group_keys(int64_t kv_bytes_per_key, int64_t l2_bytes);
 
 }  // namespace nvrar::engine

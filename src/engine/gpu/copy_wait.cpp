@@ -19,7 +19,6 @@ namespace {
 std::mutex g_mutex;
 CopyWaitRecord* g_host = nullptr;  // mapped pinned memory, never freed (a kernel may still write it at exit)
 CopyWaitRecord* g_device = nullptr;
-int64_t g_timeout_ms = 0;          // the timeout the kernels were last given
 
 const char* site_text(int site) {
   switch (static_cast<CopyWaitSite>(site)) {
@@ -49,26 +48,31 @@ CopyWaitBound copy_wait_bound(int64_t timeout_ms) {
     if (e != cudaSuccess)
       throw Error(fmt::format("nvrar-llm: cannot allocate the prefill kernels' timeout record (mapped host memory): {}",
                               cudaGetErrorString(e)));
-    g_host = static_cast<CopyWaitRecord*>(host);
-    *g_host = CopyWaitRecord{};
+    *static_cast<CopyWaitRecord*>(host) = CopyWaitRecord{};
     void* device = nullptr;
     const cudaError_t mapped = cudaHostGetDevicePointer(&device, host, 0);
-    if (mapped != cudaSuccess)
+    if (mapped != cudaSuccess) {
+      cudaFreeHost(host);
       throw Error(fmt::format("nvrar-llm: cannot map the prefill kernels' timeout record: {}",
                               cudaGetErrorString(mapped)));
+    }
+    g_host = static_cast<CopyWaitRecord*>(host);
     g_device = static_cast<CopyWaitRecord*>(device);
   }
-  g_timeout_ms = timeout_ms > 0 ? timeout_ms : config::settings().timeout_ms;
-  const int64_t units = (g_timeout_ms * 1000000 + (int64_t{1} << 20) - 1) >> 20;
-  return CopyWaitBound{g_device, static_cast<uint32_t>(units < 1 ? 1 : units)};
+  const int64_t ms = timeout_ms > 0 ? timeout_ms : config::settings().timeout_ms;
+  const int64_t units = (ms * 1000000 + (int64_t{1} << 20) - 1) >> 20;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) device = -1;
+  return CopyWaitBound{g_device, static_cast<uint32_t>(units < 1 ? 1 : units), device};
 }
 
-std::string describe_copy_wait(const CopyWaitRecord& r, int64_t timeout_ms) {
+std::string describe_copy_wait(const CopyWaitRecord& r) {
   if (r.site == 0) return "";
+  const int64_t timeout_ms = (static_cast<int64_t>(r.timeout_units) << 20) / 1000000;
   return fmt::format(
-      "{} did not complete within {} ms (NVRAR_TIMEOUT_MS; block {}, thread {}, barrier at shared address {}, "
-      "parity {}): the kernel stopped itself (trap) instead of hanging, and this process's CUDA context is lost",
-      site_text(r.site), timeout_ms, r.block, r.thread, r.barrier, r.parity);
+      "GPU {}: {} did not complete within {} ms (NVRAR_TIMEOUT_MS; block {}, thread {}, barrier at shared address "
+      "{}, parity {}): the kernel stopped itself (trap) instead of hanging, and this process's CUDA context is lost",
+      r.device, site_text(r.site), timeout_ms, r.block, r.thread, r.barrier, r.parity);
 }
 
 std::string copy_wait_failure() {
@@ -76,8 +80,8 @@ std::string copy_wait_failure() {
   if (g_host == nullptr) return "";
   std::atomic_thread_fence(std::memory_order_acquire);
   const volatile CopyWaitRecord* v = g_host;  // written by a kernel, not by this thread
-  const CopyWaitRecord record{v->site, v->block, v->thread, v->parity, v->barrier};
-  return describe_copy_wait(record, g_timeout_ms);
+  const CopyWaitRecord record{v->site, v->block, v->thread, v->parity, v->barrier, v->device, v->timeout_units};
+  return describe_copy_wait(record);
 }
 
 }  // namespace nvrar::engine::gpu

@@ -17,7 +17,8 @@
 //   and V fragments by ldmatrix.trans. A row group whose 16 rows all precede the key tile, or lie past the tile's
 //   count, skips its math (warp-uniform). Key tiles past the
 //   causal limit of the query tile are never loaded.
-// Launch: tiles x q_heads blocks in prefill_grid.cuh's order (longest tiles first, sections of KV groups);
+// Launch: tiles x q_heads blocks in prefill_grid.cuh's order (longest tiles first within groups of sequences,
+//   sections of KV groups);
 //   128 threads, dynamic shared memory (64 R + 4 kKeys) x head_dim x 2 bytes (80 KB at head_dim 128 and R = 1, 96 KB
 //   at R = 2).
 // Sync: cp.async groups plus __syncthreads before a stage is read and after it was used (before its refill); no

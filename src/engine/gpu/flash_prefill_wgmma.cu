@@ -146,7 +146,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int key0 = j * kKeys;
     if constexpr (kTma) {
       // Stage j + 1 was last read in step j - 1, whose closing barrier all threads passed.
-      if (threadIdx.x == 0 && j + 1 < key_tiles) tma_tile(j + 1);
+      if (threadIdx.x == 0 && j + 1 < key_tiles && !failed) tma_tile(j + 1);  // none more once it gave up
       if (j == 0) cp_async_wait<0>();  // Q
       failed = mbarrier_wait(bars + stage * 8, (j >> 1) & 1, maps.bound, CopyWaitSite::kTmaTile, failed);
       // TMA brings whole boxes: V rows past the last key hold whatever the cache holds there (NaN in a stale cache,
@@ -218,7 +218,10 @@ __global__ void __launch_bounds__(kThreads, 2)
     __syncthreads();  // both warpgroups are done with this stage before the next iteration refills it
   }
 
-  if (!group_has_rows) return;
+  if (!group_has_rows) {
+    copy_wait_stop(failed);
+    return;
+  }
   store_output<D>(o, l, tile, head, s, warp_row0 + quad_row, quad_col, out);
   copy_wait_stop(failed);
 #endif  // NVRAR_HAVE_WGMMA
@@ -275,14 +278,16 @@ CUtensorMap wg::kv_cache_tensor_map(const bf16_t* cache, const AttentionShape& s
 
 namespace {
 
-// copy_wait_self_test's kernel: thread 0 waits on a barrier that expects one arrival nobody makes.
+// copy_wait_self_test's kernel: every thread waits on its block's barrier, which expects one arrival nobody makes.
 __global__ void copy_wait_self_test_kernel(const __grid_constant__ CopyWaitBound bound) {
 #ifdef NVRAR_HAVE_WGMMA
   __shared__ alignas(8) uint64_t barrier;
   const uint32_t bar = shared_address(&barrier);
-  if (threadIdx.x != 0) return;
-  mbarrier_init(bar, 1);
-  mbarrier_init_fence();
+  if (threadIdx.x == 0) {
+    mbarrier_init(bar, 1);
+    mbarrier_init_fence();
+  }
+  __syncthreads();
   copy_wait_stop(mbarrier_wait(bar, 0, bound, CopyWaitSite::kSelfTest, false));  // gives up, then traps
 #endif
 }
@@ -292,7 +297,7 @@ __global__ void copy_wait_self_test_kernel(const __grid_constant__ CopyWaitBound
 void copy_wait_self_test(int64_t timeout_ms) {
   require_wgmma_gpu("copy_wait_self_test");
   const CopyWaitBound bound = copy_wait_bound(timeout_ms);
-  copy_wait_self_test_kernel<<<1, 32>>>(bound);
+  copy_wait_self_test_kernel<<<8, 128>>>(bound);
   cuda_check(cudaGetLastError(), "copy_wait_self_test launch", 0);
   cuda_check(cudaDeviceSynchronize(), "copy_wait_self_test", 0);
   throw Error("nvrar-llm: copy_wait_self_test: the wait on a barrier nobody arrives on returned (it must give up)");

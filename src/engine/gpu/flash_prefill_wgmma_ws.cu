@@ -31,8 +31,9 @@
 //   (one arrival per consumer warp, by its lane 0 after its wait for the products reading the stage); phases by use
 //   count. Every mbarrier wait is bounded (wgmma.cuh's mbarrier_wait, NVRAR_TIMEOUT_MS): a thread that gives up
 //   writes copy_wait.h's record once, waits no more, and traps at its end (copy_wait_stop), so a copy that never lands
-//   or a release that never comes fails the call with a message instead of hanging. The named barriers are not
-//   bounded (every consumer thread passes each one the same number of times, whatever the data).
+//   or a release that never comes fails the call with a message instead of hanging (the producer's waits for a
+//   release take twice the bound, so a stuck copy is named by the consumers that wait for it). The named barriers
+//   are not bounded (every consumer thread passes each one the same number of times, whatever the data).
 //   Q by cp.async from the 256 consumer threads, fenced to the async proxy, then named barrier 1 (256 threads).
 //   Turns: named barriers 2 and 3 (warpgroup g waits on 2 + g, then arrives on 3 - g; warpgroup 1 gives the first turn
 //   and skips its last arrival, so every barrier's arrivals and waits pair up). One __syncthreads, after the barriers'
@@ -156,9 +157,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Key tile t's K (is_v false) or V into its stage, once the stage's previous use was released.
     const auto bring = [&](int t, bool is_v) {
       const int stage = t % kStages, use = t / kStages;
+      // Twice the bound: where a copy is stuck, the consumers' waits for it give up first and name it.
       if (use > 0)
-        failed = mbarrier_wait(is_v ? empty_v(stage) : empty_k(stage), (use - 1) & 1, maps.bound,
-                               CopyWaitSite::kWsStageRelease, failed);
+        failed = mbarrier_wait<2>(is_v ? empty_v(stage) : empty_k(stage), (use - 1) & 1, maps.bound,
+                                  CopyWaitSite::kWsStageRelease, failed);
       bf16_t* dst = (is_v ? sv : sk) + stage * kStageElems;
       const uint32_t full = is_v ? full_v(stage) : full_k(stage);
       const int64_t k0 = static_cast<int64_t>(t) * kKeys;

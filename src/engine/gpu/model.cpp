@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "engine/llama_weights.h"
+#include "engine/gpu/copy_wait.h"
 #include "engine/gpu/flash_prefill.h"
 #include "engine/gpu/flash_prefill_wgmma.h"
 #include "gpu/device/residual_rmsnorm.h"
@@ -152,6 +153,10 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
     (void)cudaGetLastError();  // not left for a later check to report
   }
   prefill_group_keys_ = ::nvrar::engine::prefill_group_keys(kv_cols_ * 2 * 2, l2_bytes);
+  // The Hopper kernels' bounded waits report through a record in mapped host memory: allocated now, not inside the
+  // first prefill's launch.
+  if (use_flash_prefill_ && (prefill_kernel_ == FlashKernel::kWgmmaTma || prefill_kernel_ == FlashKernel::kWgmmaWs))
+    copy_wait_bound();
   const int64_t split_rows = use_flash_prefill_ ? options_.max_batch : T;
   const AttentionShape s{split_rows, qkv_cols_, q_heads_, kv_heads_, head_dim_, options_.max_seq, options_.max_seq};
   const int64_t scratch_floats = attention_scratch_floats(s);

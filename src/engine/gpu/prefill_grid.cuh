@@ -4,12 +4,12 @@
 //
 // Blocks start in about the order of their index. The heads are cut into sections of whole KV groups whose K and V
 // (max_len keys each) fit in ~70% of L2; the sections run one after another, and inside a section the index runs
-// over the plan's tiles with the section's heads fastest. plan_prefill orders a chunk's tiles in groups of sequences
-// whose K and V fit the same ~70% of L2, longest attention first inside each group. So the longest blocks of a group
-// start first and its shortest end it (longest-processing-time-first), and the blocks that run together read the K
-// and V of a few sequences and KV heads, which stay in L2. Before, the grid was (tiles, heads), one head after another: a CPU
-// model of the schedule (docs/perf-notes.md) puts the kernel at 1.2-1.5x the time of its work spread evenly over
-// the SMs at 1 x 2048 - 8 x 2048 - 1 x 8192, ~1.03x with sections.
+// over the plan's tiles with the section's heads fastest. plan_prefill orders a chunk's tiles in groups of
+// sequences whose K and V fit the same ~70% of L2, longest attention first inside each group. So the longest blocks
+// of a group start first and its shortest end it (longest-processing-time-first), and the blocks that run together
+// read the K and V of a few sequences and KV heads, which stay in L2. Before, the grid was (tiles, heads), one head
+// after another: a CPU model of the schedule (docs/perf-notes.md) puts the kernel at 1.2-1.5x the time of its work
+// spread evenly over the SMs at 1 x 2048 - 8 x 2048 - 1 x 8192, ~1.03x with sections.
 #pragma once
 
 #include <cuda_runtime.h>

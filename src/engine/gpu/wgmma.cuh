@@ -32,8 +32,8 @@
 #error "wgmma.cuh is for the sm_90a object library only (cmake/NvrarEngineGpu.cmake): wgmma has no other form"
 #endif
 
-// Claims the bounded waits' record (copy_wait_gave_up): one word per kernel file (each is a device module of its
-// own), in device memory, where atomics are atomic.
+// The bounded waits' claim on their record (copy_wait_gave_up): 0 free, 1 being written, 2 written. One word per
+// kernel file (each is a device module of its own), in device memory, where atomics are atomic.
 static __device__ int copy_wait_claimed = 0;
 
 namespace nvrar::engine::gpu::wg {
@@ -152,8 +152,8 @@ __device__ __forceinline__ uint32_t timer_units() {
   return static_cast<uint32_t>(ns >> 20);
 }
 // A wait that gave up: the first thread to get here (per kernel file) writes the record, its site last (the host
-// reads a nonzero site as a complete record). No trap here: a trap (inlined, or a call) inside wgmma-ws's loops made
-// ptxas spill, and a trap by another thread could cut the record short; the kernel traps at its end (copy_wait_stop).
+// reads a nonzero site as a complete record), then marks the claim written. No trap here: a trap (inlined, or a call)
+// inside wgmma-ws's loops made ptxas spill; every thread that gave up traps at its kernel's end (copy_wait_stop).
 __device__ __forceinline__ void copy_wait_gave_up(const CopyWaitBound& bound, CopyWaitSite site, uint32_t bar,
                                                   uint32_t parity) {
   CopyWaitRecord* r = bound.record;
@@ -162,20 +162,26 @@ __device__ __forceinline__ void copy_wait_gave_up(const CopyWaitBound& bound, Co
   r->thread = static_cast<int>(threadIdx.x);
   r->parity = static_cast<int>(parity);
   r->barrier = bar;
+  r->device = bound.device;
+  r->timeout_units = bound.timeout_units;
   __threadfence_system();
   *static_cast<volatile int*>(&r->site) = static_cast<int>(site);
   __threadfence_system();
+  atomicExch(&copy_wait_claimed, 2);
 }
-// Waits until the barrier's phase of this parity has completed, for at most bound.timeout_units; returns whether it
-// gave up (then copy_wait_gave_up wrote or found the record). `failed`: this thread already gave up on a wait, so it
-// does not wait again (the kernel runs to its end on whatever shared memory holds, and copy_wait_stop traps there).
-// The timer starts only once the first look fails, so a wait whose bytes are in costs one try_wait as before.
+// Waits until the barrier's phase of this parity has completed, for at most `scale` x bound.timeout_units; returns
+// whether it gave up (then copy_wait_gave_up wrote or found the record). `failed`: this thread already gave up on a
+// wait, so it does not wait again (the kernel runs to its end on whatever shared memory holds, and copy_wait_stop
+// traps there). The timer starts only once the first look fails, so a wait whose bytes are in costs one try_wait as
+// before. A wait that depends on another (wgmma-ws's producer waits for the consumers, which wait for the copies)
+// takes a larger scale, so that the wait nearest the cause gives up first and names it.
+template <uint32_t kScale = 1>
 __device__ __forceinline__ bool mbarrier_wait(uint32_t bar, uint32_t parity, const CopyWaitBound& bound,
                                               CopyWaitSite site, bool failed) {
   if (failed || mbarrier_try_wait(bar, parity)) return failed;
   const uint32_t start = timer_units();
   while (!mbarrier_try_wait(bar, parity)) {
-    if (timer_units() - start > bound.timeout_units) {
+    if (timer_units() - start > kScale * bound.timeout_units) {
       copy_wait_gave_up(bound, site, bar, parity);
       return true;
     }
@@ -183,11 +189,17 @@ __device__ __forceinline__ bool mbarrier_wait(uint32_t bar, uint32_t parity, con
   return false;
 }
 // At a kernel's end: a thread whose wait gave up stops the kernel (and loses the context) so that no caller reads its
-// output; the host's next CUDA error carries the record's message (cuda_check).
-// Not inlined: an inlined trap made ptxas spill in wgmma-ws even here, a call to this does not.
+// output; the host's next CUDA error carries the record's message (cuda_check). It first gives the thread that claimed
+// the record up to ~100 ms to finish writing it (a trap anywhere stops every thread). The trap is not inlined: an
+// inlined trap made ptxas spill in wgmma-ws even here, a call does not (and a call to a function with a loop in it
+// failed register allocation under wgmma-ws's setmaxnreg).
 static __device__ __noinline__ void copy_wait_trap() { __trap(); }
 __device__ __forceinline__ void copy_wait_stop(bool failed) {
-  if (failed) copy_wait_trap();
+  if (!failed) return;
+  const uint32_t start = timer_units();
+  while (*static_cast<volatile int*>(&copy_wait_claimed) != 2 && timer_units() - start < 100) {
+  }
+  copy_wait_trap();
 }
 
 // Copies the box at (column x, position y, slice z) of a 3-D tensor map into shared memory at dst (1024-byte
