@@ -169,7 +169,7 @@ __device__ __forceinline__ void copy_wait_gave_up(const CopyWaitBound& bound, Co
   __threadfence_system();
   atomicExch(&copy_wait_claimed, 2);
 }
-// Waits until the barrier's phase of this parity has completed, for at most `scale` x bound.timeout_units; returns
+// Waits until the barrier's phase of this parity has completed, for at most kScale x bound.timeout_units; returns
 // whether it gave up (then copy_wait_gave_up wrote or found the record). `failed`: this thread already gave up on a
 // wait, so it does not wait again (the kernel runs to its end on whatever shared memory holds, and copy_wait_stop
 // traps there). The timer starts only once the first look fails, so a wait whose bytes are in costs one try_wait as
