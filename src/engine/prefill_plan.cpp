@@ -79,7 +79,7 @@ std::vector<PrefillChunk> plan_prefill(const std::vector<std::vector<int32_t>>& 
 
 int64_t prefill_group_keys(int64_t kv_bytes_per_key, int64_t l2_bytes) {
   if (l2_bytes <= 0 || kv_bytes_per_key <= 0) return 0;
-  return std::max<int64_t>(1, l2_bytes * 7 / 10 / kv_bytes_per_key);
+  return std::max<int64_t>(1, l2_bytes * kPrefillL2SharePercent / 100 / kv_bytes_per_key);
 }
 
 }  // namespace nvrar::engine

@@ -45,4 +45,8 @@ std::vector<PrefillChunk> plan_prefill(const std::vector<std::vector<int32_t>>& 
 // share the attention's L2 sections use, gpu/prefill_grid.cuh); 0 (one group) where l2_bytes is unknown (0).
 int64_t prefill_group_keys(int64_t kv_bytes_per_key, int64_t l2_bytes);
 
+// The share of L2 (percent) that the prefill attention's working set is sized to: plan_prefill's groups of sequences
+// (prefill_group_keys) and the kernels' sections of KV heads (gpu/prefill_grid.cuh).
+constexpr int64_t kPrefillL2SharePercent = 70;
+
 }  // namespace nvrar::engine

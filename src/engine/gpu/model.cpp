@@ -14,6 +14,7 @@
 #include "engine/gpu/copy_wait.h"
 #include "engine/gpu/flash_prefill.h"
 #include "engine/gpu/flash_prefill_wgmma.h"
+#include "engine/gpu/prefill_grid.cuh"
 #include "gpu/device/residual_rmsnorm.h"
 #include "config/settings.h"
 #include "engine/rope.h"
@@ -146,13 +147,8 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   // Split-K scratch: decode rows, or whole chunks where the tensor-core prefill kernel does not take the head_dim.
   use_flash_prefill_ = uses_flash_prefill(head_dim_);
   prefill_kernel_ = flash_kernel_for(head_dim_);
-  int device = 0, l2_bytes = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device) != cudaSuccess) {
-    l2_bytes = 0;              // unknown: one group per chunk
-    (void)cudaGetLastError();  // not left for a later check to report
-  }
-  prefill_group_keys_ = ::nvrar::engine::prefill_group_keys(kv_cols_ * 2 * 2, l2_bytes);
+  // L2 unknown: one group per chunk.
+  prefill_group_keys_ = ::nvrar::engine::prefill_group_keys(kv_cols_ * 2 * 2, current_l2_bytes());
   // The Hopper kernels' bounded waits report through a record in mapped host memory: allocated now, not inside the
   // first prefill's launch.
   if (use_flash_prefill_ && (prefill_kernel_ == FlashKernel::kWgmmaTma || prefill_kernel_ == FlashKernel::kWgmmaWs))

@@ -48,9 +48,21 @@ __host__ __device__ __forceinline__ PrefillBlock prefill_block(const PrefillTile
 // l2_bytes, at least 1, a divisor of s.kv_heads.
 inline int prefill_section_kv_heads(const AttentionShape& s, int64_t l2_bytes) {
   const int64_t per_kv_head = std::max<int64_t>(1, s.max_len) * s.head_dim * 2 * 2;
-  int k = static_cast<int>(std::clamp<int64_t>(l2_bytes * 7 / 10 / per_kv_head, 1, std::max(1, s.kv_heads)));
+  int k = static_cast<int>(std::clamp<int64_t>(l2_bytes * kPrefillL2SharePercent / 100 / per_kv_head, 1,
+                                               std::max(1, s.kv_heads)));
   while (k > 1 && s.kv_heads % k != 0) --k;
   return k;
+}
+
+// The current GPU's L2 size in bytes; 0 where it cannot be read (the error is cleared, not left for a later check).
+inline int64_t current_l2_bytes() {
+  int device = 0, l2 = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return l2;
 }
 
 // The grid for num_tiles x s.q_heads blocks on the current GPU; throws nvrar::Error, starting with `what`, past
@@ -61,13 +73,7 @@ inline PrefillGrid prefill_grid(int64_t num_tiles, const AttentionShape& s, cons
       blocks > std::numeric_limits<int32_t>::max())
     throw Error(what + ": " + std::to_string(num_tiles) + " query tiles x " + std::to_string(s.q_heads) + " heads (" +
                 std::to_string(s.kv_heads) + " KV heads; takes 1 to 2^31 - 1 blocks: use a smaller --prefill-chunk)");
-  int device = 0, l2 = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device) != cudaSuccess) {
-    l2 = 0;                     // unknown: one KV group per section
-    (void)cudaGetLastError();  // not left for the launch check to report
-  }
-  const int kv = prefill_section_kv_heads(s, l2);
+  const int kv = prefill_section_kv_heads(s, current_l2_bytes());  // L2 unknown: one KV group per section
   return PrefillGrid{static_cast<unsigned>(blocks), static_cast<unsigned>(num_tiles),
                      static_cast<unsigned>(kv * (s.q_heads / s.kv_heads))};
 }
