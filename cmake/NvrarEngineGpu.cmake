@@ -5,6 +5,7 @@ add_library(nvrar_engine_gpu STATIC
   src/engine/gpu/gemm.cpp
   src/engine/gpu/layers.cu
   src/engine/gpu/residual_f32.cu
+  src/engine/gpu/activations_f32.cu
   src/engine/gpu/attention.cu
   src/engine/gpu/attention_fused.cu
   src/engine/gpu/attention_mma.cu

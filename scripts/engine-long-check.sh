@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU machine: nvrar-llm's logits against an fp32 forward (scripts/hf_reference.py) over the shapes and prompt lengths
-# of the long-prompt work, and chunked against unchunked prefill. Run by `scripts/gpu-check.sh longcheck`.
+# of the long-prompt work (2-layer models, and two of the shapes with 32 layers: "_l32"), and chunked against unchunked
+# prefill. Run by `scripts/gpu-check.sh longcheck`.
 #   bash scripts/engine-long-check.sh BUILD OUT
 # LONG_CHECKS: a subset of the case names below. Each case: a random tiny Llama written by hf_reference.py with the
 # case's shape, then `nvrar-llm check` (TP 1) against its fp32 logits; the long case also runs with two chunk sizes
@@ -25,6 +26,8 @@ cases=(
   "p300_d128_gqa8|--prompt-len 300 --steps 16 --head-dim 128 --heads 8 --kv-heads 1 --hidden 512|0"
   "p2048_d128_gqa4|--prompt-len 2048 --steps 8 --head-dim 128 --heads 8 --kv-heads 2 --hidden 512|0"
   "p2048_d64_gqa8_tied|--prompt-len 2048 --steps 8 --head-dim 64 --heads 8 --kv-heads 1 --hidden 256 --tied|0"
+  "p1_d64_gqa1_l32|--prompt-len 1 --steps 16 --head-dim 64 --heads 4 --kv-heads 4 --hidden 256 --layers 32|0"
+  "p300_d64_gqa4_tied_l32|--prompt-len 300 --steps 16 --head-dim 64 --heads 12 --kv-heads 3 --hidden 384 --tied --plain-rope --eps 1e-6 --layers 32|0"
   "p9000_d128_gqa4|--prompt-len 9000 --steps 4 --head-dim 128 --heads 8 --kv-heads 2 --hidden 512 --batch 1|2048 16384"
 )
 status=0

@@ -26,23 +26,6 @@ namespace {
 namespace eg = nvrar::engine::gpu;
 using namespace nvrar::engine::test_support;
 
-// float64 reference of y = x . w^T (x: rows x k, w: n x k, bf16 bits) and, per element, the sum of |products|;
-// within(y, i) allows a bf16 rounding of the result plus fp32 accumulation error.
-struct LinearReference {
-  std::vector<double> value, magnitude;
-  LinearReference(const std::vector<uint16_t>& x, const std::vector<uint16_t>& w, int64_t rows, int64_t n, int64_t k)
-      : value(rows * n), magnitude(rows * n) {
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < n; ++j)
-        for (int64_t t = 0; t < k; ++t) {
-          const double p = double(fl(x[i * k + t])) * fl(w[j * k + t]);
-          value[i * n + j] += p;
-          magnitude[i * n + j] += std::fabs(p);
-        }
-  }
-  double tolerance(int64_t i) const { return std::fabs(value[i]) / 128 + magnitude[i] * 1e-5 + 1e-6; }
-};
-
 TEST(EngineGpu, LinearMatchesCpu) {
   REQUIRE_GPU();
   const int64_t m = 3, n = 40, k = 64;

@@ -1,7 +1,7 @@
 // The fp32 residual stream's kernels (src/engine/gpu/residual_f32.h) against CPU references: the residual add bit
 // for bit (one fp32 add of the bf16 partial); the bf16 output equal to LlamaRMSNorm's roundings,
 // bf16(w * bf16(r * inv)), at an inv within kInvSlack of the float64 one (which also puts it within two bf16
-// roundings of the exact w * r * inv). Rows 1, 3 and 70000 (past the 65535-block grid), hidden 256 to 16384 (a
+// roundings of the exact w * r * inv); the same with fp32 partial sums. Rows 1, 3 and 70000 (past the 65535-block grid), hidden 256 to 16384 (a
 // thread taking several units, and a partial last warp), graph replays. GPU tests skip without a device.
 #include <gtest/gtest.h>
 
@@ -76,31 +76,38 @@ void expect_rmsnorm(const std::vector<float>& r, const std::vector<uint16_t>& w,
   }
 }
 
-void check_residual_rmsnorm(int64_t rows, int64_t hidden, uint64_t seed) {
-  SCOPED_TRACE(testing::Message() << rows << " rows x " << hidden);
+// f32_partial: the fp32 partial sums of NVRAR_LLM_ACTIVATIONS=fp32 (values with all 24 bits of mantissa).
+void check_residual_rmsnorm(int64_t rows, int64_t hidden, uint64_t seed, bool f32_partial = false) {
+  SCOPED_TRACE(testing::Message() << rows << " rows x " << hidden << (f32_partial ? ", fp32 partial" : ""));
   const std::size_t n = static_cast<std::size_t>(rows * hidden);
   const auto partial = random_bf16(n, seed, 4.0f);
+  const auto partial32 = random_residual(n, seed + 3);
   const auto r0 = random_residual(n, seed + 1);
   const auto w = random_bf16(static_cast<std::size_t>(hidden), seed + 2, 0.5f);
   std::vector<uint16_t> w1(w.size());
   for (std::size_t i = 0; i < w.size(); ++i) w1[i] = bf(1.0f + fl(w[i]));  // norm weights near 1, as in a model
   uint16_t* dp = upload(partial);
+  float* dp32 = upload(partial32);
   float* dr = upload(r0);
   uint16_t* dw = upload(w1);
   uint16_t* dout = upload(std::vector<uint16_t>(n, bf(NAN)));
-  eg::residual_rmsnorm_f32(dp, dr, dw, dout, rows, hidden, kEps, nullptr);
+  if (f32_partial)
+    eg::residual_rmsnorm_f32(dp32, dr, dw, dout, rows, hidden, kEps, nullptr);
+  else
+    eg::residual_rmsnorm_f32(dp, dr, dw, dout, rows, hidden, kEps, nullptr);
   EXPECT_EQ(cudaGetLastError(), cudaSuccess);
   const auto r = download(dr, n);
   const auto out = download(dout, n);
   int64_t wrong = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const float want = r0[i] + fl(partial[i]);  // one fp32 add, as the kernel does
+    const float want = r0[i] + (f32_partial ? partial32[i] : fl(partial[i]));  // one fp32 add, as the kernel does
     if (bits(r[i]) != bits(want) && wrong++ < 10)
       ADD_FAILURE() << "residual " << i << ": got " << r[i] << ", want " << want;
   }
   EXPECT_EQ(wrong, 0);
   expect_rmsnorm(r, w1, out, rows, hidden);
-  for (void* p : {static_cast<void*>(dp), static_cast<void*>(dr), static_cast<void*>(dw), static_cast<void*>(dout)})
+  for (void* p : {static_cast<void*>(dp), static_cast<void*>(dp32), static_cast<void*>(dr), static_cast<void*>(dw),
+                  static_cast<void*>(dout)})
     cudaFree(p);
 }
 
@@ -113,6 +120,13 @@ TEST(ResidualF32Gpu, AddAndNormMatchFloat64) {
   check_residual_rmsnorm(3, 264, 13);     // 33 units: a second warp with one busy lane
   check_residual_rmsnorm(3, 16384, 14);   // 2048 units over 1024 threads: two units per thread
   check_residual_rmsnorm(70000, 256, 15);  // more rows than blocks: the grid-stride loop
+}
+
+TEST(ResidualF32Gpu, Fp32PartialAddAndNormMatchFloat64) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  check_residual_rmsnorm(3, 4096, 21, true);
+  check_residual_rmsnorm(3, 264, 22, true);
+  check_residual_rmsnorm(70000, 256, 23, true);
 }
 
 TEST(ResidualF32Gpu, NormAloneLeavesTheStream) {
@@ -194,6 +208,8 @@ TEST(ResidualF32, RefusesBadShapes) {
   EXPECT_THROW(eg::residual_rmsnorm_f32(half, residual, half, half, 1, 12, kEps, nullptr), nvrar::Error);
   EXPECT_THROW(eg::residual_rmsnorm_f32(half + 1, residual, half, half, 1, 8, kEps, nullptr), nvrar::Error);
   EXPECT_THROW(eg::rmsnorm_f32(residual + 1, half, half, 1, 8, kEps, nullptr), nvrar::Error);
+  EXPECT_THROW(eg::residual_rmsnorm_f32(residual + 1, residual, half, half, 1, 8, kEps, nullptr), nvrar::Error);
+  EXPECT_THROW(eg::residual_rmsnorm_f32(residual, residual, half, half, 1, 12, kEps, nullptr), nvrar::Error);
   EXPECT_NO_THROW(eg::residual_rmsnorm_f32(half, residual, half, half, 0, 12, kEps, nullptr));  // no rows: nothing
 }
 

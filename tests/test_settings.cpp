@@ -60,6 +60,7 @@ TEST(Settings, Defaults) {
   EXPECT_EQ(s.llm_gemm, "");
   EXPECT_EQ(s.llm_decode_attention, "");
   EXPECT_EQ(s.llm_residual, "bf16");
+  EXPECT_EQ(s.llm_activations, "bf16");
   EXPECT_EQ(s.llm_fuse_epilogue, 1);
   EXPECT_EQ(s.llm_fuse_residual, 1);
 }
@@ -171,6 +172,8 @@ TEST(Settings, ChoiceAndText) {
   expect_refused("NVRAR_LLM_FUSE_EPILOGUE", "yes", "is not a flag");
   EXPECT_EQ(read({{"NVRAR_LLM_FUSE_RESIDUAL", "0"}}).llm_fuse_residual, 0);
   expect_refused("NVRAR_LLM_FUSE_RESIDUAL", "on", "is not a flag");
+  EXPECT_EQ(read({{"NVRAR_LLM_ACTIVATIONS", "fp32"}}).llm_activations, "fp32");
+  expect_refused("NVRAR_LLM_ACTIVATIONS", "float", "is not one of the accepted values");
   EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "fp32"}}).llm_residual, "fp32");
   EXPECT_EQ(read({{"NVRAR_LLM_RESIDUAL", "bf16"}}).llm_residual, "bf16");
   expect_refused("NVRAR_LLM_RESIDUAL", "FP32", "is not one of the accepted values");
@@ -188,7 +191,7 @@ TEST(Settings, ChoiceAndText) {
 
 TEST(Settings, EveryRowIsDocumented) {
   const std::vector<SettingInfo>& table = setting_table();
-  ASSERT_EQ(table.size(), 26u);  // one per member of Settings
+  ASSERT_EQ(table.size(), 27u);  // one per member of Settings
   EXPECT_STREQ(table.front().name, "NVRAR_GPUS_PER_NODE");
   EXPECT_STREQ(table.back().name, "NVRAR_LLM_FUSE_RESIDUAL");
   for (const SettingInfo& row : table) {

@@ -153,6 +153,7 @@ int run_bench(const BenchOptions& o) {
     fmt::print("Attention kernels: {}\n", model.attention_kernels());
     fmt::print("Residual stream: {}{}\n", model.residual_type(),
                model.residual_in_gemm() ? " (added inside cuBLASLt's o_proj / down_proj GEMMs where they run)" : "");
+    fmt::print("GEMM outputs (NVRAR_LLM_ACTIVATIONS): {}\n", model.activations_type());
     fmt::print("Prefill split (one instrumented prefill: {})\n", format_split(prefill_br));
     fmt::print("Decode step split (one eager, instrumented step: {})\n", format_split(br));
     if (!o.json.empty()) {
@@ -171,6 +172,7 @@ int run_bench(const BenchOptions& o) {
       j["attention_kernels"] = model.attention_kernels();
       j["residual"] = model.residual_type();
       j["residual_in_gemm"] = model.residual_in_gemm();
+      j["activations"] = model.activations_type();
       j["latencies_s"] = nlohmann::json::array();
       for (double l : latencies_ms) j["latencies_s"].push_back(l / 1e3);
       j["avg_latency_s"] = avg / 1e3;

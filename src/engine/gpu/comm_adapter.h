@@ -65,6 +65,11 @@ class CommAdapter {
     if (size_ > 1)
       comm_.allreduce(data, data, static_cast<std::size_t>(elems), DataType::kBFloat16, stream, algorithm_);
   }
+  // The same over fp32 elements (NVRAR_LLM_ACTIVATIONS=fp32: the o_proj and down_proj sums stay fp32).
+  void allreduce(float* data, int64_t elems, cudaStream_t stream) {
+    if (size_ > 1)
+      comm_.allreduce(data, data, static_cast<std::size_t>(elems), DataType::kFloat32, stream, algorithm_);
+  }
 
  private:
   Communicator& comm_;

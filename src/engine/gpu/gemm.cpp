@@ -18,6 +18,19 @@ static_assert(config::kGemmPinVariants == kSkinnyGemmVariants, "NVRAR_LLM_GEMM n
 
 namespace {
 
+// The output types a GEMM writes; anything else is refused before cuBLASLt sees it.
+void check_output(DataType out, int64_t m, int64_t n, int64_t k) {
+  if (out != DataType::kBFloat16 && out != DataType::kFloat32)
+    throw Error(fmt::format("nvrar-llm: a [{} x {}] . [{} x {}]^T GEMM with {} output (takes bfloat16 or float32)", m,
+                            k, n, k, dtype_name(out)));
+}
+
+// The skinny kernel's epilogue that stores (or, accumulating, adds) plain products of type `out`.
+SkinnyEpilogue plain_store(DataType out, bool accumulate = false) {
+  using Kind = SkinnyEpilogue::Kind;
+  return {out == DataType::kFloat32 ? (accumulate ? Kind::kAddF32 : Kind::kStoreF32) : Kind::kStore};
+}
+
 void check(cublasStatus_t s, const char* what, int64_t m, int64_t n, int64_t k) {
   if (s != CUBLAS_STATUS_SUCCESS)
     throw Error(fmt::format("nvrar-llm: cuBLASLt {} failed for a [{} x {}] . [{} x {}]^T GEMM (status {})", what, m, k,
@@ -55,8 +68,9 @@ Gemm::~Gemm() {
 // fastest is kept. Given every layer's matrix of the shape (LlamaModel::prepare_gemms), a pass streams far more than
 // L2 holds, as a decode step does. Inside a capture (nothing may run) cuBLASLt's first guess is taken.
 const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n,
-                             int64_t k, cudaStream_t stream) {
-  const auto key = std::make_tuple(m, n, k);
+                             int64_t k, cudaStream_t stream, DataType out) {
+  check_output(out, m, n, k);
+  const Key key{m, n, k, out};
   const auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   Plan p;
@@ -66,7 +80,8 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
   check(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)), "TRANSB", m, n, k);
   check(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, k, n, k), "layout A", m, n, k);
   check(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, k, m, k), "layout B", m, n, k);
-  check(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, n, m, n), "layout C", m, n, k);
+  check(cublasLtMatrixLayoutCreate(&p.c, out == DataType::kFloat32 ? CUDA_R_32F : CUDA_R_16BF, n, m, n), "layout C",
+        m, n, k);
   cublasLtMatmulPreference_t pref = nullptr;
   check(cublasLtMatmulPreferenceCreate(&pref), "preference", m, n, k);
   check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
@@ -126,7 +141,7 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
     for (int variant = 0; skinny && variant < kSkinnyGemmVariants; ++variant) {
       if (!variant_ok(variant)) continue;
       const float ms = time_runs([&](const void* wi) {
-        skinny_gemm(x, wi, y, m, n, k, variant, stream);
+        skinny_gemm(x, wi, y, m, n, k, variant, stream, plain_store(out));
         return cudaPeekAtLastError() == cudaSuccess;
       });
       p.timings += fmt::format(", skinny{} {:.1f}", variant, ms * us_per_matrix);
@@ -156,24 +171,25 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
 }
 
 void Gemm::tune(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
-                cudaStream_t stream) {
+                cudaStream_t stream, DataType out) {
   if (weights.empty()) return;
   // A plan timed on fewer matrices (a first call through linear(), e.g. a prefill of length 1) is timed again.
-  const auto it = plans_.find(std::make_tuple(m, n, k));
+  const auto it = plans_.find(Key{m, n, k, out});
   if (it != plans_.end()) {
     if (it->second.timed_over >= weights.size()) return;
     destroy(it->second);
     plans_.erase(it);
   }
-  plan(x, weights, y, m, n, k, stream);
+  plan(x, weights, y, m, n, k, stream, out);
 }
 
 std::string Gemm::choices() const {
   std::string out;
   for (const auto& [key, p] : plans_) {
-    const auto [m, n, k] = key;
+    const auto [m, n, k, type] = key;
     const std::string kernel = p.skinny_variant >= 0 ? fmt::format("skinny{}", p.skinny_variant) : "cublasLt";
-    out += fmt::format("{}{}x{}x{} {}", out.empty() ? "" : ", ", m, n, k, kernel);
+    out += fmt::format("{}{}x{}x{}{} {}", out.empty() ? "" : ", ", m, n, k,
+                       type == DataType::kFloat32 ? " fp32 out" : "", kernel);
     if (!p.timings.empty()) out += " (" + p.timings + " us)";
   }
   return out;
@@ -181,8 +197,11 @@ std::string Gemm::choices() const {
 
 std::string Gemm::plan_text() const {
   std::string out;
+  std::tuple<int64_t, int64_t, int64_t> last{-1, -1, -1};
   for (const auto& [key, p] : plans_) {
-    const auto [m, n, k] = key;
+    const auto [m, n, k, type] = key;
+    if (std::make_tuple(m, n, k) == last) continue;  // the same shape's other output type (ordered next to it)
+    last = {m, n, k};
     const int kernel = p.skinny_variant >= 0 ? p.skinny_variant : config::kGemmCublasLt;
     out += fmt::format("{}{}x{}x{}={}", out.empty() ? "" : ",", m, n, k, config::gemm_kernel_name(kernel));
   }
@@ -191,7 +210,11 @@ std::string Gemm::plan_text() const {
 
 bool Gemm::linear_skinny(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
                          const SkinnyEpilogue& epilogue) {
-  const auto it = plans_.find(std::make_tuple(m, n, k));
+  using Kind = SkinnyEpilogue::Kind;
+  const bool fp32_products = epilogue.kind == Kind::kStoreF32 || epilogue.kind == Kind::kAddF32 ||
+                             ((epilogue.kind == Kind::kSwiGlu || epilogue.kind == Kind::kRopeAppend) &&
+                              epilogue.fp32);
+  const auto it = plans_.find(Key{m, n, k, fp32_products ? DataType::kFloat32 : DataType::kBFloat16});
   if (it == plans_.end() || it->second.skinny_variant < 0 ||
       !skinny_gemm_supports(x, w, y, m, n, k, it->second.skinny_variant))
     return false;
@@ -203,11 +226,12 @@ bool Gemm::linear_skinny(const void* x, const void* w, void* y, int64_t m, int64
   return true;
 }
 
-void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream) {
+void Gemm::linear(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
+                  DataType out) {
   const void* const one[] = {w};
-  const Plan& p = plan(x, one, y, m, n, k, stream);
+  const Plan& p = plan(x, one, y, m, n, k, stream, out);
   if (p.skinny_variant >= 0 && skinny_gemm_supports(x, w, y, m, n, k, p.skinny_variant)) {
-    skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream);
+    skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream, plain_store(out));
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
       throw Error(fmt::format("nvrar-llm: skinny GEMM launch failed for a [{} x {}] . [{} x {}]^T GEMM: {}", m, k, n,
@@ -226,10 +250,18 @@ void Gemm::run_cublaslt(const Plan& p, const void* x, const void* w, void* y, fl
 }
 
 bool Gemm::linear_accumulate(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k,
-                             cudaStream_t stream, void* scratch) {
+                             cudaStream_t stream, void* scratch, DataType out) {
   const void* const one[] = {w};
-  const Plan& p = plan(x, one, scratch, m, n, k, stream);
-  if (p.skinny_variant >= 0) return false;
+  const Plan& p = plan(x, one, scratch, m, n, k, stream, out);
+  if (p.skinny_variant >= 0 && out == DataType::kFloat32 && skinny_gemm_supports(x, w, y, m, n, k, p.skinny_variant)) {
+    skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream, plain_store(out, true));
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+      throw Error(fmt::format("nvrar-llm: skinny GEMM launch failed for a [{} x {}] . [{} x {}]^T GEMM adding into "
+                              "fp32: {}", m, k, n, k, cudaGetErrorString(e)));
+    return true;
+  }
+  if (p.skinny_variant >= 0 && out != DataType::kFloat32) return false;
   run_cublaslt(p, x, w, y, 1.0f, m, n, k, stream, "matmul (accumulating)");
   return true;
 }

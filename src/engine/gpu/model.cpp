@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "engine/llama_weights.h"
+#include "engine/gpu/activations_f32.h"
 #include "engine/gpu/copy_wait.h"
 #include "engine/gpu/flash_prefill.h"
 #include "engine/gpu/flash_prefill_wgmma.h"
@@ -128,7 +129,8 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
 
   // Activations.
   const int64_t T = std::max(options_.prefill_chunk, options_.max_batch);
-  if (config::settings().llm_residual == "fp32")
+  fp32_activations_ = config::settings().llm_activations == "fp32";
+  if (fp32_activations_ || config::settings().llm_residual == "fp32")
     h32_ = memory_.f32(T * H, "residual stream (fp32)");
   else
     h_ = memory_.bf16(T * H, "activations");
@@ -138,9 +140,17 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
     void* p = allreduce_.allocate_io(static_cast<std::size_t>(elems) * sizeof(bf16_t), what);
     return p != nullptr ? static_cast<bf16_t*>(p) : memory_.bf16(elems, what);
   };
-  part_ = io(T * H, "all-reduce input");
+  if (fp32_activations_) {
+    qkv32_ = memory_.f32(T * qkv_cols_, "q/k/v GEMM output (fp32)");
+    gu32_ = memory_.f32(T * 2 * inter_, "gate/up GEMM output (fp32)");
+    // Half as many fp32 elements in the all-reduce's registered input as bf16 ones in twice the room.
+    void* p = allreduce_.allocate_io(static_cast<std::size_t>(T * H) * sizeof(float), "all-reduce input (fp32)");
+    part32_ = p != nullptr ? static_cast<float*>(p) : memory_.f32(T * H, "all-reduce input (fp32)");
+  } else {
+    part_ = io(T * H, "all-reduce input");
+  }
   x_ = io(T * H, "all-reduce output");
-  gu_ = memory_.bf16(T * 2 * inter_, "activations");
+  if (!fp32_activations_) gu_ = memory_.bf16(T * 2 * inter_, "activations");
   act_ = memory_.bf16(T * inter_, "activations");
   last_ = memory_.bf16(options_.max_batch * H, "activations");
   logits_ = memory_.bf16(options_.max_batch * vocab_cols_, "logits");
@@ -252,15 +262,7 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     if (timer) timer->mark(StepPart::kGemm);
-    // Where the skinny kernel runs (decode sizes), it does RoPE + KV append (and below SwiGLU) on its outputs.
-    const SkinnyEpilogue rope{SkinnyEpilogue::Kind::kRopeAppend, q_heads_, kv_heads_, head_dim_, in.positions,
-                              inv_freq_, in.seq, in.cache_k[i], in.cache_v[i], options_.max_seq};
-    const bool roped = fuse_epilogue_ && gemm_->linear_skinny(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_, rope);
-    if (!roped) gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
-    if (timer) timer->mark(StepPart::kAttention);
-    if (!roped)
-      rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
-                     in.cache_k[i], in.cache_v[i], options_.max_seq, stream_);
+    qkv_rope_append(i, n, in, timer);
     if (flash)
       flash_prefill_attention(qkv_, in.tiles, num_tiles, in.cache_k[i], in.cache_v[i], shape, prefill_kernel_, attn_,
                               stream_);
@@ -268,24 +270,74 @@ void LlamaModel::forward_layers(int64_t n, int64_t max_len, int64_t num_tiles, c
       attention(qkv_, in.seq, in.lengths, in.cache_k[i], in.cache_v[i], shape,
                 num_tiles > 0 ? DecodeAttention::kSplitK : decode_attention_, scratch_, attn_, stream_);
     if (timer) timer->mark(StepPart::kGemm);
-    if (!gemm_residual_norm(attn_, l.o, q_cols_, l.ln_post, n, timer)) {
-      gemm_->linear(attn_, l.o, part_, n, H, q_cols_, stream_);
-      allreduce_norm(part_, l.ln_post, n, timer);
-    }
+    linear_residual_norm(attn_, l.o, q_cols_, l.ln_post, n, timer);
     if (timer) timer->mark(StepPart::kGemm);
-    const SkinnyEpilogue silu{SkinnyEpilogue::Kind::kSwiGlu};
-    if (!(fuse_epilogue_ && gemm_->linear_skinny(x_, l.gate_up, act_, n, 2 * inter_, H, stream_, silu))) {
-      gemm_->linear(x_, l.gate_up, gu_, n, 2 * inter_, H, stream_);
-      if (timer) timer->mark(StepPart::kOther);
-      swiglu(gu_, n, inter_, act_, stream_);
-    }
+    gate_up_swiglu(l.gate_up, n, timer);
     if (timer) timer->mark(StepPart::kGemm);
     const bf16_t* next_norm = i + 1 < layers_.size() ? layers_[i + 1].ln_in : final_norm_;
-    if (!gemm_residual_norm(act_, l.down, inter_, next_norm, n, timer)) {
-      gemm_->linear(act_, l.down, part_, n, H, inter_, stream_);
-      allreduce_norm(part_, next_norm, n, timer);
-    }
+    linear_residual_norm(act_, l.down, inter_, next_norm, n, timer);
   }
+}
+
+void LlamaModel::qkv_rope_append(std::size_t i, int64_t n, const ForwardInputs& in, StepTimer* timer) {
+  const Layer& l = layers_[i];
+  const int64_t H = hidden_;
+  // Where the skinny kernel runs (decode sizes), it does RoPE + KV append on its outputs.
+  SkinnyEpilogue rope{SkinnyEpilogue::Kind::kRopeAppend, q_heads_, kv_heads_, head_dim_, in.positions,
+                      inv_freq_, in.seq, in.cache_k[i], in.cache_v[i], options_.max_seq};
+  rope.fp32 = fp32_activations_;
+  if (fuse_epilogue_ && gemm_->linear_skinny(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_, rope)) {
+    if (timer) timer->mark(StepPart::kAttention);
+    return;
+  }
+  if (fp32_activations_) {
+    gemm_->linear(x_, l.qkv, qkv32_, n, qkv_cols_, H, stream_, DataType::kFloat32);
+    if (timer) timer->mark(StepPart::kAttention);
+    rope_qk_append_f32(qkv32_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
+                       in.cache_k[i], in.cache_v[i], options_.max_seq, qkv_, stream_);
+    return;
+  }
+  gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
+  if (timer) timer->mark(StepPart::kAttention);
+  rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq, in.cache_k[i],
+                 in.cache_v[i], options_.max_seq, stream_);
+}
+
+void LlamaModel::gate_up_swiglu(const bf16_t* gate_up, int64_t n, StepTimer* timer) {
+  const int64_t H = hidden_;
+  SkinnyEpilogue silu{SkinnyEpilogue::Kind::kSwiGlu};
+  silu.fp32 = fp32_activations_;
+  if (fuse_epilogue_ && gemm_->linear_skinny(x_, gate_up, act_, n, 2 * inter_, H, stream_, silu)) return;
+  if (fp32_activations_) {
+    gemm_->linear(x_, gate_up, gu32_, n, 2 * inter_, H, stream_, DataType::kFloat32);
+    if (timer) timer->mark(StepPart::kOther);
+    swiglu_f32(gu32_, n, inter_, act_, stream_);
+    return;
+  }
+  gemm_->linear(x_, gate_up, gu_, n, 2 * inter_, H, stream_);
+  if (timer) timer->mark(StepPart::kOther);
+  swiglu(gu_, n, inter_, act_, stream_);
+}
+
+void LlamaModel::linear_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight,
+                                      int64_t n, StepTimer* timer) {
+  const int64_t H = hidden_;
+  if (!fp32_activations_) {
+    if (gemm_residual_norm(in, w, k, norm_weight, n, timer)) return;
+    gemm_->linear(in, w, part_, n, H, k, stream_);
+    allreduce_norm(part_, norm_weight, n, timer);
+    return;
+  }
+  if (allreduce_.size() == 1) {  // the sum is this rank's product: added to the stream inside the GEMM
+    gemm_->linear_accumulate(in, w, h32_, n, H, k, stream_, part32_, DataType::kFloat32);
+    if (timer) timer->mark(StepPart::kAllReduce);
+    rmsnorm_f32(h32_, norm_weight, x_, n, H, eps_, stream_);
+    return;
+  }
+  gemm_->linear(in, w, part32_, n, H, k, stream_, DataType::kFloat32);
+  if (timer) timer->mark(StepPart::kAllReduce);
+  allreduce_.allreduce(part32_, n * H, stream_);
+  residual_rmsnorm_f32(part32_, h32_, norm_weight, x_, n, H, eps_, stream_);
 }
 
 bool LlamaModel::gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
@@ -322,10 +374,17 @@ void LlamaModel::prepare_gemms(int64_t n) {
     down.push_back(l.down);
   }
   const void* const head[] = {lm_head_};
-  gemm_->tune(x_, qkv, qkv_, n, qkv_cols_, H, stream_);
-  gemm_->tune(attn_, o, part_, n, H, q_cols_, stream_);
-  gemm_->tune(x_, gate_up, gu_, n, 2 * inter_, H, stream_);
-  gemm_->tune(act_, down, part_, n, H, inter_, stream_);
+  if (fp32_activations_) {  // every layer GEMM's choice for fp32 outputs (the skinny epilogues look those up)
+    gemm_->tune(x_, qkv, qkv32_, n, qkv_cols_, H, stream_, DataType::kFloat32);
+    gemm_->tune(attn_, o, part32_, n, H, q_cols_, stream_, DataType::kFloat32);
+    gemm_->tune(x_, gate_up, gu32_, n, 2 * inter_, H, stream_, DataType::kFloat32);
+    gemm_->tune(act_, down, part32_, n, H, inter_, stream_, DataType::kFloat32);
+  } else {
+    gemm_->tune(x_, qkv, qkv_, n, qkv_cols_, H, stream_);
+    gemm_->tune(attn_, o, part_, n, H, q_cols_, stream_);
+    gemm_->tune(x_, gate_up, gu_, n, 2 * inter_, H, stream_);
+    gemm_->tune(act_, down, part_, n, H, inter_, stream_);
+  }
   gemm_->tune(x_, head, logits_, n, vocab_cols_, H, stream_);
 }
 

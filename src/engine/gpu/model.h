@@ -19,6 +19,13 @@
 // The residual stream is bf16 (rounded after each residual add, as transformers' bf16 model rounds it) or, with
 // NVRAR_LLM_RESIDUAL=fp32, fp32 (residual_f32.h): then each all-reduce runs alone (in place on the partial sums) and
 // an engine kernel adds its sums to the fp32 stream and normalises; the first RMSNorm reads the fp32 stream too.
+//
+// NVRAR_LLM_ACTIVATIONS=fp32 (docs/numerics.md) goes further: the fp32 stream, and no GEMM output rounded to bf16 but
+// the logits. The q/k/v GEMM writes fp32 (qkv32_) and RoPE rounds once into qkv_ and the cache (activations_f32.h),
+// or the skinny GEMM's epilogue does the same from its fp32 products; likewise gate/up (gu32_) and SwiGLU. o_proj and
+// down_proj add their fp32 products to the stream inside the GEMM at TP 1 (cuBLASLt beta 1, or the skinny kernel's
+// kAddF32), then RMSNorm alone; at TP > 1 they write fp32 partial sums (part32_), all-reduced in fp32, then the
+// residual add + RMSNorm kernel. GEMM inputs (x_, attn_, act_) and the KV cache stay bf16.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -133,7 +140,9 @@ class LlamaModel {
   // The attention kernels this model runs, e.g. "prefill flash (64-row tiles), decode fused"
   // (NVRAR_LLM_PREFILL_ATTENTION / NVRAR_LLM_DECODE_ATTENTION after the head_dim fallbacks).
   std::string attention_kernels() const;
-  // The residual stream's type, "bf16" or "fp32" (NVRAR_LLM_RESIDUAL).
+  // The GEMM outputs' type, "bf16" or "fp32" (NVRAR_LLM_ACTIVATIONS).
+  const char* activations_type() const { return fp32_activations_ ? "fp32" : "bf16"; }
+  // The residual stream's type, "bf16" or "fp32" (NVRAR_LLM_RESIDUAL, or fp32 with NVRAR_LLM_ACTIVATIONS=fp32).
   const char* residual_type() const { return h32_ != nullptr ? "fp32" : "bf16"; }
   // Whether o_proj / down_proj add into the residual inside cuBLASLt where it runs them (NVRAR_LLM_FUSE_RESIDUAL at
   // TP 1 with the bf16 stream; gemm_residual_norm).
@@ -168,6 +177,15 @@ class LlamaModel {
   bool gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
                           StepTimer* timer);
 
+  // o_proj or down_proj on n rows of `in` (k columns), its all-reduce, the residual add and the RMSNorm into x_, by
+  // whichever path the settings take (gemm_residual_norm, allreduce_norm, or the fp32 activations' own).
+  void linear_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
+                            StepTimer* timer);
+  // Layer i's q/k/v GEMM on x_, then RoPE and the KV append: q, k, v (rotated, bf16) in qkv_ and the cache.
+  void qkv_rope_append(std::size_t i, int64_t n, const ForwardInputs& in, StepTimer* timer);
+  // Layer l's gate/up GEMM on x_, then SwiGLU into act_.
+  void gate_up_swiglu(const bf16_t* gate_up, int64_t n, StepTimer* timer);
+
   ModelConfig config_;
   CommAdapter& allreduce_;
   EngineOptions options_;
@@ -188,6 +206,10 @@ class LlamaModel {
   // activations, sized for max(prefill_chunk, max_batch) rows; last_: the kept rows [max_batch]. The residual stream
   // is h_ (bf16) or h32_ (fp32, NVRAR_LLM_RESIDUAL=fp32); the other stays nullptr.
   float* h32_ = nullptr;
+  // NVRAR_LLM_ACTIVATIONS=fp32 only (else nullptr): the q/k/v and gate/up GEMMs' fp32 outputs, and o_proj / down_proj's
+  // fp32 partial sums (at TP 1 only the GEMM choice's timed output), which replace gu_ and part_.
+  float *qkv32_ = nullptr, *gu32_ = nullptr, *part32_ = nullptr;
+  bool fp32_activations_ = false;  // NVRAR_LLM_ACTIVATIONS=fp32
   bf16_t *h_ = nullptr, *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *part_ = nullptr, *gu_ = nullptr,
          *act_ = nullptr, *logits_ = nullptr, *last_ = nullptr;
   float* scratch_ = nullptr;  // attention scratch (attention_scratch_floats), zeroed once

@@ -46,4 +46,20 @@ __device__ __forceinline__ bf16_t swiglu_one(float g, float u) {
   return to_bf16(to_f32(to_bf16(g / (1.0f + __expf(-g)))) * u);
 }
 
+// NVRAR_LLM_ACTIVATIONS=fp32: RoPE and SwiGLU in fp32 on fp32 inputs, rounded once to bf16 at the end. Products and
+// sums through __fmul_rn / __fadd_rn, so no call site contracts them into an FMA of its own (the GEMM epilogue and the
+// fp32-input kernels give the same bits).
+__device__ __forceinline__ void rope_cos_sin_f32(int32_t position, float inv_freq, float& c, float& s) {
+  const float angle = static_cast<float>(position) * inv_freq;
+  c = cosf(angle);
+  s = sinf(angle);
+}
+__device__ __forceinline__ void rope_rotate_f32(float x1, float x2, float c, float s, bf16_t& y1, bf16_t& y2) {
+  y1 = to_bf16(__fadd_rn(__fmul_rn(x1, c), -__fmul_rn(x2, s)));
+  y2 = to_bf16(__fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s)));
+}
+__device__ __forceinline__ bf16_t swiglu_f32_one(float g, float u) {
+  return to_bf16(__fmul_rn(g / (1.0f + __expf(-g)), u));
+}
+
 }  // namespace nvrar::engine::gpu

@@ -52,12 +52,13 @@ __device__ __forceinline__ void store_f32x8(float* p, const float* v) {
   reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
 }
 
-// Residual (+ partial) and RMSNorm of fp32 rows; kAdd false: the residual is only read. partial may alias out: the
+// Residual (+ partial: bf16 sums, or fp32 ones at NVRAR_LLM_ACTIVATIONS=fp32) and RMSNorm of fp32 rows; kAdd
+// false: the residual is only read. partial may alias out: the
 // thread that reads a unit of partial is the one that later writes that unit of out. No pointer is __restrict__ or
 // read through the read-only path (the previous kernels of the graph write them; docs/engine.md, PDL).
-template <bool kAdd>
+template <bool kAdd, class Partial>
 __global__ void __launch_bounds__(kMaxThreads)
-    residual_rmsnorm_f32_kernel(const bf16_t* partial, float* residual, const bf16_t* weight, bf16_t* out,
+    residual_rmsnorm_f32_kernel(const Partial* partial, float* residual, const bf16_t* weight, bf16_t* out,
                                 int64_t rows, int64_t hidden, float eps) {
   nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
   __shared__ float scratch[32];
@@ -70,8 +71,12 @@ __global__ void __launch_bounds__(kMaxThreads)
       load_f32x8(r + j * kUnit, v);
       if constexpr (kAdd) {
         float y[kUnit];
-        const uint4 raw = reinterpret_cast<const uint4*>(partial + row * hidden)[j];  // one 16-byte load
-        unpack_bf16x8(raw, y);
+        if constexpr (sizeof(Partial) == 4) {
+          load_f32x8(partial + row * hidden + j * kUnit, y);
+        } else {
+          const uint4 raw = reinterpret_cast<const uint4*>(partial + row * hidden)[j];  // one 16-byte load
+          unpack_bf16x8(raw, y);
+        }
 #pragma unroll
         for (int e = 0; e < kUnit; ++e) v[e] += y[e];
         store_f32x8(r + j * kUnit, v);
@@ -117,14 +122,14 @@ void check_shape(const char* call, int64_t hidden, std::initializer_list<const v
                 " (needs a multiple of 8) or a pointer not 16-byte aligned");
 }
 
-template <bool kAdd>
-void launch(const bf16_t* partial, float* residual, const bf16_t* weight, bf16_t* out, int64_t rows, int64_t hidden,
+template <bool kAdd, class Partial>
+void launch(const Partial* partial, float* residual, const bf16_t* weight, bf16_t* out, int64_t rows, int64_t hidden,
             float eps, cudaStream_t stream) {
   const int64_t units = hidden / kUnit;
   int64_t threads = (units + 31) / 32 * 32;
   threads = threads < 32 ? 32 : threads > kMaxThreads ? kMaxThreads : threads;
   const int64_t blocks = rows < kMaxBlocks ? rows : kMaxBlocks;
-  residual_rmsnorm_f32_kernel<kAdd><<<static_cast<unsigned>(blocks), static_cast<unsigned>(threads), 0, stream>>>(
+  residual_rmsnorm_f32_kernel<kAdd, Partial><<<static_cast<unsigned>(blocks), static_cast<unsigned>(threads), 0, stream>>>(
       partial, residual, weight, out, rows, hidden, eps);
 }
 
@@ -141,13 +146,20 @@ void rmsnorm_f32(const float* x, const bf16_t* weight, bf16_t* out, int64_t rows
                  cudaStream_t stream) {
   if (rows <= 0) return;
   check_shape("rmsnorm_f32", hidden, {x, weight, out});
-  launch<false>(nullptr, const_cast<float*>(x), weight, out, rows, hidden, eps, stream);
+  launch<false, bf16_t>(nullptr, const_cast<float*>(x), weight, out, rows, hidden, eps, stream);
 }
 
 void residual_rmsnorm_f32(const bf16_t* partial, float* residual, const bf16_t* weight, bf16_t* out, int64_t rows,
                           int64_t hidden, float eps, cudaStream_t stream) {
   if (rows <= 0) return;
   check_shape("residual_rmsnorm_f32", hidden, {partial, residual, weight, out});
+  launch<true>(partial, residual, weight, out, rows, hidden, eps, stream);
+}
+
+void residual_rmsnorm_f32(const float* partial, float* residual, const bf16_t* weight, bf16_t* out, int64_t rows,
+                          int64_t hidden, float eps, cudaStream_t stream) {
+  if (rows <= 0) return;
+  check_shape("residual_rmsnorm_f32 (fp32 partial)", hidden, {partial, residual, weight, out});
   launch<true>(partial, residual, weight, out, rows, hidden, eps, stream);
 }
 

@@ -29,5 +29,8 @@ void rmsnorm_f32(const float* x, const bf16_t* weight, bf16_t* out, int64_t rows
 // partial: the all-reduced output of o_proj or down_proj (at TP 1 the GEMM's output itself). partial may alias out.
 void residual_rmsnorm_f32(const bf16_t* partial, float* residual, const bf16_t* weight, bf16_t* out, int64_t rows,
                           int64_t hidden, float eps, cudaStream_t stream);
+// The same with fp32 partial sums (NVRAR_LLM_ACTIVATIONS=fp32 at TP > 1: the all-reduce sums fp32).
+void residual_rmsnorm_f32(const float* partial, float* residual, const bf16_t* weight, bf16_t* out, int64_t rows,
+                          int64_t hidden, float eps, cudaStream_t stream);
 
 }  // namespace nvrar::engine::gpu

@@ -5,8 +5,8 @@
 // Algorithm: one warp per C output columns j .. j + C - 1 (weight rows). Lane l reads 16 bytes (8 bf16) of each row
 //   at a time, U loads per row in flight (streaming, evict-first), and multiplies them with the same 8 elements of
 //   each of the m rows of x (16-byte coherent loads, L1-cached; one x load serves the C columns),
-//   accumulating C m fp32 sums. A butterfly of xor-shuffles sums the lanes; lane C r + c writes y[r, j + c] rounded
-//   to bf16. Variants: 0 is C = 2, U = 4 (best for m of 1-2); 1 is C = 4, U = 2 (fewer x loads and conversions per
+//   accumulating C m fp32 sums. A butterfly of xor-shuffles sums the lanes; lane C r + c writes y[r, j + c] (bf16,
+//   or fp32: StoreColumns). Variants: 0 is C = 2, U = 4 (best for m of 1-2); 1 is C = 4, U = 2 (fewer x loads and conversions per
 //   weight for larger m); variants 2 and 3 (tensor cores, weights staged through shared memory) are described at
 //   their kernel below; Gemm times all four.
 // Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
@@ -54,14 +54,23 @@ __device__ __forceinline__ uint4 load_activation(const bf16_t* p) {
   return v;
 }
 
-// Plain output: column j is weight row j, stored to y[r, j].
+// Plain output: column j is weight row j, stored to y[r, j]: bf16 (kStore), fp32 (kStoreF32) or added to fp32
+// (kAddF32). A runtime choice (one lane per output stores), so the three share each kernel's instantiations.
 struct StoreColumns {
   static constexpr bool kPaired = false;
-  bf16_t* y;
+  void* y;
   int64_t n;
+  SkinnyEpilogue::Kind kind;
   __device__ int64_t columns() const { return n; }
   __device__ int64_t weight_row(int64_t column) const { return column; }
-  __device__ void store(int r, int64_t column, float v) const { y[r * n + column] = to_bf16(v); }
+  __device__ void store(int r, int64_t column, float v) const {
+    if (kind == SkinnyEpilogue::Kind::kStore)
+      static_cast<bf16_t*>(y)[r * n + column] = to_bf16(v);
+    else if (kind == SkinnyEpilogue::Kind::kStoreF32)
+      static_cast<float*>(y)[r * n + column] = v;
+    else
+      static_cast<float*>(y)[r * n + column] += v;
+  }
 };
 
 // SwiGLU pairs: pair p is gate row p and up row inter + p; y[r, p] = swiglu(gate, up).
@@ -69,10 +78,11 @@ struct SwiGluPairs {
   static constexpr bool kPaired = true;
   bf16_t* y;
   int64_t inter;
+  bool fp32;  // NVRAR_LLM_ACTIVATIONS=fp32: fp32 products and SwiGLU, rounded once
   __device__ int64_t columns() const { return 2 * inter; }
   __device__ int64_t weight_row(int64_t column) const { return column / 2 + (column % 2) * inter; }
   __device__ void store(int r, int64_t pair, float gate, float up) const {
-    y[r * inter + pair] = swiglu_one(to_f32(to_bf16(gate)), to_f32(to_bf16(up)));
+    y[r * inter + pair] = fp32 ? swiglu_f32_one(gate, up) : swiglu_one(to_f32(to_bf16(gate)), to_f32(to_bf16(up)));
   }
 };
 
@@ -87,6 +97,7 @@ struct RopeAppendPairs {
   const int32_t* seq;
   bf16_t *cache_k, *cache_v;
   int64_t max_seq;
+  bool fp32;  // NVRAR_LLM_ACTIVATIONS=fp32: fp32 products and RoPE, rounded once
   __device__ int64_t columns() const { return n; }
   __device__ int64_t weight_row(int64_t column) const {
     const int64_t pair = column / 2;
@@ -95,7 +106,15 @@ struct RopeAppendPairs {
   __device__ void store(int r, int64_t pair, float a, float b) const {
     const int head = static_cast<int>(pair / half), e = static_cast<int>(pair % half);
     bf16_t y1 = to_bf16(a), y2 = to_bf16(b);
-    if (head < q_heads + kv_heads) rope_pair(to_f32(y1), to_f32(y2), positions[r], inv_freq[e], y1, y2);
+    if (head < q_heads + kv_heads) {
+      if (fp32) {
+        float c, s;
+        rope_cos_sin_f32(positions[r], inv_freq[e], c, s);
+        rope_rotate_f32(a, b, c, s, y1, y2);
+      } else {
+        rope_pair(to_f32(y1), to_f32(y2), positions[r], inv_freq[e], y1, y2);
+      }
+    }
     bf16_t* out = y + r * n + static_cast<int64_t>(head) * 2 * half + e;
     out[0] = y1;
     out[half] = y2;
@@ -391,12 +410,14 @@ void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, in
   auto* yb = static_cast<bf16_t*>(y);
   switch (e.kind) {
     case SkinnyEpilogue::Kind::kStore:
-      return launch(xb, wb, StoreColumns{yb, n}, m, n, k, variant, stream);
+    case SkinnyEpilogue::Kind::kStoreF32:
+    case SkinnyEpilogue::Kind::kAddF32:
+      return launch(xb, wb, StoreColumns{y, n, e.kind}, m, n, k, variant, stream);
     case SkinnyEpilogue::Kind::kSwiGlu:
       if (n % 2 != 0)
         throw Error("nvrar-llm: skinny_gemm with SwiGLU: n " + std::to_string(n) +
                     " (takes gate and up columns, n even)");
-      return launch(xb, wb, SwiGluPairs{yb, n / 2}, m, n, k, variant, stream);
+      return launch(xb, wb, SwiGluPairs{yb, n / 2, e.fp32}, m, n, k, variant, stream);
     case SkinnyEpilogue::Kind::kRopeAppend:
       if (e.head_dim < 2 || e.head_dim % 2 != 0 || e.q_heads < 1 || e.kv_heads < 1 ||
           n != static_cast<int64_t>(e.q_heads + 2 * e.kv_heads) * e.head_dim || e.positions == nullptr ||
@@ -408,9 +429,10 @@ void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, in
                     "caches set)");
       return launch(xb, wb,
                     RopeAppendPairs{yb, n, e.q_heads, e.kv_heads, e.head_dim / 2, e.positions, e.inv_freq, e.seq,
-                                    e.cache_k, e.cache_v, e.max_seq},
+                                    e.cache_k, e.cache_v, e.max_seq, e.fp32},
                     m, n, k, variant, stream);
   }
+  throw Error("nvrar-llm: skinny_gemm: unknown epilogue kind " + std::to_string(static_cast<int>(e.kind)));
 }
 
 }  // namespace nvrar::engine::gpu
