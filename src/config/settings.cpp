@@ -326,7 +326,7 @@ const std::vector<Row>& rows() {
                                 "down_proj outputs to an fp32 residual stream (implies NVRAR_LLM_RESIDUAL=fp32; at TP > "
                                 "1 the all-reduce sums fp32, twice the bytes): GEMM inputs, the KV cache and the logits "
                                 "stay bf16. One H100: every step of the fp32 check within transformers' bf16 error (0 "
-                                "of 100 steps over, bf16 19), prefill 7% slower at 8 x 2048, decode 0.5% at 1 x 128, "
+                                "of 100 steps over, bf16 19), prefill 8% slower at 8 x 2048, decode 0.5% at 1 x 128, "
                                 "~1.6 GB more activations at a 16384-token chunk (docs/numerics.md)."),
                          kEngine));
     t.push_back(in_scope(flag("NVRAR_LLM_FUSE_EPILOGUE", &Settings::llm_fuse_epilogue, "1",
