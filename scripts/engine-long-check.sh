@@ -8,8 +8,9 @@
 # and compares our logits of both runs, with the decode GEMMs pinned to skinny variant 0 (NVRAR_LLM_GEMM=skinny0,
 # unless LONG_CHECK_ENVS sets it; prefill's GEMMs stay cuBLASLt), since each run times its own GEMM choice and two
 # variants may round differently.
-# LONG_CHECK_ENVS: the kernel settings to check each case under, space-separated; "default" is the unset settings,
-# anything else is VAR=value[,VAR=value] set for nvrar-llm, e.g.
+# LONG_CHECK_ENVS: the settings to check each case under, space-separated (unset: "default NVRAR_LLM_ACTIVATIONS=fp32",
+# the two numerics modes); "default" is the unset settings, anything else is VAR=value[,VAR=value] set for nvrar-llm,
+# e.g.
 #   LONG_CHECK_ENVS='default NVRAR_LLM_PREFILL_ATTENTION=wgmma \
 #                    NVRAR_LLM_PREFILL_ATTENTION=flash128,NVRAR_LLM_DECODE_ATTENTION=fused'
 # (logs check_<case>_<env tag>_c<chunk>.log; the tag is the env with '=' and ',' replaced).
@@ -38,7 +39,7 @@ for c in "${cases[@]}"; do
   if ! python3 scripts/hf_reference.py --out "$dir" $args > "$OUT/ref_$name.log" 2>&1; then
     echo "== longcheck $name: hf_reference.py FAILED"; tail -5 "$OUT/ref_$name.log"; status=1; continue
   fi
-  for env_spec in ${LONG_CHECK_ENVS:-default}; do
+  for env_spec in ${LONG_CHECK_ENVS:-default NVRAR_LLM_ACTIVATIONS=fp32}; do
   tag=$([ "$env_spec" = default ] && echo "" || echo "_$(echo "$env_spec" | tr '=,' '-_')")
   env_args=()
   [ "$env_spec" = default ] || IFS=',' read -r -a env_args <<< "$env_spec"

@@ -320,14 +320,16 @@ const std::vector<Row>& rows() {
                                 "error against fp32 than bf16 on the fp32 check's models."),
                          kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_ACTIVATIONS", &Settings::llm_activations, "bf16", {"bf16", "fp32"},
-                                "nvrar-llm: bf16 rounds every GEMM output, RoPE's and SwiGLU's steps and the residual "
-                                "stream to bf16 where transformers' bf16 Llama does; fp32 keeps the GEMM outputs in "
-                                "fp32, computes RoPE and SwiGLU in fp32 and rounds them once, and adds the o_proj and "
-                                "down_proj outputs to an fp32 residual stream (implies NVRAR_LLM_RESIDUAL=fp32; at TP > "
-                                "1 the all-reduce sums fp32, twice the bytes): GEMM inputs, the KV cache and the logits "
-                                "stay bf16. One H100: every step of the fp32 check within transformers' bf16 error (0 "
-                                "of 100 steps over, bf16 19), prefill 8% slower at 8 x 2048, decode 0.5% at 1 x 128, "
-                                "~1.6 GB more activations at a 16384-token chunk (docs/numerics.md)."),
+                                "nvrar-llm: bf16 rounds every GEMM output and RoPE's and SwiGLU's steps to bf16 where "
+                                "transformers' bf16 Llama does (the residual stream: NVRAR_LLM_RESIDUAL); fp32 keeps "
+                                "the GEMM outputs in fp32, computes RoPE and SwiGLU in fp32 and rounds them once, and "
+                                "adds the o_proj and down_proj outputs to an fp32 residual stream (implies "
+                                "NVRAR_LLM_RESIDUAL=fp32; at TP 1 inside the GEMMs, whatever NVRAR_LLM_FUSE_RESIDUAL "
+                                "says; at TP > 1 the all-reduce sums fp32, twice the bytes): GEMM inputs, the KV cache "
+                                "and the logits stay bf16. One H100: every step of the fp32 check within transformers' "
+                                "bf16 error (0 of 100 steps over, bf16 19), prefill 8% slower at 8 x 2048, decode 0.5% "
+                                "at 1 x 128; activations at a 16384-token chunk ~0.9 GB larger for 8B, ~1.9 GB for 70B "
+                                "at TP 1 (docs/numerics.md)."),
                          kEngine));
     t.push_back(in_scope(flag("NVRAR_LLM_FUSE_EPILOGUE", &Settings::llm_fuse_epilogue, "1",
                               "nvrar-llm: 1 lets a decode step's skinny GEMMs do the next element-wise step on their "
@@ -339,7 +341,8 @@ const std::vector<Row>& rows() {
                               "stream inside cuBLASLt's GEMM (at TP 1, where cuBLASLt runs the GEMM: over 8 rows, "
                               "e.g. prefill and batch 32), so the RMSNorm after them only normalises; one H100: "
                               "prefill 0.8-0.9% faster at 8 x 2048 and 1 x 8192; 0 writes the GEMM's output and runs "
-                              "the residual add + RMSNorm kernel."),
+                              "the residual add + RMSNorm kernel. With NVRAR_LLM_ACTIVATIONS=fp32 the GEMMs always "
+                              "add into the fp32 stream at TP 1."),
                          kEngine));
     for (Row& r : t) r.accepted = accepted_text(r);
     return t;

@@ -240,8 +240,10 @@ int run_check(const CheckOptions& o) {
   }
   if (root) fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
   if (root)
-    fmt::print("Residual stream: {} (NVRAR_LLM_RESIDUAL){}\n", model.residual_type(),
-               model.residual_in_gemm() ? ", added inside cuBLASLt's GEMMs (NVRAR_LLM_FUSE_RESIDUAL)" : "");
+    fmt::print("Residual stream: {} (NVRAR_LLM_RESIDUAL, NVRAR_LLM_ACTIVATIONS){}\n", model.residual_type(),
+               !model.residual_in_gemm()                     ? ""
+               : std::string(model.activations_type()) == "fp32" ? ", added inside the o_proj / down_proj GEMMs"
+                                                                 : ", added inside cuBLASLt's GEMMs (NVRAR_LLM_FUSE_RESIDUAL)");
   if (root) fmt::print("GEMM outputs: {} (NVRAR_LLM_ACTIVATIONS)\n", model.activations_type());
   if (root && fp32)
     fmt::print("against fp32: our largest error / transformers' bf16 error = {:.2f} (worst step); steps where ours is "

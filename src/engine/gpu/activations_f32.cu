@@ -2,10 +2,11 @@
 //
 // rope_append_f32_kernel. Purpose: rotate the q and k heads of fp32 q/k/v rows, round them and the v heads to bf16,
 //   and append k and v to the KV cache. Algorithm: one block per token row (grid-stride past 65535 rows); threads
-//   0 .. half - 1 first put the row's fp32 cos and sin per pair in shared memory (rope_cos_sin_f32), then item j of heads x half is pair j % half of head j / half: consecutive threads read consecutive
-//   fp32 elements (coalesced 4-byte loads) of both halves, rotate them in fp32 (rope_rotate_f32) and write the two
-//   results rounded once to bf16. Launch: 256 threads,
-//   head_dim floats of dynamic shared memory. Sync: one barrier after the cos/sin table, one before the next row's.
+//   0 .. half - 1 first put the row's fp32 cos and sin per pair in shared memory (rope_cos_sin_f32), then item j of
+//   heads x half is pair j % half of head j / half: consecutive threads read consecutive fp32 elements (coalesced
+//   4-byte loads) of both halves, rotate them in fp32 (rope_rotate_f32) and write the two results rounded once to
+//   bf16. Launch: 256 threads, head_dim floats of dynamic shared memory. Sync: one barrier after the cos/sin table,
+//   one before the next row's.
 // swiglu_f32_kernel. Purpose: silu(gate) x up in fp32, rounded once (swiglu_f32_one). Algorithm: one thread per 8
 //   intermediate indices (two 16-byte loads of gate and two
 //   of up, one 16-byte store) where inter is a multiple of 8 and the buffers 16-byte aligned, else one per index.
@@ -109,6 +110,10 @@ void rope_qk_append_f32(const float* qkv32, int64_t n, int64_t qkv_cols, int q_h
                 std::to_string(q_heads) + " q heads, " + std::to_string(kv_heads) + " kv heads in rows of " +
                 std::to_string(qkv_cols) + " (takes head_dim even and rows of at least (q + 2 kv heads) head_dim)");
   if (n < 1) return;
+  if (qkv32 == nullptr || positions == nullptr || inv_freq == nullptr || seq == nullptr || cache_k == nullptr ||
+      cache_v == nullptr || qkv == nullptr || max_seq < 1)
+    throw Error("nvrar-llm: rope_qk_append_f32: " + std::to_string(n) +
+                " rows need the input, positions, inv_freq, seq, both caches and the output set, and max_seq >= 1");
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(n, 65535));
   rope_append_f32_kernel<<<blocks, kThreads, head_dim * sizeof(float), stream>>>(
       qkv32, n, qkv_cols, q_heads, kv_heads, head_dim, positions, inv_freq, seq, cache_k, cache_v, max_seq, qkv);

@@ -16,8 +16,9 @@ namespace nvrar::engine::gpu {
 
 // qkv32: [n][qkv_cols] fp32 with q heads at column h * head_dim, then kv_heads k heads, then kv_heads v heads.
 // Writes qkv [n][qkv_cols] (bf16, the same layout): q and k heads rotated in fp32 and rounded once, v heads rounded
-// once; the rotated k heads and the v heads also to cache_k / cache_v [max_batch][kv_heads][max_seq][head_dim] of sequence seq[t] at positions[t].
-// head_dim even; throws nvrar::Error otherwise.
+// once; the rotated k heads and the v heads also to cache_k / cache_v [max_batch][kv_heads][max_seq][head_dim] of
+// sequence seq[t] at positions[t]. Throws nvrar::Error for an odd head_dim, rows too short for the heads, or (rows
+// > 0) a pointer not set.
 void rope_qk_append_f32(const float* qkv32, int64_t n, int64_t qkv_cols, int q_heads, int kv_heads, int head_dim,
                         const int32_t* positions, const float* inv_freq, const int32_t* seq, bf16_t* cache_k,
                         bf16_t* cache_v, int64_t max_seq, bf16_t* qkv, cudaStream_t stream);

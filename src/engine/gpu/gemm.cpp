@@ -21,8 +21,8 @@ namespace {
 // The output types a GEMM writes; anything else is refused before cuBLASLt sees it.
 void check_output(DataType out, int64_t m, int64_t n, int64_t k) {
   if (out != DataType::kBFloat16 && out != DataType::kFloat32)
-    throw Error(fmt::format("nvrar-llm: a [{} x {}] . [{} x {}]^T GEMM with {} output (takes bfloat16 or float32)", m,
-                            k, n, k, dtype_name(out)));
+    throw Error(fmt::format("nvrar-llm: Gemm: a [{} x {}] . [{} x {}]^T GEMM asked for {} output (the engine's GEMMs "
+                            "write bfloat16 or float32)", m, k, n, k, dtype_name(out)));
 }
 
 // The skinny kernel's epilogue that stores (or, accumulating, adds) plain products of type `out`.

@@ -1,8 +1,8 @@
 // Row-major bf16 GEMMs of a linear layer through cuBLASLt: y[m, n] = x[m, k] . w[n, k]^T (w as Hugging Face
 // stores a Linear weight, [out_features, in_features]), fp32 accumulation, bf16 output (or fp32: `out`, for
-// NVRAR_LLM_ACTIVATIONS=fp32). Algorithms are chosen once per (m, n, k, output type): cuBLASLt's heuristic candidates (and, for m <= 8, skinny_gemm) timed on tune() or the first call
-// outside graph capture, the fastest cached;
-// the workspace is owned here, so calls are graph-capturable.
+// NVRAR_LLM_ACTIVATIONS=fp32). Algorithms are chosen once per (m, n, k, output type): cuBLASLt's heuristic candidates
+// (and, for m <= 8, skinny_gemm) timed on tune() or the first call outside graph capture, the fastest cached; the
+// workspace is owned here, so calls are graph-capturable.
 #pragma once
 
 #include <cublasLt.h>
@@ -49,8 +49,8 @@ class Gemm {
   bool linear_accumulate(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
                          void* scratch, DataType out = DataType::kBFloat16);
 
-  // Chooses the kernel for (m, n, k) by timing passes over all of `weights` (e.g. every layer's matrix of that
-  // shape), unless already chosen on as many matrices. Not during graph capture.
+  // Chooses the kernel for (m, n, k) and output type `out` by timing passes over all of `weights` (e.g. every layer's
+  // matrix of that shape), unless already chosen on as many matrices. Not during graph capture.
   void tune(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
             cudaStream_t stream, DataType out = DataType::kBFloat16);
 

@@ -140,12 +140,15 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
     void* p = allreduce_.allocate_io(static_cast<std::size_t>(elems) * sizeof(bf16_t), what);
     return p != nullptr ? static_cast<bf16_t*>(p) : memory_.bf16(elems, what);
   };
-  if (fp32_activations_) {
-    qkv32_ = memory_.f32(T * qkv_cols_, "q/k/v GEMM output (fp32)");
-    gu32_ = memory_.f32(T * 2 * inter_, "gate/up GEMM output (fp32)");
-    // Half as many fp32 elements in the all-reduce's registered input as bf16 ones in twice the room.
-    void* p = allreduce_.allocate_io(static_cast<std::size_t>(T * H) * sizeof(float), "all-reduce input (fp32)");
-    part32_ = p != nullptr ? static_cast<float*>(p) : memory_.f32(T * H, "all-reduce input (fp32)");
+  if (fp32_activations_) {  // one buffer for the fp32 GEMM outputs, used one after another (model.h)
+    const int64_t widest = std::max({qkv_cols_, 2 * inter_, ranks == 1 ? H : int64_t{0}});
+    qkv32_ = gu32_ = memory_.f32(T * widest, "GEMM outputs (fp32)");
+    if (ranks == 1) {
+      part32_ = qkv32_;
+    } else {  // the all-reduce's input: fp32 partial sums, in the registered heap where it fits
+      void* p = allreduce_.allocate_io(static_cast<std::size_t>(T * H) * sizeof(float), "all-reduce input (fp32)");
+      part32_ = p != nullptr ? static_cast<float*>(p) : memory_.f32(T * H, "all-reduce input (fp32)");
+    }
   } else {
     part_ = io(T * H, "all-reduce input");
   }
@@ -342,7 +345,7 @@ void LlamaModel::linear_residual_norm(const bf16_t* in, const bf16_t* w, int64_t
 
 bool LlamaModel::gemm_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight, int64_t n,
                                     StepTimer* timer) {
-  if (!residual_in_gemm()) return false;
+  if (!fuse_residual_ || allreduce_.size() != 1 || h_ == nullptr) return false;  // the bf16 stream at TP 1 only
   if (!gemm_->linear_accumulate(in, w, h_, n, hidden_, k, stream_, part_)) return false;
   if (timer) timer->mark(StepPart::kAllReduce);
   const cudaError_t e = nvrar::gpu::launch_residual_rmsnorm(nullptr, h_, norm_weight, x_, n, hidden_, eps_,

@@ -62,7 +62,9 @@ struct EngineOptions {
 // 8 x 2048, -1.2% at 1 x 8192, -1.7% at 1 x 32768; H200 -0.6% and -1.8% at the first two; bench/results/
 // 2026-12-05f-engine calls 3 and 6; activations ~2 GB). 4096 at TP > 1, where the all-reduce's two chunk x hidden
 // bf16 buffers live in the communicator's registered heap (Options::buffer_bytes, 256 MiB by default: 16384 tokens
-// of 70B's hidden 8192 would not fit, and that all-reduce would fall back to NCCL); not measured there.
+// of 70B's hidden 8192 would not fit, and that all-reduce would fall back to NCCL); not measured there. With
+// NVRAR_LLM_ACTIVATIONS=fp32 the all-reduce's input is fp32 (twice the room): where it does not fit the heap it is
+// plain memory and the all-reduce takes the copy-in path (allocate_io says so).
 inline int64_t default_prefill_chunk(int tp) { return tp == 1 ? 16384 : 4096; }
 
 // Error naming the config's source (or the engine sizes) unless the engine can run `config` over `ranks` ranks
@@ -144,9 +146,11 @@ class LlamaModel {
   const char* activations_type() const { return fp32_activations_ ? "fp32" : "bf16"; }
   // The residual stream's type, "bf16" or "fp32" (NVRAR_LLM_RESIDUAL, or fp32 with NVRAR_LLM_ACTIVATIONS=fp32).
   const char* residual_type() const { return h32_ != nullptr ? "fp32" : "bf16"; }
-  // Whether o_proj / down_proj add into the residual inside cuBLASLt where it runs them (NVRAR_LLM_FUSE_RESIDUAL at
-  // TP 1 with the bf16 stream; gemm_residual_norm).
-  bool residual_in_gemm() const { return fuse_residual_ && allreduce_.size() == 1 && h32_ == nullptr; }
+  // Whether o_proj / down_proj add into the residual inside the GEMM: at TP 1, in cuBLASLt where it runs them with the
+  // bf16 stream (NVRAR_LLM_FUSE_RESIDUAL; gemm_residual_norm), in every one of them with fp32 activations.
+  bool residual_in_gemm() const {
+    return allreduce_.size() == 1 && (fp32_activations_ || (fuse_residual_ && h32_ == nullptr));
+  }
 
  private:
   struct Layer {
@@ -183,7 +187,7 @@ class LlamaModel {
                             StepTimer* timer);
   // Layer i's q/k/v GEMM on x_, then RoPE and the KV append: q, k, v (rotated, bf16) in qkv_ and the cache.
   void qkv_rope_append(std::size_t i, int64_t n, const ForwardInputs& in, StepTimer* timer);
-  // Layer l's gate/up GEMM on x_, then SwiGLU into act_.
+  // The gate/up GEMM of weight gate_up on x_, then SwiGLU into act_.
   void gate_up_swiglu(const bf16_t* gate_up, int64_t n, StepTimer* timer);
 
   ModelConfig config_;
@@ -204,10 +208,12 @@ class LlamaModel {
   bf16_t* final_norm_ = nullptr;
   float* inv_freq_ = nullptr;
   // activations, sized for max(prefill_chunk, max_batch) rows; last_: the kept rows [max_batch]. The residual stream
-  // is h_ (bf16) or h32_ (fp32, NVRAR_LLM_RESIDUAL=fp32); the other stays nullptr.
+  // is h_ (bf16) or h32_ (fp32: NVRAR_LLM_RESIDUAL=fp32 or NVRAR_LLM_ACTIVATIONS=fp32); the other stays nullptr.
   float* h32_ = nullptr;
   // NVRAR_LLM_ACTIVATIONS=fp32 only (else nullptr): the q/k/v and gate/up GEMMs' fp32 outputs, and o_proj / down_proj's
-  // fp32 partial sums (at TP 1 only the GEMM choice's timed output), which replace gu_ and part_.
+  // fp32 partial sums, which replace gu_ and part_. qkv32_ and gu32_ are one buffer (RoPE has read q/k/v before the
+  // gate/up GEMM writes), and at TP 1 part32_ too (only the timed runs of a GEMM choice write it, before the gate/up
+  // GEMM or after SwiGLU); at TP > 1 part32_ is the all-reduce's own (allocate_io).
   float *qkv32_ = nullptr, *gu32_ = nullptr, *part32_ = nullptr;
   bool fp32_activations_ = false;  // NVRAR_LLM_ACTIVATIONS=fp32
   bf16_t *h_ = nullptr, *x_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *part_ = nullptr, *gu_ = nullptr,

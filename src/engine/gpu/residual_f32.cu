@@ -53,7 +53,7 @@ __device__ __forceinline__ void store_f32x8(float* p, const float* v) {
 }
 
 // Residual (+ partial: bf16 sums, or fp32 ones at NVRAR_LLM_ACTIVATIONS=fp32) and RMSNorm of fp32 rows; kAdd
-// false: the residual is only read. partial may alias out: the
+// false: the residual is only read. A bf16 partial may alias out (an fp32 one may not: residual_f32.h): the
 // thread that reads a unit of partial is the one that later writes that unit of out. No pointer is __restrict__ or
 // read through the read-only path (the previous kernels of the graph write them; docs/engine.md, PDL).
 template <bool kAdd, class Partial>
@@ -129,8 +129,9 @@ void launch(const Partial* partial, float* residual, const bf16_t* weight, bf16_
   int64_t threads = (units + 31) / 32 * 32;
   threads = threads < 32 ? 32 : threads > kMaxThreads ? kMaxThreads : threads;
   const int64_t blocks = rows < kMaxBlocks ? rows : kMaxBlocks;
-  residual_rmsnorm_f32_kernel<kAdd, Partial><<<static_cast<unsigned>(blocks), static_cast<unsigned>(threads), 0, stream>>>(
-      partial, residual, weight, out, rows, hidden, eps);
+  const dim3 grid(static_cast<unsigned>(blocks)), block(static_cast<unsigned>(threads));
+  residual_rmsnorm_f32_kernel<kAdd, Partial><<<grid, block, 0, stream>>>(partial, residual, weight, out, rows, hidden,
+                                                                          eps);
 }
 
 }  // namespace

@@ -26,10 +26,12 @@ void rmsnorm_f32(const float* x, const bf16_t* weight, bf16_t* out, int64_t rows
                  cudaStream_t stream);
 
 // residual += float(partial) (an fp32 add per element, no bf16 rounding); out = rmsnorm(residual) * weight.
-// partial: the all-reduced output of o_proj or down_proj (at TP 1 the GEMM's output itself). partial may alias out.
+// partial: the all-reduced output of o_proj or down_proj (at TP 1 the GEMM's output itself). partial may alias out
+// (same element size: the thread that reads a unit of partial is the one that writes that unit of out).
 void residual_rmsnorm_f32(const bf16_t* partial, float* residual, const bf16_t* weight, bf16_t* out, int64_t rows,
                           int64_t hidden, float eps, cudaStream_t stream);
-// The same with fp32 partial sums (NVRAR_LLM_ACTIVATIONS=fp32 at TP > 1: the all-reduce sums fp32).
+// The same with fp32 partial sums (NVRAR_LLM_ACTIVATIONS=fp32 at TP > 1: the all-reduce sums fp32). partial must not
+// alias out: bf16 row r of out would overlap fp32 row r / 2 of partial, which another block may not have read yet.
 void residual_rmsnorm_f32(const float* partial, float* residual, const bf16_t* weight, bf16_t* out, int64_t rows,
                           int64_t hidden, float eps, cudaStream_t stream);
 

@@ -81,9 +81,9 @@ class LlamaRunner {
   std::string gemm_choices() const { return model_.gemm_choices(); }  // Gemm::choices()
   std::string gemm_plan() const { return model_.gemm_plan(); }        // Gemm::plan_text()
   std::string attention_kernels() const { return model_.attention_kernels(); }
-  const char* residual_type() const { return model_.residual_type(); }  // "bf16" or "fp32" (NVRAR_LLM_RESIDUAL)
+  const char* residual_type() const { return model_.residual_type(); }  // "bf16" or "fp32" (model.h)
   const char* activations_type() const { return model_.activations_type(); }  // NVRAR_LLM_ACTIVATIONS
-  bool residual_in_gemm() const { return model_.residual_in_gemm(); }   // NVRAR_LLM_FUSE_RESIDUAL in effect
+  bool residual_in_gemm() const { return model_.residual_in_gemm(); }   // model.h
 
  private:
   class Stream {  // the engine's non-blocking stream, created first and destroyed last but the adapter

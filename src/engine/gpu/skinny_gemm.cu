@@ -6,8 +6,8 @@
 //   at a time, U loads per row in flight (streaming, evict-first), and multiplies them with the same 8 elements of
 //   each of the m rows of x (16-byte coherent loads, L1-cached; one x load serves the C columns),
 //   accumulating C m fp32 sums. A butterfly of xor-shuffles sums the lanes; lane C r + c writes y[r, j + c] (bf16,
-//   or fp32: StoreColumns). Variants: 0 is C = 2, U = 4 (best for m of 1-2); 1 is C = 4, U = 2 (fewer x loads and conversions per
-//   weight for larger m); variants 2 and 3 (tensor cores, weights staged through shared memory) are described at
+//   or fp32: StoreColumns). Variants: 0 is C = 2, U = 4 (best for m of 1-2); 1 is C = 4, U = 2 (fewer x loads and
+//   conversions per weight for larger m); variants 2 and 3 (tensor cores, weights staged through shared memory) are described at
 //   their kernel below; Gemm times all four.
 // Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
 // Epilogues (SkinnyEpilogue, skinny_gemm.h): the kernels compute "output columns" and an Out type maps them to weight
@@ -412,6 +412,9 @@ void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, in
     case SkinnyEpilogue::Kind::kStore:
     case SkinnyEpilogue::Kind::kStoreF32:
     case SkinnyEpilogue::Kind::kAddF32:
+      if (e.fp32)  // the output type is the kind's: a caller setting fp32 on kStore would get bf16 in a float buffer
+        throw Error("nvrar-llm: skinny_gemm: SkinnyEpilogue::fp32 is for the SwiGLU and RoPE epilogues; a plain "
+                    "fp32 output is kStoreF32 or kAddF32");
       return launch(xb, wb, StoreColumns{y, n, e.kind}, m, n, k, variant, stream);
     case SkinnyEpilogue::Kind::kSwiGlu:
       if (n % 2 != 0)

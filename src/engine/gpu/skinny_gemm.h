@@ -1,6 +1,7 @@
 // Skinny GEMM for decode (skinny_gemm.cu): y[m, n] = x[m, k] . w[n, k]^T for m <= 8 rows (the decode batch), bf16
-// in, bf16 or fp32 out (SkinnyEpilogue), fp32 accumulation. At such m a linear layer is a pass over the weights, so the kernel is built to
-// stream w at HBM bandwidth; Gemm times it against cuBLASLt's candidates and uses it only where it is faster.
+// in, bf16 or fp32 out (SkinnyEpilogue), fp32 accumulation. At such m a linear layer is a pass over the weights, so
+// the kernel is built to stream w at HBM bandwidth; Gemm times it against cuBLASLt's candidates and uses it only
+// where it is faster.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -49,7 +50,7 @@ bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m
                           int variant = 0);
 // Throws nvrar::Error, launching nothing, for a call skinny_gemm_supports refuses or an epilogue whose shape does not
 // match n (kSwiGlu: n even; kRopeAppend: n = (q_heads + 2 kv_heads) head_dim with head_dim even and every pointer
-// set). Gemm times the variants without an epilogue.
+// set; fp32 set with a plain store). Gemm times the variants with the plain store of the output type it chooses for.
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
                  cudaStream_t stream, const SkinnyEpilogue& epilogue = {});
 
