@@ -17,7 +17,7 @@ bf16 rounding applied explicitly where each implementation rounds:
 Every step's logits are teacher-forced (the positions after the prompt of one random sequence), like the check.
 
     /usr/bin/python3 scripts/precision_model.py [--cases p1,p300,...] [--seeds 4] [--layers 2]
-        [--fix rope,swiglu,norm,...]
+        [--fix rope,swiglu,norm,...] [--fix fp32_activations]
 
 Needs PyTorch (CPU is enough; Debian's python3-torch works). Prints, per case and variant, the worst ratio over
 steps and seeds and how many steps have ours larger."""
@@ -40,6 +40,8 @@ CASES = {
 # residual (bf16 residual stream -> fp32), logits (bf16 logits -> fp32), qkv / gate_up (GEMM outputs kept in fp32
 # until RoPE / SwiGLU round once).
 FIXES = ("rope", "swiglu", "norm", "residual", "logits", "qkv", "gate_up", "o_down", "gemm_in", "q", "kv")
+# The engine's NVRAR_LLM_ACTIVATIONS=fp32 mode as a set of fixes (--fix fp32_activations; docs/numerics.md).
+FP32_ACTIVATIONS = ("rope", "swiglu", "residual", "qkv", "gate_up", "o_down")
 VOCAB, THETA = 512, 500000.0
 
 
@@ -188,9 +190,11 @@ def main():
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--layers", type=int, default=2, help="decoder layers (the check's models have 2)")
     ap.add_argument("--fix", action="append", default=[],
-                    help=f"comma-separated roundings to remove, any of {', '.join(FIXES)}; repeat for variants")
+                    help=f"comma-separated roundings to remove, any of {', '.join(FIXES)}, or fp32_activations "
+                    f"(the engine's NVRAR_LLM_ACTIVATIONS=fp32: {','.join(FP32_ACTIVATIONS)}); repeat for variants")
     args = ap.parse_args()
-    variants = [()] + [tuple(f for f in spec.split(",") if f) for spec in args.fix]
+    expand = lambda f: FP32_ACTIVATIONS if f == "fp32_activations" else (f,)
+    variants = [()] + [tuple(g for f in spec.split(",") if f for g in expand(f)) for spec in args.fix]
     for v in variants:
         bad = [f for f in v if f not in FIXES]
         if bad:

@@ -46,9 +46,9 @@ __device__ __forceinline__ bf16_t swiglu_one(float g, float u) {
   return to_bf16(to_f32(to_bf16(g / (1.0f + __expf(-g)))) * u);
 }
 
-// NVRAR_LLM_ACTIVATIONS=fp32: RoPE and SwiGLU in fp32 on fp32 inputs, rounded once to bf16 at the end. Products and
-// sums through __fmul_rn / __fadd_rn, so no call site contracts them into an FMA of its own (the GEMM epilogue and the
-// fp32-input kernels give the same bits).
+// NVRAR_LLM_ACTIVATIONS=fp32: RoPE and SwiGLU in fp32 on fp32 inputs, rounded once to bf16 at the end. The rotation's
+// and SwiGLU's products and sums go through __fmul_rn / __fadd_rn, so no call site contracts them into an FMA of its
+// own (the GEMM epilogue and the fp32-input kernels give the same bits); the angle is a lone product, rounded alike.
 __device__ __forceinline__ void rope_cos_sin_f32(int32_t position, float inv_freq, float& c, float& s) {
   const float angle = static_cast<float>(position) * inv_freq;
   c = cosf(angle);
