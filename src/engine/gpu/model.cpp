@@ -142,7 +142,8 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   };
   if (fp32_activations_) {  // one buffer for the fp32 GEMM outputs, used one after another (model.h)
     const int64_t widest = std::max({qkv_cols_, 2 * inter_, ranks == 1 ? H : int64_t{0}});
-    qkv32_ = gu32_ = memory_.f32(T * widest, "GEMM outputs (fp32)");
+    qkv32_ = gu32_ = memory_.f32(T * widest, "the fp32 GEMM outputs of NVRAR_LLM_ACTIVATIONS=fp32 (prefill chunk x "
+                                             "the widest GEMM; a smaller --prefill-chunk needs less)");
     if (ranks == 1) {
       part32_ = qkv32_;
     } else {  // the all-reduce's input: fp32 partial sums, in the registered heap where it fits
