@@ -161,6 +161,7 @@ int run_check(const CheckOptions& o) {
   const char* truth_name = fp32 ? "fp32" : "HF";
   int bad = 0, near_ties = 0, steps_over_hf = 0;
   double worst_ratio = 0;
+  std::vector<double> ratios;  // per step, against fp32: ours / transformers' bf16 error
   std::vector<std::vector<int32_t>> ours;
   nlohmann::json our_logits = nlohmann::json::array();
   std::vector<int32_t> got = model.prefill(prompts, batch, len);
@@ -219,6 +220,7 @@ int run_check(const CheckOptions& o) {
     if (fp32) {
       const double ratio = hf_err > 0 ? max_diff / hf_err : (max_diff > 0 ? INFINITY : 0.0);
       worst_ratio = std::max(worst_ratio, ratio);
+      ratios.push_back(ratio);
       if (ratio > 1) ++steps_over_hf;
       vs_hf = fmt::format(", transformers bf16 {:.4f}, ratio {:.2f}", hf_err, ratio);
     }
@@ -245,10 +247,14 @@ int run_check(const CheckOptions& o) {
                : std::string(model.activations_type()) == "fp32" ? ", added inside the o_proj / down_proj GEMMs"
                                                                  : ", added inside cuBLASLt's GEMMs (NVRAR_LLM_FUSE_RESIDUAL)");
   if (root) fmt::print("GEMM outputs: {} (NVRAR_LLM_ACTIVATIONS)\n", model.activations_type());
-  if (root && fp32)
-    fmt::print("against fp32: our largest error / transformers' bf16 error = {:.2f} (worst step); steps where ours is "
-               "larger: {} of {}\n",
-               worst_ratio, steps_over_hf, steps);
+  if (root && fp32) {
+    std::sort(ratios.begin(), ratios.end());
+    const std::size_t h = ratios.size() / 2;
+    const double median = ratios.empty() ? 0.0 : ratios.size() % 2 ? ratios[h] : (ratios[h - 1] + ratios[h]) / 2;
+    fmt::print("against fp32: our largest error / transformers' bf16 error = {:.2f} (worst step), {:.2f} (median "
+               "step); steps where ours is larger: {} of {}\n",
+               worst_ratio, median, steps_over_hf, steps);
+  }
   if (root)
     fmt::print("nvrar-llm check: TP {}, all-reduce {}, {} prompts x {} tokens, {} steps (teacher-forced, truth {}): "
                "{}; greedy tokens equal HF's except {} near tie(s)\n",
