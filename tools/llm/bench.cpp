@@ -152,9 +152,7 @@ int run_bench(const BenchOptions& o) {
     fmt::print("GEMM plan (rank 0; NVRAR_LLM_GEMM repeats it): {}\n", model.gemm_plan());
     fmt::print("Attention kernels: {}\n", model.attention_kernels());
     fmt::print("Residual stream: {}{}\n", model.residual_type(),
-               !model.residual_in_gemm()                     ? ""
-               : std::string(model.activations_type()) == "fp32" ? " (added inside every o_proj / down_proj GEMM)"
-                                                                 : " (added inside cuBLASLt's o_proj / down_proj GEMMs where they run)");
+               model.residual_in_gemm() ? fmt::format(" (added inside {})", model.residual_gemms()) : "");
     fmt::print("GEMM outputs (NVRAR_LLM_ACTIVATIONS): {}\n", model.activations_type());
     fmt::print("Prefill split (one instrumented prefill: {})\n", format_split(prefill_br));
     fmt::print("Decode step split (one eager, instrumented step: {})\n", format_split(br));

@@ -243,9 +243,7 @@ int run_check(const CheckOptions& o) {
   if (root) fmt::print("GEMM kernels (m x n x k, rank 0): {}\n", model.gemm_choices());
   if (root)
     fmt::print("Residual stream: {} (NVRAR_LLM_RESIDUAL, NVRAR_LLM_ACTIVATIONS){}\n", model.residual_type(),
-               !model.residual_in_gemm()                     ? ""
-               : std::string(model.activations_type()) == "fp32" ? ", added inside the o_proj / down_proj GEMMs"
-                                                                 : ", added inside cuBLASLt's GEMMs (NVRAR_LLM_FUSE_RESIDUAL)");
+               model.residual_in_gemm() ? fmt::format(", added inside {}", model.residual_gemms()) : "");
   if (root) fmt::print("GEMM outputs: {} (NVRAR_LLM_ACTIVATIONS)\n", model.activations_type());
   if (root && fp32) {
     std::sort(ratios.begin(), ratios.end());

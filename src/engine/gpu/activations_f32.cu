@@ -8,8 +8,8 @@
 //   bf16. Launch: 256 threads, head_dim floats of dynamic shared memory. Sync: one barrier after the cos/sin table,
 //   one before the next row's.
 // swiglu_f32_kernel. Purpose: silu(gate) x up in fp32, rounded once (swiglu_f32_one). Algorithm: one thread per 8
-//   intermediate indices (two 16-byte loads of gate and two
-//   of up, one 16-byte store) where inter is a multiple of 8 and the buffers 16-byte aligned, else one per index.
+//   intermediate indices (two 16-byte loads of gate and two of up, one 16-byte store) where inter is a multiple of 8
+//   and the buffers 16-byte aligned, else one per index.
 //   Launch: 256 threads per block, enough blocks for every unit. Sync: none.
 // SwiGLU, like layers.cu's, lets the next PDL-launched kernel of the stream (the down GEMM) start early
 // (allow_next_grid); its griddepcontrol.wait still waits for this one to end.

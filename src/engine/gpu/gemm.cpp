@@ -210,10 +210,8 @@ std::string Gemm::plan_text() const {
 
 bool Gemm::linear_skinny(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, cudaStream_t stream,
                          const SkinnyEpilogue& epilogue) {
-  using Kind = SkinnyEpilogue::Kind;
-  const bool fp32_products = epilogue.kind == Kind::kStoreF32 || epilogue.kind == Kind::kAddF32 ||
-                             ((epilogue.kind == Kind::kSwiGlu || epilogue.kind == Kind::kRopeAppend) &&
-                              epilogue.fp32);
+  using Kind = SkinnyEpilogue::Kind;  // fp32 set only on the paired epilogues (skinny_gemm refuses it elsewhere)
+  const bool fp32_products = epilogue.fp32 || epilogue.kind == Kind::kStoreF32 || epilogue.kind == Kind::kAddF32;
   const auto it = plans_.find(Key{m, n, k, fp32_products ? DataType::kFloat32 : DataType::kBFloat16});
   if (it == plans_.end() || it->second.skinny_variant < 0 ||
       !skinny_gemm_supports(x, w, y, m, n, k, it->second.skinny_variant))
@@ -253,15 +251,17 @@ bool Gemm::linear_accumulate(const void* x, const void* w, void* y, int64_t m, i
                              cudaStream_t stream, void* scratch, DataType out) {
   const void* const one[] = {w};
   const Plan& p = plan(x, one, scratch, m, n, k, stream, out);
-  if (p.skinny_variant >= 0 && out == DataType::kFloat32 && skinny_gemm_supports(x, w, y, m, n, k, p.skinny_variant)) {
-    skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream, plain_store(out, true));
-    const cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-      throw Error(fmt::format("nvrar-llm: skinny GEMM launch failed for a [{} x {}] . [{} x {}]^T GEMM adding into "
-                              "fp32: {}", m, k, n, k, cudaGetErrorString(e)));
-    return true;
+  if (p.skinny_variant >= 0) {
+    if (out != DataType::kFloat32) return false;  // bf16: the caller writes the product and adds it with the norm
+    if (skinny_gemm_supports(x, w, y, m, n, k, p.skinny_variant)) {
+      skinny_gemm(x, w, y, m, n, k, p.skinny_variant, stream, plain_store(out, true));
+      const cudaError_t e = cudaGetLastError();
+      if (e != cudaSuccess)
+        throw Error(fmt::format("nvrar-llm: skinny GEMM launch failed for a [{} x {}] . [{} x {}]^T GEMM adding into "
+                                "fp32: {}", m, k, n, k, cudaGetErrorString(e)));
+      return true;
+    }
   }
-  if (p.skinny_variant >= 0 && out != DataType::kFloat32) return false;
   run_cublaslt(p, x, w, y, 1.0f, m, n, k, stream, "matmul (accumulating)");
   return true;
 }

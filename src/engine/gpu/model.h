@@ -151,6 +151,12 @@ class LlamaModel {
   bool residual_in_gemm() const {
     return allreduce_.size() == 1 && (fp32_activations_ || (fuse_residual_ && h32_ == nullptr));
   }
+  // Which GEMMs add into the residual where residual_in_gemm(), for nvrar-llm's printout; "" elsewhere.
+  const char* residual_gemms() const {
+    return !residual_in_gemm()   ? ""
+           : fp32_activations_ ? "every o_proj / down_proj GEMM"
+                               : "cuBLASLt's o_proj / down_proj GEMMs where they run (NVRAR_LLM_FUSE_RESIDUAL)";
+  }
 
  private:
   struct Layer {

@@ -84,6 +84,7 @@ class LlamaRunner {
   const char* residual_type() const { return model_.residual_type(); }  // "bf16" or "fp32" (model.h)
   const char* activations_type() const { return model_.activations_type(); }  // NVRAR_LLM_ACTIVATIONS
   bool residual_in_gemm() const { return model_.residual_in_gemm(); }   // model.h
+  const char* residual_gemms() const { return model_.residual_gemms(); }  // model.h
 
  private:
   class Stream {  // the engine's non-blocking stream, created first and destroyed last but the adapter

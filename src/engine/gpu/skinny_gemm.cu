@@ -7,8 +7,8 @@
 //   each of the m rows of x (16-byte coherent loads, L1-cached; one x load serves the C columns),
 //   accumulating C m fp32 sums. A butterfly of xor-shuffles sums the lanes; lane C r + c writes y[r, j + c] (bf16,
 //   or fp32: StoreColumns). Variants: 0 is C = 2, U = 4 (best for m of 1-2); 1 is C = 4, U = 2 (fewer x loads and
-//   conversions per weight for larger m); variants 2 and 3 (tensor cores, weights staged through shared memory) are described at
-//   their kernel below; Gemm times all four.
+//   conversions per weight for larger m); variants 2 and 3 (tensor cores, weights staged through shared memory) are
+//   described at their kernel below; Gemm times all four.
 // Launch shape: 256 threads (8 warps, 8 C columns) per block, ceil(n / 8 C) blocks; template on m, C, U.
 // Epilogues (SkinnyEpilogue, skinny_gemm.h): the kernels compute "output columns" and an Out type maps them to weight
 //   rows and stores them. StoreColumns: column j is weight row j, stored to y. The paired outputs (SwiGluPairs,
