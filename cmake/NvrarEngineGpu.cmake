@@ -11,6 +11,7 @@ add_library(nvrar_engine_gpu STATIC
   src/engine/gpu/attention_mma.cu
   src/engine/gpu/flash_prefill.cu
   src/engine/gpu/skinny_gemm.cu
+  src/engine/gpu/decode_megakernel.cu
   src/engine/gpu/copy_wait.cpp
   src/engine/gpu/device_memory.cpp
   src/engine/gpu/step_timer.cpp

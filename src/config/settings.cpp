@@ -312,6 +312,15 @@ const std::vector<Row>& rows() {
                                 "splits and merge, dot products on tensor cores; head_dim 64 and 128, else fused; as "
                                 "fast as fused or up to 3% faster per decode step on an H100); unset: mma."),
                          kEngine));
+    t.push_back(in_scope(choice("NVRAR_LLM_DECODE_KERNEL", &Settings::llm_decode_kernel, "layers",
+                                {"layers", "persistent"},
+                                "nvrar-llm: how a decode step of 1-8 rows runs at TP 1 with bf16 activations: layers "
+                                "launches ~7 kernels per layer; persistent runs every layer, the final norm and the "
+                                "lm_head in one kernel with one block per SM, streaming the weights across the phase "
+                                "boundaries (head_dim 64/128; its own CUDA-core attention; docs/engine.md). "
+                                "persistent refuses, naming the cause, at TP > 1, with fp32 activations or residual, "
+                                "or for a model shape it does not take; larger batches run the layers."),
+                         kEngine));
     t.push_back(in_scope(choice("NVRAR_LLM_RESIDUAL", &Settings::llm_residual, "bf16", {"bf16", "fp32"},
                                 "nvrar-llm: the residual stream's type: bf16 rounds it after each of a layer's two "
                                 "residual adds, as transformers' bf16 Llama does; fp32 keeps it in fp32 (4 bytes per "

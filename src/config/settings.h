@@ -36,6 +36,7 @@ struct Settings {
   std::string llm_gemm;                 // NVRAR_LLM_GEMM (empty: the engine times its GEMM candidates)
   std::string llm_prefill_attention;    // NVRAR_LLM_PREFILL_ATTENTION (empty or "flash": tensor cores where possible)
   std::string llm_decode_attention;     // NVRAR_LLM_DECODE_ATTENTION (empty, "splitk", "fused" or "mma")
+  std::string llm_decode_kernel;        // NVRAR_LLM_DECODE_KERNEL ("layers" or "persistent")
   std::string llm_residual;             // NVRAR_LLM_RESIDUAL ("bf16" or "fp32": the residual stream's type)
   std::string llm_activations;          // NVRAR_LLM_ACTIVATIONS ("bf16" or "fp32": GEMM outputs and residual)
   int64_t llm_fuse_epilogue;            // NVRAR_LLM_FUSE_EPILOGUE

@@ -177,6 +177,73 @@ LlamaModel::LlamaModel(const ModelConfig& config, CommAdapter& allreduce, const 
   decode_attention_ = decode_attention_kernel();
   fuse_epilogue_ = config::settings().llm_fuse_epilogue != 0;
   fuse_residual_ = config::settings().llm_fuse_residual != 0;
+  if (config::settings().llm_decode_kernel == "persistent") init_persistent_decode();
+}
+
+void LlamaModel::init_persistent_decode() {
+  std::string refusal;
+  if (allreduce_.size() != 1)
+    refusal = fmt::format("tensor parallelism {} (takes TP 1)", allreduce_.size());
+  else if (h32_ != nullptr)
+    refusal = "the fp32 residual stream of NVRAR_LLM_RESIDUAL=fp32 or NVRAR_LLM_ACTIVATIONS=fp32 (takes bf16)";
+  else
+    refusal = decode_megakernel_refusal(1, static_cast<int>(layers_.size()), static_cast<int>(hidden_), q_heads_,
+                                        kv_heads_, head_dim_, static_cast<int>(inter_), vocab_cols_);
+  if (!refusal.empty())
+    throw Error(fmt::format("nvrar-llm: rank {}: NVRAR_LLM_DECODE_KERNEL=persistent does not take {}; unset it (or "
+                            "set layers) to run this model",
+                            rank_, refusal));
+  // The batch sizes it takes: the rows' activations must fit its shared memory (8 rows of hidden 4096 do).
+  int rows = static_cast<int>(std::min<int64_t>(options_.max_batch, kMegakernelMaxRows));
+  while (rows > 1 && !decode_megakernel_refusal(rows, static_cast<int>(layers_.size()), static_cast<int>(hidden_),
+                                                q_heads_, kv_heads_, head_dim_, static_cast<int>(inter_), vocab_cols_)
+                          .empty())
+    --rows;
+  persistent_max_rows_ = rows;
+  persistent_workspace_bytes_ = decode_megakernel_workspace_bytes(rows, q_heads_, kv_heads_, head_dim_);
+  persistent_workspace_ = memory_.allocate(static_cast<std::size_t>(persistent_workspace_bytes_),
+                                           "the persistent decode kernel's workspace");
+  cuda_check(cudaMemsetAsync(persistent_workspace_, 0, static_cast<std::size_t>(persistent_workspace_bytes_), stream_),
+             "persistent decode workspace", rank_);
+}
+
+void LlamaModel::forward(int64_t n, int64_t max_len, const ForwardInputs& in, StepTimer* timer) {
+  if (!persistent_decode(n)) {
+    forward_layers(n, max_len, 0, in, timer);
+    lm_head(false, n, timer);
+    return;
+  }
+  if (timer) timer->mark(StepPart::kGemm);  // one kernel: counted as the GEMMs, most of its time
+  MegakernelArgs a;
+  a.rows = static_cast<int>(n);
+  a.num_layers = static_cast<int>(layers_.size());
+  a.hidden = static_cast<int>(hidden_);
+  a.q_heads = q_heads_;
+  a.kv_heads = kv_heads_;
+  a.head_dim = head_dim_;
+  a.inter = static_cast<int>(inter_);
+  a.vocab_cols = vocab_cols_;
+  a.max_seq = options_.max_seq;
+  a.max_len = max_len;
+  a.eps = eps_;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    a.layers[i] = MegakernelLayer{l.qkv, l.o, l.gate_up, l.down, l.ln_in, l.ln_post, in.cache_k[i], in.cache_v[i]};
+  }
+  a.final_norm = final_norm_;
+  a.lm_head = lm_head_;
+  a.h = h_;
+  a.qkv = qkv_;
+  a.attn = attn_;
+  a.act = act_;
+  a.logits = logits_;
+  a.positions = in.positions;
+  a.seq = in.seq;
+  a.lengths = in.lengths;
+  a.inv_freq = inv_freq_;
+  a.workspace = persistent_workspace_;
+  a.workspace_bytes = persistent_workspace_bytes_;
+  decode_megakernel(a, stream_);
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -187,7 +254,8 @@ std::string LlamaModel::attention_kernels() const {
                              : decode_attention_ == DecodeAttention::kFused ? "fused"
                              : mma_attention_supports(head_dim_)            ? "mma"
                                                                             : "fused (mma takes head_dim 64, 128)";
-  return "prefill " + prefill + ", decode " + decode;
+  return "prefill " + prefill + ", decode " + decode +
+         (persistent_workspace_ != nullptr ? " (1-8 rows: the persistent kernel's own)" : "");
 }
 
 void LlamaModel::init_dummy(uint64_t seed, float scale) {
@@ -369,6 +437,7 @@ void LlamaModel::lm_head(bool kept_rows, int64_t rows, StepTimer* timer) {
 void LlamaModel::prepare_gemms(int64_t n) {
   if (prepared_batch_ == n) return;
   prepared_batch_ = n;
+  if (persistent_decode(n)) return;  // its GEMMs are its own
   const int64_t H = hidden_;
   std::vector<const void*> qkv, o, gate_up, down;
   for (const Layer& l : layers_) {

@@ -39,6 +39,7 @@
 #include "engine/checkpoint.h"
 #include "engine/gpu/attention.h"
 #include "engine/gpu/comm_adapter.h"
+#include "engine/gpu/decode_megakernel.h"
 #include "engine/gpu/device_memory.h"
 #include "engine/gpu/flash_prefill.h"
 #include "engine/gpu/gemm.h"
@@ -117,11 +118,12 @@ class LlamaModel {
   // The lm_head GEMM of this rank's vocabulary shard on `rows` rows: the kept rows, or the first rows of the last
   // forward_layers. Logits in logits().
   void lm_head(bool kept_rows, int64_t rows, StepTimer* timer);
-  // A decode forward: forward_layers on n rows, then lm_head on them.
-  void forward(int64_t n, int64_t max_len, const ForwardInputs& in, StepTimer* timer) {
-    forward_layers(n, max_len, 0, in, timer);
-    lm_head(false, n, timer);
-  }
+  // A decode forward: forward_layers on n rows, then lm_head on them; or, with NVRAR_LLM_DECODE_KERNEL=persistent and
+  // n <= persistent_max_rows_, the persistent kernel (decode_megakernel.h), which leaves the logits but not the
+  // final activations.
+  void forward(int64_t n, int64_t max_len, const ForwardInputs& in, StepTimer* timer);
+  // Whether a decode step of n rows runs the persistent kernel.
+  bool persistent_decode(int64_t n) const { return persistent_workspace_ != nullptr && n <= persistent_max_rows_; }
   // Once per decode batch size n: has Gemm choose the kernel of each GEMM shape of an n-row forward, timing passes
   // over every layer's matrix as a decode step streams them, before a graph capture (which can only take the first
   // guess). Writes only activations and logits, which the next step rewrites.
@@ -195,6 +197,9 @@ class LlamaModel {
   void qkv_rope_append(std::size_t i, int64_t n, const ForwardInputs& in, StepTimer* timer);
   // The gate/up GEMM of weight gate_up on x_, then SwiGLU into act_.
   void gate_up_swiglu(const bf16_t* gate_up, int64_t n, StepTimer* timer);
+  // NVRAR_LLM_DECODE_KERNEL=persistent: refuses (Error naming the cause) where the kernel cannot run this model, else
+  // allocates and zeroes its workspace.
+  void init_persistent_decode();
 
   ModelConfig config_;
   CommAdapter& allreduce_;
@@ -232,6 +237,10 @@ class LlamaModel {
   DecodeAttention decode_attention_ = DecodeAttention::kSplitK;  // NVRAR_LLM_DECODE_ATTENTION
   bool fuse_residual_ = true;  // NVRAR_LLM_FUSE_RESIDUAL: o_proj / down_proj add into h_ in cuBLASLt (TP 1)
   bool fuse_epilogue_ = true;  // NVRAR_LLM_FUSE_EPILOGUE: RoPE + append and SwiGLU in the skinny GEMMs
+  // NVRAR_LLM_DECODE_KERNEL=persistent: the persistent kernel's workspace (else nullptr) and its size.
+  void* persistent_workspace_ = nullptr;
+  int64_t persistent_workspace_bytes_ = 0;
+  int64_t persistent_max_rows_ = 0;  // the largest batch it takes for this model (<= 8; larger run the layers)
 };
 
 }  // namespace nvrar::engine::gpu
