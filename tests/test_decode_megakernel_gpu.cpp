@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/gpu/decode_megakernel.h"
+#include "engine/gpu/decode_megakernel_share.h"
 #include "engine_gpu_test_support.h"
 #include "nvrar/types.h"
 
@@ -240,7 +241,8 @@ struct DeviceCase {
     a.seq = up(c.seq);
     a.lengths = up(c.lengths);
     a.inv_freq = up(c.inv_freq);
-    a.workspace_bytes = decode_megakernel_workspace_bytes(s.rows, s.q_heads, s.kv_heads, s.head_dim);
+    a.workspace_bytes =
+        decode_megakernel_workspace_bytes(s.rows, s.q_heads, s.kv_heads, s.head_dim, s.hidden, s.inter, s.vocab);
     a.workspace = zeros<char>(a.workspace_bytes);
   }
   ~DeviceCase() {
@@ -314,13 +316,15 @@ void check_one_layer(const Shape& shape) {
 
 TEST(DecodeMegakernelGpu, OneLayerStagesMatchCpu) {
   REQUIRE_GPU();
-  // hidden 512, q_cols 512, intermediate 1024, a vocabulary of 272 (17 units of 16); lengths 1 to 700 of 1024 keys:
-  // one split, several, and a row whose last split is short.
+  // hidden 512, q_cols 512, intermediate 1024, a vocabulary of 272 (17 units of 16); lengths 1 to 1024 of 1024
+  // keys: one split, several, and a row whose last split is short.
   check_one_layer({1, 1, 512, 4, 1, 128, 1024, 272, {300}, 1024});
   check_one_layer({3, 1, 512, 4, 1, 128, 1024, 272, {1, 37, 700}, 1024});
   check_one_layer({8, 1, 512, 8, 1, 64, 1024, 272, {5, 64, 65, 129, 250, 511, 512, 1000}, 1024});
   check_one_layer({4, 1, 512, 8, 4, 64, 1536, 272, {33, 1, 900, 257}, 1024});
   check_one_layer({2, 1, 512, 4, 4, 128, 1024, 272, {1024, 17}, 1024});
+  // hidden 1024 and intermediate 1536: units of 2 and 3 chunks, split between blocks (their sums combined).
+  check_one_layer({3, 1, 1024, 8, 2, 128, 1536, 1040, {90, 1, 513}, 1024});
 }
 
 TEST(DecodeMegakernelGpu, LayersRepeatsAndGraphReplaysAgree) {
@@ -383,6 +387,66 @@ TEST(DecodeMegakernelGpu, LayersRepeatsAndGraphReplaysAgree) {
   Diff lg = compare(runs[0], want);
   EXPECT_LE(lg.worst, lg.scale / 16) << "logits after 3 layers: worst " << lg.worst << " of " << lg.scale;
   EXPECT_LE(lg.off, lg.count / 4) << "logits after 3 layers: " << lg.off << " of " << lg.count << " off";
+}
+
+// The split of a GEMM phase over the blocks (CPU): every chunk in exactly one block's segments, shares within one
+// chunk of each other, the partial units first, and for every unit split between blocks a distinct partial-sum slot
+// per block, found again from the unit alone (owner_of, split_slot) as the combining block finds it.
+TEST(DecodeMegakernelShare, EveryChunkOnceAndSplitUnitsFound) {
+  struct Case {
+    int64_t units, chunks, blocks;
+  };
+  // 8B on 132 SMs (q/k/v, o, gate/up, down, lm_head), on 78 and 144, tiny phases with fewer chunks than blocks.
+  const Case cases[] = {{384, 8, 132}, {256, 8, 132}, {1792, 8, 132}, {256, 28, 132}, {8016, 8, 132},
+                        {256, 28, 78},  {384, 8, 144}, {32, 1, 132},   {32, 2, 132},   {17, 3, 132},
+                        {5, 7, 3},      {1, 56, 132},  {1000, 1, 7}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::to_string(c.units) + " units x " + std::to_string(c.chunks) + " chunks over " +
+                 std::to_string(c.blocks) + " blocks");
+    const int64_t T = c.units * c.chunks;
+    std::vector<int> seen(T, 0);
+    std::vector<std::vector<int64_t>> touching(c.units);
+    int64_t smallest = T, largest = 0;
+    for (int64_t b = 0; b < c.blocks; ++b) {
+      const mega::Share sh = mega::share_of(c.units, c.chunks, c.blocks, b);
+      int64_t size = 0;
+      std::vector<int64_t> units_here;
+      for (int i = 0; i < sh.segments; ++i) {
+        ASSERT_LT(sh.first(i), sh.last(i));
+        if (i + 1 < sh.segments)  // only the last segment may hold more than one unit
+          ASSERT_EQ(sh.first(i) / c.chunks, (sh.last(i) - 1) / c.chunks);
+        for (int64_t x = sh.first(i); x < sh.last(i); ++x) {
+          ++seen[x];
+          ++size;
+          ASSERT_EQ(mega::owner_of(c.units, c.chunks, c.blocks, x), b);
+          const int64_t u = x / c.chunks;
+          if (std::find(units_here.begin(), units_here.end(), u) == units_here.end()) units_here.push_back(u);
+        }
+      }
+      for (int64_t u : units_here) touching[u].push_back(b);
+      smallest = std::min(smallest, size);
+      largest = std::max(largest, size);
+    }
+    EXPECT_LE(largest - smallest, 1) << "shares of unequal size";
+    for (int64_t x = 0; x < T; ++x) ASSERT_EQ(seen[x], 1) << "chunk " << x;
+    // Split units: the blocks touching them are owner_of's range, each with its own slot.
+    std::vector<std::vector<int>> slot_unit(c.blocks, std::vector<int>(2, -1));
+    for (int64_t u = 0; u < c.units; ++u) {
+      const int64_t lo = mega::owner_of(c.units, c.chunks, c.blocks, u * c.chunks);
+      const int64_t hi = mega::owner_of(c.units, c.chunks, c.blocks, u * c.chunks + c.chunks - 1);
+      std::vector<int64_t> owners;
+      for (int64_t o = lo; o <= hi; ++o)
+        if (mega::share_start(c.units, c.chunks, c.blocks, o) < mega::share_start(c.units, c.chunks, c.blocks, o + 1))
+          owners.push_back(o);
+      ASSERT_EQ(owners, touching[u]) << "unit " << u;
+      if (owners.size() < 2) continue;
+      for (int64_t o : owners) {
+        int& slot = slot_unit[o][mega::split_slot(c.units, c.chunks, c.blocks, o, u)];
+        ASSERT_EQ(slot, -1) << "block " << o << " holds two split units in one slot";
+        slot = static_cast<int>(u);
+      }
+    }
+  }
 }
 
 TEST(DecodeMegakernelGpu, RefusesWhatItCannotRun) {

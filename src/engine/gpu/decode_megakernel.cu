@@ -9,13 +9,13 @@
 // Algorithm: the step is a sequence of phases; every phase but the first starts at a grid barrier.
 //   per layer: q/k/v GEMM on rmsnorm(h) (+ RoPE + KV append) | attention | o_proj (h += its output) |
 //              gate/up GEMM on rmsnorm(h) (+ SwiGLU) | down_proj (h += its output);
-//   then the lm_head GEMM on rmsnorm(h). A GEMM phase's output columns come in units of 16 (weight rows), spread over
-//   the blocks round-robin from an offset that continues from phase to phase (so every block's total bytes are within
-//   one unit of the others'). A unit is multiplied in chunks of 512 elements of k on tensor cores (mma.sync
-//   m16n8k16: the 16 weight rows as A, the <= 8 activation rows as B, the skinny GEMM's staged variant's fragment
-//   layout): warp w takes 32-element groups 2 w and 2 w + 1 of each chunk, and the warps' sums meet in shared memory
-//   at the unit's end, where warp 0 applies the output (skinny_outputs.cuh's RoPE + append and SwiGLU pairs, the
-//   residual add, or the logits store). The weight stream: every thread issues cp.async copies of its 4 x 16 bytes of
+//   then the lm_head GEMM on rmsnorm(h). A GEMM phase's output columns come in units of 16 (weight rows), each
+//   multiplied in chunks of 512 elements of k; the phase's chunks are split evenly over the blocks, a unit split
+//   between blocks summed by the last of them to finish its part (decode_megakernel_share.h). A chunk goes to tensor
+//   cores (mma.sync m16n8k16: the 16 weight rows as A, the <= 8 activation rows as B, the skinny GEMM's staged
+//   variant's fragment layout): warp w takes 32-element groups 2 w and 2 w + 1 of each chunk, and the warps' sums meet
+//   in shared memory at the end of the block's part of a unit, where warp 0 applies the output (skinny_outputs.cuh's
+//   RoPE + append and SwiGLU pairs, the residual add, or the logits store). The weight stream: every thread issues cp.async copies of its 4 x 16 bytes of
 //   each chunk into a ring of kStages shared-memory stages, kStages - 1 chunks ahead of the chunk being multiplied,
 //   across unit, phase and layer boundaries alike (the weights never depend on the activations). The GEMM inputs
 //   rmsnorm(h) (every block computes the norm of the <= 8 rows itself, the residual + RMSNorm kernel's roundings) and
@@ -26,8 +26,9 @@
 //   16 rows x 1088 bytes, 68 KB for the activations or the attention's arrays, 4 KB for the warps' sums).
 // Sync: cp.async groups and one __syncthreads per chunk (a stage is refilled only after every warp has used it); a
 //   grid barrier (an arrival count and a generation word in the workspace, acquire/release, self-resetting) between
-//   phases, with a 10 s watchdog that traps; the attention's arrival counters. Activations written in this launch
-//   are read through L2 (__ldcg): other SMs wrote them.
+//   phases, with a 10 s watchdog that traps; arrival counters for the attention's splits and the split GEMM units
+//   (fence, count, the last arrival reads the others' parts). Activations written in this launch are read through L2
+//   (__ldcg): other SMs wrote them.
 #include "engine/gpu/decode_megakernel.h"
 
 #include <cuda/atomic>
@@ -39,6 +40,7 @@
 
 #include "engine/gpu/bf16_vector.cuh"
 #include "engine/gpu/decode_megakernel_attention.cuh"
+#include "engine/gpu/decode_megakernel_share.h"
 #include "engine/gpu/pointwise.cuh"
 #include "engine/gpu/skinny_outputs.cuh"
 #include "nvrar/types.h"
@@ -82,17 +84,17 @@ struct Params {
   MegakernelArgs a;
   int blocks;
   int splits, keys_per_split;   // attention
-  int64_t units[4];             // per layer: q/k/v, o, gate/up, down
-  int64_t units_per_layer;
   unsigned* counters;           // [rows][kv_heads]
   float *part_acc, *part_ml;
+  unsigned* unit_counters;      // [largest phase's units]: arrivals at a unit split between blocks
+  float* unit_partials;         // [blocks][2][128]: a block's sums of its first and last unit where split
 };
 
-// A GEMM phase: weights [n, k], its units and the block-offset its round-robin starts from.
+// A GEMM phase: weights [n, k] in units of 16 weight rows, each `chunks` chunks of k.
 struct Phase {
   int kind, layer;
   const bf16_t* w;
-  int64_t n, k, units, offset;
+  int64_t n, k, units, chunks;
 };
 
 __device__ __forceinline__ Phase phase_of(const Params& p, int index) {
@@ -100,10 +102,6 @@ __device__ __forceinline__ Phase phase_of(const Params& p, int index) {
   const MegakernelArgs& a = p.a;
   ph.layer = index / 4;
   ph.kind = index >= 4 * a.num_layers ? kHead : index % 4;
-  const int64_t before = ph.kind == kHead ? a.num_layers * p.units_per_layer
-                                          : ph.layer * p.units_per_layer + (ph.kind > 0 ? p.units[0] : 0) +
-                                                (ph.kind > 1 ? p.units[1] : 0) + (ph.kind > 2 ? p.units[2] : 0);
-  ph.offset = before % p.blocks;
   const int64_t q_cols = static_cast<int64_t>(a.q_heads) * a.head_dim;
   switch (ph.kind) {
     case kQkv: ph.w = a.layers[ph.layer].qkv, ph.n = q_cols + 2LL * a.kv_heads * a.head_dim, ph.k = a.hidden; break;
@@ -113,6 +111,7 @@ __device__ __forceinline__ Phase phase_of(const Params& p, int index) {
     default: ph.w = a.lm_head, ph.n = a.vocab_cols, ph.k = a.hidden; break;
   }
   ph.units = ph.n / 16;
+  ph.chunks = ph.k / kChunk;
   return ph;
 }
 
@@ -130,10 +129,6 @@ __device__ __forceinline__ int64_t tile_column(int kind, int64_t unit, int r) {
   return unit * 16 + (paired ? 2 * (r % 8) + r / 8 : r);
 }
 
-__device__ __forceinline__ int64_t first_unit(const Params& p, const Phase& ph) {
-  return ((blockIdx.x - ph.offset) % p.blocks + p.blocks) % p.blocks;
-}
-
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
   const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(to), "l"(gmem) : "memory");
@@ -143,25 +138,18 @@ __device__ __forceinline__ void cp_async_wait_ring() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 2) : "memory");
 }
 
-// The block's walk over its weight chunks, phase by phase, the same on every thread; each thread holds the addresses
-// of its four pieces of the current unit's rows.
+// The block's walk over its weight chunks, phase by phase (its Share of each), the same on every thread; each thread
+// holds the addresses of its four pieces of the current unit's rows.
 struct WeightStream {
-  int phase = 0, chunk = 0;
-  int64_t unit = 0;
+  int phase = 0, segment = 0;
+  int64_t at = 0;  // chunk index in the phase
   bool done = false;
   Phase ph;
+  Share sh;
   const char* src[4];
 
-  __device__ void start_unit(const Params& p) {
-    for (;;) {
-      if (unit < ph.units) break;
-      if (++phase > 4 * p.a.num_layers) {
-        done = true;
-        return;
-      }
-      ph = phase_of(p, phase);
-      unit = first_unit(p, ph);
-    }
+  __device__ void set_rows(const Params& p) {
+    const int64_t unit = at / ph.chunks;
     const int piece = threadIdx.x % 64;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -170,10 +158,33 @@ struct WeightStream {
       src[j] = reinterpret_cast<const char*>(ph.w + row * ph.k) + piece * 16;
     }
   }
+  __device__ void enter_segment(const Params& p) {
+    while (segment >= sh.segments) {
+      if (++phase > 4 * p.a.num_layers) {
+        done = true;
+        return;
+      }
+      ph = phase_of(p, phase);
+      sh = share_of(ph.units, ph.chunks, p.blocks, blockIdx.x);
+      segment = 0;
+    }
+    at = sh.first(segment);
+    set_rows(p);
+  }
   __device__ void begin(const Params& p) {
+    phase = 0;
     ph = phase_of(p, 0);
-    unit = first_unit(p, ph);
-    start_unit(p);
+    sh = share_of(ph.units, ph.chunks, p.blocks, blockIdx.x);
+    segment = 0;
+    enter_segment(p);
+  }
+  __device__ void advance(const Params& p) {
+    if (++at == sh.last(segment)) {
+      ++segment;
+      enter_segment(p);
+    } else if (at % ph.chunks == 0) {
+      set_rows(p);
+    }
   }
   // Copies the current chunk into `stage` (nothing once the stream is done) and moves on; always one commit group.
   __device__ void issue(const Params& p, char* stage) {
@@ -181,12 +192,9 @@ struct WeightStream {
       const int piece = threadIdx.x % 64;
 #pragma unroll
       for (int j = 0; j < 4; ++j)
-        cp_async_16(stage + (threadIdx.x / 64 + 4 * j) * kRowBytes + piece * 16, src[j] + chunk * (kChunk * 2));
-      if (++chunk == ph.k / kChunk) {
-        chunk = 0;
-        unit += p.blocks;
-        start_unit(p);
-      }
+        cp_async_16(stage + (threadIdx.x / 64 + 4 * j) * kRowBytes + piece * 16,
+                    src[j] + at % ph.chunks * (kChunk * 2));
+      advance(p);
     }
     cp_async_commit();
   }
@@ -224,38 +232,57 @@ __device__ void grid_barrier(Workspace* ws, unsigned blocks, int layer, int name
   __syncthreads();
 }
 
-// rows x k bf16 of rmsnorm(h) * weight (the residual + RMSNorm kernel's roundings) into shared memory, row stride
-// k + 32 elements.
-__device__ void norm_rows(const Params& p, const bf16_t* weight, bf16_t* xs, float* red) {
+// rows x hidden bf16 of rmsnorm(h) * weight (the residual + RMSNorm kernel's roundings) into shared memory, row stride
+// hidden + 32 elements. kUnits: 16-byte units of a row per thread (hidden / 2048, rounded up); every load of h is
+// issued before the first is used (h comes from L2: one round trip, not one per unit), and h stays in registers for
+// the second pass.
+template <int kUnits, int kRows>
+__device__ void norm_rows_held(const Params& p, const bf16_t* weight, bf16_t* xs, float* red) {
   const int rows = p.a.rows, units = p.a.hidden / 8, stride = p.a.hidden + 32;
-  float sumsq[kMegakernelMaxRows] = {};  // per row, each thread's units in element order
-  for (int j = threadIdx.x; j < units; j += kThreads)
+  uint4 hv[kRows][kUnits], wv[kUnits];
 #pragma unroll
-    for (int r = 0; r < kMegakernelMaxRows; ++r) {
-      if (r >= rows) break;
-      float v[8];
-      unpack_bf16x8(__ldcg(reinterpret_cast<const uint4*>(p.a.h + static_cast<int64_t>(r) * p.a.hidden) + j), v);
+  for (int r = 0; r < kRows; ++r)
 #pragma unroll
-      for (int e = 0; e < 8; ++e) sumsq[r] += v[e] * v[e];
+    for (int u = 0; u < kUnits; ++u) {
+      const int j = threadIdx.x + u * kThreads;
+      hv[r][u] = r < rows && j < units
+                     ? __ldcg(reinterpret_cast<const uint4*>(p.a.h + static_cast<int64_t>(r) * p.a.hidden) + j)
+                     : make_uint4(0, 0, 0, 0);  // zeros add nothing to the sums
     }
+#pragma unroll
+  for (int u = 0; u < kUnits; ++u) {
+    const int j = threadIdx.x + u * kThreads;
+    wv[u] = j < units ? reinterpret_cast<const uint4*>(weight)[j] : make_uint4(0, 0, 0, 0);
+  }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 #pragma unroll
-  for (int r = 0; r < kMegakernelMaxRows; ++r) {
-    if (r >= rows) break;
-    float s = sumsq[r];
+  for (int r = 0; r < kRows; ++r) {
+    float s = 0.0f;  // each thread's units in element order
+#pragma unroll
+    for (int u = 0; u < kUnits; ++u) {
+      float v[8];
+      unpack_bf16x8(hv[r][u], v);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s += v[e] * v[e];
+    }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if (lane == 0) red[r * kWarps + warp] = s;
   }
   __syncthreads();
-  for (int r = 0; r < rows; ++r) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    if (r >= rows) break;
     float total = 0.0f;
     for (int w = 0; w < kWarps; ++w) total += red[r * kWarps + w];
     const float inv = rsqrtf(total / static_cast<float>(p.a.hidden) + p.a.eps);
-    for (int j = threadIdx.x; j < units; j += kThreads) {
+#pragma unroll
+    for (int u = 0; u < kUnits; ++u) {
+      const int j = threadIdx.x + u * kThreads;
+      if (j >= units) break;
       float v[8], w[8];
-      unpack_bf16x8(__ldcg(reinterpret_cast<const uint4*>(p.a.h + static_cast<int64_t>(r) * p.a.hidden) + j), v);
-      unpack_bf16x8(reinterpret_cast<const uint4*>(weight)[j], w);
+      unpack_bf16x8(hv[r][u], v);
+      unpack_bf16x8(wv[u], w);
       uint4 out;
       bf16_t* o = reinterpret_cast<bf16_t*>(&out);
 #pragma unroll
@@ -266,12 +293,33 @@ __device__ void norm_rows(const Params& p, const bf16_t* weight, bf16_t* xs, flo
   __syncthreads();
 }
 
-// rows x k bf16 of `in` (written by this launch) into shared memory, row stride k + 32.
+// hidden <= 8192 (decode_megakernel_refusal): 1, 2 or 4 units per thread; rows x units <= 16 (the activation space).
+__device__ void norm_rows(const Params& p, const bf16_t* weight, bf16_t* xs, float* red) {
+  const int units = (p.a.hidden / 8 + kThreads - 1) / kThreads;
+  if (units <= 1)
+    norm_rows_held<1, kMegakernelMaxRows>(p, weight, xs, red);
+  else if (units == 2)
+    norm_rows_held<2, kMegakernelMaxRows>(p, weight, xs, red);
+  else
+    norm_rows_held<4, 4>(p, weight, xs, red);
+}
+
+// rows x k bf16 of `in` (written by this launch) into shared memory, row stride k + 32; eight loads in flight per
+// thread.
 __device__ void copy_rows(const bf16_t* in, int rows, int64_t k, bf16_t* xs) {
-  const int64_t units = k / 8;
-  for (int64_t i = threadIdx.x; i < rows * units; i += kThreads) {
-    const int64_t r = i / units, j = i % units;
-    reinterpret_cast<uint4*>(xs + r * (k + 32))[j] = __ldcg(reinterpret_cast<const uint4*>(in + r * k) + j);
+  const int64_t units = k / 8, total = rows * units;
+  for (int64_t base = threadIdx.x; base < total; base += 8 * kThreads) {
+    uint4 v[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+      const int64_t i = base + u * kThreads;
+      v[u] = i < total ? __ldcg(reinterpret_cast<const uint4*>(in + i / units * k) + i % units) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+      const int64_t i = base + u * kThreads;
+      if (i < total) reinterpret_cast<uint4*>(xs + i / units * (k + 32))[i % units] = v[u];
+    }
   }
   __syncthreads();
 }
@@ -301,31 +349,64 @@ struct Ring {
   int64_t consumed = 0;  // chunks multiplied so far (the next is in stage consumed % kStages)
 };
 
-// This block's units of GEMM phase ph. x: the activations (shared memory, row stride k + 32, or global rows of k
+// The block's sums of a unit split between blocks: into its slot; the last of the unit's blocks to arrive (a counter
+// per unit) adds every part in block order and returns true with the total in c (warp 0 only, every lane).
+__device__ bool combine_split_unit(const Params& p, const Phase& ph, int64_t unit, float (&c)[4], int lane) {
+  const int64_t U = ph.units, C = ph.chunks, B = p.blocks;
+  float* slot = p.unit_partials + (blockIdx.x * 2 + split_slot(U, C, B, blockIdx.x, unit)) * 128 + lane * 4;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) slot[i] = c[i];
+  const int64_t lo = owner_of(U, C, B, unit * C), hi = owner_of(U, C, B, unit * C + C - 1);
+  unsigned parts = 0;
+  for (int64_t o = lo; o <= hi; ++o) parts += share_start(U, C, B, o) < share_start(U, C, B, o + 1);
+  __threadfence();  // the slot is visible device-wide before the count says so
+  __syncwarp();
+  unsigned last = 0;
+  if (lane == 0) {
+    last = atomicAdd(p.unit_counters + unit, 1u) + 1 == parts;
+    if (last) atomicExch(p.unit_counters + unit, 0u);  // ready for the next phase
+  }
+  last = __shfl_sync(0xffffffffu, last, 0);
+  if (!last) return false;
+  __threadfence();  // the other parts, ordered before their increments, are read after this one
+#pragma unroll
+  for (int i = 0; i < 4; ++i) c[i] = 0.0f;
+  for (int64_t o = lo; o <= hi; ++o) {
+    if (share_start(U, C, B, o) >= share_start(U, C, B, o + 1)) continue;  // an empty share
+    const float* part = p.unit_partials + (o * 2 + split_slot(U, C, B, o, unit)) * 128 + lane * 4;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) c[i] += __ldcg(part + i);
+  }
+  return true;
+}
+
+// This block's share of GEMM phase ph. x: the activations (shared memory, row stride k + 32, or global rows of k
 // read through L2 when x_global).
 template <class Out>
 __device__ void run_units(const Params& p, const Phase& ph, const Out& out, const bf16_t* x, bool x_global,
                           Ring& ring, WeightStream& stream, float* reduce) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const bool x_row = g < p.a.rows;
-  const int64_t chunks = ph.k / kChunk, x_stride = x_global ? ph.k : ph.k + 32;
+  const int64_t C = ph.chunks, x_stride = x_global ? ph.k : ph.k + 32;
   const bf16_t* xr = x + (x_row ? g : 0) * x_stride + t * 8;
   const auto load_x = [&](int64_t chunk, uint4 (&xv)[2]) {
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const bf16_t* at = xr + chunk * kChunk + (warp * 2 + i) * 32;
-      xv[i] = !x_row || chunk >= chunks ? make_uint4(0, 0, 0, 0)
-              : x_global                ? __ldcg(reinterpret_cast<const uint4*>(at))
-                                        : *reinterpret_cast<const uint4*>(at);
+      xv[i] = !x_row     ? make_uint4(0, 0, 0, 0)
+              : x_global ? __ldcg(reinterpret_cast<const uint4*>(at))
+                         : *reinterpret_cast<const uint4*>(at);
     }
   };
-  for (int64_t unit = first_unit(p, ph); unit < ph.units; unit += p.blocks) {
+  const Share sh = share_of(ph.units, ph.chunks, p.blocks, blockIdx.x);
+  for (int seg = 0; seg < sh.segments; ++seg) {
+    const int64_t seg_begin = sh.first(seg), seg_end = sh.last(seg);
     float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     uint4 x_next[2];
-    load_x(0, x_next);
-    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    load_x(seg_begin % C, x_next);
+    for (int64_t at = seg_begin; at < seg_end; ++at) {
       uint4 xv[2] = {x_next[0], x_next[1]};
-      load_x(chunk + 1, x_next);
+      if (at + 1 < seg_end) load_x((at + 1) % C, x_next);  // x does not depend on the unit
       cp_async_wait_ring();  // this chunk's copies (of this thread) have landed
       __syncthreads();       // ... and everyone's; the stage refilled below is no longer read
       stream.issue(p, ring.stages + ((ring.consumed + kStages - 1) % kStages) * kStageBytes);
@@ -339,25 +420,33 @@ __device__ void run_units(const Params& p, const Phase& ph, const Out& out, cons
         mma_bf16_16816(c, lo.x, hi.x, lo.y, hi.y, xv[i].x, xv[i].y);
         mma_bf16_16816(c, lo.z, hi.z, lo.w, hi.w, xv[i].z, xv[i].w);
       }
-    }
+      if ((at + 1) % C != 0 && at + 1 != seg_end) continue;
+      // The end of this block's part of a unit: the warps' sums meet, then the output (or the split unit's combine).
+      const int64_t unit = at / C;
+      const bool whole = seg_begin <= unit * C && (at + 1) % C == 0;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) reduce[(warp * 32 + lane) * 4 + i] = c[i];
-    __syncthreads();
-    if (warp == 0) {
+      for (int i = 0; i < 4; ++i) reduce[(warp * 32 + lane) * 4 + i] = c[i];
+      __syncthreads();
+      if (warp == 0) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
-        for (int v = 1; v < kWarps; ++v) c[i] += reduce[(v * 32 + lane) * 4 + i];
-      // c0: (row g, batch 2t), c1: (row g, batch 2t + 1), c2: (row g + 8, batch 2t), c3: (row g + 8, batch 2t + 1).
+        for (int i = 0; i < 4; ++i)
+          for (int v = 1; v < kWarps; ++v) c[i] += reduce[(v * 32 + lane) * 4 + i];
+        if (whole || combine_split_unit(p, ph, unit, c, lane)) {
+          // c0: (row g, batch 2t), c1: (row g, batch 2t + 1), c2: (row g + 8, batch 2t), c3: (row g + 8, 2t + 1).
 #pragma unroll
-      for (int i = 0; i < (Out::kPaired ? 2 : 4); ++i) {
-        const int batch = 2 * t + (i & 1);
-        const int64_t column = tile_column(ph.kind, unit, g + (i >= 2 ? 8 : 0));
-        if (batch >= p.a.rows) continue;
-        if constexpr (Out::kPaired)
-          out.store(batch, column / 2, c[i], c[i + 2]);
-        else
-          out.store(batch, column, c[i]);
+          for (int i = 0; i < (Out::kPaired ? 2 : 4); ++i) {
+            const int batch = 2 * t + (i & 1);
+            const int64_t column = tile_column(ph.kind, unit, g + (i >= 2 ? 8 : 0));
+            if (batch >= p.a.rows) continue;
+            if constexpr (Out::kPaired)
+              out.store(batch, column / 2, c[i], c[i + 2]);
+            else
+              out.store(batch, column, c[i]);
+          }
+        }
       }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) c[i] = 0.0f;
     }
   }
 }
@@ -500,6 +589,7 @@ std::string decode_megakernel_refusal(int rows, int num_layers, int hidden, int 
   if (hidden % kChunk != 0 || q_cols % kChunk != 0 || inter % kChunk != 0)
     return "hidden_size " + std::to_string(hidden) + ", q_heads x head_dim " + std::to_string(q_cols) +
            ", intermediate_size " + std::to_string(inter) + " (takes multiples of " + std::to_string(kChunk) + ")";
+  if (hidden > 8192) return "hidden_size " + std::to_string(hidden) + " (takes at most 8192)";
   if (vocab_cols % 16 != 0) return "vocabulary shard " + std::to_string(vocab_cols) + " (takes a multiple of 16)";
   if (static_cast<int64_t>(rows) * (std::max<int64_t>(hidden, q_cols) + 32) * 2 > kActBytes)
     return std::to_string(rows) + " rows of " + std::to_string(std::max<int64_t>(hidden, q_cols)) +
@@ -523,17 +613,41 @@ std::string decode_megakernel_refusal(int rows, int num_layers, int hidden, int 
   return "";
 }
 
-int64_t decode_megakernel_workspace_bytes(int max_rows, int q_heads, int kv_heads, int head_dim) {
-  const int64_t splits = device_sms();  // at most one split per block
-  const int64_t entries = static_cast<int64_t>(std::clamp(max_rows, 1, kMegakernelMaxRows)) * q_heads * splits;
-  return 256 + counter_bytes(kv_heads) + entries * (head_dim + 2) * 4;
+namespace {
+
+struct WorkspaceLayout {
+  int64_t counters, attention_partials, unit_counters, unit_partials, bytes;
+};
+WorkspaceLayout layout(int max_rows, int q_heads, int kv_heads, int head_dim, int hidden, int inter,
+                       int64_t vocab_cols) {
+  const auto round = [](int64_t b) { return (b + 255) / 256 * 256; };
+  const int64_t blocks = device_sms(), splits = blocks;  // at most one split per block
+  const int64_t rows = std::clamp(max_rows, 1, kMegakernelMaxRows);
+  const int64_t units = std::max({static_cast<int64_t>(q_heads + 2 * kv_heads) * head_dim, int64_t{hidden},
+                                  2 * int64_t{inter}, vocab_cols}) / 16;
+  WorkspaceLayout l{};
+  l.counters = 256;  // after the grid barrier's words
+  l.attention_partials = l.counters + counter_bytes(kv_heads);
+  l.unit_counters = l.attention_partials + round(rows * q_heads * splits * (head_dim + 2) * 4);
+  l.unit_partials = l.unit_counters + round(units * 4);
+  l.bytes = l.unit_partials + blocks * 2 * 128 * 4;
+  return l;
+}
+
+}  // namespace
+
+int64_t decode_megakernel_workspace_bytes(int max_rows, int q_heads, int kv_heads, int head_dim, int hidden, int inter,
+                                          int64_t vocab_cols) {
+  return layout(max_rows, q_heads, kv_heads, head_dim, hidden, inter, vocab_cols).bytes;
 }
 
 void decode_megakernel(const MegakernelArgs& args, cudaStream_t stream) {
   const std::string refusal = decode_megakernel_refusal(args.rows, args.num_layers, args.hidden, args.q_heads,
                                                         args.kv_heads, args.head_dim, args.inter, args.vocab_cols);
   if (!refusal.empty()) throw Error("nvrar-llm: persistent decode kernel: " + refusal);
-  const int64_t need = decode_megakernel_workspace_bytes(args.rows, args.q_heads, args.kv_heads, args.head_dim);
+  const WorkspaceLayout l =
+      layout(args.rows, args.q_heads, args.kv_heads, args.head_dim, args.hidden, args.inter, args.vocab_cols);
+  const int64_t need = l.bytes;
   if (args.workspace == nullptr || args.workspace_bytes < need)
     throw Error("nvrar-llm: persistent decode kernel: a workspace of " + std::to_string(args.workspace_bytes) +
                 " bytes for " + std::to_string(args.rows) + " rows (takes " + std::to_string(need) + ")");
@@ -548,16 +662,12 @@ void decode_megakernel(const MegakernelArgs& args, cudaStream_t stream) {
   keys = (keys + 31) / 32 * 32;
   p.keys_per_split = static_cast<int>(keys);
   p.splits = static_cast<int>((max_len + keys - 1) / keys);
-  const int64_t q_cols = static_cast<int64_t>(args.q_heads) * args.head_dim;
-  p.units[kQkv] = (q_cols + 2LL * args.kv_heads * args.head_dim) / 16;
-  p.units[kO] = args.hidden / 16;
-  p.units[kGateUp] = 2LL * args.inter / 16;
-  p.units[kDown] = args.hidden / 16;
-  p.units_per_layer = p.units[0] + p.units[1] + p.units[2] + p.units[3];
   char* w = static_cast<char*>(args.workspace);
-  p.counters = reinterpret_cast<unsigned*>(w + 256);
-  p.part_acc = reinterpret_cast<float*>(w + 256 + counter_bytes(args.kv_heads));
+  p.counters = reinterpret_cast<unsigned*>(w + l.counters);
+  p.part_acc = reinterpret_cast<float*>(w + l.attention_partials);
   p.part_ml = p.part_acc + static_cast<int64_t>(args.rows) * args.q_heads * p.splits * args.head_dim;
+  p.unit_counters = reinterpret_cast<unsigned*>(w + l.unit_counters);
+  p.unit_partials = reinterpret_cast<float*>(w + l.unit_partials);
 
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(p.blocks));

@@ -54,9 +54,11 @@ struct MegakernelArgs {
 std::string decode_megakernel_refusal(int rows, int num_layers, int hidden, int q_heads, int kv_heads, int head_dim,
                                       int inter, int64_t vocab_cols);
 
-// Workspace bytes for steps of up to max_rows rows: the grid barrier, the attention's arrival counters and split
-// partials. Zero it once after allocation; every step leaves it ready for the next (graph replays need no memset).
-int64_t decode_megakernel_workspace_bytes(int max_rows, int q_heads, int kv_heads, int head_dim);
+// Workspace bytes for steps of up to max_rows rows of this model shape: the grid barrier, the attention's arrival
+// counters and split partials, the GEMM units' counters and partial sums. Zero it once after allocation; every step
+// leaves it ready for the next (graph replays need no memset).
+int64_t decode_megakernel_workspace_bytes(int max_rows, int q_heads, int kv_heads, int head_dim, int hidden, int inter,
+                                          int64_t vocab_cols);
 
 // Launches the step (cooperative: all blocks resident at once, or a launch error). Throws nvrar::Error naming the
 // cause for a shape decode_megakernel_refusal refuses or a failed launch. A block that waits over 10 s for the others

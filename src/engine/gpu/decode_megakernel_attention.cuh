@@ -82,12 +82,15 @@ __device__ __forceinline__ void attend_split(const AttentionItem& it, char* scra
     float s[G];
 #pragma unroll
     for (int g = 0; g < G; ++g) s[g] = 0.0f;
-    if (valid) {
+    if (valid) {  // the key's D / 8 loads all in flight, then the products
       const uint4* krow = reinterpret_cast<const uint4*>(it.cache_k + static_cast<int64_t>(key) * D);
-#pragma unroll 4
+      uint4 kraw[D / 8];
+#pragma unroll
+      for (int c = 0; c < D / 8; ++c) kraw[c] = __ldcg(krow + c);
+#pragma unroll
       for (int c = 0; c < D / 8; ++c) {
         float kv[8];
-        unpack_bf16x8(__ldcg(krow + c), kv);
+        unpack_bf16x8(kraw[c], kv);
 #pragma unroll
         for (int g = 0; g < G; ++g)
 #pragma unroll
@@ -113,24 +116,30 @@ __device__ __forceinline__ void attend_split(const AttentionItem& it, char* scra
     }
     const int keys = min(32, it.end - base);
     const bf16_t* vrow = it.cache_v + static_cast<int64_t>(base) * D + lane * kPer;
-    for (int j = 0; j < keys; ++j) {
-      float v[kPer];
-      if constexpr (kPer == 4) {
-        const uint2 raw = __ldcg(reinterpret_cast<const uint2*>(vrow + static_cast<int64_t>(j) * D));
-        const bf16_t* h = reinterpret_cast<const bf16_t*>(&raw);
+    for (int j0 = 0; j0 < keys; j0 += 8) {  // eight V rows' loads in flight, then their products
+      float v[8][kPer];
 #pragma unroll
-        for (int e = 0; e < 4; ++e) v[e] = to_f32(h[e]);
-      } else {
-        const unsigned raw = __ldcg(reinterpret_cast<const unsigned*>(vrow + static_cast<int64_t>(j) * D));
-        v[0] = to_f32(static_cast<bf16_t>(raw & 0xffffu));
-        v[1] = to_f32(static_cast<bf16_t>(raw >> 16));
+      for (int u = 0; u < 8; ++u) {
+        const int64_t at = static_cast<int64_t>(j0 + u) * D;
+        if constexpr (kPer == 4) {
+          const uint2 raw = j0 + u < keys ? __ldcg(reinterpret_cast<const uint2*>(vrow + at)) : make_uint2(0, 0);
+          const bf16_t* h = reinterpret_cast<const bf16_t*>(&raw);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) v[u][e] = to_f32(h[e]);
+        } else {
+          const unsigned raw = j0 + u < keys ? __ldcg(reinterpret_cast<const unsigned*>(vrow + at)) : 0u;
+          v[u][0] = to_f32(static_cast<bf16_t>(raw & 0xffffu));
+          v[u][1] = to_f32(static_cast<bf16_t>(raw >> 16));
+        }
       }
 #pragma unroll
-      for (int g = 0; g < G; ++g) {
-        const float pj = __shfl_sync(0xffffffffu, p[g], j);
+      for (int u = 0; u < 8; ++u)
 #pragma unroll
-        for (int e = 0; e < kPer; ++e) acc[g][e] += pj * v[e];
-      }
+        for (int g = 0; g < G; ++g) {
+          const float pj = __shfl_sync(0xffffffffu, p[g], j0 + u);  // 0 past the split's end: the zeros add nothing
+#pragma unroll
+          for (int e = 0; e < kPer; ++e) acc[g][e] += pj * v[u][e];
+        }
     }
   }
 #pragma unroll

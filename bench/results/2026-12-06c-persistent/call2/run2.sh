@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Call 2: where the persistent kernel's time goes (timeline.patch on 95c1bc2: per block and phase, globaltimer stamps
+# at the barrier, after it, after the prologue; MK_ABLATE drops attention (1), prologues (2), barriers (4)).
+set -u
+export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
+W=/tmp/p2; rm -rf $W; mkdir -p $W/ab
+T0=$(date +%s); export T0 W OUT
+nvidia-smi -L > $W/gpus.txt; cat $W/gpus.txt
+stamp() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $W/timeline.txt; cp $W/timeline.txt $OUT/; }
+left() { echo $(( 560 - ($(date +%s) - T0) )); }
+BUILD_TARGETS="nvrar-llm" OUT=$W bash scripts/gpu-check.sh build 2>&1 | tail -1
+stamp build done
+ab() {  # ab TAG KERNEL B T [ENV...]
+  local tag=$1 k=$2 B=$3 T=$4; shift 4
+  env NVRAR_LLM_DECODE_KERNEL=$k "$@" timeout 100 build/gpu/tools/nvrar-llm bench --model llama3.1-8b --tp 1 \
+    --batch-size $B --input-len $T --output-len 64 --num-iters-warmup 1 --num-iters 3 > $W/ab/$tag.log 2>&1
+  echo "$tag rc=$? $(grep -E '^Decode step \(median|rror|waited' $W/ab/$tag.log | head -3 | tr '\n' ' ')" \
+    | tee -a $W/ab/summary.txt
+  grep "^MK" $W/ab/$tag.log | sed "s/^/  /" | tee -a $W/ab/summary.txt
+}
+ab l_1_128 layers 1 128
+ab p_1_128 persistent 1 128 MK_TIMELINE=1
+ab p_8_128 persistent 8 128 MK_TIMELINE=1
+ab p_1_128_a7 persistent 1 128 MK_TIMELINE=1 MK_ABLATE=7
+ab p_1_128_a1 persistent 1 128 MK_TIMELINE=1 MK_ABLATE=1
+ab p_1_128_a2 persistent 1 128 MK_TIMELINE=1 MK_ABLATE=2
+ab p_8_128_a7 persistent 8 128 MK_TIMELINE=1 MK_ABLATE=7
+ab l_8_128 layers 8 128
+cp $W/ab/summary.txt $OUT/ 2>/dev/null
+stamp end
+tar czf $OUT/p2.tgz -C /tmp p2
