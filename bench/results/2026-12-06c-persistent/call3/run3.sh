@@ -2,7 +2,7 @@
 # Call 3: call 2 after the latency fixes (attention loads batched, norm loads all in flight, copy unrolled) and each
 # phase's chunks split evenly over the blocks (units split between blocks summed by the last to arrive); MK_ABLATE=8
 # an L2 prefetch of the 8 chunks after the ring's before each barrier; where the persistent kernel's time goes (timeline.patch on 95c1bc2: per block and phase, globaltimer stamps
-# at the barrier, after it, after the prologue; MK_ABLATE drops attention (1), prologues (2), barriers (4)).
+# at the barrier, after it, after the prologue; diag.patch on the commit; MK_ABLATE drops attention (1), prologues (2), barriers (4)).
 set -u
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 W=/tmp/p3; rm -rf $W; mkdir -p $W/ab
