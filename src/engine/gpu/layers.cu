@@ -137,27 +137,52 @@ __global__ void swiglu_kernel(const bf16_t* gate_up, int64_t n, int64_t inter, b
   }
 }
 
-// Argmax: one block per row; each thread scans a stride, then a shared-memory tree (value, then lowest index). NaN
-// ranks below everything (as in sampling.cu); a row with nothing above -inf (all NaN or -inf) gives column 0, so the
-// token is always a valid id (a NaN forward once sent an out-of-range token into the next step's embedding).
-__global__ void argmax_kernel(const bf16_t* logits, int64_t cols, int64_t offset, float* best_value,
-                              int32_t* best_index) {
-  __shared__ float sv[kThreads];
-  __shared__ int64_t si[kThreads];
+// Argmax: one block of kArgmaxThreads threads per row; each thread scans 16-byte units of 8 elements, units
+// tid, tid + kArgmaxThreads, ... with four loads in flight (a 128256-wide row is ~16 units per thread: four round trips
+// to memory, where 256 threads reading one element at a time took ~500 dependent steps), elements past the last whole
+// unit or of a row not 16-byte aligned one at a time; then a shared-memory tree (value, then lowest index). NaN ranks
+// below everything (as in sampling.cu); a row with nothing above -inf (all NaN or -inf) gives column 0, so the token
+// is always a valid id (a NaN forward once sent an out-of-range token into the next step's embedding).
+constexpr int kArgmaxThreads = 1024;
+
+__device__ __forceinline__ void argmax_take(float x, int64_t j, float& v, int64_t& idx) {
+  if (x > v) {  // strictly greater, columns in increasing order: the first index of a tie wins within a thread
+    v = x;
+    idx = j;
+  }
+}
+
+__global__ void __launch_bounds__(kArgmaxThreads) argmax_kernel(const bf16_t* logits, int64_t cols, int64_t offset,
+                                                                float* best_value, int32_t* best_index) {
+  __shared__ float sv[kArgmaxThreads];
+  __shared__ int64_t si[kArgmaxThreads];
   const bf16_t* row = logits + static_cast<int64_t>(blockIdx.x) * cols;
   float v = -INFINITY;
   int64_t idx = INT64_MAX;
-  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-    const float x = to_f32(row[j]);
-    if (x > v) {  // strictly greater: the first index of a tie wins within a thread's stride
-      v = x;
-      idx = j;
+  const bool aligned = reinterpret_cast<uintptr_t>(row) % 16 == 0;
+  const int64_t units = aligned ? cols / 8 : 0;
+  constexpr int kInFlight = 4;
+  for (int64_t base = threadIdx.x; base < units; base += kInFlight * kArgmaxThreads) {
+    uint4 raw[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int64_t unit = base + u * kArgmaxThreads;
+      raw[u] = unit < units ? reinterpret_cast<const uint4*>(row)[unit] : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int64_t unit = base + u * kArgmaxThreads;
+      if (unit >= units) break;
+      const bf16_t* e = reinterpret_cast<const bf16_t*>(&raw[u]);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) argmax_take(to_f32(e[k]), unit * 8 + k, v, idx);
     }
   }
+  for (int64_t j = units * 8 + threadIdx.x; j < cols; j += kArgmaxThreads) argmax_take(to_f32(row[j]), j, v, idx);
   sv[threadIdx.x] = v;
   si[threadIdx.x] = idx;
   __syncthreads();
-  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+  for (int s = kArgmaxThreads / 2; s > 0; s >>= 1) {
     if (threadIdx.x < s) {
       const float ov = sv[threadIdx.x + s];
       const int64_t oi = si[threadIdx.x + s];
@@ -294,8 +319,8 @@ void swiglu(const bf16_t* gate_up, int64_t n, int64_t inter, bf16_t* out, cudaSt
 
 void argmax_rows(const bf16_t* logits, int64_t n, int64_t vocab_cols, int64_t index_offset, float* best_value,
                  int32_t* best_index, cudaStream_t stream) {
-  argmax_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(logits, vocab_cols, index_offset, best_value,
-                                                                  best_index);
+  argmax_kernel<<<static_cast<unsigned>(n), kArgmaxThreads, 0, stream>>>(logits, vocab_cols, index_offset,
+                                                                        best_value, best_index);
 }
 
 void argmax_merge(const float* values, const int32_t* indices, int ranks, int64_t n, int32_t* tokens,
