@@ -25,6 +25,7 @@ cases=(
   "p1_d64_gqa1|--prompt-len 1 --steps 16 --head-dim 64 --heads 4 --kv-heads 4 --hidden 256|0"
   "p300_d64_gqa4_tied|--prompt-len 300 --steps 16 --head-dim 64 --heads 12 --kv-heads 3 --hidden 384 --tied --plain-rope --eps 1e-6|0"
   "p300_d128_gqa8|--prompt-len 300 --steps 16 --head-dim 128 --heads 8 --kv-heads 1 --hidden 512|0"
+  "p300_d64_gqa8_h512|--prompt-len 300 --steps 16 --head-dim 64 --heads 8 --kv-heads 1 --hidden 512|0"
   "p2048_d128_gqa4|--prompt-len 2048 --steps 8 --head-dim 128 --heads 8 --kv-heads 2 --hidden 512|0"
   "p2048_d64_gqa8_tied|--prompt-len 2048 --steps 8 --head-dim 64 --heads 8 --kv-heads 1 --hidden 256 --tied|0"
   "p1_d64_gqa1_l32|--prompt-len 1 --steps 16 --head-dim 64 --heads 4 --kv-heads 4 --hidden 256 --layers 32|0"
