@@ -9,7 +9,7 @@ W=/tmp/p3; rm -rf $W; mkdir -p $W/ab
 T0=$(date +%s); export T0 W OUT
 nvidia-smi -L > $W/gpus.txt; cat $W/gpus.txt
 stamp() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $W/timeline.txt; cp $W/timeline.txt $OUT/; }
-left() { echo $(( 330 - ($(date +%s) - T0) )); }
+left() { echo $(( 265 - ($(date +%s) - T0) )); }
 BUILD_TARGETS="nvrar-llm test_decode_megakernel_gpu test_engine_gpu" OUT=$W bash scripts/gpu-check.sh build 2>&1 | tail -1
 stamp build done
 timeout 120 build/gpu/tests/test_decode_megakernel_gpu > $W/test.log 2>&1
