@@ -19,6 +19,7 @@ timeout 60 build/gpu/tests/test_engine_gpu --gtest_filter='*Argmax*' > $W/argmax
 stamp "argmax tests rc=$? $(grep -E "^\[  (PASSED|FAILED) " $W/argmax.log | tr "\n" " ")"
 ab() {  # ab TAG KERNEL B T [ENV...]
   local tag=$1 k=$2 B=$3 T=$4; shift 4
+  if [ $(left) -lt 30 ]; then return; fi
   env NVRAR_LLM_DECODE_KERNEL=$k "$@" timeout 60 build/gpu/tools/nvrar-llm bench --model llama3.1-8b --tp 1 \
     --batch-size $B --input-len $T --output-len 64 --num-iters-warmup 1 --num-iters 3 > $W/ab/$tag.log 2>&1
   echo "$tag rc=$? $(grep -E '^Decode step \(median|^Decode step split|rror|waited' $W/ab/$tag.log | head -3 | tr '\n' ' ')" \
