@@ -82,19 +82,24 @@ __device__ __forceinline__ void attend_split(const AttentionItem& it, char* scra
     float s[G];
 #pragma unroll
     for (int g = 0; g < G; ++g) s[g] = 0.0f;
-    if (valid) {  // the key's D / 8 loads all in flight, then the products
+    if (valid) {  // the key's loads eight at a time in flight, then their products
       const uint4* krow = reinterpret_cast<const uint4*>(it.cache_k + static_cast<int64_t>(key) * D);
-      uint4 kraw[D / 8];
+      constexpr int kBatch = D / 8 < 8 ? D / 8 : 8;
 #pragma unroll
-      for (int c = 0; c < D / 8; ++c) kraw[c] = __ldcg(krow + c);
+      for (int c0 = 0; c0 < D / 8; c0 += kBatch) {
+      uint4 kraw[kBatch];
 #pragma unroll
-      for (int c = 0; c < D / 8; ++c) {
+      for (int c = 0; c < kBatch; ++c) kraw[c] = __ldcg(krow + c0 + c);
+#pragma unroll
+      for (int cc = 0; cc < kBatch; ++cc) {
+        const int c = c0 + cc;
         float kv[8];
-        unpack_bf16x8(kraw[c], kv);
+        unpack_bf16x8(kraw[cc], kv);
 #pragma unroll
         for (int g = 0; g < G; ++g)
 #pragma unroll
           for (int e = 0; e < 8; ++e) s[g] += qs[g * D + c * 8 + e] * kv[e];
+      }
       }
     }
     float p[G];

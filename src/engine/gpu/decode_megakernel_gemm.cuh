@@ -94,14 +94,15 @@ __device__ __forceinline__ void cp_async_wait_ring() {
 // holds the addresses of its four pieces of the current unit's rows.
 struct WeightStream {
   int phase = 0, segment = 0;
-  int64_t at = 0;  // chunk index in the phase
+  int64_t at = 0, end = 0;  // chunk index in the phase; the current segment's end
+  int64_t unit = 0;         // at / chunks and at % chunks, kept by counting (no division per chunk)
+  int chunk = 0;
   bool done = false;
   Phase ph;
   Share sh;
   const char* src[4];
 
   __device__ void set_rows(const Params& p) {
-    const int64_t unit = at / ph.chunks;
     const int piece = threadIdx.x % 64;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -121,6 +122,9 @@ struct WeightStream {
       segment = 0;
     }
     at = sh.first(segment);
+    end = sh.last(segment);
+    unit = at / ph.chunks;
+    chunk = static_cast<int>(at - unit * ph.chunks);
     set_rows(p);
   }
   __device__ void begin(const Params& p) {
@@ -131,10 +135,12 @@ struct WeightStream {
     enter_segment(p);
   }
   __device__ void advance(const Params& p) {
-    if (++at == sh.last(segment)) {
+    if (++at == end) {
       ++segment;
       enter_segment(p);
-    } else if (at % ph.chunks == 0) {
+    } else if (++chunk == ph.chunks) {
+      chunk = 0;
+      ++unit;
       set_rows(p);
     }
   }
@@ -144,8 +150,7 @@ struct WeightStream {
       const int piece = threadIdx.x % 64;
 #pragma unroll
       for (int j = 0; j < 4; ++j)
-        cp_async_16(stage + (threadIdx.x / 64 + 4 * j) * kRowBytes + piece * 16,
-                    src[j] + at % ph.chunks * (kChunk * 2));
+        cp_async_16(stage + (threadIdx.x / 64 + 4 * j) * kRowBytes + piece * 16, src[j] + chunk * (kChunk * 2));
       advance(p);
     }
     cp_async_commit();
@@ -227,18 +232,19 @@ __device__ void norm_rows(const Params& p, const bf16_t* weight, bf16_t* xs, flo
 // rows x k bf16 of `in` (written by this launch) into shared memory, row stride k + 32; eight loads in flight per
 // thread.
 __device__ void copy_rows(const bf16_t* in, int rows, int64_t k, bf16_t* xs) {
-  const int64_t units = k / 8, total = rows * units;
-  for (int64_t base = threadIdx.x; base < total; base += 8 * kThreads) {
+  const unsigned units = static_cast<unsigned>(k / 8), total = static_cast<unsigned>(rows) * units;  // < 2^16
+  for (unsigned base = threadIdx.x; base < total; base += 8 * kThreads) {
     uint4 v[8];
 #pragma unroll
     for (int u = 0; u < 8; ++u) {
-      const int64_t i = base + u * kThreads;
-      v[u] = i < total ? __ldcg(reinterpret_cast<const uint4*>(in + i / units * k) + i % units) : make_uint4(0, 0, 0, 0);
+      const unsigned i = base + u * kThreads;
+      v[u] = i < total ? __ldcg(reinterpret_cast<const uint4*>(in + (i / units) * k) + i % units)
+                       : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < 8; ++u) {
-      const int64_t i = base + u * kThreads;
-      if (i < total) reinterpret_cast<uint4*>(xs + i / units * (k + 32))[i % units] = v[u];
+      const unsigned i = base + u * kThreads;
+      if (i < total) reinterpret_cast<uint4*>(xs + (i / units) * (k + 32))[i % units] = v[u];
     }
   }
   __syncthreads();
@@ -266,7 +272,7 @@ __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], uint32_t a0, uint3
 
 struct Ring {
   char* stages;
-  int64_t consumed = 0;  // chunks multiplied so far (the next is in stage consumed % kStages)
+  int slot = 0;  // the stage of the next chunk to multiply (chunks multiplied so far, modulo kStages)
 };
 
 // The block's sums of a unit split between blocks: into its slot; the last of the unit's blocks to arrive (a counter
@@ -321,17 +327,21 @@ __device__ void run_units(const Params& p, const Phase& ph, const Out& out, cons
   const Share sh = share_of(ph.units, ph.chunks, p.blocks, blockIdx.x);
   for (int seg = 0; seg < sh.segments; ++seg) {
     const int64_t seg_begin = sh.first(seg), seg_end = sh.last(seg);
+    int64_t unit = seg_begin / C;                        // kept by counting below: no division per chunk
+    int ci = static_cast<int>(seg_begin - unit * C);     // chunk of the unit
+    bool from_first = ci == 0;                           // this part of the unit starts at its first chunk
     float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     uint4 x_next[2];
-    load_x(seg_begin % C, x_next);
+    load_x(ci, x_next);
     for (int64_t at = seg_begin; at < seg_end; ++at) {
       uint4 xv[2] = {x_next[0], x_next[1]};
-      if (at + 1 < seg_end) load_x((at + 1) % C, x_next);  // x does not depend on the unit
+      const int next_ci = ci + 1 == C ? 0 : ci + 1;
+      if (at + 1 < seg_end) load_x(next_ci, x_next);  // x does not depend on the unit
       cp_async_wait_ring();  // this chunk's copies (of this thread) have landed
       __syncthreads();       // ... and everyone's; the stage refilled below is no longer read
-      stream.issue(p, ring.stages + ((ring.consumed + kStages - 1) % kStages) * kStageBytes);
-      const char* s = ring.stages + (ring.consumed % kStages) * kStageBytes;
-      ++ring.consumed;
+      stream.issue(p, ring.stages + (ring.slot == 0 ? kStages - 1 : ring.slot - 1) * kStageBytes);
+      const char* s = ring.stages + ring.slot * kStageBytes;
+      ring.slot = ring.slot + 1 == kStages ? 0 : ring.slot + 1;
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         const int offset = (warp * 2 + i) * 64 + t * 16;
@@ -340,10 +350,11 @@ __device__ void run_units(const Params& p, const Phase& ph, const Out& out, cons
         mma_bf16_16816(c, lo.x, hi.x, lo.y, hi.y, xv[i].x, xv[i].y);
         mma_bf16_16816(c, lo.z, hi.z, lo.w, hi.w, xv[i].z, xv[i].w);
       }
-      if ((at + 1) % C != 0 && at + 1 != seg_end) continue;
+      const bool unit_done = ci + 1 == C;
+      ci = next_ci;
+      if (!unit_done && at + 1 != seg_end) continue;
       // The end of this block's part of a unit: the warps' sums meet, then the output (or the split unit's combine).
-      const int64_t unit = at / C;
-      const bool whole = seg_begin <= unit * C && (at + 1) % C == 0;
+      const bool whole = from_first && unit_done;
 #pragma unroll
       for (int i = 0; i < 4; ++i) reduce[(warp * 32 + lane) * 4 + i] = c[i];
       __syncthreads();
@@ -367,6 +378,8 @@ __device__ void run_units(const Params& p, const Phase& ph, const Out& out, cons
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i) c[i] = 0.0f;
+      ++unit;
+      from_first = true;
     }
   }
 }
