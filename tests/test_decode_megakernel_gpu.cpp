@@ -142,7 +142,8 @@ std::vector<double> attention(const Case& c, const Bits& qkv, const Bits& ck, co
       double mx = -1e300;
       for (int p = 0; p < len; ++p) {
         double d = 0;
-        for (int e = 0; e < D; ++e) d += double(fl(qkv[t * c.qkv_cols() + h * D + e])) * fl(ck[c.cache_row(t, kv, p) + e]);
+        for (int e = 0; e < D; ++e)
+          d += double(fl(qkv[t * c.qkv_cols() + h * D + e])) * fl(ck[c.cache_row(t, kv, p) + e]);
         sc[p] = d / std::sqrt(double(D));
         mx = std::max(mx, sc[p]);
       }
@@ -242,7 +243,7 @@ struct DeviceCase {
     a.lengths = up(c.lengths);
     a.inv_freq = up(c.inv_freq);
     a.workspace_bytes =
-        decode_megakernel_workspace_bytes(s.rows, s.q_heads, s.kv_heads, s.head_dim, s.hidden, s.inter, s.vocab);
+        decode_megakernel_workspace_bytes(s.q_heads, s.kv_heads, s.head_dim, s.hidden, s.inter, s.vocab);
     a.workspace = zeros<char>(a.workspace_bytes);
   }
   ~DeviceCase() {
@@ -447,6 +448,24 @@ TEST(DecodeMegakernelShare, EveryChunkOnceAndSplitUnitsFound) {
       }
     }
   }
+}
+
+// One workspace, steps of 8 rows then of 1 (one KV head and 2048 keys: the most attention splits): the 1-row step gives
+// the bits it gives on a fresh workspace (the workspace's layout does not depend on the step's rows).
+TEST(DecodeMegakernelGpu, SmallerStepAfterLargerOnOneWorkspace) {
+  REQUIRE_GPU();
+  const Shape big{8, 1, 1024, 8, 1, 128, 1536, 272, {2048, 1500, 1, 64, 2000, 700, 1024, 33}, 2048};
+  const Shape small{1, 1, 1024, 8, 1, 128, 1536, 272, {1999}, 2048};
+  if (refused(big) || refused(small)) return;
+  const Case cb(big, 515), cs(small, 516);
+  DeviceCase db(cb), ds(cs), fresh(cs);
+  decode_megakernel(fresh.a, nullptr);
+  const Bits want = download(fresh.a.logits, small.vocab);
+  decode_megakernel(db.a, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ds.a.workspace = db.a.workspace;  // the same shape: the same workspace size
+  decode_megakernel(ds.a, nullptr);
+  EXPECT_EQ(download(ds.a.logits, small.vocab), want);
 }
 
 TEST(DecodeMegakernelGpu, RefusesWhatItCannotRun) {

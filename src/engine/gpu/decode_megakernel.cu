@@ -15,9 +15,10 @@
 //   cores (mma.sync m16n8k16: the 16 weight rows as A, the <= 8 activation rows as B, the skinny GEMM's staged
 //   variant's fragment layout): warp w takes 32-element groups 2 w and 2 w + 1 of each chunk, and the warps' sums meet
 //   in shared memory at the end of the block's part of a unit, where warp 0 applies the output (skinny_outputs.cuh's
-//   RoPE + append and SwiGLU pairs, the residual add, or the logits store). The weight stream: every thread issues cp.async copies of its 4 x 16 bytes of
-//   each chunk into a ring of kStages shared-memory stages, kStages - 1 chunks ahead of the chunk being multiplied,
-//   across unit, phase and layer boundaries alike (the weights never depend on the activations). The GEMM inputs
+//   RoPE + append and SwiGLU pairs, the residual add, or the logits store). The weight stream: every thread issues
+//   cp.async copies of its 4 x 16 bytes of each chunk into a ring of kStages shared-memory stages, kStages - 1 chunks
+//   ahead of the chunk being multiplied, across unit, phase and layer boundaries alike (the weights never depend on
+//   the activations). The GEMM inputs
 //   rmsnorm(h) (every block computes the norm of the <= 8 rows itself, the residual + RMSNorm kernel's roundings) and
 //   the attention output are copied into shared memory at the phase's start; down_proj's input (rows of
 //   intermediate_size) is read from L2, one chunk ahead. Attention: decode_megakernel_attention.cuh, items of (token,
@@ -249,13 +250,16 @@ std::string decode_megakernel_refusal(int rows, int num_layers, int hidden, int 
   if (optin < kSharedBytes + 512)
     return "this GPU's " + std::to_string(optin) + " bytes of shared memory per block (takes " +
            std::to_string(kSharedBytes + 512) + ")";
-  cudaFuncSetAttribute(decode_megakernel_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes);
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_megakernel_kernel, kThreads, kSharedBytes) !=
-          cudaSuccess ||
-      per_sm < 1) {
+  cudaError_t e = cudaFuncSetAttribute(decode_megakernel_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       kSharedBytes);
+  if (e == cudaSuccess)
+    e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_megakernel_kernel, kThreads, kSharedBytes);
+  if (e != cudaSuccess) {
     cudaGetLastError();
-    return "no SM of this GPU holds a block of the kernel";
+    return std::string("this GPU, where the kernel's shared memory or occupancy query failed: ") +
+           cudaGetErrorString(e);
   }
+  if (per_sm < 1) return "this GPU, where no SM holds a block of the kernel";
   return "";
 }
 
@@ -264,11 +268,12 @@ namespace {
 struct WorkspaceLayout {
   int64_t counters, attention_partials, unit_counters, unit_partials, bytes;
 };
-WorkspaceLayout layout(int max_rows, int q_heads, int kv_heads, int head_dim, int hidden, int inter,
-                       int64_t vocab_cols) {
+// For steps of any row count up to kMegakernelMaxRows: the offsets must not depend on the step's rows (a step of fewer
+// rows would find a larger step's partials where its counters are).
+WorkspaceLayout layout(int q_heads, int kv_heads, int head_dim, int hidden, int inter, int64_t vocab_cols) {
   const auto round = [](int64_t b) { return (b + 255) / 256 * 256; };
   const int64_t blocks = device_sms(), splits = blocks;  // at most one split per block
-  const int64_t rows = std::clamp(max_rows, 1, kMegakernelMaxRows);
+  const int64_t rows = kMegakernelMaxRows;
   const int64_t units = std::max({static_cast<int64_t>(q_heads + 2 * kv_heads) * head_dim, int64_t{hidden},
                                   2 * int64_t{inter}, vocab_cols}) / 16;
   WorkspaceLayout l{};
@@ -282,9 +287,9 @@ WorkspaceLayout layout(int max_rows, int q_heads, int kv_heads, int head_dim, in
 
 }  // namespace
 
-int64_t decode_megakernel_workspace_bytes(int max_rows, int q_heads, int kv_heads, int head_dim, int hidden, int inter,
+int64_t decode_megakernel_workspace_bytes(int q_heads, int kv_heads, int head_dim, int hidden, int inter,
                                           int64_t vocab_cols) {
-  return layout(max_rows, q_heads, kv_heads, head_dim, hidden, inter, vocab_cols).bytes;
+  return layout(q_heads, kv_heads, head_dim, hidden, inter, vocab_cols).bytes;
 }
 
 void decode_megakernel(const MegakernelArgs& args, cudaStream_t stream) {
@@ -292,11 +297,12 @@ void decode_megakernel(const MegakernelArgs& args, cudaStream_t stream) {
                                                         args.kv_heads, args.head_dim, args.inter, args.vocab_cols);
   if (!refusal.empty()) throw Error("nvrar-llm: persistent decode kernel: " + refusal);
   const WorkspaceLayout l =
-      layout(args.rows, args.q_heads, args.kv_heads, args.head_dim, args.hidden, args.inter, args.vocab_cols);
-  const int64_t need = l.bytes;
-  if (args.workspace == nullptr || args.workspace_bytes < need)
+      layout(args.q_heads, args.kv_heads, args.head_dim, args.hidden, args.inter, args.vocab_cols);
+  if (args.workspace == nullptr)
+    throw Error("nvrar-llm: persistent decode kernel: no workspace (MegakernelArgs::workspace is null)");
+  if (args.workspace_bytes < l.bytes)
     throw Error("nvrar-llm: persistent decode kernel: a workspace of " + std::to_string(args.workspace_bytes) +
-                " bytes for " + std::to_string(args.rows) + " rows (takes " + std::to_string(need) + ")");
+                " bytes (takes " + std::to_string(l.bytes) + " for this model shape)");
   Params p{};
   p.a = args;
   p.blocks = device_sms();

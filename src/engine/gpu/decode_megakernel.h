@@ -27,9 +27,10 @@ struct MegakernelLayer {
   bf16_t* cache_v = nullptr;
 };
 
-// A decode step of `rows` tokens (lengths[t] <= max_len for every t: the attention's splits are sized by max_len). h holds the embedded tokens on entry and the residual stream after the last layer
-// on exit; qkv, attn and act are the model's activation buffers; logits [rows][vocab_cols] bf16. The whole struct is
-// the kernel's parameter (by value; ~8.3 KB), so a CUDA graph captures every pointer.
+// A decode step of `rows` tokens (lengths[t] <= max_len for every t: the attention's splits are sized by max_len).
+// h holds the embedded tokens on entry and the residual stream after the last layer on exit; qkv, attn and act are
+// the model's activation buffers; logits [rows][vocab_cols] bf16. The whole struct is the kernel's parameter (by
+// value; ~8.3 KB), so a CUDA graph captures every pointer.
 struct MegakernelArgs {
   int rows = 0, num_layers = 0;
   int hidden = 0, q_heads = 0, kv_heads = 0, head_dim = 0, inter = 0;
@@ -54,10 +55,11 @@ struct MegakernelArgs {
 std::string decode_megakernel_refusal(int rows, int num_layers, int hidden, int q_heads, int kv_heads, int head_dim,
                                       int inter, int64_t vocab_cols);
 
-// Workspace bytes for steps of up to max_rows rows of this model shape: the grid barrier, the attention's arrival
-// counters and split partials, the GEMM units' counters and partial sums. Zero it once after allocation; every step
-// leaves it ready for the next (graph replays need no memset).
-int64_t decode_megakernel_workspace_bytes(int max_rows, int q_heads, int kv_heads, int head_dim, int hidden, int inter,
+// Workspace bytes for steps of this model shape (any row count up to kMegakernelMaxRows, one layout for all): the grid
+// barrier, the attention's arrival counters and split partials, the GEMM units' counters and partial sums (~18 MB
+// for Llama-3.1-8B on 132 SMs). Zero it once after allocation; every step leaves it ready for the next (graph replays
+// need no memset).
+int64_t decode_megakernel_workspace_bytes(int q_heads, int kv_heads, int head_dim, int hidden, int inter,
                                           int64_t vocab_cols);
 
 // Launches the step (cooperative: all blocks resident at once, or a launch error). Throws nvrar::Error naming the

@@ -87,19 +87,18 @@ __device__ __forceinline__ void attend_split(const AttentionItem& it, char* scra
       constexpr int kBatch = D / 8 < 8 ? D / 8 : 8;
 #pragma unroll
       for (int c0 = 0; c0 < D / 8; c0 += kBatch) {
-      uint4 kraw[kBatch];
+        uint4 kraw[kBatch];
 #pragma unroll
-      for (int c = 0; c < kBatch; ++c) kraw[c] = __ldcg(krow + c0 + c);
+        for (int c = 0; c < kBatch; ++c) kraw[c] = __ldcg(krow + c0 + c);
 #pragma unroll
-      for (int cc = 0; cc < kBatch; ++cc) {
-        const int c = c0 + cc;
-        float kv[8];
-        unpack_bf16x8(kraw[cc], kv);
+        for (int cc = 0; cc < kBatch; ++cc) {
+          float kv[8];
+          unpack_bf16x8(kraw[cc], kv);
 #pragma unroll
-        for (int g = 0; g < G; ++g)
+          for (int g = 0; g < G; ++g)
 #pragma unroll
-          for (int e = 0; e < 8; ++e) s[g] += qs[g * D + c * 8 + e] * kv[e];
-      }
+            for (int e = 0; e < 8; ++e) s[g] += qs[g * D + (c0 + cc) * 8 + e] * kv[e];
+        }
       }
     }
     float p[G];

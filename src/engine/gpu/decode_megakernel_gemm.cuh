@@ -67,7 +67,9 @@ __device__ __forceinline__ Phase phase_of(const Params& p, int index) {
   return ph;
 }
 
-// Weight row of output column c (the pairings of skinny_outputs.cuh), and a unit's tile row r -> column.
+// Weight row of output column c (the pairings of skinny_outputs.cuh), and a unit's tile row r -> column. The weight
+// stream runs ahead across phase kinds, so it takes the pairing by kind at run time rather than from the Out types;
+// the two must agree (test_decode_megakernel_gpu checks q/k/v and SwiGLU against a CPU reference).
 __device__ __forceinline__ int64_t weight_row(const Params& p, int kind, int64_t c) {
   if (kind == kQkv) {
     const int64_t half = p.a.head_dim / 2, pair = c / 2;

@@ -200,9 +200,8 @@ void LlamaModel::init_persistent_decode() {
                           .empty())
     --rows;
   persistent_max_rows_ = rows;
-  persistent_workspace_bytes_ = decode_megakernel_workspace_bytes(rows, q_heads_, kv_heads_, head_dim_,
-                                                                  static_cast<int>(hidden_), static_cast<int>(inter_),
-                                                                  vocab_cols_);
+  persistent_workspace_bytes_ = decode_megakernel_workspace_bytes(
+      q_heads_, kv_heads_, head_dim_, static_cast<int>(hidden_), static_cast<int>(inter_), vocab_cols_);
   persistent_workspace_ = memory_.allocate(static_cast<std::size_t>(persistent_workspace_bytes_),
                                            "the persistent decode kernel's workspace");
   cuda_check(cudaMemsetAsync(persistent_workspace_, 0, static_cast<std::size_t>(persistent_workspace_bytes_), stream_),
