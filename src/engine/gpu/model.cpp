@@ -256,7 +256,9 @@ std::string LlamaModel::attention_kernels() const {
                              : mma_attention_supports(head_dim_)            ? "mma"
                                                                             : "fused (mma takes head_dim 64, 128)";
   return "prefill " + prefill + ", decode " + decode +
-         (persistent_workspace_ != nullptr ? " (1-8 rows: the persistent kernel's own)" : "");
+         (persistent_workspace_ != nullptr
+              ? fmt::format(" (1-{} rows: the persistent kernel's own)", persistent_max_rows_)
+              : std::string());
 }
 
 void LlamaModel::init_dummy(uint64_t seed, float scale) {
