@@ -39,6 +39,7 @@
 #include <cstdio>
 #include <string>
 
+#include "engine/gpu/attention_fused.h"
 #include "engine/gpu/bf16_vector.cuh"
 #include "engine/gpu/decode_megakernel_attention.cuh"
 #include "engine/gpu/decode_megakernel_gemm.cuh"
@@ -207,18 +208,6 @@ int64_t counter_bytes(int kv_heads) {
   return (static_cast<int64_t>(kMegakernelMaxRows) * kv_heads * 4 + 255) / 256 * 256;
 }
 
-int device_sms() {
-  int device = 0, sms = 0;
-  cudaError_t e = cudaGetDevice(&device);
-  static int cached[64] = {};  // per device: the SM count does not change
-  if (e == cudaSuccess && device < 64 && cached[device] > 0) return cached[device];
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (e == cudaSuccess && device < 64) cached[device] = sms;
-  if (e != cudaSuccess)
-    throw Error(std::string("nvrar-llm: persistent decode kernel: reading the SM count: ") + cudaGetErrorString(e));
-  return sms;
-}
-
 }  // namespace
 
 std::string decode_megakernel_refusal(int rows, int num_layers, int hidden, int q_heads, int kv_heads, int head_dim,
@@ -272,7 +261,7 @@ struct WorkspaceLayout {
 // rows would find a larger step's partials where its counters are).
 WorkspaceLayout layout(int q_heads, int kv_heads, int head_dim, int hidden, int inter, int64_t vocab_cols) {
   const auto round = [](int64_t b) { return (b + 255) / 256 * 256; };
-  const int64_t blocks = device_sms(), splits = blocks;  // at most one split per block
+  const int64_t blocks = sm_count(), splits = blocks;  // at most one split per block
   const int64_t rows = kMegakernelMaxRows;
   const int64_t units = std::max({static_cast<int64_t>(q_heads + 2 * kv_heads) * head_dim, int64_t{hidden},
                                   2 * int64_t{inter}, vocab_cols}) / 16;
@@ -305,7 +294,7 @@ void decode_megakernel(const MegakernelArgs& args, cudaStream_t stream) {
                 " bytes (takes " + std::to_string(l.bytes) + " for this model shape)");
   Params p{};
   p.a = args;
-  p.blocks = device_sms();
+  p.blocks = sm_count();
   // Attention splits: about one item per block over the rows' KV heads, at least 64 keys each, in warps of 32 keys.
   const int64_t max_len = std::max<int64_t>(1, args.max_len);
   const int64_t heads = static_cast<int64_t>(args.rows) * args.kv_heads;

@@ -14,6 +14,8 @@
 #include "engine/gpu/decode_megakernel_share.h"
 #include "engine/gpu/pointwise.cuh"
 #include "engine/gpu/skinny_outputs.cuh"
+#include "engine/gpu/tensor_core.cuh"
+#include "gpu/device/rmsnorm.cuh"
 
 namespace nvrar::engine::gpu::mega {
 
@@ -78,18 +80,8 @@ __device__ __forceinline__ int64_t weight_row(const Params& p, int kind, int64_t
   if (kind == kGateUp) return c / 2 + (c % 2) * p.a.inter;
   return c;
 }
-__device__ __forceinline__ int64_t tile_column(int kind, int64_t unit, int r) {
-  const bool paired = kind == kQkv || kind == kGateUp;
-  return unit * 16 + (paired ? 2 * (r % 8) + r / 8 : r);
-}
-
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
-  const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(to), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_ring() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kStages - 2) : "memory");
+__device__ __forceinline__ int64_t unit_column(int kind, int64_t unit, int r) {
+  return tile_column(kind == kQkv || kind == kGateUp, unit * 16, r);  // skinny_outputs.cuh
 }
 
 // The block's walk over its weight chunks, phase by phase (its Share of each), the same on every thread; each thread
@@ -109,7 +101,7 @@ struct WeightStream {
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int r = threadIdx.x / 64 + 4 * j;
-      const int64_t row = weight_row(p, ph.kind, tile_column(ph.kind, unit, r));
+      const int64_t row = weight_row(p, ph.kind, unit_column(ph.kind, unit, r));
       src[j] = reinterpret_cast<const char*>(ph.w + row * ph.k) + piece * 16;
     }
   }
@@ -152,10 +144,11 @@ struct WeightStream {
       const int piece = threadIdx.x % 64;
 #pragma unroll
       for (int j = 0; j < 4; ++j)
-        cp_async_16(stage + (threadIdx.x / 64 + 4 * j) * kRowBytes + piece * 16, src[j] + chunk * (kChunk * 2));
+        tc::cp_async_16(tc::shared_address(stage + (threadIdx.x / 64 + 4 * j) * kRowBytes + piece * 16),
+                        src[j] + chunk * (kChunk * 2), true);
       advance(p);
     }
-    cp_async_commit();
+    tc::cp_async_commit();
   }
 };
 
@@ -186,12 +179,7 @@ __device__ void norm_rows_held(const Params& p, const bf16_t* weight, bf16_t* xs
   for (int r = 0; r < kRows; ++r) {
     float s = 0.0f;  // each thread's units in element order
 #pragma unroll
-    for (int u = 0; u < kUnits; ++u) {
-      float v[8];
-      unpack_bf16x8(hv[r][u], v);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) s += v[e] * v[e];
-    }
+    for (int u = 0; u < kUnits; ++u) ::nvrar::gpu::dev::add_unit_squares<core::Bf16>(&hv[r][u].x, s);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if (lane == 0) red[r * kWarps + warp] = s;
@@ -207,13 +195,8 @@ __device__ void norm_rows_held(const Params& p, const bf16_t* weight, bf16_t* xs
     for (int u = 0; u < kUnits; ++u) {
       const int j = threadIdx.x + u * kThreads;
       if (j >= units) break;
-      float v[8], w[8];
-      unpack_bf16x8(hv[r][u], v);
-      unpack_bf16x8(wv[u], w);
       uint4 out;
-      bf16_t* o = reinterpret_cast<bf16_t*>(&out);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) o[e] = to_bf16(w[e] * to_f32(to_bf16(v[e] * inv)));
+      ::nvrar::gpu::dev::unit_rmsnorm<core::Bf16>(&hv[r][u].x, &wv[u].x, inv, &out.x);
       reinterpret_cast<uint4*>(xs + r * stride)[j] = out;
     }
   }
@@ -262,15 +245,6 @@ struct ResidualAdd {
     *at = to_bf16(to_f32(__ldcg(at)) + to_f32(to_bf16(v)));
   }
 };
-
-__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                               uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
 
 struct Ring {
   char* stages;
@@ -339,7 +313,7 @@ __device__ void run_units(const Params& p, const Phase& ph, const Out& out, cons
       uint4 xv[2] = {x_next[0], x_next[1]};
       const int next_ci = ci + 1 == C ? 0 : ci + 1;
       if (at + 1 < seg_end) load_x(next_ci, x_next);  // x does not depend on the unit
-      cp_async_wait_ring();  // this chunk's copies (of this thread) have landed
+      tc::cp_async_wait<kStages - 2>();  // this chunk's copies (of this thread) have landed
       __syncthreads();       // ... and everyone's; the stage refilled below is no longer read
       stream.issue(p, ring.stages + (ring.slot == 0 ? kStages - 1 : ring.slot - 1) * kStageBytes);
       const char* s = ring.stages + ring.slot * kStageBytes;
@@ -349,8 +323,8 @@ __device__ void run_units(const Params& p, const Phase& ph, const Out& out, cons
         const int offset = (warp * 2 + i) * 64 + t * 16;
         const uint4 lo = *reinterpret_cast<const uint4*>(s + g * kRowBytes + offset);
         const uint4 hi = *reinterpret_cast<const uint4*>(s + (g + 8) * kRowBytes + offset);
-        mma_bf16_16816(c, lo.x, hi.x, lo.y, hi.y, xv[i].x, xv[i].y);
-        mma_bf16_16816(c, lo.z, hi.z, lo.w, hi.w, xv[i].z, xv[i].w);
+        tc::mma_bf16(c, {lo.x, hi.x, lo.y, hi.y}, xv[i].x, xv[i].y);
+        tc::mma_bf16(c, {lo.z, hi.z, lo.w, hi.w}, xv[i].z, xv[i].w);
       }
       const bool unit_done = ci + 1 == C;
       ci = next_ci;
@@ -369,7 +343,7 @@ __device__ void run_units(const Params& p, const Phase& ph, const Out& out, cons
 #pragma unroll
           for (int i = 0; i < (Out::kPaired ? 2 : 4); ++i) {
             const int batch = 2 * t + (i & 1);
-            const int64_t column = tile_column(ph.kind, unit, g + (i >= 2 ? 8 : 0));
+            const int64_t column = unit_column(ph.kind, unit, g + (i >= 2 ? 8 : 0));
             if (batch >= p.a.rows) continue;
             if constexpr (Out::kPaired)
               out.store(batch, column / 2, c[i], c[i + 2]);

@@ -182,9 +182,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int g = lane / 4, t = lane % 4;
   const int64_t n = out.columns();
   const int64_t col0 = static_cast<int64_t>(blockIdx.x) * 16;  // this block's 16 output columns
-  // Tile row r holds column col0 + r, or for paired outputs pair col0 / 2 + r % 8's element r / 8 (so that lane g
-  // ends up with both elements of pair col0 / 2 + g).
-  const auto tile_column = [&](int r) { return Out::kPaired ? col0 + 2 * (r % 8) + r / 8 : col0 + r; };
+  const auto column_of = [&](int r) { return tile_column(Out::kPaired, col0, r); };  // skinny_outputs.cuh
   const int64_t chunks = k / kStagedChunk;
 
   // Thread i copies piece i % 32 of rows i / 32 + (kThreads / 32) j: a warp reads whole 512-byte row segments.
@@ -194,7 +192,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int j = 0; j < kPiecesPerThread; ++j) {
     const int r = threadIdx.x / kPiecesPerRow + j * (kThreads / kPiecesPerRow);
     const int piece = threadIdx.x % kPiecesPerRow;
-    const int64_t column = tile_column(r) < n ? tile_column(r) : n - 1;  // past n: reread the last; never stored
+    const int64_t column = column_of(r) < n ? column_of(r) : n - 1;  // past n: reread the last; never stored
     src[j] = w + out.weight_row(column) * k + piece * 8;
     dst[j] = r * kStagedRowBytes + piece * 16;
   }
@@ -257,7 +255,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int i = 0; i < (Out::kPaired ? 2 : 4); ++i) {
     const int batch = 2 * t + (i & 1);
-    const int64_t column = tile_column(g + (i >= 2 ? 8 : 0));
+    const int64_t column = column_of(g + (i >= 2 ? 8 : 0));
     if (batch >= m || column >= n) continue;
     if constexpr (Out::kPaired)
       out.store(batch, column / 2, c[i], c[i + 2]);  // rows g and g + 8: the pair's two elements

@@ -15,6 +15,13 @@
 
 namespace nvrar::engine::gpu {
 
+// The tensor-core skinny GEMMs' 16-row tiles (skinny_gemm.cu's staged variants, the persistent decode kernel's units):
+// tile row r of the tile starting at output column col0 holds column col0 + r, or for paired outputs element r / 8 of
+// pair col0 / 2 + r % 8, so that rows g and g + 8 (one lane's mma accumulators) are a pair's two elements.
+__host__ __device__ __forceinline__ int64_t tile_column(bool paired, int64_t col0, int r) {
+  return paired ? col0 + 2 * (r % 8) + r / 8 : col0 + r;
+}
+
 // Plain output: column j is weight row j, stored to y[r, j]: bf16 (kStore), fp32 (kStoreF32) or added to fp32
 // (kAddF32). A runtime choice (one lane per output stores), so the three share each kernel's instantiations.
 struct StoreColumns {
