@@ -2,8 +2,9 @@
 # Call 3 (fourteenth session, 76cd387 + call3/early.patch, which changes nothing unless NVRAR_EXP_EARLY_ROWS is set):
 # on the H200 the issue's goals are set for, the one-job long-prompt table of issue 17 (nvrar-llm + cuDNN, then the
 # PyTorch reference); then, with the time left, the skinny GEMMs releasing the next kernel once their last loads are
-# issued (NVRAR_EXP_EARLY_ROWS=8) against the default (after the main loop), alternating, the GEMM plan of each case's
-# first (tuned, default) run pinned for the runs after it; then layers / persistent at 1 x 128.
+# issued (NVRAR_EXP_EARLY_ROWS=8) or at their start (NVRAR_EXP_EARLY_MODE=2) against the default (after the main
+# loop), alternating, the GEMM plan of each case's first (tuned, default) run pinned for the runs after it; then
+# layers / persistent at 1 x 128.
 set -u
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 NVSHMEM_ROOT=$(python3 -c 'import nvidia.nvshmem as m; print(list(m.__path__)[0])' 2>/dev/null || true)
@@ -40,6 +41,7 @@ for c in 1:128 1:8192 8:128; do
   for r in 1 2; do
     run base_${B}_${C}_r$r $B $C NVRAR_LLM_GEMM=$plan
     run early_${B}_${C}_r$r $B $C NVRAR_LLM_GEMM=$plan NVRAR_EXP_EARLY_ROWS=8
+    run start_${B}_${C}_r$r $B $C NVRAR_LLM_GEMM=$plan NVRAR_EXP_EARLY_ROWS=8 NVRAR_EXP_EARLY_MODE=2
   done
 done
 run persistent_1_128 1 128 NVRAR_LLM_DECODE_KERNEL=persistent
