@@ -318,8 +318,8 @@ const std::vector<Row>& rows() {
                                 "launches ~7 kernels per layer; persistent runs every layer, the final norm and the "
                                 "lm_head in one kernel with one block per SM, streaming the weights across the phase "
                                 "boundaries (head_dim 64/128; its own CUDA-core attention; docs/engine.md). Measured "
-                                "on one H100 (8B): correct (its tests, the fp32 check) but slower, 7.4 against 5.6 ms "
-                                "per step at 1 x 128 in its first form; so layers is the default. persistent refuses, "
+                                "on one H100 (8B): correct (its tests, the fp32 check) but slower, 8.5 against 5.5 ms "
+                                "per step at 1 x 128 in its latest form; so layers is the default. persistent refuses, "
                                 "naming the cause, at TP > 1, with fp32 activations or residual, or for a model shape "
                                 "it does not take; larger batches run the layers."),
                          kEngine));
