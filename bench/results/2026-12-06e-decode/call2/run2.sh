@@ -34,7 +34,7 @@ run() {  # run TAG B C [ENV...]
   echo "$tag rc=$? $(grep -E '^Decode step \(median|rror' $W/ab/$tag.log | head -2 | tr '\n' ' ')" | tee -a $W/ab/summary.txt
   cp $W/ab/summary.txt $OUT/
 }
-for c in 1:128 8:128 1:8192; do
+for c in 1:128 8:128 1:8192 8:8192; do
   B=${c%:*} C=${c#*:}
   run t_${B}_$C $B $C
   plan=$(sed -n 's/^GEMM plan (rank 0; NVRAR_LLM_GEMM repeats it): //p' $W/ab/t_${B}_$C.log)
