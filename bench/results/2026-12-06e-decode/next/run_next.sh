@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Ready for the next session (not run): HEAD + next/norm_unit.patch. The residual + RMSNorm block kernel with the
-# weight unit loaded before griddepcontrol.wait and the row kept in registers (NVRAR_EXP_NORM=1), and the same
-# releasing the next kernel only at its end (2), against the unchanged kernel: the kernels' tests with each mode
-# (bits equal to the warp kernel's and the one-shot's), then decode steps with plans pinned, alternating, two runs
-# each. On an H200 first: the issue's ten timed cases (call1/run1.sh's table).
+# Ready for the next session (not run): HEAD + next/norm_unit.patch + the tenth session's
+# bench/results/2026-12-06-engine/call2/exp_early_kv_and_kps.patch (both apply to 5bd63e8). The residual + RMSNorm
+# block kernel with the weight unit loaded before griddepcontrol.wait and the row kept in registers
+# (NVRAR_EXP_NORM=1), the same releasing the next kernel only at its end (2), and the decode attention requesting its
+# first two K/V tiles before its wait (NVRAR_EXP_EARLY_KV=1, first measured without pinned plans), against the
+# unchanged kernels: the norm test with each mode (bits equal to the warp kernel's), test_engine_gpu with both
+# changes, then decode steps with plans pinned, alternating, two runs each. On an H200 first: the issue's ten timed
+# cases (call1/run1.sh's table).
 set -u
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 NVSHMEM_ROOT=$(python3 -c 'import nvidia.nvshmem as m; print(list(m.__path__)[0])' 2>/dev/null || true)
@@ -28,8 +31,8 @@ for m in 1 2; do
   NVRAR_EXP_NORM=$m timeout 60 build/gpu/tests/test_residual_rmsnorm_gpu --gtest_brief=1 > $W/norm_test_$m.log 2>&1
   stamp "test_residual_rmsnorm_gpu (mode $m) rc=$? $(grep -E "^\[  (PASSED|FAILED)" $W/norm_test_$m.log | tr "\n" " ")"
 done
-NVRAR_EXP_NORM=1 timeout 60 build/gpu/tests/test_engine_gpu --gtest_brief=1 > $W/engine_test.log 2>&1
-stamp "test_engine_gpu (mode 1) rc=$? $(grep -E "^\[  (PASSED|FAILED)" $W/engine_test.log | tr "\n" " ")"
+NVRAR_EXP_NORM=1 NVRAR_EXP_EARLY_KV=1 timeout 60 build/gpu/tests/test_engine_gpu --gtest_brief=1 > $W/engine_test.log 2>&1
+stamp "test_engine_gpu (norm 1, early K/V) rc=$? $(grep -E "^\[  (PASSED|FAILED)" $W/engine_test.log | tr "\n" " ")"
 run() {  # run TAG B C [ENV...]
   local tag=$1 B=$2 C=$3; shift 3
   if [ $(left) -lt 15 ]; then echo "$tag skipped (time)" >> $W/ab/summary.txt; return; fi
@@ -46,6 +49,8 @@ for c in 1:128 8:128 1:8192; do
     run base_${B}_${C}_r$r $B $C NVRAR_LLM_GEMM=$plan
     run n1_${B}_${C}_r$r $B $C NVRAR_LLM_GEMM=$plan NVRAR_EXP_NORM=1
     run n2_${B}_${C}_r$r $B $C NVRAR_LLM_GEMM=$plan NVRAR_EXP_NORM=2
+    run kv_${B}_${C}_r$r $B $C NVRAR_LLM_GEMM=$plan NVRAR_EXP_EARLY_KV=1
+    run n1kv_${B}_${C}_r$r $B $C NVRAR_LLM_GEMM=$plan NVRAR_EXP_NORM=1 NVRAR_EXP_EARLY_KV=1
   done
 done
 stamp end
