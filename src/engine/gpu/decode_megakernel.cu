@@ -20,8 +20,8 @@
 //   ahead of the chunk being multiplied, across unit, phase and layer boundaries alike (the weights never depend on
 //   the activations). The GEMM inputs rmsnorm(h) (every block computes the norm of the <= 8 rows itself, the
 //   residual + RMSNorm kernel's roundings) and the attention output are copied into shared memory at the phase's
-//   start; down_proj's input (rows of intermediate_size) is read from L2, one chunk ahead. Attention: decode_megakernel_attention.cuh, items of (token,
-//   KV head, key split) over the blocks.
+//   start; down_proj's input (rows of intermediate_size) is read from L2, one chunk ahead. Attention:
+//   decode_megakernel_attention.cuh, items of (token, KV head, key split) over the blocks.
 // Launch shape: cooperative, one block of 256 threads per SM (~226 KB of dynamic shared memory: kStages stages of
 //   16 rows x 1088 bytes, 68 KB for the activations or the attention's arrays, 4 KB for the warps' sums).
 // Sync: cp.async groups and one __syncthreads per chunk (a stage is refilled only after every warp has used it); a

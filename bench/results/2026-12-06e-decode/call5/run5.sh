@@ -3,7 +3,7 @@
 # with every SM's share equal (NVRAR_EXP_BALANCED: 1 as many blocks per SM as fit, 2 two per SM) against the
 # unchanged kernels, each case's GEMM plan pinned (its first, tuned run), alternating; a tuned run with the balanced
 # kernels for the tuner's per-GEMM times; test_gemm_gpu with both balanced modes. On an H200: the ten timed
-# cases first (call1/run1.sh's table).
+# cases first (2026-12-06d-decode/call5/run5.sh's table).
 set -u
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 NVSHMEM_ROOT=$(python3 -c 'import nvidia.nvshmem as m; print(list(m.__path__)[0])' 2>/dev/null || true)

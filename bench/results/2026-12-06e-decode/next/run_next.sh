@@ -6,7 +6,7 @@
 # first two K/V tiles before its wait (NVRAR_EXP_EARLY_KV=1, first measured without pinned plans), against the
 # unchanged kernels: the norm test with each mode (bits equal to the warp kernel's), test_engine_gpu with both
 # changes, then decode steps with plans pinned, alternating, two runs each. On an H200 first: the ten timed
-# cases (call1/run1.sh's table).
+# cases (2026-12-06d-decode/call5/run5.sh's table).
 set -u
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 NVSHMEM_ROOT=$(python3 -c 'import nvidia.nvshmem as m; print(list(m.__path__)[0])' 2>/dev/null || true)
