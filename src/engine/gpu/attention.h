@@ -50,7 +50,10 @@ bool attention_supports_head_dim(int head_dim);
 // fills the GPU); a block of four warps handles one split with an online softmax per group of lanes, merges them,
 // and writes (max, sum, acc); a second kernel merges the splits.
 // kFused: attention_fused.cu (one kernel, cp.async-pipelined key loads, the merge in the last block of a head group).
-// kTensorCore: attention_mma.cu (the same splits and merge; S and P V by mma.sync).
+// kTensorCore: attention_mma.cu (the same splits and merge; S and P V by mma.sync). Launched with programmatic
+// dependent launch (unless NVRAR_PDL=0), it reads seq, lengths and every key and value of row t but the last
+// (position lengths[t] - 1) before it waits for the previous kernel: the kernel before it may write q and each row's
+// newest key and value (a decode step's qkv GEMM or RoPE + append), nothing else that this call reads.
 // scratch: attention_scratch_floats(s) floats, zeroed once after allocation; lengths[t] <= s.max_len.
 void attention(const bf16_t* qkv, const int32_t* seq, const int32_t* lengths, const bf16_t* cache_k,
                const bf16_t* cache_v, const AttentionShape& s, DecodeAttention kernel, float* scratch, bf16_t* out,

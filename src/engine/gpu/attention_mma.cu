@@ -26,10 +26,12 @@
 //   (attention() takes the fused kernel for other head sizes).
 // Sync: cp.async groups and __syncthreads before a stage is read and after it was used (before its refill); one
 //   barrier before the warps' results are combined; across blocks, split_merge.cuh's fences and counters (no block
-//   ever waits for another). PDL: launched with programmatic dependent launch (unless NVRAR_PDL=0), it waits for the
-//   previous grid (the qkv GEMM with its RoPE + append epilogue, or the RoPE + append kernel, which write q and the
-//   new key and value) before any load, and calls allow_next_grid() at the start so that the o_proj GEMM may start
-//   streaming its weights.
+//   ever waits for another). PDL: launched with programmatic dependent launch (unless NVRAR_PDL=0), it calls
+//   allow_next_grid() at the start, so that the o_proj GEMM may start streaming its weights, and requests its
+//   split's first two tiles before it waits for the previous grid (the qkv GEMM with its RoPE + append epilogue, or
+//   the RoPE + append kernel, which write q and each row's newest key and value): every key but the row's last is
+//   final by then (attention.h), so the tiles stream while the GEMM finishes; the last key, if it falls in those
+//   tiles, and q are read after the wait.
 #include "engine/gpu/attention_mma.h"
 
 #include <cuda_runtime.h>
@@ -82,7 +84,6 @@ __global__ void __launch_bounds__(kThreads, resident_blocks(D))
   static_assert(D == 64 || D == 128, "head_dim 64 or 128");
   constexpr int kDimBlocks = D / 8;  // n8 blocks of O
   nvrar::gpu::dev::allow_next_grid();  // the GEMM after this kernel may start streaming its weights
-  nvrar::gpu::dev::wait_for_previous_grid();  // PDL-launched: q and the KV cache come from the previous kernel
   extern __shared__ __align__(128) unsigned char shared_raw[];
   bf16_t* sk = reinterpret_cast<bf16_t*>(shared_raw);  // [2][kKeys][D]
   bf16_t* sv = sk + 2 * kKeys * D;                      // [2][kKeys][D]
@@ -91,10 +92,13 @@ __global__ void __launch_bounds__(kThreads, resident_blocks(D))
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int quad_row = lane / 4, quad_col = lane % 4;
   const int mi = lane / 8, mr = lane % 8;  // ldmatrix: the matrix and row this lane addresses
-  // lengths[t] <= s.max_len; clamped to the grid's keys (as the fused kernel: a counter never falls short of `used`).
+  // Read before griddepcontrol.wait (attention.h's contract): lengths, seq and every key but a row's last are final
+  // before the previous kernel starts; lengths[t] <= s.max_len, clamped to the grid's keys (as the fused kernel: a
+  // counter never falls short of `used`).
   const int64_t len = min(static_cast<int64_t>(lengths[t]), static_cast<int64_t>(gridDim.x) * kps);
   bf16_t* out_row = out + (t * s.q_heads + head0) * D;  // + g * D + d
   if (len <= 0) {  // no keys: zeros, as the other kernels write
+    nvrar::gpu::dev::wait_for_previous_grid();
     if (split == 0)
       for (int i = threadIdx.x; i < G * D; i += kThreads) out_row[i] = 0;
     return;
@@ -108,8 +112,33 @@ __global__ void __launch_bounds__(kThreads, resident_blocks(D))
   const int64_t base = ((static_cast<int64_t>(seq[t]) * s.kv_heads + kv_head) * s.max_seq + begin) * D;
   const bf16_t* kbase = cache_k + base;
   const bf16_t* vbase = cache_v + base;
-  load_tile<D, kKeys, kThreads>(sk, kbase, D, end - begin);
-  load_tile<D, kKeys, kThreads>(sv, vbase, D, end - begin);
+  // Positions relative to the split (int: a split is at most a few hundred thousand keys).
+  const int keys = static_cast<int>(end - begin);
+  // Tile j's K and V into stage j % 2, rows [0, copy) copied, rows past the split's end zero-filled.
+  const auto load = [&](int j, int64_t copy) {
+    const int64_t k0 = static_cast<int64_t>(j) * kKeys;
+    load_tile_leaving<D, kKeys, kThreads>(sk + (j & 1) * kKeys * D, kbase + k0 * D, D, copy - k0, keys - k0);
+    load_tile_leaving<D, kKeys, kThreads>(sv + (j & 1) * kKeys * D, vbase + k0 * D, D, copy - k0, keys - k0);
+  };
+  // Tiles 0 and 1 are requested before the wait, all but the row's last key (the decode step's new one, which the
+  // previous kernel writes): that key, if it is this split's and in those tiles, is copied after the wait. On an
+  // H200 this took 0.3% (batch 1 x 128) and 0.45% (1 x 8192) off a decode step (docs/perf-notes.md).
+  const bool last_here = end == len;  // this split holds the row's last key, split row keys - 1
+  const int early_rows = last_here ? keys - 1 : keys;
+  load(0, early_rows);
+  cp_async_commit();
+  if (tiles > 1) load(1, early_rows);
+  cp_async_commit();
+  nvrar::gpu::dev::wait_for_previous_grid();  // q and the new key and value come from the previous kernel
+  const int fresh = keys - 1;
+  constexpr int kChunks = D / 8;
+  if (last_here && fresh < 2 * kKeys && threadIdx.x < 2 * kChunks) {
+    const int c = threadIdx.x % kChunks;
+    const bool is_v = threadIdx.x >= kChunks;
+    bf16_t* stage = (is_v ? sv : sk) + (fresh / kKeys) * kKeys * D;
+    cp_async_16(shared_address(stage + swizzled<D>(fresh % kKeys, c)),
+                (is_v ? vbase : kbase) + static_cast<int64_t>(fresh) * D + c * 8, true);
+  }
   cp_async_commit();
 
   // Q as the A operand, for the whole split: lane (quad_row, quad_col) holds row quad_row's elements 2 quad_col,
@@ -129,20 +158,14 @@ __global__ void __launch_bounds__(kThreads, resident_blocks(D))
   for (int b = 0; b < kDimBlocks; ++b) o[b][0] = o[b][1] = o[b][2] = o[b][3] = 0.0f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   const float scale_log2 = softmax_scale_log2(D);
-  // Positions relative to the split (int: a split is at most a few hundred thousand keys).
-  const int keys = static_cast<int>(end - begin);
 
+  // Copy groups: tile 0, tile 1, the new key, then one per step j (tile j + 2, possibly empty).
   for (int j = 0; j < tiles; ++j) {
     const int stage = j & 1;
-    if (j + 1 < tiles) {
-      const int64_t k0 = static_cast<int64_t>(j + 1) * kKeys;
-      load_tile<D, kKeys, kThreads>(sk + (stage ^ 1) * kKeys * D, kbase + k0 * D, D, keys - k0);
-      load_tile<D, kKeys, kThreads>(sv + (stage ^ 1) * kKeys * D, vbase + k0 * D, D, keys - k0);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
+    if (j == 0)
+      cp_async_wait<0>();  // tile 0 (and 1) and the new key
+    else
+      cp_async_wait<1>();  // all but step j - 1's group: tile j
     __syncthreads();
     const int key0 = j * kKeys + warp * 16;  // this warp's first key, relative to the split
     if (key0 < keys) {  // warp-uniform; then its first key exists, so the running max becomes finite
@@ -176,8 +199,11 @@ __global__ void __launch_bounds__(kThreads, resident_blocks(D))
         mma_bf16(o[2 * db + 1], a, b[2], b[3]);
       }
     }
-    __syncthreads();  // every warp is done with this stage before the next iteration refills it
+    __syncthreads();  // every warp is done with this stage before it is refilled
+    if (j + 2 < tiles) load(j + 2, keys);
+    cp_async_commit();
   }
+  cp_async_wait<0>();  // only empty groups are left
 
   // Warps -> block: wacc [G][kWarps][D], wml [G][kWarps][2] (the layout of merge::combine_parts). The loop's last
   // barrier has passed and no copy is pending, so the tiles' memory is free.

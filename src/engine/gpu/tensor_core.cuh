@@ -63,6 +63,21 @@ __device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride,
   }
 }
 
+// load_tile, except that rows [valid, zero_from) are left as they are (neither copied nor zero-filled; another copy
+// fills them later) and only rows >= zero_from are zero-filled.
+template <int D, int kTileRows, int kThreads, typename T>
+__device__ __forceinline__ void load_tile_leaving(T* tile, const T* src, int64_t stride, int64_t valid,
+                                                  int64_t zero_from) {
+  static_assert(sizeof(T) == 2, "a bf16 tile");
+  constexpr int kChunks = D / 8;
+  for (int i = threadIdx.x; i < kTileRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks;
+    const bool ok = r < valid;
+    if (!ok && r < zero_from) continue;
+    cp_async_16(shared_address(tile + swizzled<D>(r, c)), ok ? src + r * stride + c * 8 : src, ok);
+  }
+}
+
 // The factor that turns a q . k dot product into softmax scores in log2 units: 1 / sqrt(head_dim) x log2(e).
 __device__ __forceinline__ float softmax_scale_log2(int head_dim) {
   return rsqrtf(static_cast<float>(head_dim)) * 1.4426950408889634f;

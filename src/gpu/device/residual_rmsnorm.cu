@@ -3,11 +3,14 @@
 //
 // Purpose: residual = residual + y; out = rmsnorm(residual) * weight, with Hugging Face LlamaRMSNorm's roundings
 //   (rmsnorm.cuh, shared with the one-shot's fused form, so the two agree bit for bit). Without y (nullptr; the
-//   engine's norm after a GEMM that added into the residual itself) both kernels normalise the residual as it is
-//   and leave it untouched.
-// Two kernels, the same bits (a test compares them):
+//   engine's norm after a GEMM that added into the residual itself) every kernel normalises the residual as it is
+//   and leaves it untouched.
+// Three kernels, the same bits (a test compares them):
 //   block per row (residual_rmsnorm_kernel): threads = the row's 16-byte units rounded up to a warp, at most 1024;
-//     one block per row (grid-stride over rows past 65535). Few rows (decode) spread over many SMs.
+//     one block per row (grid-stride over rows past 65535), looping over rows of more than 1024 units.
+//   unit per thread (residual_rmsnorm_unit_kernel): the same launch shape and order for rows of at most 1024 units
+//     (hidden 8192 in bf16), the default there: each thread's weight unit loaded before the wait, its residual unit
+//     kept in registers between the two passes. Few rows (decode) spread over many SMs.
 //   warp per row (warp_rmsnorm_kernel): prefill's many rows (kResidualRmsNormWarpRowsMin or more), rows of 32 to 512
 //     units (hidden 256-4096 in bf16) in groups of 32, 16-byte aligned. Lane l of a warp holds units l, l + 32, ...
 //     of its row in registers, all loads issued before any is used (~16 KB per warp in flight at hidden 4096; the
@@ -18,11 +21,12 @@
 //     grid-stride over rows. Measured (8B prefill, 65 calls): an H100, 5-6% faster than the block kernel at 4096
 //     rows; an H200, 11.2 ms at 4096 rows and 9.0 at 16384, where the block kernel took 13.2 at 4096
 //     (docs/perf-notes.md).
-// Synchronisation: none across blocks (nor, in the warp kernel, across warps). Both wait for the previous grid before
-//   their first load (programmatic dependent launch where the caller asks for it: the communicator on one rank, so
-//   the engine's TP 1 step, measured -0.7 to -1.5% per decode step on an H100; after an all-reduce they are launched
-//   plainly, as before, since the all-reduces release their successor at their start and that overlap was not
-//   measured), and both let the next kernel in the stream start at once, since the engine's next GEMM only streams
+// Synchronisation: none across blocks (nor, in the warp kernel, across warps). All wait for the previous grid before
+//   they read y or the residual (programmatic dependent launch where the caller asks for it: the communicator on one
+//   rank, so the engine's TP 1 step, measured -0.7 to -1.5% per decode step on an H100; after an all-reduce they are
+//   launched plainly, as before, since the all-reduces release their successor at their start and that overlap was
+//   not measured); the unit-per-thread kernel reads its weight unit before (weights are never written by the kernel
+//   before it). All let the next kernel in the stream start at once, since the engine's next GEMM only streams
 //   weights until it waits.
 #include "gpu/device/residual_rmsnorm.h"
 
@@ -56,6 +60,53 @@ __global__ void __launch_bounds__(kResidualRmsNormMaxThreads)
           return true;
         },
         residual, weight, out, eps);
+  }
+}
+
+// Block per row, one 16-byte unit per thread (rows of up to kResidualRmsNormMaxThreads units): the block kernel's
+// arithmetic and summation order, so its bits, with two loads fewer on the chain after the wait. The thread's
+// weight unit is loaded before griddepcontrol.wait (weights are never written by the kernel before), and its
+// residual unit stays in registers between the two passes instead of being reloaded. Measured on an H200 (8B decode,
+// plans pinned): -0.65% per step at batch 1 x 128, -0.8% at 1 x 8192; releasing the next kernel only at the end
+// instead was +1.0% at 1 x 128 (docs/perf-notes.md).
+template <typename T, bool kAdd>
+__global__ void __launch_bounds__(kResidualRmsNormMaxThreads)
+    residual_rmsnorm_unit_kernel(const T* y, T* residual, const T* weight, T* out, int64_t rows, int64_t hidden,
+                                 float eps) {
+  __shared__ float scratch[32];
+  dev::allow_next_grid();  // the engine's GEMM after this kernel may start streaming its weights
+  const int64_t row_units = hidden / dev::elems_per_unit<T>();
+  const int64_t j = threadIdx.x;
+  const bool active = j < row_units;
+  uint32_t w[4] = {0, 0, 0, 0};
+  if (active) dev::load_unit(weight, hidden, j, dev::is_aligned16(weight), w);
+  dev::wait_for_previous_grid();  // PDL-launched: y (and the residual) come from earlier kernels
+  const bool y_aligned = dev::is_aligned16(y), res_aligned = dev::is_aligned16(residual);
+  const bool out_aligned = dev::is_aligned16(out);
+  const int64_t n = rows * hidden;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const int64_t u = row * row_units + j;
+    uint32_t r[4] = {0, 0, 0, 0};
+    float sumsq = 0.0f;
+    if (active) {
+      if constexpr (kAdd) {
+        uint32_t yv[4];
+        dev::load_unit(y, n, u, y_aligned, yv);
+        dev::load_unit(residual, n, u, res_aligned, r);
+        dev::unit_add<T>(r, yv);
+        dev::store_unit(residual, n, u, res_aligned, r);
+      } else {
+        dev::load_unit(residual, n, u, res_aligned, r);
+      }
+      dev::add_unit_squares<T>(r, sumsq);
+    }
+    const float total = dev::block_sum(sumsq, scratch);  // its first barrier guards scratch across rows
+    const float inv = rsqrtf(total / static_cast<float>(hidden) + eps);
+    if (active) {
+      uint32_t o[4];
+      dev::unit_rmsnorm<T>(r, w, inv, o);
+      dev::store_unit(out, n, u, out_aligned, o);
+    }
   }
 }
 
@@ -130,14 +181,25 @@ bool aligned16(const void* a, const void* b, const void* c, const void* d) {
 
 }  // namespace
 
-bool residual_rmsnorm_takes_warp_rows(int64_t rows, int64_t hidden, DataType dtype) {
-  return rows >= kResidualRmsNormWarpRowsMin && warp_row_groups(hidden, dtype) > 0;
+namespace {
+// The block kernel a row of `hidden` elements takes: one unit per thread where the row fits one block.
+ResidualRmsNormKernel block_kernel_for(int64_t hidden, DataType dtype) {
+  const int64_t row_units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
+  return row_units <= kResidualRmsNormMaxThreads ? ResidualRmsNormKernel::kUnitPerThread
+                                                 : ResidualRmsNormKernel::kBlockPerRow;
+}
+}  // namespace
+
+ResidualRmsNormKernel residual_rmsnorm_kernel_for(int64_t rows, int64_t hidden, DataType dtype) {
+  if (rows >= kResidualRmsNormWarpRowsMin && warp_row_groups(hidden, dtype) > 0)
+    return ResidualRmsNormKernel::kWarpPerRow;
+  return block_kernel_for(hidden, dtype);
 }
 
 cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const void* weight, void* out,
-                                         int64_t rows, int64_t hidden, float eps, DataType dtype, bool warp_rows,
-                                         cudaStream_t stream, bool pdl) {
-  if (warp_rows) {
+                                         int64_t rows, int64_t hidden, float eps, DataType dtype,
+                                         ResidualRmsNormKernel kernel, cudaStream_t stream, bool pdl) {
+  if (kernel == ResidualRmsNormKernel::kWarpPerRow) {
     const int groups = warp_row_groups(hidden, dtype);
     if (groups == 0 || !aligned16(y, residual, weight, out)) return cudaErrorInvalidValue;
     const int64_t wanted = (rows + kWarpRowWarps - 1) / kWarpRowWarps;
@@ -152,26 +214,32 @@ cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const vo
     });
   }
   const int64_t row_units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
+  if (kernel == ResidualRmsNormKernel::kUnitPerThread && row_units > kResidualRmsNormMaxThreads)
+    return cudaErrorInvalidValue;
   int threads = static_cast<int>(((row_units + 31) / 32) * 32);
   if (threads > kResidualRmsNormMaxThreads) threads = kResidualRmsNormMaxThreads;
   if (threads < 32) threads = 32;
   const int blocks = static_cast<int>(rows < 65535 ? rows : 65535);
   return dev::with_element_type(dtype, cudaErrorInvalidValue, [&](auto t) {
     using T = typename decltype(t)::type;
-    const cudaError_t e = dev::launch_kernel(y != nullptr ? residual_rmsnorm_kernel<T, true>
-                                                          : residual_rmsnorm_kernel<T, false>,
-                                             blocks, threads, stream, pdl,
-                                             static_cast<const T*>(y), static_cast<T*>(residual),
-                                             static_cast<const T*>(weight), static_cast<T*>(out), rows, hidden, eps);
-    return e != cudaSuccess ? e : cudaGetLastError();
+    const auto typed = [&](auto kernel_fn) {
+      const cudaError_t e = dev::launch_kernel(kernel_fn, blocks, threads, stream, pdl, static_cast<const T*>(y),
+                                               static_cast<T*>(residual), static_cast<const T*>(weight),
+                                               static_cast<T*>(out), rows, hidden, eps);
+      return e != cudaSuccess ? e : cudaGetLastError();
+    };
+    if (kernel == ResidualRmsNormKernel::kUnitPerThread)
+      return typed(y != nullptr ? residual_rmsnorm_unit_kernel<T, true> : residual_rmsnorm_unit_kernel<T, false>);
+    return typed(y != nullptr ? residual_rmsnorm_kernel<T, true> : residual_rmsnorm_kernel<T, false>);
   });
 }
 
 cudaError_t launch_residual_rmsnorm(const void* y, void* residual, const void* weight, void* out, int64_t rows,
                                     int64_t hidden, float eps, DataType dtype, cudaStream_t stream, bool pdl) {
-  return launch_residual_rmsnorm_rows(
-      y, residual, weight, out, rows, hidden, eps, dtype,
-      residual_rmsnorm_takes_warp_rows(rows, hidden, dtype) && aligned16(y, residual, weight, out), stream, pdl);
+  ResidualRmsNormKernel kernel = residual_rmsnorm_kernel_for(rows, hidden, dtype);
+  if (kernel == ResidualRmsNormKernel::kWarpPerRow && !aligned16(y, residual, weight, out))
+    kernel = block_kernel_for(hidden, dtype);  // the warp kernel needs 16-byte aligned pointers
+  return launch_residual_rmsnorm_rows(y, residual, weight, out, rows, hidden, eps, dtype, kernel, stream, pdl);
 }
 
 }  // namespace nvrar::gpu
