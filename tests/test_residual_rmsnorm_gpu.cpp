@@ -134,8 +134,7 @@ TEST(ResidualRmsNorm, EveryKernelGivesTheBlockKernelsBits) {
 }
 
 // launch_residual_rmsnorm's own choice at kResidualRmsNormWarpRowsMin rows (the warp kernel) gives the block kernel's
-// bits; with y 8 bytes off 16-byte alignment the warp kernel refuses and the automatic choice takes the unit-per-thread
-// kernel, again with the block kernel's bits.
+// bits; with y 8 bytes off 16-byte alignment the warp kernel refuses and the automatic choice takes the block kernel.
 TEST(ResidualRmsNorm, AutomaticChoiceGivesTheSameBits) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
   const int64_t rows = nvrar::gpu::kResidualRmsNormWarpRowsMin, hidden = 4096;
@@ -233,18 +232,23 @@ TEST(ResidualRmsNorm, KernelsRefuseRowsTheyDoNotFit) {
 }
 
 TEST(ResidualRmsNorm, KernelChoice) {
+  using nvrar::gpu::kResidualRmsNormUnitRowsMax;
   using nvrar::gpu::kResidualRmsNormWarpRowsMin;
   using nvrar::gpu::residual_rmsnorm_kernel_for;
   constexpr auto kBlock = ResidualRmsNormKernel::kBlockPerRow, kUnit = ResidualRmsNormKernel::kUnitPerThread,
                  kWarp = ResidualRmsNormKernel::kWarpPerRow;
   EXPECT_EQ(residual_rmsnorm_kernel_for(kResidualRmsNormWarpRowsMin, 4096, DataType::kBFloat16), kWarp);
-  EXPECT_EQ(residual_rmsnorm_kernel_for(kResidualRmsNormWarpRowsMin - 1, 4096, DataType::kBFloat16), kUnit);
-  EXPECT_EQ(residual_rmsnorm_kernel_for(1, 4096, DataType::kBFloat16), kUnit);         // decode
-  EXPECT_EQ(residual_rmsnorm_kernel_for(16384, 8192, DataType::kBFloat16), kUnit);     // 1024 units
-  EXPECT_EQ(residual_rmsnorm_kernel_for(16384, 2048, DataType::kFloat32), kWarp);      // 512 units
-  EXPECT_EQ(residual_rmsnorm_kernel_for(16384, 288, DataType::kBFloat16), kUnit);      // 36 units
-  EXPECT_EQ(residual_rmsnorm_kernel_for(8, 8200, DataType::kBFloat16), kBlock);        // 1025 units
-  EXPECT_EQ(residual_rmsnorm_kernel_for(8, 16384, DataType::kFloat32), kBlock);        // 4096 units
+  EXPECT_EQ(residual_rmsnorm_kernel_for(kResidualRmsNormWarpRowsMin - 1, 4096, DataType::kBFloat16), kBlock);
+  EXPECT_EQ(residual_rmsnorm_kernel_for(1, 4096, DataType::kBFloat16), kUnit);        // decode
+  EXPECT_EQ(residual_rmsnorm_kernel_for(kResidualRmsNormUnitRowsMax, 4096, DataType::kBFloat16), kUnit);
+  EXPECT_EQ(residual_rmsnorm_kernel_for(kResidualRmsNormUnitRowsMax + 1, 4096, DataType::kBFloat16), kBlock);
+  EXPECT_EQ(residual_rmsnorm_kernel_for(8, 8192, DataType::kBFloat16), kUnit);        // 1024 units
+  EXPECT_EQ(residual_rmsnorm_kernel_for(16384, 8192, DataType::kBFloat16), kBlock);   // 1024 units, many rows
+  EXPECT_EQ(residual_rmsnorm_kernel_for(16384, 2048, DataType::kFloat32), kWarp);     // 512 units
+  EXPECT_EQ(residual_rmsnorm_kernel_for(16384, 288, DataType::kBFloat16), kBlock);    // 36 units
+  EXPECT_EQ(residual_rmsnorm_kernel_for(8, 288, DataType::kBFloat16), kUnit);
+  EXPECT_EQ(residual_rmsnorm_kernel_for(8, 8200, DataType::kBFloat16), kBlock);       // 1025 units
+  EXPECT_EQ(residual_rmsnorm_kernel_for(8, 16384, DataType::kFloat32), kBlock);       // 4096 units
 }
 
 }  // namespace

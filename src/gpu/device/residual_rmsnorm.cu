@@ -182,18 +182,19 @@ bool aligned16(const void* a, const void* b, const void* c, const void* d) {
 }  // namespace
 
 namespace {
-// The block kernel a row of `hidden` elements takes: one unit per thread where the row fits one block.
-ResidualRmsNormKernel block_kernel_for(int64_t hidden, DataType dtype) {
+// The block kernel `rows` rows of `hidden` elements take: one unit per thread for few rows that fit one block each.
+ResidualRmsNormKernel block_kernel_for(int64_t rows, int64_t hidden, DataType dtype) {
   const int64_t row_units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
-  return row_units <= kResidualRmsNormMaxThreads ? ResidualRmsNormKernel::kUnitPerThread
-                                                 : ResidualRmsNormKernel::kBlockPerRow;
+  return rows <= kResidualRmsNormUnitRowsMax && row_units <= kResidualRmsNormMaxThreads
+             ? ResidualRmsNormKernel::kUnitPerThread
+             : ResidualRmsNormKernel::kBlockPerRow;
 }
 }  // namespace
 
 ResidualRmsNormKernel residual_rmsnorm_kernel_for(int64_t rows, int64_t hidden, DataType dtype) {
   if (rows >= kResidualRmsNormWarpRowsMin && warp_row_groups(hidden, dtype) > 0)
     return ResidualRmsNormKernel::kWarpPerRow;
-  return block_kernel_for(hidden, dtype);
+  return block_kernel_for(rows, hidden, dtype);
 }
 
 cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const void* weight, void* out,
@@ -238,7 +239,7 @@ cudaError_t launch_residual_rmsnorm(const void* y, void* residual, const void* w
                                     int64_t hidden, float eps, DataType dtype, cudaStream_t stream, bool pdl) {
   ResidualRmsNormKernel kernel = residual_rmsnorm_kernel_for(rows, hidden, dtype);
   if (kernel == ResidualRmsNormKernel::kWarpPerRow && !aligned16(y, residual, weight, out))
-    kernel = block_kernel_for(hidden, dtype);  // the warp kernel needs 16-byte aligned pointers
+    kernel = block_kernel_for(rows, hidden, dtype);  // the warp kernel needs 16-byte aligned pointers
   return launch_residual_rmsnorm_rows(y, residual, weight, out, rows, hidden, eps, dtype, kernel, stream, pdl);
 }
 
