@@ -9,8 +9,9 @@
 //   block per row (residual_rmsnorm_kernel): threads = the row's 16-byte units rounded up to a warp, at most 1024;
 //     one block per row (grid-stride over rows past 65535), looping over rows of more than 1024 units.
 //   unit per thread (residual_rmsnorm_unit_kernel): the same launch shape and order for rows of at most 1024 units
-//     (hidden 8192 in bf16), the default there: each thread's weight unit loaded before the wait, its residual unit
-//     kept in registers between the two passes. Few rows (decode) spread over many SMs.
+//     (hidden 8192 in bf16), the default for calls of up to kResidualRmsNormUnitRowsMax (64) rows, a decode step's:
+//     each thread's weight unit loaded before the wait, its residual unit kept in registers between the two passes.
+//     Few rows spread over many SMs; at 2048 rows it was slower than the block kernel (residual_rmsnorm.h).
 //   warp per row (warp_rmsnorm_kernel): prefill's many rows (kResidualRmsNormWarpRowsMin or more), rows of 32 to 512
 //     units (hidden 256-4096 in bf16) in groups of 32, 16-byte aligned. Lane l of a warp holds units l, l + 32, ...
 //     of its row in registers, all loads issued before any is used (~16 KB per warp in flight at hidden 4096; the
