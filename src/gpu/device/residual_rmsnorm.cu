@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kResidualRmsNormMaxThreads)
 // arithmetic and summation order, so its bits, with two loads fewer on the chain after the wait. The thread's
 // weight unit is loaded before griddepcontrol.wait (weights are never written by the kernel before), and its
 // residual unit stays in registers between the two passes instead of being reloaded. Measured on an H200 (8B decode,
-// plans pinned): -0.65% per step at batch 1 x 128, -0.8% at 1 x 8192; releasing the next kernel only at the end
+// plans pinned): -0.66% per step at batch 1 x 128, -0.77% at 1 x 8192; releasing the next kernel only at the end
 // instead was +1.0% at 1 x 128 (docs/perf-notes.md).
 template <typename T, bool kAdd>
 __global__ void __launch_bounds__(kResidualRmsNormMaxThreads)
@@ -180,9 +180,6 @@ bool aligned16(const void* a, const void* b, const void* c, const void* d) {
            reinterpret_cast<uintptr_t>(d)) & 15) == 0;
 }
 
-}  // namespace
-
-namespace {
 // The block kernel `rows` rows of `hidden` elements take: one unit per thread for few rows that fit one block each.
 ResidualRmsNormKernel block_kernel_for(int64_t rows, int64_t hidden, DataType dtype) {
   const int64_t row_units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
@@ -190,6 +187,7 @@ ResidualRmsNormKernel block_kernel_for(int64_t rows, int64_t hidden, DataType dt
              ? ResidualRmsNormKernel::kUnitPerThread
              : ResidualRmsNormKernel::kBlockPerRow;
 }
+
 }  // namespace
 
 ResidualRmsNormKernel residual_rmsnorm_kernel_for(int64_t rows, int64_t hidden, DataType dtype) {
