@@ -79,7 +79,9 @@ class Communicator {
   // with Hugging Face LlamaRMSNorm's roundings. One kernel where the one-shot algorithm is chosen; otherwise the
   // chosen all-reduce into `out`, then one residual + RMSNorm kernel. On a communicator of one rank (the sum is x
   // itself) only the residual + RMSNorm kernel runs. x may alias out or residual.
-  // hidden x element size must be a multiple of 16 bytes.
+  // hidden x element size must be a multiple of 16 bytes. On one rank with NVRAR_PDL=1 (the default) that kernel
+  // starts while the stream's previous kernel drains and, for up to 64 rows, reads `weight` before that kernel has
+  // finished: weight must not be written by the kernel launched just before this call (NVRAR_PDL=0 lifts this).
   virtual void allreduce_add_rmsnorm(const void* x, void* residual, const void* weight, void* out, std::size_t rows,
                                      std::size_t hidden, float eps, DataType dtype, cudaStream_t stream,
                                      Algorithm algorithm = Algorithm::kAuto) = 0;

@@ -150,7 +150,8 @@ class Communicator:
 
     def allreduce_add_rmsnorm(self, x, residual, weight, eps=1e-5, out=None, algorithm="auto"):
         """residual += all_reduce(x) (in place); returns rmsnorm(residual, eps) * weight (into `out` if given), with
-        Hugging Face LlamaRMSNorm's roundings. x, residual, out: (..., hidden); weight: (hidden,)."""
+        Hugging Face LlamaRMSNorm's roundings. x, residual, out: (..., hidden); weight: (hidden,). On a one-rank group
+        with NVRAR_PDL=1 (the default), weight must not be written by the kernel launched just before (nvrar.h)."""
         torch = _torch()
         self._check_tensor(x, "x")
         self._check_like(residual, x, "residual")
