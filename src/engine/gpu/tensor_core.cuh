@@ -50,21 +50,9 @@ __device__ __forceinline__ int swizzled(int r, int c) {
 }
 
 // Starts the copy (cp.async, no commit) of rows [0, kTileRows) of a [rows][D] bf16 tile (row r at src + r * stride
-// elements) into a swizzled shared tile, kThreads threads of the block sharing the 16-byte chunks; rows >= valid are
+// elements) into a swizzled shared tile, kThreads threads of the block sharing the 16-byte chunks: rows < valid are
+// copied, rows [valid, zero_from) are left as they are (another copy fills them later), rows >= zero_from are
 // zero-filled.
-template <int D, int kTileRows, int kThreads, typename T>
-__device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride, int64_t valid) {
-  static_assert(sizeof(T) == 2, "a bf16 tile");
-  constexpr int kChunks = D / 8;
-  for (int i = threadIdx.x; i < kTileRows * kChunks; i += kThreads) {
-    const int r = i / kChunks, c = i % kChunks;
-    const bool ok = r < valid;
-    cp_async_16(shared_address(tile + swizzled<D>(r, c)), ok ? src + r * stride + c * 8 : src, ok);
-  }
-}
-
-// load_tile, except that rows [valid, zero_from) are left as they are (neither copied nor zero-filled; another copy
-// fills them later) and only rows >= zero_from are zero-filled.
 template <int D, int kTileRows, int kThreads, typename T>
 __device__ __forceinline__ void load_tile_leaving(T* tile, const T* src, int64_t stride, int64_t valid,
                                                   int64_t zero_from) {
@@ -76,6 +64,12 @@ __device__ __forceinline__ void load_tile_leaving(T* tile, const T* src, int64_t
     if (!ok && r < zero_from) continue;
     cp_async_16(shared_address(tile + swizzled<D>(r, c)), ok ? src + r * stride + c * 8 : src, ok);
   }
+}
+
+// load_tile_leaving with every row past `valid` zero-filled.
+template <int D, int kTileRows, int kThreads, typename T>
+__device__ __forceinline__ void load_tile(T* tile, const T* src, int64_t stride, int64_t valid) {
+  load_tile_leaving<D, kTileRows, kThreads>(tile, src, stride, valid, valid);
 }
 
 // The factor that turns a q . k dot product into softmax scores in log2 units: 1 / sqrt(head_dim) x log2(e).

@@ -169,9 +169,14 @@ __global__ void __launch_bounds__(kWarpRowWarps * 32, 3)
   }
 }
 
+// 16-byte units in a row of `hidden` elements.
+int64_t units_per_row(int64_t hidden, DataType dtype) {
+  return hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
+}
+
 // Groups of 32 units in a row of `hidden` elements if the warp kernel takes it (1 to kWarpRowMaxGroups), else 0.
 int warp_row_groups(int64_t hidden, DataType dtype) {
-  const int64_t units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
+  const int64_t units = units_per_row(hidden, dtype);
   return units % 32 == 0 && units / 32 >= 1 && units / 32 <= kWarpRowMaxGroups ? static_cast<int>(units / 32) : 0;
 }
 
@@ -182,7 +187,7 @@ bool aligned16(const void* a, const void* b, const void* c, const void* d) {
 
 // The block kernel `rows` rows of `hidden` elements take: one unit per thread for few rows that fit one block each.
 ResidualRmsNormKernel block_kernel_for(int64_t rows, int64_t hidden, DataType dtype) {
-  const int64_t row_units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
+  const int64_t row_units = units_per_row(hidden, dtype);
   return rows <= kResidualRmsNormUnitRowsMax && row_units <= kResidualRmsNormMaxThreads
              ? ResidualRmsNormKernel::kUnitPerThread
              : ResidualRmsNormKernel::kBlockPerRow;
@@ -213,7 +218,7 @@ cudaError_t launch_residual_rmsnorm_rows(const void* y, void* residual, const vo
       return e != cudaSuccess ? e : cudaGetLastError();
     });
   }
-  const int64_t row_units = hidden * static_cast<int64_t>(dtype_size(dtype)) / core::kUnitBytes;
+  const int64_t row_units = units_per_row(hidden, dtype);
   if (kernel == ResidualRmsNormKernel::kUnitPerThread && row_units > kResidualRmsNormMaxThreads)
     return cudaErrorInvalidValue;
   int threads = static_cast<int>(((row_units + 31) / 32) * 32);
