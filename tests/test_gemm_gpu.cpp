@@ -353,6 +353,41 @@ TEST(EngineGpu, LinearSkinnyNeedsAChosenSkinnyKernel) {
   cudaFree(dy);
 }
 
+// tune() with a cuBLASLt epilogue times it after every cuBLASLt GEMM (a warm-up pass and three timed passes over
+// the weights, per candidate) and compares the sum with the skinny kernels: with an epilogue far slower than any of
+// them (a 256 MB memset), a skinny variant is chosen, and the timings name the epilogue.
+TEST(EngineGpu, TuneTimesCublasLtWithTheEpilogueItNeeds) {
+  REQUIRE_GPU();
+  const int64_t m = 8, n = 64, k = 512;
+  uint16_t *dx = upload(random_bf16(m * k, 71)), *dw0 = upload(random_bf16(n * k, 72)),
+           *dw1 = upload(random_bf16(n * k, 73));
+  uint16_t* dy = upload(std::vector<uint16_t>(m * n));
+  void* slow = nullptr;
+  const std::size_t slow_bytes = std::size_t{256} << 20;
+  ASSERT_EQ(cudaMalloc(&slow, slow_bytes), cudaSuccess);
+  const void* const weights[] = {dw0, dw1};
+  int calls = 0;
+  eg::Gemm gemm;
+  gemm.tune(dx, weights, dy, m, n, k, nullptr, nvrar::DataType::kBFloat16, [&] {
+    ++calls;
+    cudaMemsetAsync(slow, calls & 0xff, slow_bytes, nullptr);
+  });
+  EXPECT_GT(calls, 0);
+  EXPECT_EQ(calls % (4 * 2), 0) << calls;  // whole passes over both matrices, per cuBLASLt candidate
+  const std::string choices = gemm.choices();
+  EXPECT_NE(choices.find("cublasLt + epilogue"), std::string::npos) << choices;
+  EXPECT_NE(gemm.plan_text().find("=skinny"), std::string::npos) << choices;
+  const int before = calls;
+  gemm.linear(dx, dw0, dy, m, n, k, nullptr);  // the chosen kernel runs; the epilogue is the caller's, not linear()'s
+  EXPECT_EQ(calls, before);
+  const auto y = download(dy, m * n);
+  const LinearReference ref(download(dx, m * k), download(dw0, n * k), m, n, k);
+  for (int64_t i = 0; i < m * n; ++i) EXPECT_NEAR(fl(y[i]), ref.value[i], ref.tolerance(i)) << i;
+  for (void* p : {static_cast<void*>(dx), static_cast<void*>(dw0), static_cast<void*>(dw1), static_cast<void*>(dy),
+                  slow})
+    cudaFree(p);
+}
+
 // A plan printed by one Gemm (plan_text, NVRAR_LLM_GEMM's list form) makes another choose the same kernels; a listed
 // skinny variant that does not take its shape is refused, naming the shape and the variable, while the single-name
 // form falls back to cuBLASLt there.
