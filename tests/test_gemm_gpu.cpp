@@ -1,7 +1,8 @@
 // The engine's GEMMs on one GPU (skipped without one): cuBLASLt linear and the skinny decode GEMM against float64,
 // the skinny GEMM's input reads under programmatic dependent launch in a replayed graph, and its SwiGLU and RoPE + KV
-// append epilogues bit for bit against the GEMM followed by layers.h's kernels, and the tensor-core decode attention
-// launched right after that epilogue under programmatic dependent launch.
+// append epilogues bit for bit against the GEMM followed by layers.h's kernels, the tensor-core decode attention
+// launched right after that epilogue under programmatic dependent launch, and the tuner's choices (cuBLASLt timed
+// with the epilogue kernel it needs, plans pinned and printed).
 #include <gtest/gtest.h>
 
 #include <cuda_runtime_api.h>
