@@ -1,6 +1,7 @@
 # The inference engine's GPU half (src/engine/gpu): cuBLASLt GEMMs, the Llama kernels, the tensor-parallel model
-# (model: forward and weights; runner: KV cache, prefill/decode, graphs, timing; sampler; comm_adapter: the only
-# user of nvrar::Communicator for the layer all-reduces, through the public API).
+# (model: forward and weights; model_tuning: the decode GEMMs chosen; runner: KV cache, prefill/decode, graphs,
+# timing; sampler; comm_adapter: the only user of nvrar::Communicator for the layer all-reduces, through the public
+# API).
 add_library(nvrar_engine_gpu STATIC
   src/engine/gpu/gemm.cpp
   src/engine/gpu/layers.cu
@@ -19,6 +20,7 @@ add_library(nvrar_engine_gpu STATIC
   src/engine/gpu/sampling.cu
   src/engine/gpu/sampler.cpp
   src/engine/gpu/model.cpp
+  src/engine/gpu/model_tuning.cpp
   src/engine/gpu/runner.cpp)
 target_include_directories(nvrar_engine_gpu PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR}/include)
 target_link_libraries(nvrar_engine_gpu PUBLIC nvrar_engine nvrar_gpu CUDA::cublasLt CUDA::cudart PRIVATE fmt::fmt)

@@ -354,38 +354,50 @@ TEST(EngineGpu, LinearSkinnyNeedsAChosenSkinnyKernel) {
   cudaFree(dy);
 }
 
-// tune() with a cuBLASLt epilogue times it after every cuBLASLt GEMM (a warm-up pass and three timed passes over
-// the weights, per candidate) and compares the sum with the skinny kernels: with an epilogue far slower than any of
-// them (a 256 MB memset), a skinny variant is chosen, and the timings name the epilogue.
-TEST(EngineGpu, TuneTimesCublasLtWithTheEpilogueItNeeds) {
+// tune() with an epilogue times every candidate doing it: cuBLASLt followed by the epilogue's kernel (here a 256 MB
+// memset, far slower than any skinny kernel, counted: a warm-up pass and three timed passes over the two matrices
+// per candidate), the skinny variants with their SwiGLU epilogue into the epilogue's output. So a skinny variant is
+// chosen, the timings name the epilogue, and that output holds the last variant's SwiGLU of the last matrix, the bits
+// of the same variant's plain GEMM followed by layers.h's SwiGLU kernel.
+TEST(EngineGpu, TuneTimesEveryCandidateWithTheStepsEpilogue) {
   REQUIRE_GPU();
-  const int64_t m = 8, n = 64, k = 512;
+  const int64_t m = 8, n = 64, k = 512, inter = n / 2;
   uint16_t *dx = upload(random_bf16(m * k, 71)), *dw0 = upload(random_bf16(n * k, 72)),
            *dw1 = upload(random_bf16(n * k, 73));
-  uint16_t* dy = upload(std::vector<uint16_t>(m * n));
+  uint16_t *dy = upload(std::vector<uint16_t>(m * n)), *dact = upload(std::vector<uint16_t>(m * inter));
+  uint16_t* dact_ref = upload(std::vector<uint16_t>(m * inter));
   void* slow = nullptr;
   const std::size_t slow_bytes = std::size_t{256} << 20;
   ASSERT_EQ(cudaMalloc(&slow, slow_bytes), cudaSuccess);
   const void* const weights[] = {dw0, dw1};
   int calls = 0;
+  eg::TuneEpilogue epilogue{"SwiGLU", {eg::SkinnyEpilogue::Kind::kSwiGlu}, dact, [&] {
+                              ++calls;
+                              cudaMemsetAsync(slow, calls & 0xff, slow_bytes, nullptr);
+                            }};
   eg::Gemm gemm;
-  gemm.tune(dx, weights, dy, m, n, k, nullptr, nvrar::DataType::kBFloat16, [&] {
-    ++calls;
-    cudaMemsetAsync(slow, calls & 0xff, slow_bytes, nullptr);
-  });
+  gemm.tune(dx, weights, dy, m, n, k, nullptr, nvrar::DataType::kBFloat16, &epilogue);
   EXPECT_GT(calls, 0);
   EXPECT_EQ(calls % (4 * 2), 0) << calls;  // whole passes over both matrices, per cuBLASLt candidate
   const std::string choices = gemm.choices();
-  EXPECT_NE(choices.find("cublasLt + epilogue"), std::string::npos) << choices;
+  EXPECT_NE(choices.find("with SwiGLU: cublasLt"), std::string::npos) << choices;
   EXPECT_NE(gemm.plan_text().find("=skinny"), std::string::npos) << choices;
+  const auto act = download(dact, m * inter);
+  int last = -1;  // the last variant timed: the highest that takes the shape
+  for (int v = 0; v < eg::kSkinnyGemmVariants; ++v)
+    if (eg::skinny_gemm_supports(dx, dw1, dy, m, n, k, v)) last = v;
+  ASSERT_GE(last, 0);
+  eg::skinny_gemm(dx, dw1, dy, m, n, k, last, nullptr);
+  eg::swiglu(dy, m, inter, dact_ref, nullptr);
+  EXPECT_EQ(act, download(dact_ref, m * inter)) << "skinny" << last;
   const int before = calls;
-  gemm.linear(dx, dw0, dy, m, n, k, nullptr);  // the chosen kernel runs; the epilogue is the caller's, not linear()'s
+  gemm.linear(dx, dw0, dy, m, n, k, nullptr);  // the chosen kernel, plain: the epilogue is the caller's, not linear()'s
   EXPECT_EQ(calls, before);
   const auto y = download(dy, m * n);
   const LinearReference ref(download(dx, m * k), download(dw0, n * k), m, n, k);
   for (int64_t i = 0; i < m * n; ++i) EXPECT_NEAR(fl(y[i]), ref.value[i], ref.tolerance(i)) << i;
   for (void* p : {static_cast<void*>(dx), static_cast<void*>(dw0), static_cast<void*>(dw1), static_cast<void*>(dy),
-                  slow})
+                  static_cast<void*>(dact), static_cast<void*>(dact_ref), slow})
     cudaFree(p);
 }
 

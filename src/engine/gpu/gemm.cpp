@@ -66,13 +66,12 @@ Gemm::~Gemm() {
 // skinny_gemm joins them. Outside graph capture each is timed (CUDA events) on passes over `weights`, one GEMM per
 // weight matrix back to back, as a forward pass runs them: 1 warm-up pass, then the sum of 3 timed passes; the
 // fastest is kept. Given every layer's matrix of the shape (LlamaModel::prepare_gemms), a pass streams far more than
-// L2 holds, as a decode step does. A cuBLASLt candidate is timed with `cublaslt_epilogue` after each GEMM where
-// given: the kernel a cuBLASLt choice adds to the step, where a skinny kernel fuses that work (on an H200 at batch 8,
-// where gate/up took cuBLASLt, the eager step's "other" phase, which holds the separate SwiGLU, was 0.21 ms against
-// 0.04 at batch 1). Inside a capture (nothing may run) cuBLASLt's first guess is taken.
+// L2 holds, as a decode step does. With an `epilogue` each candidate does the step's work on its output too: the
+// skinny kernels in their epilogue, cuBLASLt followed by the epilogue's kernel (on an H200 at batch 8 the GEMMs
+// timed alone chose cuBLASLt for gate/up, and the eager step's "other" phase, which holds the separate SwiGLU, was
+// 0.21 ms against 0.04 at batch 1). Inside a capture (nothing may run) cuBLASLt's first guess is taken.
 const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n,
-                             int64_t k, cudaStream_t stream, DataType out,
-                             const std::function<void()>& cublaslt_epilogue) {
+                             int64_t k, cudaStream_t stream, DataType out, const TuneEpilogue* epilogue) {
   check_output(out, m, n, k);
   const Key key{m, n, k, out};
   const auto it = plans_.find(key);
@@ -103,7 +102,9 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   const auto variant_ok = [&](int variant) {
     for (const void* wi : weights)
-      if (!skinny_gemm_supports(x, wi, y, m, n, k, variant)) return false;
+      if (!skinny_gemm_supports(x, wi, y, m, n, k, variant) ||
+          (epilogue != nullptr && !skinny_gemm_supports(x, wi, epilogue->skinny_out, m, n, k, variant)))
+        return false;
     return true;
   };
   const bool skinny = variant_ok(0);  // the shape at all (the other variants add k constraints)
@@ -135,7 +136,7 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
       const float ms = time_runs([&](const void* wi) {
         const bool ok = cublasLtMatmul(handle_, p.op, &alpha, wi, p.a, x, p.b, &beta, y, p.c, y, p.c,
                                        &results[i].algo, workspace_, workspace_bytes_, stream) == CUBLAS_STATUS_SUCCESS;
-        if (ok && cublaslt_epilogue) cublaslt_epilogue();
+        if (ok && epilogue != nullptr && epilogue->after_cublaslt) epilogue->after_cublaslt();
         return ok && cudaPeekAtLastError() == cudaSuccess;
       });
       if (ms < best) {
@@ -143,11 +144,15 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
         p.algo = results[i].algo;
       }
     }
-    p.timings = fmt::format("cublasLt{} {:.1f}", cublaslt_epilogue ? " + epilogue" : "", best * us_per_matrix);
+    p.timings = fmt::format("{}cublasLt {:.1f}", epilogue != nullptr ? fmt::format("with {}: ", epilogue->name) : "",
+                            best * us_per_matrix);
     for (int variant = 0; skinny && variant < kSkinnyGemmVariants; ++variant) {
       if (!variant_ok(variant)) continue;
       const float ms = time_runs([&](const void* wi) {
-        skinny_gemm(x, wi, y, m, n, k, variant, stream, plain_store(out));
+        if (epilogue != nullptr)
+          skinny_gemm(x, wi, epilogue->skinny_out, m, n, k, variant, stream, epilogue->skinny);
+        else
+          skinny_gemm(x, wi, y, m, n, k, variant, stream, plain_store(out));
         return cudaPeekAtLastError() == cudaSuccess;
       });
       p.timings += fmt::format(", skinny{} {:.1f}", variant, ms * us_per_matrix);
@@ -177,7 +182,7 @@ const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights
 }
 
 void Gemm::tune(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
-                cudaStream_t stream, DataType out, const std::function<void()>& cublaslt_epilogue) {
+                cudaStream_t stream, DataType out, const TuneEpilogue* epilogue) {
   if (weights.empty()) return;
   // A plan timed on fewer matrices (a first call through linear(), e.g. a prefill of length 1) is timed again.
   const auto it = plans_.find(Key{m, n, k, out});
@@ -186,7 +191,7 @@ void Gemm::tune(const void* x, std::span<const void* const> weights, void* y, in
     destroy(it->second);
     plans_.erase(it);
   }
-  plan(x, weights, y, m, n, k, stream, out, cublaslt_epilogue);
+  plan(x, weights, y, m, n, k, stream, out, epilogue);
 }
 
 std::string Gemm::choices() const {

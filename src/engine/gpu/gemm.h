@@ -21,6 +21,16 @@
 
 namespace nvrar::engine::gpu {
 
+// What a decode step does to a GEMM's output, for Gemm::tune to time with every candidate: a skinny kernel does it in
+// its epilogue (`skinny`, writing `skinny_out`), a cuBLASLt GEMM is followed by the kernel `after_cublaslt` launches
+// (e.g. SwiGLU after gate/up, RoPE + KV append after q/k/v). `name` labels the timings.
+struct TuneEpilogue {
+  const char* name = "";
+  SkinnyEpilogue skinny;
+  void* skinny_out = nullptr;
+  std::function<void()> after_cublaslt;
+};
+
 class Gemm {
  public:
   Gemm();  // pins from NVRAR_LLM_GEMM
@@ -52,12 +62,11 @@ class Gemm {
 
   // Chooses the kernel for (m, n, k) and output type `out` by timing passes over all of `weights` (e.g. every layer's
   // matrix of that shape), unless already chosen on as many matrices. Not during graph capture.
-  // `cublaslt_epilogue`, where given, is the kernel the caller launches after a cuBLASLt GEMM to do what a skinny
-  // kernel does in its epilogue (e.g. SwiGLU on y): it runs after each timed cuBLASLt call, so that the candidates
-  // are compared doing the same work. It must only read y and write memory of its own.
+  // With `epilogue`, every candidate is timed doing that work too (the skinny variants with its SkinnyEpilogue,
+  // cuBLASLt followed by its kernel), so that they are compared doing what the step does; it must write only memory
+  // of its own (scratch KV rows for RoPE + append).
   void tune(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
-            cudaStream_t stream, DataType out = DataType::kBFloat16,
-            const std::function<void()>& cublaslt_epilogue = {});
+            cudaStream_t stream, DataType out = DataType::kBFloat16, const TuneEpilogue* epilogue = nullptr);
 
   // The kernel chosen for each shape so far, e.g. "8x6144x4096 skinny, 8x4096x4096 cublasLt" (" fp32 out" after
   // the shape of an fp32-output choice).
@@ -75,12 +84,12 @@ class Gemm {
     cublasLtMatmulAlgo_t algo{};
     int skinny_variant = -1;  // >= 0: that skinny_gemm variant measured faster than every cuBLASLt candidate
     std::size_t timed_over = 0;  // matrices the choice was timed on (0: not timed, cuBLASLt's first guess)
-    std::string timings;  // "cublasLt 12.1, skinny0 20.3, ...": us per matrix, best cuBLASLt candidate ("cublasLt +
-                          // epilogue": with tune()'s cublaslt_epilogue)
+    std::string timings;  // "cublasLt 12.1, skinny0 20.3, ...": us per matrix, best cuBLASLt candidate ("with
+                          // SwiGLU: cublasLt ...": each timed with tune()'s epilogue)
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, DataType>;  // m, n, k, output type
   const Plan& plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n, int64_t k,
-                   cudaStream_t stream, DataType out, const std::function<void()>& cublaslt_epilogue = {});
+                   cudaStream_t stream, DataType out, const TuneEpilogue* epilogue = nullptr);
   static void destroy(Plan& p);
   // y = x . w^T + beta y by the plan's cuBLASLt algorithm (beta 0 or 1); throws naming `what` and the shape.
   void run_cublaslt(const Plan& p, const void* x, const void* w, void* y, float beta, int64_t m, int64_t n, int64_t k,

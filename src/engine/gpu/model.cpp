@@ -5,7 +5,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <functional>
 #include <optional>
 #include <span>
 
@@ -436,43 +435,6 @@ void LlamaModel::keep_rows(const int32_t* rows, int64_t count, int64_t first) {
 void LlamaModel::lm_head(bool kept_rows, int64_t rows, StepTimer* timer) {
   if (timer) timer->mark(StepPart::kGemm);
   gemm_->linear(kept_rows ? last_ : x_, lm_head_, logits_, rows, vocab_cols_, hidden_, stream_);
-}
-
-void LlamaModel::prepare_gemms(int64_t n) {
-  if (prepared_batch_ == n) return;
-  prepared_batch_ = n;
-  if (persistent_decode(n)) return;  // its GEMMs are its own
-  const int64_t H = hidden_;
-  std::vector<const void*> qkv, o, gate_up, down;
-  for (const Layer& l : layers_) {
-    qkv.push_back(l.qkv);
-    o.push_back(l.o);
-    gate_up.push_back(l.gate_up);
-    down.push_back(l.down);
-  }
-  const void* const head[] = {lm_head_};
-  // gate/up: where the skinny kernel does SwiGLU in its epilogue, cuBLASLt is timed with the SwiGLU kernel it needs
-  // (gate_up_swiglu). q/k/v's RoPE + append is not timed so: it writes the KV cache at positions not set yet.
-  std::function<void()> swiglu_after;
-  if (fuse_epilogue_)
-    swiglu_after = [this, n] {
-      if (fp32_activations_)
-        swiglu_f32(gu32_, n, inter_, act_, stream_);
-      else
-        swiglu(gu_, n, inter_, act_, stream_);
-    };
-  if (fp32_activations_) {  // every layer GEMM's choice for fp32 outputs (the skinny epilogues look those up)
-    gemm_->tune(x_, qkv, qkv32_, n, qkv_cols_, H, stream_, DataType::kFloat32);
-    gemm_->tune(attn_, o, part32_, n, H, q_cols_, stream_, DataType::kFloat32);
-    gemm_->tune(x_, gate_up, gu32_, n, 2 * inter_, H, stream_, DataType::kFloat32, swiglu_after);
-    gemm_->tune(act_, down, part32_, n, H, inter_, stream_, DataType::kFloat32);
-  } else {
-    gemm_->tune(x_, qkv, qkv_, n, qkv_cols_, H, stream_);
-    gemm_->tune(attn_, o, part_, n, H, q_cols_, stream_);
-    gemm_->tune(x_, gate_up, gu_, n, 2 * inter_, H, stream_, DataType::kBFloat16, swiglu_after);
-    gemm_->tune(act_, down, part_, n, H, inter_, stream_);
-  }
-  gemm_->tune(x_, head, logits_, n, vocab_cols_, H, stream_);
 }
 
 }  // namespace nvrar::engine::gpu

@@ -3,7 +3,7 @@
 # norm_weight_after.patch (NVRAR_EXP_NORM_W_AFTER) + next/kps.patch (NVRAR_EXP_KPS: the tensor-core decode attention's
 # keys per split); .baseline = `git archive 49f0ed5`. In order of priority (each timed run is skipped when BUDGET, in
 # seconds from the start, runs out):
-# 1. Tests: test_gemm_gpu (TuneTimesCublasLtWithTheEpilogueItNeeds), test_residual_rmsnorm_gpu (switch 0 and 1),
+# 1. Tests: test_gemm_gpu (TuneTimesEveryCandidateWithTheStepsEpilogue), test_residual_rmsnorm_gpu (switch 0 and 1),
 #    test_engine_gpu (switch 1).
 # 2. Batch 8 gate/up, plans pinned, alternating, two runs each: P0 cuBLASLt + the SwiGLU kernel, P1 skinny2, P2
 #    skinny3, P3 (8 x 128 only) P1 + lm_head skinny3. Prediction (written before any run): P1 -0.5 to -2.5% at
