@@ -50,7 +50,8 @@ bool skinny_gemm_supports(const void* x, const void* w, const void* y, int64_t m
                           int variant = 0);
 // Throws nvrar::Error, launching nothing, for a call skinny_gemm_supports refuses or an epilogue whose shape does not
 // match n (kSwiGlu: n even; kRopeAppend: n = (q_heads + 2 kv_heads) head_dim with head_dim even and every pointer
-// set; fp32 set with a plain store). Gemm times the variants with the plain store of the output type it chooses for.
+// set; fp32 set with a plain store). Gemm times the variants with the plain store of the output type it chooses for,
+// or with the epilogue the step gives that GEMM (gemm.h's TuneEpilogue).
 void skinny_gemm(const void* x, const void* w, void* y, int64_t m, int64_t n, int64_t k, int variant,
                  cudaStream_t stream, const SkinnyEpilogue& epilogue = {});
 
