@@ -69,7 +69,7 @@ Gemm::~Gemm() {
 // L2 holds, as a decode step does. With an `epilogue` each candidate does the step's work on its output too: the
 // skinny kernels in their epilogue, cuBLASLt followed by the epilogue's kernel (on an H200 at batch 8 the GEMMs
 // timed alone chose cuBLASLt for gate/up, and the eager step's "other" phase, which holds the separate SwiGLU, was
-// 0.21 ms against 0.04 at batch 1). Inside a capture (nothing may run) cuBLASLt's first guess is taken.
+// 0.21 ms against 0.04-0.07 at batch 1). Inside a capture (nothing may run) cuBLASLt's first guess is taken.
 const Gemm::Plan& Gemm::plan(const void* x, std::span<const void* const> weights, void* y, int64_t m, int64_t n,
                              int64_t k, cudaStream_t stream, DataType out, const TuneEpilogue* epilogue) {
   check_output(out, m, n, k);
