@@ -358,40 +358,57 @@ void LlamaModel::qkv_rope_append(std::size_t i, int64_t n, const ForwardInputs& 
   const Layer& l = layers_[i];
   const int64_t H = hidden_;
   // Where the skinny kernel runs (decode sizes), it does RoPE + KV append on its outputs.
-  SkinnyEpilogue rope{SkinnyEpilogue::Kind::kRopeAppend, q_heads_, kv_heads_, head_dim_, in.positions,
-                      inv_freq_, in.seq, in.cache_k[i], in.cache_v[i], options_.max_seq};
-  rope.fp32 = fp32_activations_;
+  const SkinnyEpilogue rope = rope_epilogue(in.positions, in.seq, in.cache_k[i], in.cache_v[i], options_.max_seq);
   if (fuse_epilogue_ && gemm_->linear_skinny(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_, rope)) {
     if (timer) timer->mark(StepPart::kAttention);
     return;
   }
-  if (fp32_activations_) {
+  if (fp32_activations_)
     gemm_->linear(x_, l.qkv, qkv32_, n, qkv_cols_, H, stream_, DataType::kFloat32);
-    if (timer) timer->mark(StepPart::kAttention);
-    rope_qk_append_f32(qkv32_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq,
-                       in.cache_k[i], in.cache_v[i], options_.max_seq, qkv_, stream_);
-    return;
-  }
-  gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
+  else
+    gemm_->linear(x_, l.qkv, qkv_, n, qkv_cols_, H, stream_);
   if (timer) timer->mark(StepPart::kAttention);
-  rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, in.positions, inv_freq_, in.seq, in.cache_k[i],
-                 in.cache_v[i], options_.max_seq, stream_);
+  rope_append_after_gemm(n, in.positions, in.seq, in.cache_k[i], in.cache_v[i], options_.max_seq);
 }
 
 void LlamaModel::gate_up_swiglu(const bf16_t* gate_up, int64_t n, StepTimer* timer) {
   const int64_t H = hidden_;
+  if (fuse_epilogue_ && gemm_->linear_skinny(x_, gate_up, act_, n, 2 * inter_, H, stream_, swiglu_epilogue())) return;
+  if (fp32_activations_)
+    gemm_->linear(x_, gate_up, gu32_, n, 2 * inter_, H, stream_, DataType::kFloat32);
+  else
+    gemm_->linear(x_, gate_up, gu_, n, 2 * inter_, H, stream_);
+  if (timer) timer->mark(StepPart::kOther);
+  swiglu_after_gemm(n);
+}
+
+SkinnyEpilogue LlamaModel::rope_epilogue(const int32_t* positions, const int32_t* seq, bf16_t* cache_k,
+                                         bf16_t* cache_v, int64_t max_seq) const {
+  return {SkinnyEpilogue::Kind::kRopeAppend, q_heads_, kv_heads_, head_dim_, positions, inv_freq_, seq, cache_k,
+          cache_v, max_seq, fp32_activations_};
+}
+
+void LlamaModel::rope_append_after_gemm(int64_t n, const int32_t* positions, const int32_t* seq, bf16_t* cache_k,
+                                        bf16_t* cache_v, int64_t max_seq) {
+  if (fp32_activations_)
+    rope_qk_append_f32(qkv32_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, positions, inv_freq_, seq, cache_k,
+                       cache_v, max_seq, qkv_, stream_);
+  else
+    rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, positions, inv_freq_, seq, cache_k, cache_v,
+                   max_seq, stream_);
+}
+
+SkinnyEpilogue LlamaModel::swiglu_epilogue() const {
   SkinnyEpilogue silu{SkinnyEpilogue::Kind::kSwiGlu};
   silu.fp32 = fp32_activations_;
-  if (fuse_epilogue_ && gemm_->linear_skinny(x_, gate_up, act_, n, 2 * inter_, H, stream_, silu)) return;
-  if (fp32_activations_) {
-    gemm_->linear(x_, gate_up, gu32_, n, 2 * inter_, H, stream_, DataType::kFloat32);
-    if (timer) timer->mark(StepPart::kOther);
+  return silu;
+}
+
+void LlamaModel::swiglu_after_gemm(int64_t n) {
+  if (fp32_activations_)
     swiglu_f32(gu32_, n, inter_, act_, stream_);
-    return;
-  }
-  gemm_->linear(x_, gate_up, gu_, n, 2 * inter_, H, stream_);
-  if (timer) timer->mark(StepPart::kOther);
-  swiglu(gu_, n, inter_, act_, stream_);
+  else
+    swiglu(gu_, n, inter_, act_, stream_);
 }
 
 void LlamaModel::linear_residual_norm(const bf16_t* in, const bf16_t* w, int64_t k, const bf16_t* norm_weight,

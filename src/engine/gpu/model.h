@@ -197,6 +197,15 @@ class LlamaModel {
   void qkv_rope_append(std::size_t i, int64_t n, const ForwardInputs& in, StepTimer* timer);
   // The gate/up GEMM of weight gate_up on x_, then SwiGLU into act_.
   void gate_up_swiglu(const bf16_t* gate_up, int64_t n, StepTimer* timer);
+  // What the step does to those GEMMs' outputs, in the skinny kernel's epilogue or as the kernel after a cuBLASLt GEMM
+  // (from qkv32_ / gu32_ with fp32 activations), shared by the step and prepare_gemms' timing: RoPE + append of n
+  // rows into the KV rows given, SwiGLU into act_.
+  SkinnyEpilogue rope_epilogue(const int32_t* positions, const int32_t* seq, bf16_t* cache_k, bf16_t* cache_v,
+                               int64_t max_seq) const;
+  void rope_append_after_gemm(int64_t n, const int32_t* positions, const int32_t* seq, bf16_t* cache_k,
+                              bf16_t* cache_v, int64_t max_seq);
+  SkinnyEpilogue swiglu_epilogue() const;
+  void swiglu_after_gemm(int64_t n);
   // NVRAR_LLM_DECODE_KERNEL=persistent: refuses (Error naming the cause) where the kernel cannot run this model, else
   // allocates and zeroes its workspace.
   void init_persistent_decode();

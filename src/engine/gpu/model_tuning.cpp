@@ -10,8 +10,6 @@
 #include <optional>
 #include <vector>
 
-#include "engine/gpu/activations_f32.h"
-
 namespace nvrar::engine::gpu {
 
 void LlamaModel::prepare_gemms(int64_t n) {
@@ -42,24 +40,9 @@ void LlamaModel::prepare_gemms(int64_t n) {
     std::iota(host.begin() + n, host.end(), 0);
     cuda_check(cudaMemcpy(pos, host.data(), host.size() * sizeof(int32_t), cudaMemcpyHostToDevice), "GEMM tuning",
                rank_);
-    rope = TuneEpilogue{"RoPE + append",
-                        {SkinnyEpilogue::Kind::kRopeAppend, q_heads_, kv_heads_, head_dim_, pos, inv_freq_, seq, k_rows,
-                         v_rows, /*max_seq=*/1, fp32_activations_},
-                        qkv_, [=, this] {
-                          if (fp32_activations_)
-                            rope_qk_append_f32(qkv32_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, pos, inv_freq_,
-                                               seq, k_rows, v_rows, 1, qkv_, stream_);
-                          else
-                            rope_qk_append(qkv_, n, qkv_cols_, q_heads_, kv_heads_, head_dim_, pos, inv_freq_, seq,
-                                           k_rows, v_rows, 1, stream_);
-                        }};
-    silu = TuneEpilogue{"SwiGLU", {SkinnyEpilogue::Kind::kSwiGlu}, act_, [n, this] {
-                          if (fp32_activations_)
-                            swiglu_f32(gu32_, n, inter_, act_, stream_);
-                          else
-                            swiglu(gu_, n, inter_, act_, stream_);
-                        }};
-    silu->skinny.fp32 = fp32_activations_;
+    rope = TuneEpilogue{"RoPE + append", rope_epilogue(pos, seq, k_rows, v_rows, /*max_seq=*/1), qkv_,
+                        [=, this] { rope_append_after_gemm(n, pos, seq, k_rows, v_rows, 1); }};
+    silu = TuneEpilogue{"SwiGLU", swiglu_epilogue(), act_, [n, this] { swiglu_after_gemm(n); }};
   }
   const TuneEpilogue* rope_work = rope ? &*rope : nullptr;
   const TuneEpilogue* silu_work = silu ? &*silu : nullptr;
