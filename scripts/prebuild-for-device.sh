@@ -10,9 +10,9 @@
 # The build: build/prebuilt, Release, sm_90 only, NVSHMEM and MPI off (the GPU machine's NVSHMEM and MPI need not
 # match this machine's; nvrar-llm at TP 1 and the single-GPU tests use neither). DIR (default .prebuilt, ignored by
 # git): bin/ the targets' executables, lib/ libnvrar_gpu.so and every library they resolve under .deps/ (fmt, PCRE2),
-# env.sh, which puts lib/, the CUDA toolkit's and the Python NCCL wheel's library folders on LD_LIBRARY_PATH and fails,
-# naming the library, where an executable still misses one. Keep DIR under the 64 MiB a device call carries; the
-# script warns above 60 MiB.
+# BUILT_FROM (the commit, "+changes" for a dirty tree) and env.sh, which prints BUILT_FROM, puts lib/, the CUDA
+# toolkit's and the Python NCCL wheel's library folders on LD_LIBRARY_PATH and fails, naming the library, where an
+# executable still misses one. Keep DIR under the 64 MiB a device call carries; the script warns above 60 MiB.
 set -euo pipefail
 
 out=.prebuilt
@@ -45,6 +45,10 @@ for t in "${targets[@]}"; do
     '$3 ~ "^" deps || $3 ~ "^" b { print $3 }' | while read -r lib; do cp -L "$lib" "$out/lib/"; done
 done
 
+# What the binaries were built from, printed by env.sh into the call's log: a stale folder shows itself.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- 2>/dev/null || commit+="+changes"
+echo "$commit" > "$out/BUILT_FROM"
 cat > "$out/env.sh" <<'EOF'
 # Sourced on the GPU machine from the repository root (prebuild-for-device.sh): the staged libraries first, then the
 # CUDA toolkit's and the NCCL wheel's folders; returns 1, naming the library, if an executable still misses one.
@@ -54,6 +58,7 @@ for _d in "$_nccl" /usr/local/cuda/lib /usr/local/cuda/lib64 "$_prebuilt/lib"; d
   [ -n "$_d" ] && [ -d "$_d" ] && export LD_LIBRARY_PATH="$_d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
+echo "prebuilt: built from $(cat "$_prebuilt/BUILT_FROM")"
 _missing=$(for _e in "$_prebuilt"/bin/*; do
   ldd "$_e" | sed -n "s|^\s*\(\S*\) => not found|$(basename "$_e"): \1|p"
 done)
