@@ -26,6 +26,8 @@
 #    test_engine_gpu with each, then 1 x 8192, 1 x 32768, 8 x 8192, plan pinned, 0 / 16 / 32 alternating, two runs
 #    each. Prediction: 3-4 dependent L2 round trips fewer at the end of every layer's attention, -0.7 to -1.4% at
 #    1 x 8192 (33 splits), -1 to -1.8% at 1 x 32768 (47), within 0.2% at 8 x 8192 (4-6 splits, one round already).
+# 9. (not in the default PARTS) compute-sanitizer racecheck and memcheck of the tensor-core attention tests with
+#    NVRAR_EXP_MERGE=32.
 set -u
 export NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 W=/tmp/ca; rm -rf $W; mkdir -p $W/b8 $W/kps $W/ab $W/mg
@@ -138,6 +140,15 @@ for c in 1:8192 1:32768 8:8192; do
   done
 done
 stamp merge done
+}
+part9() {  # compute-sanitizer on the merge experiment's path (splits > 1: TensorCoreAttentionRepeatsAndReplays)
+for tool in racecheck memcheck; do
+  [ $(left) -lt 60 ] && { stamp "sanitizer $tool skipped (time)"; continue; }
+  NVRAR_EXP_MERGE=32 timeout $(( $(left) - 10 )) compute-sanitizer --tool $tool --error-exitcode 9 \
+    $TB/test_engine_gpu --gtest_filter='*TensorCoreAttention*' > $W/san_$tool.log 2>&1
+  stamp "sanitizer $tool (merge 32) rc=$? $(grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED)' $W/san_$tool.log | tr "\n" " ")"
+  cp $W/san_$tool.log $OUT/
+done
 }
 for p in ${PARTS:-1 2 3 4 5 6 7 8}; do part$p; done
 stamp end
