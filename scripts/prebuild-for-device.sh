@@ -3,9 +3,14 @@
 # toolkit's, into one folder a GPU machine can run from: the device time a call would spend compiling (40-70 s for
 # nvrar-llm and a test on 16 cores) is spent here instead.
 #
-#   bash scripts/prebuild-for-device.sh [--out DIR] TARGET...       e.g. nvrar-llm test_gemm_gpu
-#   then, on the GPU machine, from the repository root:
+#   bash scripts/prebuild-for-device.sh [--out DIR] [--from COMMIT] [--patch FILE]... TARGET...
+#   e.g. nvrar-llm test_gemm_gpu; then, on the GPU machine, from the repository root:
 #   source DIR/env.sh && DIR/bin/nvrar-llm bench ...
+#
+# By default the working tree is built (in build/prebuilt). With --from COMMIT (a baseline) or --patch FILE (an
+# experiment patch, `patch -p1`, applied in the order given) the script builds a copy instead: `git archive` of COMMIT
+# (default HEAD) in build/prebuilt-tree/src with the patches applied, only the files that changed since its last
+# use rewritten (so the build in build/prebuilt-tree/build stays incremental); the working tree is left as it is.
 #
 # The build: build/prebuilt, Release, sm_90 only, NVSHMEM and MPI off (the GPU machine's NVSHMEM and MPI need not
 # match this machine's; nvrar-llm at TP 1 and the single-GPU tests use neither). DIR (default .prebuilt, ignored by
@@ -16,11 +21,18 @@
 set -euo pipefail
 
 out=.prebuilt
+from=""
+patches=()
 targets=()
+die() { echo "prebuild-for-device.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=${2:?"prebuild-for-device.sh: --out needs a folder"}; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --from) from=${2:?"prebuild-for-device.sh: --from needs a commit"}; shift 2 ;;
+    --patch)
+      [ -f "${2:-}" ] || die "--patch ${2:-}: no such file"
+      patches+=("$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "prebuild-for-device.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -29,8 +41,33 @@ done
 nvcc=${CUDACXX:-/usr/local/cuda/bin/nvcc}
 [ -x "$nvcc" ] || { echo "prebuild-for-device.sh: no CUDA compiler at $nvcc (set CUDACXX)" >&2; exit 2; }
 
+src=.
 build=build/prebuilt
-cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DNVRAR_CUDA=ON \
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- 2>/dev/null || commit+="+changes"
+if [ -n "$from" ] || [ ${#patches[@]} -gt 0 ]; then
+  rev=${from:-HEAD}
+  git rev-parse --verify -q "$rev^{commit}" > /dev/null || die "--from $rev: not a commit of this repository"
+  commit=$(git rev-parse --short "$rev^{commit}")
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  git archive "$rev" | tar x -C "$tmp" --exclude=bench/results
+  for p in "${patches[@]}"; do
+    (cd "$tmp" && patch -p1 -s -f --dry-run < "$p" > /dev/null && patch -p1 -s -f --no-backup-if-mismatch < "$p") ||
+      die "--patch $p does not apply to $commit (after the patches before it)"
+    commit+=" + $(basename "$p")"
+  done
+  src=build/prebuilt-tree/src
+  build=build/prebuilt-tree/build
+  mkdir -p $src
+  # Rewrite only the files that differ, and remove those the copy no longer has: ninja then rebuilds what changed.
+  (cd "$tmp" && find . -type f) | while read -r f; do
+    cmp -s "$tmp/$f" "$src/$f" || { mkdir -p "$src/$(dirname "$f")"; cp "$tmp/$f" "$src/$f"; }
+  done
+  (cd $src && find . -type f -not -path './.deps/*') | while read -r f; do [ -e "$tmp/$f" ] || rm "$src/$f"; done
+  [ -d .deps ] && ln -sfn "$PWD/.deps" $src/.deps
+fi
+cmake -S $src -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DNVRAR_CUDA=ON \
   -DNVRAR_NVSHMEM=OFF -DNVRAR_MPI=OFF -DCMAKE_CUDA_COMPILER="$nvcc" > /dev/null
 cmake --build $build --target "${targets[@]}"
 
@@ -41,13 +78,10 @@ for t in "${targets[@]}"; do
   [ -n "$exe" ] || { echo "prebuild-for-device.sh: target $t built no executable under $build" >&2; exit 1; }
   cp "$exe" "$out/bin/"
   # The libraries this build made or .deps provides; the toolkit's (cudart, cuBLASLt, NCCL) are the device's own.
-  ldd "$exe" | awk -v deps="$PWD/.deps/" -v b="$PWD/$build/" \
-    '$3 ~ "^" deps || $3 ~ "^" b { print $3 }' | while read -r lib; do cp -L "$lib" "$out/lib/"; done
+  ldd "$exe" | awk -v repo="$PWD/" '$3 ~ "^" repo { print $3 }' | while read -r lib; do cp -L "$lib" "$out/lib/"; done
 done
 
 # What the binaries were built from, printed by env.sh into the call's log: a stale folder shows itself.
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD -- 2>/dev/null || commit+="+changes"
 echo "$commit" > "$out/BUILT_FROM"
 cat > "$out/env.sh" <<'EOF'
 # Sourced on the GPU machine from the repository root (prebuild-for-device.sh): the staged libraries first, then the

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Nineteenth session: the sixteenth to eighteenth sessions' unmeasured changes and experiments, and this session's
 # merge experiment, with binaries built on the CPU machine (nothing is compiled here):
-#   .prebuilt      = 6b316f5 + ../2026-12-06f-decode/next/norm_weight_after.patch (NVRAR_EXP_NORM_W_AFTER)
+#   .prebuilt      = HEAD + ../2026-12-06f-decode/next/norm_weight_after.patch (NVRAR_EXP_NORM_W_AFTER)
 #                    + ../2026-12-06g-batch8/next/kps.patch (NVRAR_EXP_KPS) + merge_early.patch (NVRAR_EXP_MERGE); with
-#                    the three switches unset it is 6b316f5.
-#                    `bash scripts/prebuild-for-device.sh nvrar-llm test_gemm_gpu test_residual_rmsnorm_gpu
-#                    test_engine_gpu` on the patched tree.
-#   .prebuilt-base = 49f0ed5 (before the 64-row limit of the unit-per-thread norm), nvrar-llm only: from a
-#                    `git archive 49f0ed5` folder, `bash <HEAD>/scripts/prebuild-for-device.sh --out <repo>/.prebuilt-base
-#                    nvrar-llm`.
+#                    the three switches unset it is HEAD (6b316f5 when written):
+#                    `bash scripts/prebuild-for-device.sh
+#                    --patch bench/results/2026-12-06f-decode/next/norm_weight_after.patch
+#                    --patch bench/results/2026-12-06g-batch8/next/kps.patch
+#                    --patch bench/results/2026-12-07b-decode/merge_early.patch
+#                    nvrar-llm test_gemm_gpu test_residual_rmsnorm_gpu test_engine_gpu`
+#   .prebuilt-base = 49f0ed5 (before the 64-row limit of the unit-per-thread norm), nvrar-llm only:
+#                    `bash scripts/prebuild-for-device.sh --from 49f0ed5 --out .prebuilt-base nvrar-llm`
 # carry [".prebuilt", ".prebuilt-base"]; BUDGET=570 PARTS="1 2 3" bash bench/results/2026-12-07b-decode/run.sh; PARTS
 # (default all, in this order of priority) picks parts; each timed run is skipped when BUDGET runs out:
 # 1. Tests: test_gemm_gpu (TuneTimesEveryCandidateWithTheStepsEpilogue), test_residual_rmsnorm_gpu (switch 0, 1),
