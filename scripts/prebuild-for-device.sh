@@ -15,9 +15,10 @@
 # The build: build/prebuilt, Release, sm_90 only, NVSHMEM and MPI off (the GPU machine's NVSHMEM and MPI need not
 # match this machine's; nvrar-llm at TP 1 and the single-GPU tests use neither). DIR (default .prebuilt, ignored by
 # git): bin/ the targets' executables, lib/ libnvrar_gpu.so and every library they resolve under .deps/ (fmt, PCRE2),
-# BUILT_FROM (the commit, "+changes" for a dirty tree) and env.sh, which prints BUILT_FROM, puts lib/, the CUDA
-# toolkit's and the Python NCCL wheel's library folders on LD_LIBRARY_PATH and fails, naming the library, where an
-# executable still misses one. Keep DIR under the 64 MiB a device call carries; the script warns above 60 MiB.
+# BUILT_FROM (the commit, "+changes" for a dirty tree, " + NAME" per patch) and env.sh, which prints BUILT_FROM, puts
+# lib/, the CUDA toolkit's and the Python NCCL wheel's library folders on LD_LIBRARY_PATH and fails, naming the
+# library, where an executable still misses one. Keep DIR under the 64 MiB a device call carries; the script warns
+# above 60 MiB.
 set -euo pipefail
 
 out=.prebuilt
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --patch)
       [ -f "${2:-}" ] || die "--patch ${2:-}: no such file"
       patches+=("$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     -*) echo "prebuild-for-device.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -65,7 +66,7 @@ if [ -n "$from" ] || [ ${#patches[@]} -gt 0 ]; then
     cmp -s "$tmp/$f" "$src/$f" || { mkdir -p "$src/$(dirname "$f")"; cp "$tmp/$f" "$src/$f"; }
   done
   (cd $src && find . -type f -not -path './.deps/*') | while read -r f; do [ -e "$tmp/$f" ] || rm "$src/$f"; done
-  [ -d .deps ] && ln -sfn "$PWD/.deps" $src/.deps
+  if [ -d .deps ]; then ln -sfn "$PWD/.deps" $src/.deps; fi  # NvrarDependencies.cmake looks beside the sources
 fi
 cmake -S $src -B $build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DNVRAR_CUDA=ON \
   -DNVRAR_NVSHMEM=OFF -DNVRAR_MPI=OFF -DCMAKE_CUDA_COMPILER="$nvcc" > /dev/null
