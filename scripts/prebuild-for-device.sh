@@ -34,13 +34,13 @@ while [ $# -gt 0 ]; do
       [ -f "${2:-}" ] || die "--patch ${2:-}: no such file"
       patches+=("$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"); shift 2 ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-    -*) echo "prebuild-for-device.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    -*) die "unknown option $1 (see --help)" ;;
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || { echo "prebuild-for-device.sh: name at least one target, e.g. nvrar-llm" >&2; exit 2; }
+[ ${#targets[@]} -gt 0 ] || die "name at least one target, e.g. nvrar-llm"
 nvcc=${CUDACXX:-/usr/local/cuda/bin/nvcc}
-[ -x "$nvcc" ] || { echo "prebuild-for-device.sh: no CUDA compiler at $nvcc (set CUDACXX)" >&2; exit 2; }
+[ -x "$nvcc" ] || die "no CUDA compiler at $nvcc (set CUDACXX)"
 
 src=.
 build=build/prebuilt
